@@ -1,0 +1,121 @@
+#' Input-convex neural network
+#'
+#' Creates a dense input-convex neural network (ICNN) with quadratic skip
+#' connections,
+#' \deqn{\psi(x) = v^\top z_L + \frac{\alpha}{2}|x|^2,}{psi(x) = v'z_L + alpha |x|^2 / 2,}
+#' where \eqn{z_1 = Q_1(x)}, \eqn{z_l = \sigma(W_l z_{l-1} + Q_l(x))} with
+#' non-negative \eqn{W_l} and \eqn{v}, a convex non-decreasing activation
+#' \eqn{\sigma}, and convex quadratics \eqn{Q_{l,k}(x) = \sum_j (a_{l,k,j}^\top x)^2
+#' + b_{l,k}^\top x + c_{l,k}} of rank `rank`. The strong-convexity weight
+#' \eqn{\alpha} is kept above `alpha_min`, so the Hessian is always positive
+#' definite and the map \eqn{\nabla\psi} is invertible.
+#'
+#' The new network's map is the identity up to about `1e-5`: the quadratic
+#' and hidden weights are random, the output weights tiny and \eqn{\alpha = 1}.
+#' Parameters are held in one plain numeric vector (`$theta`), so a network
+#' survives [saveRDS()] and [readRDS()].
+#'
+#' @param dim Dimension of the input, a whole number >= 1.
+#' @param hidden Widths of the layers, whole numbers >= 1 (at most 32 layers).
+#' @param rank Rank of the quadratic skip terms, a whole number >= 1.
+#' @param activation `"softplus"` (the default) or `"squared_softplus"`
+#'   (\eqn{\mathrm{softplus}^2/2}{softplus^2 / 2}).
+#' @param alpha_min Lower bound of the strong-convexity weight \eqn{\alpha}.
+#' @return An object of class `"icnn"`.
+#' @seealso [predict.icnn()], [jko_fit()].
+#' @examples
+#' set.seed(1)
+#' net <- icnn(2, hidden = c(16, 16), rank = 2)
+#' net
+#' x <- matrix(rnorm(6), 3, 2)
+#' predict(net, x, type = "gradient") - x   # the identity map, nearly
+#' @export
+icnn <- function(dim, hidden = c(64, 64), rank = 5, activation = "softplus",
+                 alpha_min = 1e-4) {
+  dim <- check_count(dim, "dim")
+  hidden <- check_counts(hidden, "hidden")
+  if (length(hidden) > 32L) {
+    abort("`hidden` must have at most 32 layers, not %d.", length(hidden))
+  }
+  rank <- check_count(rank, "rank")
+  if (!is.character(activation) || length(activation) != 1L ||
+      !activation %in% activations) {
+    abort("`activation` must be one of %s, not %s.",
+          paste0("\"", activations, "\"", collapse = " or "), describe(activation))
+  }
+  alpha_min <- check_positive(alpha_min, "alpha_min")
+  net <- structure(list(dim = dim, hidden = hidden, rank = rank,
+                        activation = activation, alpha_min = alpha_min,
+                        theta = NULL), class = "icnn")
+  net$theta <- .Call(C_icnn_init, arch(net), net$alpha_min)
+  net
+}
+
+activations <- c("softplus", "squared_softplus")
+
+arch <- function(net) {
+  as.integer(c(net$dim, length(net$hidden), net$rank,
+               match(net$activation, activations), net$hidden))
+}
+
+#' Evaluate an input-convex neural network
+#'
+#' @param object An `"icnn"` network.
+#' @param x Points, an n x dim numeric matrix (a vector is one point, or n
+#'   points when dim = 1).
+#' @param type What to compute: the potential \eqn{\psi(x)} (a length-n
+#'   vector), its gradient, the map \eqn{\nabla\psi(x)} (an n x dim matrix),
+#'   the Hessian (a dim x dim x n array), or \eqn{\log\det\nabla^2\psi(x)}
+#'   (a length-n vector, by Cholesky factorisation in double precision).
+#' @param threads Number of OpenMP threads for the per-sample work.
+#' @param ... Unused.
+#' @return See `type`.
+#' @examples
+#' set.seed(1)
+#' net <- icnn(2, hidden = c(8, 8), rank = 2)
+#' predict(net, c(0.5, -1), type = "logdet")
+#' @export
+predict.icnn <- function(object, x,
+                         type = c("potential", "gradient", "hessian", "logdet"),
+                         threads = 1, ...) {
+  type <- match.arg(type)
+  x <- check_points(x, object$dim, "x")
+  threads <- check_threads(threads)
+  what <- switch(type, potential = 0L, gradient = 0L, logdet = 1L, hessian = 2L)
+  out <- .Call(C_icnn_eval, arch(object), object$alpha_min, object$theta,
+               to_cols(x), what, threads)
+  switch(type,
+    potential = out[[1L]],
+    gradient = {
+      g <- t(out[[2L]])
+      dimnames(g) <- dimnames(x)
+      g
+    },
+    logdet = out[[3L]],
+    hessian = array(out[[4L]], c(object$dim, object$dim, nrow(x))))
+}
+
+#' @export
+print.icnn <- function(x, ...) {
+  cat(sprintf("Input-convex neural network: dimension %d, %d layer%s (%s), rank %d, %s\n",
+              x$dim, length(x$hidden), if (length(x$hidden) == 1L) "" else "s",
+              paste(x$hidden, collapse = " x "), x$rank, x$activation))
+  cat(sprintf("%d parameters\n", length(x$theta)))
+  invisible(x)
+}
+
+# Named parameter blocks (A_l, B_l, c_l, W_l, v, a) as index vectors into
+# theta, for tests and inspection.
+icnn_blocks <- function(net) {
+  lay <- .Call(C_icnn_layout, arch(net), net$alpha_min)
+  L <- nrow(lay)
+  np <- length(net$theta)
+  starts <- c(as.vector(t(lay)), np - net$hidden[L] - 1L, np - 1L)
+  nms <- c(paste0(rep(c("A", "B", "c", "W"), L), rep(seq_len(L), each = 4L)),
+           "v", "a")
+  keep <- starts >= 0
+  starts <- starts[keep]
+  ends <- c(starts[-1L], np)
+  stats::setNames(Map(function(s, e) seq.int(s + 1L, e), starts, ends),
+                  nms[keep])
+}

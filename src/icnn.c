@@ -1,0 +1,258 @@
+/* The network: parameter layout, identity initialisation, workspace and the
+ * forward pass (potential, the delta recursion and the map grad psi). */
+#define USE_FC_LEN_T
+#include <R.h>
+#include <Rmath.h>
+#include <R_ext/BLAS.h>
+#ifndef FCONE
+# define FCONE
+#endif
+#include <string.h>
+#include "icnn.h"
+
+static double softplus(double s)
+{
+    return s > 0 ? s + log1p(exp(-s)) : log1p(exp(s));
+}
+
+/* sigma and its first three derivatives, all in closed form. */
+void act_eval(int act, double s, double *f, double *f1, double *f2, double *f3)
+{
+    double g = s >= 0 ? 1.0 / (1.0 + exp(-s)) : exp(s) / (1.0 + exp(s));
+    double g1 = g * (1.0 - g), g2 = g1 * (1.0 - 2.0 * g);
+    double sp = softplus(s);
+    if (act == ACT_SQSOFTPLUS) {      /* sigma = softplus^2 / 2 */
+        if (f) *f = 0.5 * sp * sp;
+        if (f1) *f1 = sp * g;
+        if (f2) *f2 = g * g + sp * g1;
+        if (f3) *f3 = 3.0 * g * g1 + sp * g2;
+    } else {                          /* sigma = softplus */
+        if (f) *f = sp;
+        if (f1) *f1 = g;
+        if (f2) *f2 = g1;
+        if (f3) *f3 = g2;
+    }
+}
+
+int icnn_setup(icnn_t *net, int D, int L, const int *w, int r, int act,
+               double alpha_min)
+{
+    if (D < 1 || L < 1 || L > ICNN_MAX_LAYERS || r < 1) return 1;
+    net->D = D; net->L = L; net->r = r; net->act = act;
+    net->alpha_min = alpha_min;
+    net->wmax = 0;
+    size_t off = 0;
+    for (int l = 0; l < L; l++) {
+        if (w[l] < 1) return 1;
+        net->w[l] = w[l];
+        if (w[l] > net->wmax) net->wmax = w[l];
+        net->offA[l] = off; off += (size_t) w[l] * r * D;
+        net->offB[l] = off; off += (size_t) w[l] * D;
+        net->offc[l] = off; off += (size_t) w[l];
+        net->offW[l] = off; if (l > 0) off += (size_t) w[l] * w[l - 1];
+    }
+    net->offv = off; off += (size_t) w[L - 1];
+    net->offa = off; off += 1;
+    net->npar = off;
+    return 0;
+}
+
+double icnn_alpha(const icnn_t *net, const double *th)
+{
+    return net->alpha_min + softplus(th[net->offa]);
+}
+
+/* Random quadratic and hidden weights of unit scale, and output weights so
+ * small that grad psi(x) = x to about 1e-5 on N(0, I): the identity map at
+ * the start of training, without pretraining. */
+void icnn_init_params(const icnn_t *net, double *th)
+{
+    int D = net->D, r = net->r;
+    for (int l = 0; l < net->L; l++) {
+        int w = net->w[l];
+        double sa = 1.0 / sqrt((double) r * D), sb = 1.0 / sqrt((double) D);
+        for (size_t i = 0; i < (size_t) w * r * D; i++)
+            th[net->offA[l] + i] = sa * norm_rand();
+        for (size_t i = 0; i < (size_t) w * D; i++)
+            th[net->offB[l] + i] = sb * norm_rand();
+        for (int k = 0; k < w; k++) th[net->offc[l] + k] = 0.0;
+        if (l > 0) {
+            int wp = net->w[l - 1];
+            for (size_t i = 0; i < (size_t) w * wp; i++)
+                th[net->offW[l] + i] = 2.0 * unif_rand() / wp;
+        }
+    }
+    int wL = net->w[net->L - 1];
+    for (int k = 0; k < wL; k++) th[net->offv + k] = 1e-5 / wL;
+    /* alpha = 1: softplus(a) = 1 - alpha_min */
+    double t = 1.0 - net->alpha_min;
+    th[net->offa] = t + log(-expm1(-t));
+}
+
+/* Non-negativity of the hidden-to-hidden and output weights (projection
+ * after each optimiser step). */
+void icnn_project(const icnn_t *net, double *th)
+{
+    for (int l = 1; l < net->L; l++) {
+        double *W = th + net->offW[l];
+        size_t m = (size_t) net->w[l] * net->w[l - 1];
+        for (size_t i = 0; i < m; i++) if (W[i] < 0) W[i] = 0;
+    }
+    for (int k = 0; k < net->w[net->L - 1]; k++)
+        if (th[net->offv + k] < 0) th[net->offv + k] = 0;
+}
+
+static double *ralloc(size_t n)
+{
+    return (double *) R_alloc(n > 0 ? n : 1, sizeof(double));
+}
+
+/* hess = 0: potential and map only; 1: also Hessians; 2: also the
+ * parameter gradients. Memory is R_alloc'ed, so an error or an interrupt
+ * cannot leak it. */
+void icnn_ws_alloc(const icnn_t *net, icnn_ws *ws, int nmax, int hess, int nth)
+{
+    int D = net->D, r = net->r, wm = net->wmax;
+    size_t n = (size_t) nmax, D2 = (size_t) D * D;
+    memset(ws, 0, sizeof(*ws));
+    ws->nmax = nmax; ws->hess = hess; ws->nth = nth < 1 ? 1 : nth;
+    for (int l = 0; l < net->L; l++) {
+        size_t w = net->w[l];
+        ws->P[l] = ralloc(w * r * n);
+        ws->S[l] = ralloc(w * n);
+        ws->Z[l] = l == 0 ? ws->S[0] : ralloc(w * n);
+        ws->U[l] = ralloc(w * n);
+        ws->Dl[l] = ralloc(w * n);
+        ws->C[l] = ralloc(w * n);
+        if (hess) {
+            ws->M[l] = ralloc(D2 * w);
+            /* G_1 is needed only to start the Jacobian recursion */
+            ws->G[l] = (l == 0 && net->L == 1) ? NULL : ralloc(w * D * n);
+            /* J_L is never used; J_1 = G_1 (no activation on layer 1) */
+            ws->J[l] = (l == 0) ? ws->G[0] :
+                       (l == net->L - 1 ? NULL : ralloc(w * D * n));
+        }
+        if (hess > 1) {
+            ws->Ub[l] = ralloc(w * n);
+            ws->Sb[l] = ralloc(w * n);
+            ws->Cb[l] = ralloc(w * n);
+            ws->Pb[l] = ralloc(w * r * n);
+        }
+    }
+    ws->PU = ralloc((size_t) wm * r * n);
+    if (hess) {
+        ws->H = ralloc(D2 * n);
+        ws->Lc = ralloc(D2 * n);
+        ws->tmp = ralloc((size_t) ws->nth * (wm * (size_t) D + 2 * D2));
+    }
+    if (hess > 1) {
+        ws->Hbar = ralloc(D2 * n);
+        if (net->L > 1) {
+            ws->GB = ralloc((size_t) wm * D * n);
+            ws->JB = ralloc((size_t) wm * D * n);
+        }
+        ws->Mbar = ralloc(D2 * wm);
+        ws->Zb = ralloc((size_t) wm * n);
+        ws->Db = ralloc((size_t) wm * n);
+    }
+}
+
+/* Forward pass over n samples (X is D x n):
+ *   s_l, z_l as above; delta_L = v, u_l = sigma'(s_l) delta_l,
+ *   delta_{l-1} = W_l' u_l, c_l = sigma''(s_l) delta_l;
+ *   grad psi = sum_l A_l' (2 p_l * u_l) + B_l' u_l + alpha x.
+ * psi and Y (D x n) may be NULL. */
+void icnn_forward(const icnn_t *net, const double *th, const double *X, int n,
+                  icnn_ws *ws, double *psi, double *Y)
+{
+    const int D = net->D, r = net->r, L = net->L, nth = ws->nth, act = net->act;
+    const double one = 1.0, zero = 0.0, two = 2.0;
+    const double alpha = icnn_alpha(net, th);
+
+    for (int l = 0; l < L; l++) {
+        int w = net->w[l], wr = w * r;
+        const double *A = th + net->offA[l], *B = th + net->offB[l],
+                     *c = th + net->offc[l];
+        double *P = ws->P[l], *S = ws->S[l];
+        F77_CALL(dgemm)("N", "N", &wr, &n, &D, &one, A, &wr, X, &D, &zero,
+                        P, &wr FCONE FCONE);
+        F77_CALL(dgemm)("N", "N", &w, &n, &D, &one, B, &w, X, &D, &zero,
+                        S, &w FCONE FCONE);
+        if (l > 0) {
+            int wp = net->w[l - 1];
+            F77_CALL(dgemm)("N", "N", &w, &n, &wp, &one, th + net->offW[l], &w,
+                            ws->Z[l - 1], &wp, &one, S, &w FCONE FCONE);
+        }
+        double *Zl = ws->Z[l];
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nth) schedule(static)
+#endif
+        for (int i = 0; i < n; i++) {
+            const double *Pi = P + (size_t) wr * i;
+            double *Si = S + (size_t) w * i, *Zi = Zl + (size_t) w * i;
+            for (int k = 0; k < w; k++) {
+                double q = c[k];
+                for (int j = 0; j < r; j++) q += Pi[k * r + j] * Pi[k * r + j];
+                Si[k] += q;
+                if (l > 0) act_eval(act, Si[k], Zi + k, NULL, NULL, NULL);
+            }
+        }
+    }
+
+    const double *v = th + net->offv;
+    const int wL = net->w[L - 1];
+    if (psi) {
+        for (int i = 0; i < n; i++) {
+            const double *Zi = ws->Z[L - 1] + (size_t) wL * i, *xi = X + (size_t) D * i;
+            double s = 0, xx = 0;
+            for (int k = 0; k < wL; k++) s += v[k] * Zi[k];
+            for (int d = 0; d < D; d++) xx += xi[d] * xi[d];
+            psi[i] = s + 0.5 * alpha * xx;
+        }
+    }
+
+    /* delta recursion, top layer down */
+    for (int i = 0; i < n; i++)
+        memcpy(ws->Dl[L - 1] + (size_t) wL * i, v, wL * sizeof(double));
+    for (int l = L - 1; l >= 0; l--) {
+        int w = net->w[l];
+        double *Dd = ws->Dl[l], *U = ws->U[l], *Cc = ws->C[l];
+        const double *S = ws->S[l];
+        if (l == 0) {
+            memcpy(U, Dd, (size_t) w * n * sizeof(double));
+            memset(Cc, 0, (size_t) w * n * sizeof(double));
+        } else {
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nth) schedule(static)
+#endif
+            for (size_t m = 0; m < (size_t) w * n; m++) {
+                double f1, f2;
+                act_eval(act, S[m], NULL, &f1, &f2, NULL);
+                U[m] = f1 * Dd[m];
+                Cc[m] = f2 * Dd[m];
+            }
+            int wp = net->w[l - 1];
+            F77_CALL(dgemm)("T", "N", &wp, &n, &w, &one, th + net->offW[l], &w,
+                            U, &w, &zero, ws->Dl[l - 1], &wp FCONE FCONE);
+        }
+    }
+
+    if (Y) {
+        for (size_t m = 0; m < (size_t) D * n; m++) Y[m] = alpha * X[m];
+        for (int l = 0; l < L; l++) {
+            int w = net->w[l], wr = w * r;
+            const double *P = ws->P[l], *U = ws->U[l];
+            double *PU = ws->PU;
+            for (int i = 0; i < n; i++)
+                for (int k = 0; k < w; k++) {
+                    double uk = U[(size_t) w * i + k];
+                    for (int j = 0; j < r; j++)
+                        PU[(size_t) wr * i + k * r + j] = P[(size_t) wr * i + k * r + j] * uk;
+                }
+            F77_CALL(dgemm)("T", "N", &D, &n, &wr, &two, th + net->offA[l], &wr,
+                            PU, &wr, &one, Y, &D FCONE FCONE);
+            F77_CALL(dgemm)("T", "N", &D, &n, &w, &one, th + net->offB[l], &w,
+                            U, &w, &one, Y, &D FCONE FCONE);
+        }
+    }
+}

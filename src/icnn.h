@@ -1,0 +1,99 @@
+/* The dense input-convex network (ICNN) with quadratic skips, its workspace
+ * and the kernels that evaluate it (see design.md, sections 2 and 3).
+ *
+ *   s_1 = Q_1(x),  z_1 = s_1
+ *   s_l = W_l z_{l-1} + Q_l(x),  z_l = sigma(s_l),  l = 2..L,  W_l >= 0
+ *   psi(x) = v' z_L + alpha |x|^2 / 2,  v >= 0,  alpha = alpha_min + softplus(a)
+ *   Q_{l,k}(x) = sum_r (a_{l,k,r}' x)^2 + b_{l,k}' x + c_{l,k}
+ *
+ * All batches are column-major with one sample per column: x is D x n.
+ * Parameters live in one flat vector theta; per layer l the blocks are
+ *   A_l  (w_l r) x D   row k r + j holds a_{l,k,j}
+ *   B_l  w_l x D
+ *   c_l  w_l
+ *   W_l  w_l x w_{l-1}  (l >= 2 only)
+ * followed by v (w_L) and the raw strong-convexity parameter a (1).
+ */
+#ifndef JKOFLOW_ICNN_H
+#define JKOFLOW_ICNN_H
+
+#include <stddef.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define ICNN_MAX_LAYERS 32
+
+enum { ACT_SOFTPLUS = 1, ACT_SQSOFTPLUS = 2 };
+
+enum {
+    JKO_OK = 0,
+    JKO_ERR_NONFINITE = 1,   /* a non-finite value where a finite one is needed */
+    JKO_ERR_NOTPD = 2,       /* a Hessian that is not positive definite */
+    JKO_ERR_NOCONV = 3       /* Newton inversion did not converge */
+};
+
+typedef struct {
+    int D, L, r, act;
+    int w[ICNN_MAX_LAYERS];
+    double alpha_min;
+    size_t offA[ICNN_MAX_LAYERS], offB[ICNN_MAX_LAYERS],
+           offc[ICNN_MAX_LAYERS], offW[ICNN_MAX_LAYERS];
+    size_t offv, offa, npar;
+    int wmax;
+} icnn_t;
+
+/* Scratch for a batch of up to nmax samples. Pointers per layer; the large
+ * w x D x n Jacobian blocks are only allocated when Hessians are wanted. */
+typedef struct {
+    int nmax, hess, nth;
+    double *P[ICNN_MAX_LAYERS];    /* (w r) x n   projections a'x          */
+    double *S[ICNN_MAX_LAYERS];    /* w x n       pre-activations          */
+    double *Z[ICNN_MAX_LAYERS];    /* w x n       activations              */
+    double *U[ICNN_MAX_LAYERS];    /* w x n       u = sigma'(s) delta      */
+    double *Dl[ICNN_MAX_LAYERS];   /* w x n       delta                    */
+    double *C[ICNN_MAX_LAYERS];    /* w x n       c = sigma''(s) delta     */
+    double *G[ICNN_MAX_LAYERS];    /* w x D x n   forward Jacobian G_l     */
+    double *J[ICNN_MAX_LAYERS];    /* w x D x n   J_l = sigma'(s) G_l      */
+    double *M[ICNN_MAX_LAYERS];    /* D^2 x w     sum_j a_kj a_kj'          */
+    double *H;                     /* D^2 x n     Hessians                 */
+    double *Lc;                    /* D^2 x n     Cholesky factors         */
+    double *PU;                    /* (wmax r) x n scratch                 */
+    /* backward-only scratch */
+    double *Ub[ICNN_MAX_LAYERS];   /* w x n       adjoint of u             */
+    double *Sb[ICNN_MAX_LAYERS];   /* w x n       adjoint of s             */
+    double *Cb[ICNN_MAX_LAYERS];   /* w x n       adjoint of c             */
+    double *Pb[ICNN_MAX_LAYERS];   /* (w r) x n   adjoint of a'x           */
+    double *Hbar;                  /* D^2 x n     adjoint of the Hessian   */
+    double *GB, *JB;               /* wmax x D x n adjoints of G and J     */
+    double *Mbar;                  /* D^2 x wmax                           */
+    double *Zb, *Db;               /* wmax x n                             */
+    double *tmp;                   /* per-thread wmax x D scratch          */
+} icnn_ws;
+
+/* icnn.c */
+int icnn_setup(icnn_t *net, int D, int L, const int *w, int r, int act,
+               double alpha_min);
+double icnn_alpha(const icnn_t *net, const double *th);
+void icnn_init_params(const icnn_t *net, double *th); /* uses R's RNG */
+void icnn_ws_alloc(const icnn_t *net, icnn_ws *ws, int nmax, int hess, int nth);
+void icnn_forward(const icnn_t *net, const double *th, const double *X, int n,
+                  icnn_ws *ws, double *psi, double *Y);
+void icnn_project(const icnn_t *net, double *th);
+
+/* hessian.c */
+int icnn_hessian(const icnn_t *net, const double *th, const double *X, int n,
+                 icnn_ws *ws, double *logdet);
+int chol_logdet(double *A, int D, double *logdet);
+void chol_inverse(const double *Lc, int D, double *Ainv, double *work);
+void chol_solve(const double *Lc, int D, double *b);
+
+/* backward.c */
+void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
+                   icnn_ws *ws, const double *Ybar, const double *lambda,
+                   double *grad);
+
+/* activation helpers shared by the kernels */
+void act_eval(int act, double s, double *f, double *f1, double *f2, double *f3);
+
+#endif

@@ -1,0 +1,27 @@
+/* One JKO step: the loss over a batch and its gradient, and the training
+ * loop (design.md, section 1). */
+#ifndef JKOFLOW_TRAIN_H
+#define JKOFLOW_TRAIN_H
+#include "icnn.h"
+#include "potentials.h"
+
+typedef struct {
+    double *Y, *phi, *gphi, *ld, *Ybar, *lam, *grad, *Xb;
+} jko_buf;
+
+void jko_buf_alloc(const icnn_t *net, jko_buf *b, int n);
+
+/* L = mean_i |y_i - x_i|^2 / (2h) + Phi(y_i) - log det H_i / beta,
+ * y = grad psi(x). Fills b->grad; returns a JKO_* status. */
+int jko_loss_grad(const icnn_t *net, const double *th, const double *X, int n,
+                  icnn_ws *ws, pot_t *pot, double h, double beta, int iter,
+                  jko_buf *b, double *loss);
+
+/* iters Adam steps from th (updated in place) on batches taken in turn
+ * from the pool (D x npool). loss (iters) records each iteration's loss.
+ * On failure returns the status and sets *fail_iter (1-based). */
+int jko_train(const icnn_t *net, double *th, const double *pool, int npool,
+              pot_t *pot, double h, double beta, int iters, int batch,
+              double lr, int nth, double *loss, int *fail_iter);
+
+#endif
