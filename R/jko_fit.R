@@ -1,0 +1,252 @@
+#' Fit a Fokker-Planck flow with the JKO scheme
+#'
+#' Computes the law \eqn{\rho_t} of the diffusion
+#' \eqn{dX = -\nabla\Phi(X)\,dt + \sqrt{2/\beta}\,dW}{dX = -grad Phi(X) dt + sqrt(2/beta) dW},
+#' \eqn{X_0 \sim \rho_0}, at the times \eqn{t = kh}, \eqn{k = 1, \dots,}
+#' `steps`, as the Wasserstein gradient flow of the free energy
+#' \eqn{F(\rho) = \int\Phi\,d\rho + \beta^{-1}\int\rho\log\rho}. Each JKO step
+#' \eqn{\rho_k = \arg\min_\rho F(\rho) + W_2^2(\rho_{k-1}, \rho)/(2h)} is the
+#' push-forward of \eqn{\rho_{k-1}} by the gradient of an input-convex neural
+#' network \eqn{\psi_k} (see [icnn()]), trained by Adam on the loss
+#' \deqn{\frac{1}{N}\sum_i \frac{|\nabla\psi(x_i) - x_i|^2}{2h} +
+#'   \Phi(\nabla\psi(x_i)) - \beta^{-1}\log\det\nabla^2\psi(x_i)}{mean |grad psi(x) - x|^2 / (2h) + Phi(grad psi(x)) - log det Hess psi(x) / beta}
+#' over batches \eqn{x_i \sim \rho_{k-1}} (Mokrov et al., 2021).
+#'
+#' Each network starts from the previous one (the identity for the first),
+#' with a fresh optimiser. Samples of \eqn{\rho_{k-1}} come from a pool of
+#' `pool` draws from \eqn{\rho_0} pushed once through each new map, so a step
+#' costs the same whatever its number. The free energy is estimated after each
+#' step on `monitor` samples with their exact log-densities.
+#'
+#' An error in a user's potential, a divergence or an interrupt stops the fit
+#' with an error of class `"jkoflow_error_fit"` whose `fit` element holds the
+#' steps already completed; [jko_last_fit()] returns them too and
+#' [jko_continue()] resumes from them.
+#'
+#' @param potential A potential: see [potentials].
+#' @param init The initial distribution: see [init_gaussian()].
+#' @param h JKO time step, a positive number.
+#' @param steps Number of JKO steps.
+#' @param beta Inverse temperature \eqn{\beta}.
+#' @param hidden,rank Widths of the network's layers and rank of its
+#'   quadratic terms (see [icnn()]).
+#' @param batch Samples per training iteration.
+#' @param iters Adam iterations per JKO step.
+#' @param lr Adam learning rate.
+#' @param threads Number of threads for the per-sample work (clamped to the
+#'   machine's cores).
+#' @param verbose Print a line per step?
+#' @param pool Number of samples in the pool (default `min(iters * batch,
+#'   2^18)`).
+#' @param monitor Number of samples used to estimate the free energy.
+#' @param ... Passed to [icnn()]: `activation`, `alpha_min`.
+#' @return An object of class `"jko_fit"`: a list with the `call`, the
+#'   `potential`, `init`, settings, the parameter vectors of the networks
+#'   (`theta`, one per step), the per-step table `steps` (time, loss, free
+#'   energy, seconds) and the loss of every iteration (`loss_trace`).
+#' @references Mokrov, P., Korotin, A., Li, L., Genevay, A., Solomon, J. and
+#'   Burnaev, E. (2021). Large-scale Wasserstein gradient flows. *Advances in
+#'   Neural Information Processing Systems* 34.
+#' @seealso [jko_sample()], [jko_density()], [jko_continue()].
+#' @examples
+#' set.seed(1)
+#' # Ornstein-Uhlenbeck in 2-D from N(0, 4 I): small settings for speed
+#' fit <- jko_fit(potential_quadratic(diag(2), b = c(1, 0)),
+#'                init_gaussian(c(0, 0), 4), h = 0.2, steps = 3,
+#'                hidden = c(16, 16), batch = 256, iters = 60)
+#' fit
+#' colMeans(as.matrix(jko_sample(fit, 2000)))
+#' @export
+jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
+                    hidden = c(64, 64), rank = 5, batch = 1024, iters = 500,
+                    lr = 5e-3, threads = 1, verbose = interactive(),
+                    pool = NULL, monitor = 2048, ...) {
+  call <- match.call()
+  check_potential(potential)
+  check_init(init)
+  D <- init$dim
+  if (!is.na(potential$dim) && potential$dim != D) {
+    abort("`potential` has dimension %d but `init` has dimension %d.", potential$dim, D)
+  }
+  h <- check_positive(h, "h")
+  steps <- check_count(steps, "steps")
+  beta <- check_positive(beta, "beta")
+  batch <- check_count(batch, "batch")
+  iters <- check_count(iters, "iters")
+  lr <- check_positive(lr, "lr")
+  threads <- check_threads(threads)
+  verbose <- check_flag(verbose, "verbose")
+  pool <- if (is.null(pool)) min(iters * batch, 2^18) else check_count(pool, "pool")
+  monitor <- check_count(monitor, "monitor")
+  net <- icnn(D, hidden, rank, ...)
+  net$theta <- NULL
+
+  mon <- init$sample(monitor)
+  mon_ld <- if (is.null(init$logdensity)) rep(NA_real_, monitor)
+            else init_logdensity(init, mon)
+  fit <- structure(list(
+    call = call, potential = potential, init = init, dim = D, h = h, beta = beta,
+    net = net,
+    settings = list(batch = batch, iters = iters, lr = lr, pool = pool,
+                    monitor = monitor, threads = threads),
+    theta = list(),
+    steps = data.frame(step = 0L, time = 0, loss = NA_real_,
+                       free_energy = free_energy(potential, mon, mon_ld, beta),
+                       seconds = 0),
+    loss_trace = list(),
+    monitor = list(x = mon, log_density = mon_ld)
+  ), class = "jko_fit")
+  jko_run(fit, steps, theta0 = .Call(C_icnn_init, arch(net), net$alpha_min),
+          verbose = verbose)
+}
+
+#' Continue a flow
+#'
+#' Adds JKO steps to a fit, from its last step: after a fit that ran to
+#' completion, or one stopped by an error or an interrupt (see
+#' [jko_last_fit()]).
+#'
+#' @param fit A `"jko_fit"`.
+#' @param steps Number of further steps.
+#' @param verbose Print a line per step?
+#' @param threads Number of threads (default: the fit's).
+#' @return The extended `"jko_fit"`.
+#' @examples
+#' set.seed(1)
+#' fit <- jko_fit(potential_double_well(), init_gaussian(0, 0.25), h = 0.1,
+#'                steps = 2, hidden = c(8, 8), batch = 128, iters = 40)
+#' fit <- jko_continue(fit, 1)
+#' nrow(summary(fit)$steps)
+#' @export
+jko_continue <- function(fit, steps = 1, verbose = interactive(), threads = NULL) {
+  check_fit(fit)
+  steps <- check_count(steps, "steps")
+  verbose <- check_flag(verbose, "verbose")
+  if (!is.null(threads)) fit$settings$threads <- check_threads(threads)
+  K <- length(fit$theta)
+  theta0 <- if (K > 0L) fit$theta[[K]] else .Call(C_icnn_init, arch(fit$net), fit$net$alpha_min)
+  jko_run(fit, steps, theta0 = theta0, verbose = verbose)
+}
+
+#' The last fit, complete or not
+#'
+#' Every call of [jko_fit()] or [jko_continue()] records its fit as it goes,
+#' so the steps completed before an error or an interrupt are never lost.
+#'
+#' @return The last `"jko_fit"` (possibly partial), or `NULL`.
+#' @examples
+#' jko_last_fit()
+#' @export
+jko_last_fit <- function() the$last_fit
+
+the <- new.env(parent = emptyenv())
+
+# Runs steps K+1..K+steps. The pool of rho_K samples is drawn from rho_0 and
+# pushed through the K existing maps once, then through each new map.
+jko_run <- function(fit, steps, theta0, verbose) {
+  s <- fit$settings
+  net <- fit$net
+  ar <- arch(net)
+  K0 <- length(fit$theta)
+  spec <- potential_spec(fit$potential)
+  pool <- to_cols(fit$init$sample(s$pool))
+  for (j in seq_len(K0)) pool <- push(net, fit$theta[[j]], pool, s$threads)$y
+  theta <- theta0
+  the$last_fit <- fit
+  for (k in K0 + seq_len(steps)) {
+    t0 <- proc.time()[["elapsed"]]
+    res <- run_step(fit, k, ar, net, theta, pool, spec, s)
+    theta <- res[[1L]]
+    out <- push(net, theta, pool, s$threads)
+    pool <- out$y
+    mon <- push(net, theta, to_cols(fit$monitor$x), s$threads, logdet = TRUE)
+    fit$monitor$x <- t(mon$y)
+    fit$monitor$log_density <- fit$monitor$log_density - mon$logdet
+    loss <- res[[2L]]
+    fit$theta[[k]] <- theta
+    fit$loss_trace[[k]] <- loss
+    tail_loss <- mean(utils::tail(loss, max(1L, length(loss) %/% 10L)))
+    fe <- free_energy(fit$potential, fit$monitor$x, fit$monitor$log_density, fit$beta)
+    secs <- proc.time()[["elapsed"]] - t0
+    fit$steps <- rbind(fit$steps, data.frame(step = k, time = k * fit$h,
+                                             loss = tail_loss, free_energy = fe,
+                                             seconds = secs))
+    the$last_fit <- fit
+    if (verbose) {
+      message(sprintf("step %3d/%d  t = %-6g loss %10.4f  free energy %10.4f  (%.1f s)",
+                      k, K0 + steps, k * fit$h, tail_loss, fe, secs))
+    }
+  }
+  fit
+}
+
+# One JKO step in C, with failures turned into an error that carries the
+# steps already completed.
+run_step <- function(fit, k, ar, net, theta, pool, spec, s) {
+  fail <- function(msg, parent = NULL) {
+    done <- k - 1L
+    abort(paste0("JKO step %d failed: %s\nThe %d completed step%s %s kept: ",
+                 "jko_last_fit() returns them and jko_continue() resumes."),
+          k, msg, done, if (done == 1L) "" else "s", if (done == 1L) "is" else "are",
+          class = "jkoflow_error_fit",
+          data = list(fit = the$last_fit, step = k, parent = parent))
+  }
+  res <- tryCatch(
+    .Call(C_jko_train, ar, net$alpha_min, theta, pool, spec, fit$h, fit$beta,
+          s$iters, s$batch, s$lr, s$threads),
+    error = function(e) fail(conditionMessage(e), e),
+    interrupt = function(e) fail("interrupted by the user.", e)
+  )
+  if (res[[3L]] != 0L) {
+    what <- switch(as.character(res[[3L]]),
+      "1" = "the loss or the parameters became non-finite (NaN or Inf)",
+      "2" = "a Hessian lost positive definiteness",
+      "the training failed")
+    fail(sprintf("%s at iteration %d; try a smaller `lr` or `h`.", what, res[[4L]]))
+  }
+  res
+}
+
+# Push a D x n batch through one map; with logdet, also log det of its Jacobian.
+push <- function(net, theta, x, threads, logdet = FALSE) {
+  out <- .Call(C_icnn_eval, arch(net), net$alpha_min, theta, x,
+               if (logdet) 1L else 0L, threads)
+  list(y = out[[2L]], logdet = out[[3L]])
+}
+
+# F(rho) = E Phi + E log rho / beta, on samples with their log-densities.
+free_energy <- function(potential, x, log_density, beta) {
+  phi <- .Call(C_pot_eval, potential_spec(potential), to_cols(x), FALSE)[[1L]]
+  mean(phi) + mean(log_density) / beta
+}
+
+check_fit <- function(fit, arg = "fit") {
+  if (!inherits(fit, "jko_fit")) {
+    abort("`%s` must be a fit from jko_fit(), not %s.", arg, describe(fit))
+  }
+  invisible(fit)
+}
+
+# The step k of a fit from `step` or `time` (nearest step to time / h).
+resolve_step <- function(fit, step = NULL, time = NULL) {
+  K <- length(fit$theta)
+  if (!is.null(step) && !is.null(time)) abort("give `step` or `time`, not both.")
+  if (!is.null(time)) {
+    if (!is.numeric(time) || length(time) != 1L || !is.finite(time) || time < 0) {
+      abort("`time` must be a single non-negative number, not %s.", describe(time))
+    }
+    k <- round(time / fit$h)
+    if (k > K || abs(time - k * fit$h) > fit$h / 2 + 1e-12) {
+      abort("`time` must be within the fitted range [0, %g] (%d steps of h = %g), not %g.",
+            K * fit$h, K, fit$h, time)
+    }
+    return(as.integer(k))
+  }
+  if (is.null(step)) return(K)
+  if (!is.numeric(step) || length(step) != 1L || !is.finite(step) ||
+      step != round(step) || step < 0 || step > K) {
+    abort("`step` must be a whole number in 0..%d (the fitted steps), not %s.", K,
+          describe(step))
+  }
+  as.integer(step)
+}

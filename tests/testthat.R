@@ -1,0 +1,4 @@
+library(testthat)
+library(jkoflow)
+
+test_check("jkoflow")

@@ -1,0 +1,22 @@
+# Random networks with "trained-looking" parameters: perturbed away from the
+# identity initialisation, with large non-negative hidden and output weights.
+random_net <- function(dim, hidden, rank, activation = "softplus", scale = 0.3) {
+  net <- icnn(dim, hidden, rank, activation = activation)
+  blocks <- jkoflow:::icnn_blocks(net)
+  net$theta <- net$theta + scale * rnorm(length(net$theta))
+  for (nm in grep("^(W|v)", names(blocks), value = TRUE)) {
+    net$theta[blocks[[nm]]] <- abs(net$theta[blocks[[nm]]]) + 0.1
+  }
+  net
+}
+
+# Central differences of f (vector-valued) along each coordinate of x.
+fd_jacobian <- function(f, x, eps = 1e-5) {
+  sapply(seq_along(x), function(j) {
+    xp <- x; xm <- x
+    xp[j] <- xp[j] + eps; xm[j] <- xm[j] - eps
+    (f(xp) - f(xm)) / (2 * eps)
+  })
+}
+
+rel_err <- function(a, b) max(abs(a - b)) / max(abs(b), 1e-300)
