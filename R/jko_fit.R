@@ -146,65 +146,92 @@ the <- new.env(parent = emptyenv())
 jko_run <- function(fit, steps, theta0, verbose) {
   s <- fit$settings
   net <- fit$net
-  ar <- arch(net)
   K0 <- length(fit$theta)
-  spec <- potential_spec(fit$potential)
   pool <- to_cols(fit$init$sample(s$pool))
   for (j in seq_len(K0)) pool <- push(net, fit$theta[[j]], pool, s$threads)$y
   theta <- theta0
   the$last_fit <- fit
   for (k in K0 + seq_len(steps)) {
-    t0 <- proc.time()[["elapsed"]]
-    res <- run_step(fit, k, ar, net, theta, pool, spec, s)
-    theta <- res[[1L]]
-    out <- push(net, theta, pool, s$threads)
-    pool <- out$y
-    mon <- push(net, theta, to_cols(fit$monitor$x), s$threads, logdet = TRUE)
-    fit$monitor$x <- t(mon$y)
-    fit$monitor$log_density <- fit$monitor$log_density - mon$logdet
-    loss <- res[[2L]]
-    fit$theta[[k]] <- theta
-    fit$loss_trace[[k]] <- loss
-    tail_loss <- mean(utils::tail(loss, max(1L, length(loss) %/% 10L)))
-    fe <- free_energy(fit$potential, fit$monitor$x, fit$monitor$log_density, fit$beta)
-    secs <- proc.time()[["elapsed"]] - t0
-    fit$steps <- rbind(fit$steps, data.frame(step = k, time = k * fit$h,
-                                             loss = tail_loss, free_energy = fe,
-                                             seconds = secs))
+    # Anything that stops step k, in C or in R (an interrupt between two
+    # calls into C, setTimeLimit()), becomes the same classed error.
+    st <- tryCatch(jko_step(fit, k, theta, pool),
+      jkoflow_error_fit = function(e) stop(e),
+      error = function(e) step_failed(k, conditionMessage(e), e),
+      interrupt = function(e) step_failed(k, "interrupted by the user.", e))
+    fit <- st$fit
+    theta <- st$theta
+    pool <- st$pool
     the$last_fit <- fit
     if (verbose) {
+      last <- fit$steps[nrow(fit$steps), ]
       message(sprintf("step %3d/%d  t = %-6g loss %10.4f  free energy %10.4f  (%.1f s)",
-                      k, K0 + steps, k * fit$h, tail_loss, fe, secs))
+                      k, K0 + steps, k * fit$h, last$loss, last$free_energy,
+                      last$seconds))
     }
   }
   fit
 }
 
-# One JKO step in C, with failures turned into an error that carries the
-# steps already completed.
+# Step k from the map theta (that of step k-1) and the pool of rho_{k-1}
+# samples: the new fit, map and pool.
+jko_step <- function(fit, k, theta, pool) {
+  s <- fit$settings
+  net <- fit$net
+  t0 <- proc.time()[["elapsed"]]
+  res <- run_step(fit, k, arch(net), net, theta, pool, potential_spec(fit$potential), s)
+  theta <- res[[1L]]
+  # The free energy calls a user's potential again: say so when it fails.
+  out <- push(net, theta, pool, s$threads)
+  mon <- push(net, theta, to_cols(fit$monitor$x), s$threads, logdet = TRUE)
+  mon_x <- t(mon$y)
+  mon_ld <- fit$monitor$log_density - mon$logdet
+  fe <- tryCatch(free_energy(fit$potential, mon_x, mon_ld, fit$beta),
+    error = function(e) {
+      step_failed(k, paste("estimating the free energy after training:",
+                           conditionMessage(e)), e)
+    })
+  fit$monitor$x <- mon_x
+  fit$monitor$log_density <- mon_ld
+  loss <- res[[2L]]
+  fit$theta[[k]] <- theta
+  fit$loss_trace[[k]] <- loss
+  tail_loss <- mean(utils::tail(loss, max(1L, length(loss) %/% 10L)))
+  secs <- proc.time()[["elapsed"]] - t0
+  fit$steps <- rbind(fit$steps, data.frame(step = k, time = k * fit$h,
+                                           loss = tail_loss, free_energy = fe,
+                                           seconds = secs))
+  list(fit = fit, theta = theta, pool = out$y)
+}
+
+# The training of step k in C. R errors (a user's potential) and interrupts
+# unwind through it to jko_run(); a failure status becomes the classed error.
 run_step <- function(fit, k, ar, net, theta, pool, spec, s) {
-  fail <- function(msg, parent = NULL) {
-    done <- k - 1L
-    abort(paste0("JKO step %d failed: %s\nThe %d completed step%s %s kept: ",
-                 "jko_last_fit() returns them and jko_continue() resumes."),
-          k, msg, done, if (done == 1L) "" else "s", if (done == 1L) "is" else "are",
-          class = "jkoflow_error_fit",
-          data = list(fit = the$last_fit, step = k, parent = parent))
-  }
-  res <- tryCatch(
-    .Call(C_jko_train, ar, net$alpha_min, theta, pool, spec, fit$h, fit$beta,
-          s$iters, s$batch, s$lr, s$threads),
-    error = function(e) fail(conditionMessage(e), e),
-    interrupt = function(e) fail("interrupted by the user.", e)
-  )
+  res <- .Call(C_jko_train, ar, net$alpha_min, theta, pool, spec, fit$h, fit$beta,
+               s$iters, s$batch, s$lr, s$threads)
   if (res[[3L]] != 0L) {
+    it <- res[[4L]]
     what <- switch(as.character(res[[3L]]),
       "1" = "the loss or the parameters became non-finite (NaN or Inf)",
       "2" = "a Hessian lost positive definiteness",
+      "4" = sprintf("the loss diverged (from %.4g at iteration 1 to %.4g)",
+                    res[[2L]][1L], res[[2L]][it]),
       "the training failed")
-    fail(sprintf("%s at iteration %d; try a smaller `lr` or `h`.", what, res[[4L]]))
+    step_failed(k, sprintf("%s at iteration %d; try a smaller `lr` or `h`.", what, it))
   }
   res
+}
+
+# The error of a failed step k: it carries the fit of steps 1..k-1.
+step_failed <- function(k, msg, parent = NULL) {
+  done <- k - 1L
+  kept <- if (done == 0L) "No step was completed" else
+    sprintf("The %d completed step%s %s kept: jko_last_fit() returns %s", done,
+            if (done == 1L) "" else "s", if (done == 1L) "is" else "are",
+            if (done == 1L) "it" else "them")
+  abort("JKO step %d failed: %s\n%s; jko_continue() resumes from %s.", k, msg, kept,
+        if (done == 0L) "jko_last_fit()" else "there",
+        class = "jkoflow_error_fit",
+        data = list(fit = the$last_fit, step = k, parent = parent))
 }
 
 # Push a D x n batch through one map; with logdet, also log det of its Jacobian.

@@ -77,6 +77,10 @@ int jko_train(const icnn_t *net, double *th, const double *pool, int npool,
         int st = jko_loss_grad(net, th, X, batch, &ws, pot, h, beta, t + 1, &b,
                                loss + t);
         if (st) { *fail_iter = t + 1; return st; }
+        if (loss[t] - loss[0] > JKO_DIVERGE_FACTOR * (1.0 + fabs(loss[0]))) {
+            *fail_iter = t + 1;
+            return JKO_ERR_DIVERGED;
+        }
         adam_step(&opt, th, b.grad);
         icnn_project(net, th);
         for (size_t m = 0; m < net->npar; m++)

@@ -5,6 +5,13 @@
 #include "icnn.h"
 #include "potentials.h"
 
+/* The loss of an iteration exceeds the first iteration's loss L_1 by more
+ * than JKO_DIVERGE_FACTOR * (1 + |L_1|): the training has run away (the
+ * first iterate is the previous map, so the loss can only fall in
+ * expectation; batch noise is orders of magnitude below this). */
+#define JKO_ERR_DIVERGED 4
+#define JKO_DIVERGE_FACTOR 1e6
+
 typedef struct {
     double *Y, *phi, *gphi, *ld, *Ybar, *lam, *grad, *Xb;
 } jko_buf;
