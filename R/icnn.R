@@ -107,15 +107,14 @@ print.icnn <- function(x, ...) {
 # Named parameter blocks (A_l, B_l, c_l, W_l, v, a) as index vectors into
 # theta, for tests and inspection.
 icnn_blocks <- function(net) {
-  lay <- .Call(C_icnn_layout, arch(net), net$alpha_min)
-  L <- nrow(lay)
-  np <- length(net$theta)
-  starts <- c(as.vector(t(lay)), np - net$hidden[L] - 1L, np - 1L)
+  starts <- .Call(C_icnn_layout, arch(net), net$alpha_min)
+  L <- length(net$hidden)
   nms <- c(paste0(rep(c("A", "B", "c", "W"), L), rep(seq_len(L), each = 4L)),
-           "v", "a")
+           "v", "a", "v1")
   keep <- starts >= 0
   starts <- starts[keep]
-  ends <- c(starts[-1L], np)
-  stats::setNames(Map(function(s, e) seq.int(s + 1L, e), starts, ends),
-                  nms[keep])
+  nms <- nms[keep][order(starts)]
+  starts <- sort(starts)
+  ends <- c(starts[-1L], length(net$theta))
+  stats::setNames(Map(function(s, e) seq.int(s + 1L, e), starts, ends), nms)
 }

@@ -53,20 +53,23 @@ SEXP C_icnn_nparams(SEXP arch, SEXP alpha_min)
     return Rf_ScalarInteger((int) net.npar);
 }
 
-/* The offsets (0-based) of each block, as an integer matrix L x 4
- * (A, B, c, W) for R-side naming of parameter blocks. */
+/* The offsets (0-based) of each block: an integer vector with A, B, c, W
+ * for each layer, then v, a and the layer-1 skip v_1 (-1 where absent). */
 SEXP C_icnn_layout(SEXP arch, SEXP alpha_min)
 {
     icnn_t net;
     net_from_sexp(&net, arch, alpha_min);
-    SEXP ans = PROTECT(Rf_allocMatrix(INTSXP, net.L, 4));
+    SEXP ans = PROTECT(Rf_allocVector(INTSXP, 4 * net.L + 3));
     int *p = INTEGER(ans);
     for (int l = 0; l < net.L; l++) {
-        p[l] = (int) net.offA[l];
-        p[l + net.L] = (int) net.offB[l];
-        p[l + 2 * net.L] = (int) net.offc[l];
-        p[l + 3 * net.L] = l > 0 ? (int) net.offW[l] : -1;
+        p[4 * l] = (int) net.offA[l];
+        p[4 * l + 1] = (int) net.offB[l];
+        p[4 * l + 2] = (int) net.offc[l];
+        p[4 * l + 3] = l > 0 ? (int) net.offW[l] : -1;
     }
+    p[4 * net.L] = (int) net.offv;
+    p[4 * net.L + 1] = (int) net.offa;
+    p[4 * net.L + 2] = net.L > 1 ? (int) net.offs : -1;
     UNPROTECT(1);
     return ans;
 }
@@ -225,8 +228,11 @@ SEXP C_jko_train(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP pot,
     pot_from_sexp(&p, pot, net.D, bs);
     int fail = 0;
     GetRNGstate();
+    /* lr = c(start, end) of the annealing */
+    if (TYPEOF(lr) != REALSXP || LENGTH(lr) < 1) Rf_error("'lr' must be a double vector");
+    double lr0 = REAL(lr)[0], lr1 = LENGTH(lr) > 1 ? REAL(lr)[1] : lr0;
     int st = jko_train(&net, REAL(th), Xp, npool, &p, Rf_asReal(h), Rf_asReal(beta),
-                       it, bs, Rf_asReal(lr), nthreads(threads), REAL(loss), &fail);
+                       it, bs, lr0, lr1, nthreads(threads), REAL(loss), &fail);
     PutRNGstate();
     SEXP ans = PROTECT(Rf_allocVector(VECSXP, 4));
     SET_VECTOR_ELT(ans, 0, th);

@@ -220,6 +220,11 @@ void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
         double *Sb = ws->Sb[l], *Db = ws->Db;
         if (l == 0) {
             memcpy(Db, Ub, (size_t) w * n * sizeof(double));
+            if (L > 1) {   /* delta_1 = W_2' u_2 + v_1 */
+                double *sb = grad + net->offs;
+                for (int i = 0; i < n; i++)
+                    for (int k = 0; k < w; k++) sb[k] += Db[(size_t) w * i + k];
+            }
         } else {
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nth) schedule(static)

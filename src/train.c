@@ -55,7 +55,7 @@ int jko_loss_grad(const icnn_t *net, const double *th, const double *X, int n,
 
 int jko_train(const icnn_t *net, double *th, const double *pool, int npool,
               pot_t *pot, double h, double beta, int iters, int batch,
-              double lr, int nth, double *loss, int *fail_iter)
+              double lr, double lr_end, int nth, double *loss, int *fail_iter)
 {
     const int D = net->D;
     icnn_ws ws;
@@ -81,6 +81,9 @@ int jko_train(const icnn_t *net, double *th, const double *pool, int npool,
             *fail_iter = t + 1;
             return JKO_ERR_DIVERGED;
         }
+        /* annealing: the last iterations average out the batch noise */
+        opt.lr = lr_end + 0.5 * (lr - lr_end) *
+                 (1.0 + cos(M_PI * t / (iters > 1 ? iters - 1 : 1)));
         adam_step(&opt, th, b.grad);
         icnn_project(net, th);
         for (size_t m = 0; m < net->npar; m++)

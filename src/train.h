@@ -25,10 +25,11 @@ int jko_loss_grad(const icnn_t *net, const double *th, const double *X, int n,
                   jko_buf *b, double *loss);
 
 /* iters Adam steps from th (updated in place) on batches taken in turn
- * from the pool (D x npool). loss (iters) records each iteration's loss.
+ * from the pool (D x npool), the learning rate annealed from lr to lr_end
+ * along a half cosine. loss (iters) records each iteration's loss.
  * On failure returns the status and sets *fail_iter (1-based). */
 int jko_train(const icnn_t *net, double *th, const double *pool, int npool,
               pot_t *pot, double h, double beta, int iters, int batch,
-              double lr, int nth, double *loss, int *fail_iter);
+              double lr, double lr_end, int nth, double *loss, int *fail_iter);
 
 #endif
