@@ -66,6 +66,16 @@ init_samples <- function(x, logdensity = NULL) {
           describe(logdensity))
   }
   x <- unname(x)
+  # A map pushes a point mass (or a measure on a hyperplane) to another one:
+  # rho_0 must spread in every direction for the flow to have a density.
+  r <- spread_rank(x)
+  if (r < ncol(x)) {
+    abort(paste0("`x` must spread in all %d dimensions, but its rows lie in an ",
+                 "affine subspace of dimension %d%s: no map of rho_0 can have a ",
+                 "density. Give at least %d distinct rows in general position ",
+                 "(add noise to repeated samples)."),
+          ncol(x), r, if (r == 0L) " (all rows identical)" else "", ncol(x) + 1L)
+  }
   structure(list(
     dim = ncol(x),
     sample = function(n) x[sample.int(nrow(x), n, replace = TRUE), , drop = FALSE],
@@ -73,6 +83,13 @@ init_samples <- function(x, logdensity = NULL) {
     label = sprintf("%d samples, dimension %d%s", nrow(x), ncol(x),
                     if (is.null(logdensity)) "" else ", with log-density")
   ), class = "jko_init")
+}
+
+# Dimension of the affine span of the rows of x (numerically).
+spread_rank <- function(x) {
+  if (nrow(x) < 2L) return(0L)
+  d <- svd(stats::cov(x), 0L, 0L)$d
+  sum(d > max(d) * 1e-12)
 }
 
 check_init <- function(init) {

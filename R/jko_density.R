@@ -37,10 +37,9 @@ jko_density <- function(fit, x, step = NULL, time = NULL, log = FALSE,
   ld <- numeric(nrow(x))
   resid <- 0
   for (j in rev(seq_len(k))) {
-    inv <- .Call(C_icnn_invert, arch(fit$net), fit$net$alpha_min, fit$theta[[j]],
-                 y, tol, maxit, threads)
-    y <- inv[[1L]]
-    resid <- max(resid, inv[[2L]])
+    inv <- pull(fit$net, fit$theta[[j]], y, tol, maxit, threads)
+    y <- inv$x
+    resid <- max(resid, inv$residual)
     ld <- ld - push(fit$net, fit$theta[[j]], y, threads, logdet = TRUE)$logdet
   }
   if (resid > tol) {

@@ -32,7 +32,10 @@
 #'   quadratic terms (see [icnn()]).
 #' @param batch Samples per training iteration.
 #' @param iters Adam iterations per JKO step.
-#' @param lr Adam learning rate.
+#' @param lr Adam learning rate at the start of each step.
+#' @param lr_end Learning rate at the end of each step: the rate is annealed
+#'   from `lr` to `lr_end` along a half cosine, which averages out the batch
+#'   noise of the last iterations (`lr_end = lr` keeps it constant).
 #' @param threads Number of threads for the per-sample work (clamped to the
 #'   machine's cores).
 #' @param verbose Print a line per step?
@@ -74,6 +77,7 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
   batch <- check_count(batch, "batch")
   iters <- check_count(iters, "iters")
   lr <- check_positive(lr, "lr")
+  lr_end <- check_positive(lr_end, "lr_end")
   threads <- check_threads(threads)
   verbose <- check_flag(verbose, "verbose")
   pool <- if (is.null(pool)) min(iters * batch, 2^18) else check_count(pool, "pool")
@@ -84,10 +88,15 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
   mon <- init$sample(monitor)
   mon_ld <- if (is.null(init$logdensity)) rep(NA_real_, monitor)
             else init_logdensity(init, mon)
+  # The networks act on (x - center) / scale, so that rho_0 far from the
+  # origin (1e6) or widely spread meets the network as it would N(0, I).
+  std <- standardisation(init, mon)
+  net$center <- std$center
+  net$scale <- std$scale
   fit <- structure(list(
     call = call, potential = potential, init = init, dim = D, h = h, beta = beta,
     net = net,
-    settings = list(batch = batch, iters = iters, lr = lr, pool = pool,
+    settings = list(batch = batch, iters = iters, lr = lr, lr_end = lr_end, pool = pool,
                     monitor = monitor, threads = threads),
     theta = list(),
     steps = data.frame(step = 0L, time = 0, loss = NA_real_,
@@ -155,8 +164,10 @@ jko_run <- function(fit, steps, theta0, verbose) {
     # Anything that stops step k, in C or in R (an interrupt between two
     # calls into C, setTimeLimit()), becomes the same classed error.
     st <- tryCatch(jko_step(fit, k, theta, pool),
-      jkoflow_error_fit = function(e) stop(e),
-      error = function(e) step_failed(k, conditionMessage(e), e),
+      error = function(e) {
+        if (inherits(e, "jkoflow_error_fit")) stop(e)
+        step_failed(k, conditionMessage(e), e)
+      },
       interrupt = function(e) step_failed(k, "interrupted by the user.", e))
     fit <- st$fit
     theta <- st$theta
@@ -206,8 +217,12 @@ jko_step <- function(fit, k, theta, pool) {
 # The training of step k in C. R errors (a user's potential) and interrupts
 # unwind through it to jko_run(); a failure status becomes the classed error.
 run_step <- function(fit, k, ar, net, theta, pool, spec, s) {
-  res <- .Call(C_jko_train, ar, net$alpha_min, theta, pool, spec, fit$h, fit$beta,
-               s$iters, s$batch, s$lr, s$threads)
+  # In standardised coordinates z = (x - center) / scale the loss is the
+  # same with h / scale^2 and Phi(center + scale * y) (see push()).
+  sc <- net$scale %||% 1
+  spec <- c(spec, list(center = net$center, scale = sc))
+  res <- .Call(C_jko_train, ar, net$alpha_min, theta, standardise(net, pool), spec,
+               fit$h / sc^2, fit$beta, s$iters, s$batch, c(s$lr, s$lr_end), s$threads)
   if (res[[3L]] != 0L) {
     it <- res[[4L]]
     what <- switch(as.character(res[[3L]]),
@@ -235,10 +250,43 @@ step_failed <- function(k, msg, parent = NULL) {
 }
 
 # Push a D x n batch through one map; with logdet, also log det of its Jacobian.
+# The map is x -> center + scale * grad psi((x - center) / scale), the
+# gradient of scale^2 psi((x - center) / scale) + center'x: its Jacobian is
+# the Hessian of psi at the standardised point, so log det is unchanged.
 push <- function(net, theta, x, threads, logdet = FALSE) {
-  out <- .Call(C_icnn_eval, arch(net), net$alpha_min, theta, x,
+  out <- .Call(C_icnn_eval, arch(net), net$alpha_min, theta, standardise(net, x),
                if (logdet) 1L else 0L, threads)
-  list(y = out[[2L]], logdet = out[[3L]])
+  list(y = unstandardise(net, out[[2L]]), logdet = out[[3L]])
+}
+
+# The inverse map at the columns of y: list(x, residual), the residual
+# max |map(x) - y| in the units of y.
+pull <- function(net, theta, y, tol, maxit, threads) {
+  sc <- net$scale %||% 1
+  inv <- .Call(C_icnn_invert, arch(net), net$alpha_min, theta, standardise(net, y),
+               tol / sc, maxit, threads)
+  list(x = unstandardise(net, inv[[1L]]), residual = sc * inv[[2L]])
+}
+
+# Fits from before standardisation have no center: the identity.
+standardise <- function(net, x) {
+  if (is.null(net$center)) x else (x - net$center) / net$scale
+}
+unstandardise <- function(net, z) {
+  if (is.null(net$center)) z else z * net$scale + net$center
+}
+
+# Center and scale (one number, so that |y - x|^2 keeps its form) of rho_0.
+standardisation <- function(init, x) {
+  if (!is.null(init$mean) && !is.null(init$cov)) {
+    center <- init$mean
+    scale <- sqrt(mean(diag(init$cov)))
+  } else {
+    center <- colMeans(x)
+    scale <- if (nrow(x) > 1L) sqrt(mean(apply(x, 2L, stats::var))) else 1
+  }
+  if (!is.finite(scale) || scale <= 0) scale <- 1
+  list(center = as.double(center), scale = as.double(scale))
 }
 
 # F(rho) = E Phi + E log rho / beta, on samples with their log-densities.

@@ -37,6 +37,14 @@ void pot_from_sexp(pot_t *pot, SEXP s, int D, int nmax)
     int nw = D;
     if (pot->code == POT_GMM && (int) pot->par[0] > nw) nw = (int) pot->par[0];
     pot->work = (double *) R_alloc(nw, sizeof(double));
+    SEXP ctr = list_elt(s, "center");
+    if (!Rf_isNull(ctr)) {
+        if (TYPEOF(ctr) != REALSXP || LENGTH(ctr) != D)
+            Rf_error("'center' must be a double vector of length %d", D);
+        pot->center = REAL(ctr);
+        pot->scale = Rf_asReal(list_elt(s, "scale"));
+        pot->Ys = (double *) R_alloc((size_t) D * (nmax > 0 ? nmax : 1), sizeof(double));
+    }
     if (pot->code == POT_LOGISTIC) {
         SEXP X = list_elt(s, "x");
         pot->X = REAL(X);
@@ -118,6 +126,13 @@ int pot_eval(pot_t *pot, const double *Y, int n, double *phi, double *gphi,
 {
     const int D = pot->D;
     int st = 0;
+    if (pot->center) {
+        for (int i = 0; i < n; i++)
+            for (int d = 0; d < D; d++)
+                pot->Ys[d + (size_t) D * i] = pot->center[d] +
+                    pot->scale * Y[d + (size_t) D * i];
+        Y = pot->Ys;
+    }
     switch (pot->code) {
     case POT_ZERO:
         for (int i = 0; i < n; i++) phi[i] = 0;
@@ -168,6 +183,8 @@ int pot_eval(pot_t *pot, const double *Y, int n, double *phi, double *gphi,
         Rf_error("unknown potential code %d", pot->code);
     }
     if (st) return st;
+    if (pot->center && gphi)
+        for (size_t m = 0; m < (size_t) D * n; m++) gphi[m] *= pot->scale;
     for (int i = 0; i < n; i++) if (!R_FINITE(phi[i])) return JKO_ERR_NONFINITE;
     if (gphi)
         for (size_t m = 0; m < (size_t) D * n; m++)

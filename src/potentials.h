@@ -28,6 +28,11 @@ typedef struct {
     double *eta;         /* scratch N x n (or batch x n)                   */
     int *idx;            /* minibatch rows                                 */
     double *work;        /* scratch, max(D, K) doubles                     */
+    /* Standardised coordinates: Phi is evaluated at center + scale * y and
+     * its gradient scaled by `scale` (the chain rule); center NULL: none.  */
+    const double *center;
+    double scale;
+    double *Ys;          /* scratch D x nmax                                */
 } pot_t;
 
 /* phi (n) and gphi (D x n, may be NULL) at the columns of Y (D x n).
