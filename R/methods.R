@@ -59,139 +59,296 @@ print.summary.jko_fit <- function(x, ...) {
 
 #' Plot a JKO fit
 #'
+#' Draws what a reader wants to see of a flow: how each JKO step's training
+#' went, and how the free energy decreased along the flow. By default both,
+#' side by side.
+#'
+#' * `"loss"`: the training loss of every Adam iteration, step after step
+#'   (alternating colours; the step numbers on the top axis), with the loss
+#'   each step ended at (the mean of its last tenth of iterations) marked by
+#'   a black bar. Each step's curve should flatten out before the next step
+#'   starts; if it still falls steeply, increase `iters`.
+#' * `"free_energy"`: the estimate of
+#'   \eqn{F(\rho_t) = \int\Phi\,d\rho_t + \beta^{-1}\int\rho_t\log\rho_t}
+#'   at every step, from the fit's own samples and exact log-densities. It
+#'   should decrease; when the stationary law \eqn{\propto e^{-\beta\Phi}} has a
+#'   known normalising constant (quadratic and double-well potentials, a
+#'   Gaussian mixture with \eqn{\beta = 1}) its free energy
+#'   \eqn{-\beta^{-1}\log\int e^{-\beta\Phi}}, the minimum, is drawn as a
+#'   dashed line.
+#' * `"density"`: the density at `step` on a grid covering its samples
+#'   (D = 1: a curve; D = 2: an image with contours; see
+#'   [plot.jko_density()]).
+#' * `"samples"`: `n` samples at `step` (see [plot.jko_sample()]).
+#'
+#' Several panels are laid out side by side and `par()` is restored
+#' afterwards (for D > 2, `"samples"` is a [pairs()] plot that takes the
+#' whole page).
+#'
 #' @param x A `"jko_fit"`.
-#' @param what `"loss"`: the training loss of every iteration, steps
-#'   separated; `"free_energy"`: the free-energy estimate over time;
-#'   `"density"`: the density at the last step (D = 1: a curve; D = 2:
-#'   contours); `"samples"`: samples of the last step (see [plot.jko_sample()]).
+#' @param what One or more of `"loss"`, `"free_energy"`, `"density"` and
+#'   `"samples"`; default `c("loss", "free_energy")`.
 #' @param n Number of samples for `"samples"` and `"density"`.
-#' @param ... Passed to the plotting functions.
+#' @param step The JKO step for `"density"` and `"samples"` (default the last).
+#' @param ... Graphical parameters passed to the plotting functions (for
+#'   example `main`, `col`, `xlim`).
 #' @return `x`, invisibly.
+#' @seealso [plot.jko_sample()], [plot.jko_density()], [summary.jko_fit()].
 #' @examples
 #' set.seed(1)
 #' fit <- jko_fit(potential_double_well(), init_gaussian(0, 0.25), h = 0.1,
-#'                steps = 2, hidden = c(8, 8), batch = 128, iters = 40)
-#' plot(fit, "loss")
+#'                steps = 4, hidden = c(8, 8), batch = 128, iters = 40)
+#' plot(fit)                       # loss per step and free energy over time
 #' plot(fit, "density")
+#' plot(fit, "samples", n = 1000, step = 2)
 #' @export
 plot.jko_fit <- function(x, what = c("loss", "free_energy", "density", "samples"),
-                         n = 2000, ...) {
-  what <- match.arg(what)
-  switch(what,
-    loss = {
-      tr <- x$loss_trace
-      if (!length(tr)) abort("the fit has no steps to plot.")
-      y <- unlist(tr)
-      it <- seq_along(y)
-      graphics::plot(it, y, type = "l", xlab = "iteration (all steps)",
-                     ylab = "JKO loss", main = "Training loss per JKO step", ...)
-      graphics::abline(v = cumsum(lengths(tr))[-length(tr)] + 0.5, col = "grey80", lty = 3)
-    },
-    free_energy = {
-      s <- x$steps
-      graphics::plot(s$time, s$free_energy, type = "b", pch = 19, xlab = "time t",
-                     ylab = "free energy", main = "Free energy along the flow", ...)
-    },
-    density = {
-      smp <- jko_sample(x, n)
-      if (x$dim == 1L) {
-        r <- range(smp$x)
-        grid <- seq(r[1L] - 0.1 * diff(r), r[2L] + 0.1 * diff(r), length.out = 200)
-        plot(jko_density(x, grid), ...)
-      } else {
-        r1 <- range(smp$x[, 1L]); r2 <- range(smp$x[, 2L])
-        if (x$dim > 2L) abort("`what = \"density\"` needs dimension 1 or 2; use \"samples\".")
-        g <- as.matrix(expand.grid(seq(r1[1L], r1[2L], length.out = 60),
-                                   seq(r2[1L], r2[2L], length.out = 60)))
-        plot(jko_density(x, g), ...)
-      }
-    },
-    samples = plot(jko_sample(x, n), ...))
+                         n = 2000, step = NULL, ...) {
+  what <- if (missing(what)) c("loss", "free_energy") else
+    match.arg(what, several.ok = TRUE)
+  n <- check_count(n, "n")
+  k <- resolve_step(x, step)
+  if (length(what) > 1L) {
+    op <- graphics::par(mfrow = c(1L, length(what)))
+    on.exit(graphics::par(op), add = TRUE)
+  }
+  for (w in what) {
+    switch(w,
+      loss = plot_loss(x, ...),
+      free_energy = plot_free_energy(x, ...),
+      density = {
+        if (x$dim > 2L) {
+          abort("`what = \"density\"` needs dimension 1 or 2, not %d; use \"samples\".",
+                x$dim)
+        }
+        plot(jko_density(x, density_grid(jko_sample(x, n, step = k)$x), step = k), ...)
+      },
+      samples = plot(jko_sample(x, n, step = k), ...))
+  }
   invisible(x)
+}
+
+# Training loss of every iteration, steps in alternating colours.
+plot_loss <- function(x, ...) {
+  tr <- x$loss_trace
+  if (!length(tr)) abort("the fit has no steps to plot.")
+  len <- lengths(tr)
+  end <- cumsum(len)
+  start <- end - len + 1L
+  y <- unlist(tr)
+  # The first iterations of step 1 start from the identity map and can be far
+  # above the rest: keep them from flattening the picture.
+  rest <- y[-seq_len(min(length(y), max(1L, len[1L] %/% 10L)))]
+  ylim <- range(if (length(rest)) rest else y, finite = TRUE)
+  ylim <- ylim + c(-0.04, 0.1) * diff(ylim)
+  args <- plot_args(list(x = NA, type = "n", xlim = c(1, length(y)), ylim = ylim,
+                         xlab = "Adam iteration (all steps)", ylab = "JKO loss",
+                         main = "Training loss, step by step"), ...)
+  do.call(graphics::plot, args)
+  cols <- c("steelblue", "darkorange")
+  for (k in seq_along(tr)) {
+    graphics::lines(start[k]:end[k], tr[[k]], col = cols[(k - 1L) %% 2L + 1L])
+    fin <- x$steps$loss[match(k, x$steps$step)]
+    graphics::segments(end[k] - max(1L, len[k] %/% 10L), fin, end[k], fin, lwd = 3)
+  }
+  shown <- unique(round(seq(1, length(tr), length.out = min(length(tr), 10L))))
+  graphics::axis(3, at = (start[shown] + end[shown]) / 2, labels = shown, tick = FALSE,
+                 line = -0.8, cex.axis = 0.8)
+  graphics::mtext("step", side = 3, line = 0.6, adj = 1, cex = 0.8)
+}
+
+# Free energy over time, with the stationary minimum when it is known.
+plot_free_energy <- function(x, ...) {
+  s <- x$steps
+  fmin <- stationary_free_energy(x$potential, x$beta, x$dim)
+  ylim <- range(c(s$free_energy, fmin), finite = TRUE)
+  args <- plot_args(list(x = s$time, y = s$free_energy, type = "b", pch = 19,
+                         ylim = ylim, xlab = "time t",
+                         ylab = expression("free energy " * F(rho[t])),
+                         main = "Free energy along the flow"), ...)
+  do.call(graphics::plot, args)
+  if (is.finite(fmin)) {
+    graphics::abline(h = fmin, lty = 2, col = "firebrick")
+    graphics::legend("topright", c("estimate (fit's samples)", "minimum (stationary law)"),
+                     lty = c(1, 2), pch = c(19, NA), col = c("black", "firebrick"),
+                     bty = "n", cex = 0.8)
+  }
+}
+
+# -log(Z) / beta for Z = int exp(-beta Phi), where it has a closed form (or a
+# one-dimensional integral); NA otherwise.
+stationary_free_energy <- function(potential, beta, D) {
+  out <- tryCatch(switch(as.character(potential$code),
+    "1" = {
+      ev <- eigen(potential$A, symmetric = TRUE, only.values = TRUE)$values
+      if (min(ev) <= 0) NA_real_
+      else -(length(ev) / 2 * log(2 * pi / beta) - sum(log(ev)) / 2) / beta
+    },
+    "2" = if (beta == 1) 0 else NA_real_,
+    "3" = {
+      cc <- potential$par[1L]; hh <- potential$par[2L]
+      z1 <- stats::integrate(function(u) exp(-beta * hh * ((u / cc)^2 - 1)^2),
+                             -Inf, Inf)$value
+      -(log(z1) + (D - 1) / 2 * log(2 * pi / beta)) / beta
+    },
+    NA_real_), error = function(e) NA_real_)
+  if (is.null(out)) NA_real_ else out
+}
+
+# A grid covering samples (a vector for D = 1, a 60 x 60 expand.grid for D = 2).
+density_grid <- function(x, m = if (ncol(x) == 1L) 200L else 60L) {
+  ax <- lapply(seq_len(ncol(x)), function(d) {
+    r <- range(x[, d])
+    seq(r[1L] - 0.1 * diff(r), r[2L] + 0.1 * diff(r), length.out = m)
+  })
+  if (ncol(x) == 1L) ax[[1L]] else as.matrix(expand.grid(ax))
+}
+
+# Defaults overridden by the user's graphical parameters.
+plot_args <- function(defaults, ...) {
+  user <- list(...)
+  defaults[names(user)] <- NULL
+  c(defaults, user)
 }
 
 #' Plot samples of a flow
 #'
-#' D = 1: a histogram with the exact density of the samples drawn over it;
-#' D = 2: a scatter coloured by density; D > 2: pairs of the first four
-#' coordinates.
+#' D = 1: a histogram of the samples with their exact density drawn over it
+#' (the density of the fitted flow at each sample, from [jko_sample()]; the
+#' two agree when the log-determinants are right). D = 2: a scatter plot
+#' coloured by the density, the densest points on top. D > 2: a [pairs()]
+#' plot of the first coordinates, coloured the same way.
 #'
 #' @param x A `"jko_sample"`.
-#' @param ... Passed to the plotting functions.
+#' @param dims For D > 2, the coordinates to pair (default the first four).
+#' @param ... Graphical parameters passed to the plotting function
+#'   ([hist()], [plot()] or [pairs()]), such as `main`, `xlim` or `breaks`.
 #' @return `x`, invisibly.
+#' @seealso [plot.jko_fit()], [plot.jko_density()].
 #' @examples
 #' set.seed(1)
 #' fit <- jko_fit(potential_double_well(), init_gaussian(0, 0.25), h = 0.1,
 #'                steps = 2, hidden = c(8, 8), batch = 128, iters = 40)
 #' plot(jko_sample(fit, 1000))
 #' @export
-plot.jko_sample <- function(x, ...) {
+plot.jko_sample <- function(x, dims = seq_len(min(4L, x$dim)), ...) {
   main <- sprintf("Samples at step %d (t = %g)", x$step, x$time)
   has_d <- !all(is.na(x$log_density))
   if (x$dim == 1L) {
-    graphics::hist(x$x[, 1L], breaks = "FD", freq = FALSE, col = "grey90",
-                   border = "grey60", main = main, xlab = "x", ...)
+    v <- x$x[, 1L]
+    d <- if (has_d) exp(x$log_density) else numeric()
+    hmax <- max(graphics::hist(v, breaks = "FD", plot = FALSE)$density)
+    args <- plot_args(list(x = v, breaks = "FD", freq = FALSE, col = "grey90",
+                           border = "grey60", main = main, xlab = "x",
+                           ylim = c(0, max(hmax, d) * 1.05)), ...)
+    do.call(graphics::hist, args)
     if (has_d) {
-      o <- order(x$x[, 1L])
-      graphics::lines(x$x[o, 1L], exp(x$log_density[o]), col = "firebrick", lwd = 2)
+      o <- order(v)
+      graphics::lines(v[o], d[o], col = "firebrick", lwd = 2)
+      graphics::legend("topright", c("samples", "exact density"), bty = "n",
+                       fill = c("grey90", NA), border = c("grey60", NA),
+                       lty = c(NA, 1), lwd = c(NA, 2), col = c(NA, "firebrick"),
+                       cex = 0.8)
     }
   } else if (x$dim == 2L) {
-    col <- if (has_d) density_colours(x$log_density) else "grey30"
-    graphics::plot(x$x[, 1L], x$x[, 2L], pch = 16, cex = 0.5, col = col,
-                   xlab = "x1", ylab = "x2", main = main, asp = 1, ...)
+    o <- if (has_d) order(x$log_density) else seq_len(nrow(x$x))
+    col <- if (has_d) density_colours(x$log_density)[o] else "grey30"
+    args <- plot_args(list(x = x$x[o, 1L], y = x$x[o, 2L], pch = 16, cex = 0.5,
+                           col = col, xlab = "x1", ylab = "x2", main = main,
+                           asp = 1), ...)
+    do.call(graphics::plot, args)
+    if (has_d) density_key()
   } else {
-    m <- min(4L, x$dim)
-    graphics::pairs(x$x[, seq_len(m)], labels = paste0("x", seq_len(m)), pch = ".",
-                    col = if (has_d) density_colours(x$log_density) else "grey30",
-                    main = main, ...)
+    if (!is.numeric(dims) || length(dims) < 2L || any(!dims %in% seq_len(x$dim))) {
+      abort("`dims` must be at least two coordinates in 1..%d, not %s.", x$dim,
+            describe(dims))
+    }
+    o <- if (has_d) order(x$log_density) else seq_len(nrow(x$x))
+    args <- plot_args(list(x = x$x[o, dims, drop = FALSE], labels = paste0("x", dims),
+                           pch = 16, cex = 0.3,
+                           col = if (has_d) density_colours(x$log_density)[o] else "grey30",
+                           main = main), ...)
+    do.call(graphics::pairs, args)
   }
   invisible(x)
 }
 
+# Colours by rank of the density: viridis, dark = low, yellow = high.
 density_colours <- function(ld) {
   pal <- grDevices::hcl.colors(64, "viridis")
   r <- rank(ld, ties.method = "first") / length(ld)
   pal[pmax(1L, ceiling(r * 64))]
 }
 
+density_key <- function() {
+  pal <- grDevices::hcl.colors(64, "viridis")
+  graphics::legend("topright", c("high density", "", "low density"), pch = 16,
+                   col = pal[c(64, 32, 1)], bty = "n", cex = 0.75, y.intersp = 0.8)
+}
+
 #' Plot densities of a flow
 #'
-#' For D = 1, a curve over the points; for D = 2 and points on a grid (as
-#' from [expand.grid()]), filled contours; otherwise points coloured by
-#' density.
+#' For D = 1, a curve of the density over the points. For D = 2 and points
+#' on a grid (as from [expand.grid()]), an image of the density with contour
+#' lines; for other points, the points coloured by density. With
+#' `add = TRUE` the curve (D = 1) or the contours (D = 2) are drawn on the
+#' current plot, for example over a histogram of simulated particles or to
+#' compare several times.
 #'
 #' @param x A `"jko_density"`.
-#' @param ... Passed to the plotting functions.
+#' @param add Draw on the current plot?
+#' @param ... Graphical parameters passed to the plotting functions, such as
+#'   `col`, `lwd`, `main` or `nlevels` (contours).
 #' @return `x`, invisibly.
+#' @seealso [jko_density()], [plot.jko_sample()].
 #' @examples
 #' set.seed(1)
 #' fit <- jko_fit(potential_double_well(), init_gaussian(0, 0.25), h = 0.1,
-#'                steps = 2, hidden = c(8, 8), batch = 128, iters = 40)
-#' plot(jko_density(fit, seq(-2, 2, by = 0.05)))
+#'                steps = 3, hidden = c(8, 8), batch = 128, iters = 40)
+#' grid <- seq(-2, 2, by = 0.05)
+#' plot(jko_density(fit, grid, step = 0), col = "grey50", ylim = c(0, 0.9))
+#' plot(jko_density(fit, grid), add = TRUE, col = "firebrick")
 #' @export
-plot.jko_density <- function(x, ...) {
+plot.jko_density <- function(x, add = FALSE, ...) {
+  add <- check_flag(add, "add")
   v <- as.numeric(x)
   main <- sprintf("%s at step %d (t = %g)", if (x$log) "Log-density" else "Density",
                   x$step, x$time)
   lab <- if (x$log) "log-density" else "density"
   if (x$dim == 1L) {
     o <- order(x$x[, 1L])
-    graphics::plot(x$x[o, 1L], v[o], type = "l", lwd = 2, xlab = "x", ylab = lab,
-                   main = main, ...)
+    args <- plot_args(list(x = x$x[o, 1L], y = v[o], type = "l", lwd = 2), ...)
+    if (add) {
+      do.call(graphics::lines, args)
+    } else {
+      do.call(graphics::plot, plot_args(c(args, list(xlab = "x", ylab = lab,
+                                                     main = main)), ...))
+    }
     return(invisible(x))
   }
   u1 <- sort(unique(x$x[, 1L]))
   u2 <- if (x$dim == 2L) sort(unique(x$x[, 2L])) else numeric()
-  if (x$dim == 2L && length(u1) * length(u2) == nrow(x$x) && length(u1) > 1L &&
-      length(u2) > 1L) {
+  on_grid <- x$dim == 2L && length(u1) * length(u2) == nrow(x$x) &&
+    length(u1) > 1L && length(u2) > 1L
+  if (on_grid) {
     z <- matrix(NA_real_, length(u1), length(u2))
     z[cbind(match(x$x[, 1L], u1), match(x$x[, 2L], u2))] <- v
-    graphics::filled.contour(u1, u2, z, color.palette = function(n)
-      grDevices::hcl.colors(n, "viridis"), xlab = "x1", ylab = "x2",
-      main = main, ...)
+    if (add) {
+      do.call(graphics::contour, plot_args(list(x = u1, y = u2, z = z, add = TRUE,
+                                                drawlabels = FALSE), ...))
+    } else {
+      do.call(graphics::image, plot_args(list(x = u1, y = u2, z = z,
+        col = grDevices::hcl.colors(64, "viridis"), xlab = "x1", ylab = "x2",
+        main = main, asp = 1), ...))
+      graphics::contour(u1, u2, z, add = TRUE, drawlabels = FALSE,
+                        col = grDevices::adjustcolor("white", 0.6), nlevels = 8)
+    }
   } else {
-    graphics::plot(x$x[, 1L], x$x[, 2L], pch = 16, cex = 0.6,
-                   col = density_colours(v), xlab = "x1", ylab = "x2", main = main, ...)
+    if (add) abort("`add = TRUE` needs D = 1, or D = 2 with points on a grid.")
+    o <- order(v)
+    do.call(graphics::plot, plot_args(list(x = x$x[o, 1L], y = x$x[o, 2L], pch = 16,
+      cex = 0.6, col = density_colours(v)[o], xlab = "x1", ylab = "x2",
+      main = main), ...))
   }
   invisible(x)
 }
