@@ -19,104 +19,113 @@
 #include <string.h>
 #include "icnn.h"
 
-/* Gbar = grad Q_l's adjoint Ebar (w x D x n) into Bbar, Pbar and Abar:
- *   E_{k,d} = 2 sum_j p_kj a_kjd + b_kd. */
-static void grad_q_reverse(const icnn_t *net, int l, const double *th,
-                           const double *Eb, int n, icnn_ws *ws, double *grad)
-{
-    const int D = net->D, r = net->r, w = net->w[l], wr = w * r, nth = ws->nth;
-    const double *A = th + net->offA[l], *P = ws->P[l];
-    double *Ab = grad + net->offA[l], *Bb = grad + net->offB[l], *Pb = ws->Pb[l];
+/* Below this dimension the per-sample D x D products are plain loops. */
+#define JKO_SMALL_D 8
 
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nth) schedule(static)
-#endif
-    for (int k = 0; k < w; k++) {
-        for (int i = 0; i < n; i++) {
-            const double *Ei = Eb + (size_t) w * D * i;
-            const double *Pi = P + (size_t) wr * i;
-            for (int d = 0; d < D; d++) {
-                double e = Ei[k + (size_t) w * d];
-                Bb[k + (size_t) w * d] += e;
-                for (int j = 0; j < r; j++)
-                    Ab[k * r + j + (size_t) wr * d] += 2.0 * Pi[k * r + j] * e;
-            }
-        }
-    }
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nth) schedule(static)
-#endif
+/* Gbar = grad Q_l's adjoint Ebar (w x D x n, samples of this part) into
+ * Bbar, Pbar and Abar:  E_{k,d} = 2 sum_j p_kj a_kjd + b_kd. */
+static void grad_q_reverse(const icnn_t *net, int l, const double *th,
+                           const double *Eb, int i0, int n, icnn_ws *ws,
+                           double *grad)
+{
+    const int D = net->D, r = net->r, w = net->w[l], wr = w * r;
+    const double *A = th + net->offA[l], *P = ws->P[l] + (size_t) wr * i0;
+    double *Ab = grad + net->offA[l], *Bb = grad + net->offB[l],
+           *Pb = ws->Pb[l] + (size_t) wr * i0;
     for (int i = 0; i < n; i++) {
         const double *Ei = Eb + (size_t) w * D * i;
+        const double *Pi = P + (size_t) wr * i;
         double *Pbi = Pb + (size_t) wr * i;
         for (int d = 0; d < D; d++) {
-            const double *Ad = A + (size_t) wr * d, *Ed = Ei + (size_t) w * d;
-            for (int k = 0; k < w; k++)
-                for (int j = 0; j < r; j++)
-                    Pbi[k * r + j] += 2.0 * Ad[k * r + j] * Ed[k];
+            const double *Ed = Ei + (size_t) w * d, *Ad = A + (size_t) wr * d;
+            double *Abd = Ab + (size_t) wr * d, *Bbd = Bb + (size_t) w * d;
+            for (int k = 0; k < w; k++) {
+                double e = Ed[k], e2 = 2.0 * e;
+                Bbd[k] += e;
+                for (int j = 0; j < r; j++) {
+                    Abd[k * r + j] += e2 * Pi[k * r + j];
+                    Pbi[k * r + j] += e2 * Ad[k * r + j];
+                }
+            }
         }
     }
 }
 
-void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
-                   icnn_ws *ws, const double *Ybar, const double *lambda,
-                   double *grad)
+/* The reverse sweep on samples [i0, i0 + n): parameter adjoints are summed
+ * into grad (this thread's own copy, zero on entry), the alpha adjoint into
+ * *abar. Sp (Dp x wmax) and tmp (wmax D + 2 D^2) are this thread's scratch.
+ * Shared scratch sized for the widest layer (PU, GB, JB, Zb, Db) is placed
+ * by wmax, so the parts never overlap whatever layer each thread is at. */
+static void backward_part(const icnn_t *net, const double *th, const double *X0,
+                          int i0, int n, icnn_ws *ws, const double *Ybar0,
+                          const double *lambda, double *grad, double *Sp,
+                          double *tmp, double *abar_out)
 {
-    const int D = net->D, r = net->r, L = net->L, nth = ws->nth, act = net->act;
-    const int D2 = D * D, Dn = D * n;
+    const int D = net->D, r = net->r, L = net->L, wm = net->wmax;
+    const int D2 = D * D, Dn = D * n, Dp = ws->Dp;
     const double one = 1.0, zero = 0.0, two = 2.0;
     const int hess = lambda != NULL;
-    memset(grad, 0, net->npar * sizeof(double));
-
-    /* Hbar = lambda H^{-1} and the alpha adjoint */
+    const double *X = X0 + (size_t) D * i0, *Ybar = Ybar0 + (size_t) D * i0;
     double abar = 0;
+    *abar_out = 0;
+    if (n < 1) return;
+
+    /* Hbar = lambda H^{-1}, packed with doubled off-diagonals so that
+     * tr(Hbar M) = HbP' Mp */
+    double *HbP = hess ? ws->HbP + (size_t) Dp * i0 : NULL;
     if (hess) {
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nth) schedule(static)
-#endif
         for (int i = 0; i < n; i++) {
-#ifdef _OPENMP
-            int tid = omp_get_thread_num();
-#else
-            int tid = 0;
-#endif
-            double *work = ws->tmp + (size_t) tid * (net->wmax * (size_t) D + 2 * (size_t) D2);
-            double *Hb = ws->Hbar + (size_t) D2 * i;
-            chol_inverse(ws->Lc + (size_t) D2 * i, D, Hb, work);
-            for (int m = 0; m < D2; m++) Hb[m] *= lambda[i];
+            size_t ii = (size_t) i0 + i;
+            double *Hb = ws->Hbar + (size_t) D2 * ii, *hp = HbP + (size_t) Dp * i;
+            chol_inverse(ws->Lc + (size_t) D2 * ii, D, Hb, tmp);
+            double li = lambda[ii];
+            for (int m = 0; m < D2; m++) Hb[m] *= li;
+            for (int d = 0; d < D; d++) abar += Hb[d * (D + 1)];
+            for (int e = 0, q = 0; e < D; e++)
+                for (int d = e; d < D; d++, q++)
+                    hp[q] = (d == e ? 1.0 : 2.0) * Hb[d + D * e];
         }
-        for (int i = 0; i < n; i++)
-            for (int d = 0; d < D; d++) abar += ws->Hbar[(size_t) D2 * i + d * (D + 1)];
     }
     for (size_t m = 0; m < (size_t) Dn; m++) abar += X[m] * Ybar[m];
-    {
-        double a = th[net->offa];
-        double sig = a >= 0 ? 1.0 / (1.0 + exp(-a)) : exp(a) / (1.0 + exp(a));
-        grad[net->offa] = abar * sig;
-    }
+    *abar_out = abar;
 
     /* (a) rank terms of the Hessian and (b) the map's direct dependence on
      * p and u: y = sum_l A_l' (2 p_l u_l) + B_l' u_l + alpha x */
     for (int l = 0; l < L; l++) {
         int w = net->w[l], wr = w * r;
-        const double *A = th + net->offA[l], *P = ws->P[l], *U = ws->U[l];
-        double *Ub = ws->Ub[l], *Pb = ws->Pb[l], *PU = ws->PU;
+        const double *A = th + net->offA[l], *P = ws->P[l] + (size_t) wr * i0,
+                     *U = ws->U[l] + (size_t) w * i0;
+        double *Ub = ws->Ub[l] + (size_t) w * i0, *Pb = ws->Pb[l] + (size_t) wr * i0,
+               *PU = ws->PU + (size_t) wm * r * i0;
         double *Ab = grad + net->offA[l];
         if (hess) {
-            F77_CALL(dgemm)("T", "N", &w, &n, &D2, &two, ws->M[l], &D2, ws->Hbar,
-                            &D2, &zero, Ub, &w FCONE FCONE);
-            F77_CALL(dgemm)("N", "T", &D2, &w, &n, &two, ws->Hbar, &D2, U, &w,
-                            &zero, ws->Mbar, &D2 FCONE FCONE);
-            /* Abar_{kj} += 2 Mbar_k a_kj */
+            /* ubar_k = 2 tr(Hbar M_k);  S_k = sum_i 2 u_ik Hbar_i */
+            F77_CALL(dgemm)("T", "N", &w, &n, &Dp, &two, ws->Mp[l], &Dp, HbP,
+                            &Dp, &zero, Ub, &w FCONE FCONE);
+            F77_CALL(dgemm)("N", "T", &Dp, &w, &n, &two, HbP, &Dp, U, &w,
+                            &zero, Sp, &Dp FCONE FCONE);
+            /* Abar_k += 2 A_k S_k (A_k is r x D, rows k r .. k r + r - 1) */
             for (int k = 0; k < w; k++) {
-                const double *Mk = ws->Mbar + (size_t) D2 * k;
-                for (int j = 0; j < r; j++)
-                    for (int d = 0; d < D; d++) {
-                        double s = 0;
-                        for (int e = 0; e < D; e++)
-                            s += Mk[d + D * e] * A[k * r + j + (size_t) wr * e];
-                        Ab[k * r + j + (size_t) wr * d] += 2.0 * s;
+                const double *sk = Sp + (size_t) Dp * k;
+                double *Sk = tmp;
+                for (int e = 0, q = 0; e < D; e++)
+                    for (int d = e; d < D; d++, q++) {
+                        double v = d == e ? sk[q] : 0.5 * sk[q];
+                        Sk[d + D * e] = v;
+                        Sk[e + D * d] = v;
                     }
+                if (D >= JKO_SMALL_D) {
+                    F77_CALL(dgemm)("N", "N", &r, &D, &D, &two, A + k * r, &wr,
+                                    Sk, &D, &one, Ab + k * r, &wr FCONE FCONE);
+                } else {
+                    for (int j = 0; j < r; j++)
+                        for (int d = 0; d < D; d++) {
+                            double s = 0;
+                            for (int e = 0; e < D; e++)
+                                s += Sk[e + D * d] * A[k * r + j + (size_t) wr * e];
+                            Ab[k * r + j + (size_t) wr * d] += 2.0 * s;
+                        }
+                }
             }
         } else {
             memset(Ub, 0, (size_t) w * n * sizeof(double));
@@ -148,100 +157,112 @@ void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
                         &D, &one, Ub, &w FCONE FCONE);
         F77_CALL(dgemm)("N", "T", &w, &D, &n, &one, U, &w, Ybar, &D, &one,
                         grad + net->offB[l], &w FCONE FCONE);
-        memset(ws->Sb[l], 0, (size_t) w * n * sizeof(double));
-        memset(ws->Cb[l], 0, (size_t) w * n * sizeof(double));
+        memset(ws->Sb[l] + (size_t) w * i0, 0, (size_t) w * n * sizeof(double));
+        memset(ws->Cb[l] + (size_t) w * i0, 0, (size_t) w * n * sizeof(double));
     }
 
     /* (c) the Jacobian recursion in reverse, top layer down. Gb holds
      * Jbar_l on entry (zero at the top) and Gbar_l after the update. */
     if (hess && L > 1) {
-        double *Gb = ws->GB, *Jb = ws->JB;
+        size_t po = (size_t) wm * D * i0;
+        double *Gb = ws->GB + po, *Jb = ws->JB + po;
         memset(Gb, 0, (size_t) net->w[L - 1] * Dn * sizeof(double));
         for (int l = L - 1; l >= 0; l--) {
-            int w = net->w[l];
+            int w = net->w[l], wD = w * D;
             if (l > 0) {
-                const double *G = ws->G[l], *S = ws->S[l], *Cc = ws->C[l];
-                double *Cb = ws->Cb[l], *Sb = ws->Sb[l];
+                const double *G = ws->G[l] + (size_t) wD * i0,
+                             *Cc = ws->C[l] + (size_t) w * i0,
+                             *F1 = ws->F1[l] + (size_t) w * i0,
+                             *F2 = ws->F2[l] + (size_t) w * i0;
+                double *Cb = ws->Cb[l] + (size_t) w * i0,
+                       *Sb = ws->Sb[l] + (size_t) w * i0;
                 int top = (l == L - 1);
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nth) schedule(static)
-#endif
+                double *T = tmp;
                 for (int i = 0; i < n; i++) {
-#ifdef _OPENMP
-                    int tid = omp_get_thread_num();
-#else
-                    int tid = 0;
-#endif
-                    double *T = ws->tmp + (size_t) tid * (net->wmax * (size_t) D + 2 * (size_t) D2);
-                    const double *Gi = G + (size_t) w * D * i;
-                    const double *Hb = ws->Hbar + (size_t) D2 * i;
-                    double *gb = Gb + (size_t) w * D * i;
+                    const double *Gi = G + (size_t) wD * i;
+                    const double *Hb = ws->Hbar + (size_t) D2 * (i0 + i);
+                    double *gb = Gb + (size_t) wD * i;
                     /* T = G_i Hbar_i */
-                    memset(T, 0, (size_t) w * D * sizeof(double));
-                    for (int e = 0; e < D; e++)
+                    if (D >= JKO_SMALL_D) {
+                        F77_CALL(dgemm)("N", "N", &w, &D, &D, &one, Gi, &w, Hb, &D,
+                                        &zero, T, &w FCONE FCONE);
+                    } else {
+                        memset(T, 0, (size_t) wD * sizeof(double));
+                        for (int e = 0; e < D; e++)
+                            for (int d = 0; d < D; d++) {
+                                double h = Hb[d + D * e];
+                                const double *Gd = Gi + (size_t) w * d;
+                                double *Te = T + (size_t) w * e;
+                                for (int k = 0; k < w; k++) Te[k] += Gd[k] * h;
+                            }
+                    }
+                    const double *f1 = F1 + (size_t) w * i, *f2 = F2 + (size_t) w * i,
+                                 *ci = Cc + (size_t) w * i;
+                    double *cbi = Cb + (size_t) w * i, *sbi = Sb + (size_t) w * i;
+                    for (int k = 0; k < w; k++) cbi[k] = 0;
+                    if (top) {
                         for (int d = 0; d < D; d++) {
-                            double h = Hb[d + D * e];
-                            const double *Gd = Gi + (size_t) w * d;
-                            double *Te = T + (size_t) w * e;
-                            for (int k = 0; k < w; k++) Te[k] += Gd[k] * h;
+                            const double *Td = T + (size_t) w * d, *Gd = Gi + (size_t) w * d;
+                            double *gd = gb + (size_t) w * d;
+                            for (int k = 0; k < w; k++) {
+                                cbi[k] += Td[k] * Gd[k];
+                                gd[k] += 2.0 * ci[k] * Td[k];
+                            }
                         }
-                    for (int k = 0; k < w; k++) {
-                        size_t m = (size_t) w * i + k;
-                        double cb = 0, jg = 0, f1 = 1, f2 = 0;
-                        if (!top) act_eval(act, S[m], NULL, &f1, &f2, NULL);
+                    } else {
+                        double *jg = T + (size_t) wD;   /* w more doubles */
+                        for (int k = 0; k < w; k++) jg[k] = 0;
                         for (int d = 0; d < D; d++) {
-                            size_t q = k + (size_t) w * d;
-                            cb += T[q] * Gi[q];
-                            if (!top) { jg += gb[q] * Gi[q]; gb[q] *= f1; }
-                            gb[q] += 2.0 * Cc[m] * T[q];
+                            const double *Td = T + (size_t) w * d, *Gd = Gi + (size_t) w * d;
+                            double *gd = gb + (size_t) w * d;
+                            for (int k = 0; k < w; k++) {
+                                cbi[k] += Td[k] * Gd[k];
+                                jg[k] += gd[k] * Gd[k];
+                                gd[k] = gd[k] * f1[k] + 2.0 * ci[k] * Td[k];
+                            }
                         }
-                        Cb[m] = cb;
-                        if (!top) Sb[m] += f2 * jg;
+                        for (int k = 0; k < w; k++) sbi[k] += f2[k] * jg[k];
                     }
                 }
                 int wp = net->w[l - 1];
-                F77_CALL(dgemm)("N", "T", &w, &wp, &Dn, &one, Gb, &w, ws->J[l - 1],
-                                &wp, &one, grad + net->offW[l], &w FCONE FCONE);
-                grad_q_reverse(net, l, th, Gb, n, ws, grad);
+                F77_CALL(dgemm)("N", "T", &w, &wp, &Dn, &one, Gb, &w,
+                                ws->J[l - 1] + (size_t) wp * D * i0, &wp, &one,
+                                grad + net->offW[l], &w FCONE FCONE);
+                grad_q_reverse(net, l, th, Gb, i0, n, ws, grad);
                 F77_CALL(dgemm)("T", "N", &wp, &Dn, &w, &one, th + net->offW[l], &w,
                                 Gb, &w, &zero, Jb, &wp FCONE FCONE);
                 double *t = Gb; Gb = Jb; Jb = t;
             } else {
                 /* layer 1 has no activation: Gbar_1 = Jbar_1 */
-                grad_q_reverse(net, 0, th, Gb, n, ws, grad);
+                grad_q_reverse(net, 0, th, Gb, i0, n, ws, grad);
             }
         }
     }
 
     /* (d) the delta recursion in reverse, bottom layer up */
+    double *Db = ws->Db + (size_t) wm * i0, *Zb = ws->Zb + (size_t) wm * i0;
     for (int l = 0; l < L; l++) {
         int w = net->w[l];
-        const double *S = ws->S[l], *Dd = ws->Dl[l], *Ub = ws->Ub[l], *Cb = ws->Cb[l];
-        double *Sb = ws->Sb[l], *Db = ws->Db;
+        size_t o = (size_t) w * i0, m = (size_t) w * n;
+        const double *Dd = ws->Dl[l] + o, *Ub = ws->Ub[l] + o, *Cb = ws->Cb[l] + o;
+        double *Sb = ws->Sb[l] + o;
         if (l == 0) {
-            memcpy(Db, Ub, (size_t) w * n * sizeof(double));
-            if (L > 1) {   /* delta_1 = W_2' u_2 + v_1 */
-                double *sb = grad + net->offs;
-                for (int i = 0; i < n; i++)
-                    for (int k = 0; k < w; k++) sb[k] += Db[(size_t) w * i + k];
-            }
+            memcpy(Db, Ub, m * sizeof(double));
         } else {
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nth) schedule(static)
-#endif
-            for (size_t m = 0; m < (size_t) w * n; m++) {
-                double f1, f2, f3;
-                act_eval(act, S[m], NULL, &f1, &f2, &f3);
-                Db[m] = f1 * Ub[m] + f2 * Cb[m];
-                Sb[m] += Dd[m] * (f2 * Ub[m] + f3 * Cb[m]);
+            const double *F1 = ws->F1[l] + o, *F2 = ws->F2[l] + o, *F3 = ws->F3[l] + o;
+            for (size_t q = 0; q < m; q++) {
+                Db[q] = F1[q] * Ub[q] + F2[q] * Cb[q];
+                Sb[q] += Dd[q] * (F2[q] * Ub[q] + F3[q] * Cb[q]);
             }
         }
         if (l < L - 1) {
             int wn = net->w[l + 1];
             F77_CALL(dgemm)("N", "N", &wn, &n, &w, &one, th + net->offW[l + 1], &wn,
-                            Db, &w, &one, ws->Ub[l + 1], &wn FCONE FCONE);
-            F77_CALL(dgemm)("N", "T", &wn, &w, &n, &one, ws->U[l + 1], &wn, Db, &w,
-                            &one, grad + net->offW[l + 1], &wn FCONE FCONE);
+                            Db, &w, &one, ws->Ub[l + 1] + (size_t) wn * i0, &wn
+                            FCONE FCONE);
+            F77_CALL(dgemm)("N", "T", &wn, &w, &n, &one, ws->U[l + 1] + (size_t) wn * i0,
+                            &wn, Db, &w, &one, grad + net->offW[l + 1], &wn
+                            FCONE FCONE);
         } else {
             double *vb = grad + net->offv;
             for (int i = 0; i < n; i++)
@@ -252,26 +273,24 @@ void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
     /* (e) the primal in reverse, top layer down (no cotangent on psi) */
     for (int l = L - 1; l >= 0; l--) {
         int w = net->w[l], wr = w * r;
-        double *Sb = ws->Sb[l], *Pb = ws->Pb[l];
-        const double *P = ws->P[l];
+        size_t o = (size_t) w * i0, m = (size_t) w * n;
+        double *Sb = ws->Sb[l] + o, *Pb = ws->Pb[l] + (size_t) wr * i0;
+        const double *P = ws->P[l] + (size_t) wr * i0;
         if (l < L - 1) {
-            const double *S = ws->S[l], *Zb = ws->Zb;
             if (l == 0) {
-                for (size_t m = 0; m < (size_t) w * n; m++) Sb[m] += Zb[m];
+                for (size_t q = 0; q < m; q++) Sb[q] += Zb[q];
             } else {
-                for (size_t m = 0; m < (size_t) w * n; m++) {
-                    double f1;
-                    act_eval(act, S[m], NULL, &f1, NULL, NULL);
-                    Sb[m] += f1 * Zb[m];
-                }
+                const double *F1 = ws->F1[l] + o;
+                for (size_t q = 0; q < m; q++) Sb[q] += F1[q] * Zb[q];
             }
         }
         if (l > 0) {
             int wp = net->w[l - 1];
-            F77_CALL(dgemm)("N", "T", &w, &wp, &n, &one, Sb, &w, ws->Z[l - 1], &wp,
-                            &one, grad + net->offW[l], &w FCONE FCONE);
+            F77_CALL(dgemm)("N", "T", &w, &wp, &n, &one, Sb, &w,
+                            ws->Z[l - 1] + (size_t) wp * i0, &wp, &one,
+                            grad + net->offW[l], &w FCONE FCONE);
             F77_CALL(dgemm)("T", "N", &wp, &n, &w, &one, th + net->offW[l], &w, Sb,
-                            &w, &zero, ws->Zb, &wp FCONE FCONE);
+                            &w, &zero, Zb, &wp FCONE FCONE);
         }
         double *cb = grad + net->offc[l];
         for (int i = 0; i < n; i++)
@@ -288,4 +307,40 @@ void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
         F77_CALL(dgemm)("N", "T", &wr, &D, &n, &one, Pb, &wr, X, &D, &one,
                         grad + net->offA[l], &wr FCONE FCONE);
     }
+}
+
+void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
+                   icnn_ws *ws, const double *Ybar, const double *lambda,
+                   double *grad)
+{
+    const int nt = jko_nthreads(ws->nth, n), D = net->D;
+    const size_t np = net->npar;
+    memset(grad, 0, np * sizeof(double));
+    if (n < 1) return;
+    int old = jko_blas_set_threads(1);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    {
+        int t = jko_thread_num(), i0, i1;
+        jko_chunk(n, t, nt, &i0, &i1);
+        double *g = t == 0 ? grad : ws->gradT + (size_t) (t - 1) * np;
+        if (t > 0) memset(g, 0, np * sizeof(double));
+        double *Sp = ws->Mbar + (size_t) t * ws->Dp * net->wmax;
+        double *tmp = ws->tmp + (size_t) t * jko_tmp_len(net->wmax, D);
+        backward_part(net, th, X, i0, i1 - i0, ws, Ybar, lambda, g, Sp, tmp,
+                      ws->abarT + t);
+    }
+    if (old > 1) jko_blas_set_threads(old);
+    /* the parts' sums, in thread order: the same result for a given
+     * thread count */
+    for (int t = 1; t < nt; t++) {
+        const double *g = ws->gradT + (size_t) (t - 1) * np;
+        for (size_t m = 0; m < np; m++) grad[m] += g[m];
+    }
+    double abar = 0;
+    for (int t = 0; t < nt; t++) abar += ws->abarT[t];
+    double a = th[net->offa];
+    double sig = a >= 0 ? 1.0 / (1.0 + exp(-a)) : exp(a) / (1.0 + exp(a));
+    grad[net->offa] = abar * sig;
 }

@@ -77,48 +77,53 @@ void chol_inverse(const double *Lc, int D, double *Ainv, double *work)
         }
 }
 
-/* Needs icnn_forward on the same X first. Fills ws->M, ws->G, ws->J, ws->H
- * and the Cholesky factors ws->Lc; logdet (length n) may be NULL. */
-int icnn_hessian(const icnn_t *net, const double *th, const double *X, int n,
-                 icnn_ws *ws, double *logdet)
-{
-    const int D = net->D, r = net->r, L = net->L, nth = ws->nth, act = net->act;
-    const int D2 = D * D;
-    const double one = 1.0, two = 2.0;
-    const double alpha = icnn_alpha(net, th);
-    (void) X;
+/* Below this dimension the per-sample D x D products are plain loops;
+ * from it on a BLAS call per sample beats them. */
+#define JKO_SMALL_D 8
 
-    /* M_{l,k} = sum_j a_kj a_kj', stored as D^2 x w */
-    for (int l = 0; l < L; l++) {
+/* M_{l,k} = sum_j a_kj a_kj', full (D^2 x w) and packed lower (Dp x w);
+ * parameters only, so computed once per call. */
+static void rank_matrices(const icnn_t *net, const double *th, icnn_ws *ws)
+{
+    const int D = net->D, r = net->r, D2 = D * D, Dp = ws->Dp;
+    for (int l = 0; l < net->L; l++) {
         int w = net->w[l], wr = w * r;
         const double *A = th + net->offA[l];
-        double *M = ws->M[l];
         for (int k = 0; k < w; k++) {
-            double *Mk = M + (size_t) D2 * k;
+            double *Mk = ws->M[l] + (size_t) D2 * k, *Mpk = ws->Mp[l] + (size_t) Dp * k;
+            int q = 0;
             for (int e = 0; e < D; e++)
-                for (int d = e; d < D; d++) {
+                for (int d = e; d < D; d++, q++) {
                     double s = 0;
                     for (int j = 0; j < r; j++)
                         s += A[k * r + j + (size_t) wr * d] * A[k * r + j + (size_t) wr * e];
                     Mk[d + D * e] = s;
                     Mk[e + D * d] = s;
+                    Mpk[q] = s;
                 }
         }
     }
+}
 
-    /* Jacobian recursion: G_l = grad Q_l (+ W_l J_{l-1}) */
+/* The Hessians of samples [i0, i0 + n); tmp is this thread's scratch. */
+static int hessian_part(const icnn_t *net, const double *th, int i0, int n,
+                        icnn_ws *ws, double *logdet, double *tmp)
+{
+    const int D = net->D, r = net->r, L = net->L, D2 = D * D, Dp = ws->Dp;
+    const double one = 1.0, zero = 0.0, two = 2.0;
+    const double alpha = icnn_alpha(net, th);
+    if (n < 1) return JKO_OK;
+
+    /* Jacobian recursion: G_l = grad Q_l (+ W_l J_{l-1}), J_l = sigma'(s_l) G_l */
     for (int l = 0; l < L; l++) {
         if (!ws->G[l]) continue;
-        int w = net->w[l], wr = w * r;
+        int w = net->w[l], wr = w * r, wD = w * D;
         const double *A = th + net->offA[l], *B = th + net->offB[l];
-        const double *P = ws->P[l];
-        double *G = ws->G[l];
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nth) schedule(static)
-#endif
+        const double *P = ws->P[l] + (size_t) wr * i0;
+        double *G = ws->G[l] + (size_t) wD * i0;
         for (int i = 0; i < n; i++) {
             const double *Pi = P + (size_t) wr * i;
-            double *Gi = G + (size_t) w * D * i;
+            double *Gi = G + (size_t) wD * i;
             for (int d = 0; d < D; d++) {
                 const double *Ad = A + (size_t) wr * d;
                 double *Gd = Gi + (size_t) w * d;
@@ -132,72 +137,105 @@ int icnn_hessian(const icnn_t *net, const double *th, const double *X, int n,
         if (l > 0) {
             int wp = net->w[l - 1], Dn = D * n;
             F77_CALL(dgemm)("N", "N", &w, &Dn, &wp, &one, th + net->offW[l], &w,
-                            ws->J[l - 1], &wp, &one, G, &w FCONE FCONE);
+                            ws->J[l - 1] + (size_t) wp * D * i0, &wp, &one, G, &w
+                            FCONE FCONE);
             if (ws->J[l]) {
-                double *Jl = ws->J[l];
-                const double *S = ws->S[l];
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nth) schedule(static)
-#endif
-                for (int i = 0; i < n; i++) {
-                    for (int k = 0; k < w; k++) {
-                        double f1;
-                        act_eval(act, S[(size_t) w * i + k], NULL, &f1, NULL, NULL);
-                        for (int d = 0; d < D; d++) {
-                            size_t m = k + (size_t) w * (d + (size_t) D * i);
-                            Jl[m] = f1 * G[m];
-                        }
+                double *Jl = ws->J[l] + (size_t) wD * i0;
+                const double *F1 = ws->F1[l] + (size_t) w * i0;
+                for (int i = 0; i < n; i++)
+                    for (int d = 0; d < D; d++) {
+                        const double *f = F1 + (size_t) w * i;
+                        const double *Gd = G + (size_t) wD * i + (size_t) w * d;
+                        double *Jd = Jl + (size_t) wD * i + (size_t) w * d;
+                        for (int k = 0; k < w; k++) Jd[k] = f[k] * Gd[k];
                     }
-                }
             }
         }
     }
 
-    /* H = alpha I + sum_l M_l (2 u_l) + sum_l G_l' diag(c_l) G_l */
-    double *H = ws->H;
-    memset(H, 0, (size_t) D2 * n * sizeof(double));
-    for (int i = 0; i < n; i++)
-        for (int d = 0; d < D; d++) H[(size_t) D2 * i + d * (D + 1)] = alpha;
+    /* rank terms for the whole part at once: Hp = sum_l Mp_l (2 u_l) */
+    double *Hp = ws->Hp + (size_t) Dp * i0;
     for (int l = 0; l < L; l++) {
         int w = net->w[l];
-        F77_CALL(dgemm)("N", "N", &D2, &n, &w, &two, ws->M[l], &D2, ws->U[l], &w,
-                        &one, H, &D2 FCONE FCONE);
+        F77_CALL(dgemm)("N", "N", &Dp, &n, &w, &two, ws->Mp[l], &Dp,
+                        ws->U[l] + (size_t) w * i0, &w, l ? &one : &zero, Hp, &Dp
+                        FCONE FCONE);
     }
+
+    /* per sample: H = alpha I + unpack(Hp) + sum_{l >= 2} G_l' diag(c_l) G_l
+     * (c_1 = 0: layer 1 has no activation), then its Cholesky factor */
     int status = JKO_OK;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nth) schedule(static) reduction(max:status)
-#endif
     for (int i = 0; i < n; i++) {
-#ifdef _OPENMP
-        int tid = omp_get_thread_num();
-#else
-        int tid = 0;
-#endif
-        double *cg = ws->tmp + (size_t) tid * (net->wmax * (size_t) D + 2 * (size_t) D2);
-        double *Hi = H + (size_t) D2 * i;
+        size_t ii = (size_t) i0 + i;
+        double *Hi = ws->H + (size_t) D2 * ii;
+        const double *Hpi = Hp + (size_t) Dp * i;
+        for (int e = 0, q = 0; e < D; e++)
+            for (int d = e; d < D; d++, q++) {
+                Hi[d + D * e] = Hpi[q];
+                Hi[e + D * d] = Hpi[q];
+            }
+        for (int d = 0; d < D; d++) Hi[d * (D + 1)] += alpha;
         for (int l = 1; l < L; l++) {
             int w = net->w[l];
-            const double *Gi = ws->G[l] + (size_t) w * D * i;
-            const double *ci = ws->C[l] + (size_t) w * i;
-            for (int a = 0; a < D; a++) {
-                const double *Ga = Gi + (size_t) w * a;
-                for (int k = 0; k < w; k++) cg[k] = ci[k] * Ga[k];
-                for (int b = 0; b <= a; b++) {
-                    const double *Gb = Gi + (size_t) w * b;
-                    double s = 0;
-                    for (int k = 0; k < w; k++) s += cg[k] * Gb[k];
-                    Hi[a + D * b] += s;
+            const double *Gi = ws->G[l] + (size_t) w * D * ii;
+            const double *ci = ws->C[l] + (size_t) w * ii;
+            if (D >= JKO_SMALL_D) {
+                for (int a = 0; a < D; a++) {
+                    const double *Ga = Gi + (size_t) w * a;
+                    double *cg = tmp + (size_t) w * a;
+                    for (int k = 0; k < w; k++) cg[k] = ci[k] * Ga[k];
+                }
+                F77_CALL(dgemm)("T", "N", &D, &D, &w, &one, tmp, &w, Gi, &w,
+                                &one, Hi, &D FCONE FCONE);
+            } else {
+                for (int a = 0; a < D; a++) {
+                    const double *Ga = Gi + (size_t) w * a;
+                    for (int k = 0; k < w; k++) tmp[k] = ci[k] * Ga[k];
+                    for (int b = 0; b <= a; b++) {
+                        const double *Gb = Gi + (size_t) w * b;
+                        double s = 0;
+                        for (int k = 0; k < w; k++) s += tmp[k] * Gb[k];
+                        Hi[a + D * b] += s;
+                        if (b < a) Hi[b + D * a] += s;
+                    }
                 }
             }
         }
+        /* exact symmetry (a BLAS product may round the two triangles
+         * differently) */
         for (int a = 0; a < D; a++)
             for (int b = 0; b < a; b++) Hi[b + D * a] = Hi[a + D * b];
-        double *Li = ws->Lc + (size_t) D2 * i;
+        double *Li = ws->Lc + (size_t) D2 * ii;
         memcpy(Li, Hi, (size_t) D2 * sizeof(double));
         double ld;
         int st = chol_logdet(Li, D, &ld);
         if (st != JKO_OK) { status = st; ld = NAN; }
-        if (logdet) logdet[i] = ld;
+        if (logdet) logdet[ii] = ld;
     }
+    return status;
+}
+
+/* Needs icnn_forward on the same X first. Fills ws->M, ws->G, ws->J, ws->H
+ * and the Cholesky factors ws->Lc; logdet (length n) may be NULL. One
+ * contiguous part of the batch per thread, BLAS single-threaded inside. */
+int icnn_hessian(const icnn_t *net, const double *th, const double *X, int n,
+                 icnn_ws *ws, double *logdet)
+{
+    const int nt = jko_nthreads(ws->nth, n), D = net->D;
+    (void) X;
+    rank_matrices(net, th, ws);
+    if (n < 1) return JKO_OK;
+    int old = jko_blas_set_threads(1), status = JKO_OK;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) reduction(max:status)
+#endif
+    {
+        int t = jko_thread_num(), i0, i1;
+        jko_chunk(n, t, nt, &i0, &i1);
+        double *tmp = ws->tmp + (size_t) t * jko_tmp_len(net->wmax, D);
+        int st = hessian_part(net, th, i0, i1 - i0, ws, logdet, tmp);
+        if (st > status) status = st;
+    }
+    if (old > 1) jko_blas_set_threads(old);
     return status;
 }

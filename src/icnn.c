@@ -53,7 +53,6 @@ int icnn_setup(icnn_t *net, int D, int L, const int *w, int r, int act,
     }
     net->offv = off; off += (size_t) w[L - 1];
     net->offa = off; off += 1;
-    net->offs = off; if (L > 1) off += (size_t) w[0];
     net->npar = off;
     return 0;
 }
@@ -85,7 +84,6 @@ void icnn_init_params(const icnn_t *net, double *th)
     }
     int wL = net->w[net->L - 1];
     for (int k = 0; k < wL; k++) th[net->offv + k] = 1e-5 / wL;
-    if (net->L > 1) for (int k = 0; k < net->w[0]; k++) th[net->offs + k] = 0.0;
     /* alpha = 1: softplus(a) = 1 - alpha_min */
     double t = 1.0 - net->alpha_min;
     th[net->offa] = t + log(-expm1(-t));
@@ -102,9 +100,6 @@ void icnn_project(const icnn_t *net, double *th)
     }
     for (int k = 0; k < net->w[net->L - 1]; k++)
         if (th[net->offv + k] < 0) th[net->offv + k] = 0;
-    if (net->L > 1)
-        for (int k = 0; k < net->w[0]; k++)
-            if (th[net->offs + k] < 0) th[net->offs + k] = 0;
 }
 
 static double *ralloc(size_t n)
@@ -118,9 +113,11 @@ static double *ralloc(size_t n)
 void icnn_ws_alloc(const icnn_t *net, icnn_ws *ws, int nmax, int hess, int nth)
 {
     int D = net->D, r = net->r, wm = net->wmax;
-    size_t n = (size_t) nmax, D2 = (size_t) D * D;
+    size_t n = (size_t) (nmax > 0 ? nmax : 1), D2 = (size_t) D * D;
+    size_t Dp = (size_t) D * (D + 1) / 2;
     memset(ws, 0, sizeof(*ws));
     ws->nmax = nmax; ws->hess = hess; ws->nth = nth < 1 ? 1 : nth;
+    ws->Dp = (int) Dp;
     for (int l = 0; l < net->L; l++) {
         size_t w = net->w[l];
         ws->P[l] = ralloc(w * r * n);
@@ -129,8 +126,14 @@ void icnn_ws_alloc(const icnn_t *net, icnn_ws *ws, int nmax, int hess, int nth)
         ws->U[l] = ralloc(w * n);
         ws->Dl[l] = ralloc(w * n);
         ws->C[l] = ralloc(w * n);
+        if (l > 0) {
+            ws->F1[l] = ralloc(w * n);
+            ws->F2[l] = ralloc(w * n);
+            if (hess > 1) ws->F3[l] = ralloc(w * n);
+        }
         if (hess) {
             ws->M[l] = ralloc(D2 * w);
+            ws->Mp[l] = ralloc(Dp * w);
             /* G_1 is needed only to start the Jacobian recursion */
             ws->G[l] = (l == 0 && net->L == 1) ? NULL : ralloc(w * D * n);
             /* J_L is never used; J_1 = G_1 (no activation on layer 1) */
@@ -148,37 +151,41 @@ void icnn_ws_alloc(const icnn_t *net, icnn_ws *ws, int nmax, int hess, int nth)
     if (hess) {
         ws->H = ralloc(D2 * n);
         ws->Lc = ralloc(D2 * n);
-        ws->tmp = ralloc((size_t) ws->nth * (wm * (size_t) D + 2 * D2));
+        ws->Hp = ralloc(Dp * n);
+        ws->tmp = ralloc((size_t) ws->nth * jko_tmp_len(wm, D));
     }
     if (hess > 1) {
         ws->Hbar = ralloc(D2 * n);
+        ws->HbP = ralloc(Dp * n);
         if (net->L > 1) {
             ws->GB = ralloc((size_t) wm * D * n);
             ws->JB = ralloc((size_t) wm * D * n);
         }
-        ws->Mbar = ralloc(D2 * wm);
+        ws->Mbar = ralloc((size_t) ws->nth * Dp * wm);
         ws->Zb = ralloc((size_t) wm * n);
         ws->Db = ralloc((size_t) wm * n);
+        ws->gradT = ralloc((size_t) (ws->nth - 1) * net->npar);
+        ws->abarT = ralloc((size_t) ws->nth);
     }
 }
 
-/* Forward pass over n samples (X is D x n):
- *   s_l, z_l as above; delta_L = v, u_l = sigma'(s_l) delta_l,
- *   delta_{l-1} = W_l' u_l, c_l = sigma''(s_l) delta_l;
- *   grad psi = sum_l A_l' (2 p_l * u_l) + B_l' u_l + alpha x.
- * psi and Y (D x n) may be NULL. */
-void icnn_forward(const icnn_t *net, const double *th, const double *X, int n,
-                  icnn_ws *ws, double *psi, double *Y)
+/* The forward pass on samples [i0, i1): every array is column-per-sample,
+ * so a part of the batch is a contiguous block and the BLAS calls below
+ * simply see fewer columns. */
+static void forward_part(const icnn_t *net, const double *th, const double *X0,
+                         int i0, int n, icnn_ws *ws, double *psi, double *Y0)
 {
-    const int D = net->D, r = net->r, L = net->L, nth = ws->nth, act = net->act;
+    const int D = net->D, r = net->r, L = net->L, act = net->act;
     const double one = 1.0, zero = 0.0, two = 2.0;
     const double alpha = icnn_alpha(net, th);
+    const double *X = X0 + (size_t) D * i0;
+    if (n < 1) return;
 
     for (int l = 0; l < L; l++) {
         int w = net->w[l], wr = w * r;
         const double *A = th + net->offA[l], *B = th + net->offB[l],
                      *c = th + net->offc[l];
-        double *P = ws->P[l], *S = ws->S[l];
+        double *P = ws->P[l] + (size_t) wr * i0, *S = ws->S[l] + (size_t) w * i0;
         F77_CALL(dgemm)("N", "N", &wr, &n, &D, &one, A, &wr, X, &D, &zero,
                         P, &wr FCONE FCONE);
         F77_CALL(dgemm)("N", "N", &w, &n, &D, &one, B, &w, X, &D, &zero,
@@ -186,21 +193,26 @@ void icnn_forward(const icnn_t *net, const double *th, const double *X, int n,
         if (l > 0) {
             int wp = net->w[l - 1];
             F77_CALL(dgemm)("N", "N", &w, &n, &wp, &one, th + net->offW[l], &w,
-                            ws->Z[l - 1], &wp, &one, S, &w FCONE FCONE);
+                            ws->Z[l - 1] + (size_t) wp * i0, &wp, &one, S, &w
+                            FCONE FCONE);
         }
-        double *Zl = ws->Z[l];
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nth) schedule(static)
-#endif
         for (int i = 0; i < n; i++) {
             const double *Pi = P + (size_t) wr * i;
-            double *Si = S + (size_t) w * i, *Zi = Zl + (size_t) w * i;
+            double *Si = S + (size_t) w * i;
             for (int k = 0; k < w; k++) {
                 double q = c[k];
                 for (int j = 0; j < r; j++) q += Pi[k * r + j] * Pi[k * r + j];
                 Si[k] += q;
-                if (l > 0) act_eval(act, Si[k], Zi + k, NULL, NULL, NULL);
             }
+        }
+        if (l > 0) {
+            /* sigma and its derivatives once per pass: the Hessian and the
+             * backward sweep reuse them instead of calling exp/log1p again */
+            size_t o = (size_t) w * i0, m = (size_t) w * n;
+            double *Z = ws->Z[l] + o, *F1 = ws->F1[l] + o, *F2 = ws->F2[l] + o;
+            double *F3 = ws->F3[l] ? ws->F3[l] + o : NULL;
+            for (size_t q = 0; q < m; q++)
+                act_eval(act, S[q], Z + q, F1 + q, F2 + q, F3 ? F3 + q : NULL);
         }
     }
 
@@ -208,55 +220,48 @@ void icnn_forward(const icnn_t *net, const double *th, const double *X, int n,
     const int wL = net->w[L - 1];
     if (psi) {
         for (int i = 0; i < n; i++) {
-            const double *Zi = ws->Z[L - 1] + (size_t) wL * i, *xi = X + (size_t) D * i;
+            const double *Zi = ws->Z[L - 1] + (size_t) wL * (i0 + i),
+                         *xi = X + (size_t) D * i;
             double s = 0, xx = 0;
             for (int k = 0; k < wL; k++) s += v[k] * Zi[k];
-            if (L > 1) {
-                const double *vs = th + net->offs, *Z1 = ws->S[0] + (size_t) net->w[0] * i;
-                for (int k = 0; k < net->w[0]; k++) s += vs[k] * Z1[k];
-            }
             for (int d = 0; d < D; d++) xx += xi[d] * xi[d];
-            psi[i] = s + 0.5 * alpha * xx;
+            psi[i0 + i] = s + 0.5 * alpha * xx;
         }
     }
 
     /* delta recursion, top layer down */
     for (int i = 0; i < n; i++)
-        memcpy(ws->Dl[L - 1] + (size_t) wL * i, v, wL * sizeof(double));
+        memcpy(ws->Dl[L - 1] + (size_t) wL * (i0 + i), v, wL * sizeof(double));
     for (int l = L - 1; l >= 0; l--) {
         int w = net->w[l];
-        double *Dd = ws->Dl[l], *U = ws->U[l], *Cc = ws->C[l];
-        const double *S = ws->S[l];
+        size_t o = (size_t) w * i0, m = (size_t) w * n;
+        double *Dd = ws->Dl[l] + o, *U = ws->U[l] + o, *Cc = ws->C[l] + o;
         if (l == 0) {
-            if (L > 1) {   /* the layer-1 output skip: delta_1 += v_1 */
-                const double *vs = th + net->offs;
-                for (int i = 0; i < n; i++)
-                    for (int k = 0; k < w; k++) Dd[(size_t) w * i + k] += vs[k];
-            }
-            memcpy(U, Dd, (size_t) w * n * sizeof(double));
-            memset(Cc, 0, (size_t) w * n * sizeof(double));
+            memcpy(U, Dd, m * sizeof(double));
+            memset(Cc, 0, m * sizeof(double));
         } else {
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nth) schedule(static)
-#endif
-            for (size_t m = 0; m < (size_t) w * n; m++) {
-                double f1, f2;
-                act_eval(act, S[m], NULL, &f1, &f2, NULL);
-                U[m] = f1 * Dd[m];
-                Cc[m] = f2 * Dd[m];
+            const double *F1 = ws->F1[l] + o, *F2 = ws->F2[l] + o;
+            for (size_t q = 0; q < m; q++) {
+                U[q] = F1[q] * Dd[q];
+                Cc[q] = F2[q] * Dd[q];
             }
             int wp = net->w[l - 1];
             F77_CALL(dgemm)("T", "N", &wp, &n, &w, &one, th + net->offW[l], &w,
-                            U, &w, &zero, ws->Dl[l - 1], &wp FCONE FCONE);
+                            U, &w, &zero, ws->Dl[l - 1] + (size_t) wp * i0, &wp
+                            FCONE FCONE);
         }
     }
 
-    if (Y) {
+    if (Y0) {
+        double *Y = Y0 + (size_t) D * i0;
         for (size_t m = 0; m < (size_t) D * n; m++) Y[m] = alpha * X[m];
         for (int l = 0; l < L; l++) {
             int w = net->w[l], wr = w * r;
-            const double *P = ws->P[l], *U = ws->U[l];
-            double *PU = ws->PU;
+            const double *P = ws->P[l] + (size_t) wr * i0,
+                         *U = ws->U[l] + (size_t) w * i0;
+            /* PU is shared scratch sized for the widest layer: parts are
+             * placed by wmax so they never overlap across layers */
+            double *PU = ws->PU + (size_t) net->wmax * r * i0;
             for (int i = 0; i < n; i++)
                 for (int k = 0; k < w; k++) {
                     double uk = U[(size_t) w * i + k];
@@ -269,4 +274,28 @@ void icnn_forward(const icnn_t *net, const double *th, const double *X, int n,
                             U, &w, &one, Y, &D FCONE FCONE);
         }
     }
+}
+
+/* Forward pass over n samples (X is D x n):
+ *   s_l, z_l as above; delta_L = v, u_l = sigma'(s_l) delta_l,
+ *   delta_{l-1} = W_l' u_l, c_l = sigma''(s_l) delta_l;
+ *   grad psi = sum_l A_l' (2 p_l * u_l) + B_l' u_l + alpha x.
+ * psi and Y (D x n) may be NULL. The batch is split into one contiguous
+ * part per thread; each part runs the whole pass with a single-threaded
+ * BLAS, so there is one parallel region and no synchronisation. */
+void icnn_forward(const icnn_t *net, const double *th, const double *X, int n,
+                  icnn_ws *ws, double *psi, double *Y)
+{
+    const int nt = jko_nthreads(ws->nth, n);
+    if (n < 1) return;
+    int old = jko_blas_set_threads(1);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    {
+        int i0, i1;
+        jko_chunk(n, jko_thread_num(), nt, &i0, &i1);
+        forward_part(net, th, X, i0, i1 - i0, ws, psi, Y);
+    }
+    if (old > 1) jko_blas_set_threads(old);
 }

@@ -12,12 +12,7 @@
  *   B_l  w_l x D
  *   c_l  w_l
  *   W_l  w_l x w_{l-1}  (l >= 2 only)
- * followed by v (w_L), the raw strong-convexity parameter a (1) and, when
- * L > 1, non-negative output weights v_1 (w_1) of the first layer, so that
- *   psi(x) = v' z_L + v_1' z_1 + alpha |x|^2 / 2.
- * z_1 = Q_1(x) is a convex quadratic: this skip lets the network represent
- * any linear map exactly (the Ornstein-Uhlenbeck steps), the deeper layers
- * carrying only the non-linear part.
+ * followed by v (w_L) and the raw strong-convexity parameter a (1).
  */
 #ifndef JKOFLOW_ICNN_H
 #define JKOFLOW_ICNN_H
@@ -44,7 +39,7 @@ typedef struct {
     double alpha_min;
     size_t offA[ICNN_MAX_LAYERS], offB[ICNN_MAX_LAYERS],
            offc[ICNN_MAX_LAYERS], offW[ICNN_MAX_LAYERS];
-    size_t offv, offa, offs, npar;   /* offs: layer-1 output skip (L > 1) */
+    size_t offv, offa, npar;
     int wmax;
 } icnn_t;
 
@@ -52,15 +47,22 @@ typedef struct {
  * w x D x n Jacobian blocks are only allocated when Hessians are wanted. */
 typedef struct {
     int nmax, hess, nth;
+    int Dp;                        /* D (D + 1) / 2, a packed symmetric matrix */
     double *P[ICNN_MAX_LAYERS];    /* (w r) x n   projections a'x          */
     double *S[ICNN_MAX_LAYERS];    /* w x n       pre-activations          */
     double *Z[ICNN_MAX_LAYERS];    /* w x n       activations              */
     double *U[ICNN_MAX_LAYERS];    /* w x n       u = sigma'(s) delta      */
     double *Dl[ICNN_MAX_LAYERS];   /* w x n       delta                    */
     double *C[ICNN_MAX_LAYERS];    /* w x n       c = sigma''(s) delta     */
+    double *F1[ICNN_MAX_LAYERS];   /* w x n       sigma'(s), l >= 2: the    */
+    double *F2[ICNN_MAX_LAYERS];   /* w x n       sigma''(s)   activation's */
+    double *F3[ICNN_MAX_LAYERS];   /* w x n       sigma'''(s)  derivatives, */
+                                   /* cached by icnn_forward (F3 if hess > 1) */
     double *G[ICNN_MAX_LAYERS];    /* w x D x n   forward Jacobian G_l     */
     double *J[ICNN_MAX_LAYERS];    /* w x D x n   J_l = sigma'(s) G_l      */
     double *M[ICNN_MAX_LAYERS];    /* D^2 x w     sum_j a_kj a_kj'          */
+    double *Mp[ICNN_MAX_LAYERS];   /* Dp x w      the same, packed lower    */
+    double *Hp;                    /* Dp x n      packed rank terms of H    */
     double *H;                     /* D^2 x n     Hessians                 */
     double *Lc;                    /* D^2 x n     Cholesky factors         */
     double *PU;                    /* (wmax r) x n scratch                 */
@@ -71,9 +73,12 @@ typedef struct {
     double *Pb[ICNN_MAX_LAYERS];   /* (w r) x n   adjoint of a'x           */
     double *Hbar;                  /* D^2 x n     adjoint of the Hessian   */
     double *GB, *JB;               /* wmax x D x n adjoints of G and J     */
-    double *Mbar;                  /* D^2 x wmax                           */
+    double *Mbar;                  /* per-thread Dp x wmax (packed)        */
+    double *HbP;                   /* Dp x n      packed Hbar, off-diagonal doubled */
+    double *gradT;                 /* (nth - 1) x npar per-thread gradients */
+    double *abarT;                 /* nth per-thread alpha adjoints         */
     double *Zb, *Db;               /* wmax x n                             */
-    double *tmp;                   /* per-thread wmax x D scratch          */
+    double *tmp;                   /* per-thread jko_tmp_len() scratch     */
 } icnn_ws;
 
 /* icnn.c */
@@ -97,6 +102,42 @@ void chol_solve(const double *Lc, int D, double *b);
 void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
                    icnn_ws *ws, const double *Ybar, const double *lambda,
                    double *grad);
+
+/* blas_threads.c: the BLAS's own thread count (OpenBLAS), so that the
+ * kernels, which split the batch over OpenMP threads and call BLAS on each
+ * part, run the BLAS single-threaded inside; returns the previous count, or
+ * 0 where the BLAS offers no such control. */
+int jko_blas_set_threads(int n);
+
+/* The part [*i0, *i1) of samples 0..n-1 that thread t of nt works on. */
+static inline void jko_chunk(int n, int t, int nt, int *i0, int *i1)
+{
+    int q = n / nt, rem = n % nt;
+    *i0 = t * q + (t < rem ? t : rem);
+    *i1 = *i0 + q + (t < rem);
+}
+
+static inline int jko_thread_num(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* doubles of per-thread scratch (ws->tmp) */
+static inline size_t jko_tmp_len(int wmax, int D)
+{
+    return (size_t) wmax * (D + 1) + 2 * (size_t) D * D;
+}
+
+/* threads actually used for n samples */
+static inline int jko_nthreads(int nth, int n)
+{
+    if (nth > n) nth = n;
+    return nth < 1 ? 1 : nth;
+}
 
 /* activation helpers shared by the kernels */
 void act_eval(int act, double s, double *f, double *f1, double *f2, double *f3);
