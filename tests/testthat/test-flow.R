@@ -1,0 +1,141 @@
+# The flow: closed-form Gaussian steps, normalised densities, inversion,
+# reproducibility and persistence.
+
+# One JKO step of the OU potential (x-b)'A(x-b)/2 from N(0, I) is linear:
+# x -> M x + m with M = f(A), f(a) the positive root of
+# (1/h + a) m^2 - m/h - 1/beta = 0, and m = (I + hA)^{-1} h A b.
+ou_step <- function(A, b, h, beta = 1) {
+  e <- eigen(A, symmetric = TRUE)
+  a <- e$values
+  f <- (1 / h + sqrt(1 / h^2 + 4 * (1 / h + a) / beta)) / (2 * (1 / h + a))
+  M <- e$vectors %*% diag(f, length(f)) %*% t(e$vectors)
+  list(mean = drop(solve(diag(length(b)) + h * A, h * A %*% b)), cov = M %*% M)
+}
+
+dmvnorm_log <- function(x, mean, cov) {
+  R <- chol(cov)
+  z <- backsolve(R, t(x) - mean, transpose = TRUE)
+  -0.5 * colSums(z^2) - sum(log(diag(R))) - ncol(x) / 2 * log(2 * pi)
+}
+
+test_that("one OU step matches the closed-form Gaussian", {
+  set.seed(21)
+  A <- matrix(c(2, 0.5, 0.5, 1), 2); b <- c(1, -1); h <- 0.25
+  fit <- jko_fit(potential_quadratic(A, b), init_gaussian(c(0, 0)), h = h,
+                 steps = 1, hidden = c(16, 16), rank = 2, batch = 512,
+                 iters = 1000, verbose = FALSE)
+  ref <- ou_step(A, b, h)
+  n <- 20000
+  s <- jko_sample(fit, n)
+  # sampling error of the mean: sd / sqrt(n); allow 4 standard errors plus
+  # a small training bias
+  se <- sqrt(diag(ref$cov) / n)
+  expect_true(all(abs(colMeans(s$x) - ref$mean) < 4 * se + 0.01))
+  # covariance entries: se of S_ij is about sqrt((S_ii S_jj + S_ij^2) / n)
+  se_cov <- sqrt((outer(diag(ref$cov), diag(ref$cov)) + ref$cov^2) / n)
+  expect_true(all(abs(cov(s$x) - ref$cov) < 4 * se_cov + 0.01))
+  # densities within 2 sd of the mean
+  pts <- sweep(matrix(rnorm(600), 300) %*% chol(ref$cov), 2, ref$mean, "+")
+  z <- backsolve(chol(ref$cov), t(pts) - ref$mean, transpose = TRUE)
+  pts <- pts[sqrt(colSums(z^2)) <= 2, ]
+  d <- jko_density(fit, pts)
+  rel <- abs(as.numeric(d) / exp(dmvnorm_log(pts, ref$mean, ref$cov)) - 1)
+  expect_lte(max(rel), 0.02)
+  expect_lte(d$residual, 1e-8)
+})
+
+test_that("densities integrate to one and invert the samples exactly", {
+  set.seed(22)
+  pot <- potential_gmm(rbind(c(-1.5, 0), c(1.5, 0.5)), sd = 0.6)
+  fit <- jko_fit(pot, init_gaussian(c(0, 0), 2), h = 0.1, steps = 3,
+                 hidden = c(16, 16), rank = 3, batch = 256, iters = 150,
+                 verbose = FALSE)
+  s <- jko_sample(fit, 4000)
+  lim <- apply(s$x, 2, range) + c(-2, 2)
+  g1 <- seq(lim[1, 1], lim[2, 1], length.out = 90)
+  g2 <- seq(lim[1, 2], lim[2, 2], length.out = 90)
+  d <- jko_density(fit, as.matrix(expand.grid(g1, g2)))
+  mass <- sum(as.numeric(d)) * diff(g1[1:2]) * diff(g2[1:2])
+  expect_lt(abs(mass - 1), 0.01)
+  # the round trip: density at the pushed samples = their log-density
+  back <- jko_density(fit, s$x[1:200, ], log = TRUE)
+  expect_lte(max(abs(back$log_density - s$log_density[1:200])), 1e-6)
+  expect_lte(back$residual, 1e-8)
+  # step 0 is rho_0 itself
+  d0 <- jko_density(fit, s$x[1:5, ], step = 0, log = TRUE)
+  expect_equal(as.numeric(d0), dmvnorm_log(s$x[1:5, ], c(0, 0), diag(2, 2)),
+               tolerance = 1e-12)
+})
+
+test_that("an R function and the equivalent built-in give the same fit", {
+  A <- matrix(c(1.5, 0.3, 0.3, 0.8), 2); b <- c(0.5, 0)
+  quad <- potential_quadratic(A, b)
+  rfun <- potential_fn(function(x) 0.5 * rowSums(((x - rep(b, each = nrow(x))) %*% A) *
+                                                   (x - rep(b, each = nrow(x)))),
+                       function(x) (x - rep(b, each = nrow(x))) %*% A)
+  run <- function(pot) {
+    set.seed(23)
+    jko_fit(pot, init_gaussian(c(1, 1)), h = 0.1, steps = 2, hidden = c(8, 8),
+            rank = 2, batch = 64, iters = 40, verbose = FALSE)
+  }
+  f1 <- run(quad); f2 <- run(rfun)
+  expect_lte(max(abs(f1$theta[[2]] - f2$theta[[2]])), 1e-8)
+  set.seed(1); s1 <- jko_sample(f1, 100)
+  set.seed(1); s2 <- jko_sample(f2, 100)
+  expect_lte(max(abs(s1$x - s2$x)), 1e-8)
+})
+
+test_that("set.seed() reproduces a fit exactly", {
+  run <- function() {
+    set.seed(24)
+    jko_fit(potential_double_well(), init_gaussian(0, 0.5), h = 0.1, steps = 2,
+            hidden = c(8, 8), rank = 2, batch = 64, iters = 30, verbose = FALSE)
+  }
+  f1 <- run(); f2 <- run()
+  expect_identical(f1$theta, f2$theta)
+  expect_identical(f1$steps$loss, f2$steps$loss)
+})
+
+test_that("fits round-trip through saveRDS with identical samples and densities", {
+  set.seed(25)
+  fit <- jko_fit(potential_double_well(), init_gaussian(0, 0.5), h = 0.1, steps = 2,
+                 hidden = c(8, 8), rank = 2, batch = 64, iters = 30, verbose = FALSE)
+  f <- tempfile(fileext = ".rds")
+  saveRDS(fit, f)
+  fit2 <- readRDS(f)
+  set.seed(2); a <- jko_sample(fit, 50)
+  set.seed(2); b <- jko_sample(fit2, 50)
+  expect_identical(a$x, b$x)
+  expect_identical(a$log_density, b$log_density)
+  pts <- seq(-2, 2, by = 0.5)
+  expect_identical(as.numeric(jko_density(fit, pts)), as.numeric(jko_density(fit2, pts)))
+})
+
+test_that("time maps to the nearest step and the free energy decreases", {
+  set.seed(26)
+  fit <- jko_fit(potential_quadratic(1, 2), init_gaussian(0, 1), h = 0.2, steps = 4,
+                 hidden = c(8, 8), rank = 2, batch = 128, iters = 80, verbose = FALSE)
+  expect_equal(jko_sample(fit, 10, time = 0.41)$step, 2L)
+  expect_equal(jko_sample(fit, 10, time = 0.8)$step, 4L)
+  expect_error(jko_sample(fit, 10, time = 1.3), "`time` must be within the fitted range")
+  expect_error(jko_sample(fit, 10, step = 5), "`step` must be a whole number in 0..4")
+  expect_error(jko_density(fit, 0, step = -1), "`step` must be a whole number in 0..4")
+  # the JKO scheme decreases the free energy step by step (up to Monte Carlo
+  # error of the estimate, about 0.02 here)
+  fe <- fit$steps$free_energy
+  expect_true(all(diff(fe) < 0.02))
+  # OU in 1-D from N(0, 1) towards N(2, 1): the mean after t = 0.8
+  # is 2 (1 - exp(-0.8)) in continuous time; JKO's is 2 (1 - (1 + h)^-4)
+  m <- mean(jko_sample(fit, 20000)$x)
+  expect_lt(abs(m - 2 * (1 - 1.2^-4)), 0.03)
+})
+
+test_that("init_samples without a log-density gives samples but no densities", {
+  set.seed(27)
+  fit <- jko_fit(potential_double_well(), init_samples(matrix(rnorm(500), ncol = 1)),
+                 h = 0.1, steps = 1, hidden = c(8, 8), batch = 64, iters = 20,
+                 verbose = FALSE)
+  s <- jko_sample(fit, 100)
+  expect_true(all(is.na(s$log_density)))
+  expect_error(jko_density(fit, 0.5), "densities need the log-density of the initial distribution")
+})
