@@ -1,0 +1,287 @@
+# Bayesian logistic regression as a target: the potential (log-density and
+# gradient in C, src/logistic.c), its prior as an initial distribution, and
+# the posterior predictive of a fit.
+
+#' Bayesian logistic regression posterior
+#'
+#' The posterior of the Bayesian logistic regression of the reference
+#' experiment (Mokrov et al., 2021), as a potential
+#' \eqn{\Phi(\theta) = -\log p(\theta, y)} for [jko_fit()]: with
+#' \eqn{\beta = 1} the flow ends at the posterior \eqn{p(\theta \mid y)}.
+#'
+#' * `prior = "gamma"`: \eqn{\theta = (w_1, \dots, w_p, \log\alpha)},
+#'   \eqn{w \mid \alpha \sim N(0, \alpha^{-1} I)},
+#'   \eqn{\alpha \sim \mathrm{Gamma}(\mathrm{shape} = 1, \mathrm{rate} = 100)}
+#'   (dimension \eqn{p + 1});
+#' * `prior = "normal"`: \eqn{\theta = w \sim N(0, I)} (dimension \eqn{p}).
+#'
+#' The likelihood is \eqn{\prod_i \sigma(x_i^\top w)^{y_i}(1 - \sigma(x_i^\top w))^{1 - y_i}};
+#' there is no implicit intercept (add a column of ones to `x` for one). The
+#' prior's normalising constants are kept, so \eqn{\int e^{-\Phi} = p(y)}, the
+#' marginal likelihood, which [jko_evidence()] estimates. The log-density and
+#' its gradient are computed in C. With `batch`, each evaluation uses a fresh
+#' random subset of `batch` rows (drawn without replacement with R's RNG) and
+#' scales its log-likelihood by \eqn{N / }`batch`, an unbiased estimate of the
+#' full log-likelihood; [jko_evidence()], `jko_sample(resample = TRUE)` and
+#' [init_prior()] always use the full data.
+#'
+#' The initial distribution of [jko_fit()] defaults to the prior (see
+#' [init_prior()]).
+#'
+#' @param x The design matrix, N x p, numeric (a data frame of numeric
+#'   columns is accepted).
+#' @param y The N responses: 0/1 numbers, `TRUE`/`FALSE`, or a factor with two
+#'   levels (the second level is 1).
+#' @param prior `"gamma"` (hierarchical, the reference model) or `"normal"`.
+#' @param batch `NULL` (the full data at every evaluation) or the number of
+#'   rows of a minibatch.
+#' @return An object of class `c("jko_target_logistic", "jko_potential")`.
+#' @references Mokrov, P., Korotin, A., Li, L., Genevay, A., Solomon, J. and
+#'   Burnaev, E. (2021). Large-scale Wasserstein gradient flows. *Advances in
+#'   Neural Information Processing Systems* 34.
+#' @seealso [predict.jko_fit()] for the posterior predictive,
+#'   [jko_evidence()] for the marginal likelihood.
+#' @examples
+#' pima <- rbind(MASS::Pima.tr, MASS::Pima.te)
+#' x <- cbind(1, scale(pima[, 1:7]))
+#' tg <- target_logistic(x, pima$type)
+#' tg
+#' potential_value(tg, matrix(c(rep(0, 8), log(0.01)), 1))
+#' @export
+target_logistic <- function(x, y, prior = c("gamma", "normal"), batch = NULL) {
+  if (is.data.frame(x)) {
+    bad <- !vapply(x, is.numeric, logical(1))
+    if (any(bad)) {
+      abort("`x` must be numeric; column%s %s %s not.", if (sum(bad) > 1L) "s" else "",
+            paste0("`", names(x)[bad], "`", collapse = ", "),
+            if (sum(bad) > 1L) "are" else "is")
+    }
+    x <- as.matrix(x)
+  }
+  if (!is.numeric(x)) abort("`x` must be a numeric matrix, not %s.", describe(x))
+  if (is.null(dim(x))) x <- matrix(x, ncol = 1L)
+  if (length(dim(x)) != 2L || nrow(x) < 1L || ncol(x) < 1L) {
+    abort("`x` must be a numeric matrix with at least one row and one column.")
+  }
+  if (anyNA(x)) abort("`x` must not contain NA or NaN values (%d found).", sum(is.na(x)))
+  if (any(!is.finite(x))) abort("`x` must not contain infinite values.")
+  N <- nrow(x)
+  p <- ncol(x)
+  levels <- c("0", "1")
+  if (is.factor(y)) {
+    if (nlevels(y) != 2L) {
+      abort("`y` must have two classes, but the factor has %d level%s (%s).", nlevels(y),
+            if (nlevels(y) == 1L) "" else "s", paste(levels(y), collapse = ", "))
+    }
+    levels <- levels(y)
+    y <- as.integer(y) - 1L
+  } else if (is.logical(y)) {
+    y <- as.integer(y)
+  } else if (!is.numeric(y)) {
+    abort("`y` must be 0/1 numbers, TRUE/FALSE or a factor with two levels, not %s.",
+          describe(y))
+  }
+  if (anyNA(y)) abort("`y` must not contain NA values (%d found).", sum(is.na(y)))
+  if (!all(y %in% c(0, 1))) {
+    cls <- sort(unique(y))
+    abort("`y` must have two classes coded 0 and 1 (or be a factor with two levels), not the values %s%s.",
+          paste(format(utils::head(cls, 5L)), collapse = ", "),
+          if (length(cls) > 5L) ", ..." else "")
+  }
+  if (length(y) != N) {
+    abort("`y` has length %d but `x` has %d rows; they must match.", length(y), N)
+  }
+  prior <- match.arg(prior)
+  if (!is.null(batch)) {
+    batch <- check_count(batch, "batch")
+    if (batch >= N) batch <- NULL
+  }
+  D <- if (prior == "gamma") p + 1L else p
+  label <- sprintf("Bayesian logistic regression posterior, %d observations, %d weights, %s prior%s",
+                   N, p, if (prior == "gamma") "Gamma(1, 100)-normal" else "N(0, I)",
+                   if (is.null(batch)) "" else sprintf(", minibatches of %d", batch))
+  pot <- new_potential(5L, NULL, D, label,
+                       x = unname(matrix(as.double(x), N, p)), y = as.double(y),
+                       prior = if (prior == "gamma") 1L else 2L, shape = 1, rate = 100,
+                       batch = if (is.null(batch)) NA_integer_ else batch,
+                       levels = levels, colnames = colnames(x),
+                       class = "jko_target_logistic")
+  pot$p <- p  # not through new_potential(): `p` would match its `par`
+  pot$init <- init_prior(pot)
+  pot
+}
+
+#' The prior of a Bayesian target as an initial distribution
+#'
+#' For a [target_logistic()] posterior: with the `"gamma"` prior,
+#' \eqn{\log\alpha} with \eqn{\alpha \sim \mathrm{Gamma}(1, \mathrm{rate} = 100)} and
+#' \eqn{w \mid \alpha \sim N(0, \alpha^{-1} I)}; with the `"normal"` prior
+#' \eqn{w \sim N(0, I)}. Exact samples and log-density of \eqn{(w, \log\alpha)}
+#' (the Jacobian of \eqn{\log} included). [jko_fit()] uses it when `init`
+#' is not given.
+#'
+#' @param potential A [target_logistic()].
+#' @return A `"jko_init"`.
+#' @examples
+#' tg <- target_logistic(cbind(1, MASS::Pima.tr$glu / 100), MASS::Pima.tr$type)
+#' pr <- init_prior(tg)
+#' pr
+#' head(pr$sample(3))
+#' @export
+init_prior <- function(potential) {
+  if (!inherits(potential, "jko_target_logistic")) {
+    abort("`potential` must be a target_logistic(), not %s.", describe(potential))
+  }
+  p <- potential$p
+  shape <- potential$shape
+  rate <- potential$rate
+  if (potential$prior == 2L) {
+    out <- init_gaussian(rep(0, p), 1)
+    out$label <- sprintf("the N(0, I) prior, dimension %d", p)
+    return(out)
+  }
+  structure(list(
+    dim = p + 1L,
+    sample = function(n) {
+      alpha <- stats::rgamma(n, shape = shape, rate = rate)
+      # alpha is drawn above .Machine$double.xmin in practice; guard log(0)
+      alpha <- pmax(alpha, .Machine$double.xmin)
+      w <- matrix(stats::rnorm(n * p), n, p) / sqrt(alpha)
+      cbind(w, log(alpha))
+    },
+    logdensity = function(x) {
+      tau <- x[, p + 1L]
+      ww <- rowSums(x[, seq_len(p), drop = FALSE]^2)
+      0.5 * p * (tau - log(2 * pi)) - 0.5 * exp(tau) * ww +
+        shape * log(rate) - lgamma(shape) + shape * tau - rate * exp(tau)
+    },
+    label = sprintf("the Gamma(%g, %g)-normal prior of (w, log alpha), dimension %d",
+                    shape, rate, p + 1L)
+  ), class = "jko_init")
+}
+
+#' Posterior predictive of a Bayesian logistic regression fit
+#'
+#' For a fit of a [target_logistic()] posterior, the posterior predictive
+#' probability \eqn{P(y = 1 \mid x, \mathrm{data}) \approx \frac1n\sum_s
+#' \sigma(x^\top w_s)} averaged over `n` samples \eqn{w_s} of the fitted flow.
+#' Fits of other potentials have no predictive distribution: use
+#' [jko_sample()] or [jko_density()].
+#'
+#' @param object A `"jko_fit"` of a [target_logistic()].
+#' @param newdata A matrix (or data frame) with the columns of the fitted `x`;
+#'   default the fitted `x`.
+#' @param type `"prob"`: the predictive probability of the second class
+#'   (`y = 1`); `"link"`: its log-odds (so that `plogis(link) = prob`).
+#' @param n Number of posterior samples.
+#' @param samples Optionally a [jko_sample()] of the fit to use instead of
+#'   drawing `n` new ones (e.g. `jko_sample(fit, n, resample = TRUE)`).
+#' @param ... Passed to [jko_sample()] (`step`, `resample`).
+#' @return A numeric vector, one value per row of `newdata`.
+#' @examples
+#' set.seed(1)
+#' x <- cbind(1, scale(MASS::Pima.tr[, c("glu", "bmi")]))
+#' fit <- jko_fit(target_logistic(x, MASS::Pima.tr$type), h = 0.5, steps = 3,
+#'                hidden = c(16, 16), batch = 256, iters = 100)
+#' p <- predict(fit, n = 1000)
+#' mean((p > 0.5) == (MASS::Pima.tr$type == "Yes"))
+#' @export
+predict.jko_fit <- function(object, newdata = NULL, type = c("prob", "link"),
+                            n = 4096, samples = NULL, ...) {
+  tg <- object$potential
+  if (!inherits(tg, "jko_target_logistic")) {
+    abort(paste0("predict() needs a fit of a target_logistic() posterior; this fit's ",
+                 "potential is a %s, which has no predictive distribution. ",
+                 "Use jko_sample() or jko_density()."), tg$label)
+  }
+  type <- match.arg(type)
+  newdata <- if (is.null(newdata)) tg$x else check_points(newdata, tg$p, "newdata")
+  if (is.null(samples)) {
+    n <- check_count(n, "n")
+    samples <- jko_sample(object, n, ...)
+  } else if (!inherits(samples, "jko_sample") || samples$dim != object$dim) {
+    abort("`samples` must be a jko_sample() of this fit, not %s.", describe(samples))
+  }
+  W <- samples$x[, seq_len(tg$p), drop = FALSE]
+  n <- nrow(W)
+  out <- numeric(nrow(newdata))
+  # chunks of rows keep the rows x n matrix of linear predictors small
+  size <- max(1L, floor(4e6 / n))
+  for (st in seq(1L, nrow(newdata), by = size)) {
+    rows <- st:min(nrow(newdata), st + size - 1L)
+    eta <- newdata[rows, , drop = FALSE] %*% t(W)
+    # log of the mean of sigma(eta) and of 1 - sigma(eta), stably
+    l1 <- row_logmeanexp(stats::plogis(eta, log.p = TRUE))
+    l0 <- row_logmeanexp(stats::plogis(-eta, log.p = TRUE))
+    out[rows] <- if (type == "prob") exp(l1) else l1 - l0
+  }
+  names(out) <- rownames(newdata)
+  out
+}
+
+row_logmeanexp <- function(a) {
+  m <- apply(a, 1L, max)
+  m + log(rowMeans(exp(a - m)))
+}
+
+#' A widened Laplace approximation as an initial distribution
+#'
+#' The Gaussian \eqn{N(\hat\theta, s^2 H^{-1})} at the minimum
+#' \eqn{\hat\theta} of the potential (found by BFGS with the potential's
+#' gradient), \eqn{H} the Hessian of \eqn{\Phi} there (central differences of
+#' the gradient) and \eqn{s} = `inflate`. Widened by `inflate` > 1, it is a
+#' starting point from which a few JKO steps reach a near-Gaussian posterior,
+#' much faster than from a diffuse prior, and its tails stay heavier than the
+#' target's, which importance sampling ([jko_evidence()], `jko_sample(resample
+#' = TRUE)`) needs. Minibatch targets are optimised on the full data.
+#'
+#' @param potential A potential with a known dimension (e.g. a
+#'   [target_logistic()]).
+#' @param start Starting point of the optimisation (default: zero, and for
+#'   the `"gamma"` prior \eqn{\log\alpha} at its conditional mode given
+#'   \eqn{w = 0}).
+#' @param inflate Factor on the standard deviations, at least 1.
+#' @return A `"jko_init"` (see [init_gaussian()]) with the `mode` and the
+#'   optimiser's `convergence` code.
+#' @examples
+#' x <- cbind(1, scale(MASS::Pima.tr[, 1:7]))
+#' init_laplace(target_logistic(x, MASS::Pima.tr$type))
+#' @export
+init_laplace <- function(potential, start = NULL, inflate = 1.5) {
+  check_potential(potential)
+  D <- potential$dim
+  if (is.na(D) && is.null(start)) {
+    abort("`start` is needed: `potential` does not know its dimension.")
+  }
+  if (is.null(start)) {
+    start <- rep(0, D)
+    if (inherits(potential, "jko_target_logistic") && potential$prior == 1L) {
+      start[D] <- log((potential$p / 2 + potential$shape) / potential$rate)
+    }
+  }
+  start <- check_points(start, if (is.na(D)) NULL else D, "start")[1L, ]
+  D <- length(start)
+  inflate <- check_positive(inflate, "inflate")
+  if (inflate < 1) abort("`inflate` must be at least 1, not %s.", describe(inflate))
+  if (identical(potential$code, 5L)) potential$batch <- NA_integer_
+  gradient <- function(t) potential_value(potential, matrix(t, 1L), grad = TRUE)$gradient[1L, ]
+  opt <- stats::optim(start, function(t) potential_value(potential, matrix(t, 1L)),
+                      gradient, method = "BFGS",
+                      control = list(maxit = 2000L, reltol = 1e-14))
+  if (!is.finite(opt$value)) abort("the potential is not finite at the optimum found.")
+  H <- matrix(0, D, D)
+  for (d in seq_len(D)) {
+    e <- 1e-5 * max(1, abs(opt$par[d])) * (seq_len(D) == d)
+    H[, d] <- (gradient(opt$par + e) - gradient(opt$par - e)) / (2 * e[d])
+  }
+  H <- (H + t(H)) / 2
+  Hinv <- tryCatch(chol2inv(chol(H)), error = function(e) {
+    abort("the Hessian of the potential at its minimum is not positive definite.")
+  })
+  out <- init_gaussian(opt$par, inflate^2 * Hinv)
+  out$mode <- opt$par
+  out$convergence <- opt$convergence
+  out$label <- sprintf("Laplace approximation at the mode, sd x %g, dimension %d",
+                       inflate, D)
+  out
+}
