@@ -24,7 +24,8 @@
 #' [jko_continue()] resumes from them.
 #'
 #' @param potential A potential: see [potentials].
-#' @param init The initial distribution: see [init_gaussian()].
+#' @param init The initial distribution: see [init_gaussian()]. For a
+#'   [target_logistic()] it defaults to the prior ([init_prior()]).
 #' @param h JKO time step, a positive number.
 #' @param steps Number of JKO steps.
 #' @param beta Inverse temperature \eqn{\beta}.
@@ -66,6 +67,8 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
                     pool = NULL, monitor = 2048, ...) {
   call <- match.call()
   check_potential(potential)
+  # targets that carry a prior (target_logistic()) start from it by default
+  if (missing(init) && !is.null(potential[["init"]])) init <- potential[["init"]]
   check_init(init)
   D <- init$dim
   if (!is.na(potential$dim) && potential$dim != D) {

@@ -11,6 +11,13 @@
 #' @param time Alternatively the time \eqn{t}, mapped to the nearest step
 #'   \eqn{k = t/h} (an error outside the fitted range).
 #' @param threads Number of threads.
+#' @param resample Sampling-importance-resampling: draw `n` samples of the
+#'   flow, weight them by \eqn{e^{-\beta\Phi(x)} / \rho_k(x)} with the flow's
+#'   own densities, and return `n` draws from them with replacement, which
+#'   corrects the fit's bias towards the target \eqn{e^{-\beta\Phi}}. The
+#'   draws keep the flow's `log_density`; the result also carries the
+#'   effective sample size `ess` and Pareto `pareto_k` of the weights (see
+#'   [jko_evidence()]).
 #' @param ... Unused.
 #' @return An object of class `"jko_sample"`: `x` (n x D), `log_density`
 #'   (`NA` when \eqn{\rho_0} has no log-density), `step` and `time`.
@@ -22,11 +29,13 @@
 #' s
 #' head(as.matrix(s))
 #' @export
-jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL, ...) {
+jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
+                       resample = FALSE, ...) {
   check_fit(fit)
   n <- check_count(n, "n")
   k <- resolve_step(fit, step, time)
   threads <- if (is.null(threads)) fit$settings$threads else check_threads(threads)
+  resample <- check_flag(resample, "resample")
   x0 <- fit$init$sample(n)
   ld <- if (is.null(fit$init$logdensity)) rep(NA_real_, n) else init_logdensity(fit$init, x0)
   x <- to_cols(x0)
@@ -35,8 +44,21 @@ jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL, 
     x <- out$y
     ld <- ld - out$logdet
   }
-  structure(list(x = t(x), log_density = ld, step = k, time = k * fit$h,
-                 dim = fit$dim), class = "jko_sample")
+  x <- t(x)
+  extra <- list()
+  if (resample) {
+    if (anyNA(ld)) init_logdensity(fit$init, x[1L, , drop = FALSE])
+    lw <- importance_log_weights(fit, x, ld)
+    lw[is.na(lw)] <- -Inf
+    if (all(lw == -Inf)) abort("resampling failed: every importance weight is zero or undefined.")
+    w <- exp(lw - max(lw))
+    idx <- sample.int(n, n, replace = TRUE, prob = w)
+    x <- x[idx, , drop = FALSE]
+    ld <- ld[idx]
+    extra <- list(ess = sum(w)^2 / sum(w^2), pareto_k = pareto_khat(lw))
+  }
+  structure(c(list(x = x, log_density = ld, step = k, time = k * fit$h,
+                   dim = fit$dim, resampled = resample), extra), class = "jko_sample")
 }
 
 #' @export
