@@ -248,6 +248,11 @@ static void backward_part(const icnn_t *net, const double *th, const double *X0,
         double *Sb = ws->Sb[l] + o;
         if (l == 0) {
             memcpy(Db, Ub, m * sizeof(double));
+            if (L > 1) {   /* delta_1 = W_2' u_2 + v_1 */
+                double *sb = grad + net->offs;
+                for (int i = 0; i < n; i++)
+                    for (int k = 0; k < w; k++) sb[k] += Db[(size_t) w * i + k];
+            }
         } else {
             const double *F1 = ws->F1[l] + o, *F2 = ws->F2[l] + o, *F3 = ws->F3[l] + o;
             for (size_t q = 0; q < m; q++) {

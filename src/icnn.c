@@ -53,6 +53,7 @@ int icnn_setup(icnn_t *net, int D, int L, const int *w, int r, int act,
     }
     net->offv = off; off += (size_t) w[L - 1];
     net->offa = off; off += 1;
+    net->offs = off; if (L > 1) off += (size_t) w[0];
     net->npar = off;
     return 0;
 }
@@ -84,6 +85,7 @@ void icnn_init_params(const icnn_t *net, double *th)
     }
     int wL = net->w[net->L - 1];
     for (int k = 0; k < wL; k++) th[net->offv + k] = 1e-5 / wL;
+    if (net->L > 1) for (int k = 0; k < net->w[0]; k++) th[net->offs + k] = 0.0;
     /* alpha = 1: softplus(a) = 1 - alpha_min */
     double t = 1.0 - net->alpha_min;
     th[net->offa] = t + log(-expm1(-t));
@@ -100,6 +102,9 @@ void icnn_project(const icnn_t *net, double *th)
     }
     for (int k = 0; k < net->w[net->L - 1]; k++)
         if (th[net->offv + k] < 0) th[net->offv + k] = 0;
+    if (net->L > 1)
+        for (int k = 0; k < net->w[0]; k++)
+            if (th[net->offs + k] < 0) th[net->offs + k] = 0;
 }
 
 static double *ralloc(size_t n)
@@ -224,6 +229,11 @@ static void forward_part(const icnn_t *net, const double *th, const double *X0,
                          *xi = X + (size_t) D * i;
             double s = 0, xx = 0;
             for (int k = 0; k < wL; k++) s += v[k] * Zi[k];
+            if (L > 1) {
+                const double *vs = th + net->offs,
+                             *Z1 = ws->S[0] + (size_t) net->w[0] * (i0 + i);
+                for (int k = 0; k < net->w[0]; k++) s += vs[k] * Z1[k];
+            }
             for (int d = 0; d < D; d++) xx += xi[d] * xi[d];
             psi[i0 + i] = s + 0.5 * alpha * xx;
         }
@@ -237,6 +247,11 @@ static void forward_part(const icnn_t *net, const double *th, const double *X0,
         size_t o = (size_t) w * i0, m = (size_t) w * n;
         double *Dd = ws->Dl[l] + o, *U = ws->U[l] + o, *Cc = ws->C[l] + o;
         if (l == 0) {
+            if (L > 1) {   /* the layer-1 output skip: delta_1 += v_1 */
+                const double *vs = th + net->offs;
+                for (int i = 0; i < n; i++)
+                    for (int k = 0; k < w; k++) Dd[(size_t) w * i + k] += vs[k];
+            }
             memcpy(U, Dd, m * sizeof(double));
             memset(Cc, 0, m * sizeof(double));
         } else {

@@ -12,7 +12,12 @@
  *   B_l  w_l x D
  *   c_l  w_l
  *   W_l  w_l x w_{l-1}  (l >= 2 only)
- * followed by v (w_L) and the raw strong-convexity parameter a (1).
+ * followed by v (w_L), the raw strong-convexity parameter a (1) and, when
+ * L > 1, non-negative output weights v_1 (w_1) of the first layer, so that
+ *   psi(x) = v' z_L + v_1' z_1 + alpha |x|^2 / 2.
+ * z_1 = Q_1(x) is a convex quadratic: this skip lets the network represent
+ * any linear map exactly (the Ornstein-Uhlenbeck steps), the deeper layers
+ * carrying only the non-linear part.
  */
 #ifndef JKOFLOW_ICNN_H
 #define JKOFLOW_ICNN_H
@@ -39,7 +44,7 @@ typedef struct {
     double alpha_min;
     size_t offA[ICNN_MAX_LAYERS], offB[ICNN_MAX_LAYERS],
            offc[ICNN_MAX_LAYERS], offW[ICNN_MAX_LAYERS];
-    size_t offv, offa, npar;
+    size_t offv, offa, offs, npar;   /* offs: layer-1 output skip (L > 1) */
     int wmax;
 } icnn_t;
 
