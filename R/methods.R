@@ -29,10 +29,11 @@ print.jko_fit <- function(x, ...) {
 #' summary(fit)
 #' @export
 summary.jko_fit <- function(object, ...) {
+  check_fit(object, "object")
   structure(list(call = object$call, steps = object$steps,
                  potential = object$potential$label, init = object$init$label,
                  h = object$h, beta = object$beta, dim = object$dim,
-                 nparams = length(object$theta[[1L]] %||% numeric()),
+                 nparams = if (length(object$theta)) length(object$theta[[1L]]) else 0L,
                  settings = object$settings, net = object$net),
             class = "summary.jko_fit")
 }
