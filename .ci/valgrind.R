@@ -1,0 +1,37 @@
+# Run by .ci/run under valgrind (R -d valgrind): a small fit, samples and
+# densities, and the unwinding paths (an error in a user's potential, a time
+# limit firing inside the C training loop), so that any invalid read or
+# write, or memory jkoflow's C code fails to release, is reported. Tiny
+# network and few iterations: valgrind is ~50x slower.
+library(jkoflow)
+set.seed(1)
+fit <- jko_fit(potential_gmm(rbind(c(-2, 0), c(2, 0)), sd = 0.7),
+               init_gaussian(c(0, 0), 4), h = 0.1, steps = 2, hidden = c(6, 6),
+               rank = 2, batch = 32, iters = 10, monitor = 64, verbose = FALSE)
+s <- jko_sample(fit, 50)
+d <- jko_density(fit, s$x, log = TRUE)
+stopifnot(max(abs(as.numeric(d) - s$log_density)) < 1e-6)
+fit <- jko_continue(fit, 1, verbose = FALSE)
+net <- icnn(3, hidden = c(4, 4), rank = 1)
+invisible(predict(net, matrix(rnorm(12), 4, 3), type = "hessian"))
+
+# a user's potential failing in step 2: the R error longjmps through C
+calls <- 0
+pot <- potential_fn(function(x) {
+  if (nrow(x) == 16L && (calls <<- calls + 1) > 7) stop("boom")
+  rowSums(x^2) / 2
+}, grad = function(x) x)
+e <- tryCatch(jko_fit(pot, init_gaussian(c(0, 0), 1), h = 0.1, steps = 3, hidden = 4,
+                      rank = 1, batch = 16, iters = 5, pool = 64, monitor = 32,
+                      verbose = FALSE), error = identity)
+stopifnot(inherits(e, "jkoflow_error_fit"), length(e$fit$theta) == 1L)
+
+# a time limit firing at R_CheckUserInterrupt() inside the training loop
+setTimeLimit(elapsed = 2)
+e <- tryCatch(jko_fit(potential_quadratic(diag(2)), init_gaussian(c(0, 0), 1), h = 0.1,
+                      steps = 1e6, hidden = 4, rank = 1, batch = 16, iters = 5,
+                      pool = 64, monitor = 32, verbose = FALSE), error = identity)
+setTimeLimit()
+stopifnot(inherits(e, "jkoflow_error_fit"))
+invisible(jko_sample(e$fit, 10))
+cat("valgrind script done\n")
