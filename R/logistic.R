@@ -181,8 +181,9 @@ init_prior <- function(potential) {
 #' @examples
 #' set.seed(1)
 #' x <- cbind(1, scale(MASS::Pima.tr[, c("glu", "bmi")]))
-#' fit <- jko_fit(target_logistic(x, MASS::Pima.tr$type), h = 0.5, steps = 3,
-#'                hidden = c(16, 16), batch = 256, iters = 100)
+#' tg <- target_logistic(x, MASS::Pima.tr$type)
+#' fit <- jko_fit(tg, init_laplace(tg), h = 0.1, steps = 2,
+#'                hidden = c(8, 8), batch = 128, iters = 60)
 #' p <- predict(fit, n = 1000)
 #' mean((p > 0.5) == (MASS::Pima.tr$type == "Yes"))
 #' @export
