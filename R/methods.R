@@ -155,7 +155,8 @@ plot_loss <- function(x, ...) {
   shown <- unique(round(seq(1, length(tr), length.out = min(length(tr), 10L))))
   graphics::axis(3, at = (start[shown] + end[shown]) / 2, labels = shown, tick = FALSE,
                  line = -0.8, cex.axis = 0.8)
-  graphics::mtext("step", side = 3, line = 0.6, adj = 1, cex = 0.8)
+  graphics::mtext("step ", side = 3, line = 0.2, at = graphics::par("usr")[1L], adj = 1,
+                  cex = 0.8)
 }
 
 # Free energy over time, with the stationary minimum when it is known.
