@@ -63,8 +63,8 @@
 #' @export
 jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
                     hidden = c(64, 64), rank = 5, batch = 1024, iters = 500,
-                    lr = 5e-3, threads = 1, verbose = interactive(),
-                    pool = NULL, monitor = 2048, ...) {
+                    lr = 5e-3, lr_end = lr / 100, threads = 1,
+                    verbose = interactive(), pool = NULL, monitor = 2048, ...) {
   call <- match.call()
   check_potential(potential)
   # targets that carry a prior (target_logistic()) start from it by default
@@ -99,7 +99,8 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
   fit <- structure(list(
     call = call, potential = potential, init = init, dim = D, h = h, beta = beta,
     net = net,
-    settings = list(batch = batch, iters = iters, lr = lr, lr_end = lr_end, pool = pool,
+    settings = list(batch = batch, iters = iters, lr = lr, lr_end = lr_end,
+                    pool = pool,
                     monitor = monitor, threads = threads),
     theta = list(),
     steps = data.frame(step = 0L, time = 0, loss = NA_real_,
