@@ -23,28 +23,43 @@
 #define JKO_SMALL_D 8
 
 /* Gbar = grad Q_l's adjoint Ebar (w x D x n, samples of this part) into
- * Bbar, Pbar and Abar:  E_{k,d} = 2 sum_j p_kj a_kjd + b_kd. */
-static void grad_q_reverse(const icnn_t *net, int l, const double *th,
+ * Bbar, Pbar and Abar (Abar in the row order j w + k of ws->Ap):
+ *   E_{k,d} = 2 sum_j p_kj a_kjd + b_kd. */
+JKO_CLONES static void grad_q_reverse(const icnn_t *net, int l, const double *th,
                            const double *Eb, int i0, int n, icnn_ws *ws,
                            double *grad)
 {
     const int D = net->D, r = net->r, w = net->w[l], wr = w * r;
-    const double *A = th + net->offA[l], *P = ws->P[l] + (size_t) wr * i0;
+    const double *A = ws->Ap[l], *P = ws->P[l] + (size_t) wr * i0;
     double *Ab = grad + net->offA[l], *Bb = grad + net->offB[l],
            *Pb = ws->Pb[l] + (size_t) wr * i0;
-    for (int i = 0; i < n; i++) {
-        const double *Ei = Eb + (size_t) w * D * i;
-        const double *Pi = P + (size_t) wr * i;
-        double *Pbi = Pb + (size_t) wr * i;
+    (void) th;
+    /* blocks of samples: a block's P, Pbar and Ebar stay in cache while
+     * each row of Abar and A is reused across the block */
+    enum { NB = 16 };
+    for (int ib = 0; ib < n; ib += NB) {
+        int ie = ib + NB < n ? ib + NB : n;
         for (int d = 0; d < D; d++) {
-            const double *Ed = Ei + (size_t) w * d, *Ad = A + (size_t) wr * d;
+            const double *Ad = A + (size_t) wr * d;
             double *Abd = Ab + (size_t) wr * d, *Bbd = Bb + (size_t) w * d;
-            for (int k = 0; k < w; k++) {
-                double e = Ed[k], e2 = 2.0 * e;
-                Bbd[k] += e;
-                for (int j = 0; j < r; j++) {
-                    Abd[k * r + j] += e2 * Pi[k * r + j];
-                    Pbi[k * r + j] += e2 * Ad[k * r + j];
+            for (int i = ib; i < ie; i++) {
+                const double *Ed = Eb + (size_t) w * D * i + (size_t) w * d;
+                JKO_SIMD
+                for (int k = 0; k < w; k++) Bbd[k] += Ed[k];
+            }
+            for (int j = 0; j < r; j++) {
+                const double *Aj = Ad + (size_t) w * j;
+                double *Abj = Abd + (size_t) w * j;
+                for (int i = ib; i < ie; i++) {
+                    const double *Ed = Eb + (size_t) w * D * i + (size_t) w * d;
+                    const double *Pj = P + (size_t) wr * i + (size_t) w * j;
+                    double *Pbj = Pb + (size_t) wr * i + (size_t) w * j;
+                    JKO_SIMD
+                    for (int k = 0; k < w; k++) {
+                        double e2 = 2.0 * Ed[k];
+                        Abj[k] += e2 * Pj[k];
+                        Pbj[k] += e2 * Aj[k];
+                    }
                 }
             }
         }
@@ -56,7 +71,7 @@ static void grad_q_reverse(const icnn_t *net, int l, const double *th,
  * *abar. Sp (Dp x wmax) and tmp (wmax D + 2 D^2) are this thread's scratch.
  * Shared scratch sized for the widest layer (PU, GB, JB, Zb, Db) is placed
  * by wmax, so the parts never overlap whatever layer each thread is at. */
-static void backward_part(const icnn_t *net, const double *th, const double *X0,
+JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const double *X0,
                           int i0, int n, icnn_ws *ws, const double *Ybar0,
                           const double *lambda, double *grad, double *Sp,
                           double *tmp, double *abar_out)
@@ -104,10 +119,11 @@ static void backward_part(const icnn_t *net, const double *th, const double *X0,
                             &Dp, &zero, Ub, &w FCONE FCONE);
             F77_CALL(dgemm)("N", "T", &Dp, &w, &n, &two, HbP, &Dp, U, &w,
                             &zero, Sp, &Dp FCONE FCONE);
-            /* Abar_k += 2 A_k S_k (A_k is r x D, rows k r .. k r + r - 1) */
+            /* Abar_k += 2 A_k S_k (A_k is r x D, rows k r .. k r + r - 1 of
+             * theta's A; Abar in the order j w + k) */
             for (int k = 0; k < w; k++) {
                 const double *sk = Sp + (size_t) Dp * k;
-                double *Sk = tmp;
+                double *Sk = tmp, *AS = tmp + (size_t) D2;
                 for (int e = 0, q = 0; e < D; e++)
                     for (int d = e; d < D; d++, q++) {
                         double v = d == e ? sk[q] : 0.5 * sk[q];
@@ -116,43 +132,49 @@ static void backward_part(const icnn_t *net, const double *th, const double *X0,
                     }
                 if (D >= JKO_SMALL_D) {
                     F77_CALL(dgemm)("N", "N", &r, &D, &D, &two, A + k * r, &wr,
-                                    Sk, &D, &one, Ab + k * r, &wr FCONE FCONE);
+                                    Sk, &D, &zero, AS, &r FCONE FCONE);
                 } else {
-                    for (int j = 0; j < r; j++)
-                        for (int d = 0; d < D; d++) {
+                    for (int d = 0; d < D; d++)
+                        for (int j = 0; j < r; j++) {
                             double s = 0;
                             for (int e = 0; e < D; e++)
                                 s += Sk[e + D * d] * A[k * r + j + (size_t) wr * e];
-                            Ab[k * r + j + (size_t) wr * d] += 2.0 * s;
+                            AS[j + r * d] = 2.0 * s;
                         }
                 }
+                for (int d = 0; d < D; d++)
+                    for (int j = 0; j < r; j++)
+                        Ab[j * w + k + (size_t) wr * d] += AS[j + r * d];
             }
         } else {
             memset(Ub, 0, (size_t) w * n * sizeof(double));
         }
         /* Abar += (2 p u) ybar' */
-        for (int i = 0; i < n; i++)
-            for (int k = 0; k < w; k++) {
-                double uk = U[(size_t) w * i + k];
-                for (int j = 0; j < r; j++)
-                    PU[(size_t) wr * i + k * r + j] = 2.0 * P[(size_t) wr * i + k * r + j] * uk;
+        for (int i = 0; i < n; i++) {
+            const double *Ui = U + (size_t) w * i;
+            for (int j = 0; j < r; j++) {
+                size_t o = (size_t) wr * i + (size_t) w * j;
+                JKO_SIMD
+                for (int k = 0; k < w; k++) PU[o + k] = 2.0 * P[o + k] * Ui[k];
             }
+        }
         F77_CALL(dgemm)("N", "T", &wr, &D, &n, &one, PU, &wr, Ybar, &D, &one,
                         Ab, &wr FCONE FCONE);
         /* PU = A ybar; ubar += 2 p . (A ybar), pbar = 2 u (A ybar) */
-        F77_CALL(dgemm)("N", "N", &wr, &n, &D, &one, A, &wr, Ybar, &D, &zero,
-                        PU, &wr FCONE FCONE);
-        for (int i = 0; i < n; i++)
-            for (int k = 0; k < w; k++) {
-                size_t m = (size_t) w * i + k;
-                double s = 0;
-                for (int j = 0; j < r; j++) {
-                    size_t q = (size_t) wr * i + k * r + j;
-                    s += P[q] * PU[q];
-                    Pb[q] = 2.0 * U[m] * PU[q];
+        F77_CALL(dgemm)("N", "N", &wr, &n, &D, &one, ws->Ap[l], &wr, Ybar, &D,
+                        &zero, PU, &wr FCONE FCONE);
+        for (int i = 0; i < n; i++) {
+            const double *Ui = U + (size_t) w * i;
+            double *Ubi = Ub + (size_t) w * i;
+            for (int j = 0; j < r; j++) {
+                size_t o = (size_t) wr * i + (size_t) w * j;
+                JKO_SIMD
+                for (int k = 0; k < w; k++) {
+                    Ubi[k] += 2.0 * P[o + k] * PU[o + k];
+                    Pb[o + k] = 2.0 * Ui[k] * PU[o + k];
                 }
-                Ub[m] += 2.0 * s;
             }
+        }
         F77_CALL(dgemm)("N", "N", &w, &n, &D, &one, th + net->offB[l], &w, Ybar,
                         &D, &one, Ub, &w FCONE FCONE);
         F77_CALL(dgemm)("N", "T", &w, &D, &n, &one, U, &w, Ybar, &D, &one,
@@ -193,17 +215,20 @@ static void backward_part(const icnn_t *net, const double *th, const double *X0,
                                 double h = Hb[d + D * e];
                                 const double *Gd = Gi + (size_t) w * d;
                                 double *Te = T + (size_t) w * e;
+                                JKO_SIMD
                                 for (int k = 0; k < w; k++) Te[k] += Gd[k] * h;
                             }
                     }
                     const double *f1 = F1 + (size_t) w * i, *f2 = F2 + (size_t) w * i,
                                  *ci = Cc + (size_t) w * i;
                     double *cbi = Cb + (size_t) w * i, *sbi = Sb + (size_t) w * i;
+                    JKO_SIMD
                     for (int k = 0; k < w; k++) cbi[k] = 0;
                     if (top) {
                         for (int d = 0; d < D; d++) {
                             const double *Td = T + (size_t) w * d, *Gd = Gi + (size_t) w * d;
                             double *gd = gb + (size_t) w * d;
+                            JKO_SIMD
                             for (int k = 0; k < w; k++) {
                                 cbi[k] += Td[k] * Gd[k];
                                 gd[k] += 2.0 * ci[k] * Td[k];
@@ -211,16 +236,19 @@ static void backward_part(const icnn_t *net, const double *th, const double *X0,
                         }
                     } else {
                         double *jg = T + (size_t) wD;   /* w more doubles */
+                        JKO_SIMD
                         for (int k = 0; k < w; k++) jg[k] = 0;
                         for (int d = 0; d < D; d++) {
                             const double *Td = T + (size_t) w * d, *Gd = Gi + (size_t) w * d;
                             double *gd = gb + (size_t) w * d;
+                            JKO_SIMD
                             for (int k = 0; k < w; k++) {
                                 cbi[k] += Td[k] * Gd[k];
                                 jg[k] += gd[k] * Gd[k];
                                 gd[k] = gd[k] * f1[k] + 2.0 * ci[k] * Td[k];
                             }
                         }
+                        JKO_SIMD
                         for (int k = 0; k < w; k++) sbi[k] += f2[k] * jg[k];
                     }
                 }
@@ -251,6 +279,7 @@ static void backward_part(const icnn_t *net, const double *th, const double *X0,
             if (L > 1) {   /* delta_1 = W_2' u_2 + v_1 */
                 double *sb = grad + net->offs;
                 for (int i = 0; i < n; i++)
+                    JKO_SIMD
                     for (int k = 0; k < w; k++) sb[k] += Db[(size_t) w * i + k];
             }
         } else {
@@ -271,6 +300,7 @@ static void backward_part(const icnn_t *net, const double *th, const double *X0,
         } else {
             double *vb = grad + net->offv;
             for (int i = 0; i < n; i++)
+                JKO_SIMD
                 for (int k = 0; k < w; k++) vb[k] += Db[(size_t) w * i + k];
         }
     }
@@ -298,15 +328,16 @@ static void backward_part(const icnn_t *net, const double *th, const double *X0,
                             &w, &zero, Zb, &wp FCONE FCONE);
         }
         double *cb = grad + net->offc[l];
-        for (int i = 0; i < n; i++)
-            for (int k = 0; k < w; k++) {
-                double sb = Sb[(size_t) w * i + k];
-                cb[k] += sb;
-                for (int j = 0; j < r; j++) {
-                    size_t q = (size_t) wr * i + k * r + j;
-                    Pb[q] += 2.0 * P[q] * sb;
-                }
+        for (int i = 0; i < n; i++) {
+            const double *sb = Sb + (size_t) w * i;
+            JKO_SIMD
+            for (int k = 0; k < w; k++) cb[k] += sb[k];
+            for (int j = 0; j < r; j++) {
+                size_t o = (size_t) wr * i + (size_t) w * j;
+                JKO_SIMD
+                for (int k = 0; k < w; k++) Pb[o + k] += 2.0 * P[o + k] * sb[k];
             }
+        }
         F77_CALL(dgemm)("N", "T", &w, &D, &n, &one, Sb, &w, X, &D, &one,
                         grad + net->offB[l], &w FCONE FCONE);
         F77_CALL(dgemm)("N", "T", &wr, &D, &n, &one, Pb, &wr, X, &D, &one,
@@ -322,6 +353,7 @@ void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
     const size_t np = net->npar;
     memset(grad, 0, np * sizeof(double));
     if (n < 1) return;
+    icnn_permute_A(net, th, ws);
     int old = jko_blas_set_threads(1);
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)
@@ -332,7 +364,7 @@ void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
         double *g = t == 0 ? grad : ws->gradT + (size_t) (t - 1) * np;
         if (t > 0) memset(g, 0, np * sizeof(double));
         double *Sp = ws->Mbar + (size_t) t * ws->Dp * net->wmax;
-        double *tmp = ws->tmp + (size_t) t * jko_tmp_len(net->wmax, D);
+        double *tmp = ws->tmp + (size_t) t * jko_tmp_len(net);
         backward_part(net, th, X, i0, i1 - i0, ws, Ybar, lambda, g, Sp, tmp,
                       ws->abarT + t);
     }
@@ -342,6 +374,16 @@ void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
     for (int t = 1; t < nt; t++) {
         const double *g = ws->gradT + (size_t) (t - 1) * np;
         for (size_t m = 0; m < np; m++) grad[m] += g[m];
+    }
+    /* the A blocks back from the order j w + k to theta's k r + j */
+    for (int l = 0; l < net->L; l++) {
+        int w = net->w[l], r = net->r, wr = w * r;
+        double *Ab = grad + net->offA[l], *T = ws->Atmp;
+        memcpy(T, Ab, (size_t) wr * D * sizeof(double));
+        for (int d = 0; d < D; d++)
+            for (int k = 0; k < w; k++)
+                for (int j = 0; j < r; j++)
+                    Ab[k * r + j + (size_t) wr * d] = T[j * w + k + (size_t) wr * d];
     }
     double abar = 0;
     for (int t = 0; t < nt; t++) abar += ws->abarT[t];

@@ -106,7 +106,7 @@ static void rank_matrices(const icnn_t *net, const double *th, icnn_ws *ws)
 }
 
 /* The Hessians of samples [i0, i0 + n); tmp is this thread's scratch. */
-static int hessian_part(const icnn_t *net, const double *th, int i0, int n,
+JKO_CLONES static int hessian_part(const icnn_t *net, const double *th, int i0, int n,
                         icnn_ws *ws, double *logdet, double *tmp)
 {
     const int D = net->D, r = net->r, L = net->L, D2 = D * D, Dp = ws->Dp;
@@ -118,19 +118,21 @@ static int hessian_part(const icnn_t *net, const double *th, int i0, int n,
     for (int l = 0; l < L; l++) {
         if (!ws->G[l]) continue;
         int w = net->w[l], wr = w * r, wD = w * D;
-        const double *A = th + net->offA[l], *B = th + net->offB[l];
+        const double *A = ws->Ap[l], *B = th + net->offB[l];
         const double *P = ws->P[l] + (size_t) wr * i0;
         double *G = ws->G[l] + (size_t) wD * i0;
         for (int i = 0; i < n; i++) {
             const double *Pi = P + (size_t) wr * i;
             double *Gi = G + (size_t) wD * i;
             for (int d = 0; d < D; d++) {
-                const double *Ad = A + (size_t) wr * d;
+                const double *Ad = A + (size_t) wr * d, *Bd = B + (size_t) w * d;
                 double *Gd = Gi + (size_t) w * d;
-                for (int k = 0; k < w; k++) {
-                    double s = 0;
-                    for (int j = 0; j < r; j++) s += Pi[k * r + j] * Ad[k * r + j];
-                    Gd[k] = 2.0 * s + B[k + (size_t) w * d];
+                JKO_SIMD
+                for (int k = 0; k < w; k++) Gd[k] = Bd[k];
+                for (int j = 0; j < r; j++) {
+                    const double *Pj = Pi + (size_t) w * j, *Aj = Ad + (size_t) w * j;
+                    JKO_SIMD
+                    for (int k = 0; k < w; k++) Gd[k] += 2.0 * Pj[k] * Aj[k];
                 }
             }
         }
@@ -147,6 +149,7 @@ static int hessian_part(const icnn_t *net, const double *th, int i0, int n,
                         const double *f = F1 + (size_t) w * i;
                         const double *Gd = G + (size_t) wD * i + (size_t) w * d;
                         double *Jd = Jl + (size_t) wD * i + (size_t) w * d;
+                        JKO_SIMD
                         for (int k = 0; k < w; k++) Jd[k] = f[k] * Gd[k];
                     }
             }
@@ -183,6 +186,7 @@ static int hessian_part(const icnn_t *net, const double *th, int i0, int n,
                 for (int a = 0; a < D; a++) {
                     const double *Ga = Gi + (size_t) w * a;
                     double *cg = tmp + (size_t) w * a;
+                    JKO_SIMD
                     for (int k = 0; k < w; k++) cg[k] = ci[k] * Ga[k];
                 }
                 F77_CALL(dgemm)("T", "N", &D, &D, &w, &one, tmp, &w, Gi, &w,
@@ -190,10 +194,14 @@ static int hessian_part(const icnn_t *net, const double *th, int i0, int n,
             } else {
                 for (int a = 0; a < D; a++) {
                     const double *Ga = Gi + (size_t) w * a;
+                    JKO_SIMD
                     for (int k = 0; k < w; k++) tmp[k] = ci[k] * Ga[k];
                     for (int b = 0; b <= a; b++) {
                         const double *Gb = Gi + (size_t) w * b;
                         double s = 0;
+#ifdef _OPENMP
+#pragma omp simd reduction(+:s)
+#endif
                         for (int k = 0; k < w; k++) s += tmp[k] * Gb[k];
                         Hi[a + D * b] += s;
                         if (b < a) Hi[b + D * a] += s;
@@ -224,6 +232,7 @@ int icnn_hessian(const icnn_t *net, const double *th, const double *X, int n,
     const int nt = jko_nthreads(ws->nth, n), D = net->D;
     (void) X;
     rank_matrices(net, th, ws);
+    icnn_permute_A(net, th, ws);
     if (n < 1) return JKO_OK;
     int old = jko_blas_set_threads(1), status = JKO_OK;
 #ifdef _OPENMP
@@ -232,7 +241,7 @@ int icnn_hessian(const icnn_t *net, const double *th, const double *X, int n,
     {
         int t = jko_thread_num(), i0, i1;
         jko_chunk(n, t, nt, &i0, &i1);
-        double *tmp = ws->tmp + (size_t) t * jko_tmp_len(net->wmax, D);
+        double *tmp = ws->tmp + (size_t) t * jko_tmp_len(net);
         int st = hessian_part(net, th, i0, i1 - i0, ws, logdet, tmp);
         if (st > status) status = st;
     }

@@ -125,6 +125,7 @@ void icnn_ws_alloc(const icnn_t *net, icnn_ws *ws, int nmax, int hess, int nth)
     ws->Dp = (int) Dp;
     for (int l = 0; l < net->L; l++) {
         size_t w = net->w[l];
+        ws->Ap[l] = ralloc(w * r * D);
         ws->P[l] = ralloc(w * r * n);
         ws->S[l] = ralloc(w * n);
         ws->Z[l] = l == 0 ? ws->S[0] : ralloc(w * n);
@@ -157,11 +158,12 @@ void icnn_ws_alloc(const icnn_t *net, icnn_ws *ws, int nmax, int hess, int nth)
         ws->H = ralloc(D2 * n);
         ws->Lc = ralloc(D2 * n);
         ws->Hp = ralloc(Dp * n);
-        ws->tmp = ralloc((size_t) ws->nth * jko_tmp_len(wm, D));
+        ws->tmp = ralloc((size_t) ws->nth * jko_tmp_len(net));
     }
     if (hess > 1) {
         ws->Hbar = ralloc(D2 * n);
         ws->HbP = ralloc(Dp * n);
+        ws->Atmp = ralloc((size_t) wm * r * D);
         if (net->L > 1) {
             ws->GB = ralloc((size_t) wm * D * n);
             ws->JB = ralloc((size_t) wm * D * n);
@@ -174,10 +176,25 @@ void icnn_ws_alloc(const icnn_t *net, icnn_ws *ws, int nmax, int hess, int nth)
     }
 }
 
+/* A_l with its rows in the order j w + k (see icnn.h). */
+void icnn_permute_A(const icnn_t *net, const double *th, icnn_ws *ws)
+{
+    const int D = net->D, r = net->r;
+    for (int l = 0; l < net->L; l++) {
+        int w = net->w[l], wr = w * r;
+        const double *A = th + net->offA[l];
+        double *Ap = ws->Ap[l];
+        for (int d = 0; d < D; d++)
+            for (int k = 0; k < w; k++)
+                for (int j = 0; j < r; j++)
+                    Ap[j * w + k + (size_t) wr * d] = A[k * r + j + (size_t) wr * d];
+    }
+}
+
 /* The forward pass on samples [i0, i1): every array is column-per-sample,
  * so a part of the batch is a contiguous block and the BLAS calls below
  * simply see fewer columns. */
-static void forward_part(const icnn_t *net, const double *th, const double *X0,
+JKO_CLONES static void forward_part(const icnn_t *net, const double *th, const double *X0,
                          int i0, int n, icnn_ws *ws, double *psi, double *Y0)
 {
     const int D = net->D, r = net->r, L = net->L, act = net->act;
@@ -188,7 +205,7 @@ static void forward_part(const icnn_t *net, const double *th, const double *X0,
 
     for (int l = 0; l < L; l++) {
         int w = net->w[l], wr = w * r;
-        const double *A = th + net->offA[l], *B = th + net->offB[l],
+        const double *A = ws->Ap[l], *B = th + net->offB[l],
                      *c = th + net->offc[l];
         double *P = ws->P[l] + (size_t) wr * i0, *S = ws->S[l] + (size_t) w * i0;
         F77_CALL(dgemm)("N", "N", &wr, &n, &D, &one, A, &wr, X, &D, &zero,
@@ -204,10 +221,12 @@ static void forward_part(const icnn_t *net, const double *th, const double *X0,
         for (int i = 0; i < n; i++) {
             const double *Pi = P + (size_t) wr * i;
             double *Si = S + (size_t) w * i;
-            for (int k = 0; k < w; k++) {
-                double q = c[k];
-                for (int j = 0; j < r; j++) q += Pi[k * r + j] * Pi[k * r + j];
-                Si[k] += q;
+            JKO_SIMD
+            for (int k = 0; k < w; k++) Si[k] += c[k];
+            for (int j = 0; j < r; j++) {
+                const double *Pj = Pi + (size_t) w * j;
+                JKO_SIMD
+                for (int k = 0; k < w; k++) Si[k] += Pj[k] * Pj[k];
             }
         }
         if (l > 0) {
@@ -250,6 +269,7 @@ static void forward_part(const icnn_t *net, const double *th, const double *X0,
             if (L > 1) {   /* the layer-1 output skip: delta_1 += v_1 */
                 const double *vs = th + net->offs;
                 for (int i = 0; i < n; i++)
+                    JKO_SIMD
                     for (int k = 0; k < w; k++) Dd[(size_t) w * i + k] += vs[k];
             }
             memcpy(U, Dd, m * sizeof(double));
@@ -277,13 +297,15 @@ static void forward_part(const icnn_t *net, const double *th, const double *X0,
             /* PU is shared scratch sized for the widest layer: parts are
              * placed by wmax so they never overlap across layers */
             double *PU = ws->PU + (size_t) net->wmax * r * i0;
-            for (int i = 0; i < n; i++)
-                for (int k = 0; k < w; k++) {
-                    double uk = U[(size_t) w * i + k];
-                    for (int j = 0; j < r; j++)
-                        PU[(size_t) wr * i + k * r + j] = P[(size_t) wr * i + k * r + j] * uk;
+            for (int i = 0; i < n; i++) {
+                const double *Ui = U + (size_t) w * i;
+                for (int j = 0; j < r; j++) {
+                    size_t o = (size_t) wr * i + (size_t) w * j;
+                    JKO_SIMD
+                    for (int k = 0; k < w; k++) PU[o + k] = P[o + k] * Ui[k];
                 }
-            F77_CALL(dgemm)("T", "N", &D, &n, &wr, &two, th + net->offA[l], &wr,
+            }
+            F77_CALL(dgemm)("T", "N", &D, &n, &wr, &two, ws->Ap[l], &wr,
                             PU, &wr, &one, Y, &D FCONE FCONE);
             F77_CALL(dgemm)("T", "N", &D, &n, &w, &one, th + net->offB[l], &w,
                             U, &w, &one, Y, &D FCONE FCONE);
@@ -303,6 +325,7 @@ void icnn_forward(const icnn_t *net, const double *th, const double *X, int n,
 {
     const int nt = jko_nthreads(ws->nth, n);
     if (n < 1) return;
+    icnn_permute_A(net, th, ws);
     int old = jko_blas_set_threads(1);
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)

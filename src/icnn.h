@@ -53,6 +53,9 @@ typedef struct {
 typedef struct {
     int nmax, hess, nth;
     int Dp;                        /* D (D + 1) / 2, a packed symmetric matrix */
+    double *Ap[ICNN_MAX_LAYERS];   /* (w r) x D   A_l, rows reordered j w + k */
+    /* P, PU and Pb hold their rows in the order j w + k (rank index
+     * outer), so the loops over units k run over contiguous memory */
     double *P[ICNN_MAX_LAYERS];    /* (w r) x n   projections a'x          */
     double *S[ICNN_MAX_LAYERS];    /* w x n       pre-activations          */
     double *Z[ICNN_MAX_LAYERS];    /* w x n       activations              */
@@ -77,6 +80,7 @@ typedef struct {
     double *Cb[ICNN_MAX_LAYERS];   /* w x n       adjoint of c             */
     double *Pb[ICNN_MAX_LAYERS];   /* (w r) x n   adjoint of a'x           */
     double *Hbar;                  /* D^2 x n     adjoint of the Hessian   */
+    double *Atmp;                  /* (wmax r) x D                         */
     double *GB, *JB;               /* wmax x D x n adjoints of G and J     */
     double *Mbar;                  /* per-thread Dp x wmax (packed)        */
     double *HbP;                   /* Dp x n      packed Hbar, off-diagonal doubled */
@@ -95,6 +99,7 @@ void icnn_ws_alloc(const icnn_t *net, icnn_ws *ws, int nmax, int hess, int nth);
 void icnn_forward(const icnn_t *net, const double *th, const double *X, int n,
                   icnn_ws *ws, double *psi, double *Y);
 void icnn_project(const icnn_t *net, double *th);
+void icnn_permute_A(const icnn_t *net, const double *th, icnn_ws *ws);
 
 /* hessian.c */
 int icnn_hessian(const icnn_t *net, const double *th, const double *X, int n,
@@ -114,6 +119,25 @@ void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
  * 0 where the BLAS offers no such control. */
 int jko_blas_set_threads(int n);
 
+/* Vectorise the loop that follows (the loops over units k run over
+ * contiguous memory with no dependence between iterations). */
+#ifdef _OPENMP
+# define JKO_SIMD _Pragma("omp simd")
+#else
+# define JKO_SIMD
+#endif
+
+/* The hand-written per-sample loops are compiled twice on x86-64 Linux
+ * with GCC: for the baseline ISA (what R's flags give, SSE2) and for
+ * AVX2 + FMA, chosen at load time by the CPU (function multi-versioning,
+ * an ifunc). Elsewhere this is empty and the baseline code is used. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    defined(__linux__) && (__GNUC__ >= 6)
+# define JKO_CLONES __attribute__((target_clones("avx512f", "fma", "default")))
+#else
+# define JKO_CLONES
+#endif
+
 /* The part [*i0, *i1) of samples 0..n-1 that thread t of nt works on. */
 static inline void jko_chunk(int n, int t, int nt, int *i0, int *i1)
 {
@@ -132,9 +156,10 @@ static inline int jko_thread_num(void)
 }
 
 /* doubles of per-thread scratch (ws->tmp) */
-static inline size_t jko_tmp_len(int wmax, int D)
+static inline size_t jko_tmp_len(const icnn_t *net)
 {
-    return (size_t) wmax * (D + 1) + 2 * (size_t) D * D;
+    size_t D = net->D;
+    return (size_t) net->wmax * (D + 1) + 2 * D * D + (size_t) net->r * D;
 }
 
 /* threads actually used for n samples */
