@@ -2,10 +2,10 @@
 # message that names the argument and says what was expected, before any
 # work starts.
 
-abort <- function(msg, ..., class = NULL, data = list()) {
+abort <- function(msg, ..., class = NULL, data = list(), call = sys.call(-1L)) {
   cond <- structure(
     class = c(class, "jkoflow_error", "error", "condition"),
-    c(list(message = sprintf(msg, ...), call = sys.call(-1L)), data)
+    c(list(message = sprintf(msg, ...), call = call), data)
   )
   stop(cond)
 }

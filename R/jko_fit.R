@@ -235,7 +235,13 @@ run_step <- function(fit, k, ar, net, theta, pool, spec, s) {
       "4" = sprintf("the loss diverged (from %.4g at iteration 1 to %.4g)",
                     res[[2L]][1L], res[[2L]][it]),
       "the training failed")
-    step_failed(k, sprintf("%s at iteration %d; try a smaller `lr` or `h`.", what, it))
+    hint <- "try a smaller `lr` or `h`"
+    if (inherits(fit$potential, "jko_target_logistic")) {
+      # the Gamma(1, 100) prior has Student-t tails that the maps must pull in
+      hint <- paste0(hint, ", or start near the posterior: ",
+                     "`init = init_laplace(potential)`")
+    }
+    step_failed(k, sprintf("%s at iteration %d; %s.", what, it, hint))
   }
   res
 }
@@ -249,7 +255,7 @@ step_failed <- function(k, msg, parent = NULL) {
             if (done == 1L) "it" else "them")
   abort("JKO step %d failed: %s\n%s; jko_continue() resumes from %s.", k, msg, kept,
         if (done == 0L) "jko_last_fit()" else "there",
-        class = "jkoflow_error_fit",
+        class = "jkoflow_error_fit", call = NULL,
         data = list(fit = the$last_fit, step = k, parent = parent))
 }
 
