@@ -1,0 +1,100 @@
+# The performance harness: seconds per JKO training iteration (batch 1024,
+# two layers, rank 5) for D = 2, 12, 32 and widths 64, 256, with 1 and 2
+# threads; the effective rate (multiply-adds of the kernels, counted in
+# common.R: jk_madds) next to the dgemm rate of the same BLAS measured in
+# the same run; the ratio to the PyTorch peer (same threads, float64); peak
+# memory; and the time of JKO step 1 against step 40 of a long fit.
+#
+#   Rscript inst/bench/run.R [--no-torch] [--no-fit] [--reps=5]
+#
+# Each configuration runs in a child R process, so its peak resident memory
+# (VmHWM from /proc/self/status, Linux; it includes R itself, about 60 MB)
+# is its own. Times are medians of `reps` runs of several iterations each,
+# wall clock; on a busy machine they are noisy, run it on a quiet one.
+
+local({
+  f <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+  source(file.path(if (length(f)) dirname(f) else "inst/bench", "common.R"))
+})
+
+args <- bench_args()
+vmhwm_mb <- function() {
+  s <- tryCatch(readLines("/proc/self/status"), error = function(e) character())
+  v <- grep("^VmHWM:", s, value = TRUE)
+  if (length(v)) as.numeric(gsub("[^0-9]", "", v)) / 1024 else NA_real_
+}
+
+## child mode: --child D width threads reps -> "seconds_per_iter peak_MB"
+if (length(args) && args[1] == "--child") {
+  a <- as.integer(args[-1])
+  pb <- bench_problem(a[1], a[2])
+  # enough iterations per run for about half a second
+  est <- system.time(.Call(jkoflow:::C_jko_train, jkoflow:::arch(pb$net),
+                           pb$net$alpha_min, pb$net$theta, pb$pool, pb$pot, 0.05, 1,
+                           2L, 1024L, 5e-3, a[3]))[["elapsed"]] / 2
+  iters <- as.integer(min(50, max(3, round(0.5 / max(est, 1e-4)))))
+  sec <- jk_train_time(pb, a[3], iters = iters, reps = a[4])
+  cat(sprintf("%.6g %.1f\n", sec, vmhwm_mb()))
+  quit(save = "no")
+}
+
+flag <- function(name) any(args == paste0("--", name))
+opt <- function(name, default) {
+  v <- sub(paste0("^--", name, "="), "", grep(paste0("^--", name, "="), args, value = TRUE))
+  if (length(v)) v else default
+}
+options(width = 200)
+reps <- as.integer(opt("reps", 5L))
+peer <- if (flag("no-torch")) NULL else torch_peer()
+self <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+
+child <- function(D, width, threads) {
+  out <- system2(file.path(R.home("bin"), "Rscript"),
+                 c(shQuote(self), "--child", D, width, threads, reps),
+                 stdout = TRUE)
+  as.numeric(strsplit(utils::tail(out, 1), " ")[[1]])
+}
+torch_iters <- function(D, width) if (D * width <= 2048) 10L else if (D * width <= 8192) 5L else 3L
+
+dg <- c(`1` = dgemm_rate(1L), `2` = dgemm_rate(2L))
+rows <- list()
+for (D in c(2L, 12L, 32L)) for (width in c(64L, 256L)) for (threads in 1:2) {
+  r <- child(D, width, threads)
+  tt <- torch_time(peer, D, width, threads, torch_iters(D, width))
+  gf <- 2 * jk_madds(D, width) * 1024 / r[1] / 1e9
+  rows[[length(rows) + 1L]] <- data.frame(
+    D = D, width = width, threads = threads,
+    `s/iter` = r[1], `GFLOP/s` = gf, `dgemm GFLOP/s` = dg[[as.character(threads)]],
+    `% dgemm` = 100 * gf / dg[[as.character(threads)]],
+    `torch s/iter` = tt, `x torch` = tt / r[1], `peak MB` = r[2],
+    check.names = FALSE)
+}
+tab <- do.call(rbind, rows)
+# speed-up of 2 threads over 1, on the rows with 2 threads
+one <- tab$`s/iter`[tab$threads == 1L]
+tab$`2 vs 1` <- NA_real_
+tab$`2 vs 1`[tab$threads == 2L] <- one / tab$`s/iter`[tab$threads == 2L]
+
+cat(sprintf("jkoflow %s; BLAS %s; %d cores; batch 1024, rank 5, two layers; medians of %d runs\n",
+            utils::packageVersion("jkoflow"), extSoftVersion()[["BLAS"]],
+            parallel::detectCores(), reps))
+print(format(tab, digits = 3), row.names = FALSE)
+
+## a long fit: does the cost of a step grow with the number of earlier steps?
+if (!flag("no-fit")) {
+  set.seed(1)
+  nsteps <- 40L
+  fit <- jko_fit(potential_quadratic(diag(2)), init_gaussian(c(3, -3), diag(2)),
+                 h = 0.1, steps = nsteps, hidden = c(64, 64), rank = 5,
+                 batch = 1024, iters = 50, threads = 2, verbose = FALSE)
+  st <- fit$steps[fit$steps$step >= 1, ]
+  sec <- st$seconds
+  cat(sprintf(paste0("\nJKO fit, D = 2, width 64, 50 iterations a step, 2 threads: ",
+                     "step 1 %.3f s, step %d %.3f s (ratio %.2f); ",
+                     "median of steps 1-5 %.3f s, of steps %d-%d %.3f s (ratio %.2f)\n"),
+              sec[1], nsteps, sec[nsteps], sec[nsteps] / sec[1],
+              stats::median(sec[1:5]), nsteps - 4L, nsteps,
+              stats::median(sec[(nsteps - 4L):nsteps]),
+              stats::median(sec[(nsteps - 4L):nsteps]) / stats::median(sec[1:5])))
+}
+invisible(tab)
