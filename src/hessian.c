@@ -229,7 +229,7 @@ JKO_CLONES static int hessian_part(const icnn_t *net, const double *th, int i0, 
 int icnn_hessian(const icnn_t *net, const double *th, const double *X, int n,
                  icnn_ws *ws, double *logdet)
 {
-    const int nt = jko_nthreads(ws->nth, n), D = net->D;
+    const int nt = jko_nthreads(ws->nth, n);
     (void) X;
     rank_matrices(net, th, ws);
     icnn_permute_A(net, th, ws);
