@@ -15,23 +15,23 @@
 #include "icnn.h"
 
 /* In-place lower Cholesky of the D x D matrix A (column-major); the upper
- * triangle is left alone. */
-int chol_logdet(double *A, int D, double *logdet)
+ * triangle is left alone. Right-looking, so the updates run down columns
+ * (contiguous memory). */
+JKO_CLONES int chol_logdet(double *A, int D, double *logdet)
 {
     double ld = 0;
     for (int j = 0; j < D; j++) {
         double *Aj = A + (size_t) D * j;
         double s = Aj[j];
-        for (int k = 0; k < j; k++) s -= A[j + (size_t) D * k] * A[j + (size_t) D * k];
         if (!(s > 0) || !isfinite(s)) return JKO_ERR_NOTPD;
-        double ljj = sqrt(s);
+        double ljj = sqrt(s), inv = 1.0 / ljj;
         Aj[j] = ljj;
         ld += log(ljj);
-        for (int i = j + 1; i < D; i++) {
-            double t = Aj[i];
-            for (int k = 0; k < j; k++)
-                t -= A[i + (size_t) D * k] * A[j + (size_t) D * k];
-            Aj[i] = t / ljj;
+        for (int i = j + 1; i < D; i++) Aj[i] *= inv;
+        for (int k = j + 1; k < D; k++) {
+            double *Ak = A + (size_t) D * k, lkj = Aj[k];
+            JKO_SIMD
+            for (int i = k; i < D; i++) Ak[i] -= Aj[i] * lkj;
         }
     }
     if (logdet) *logdet = 2.0 * ld;
@@ -53,28 +53,37 @@ void chol_solve(const double *Lc, int D, double *b)
     }
 }
 
-/* A^{-1} = L^{-T} L^{-1} from the Cholesky factor; work holds D*D doubles. */
-void chol_inverse(const double *Lc, int D, double *Ainv, double *work)
+/* A^{-1} = L^{-T} L^{-1} from the Cholesky factor; work holds D*D doubles.
+ * Column-oriented: X = L^{-1} by forward substitution on each unit
+ * vector (updates down columns of L), then A^{-1}_ij = X_.i' X_.j over
+ * rows k >= max(i, j) (columns of X are contiguous). */
+JKO_CLONES void chol_inverse(const double *Lc, int D, double *Ainv, double *work)
 {
-    /* work = L^{-1}, lower triangular */
-    memset(work, 0, (size_t) D * D * sizeof(double));
     for (int j = 0; j < D; j++) {
-        work[j + (size_t) D * j] = 1.0 / Lc[j + (size_t) D * j];
-        for (int i = j + 1; i < D; i++) {
-            double t = 0;
-            for (int k = j; k < i; k++)
-                t -= Lc[i + (size_t) D * k] * work[k + (size_t) D * j];
-            work[i + (size_t) D * j] = t / Lc[i + (size_t) D * i];
+        double *x = work + (size_t) D * j;
+        for (int i = 0; i < D; i++) x[i] = 0.0;
+        x[j] = 1.0;
+        for (int k = j; k < D; k++) {
+            const double *Lk = Lc + (size_t) D * k;
+            double xk = x[k] / Lk[k];
+            x[k] = xk;
+            JKO_SIMD
+            for (int i = k + 1; i < D; i++) x[i] -= Lk[i] * xk;
         }
     }
-    for (int j = 0; j < D; j++)
+    for (int j = 0; j < D; j++) {
+        const double *xj = work + (size_t) D * j;
         for (int i = j; i < D; i++) {
+            const double *xi = work + (size_t) D * i;
             double t = 0;
-            for (int k = i; k < D; k++)
-                t += work[k + (size_t) D * i] * work[k + (size_t) D * j];
+#ifdef _OPENMP
+#pragma omp simd reduction(+:t)
+#endif
+            for (int k = i; k < D; k++) t += xi[k] * xj[k];
             Ainv[i + (size_t) D * j] = t;
             Ainv[j + (size_t) D * i] = t;
         }
+    }
 }
 
 /* Below this dimension the per-sample D x D products are plain loops;

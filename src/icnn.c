@@ -18,9 +18,11 @@ static double softplus(double s)
 /* sigma and its first three derivatives, all in closed form. */
 void act_eval(int act, double s, double *f, double *f1, double *f2, double *f3)
 {
-    double g = s >= 0 ? 1.0 / (1.0 + exp(-s)) : exp(s) / (1.0 + exp(s));
+    /* one exp and one log1p: e = exp(-|s|) serves both the logistic g
+     * and softplus(s) = max(s, 0) + log1p(e) */
+    double e = exp(-fabs(s)), g = s >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
     double g1 = g * (1.0 - g), g2 = g1 * (1.0 - 2.0 * g);
-    double sp = softplus(s);
+    double sp = (s > 0 ? s : 0.0) + log1p(e);
     if (act == ACT_SQSOFTPLUS) {      /* sigma = softplus^2 / 2 */
         if (f) *f = 0.5 * sp * sp;
         if (f1) *f1 = sp * g;
