@@ -12,6 +12,7 @@
 #define USE_FC_LEN_T
 #include <R.h>
 #include <R_ext/BLAS.h>
+#include <R_ext/Lapack.h>
 #ifndef FCONE
 # define FCONE
 #endif
@@ -92,7 +93,17 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
         for (int i = 0; i < n; i++) {
             size_t ii = (size_t) i0 + i;
             double *Hb = ws->Hbar + (size_t) D2 * ii, *hp = HbP + (size_t) Dp * i;
-            chol_inverse(ws->Lc + (size_t) D2 * ii, D, Hb, tmp);
+            if (D >= JKO_SMALL_D) {
+                /* LAPACK's inverse from the factor (optimised in OpenBLAS),
+                 * lower triangle, mirrored */
+                int info = 0;
+                memcpy(Hb, ws->Lc + (size_t) D2 * ii, (size_t) D2 * sizeof(double));
+                F77_CALL(dpotri)("L", &D, Hb, &D, &info FCONE);
+                for (int e = 0; e < D; e++)
+                    for (int d = e + 1; d < D; d++) Hb[e + D * d] = Hb[d + D * e];
+            } else {
+                chol_inverse(ws->Lc + (size_t) D2 * ii, D, Hb, tmp);
+            }
             double li = lambda[ii];
             for (int m = 0; m < D2; m++) Hb[m] *= li;
             for (int d = 0; d < D; d++) abar += Hb[d * (D + 1)];
