@@ -6,8 +6,11 @@
 # estimated with the fit's own exact densities on 8192 samples; wall time of
 # the whole fit (t = 1).
 #
-#   Rscript inst/bench/ou.R [dims] [seeds] [iters] [batch] [threads]
+#   Rscript inst/bench/ou.R [dims] [seeds] [iters] [batch] [threads] [pool]
 #   Rscript inst/bench/ou.R 1,2,4,6,8,10,12 3 500 1024 2
+# pool: samples of rho_{k-1} per step (default min(iters * batch, 2^18));
+# pool = iters * batch means every iteration sees fresh samples, as the
+# reference implementation's push of new samples through all earlier maps.
 suppressPackageStartupMessages(library(jkoflow))
 args <- commandArgs(trailingOnly = TRUE)
 arg <- function(i, default) if (length(args) >= i) args[[i]] else default
@@ -16,6 +19,7 @@ seeds <- seq_len(as.integer(arg(2, "3")))
 iters <- as.integer(arg(3, "500"))
 batch <- as.integer(arg(4, "1024"))
 threads <- as.integer(arg(5, "2"))
+pool <- if (length(args) >= 6) as.integer(args[[6]]) else NULL
 h <- 0.05; steps <- 20; t_eval <- 0.9; n_kl <- 8192
 
 paper <- c(`1` = 6.8e-4, `2` = 3.8e-3, `4` = 7.5e-3, `6` = 1.3e-2, `8` = 1.4e-2,
@@ -58,7 +62,7 @@ for (D in dims) {
     t0 <- proc.time()[["elapsed"]]
     fit <- jko_fit(potential_quadratic(A, tg$m), init_gaussian(rep(0, D)), h = h,
                    steps = steps, hidden = c(64, 64), rank = 5, batch = batch,
-                   iters = iters, threads = threads, verbose = FALSE)
+                   iters = iters, threads = threads, pool = pool, verbose = FALSE)
     secs <- proc.time()[["elapsed"]] - t0
     truth <- ou_marginal(A, tg$m, t_eval)
     k <- round(t_eval / h)
@@ -80,6 +84,7 @@ agg <- do.call(rbind, lapply(split(res, res$D), function(r) data.frame(
   median_log10 = stats::median(log10(pmax(r$symkl, 1e-12))),
   paper_mean = unname(paper[as.character(r$D[1])]),
   seconds_t1 = stats::median(r$seconds))))
-cat(sprintf("\nOU benchmark: h = %g, %d steps, %d iterations x batch %d per step, %d threads (BLAS: %s)\n",
-            h, steps, iters, batch, threads, basename(extSoftVersion()[["BLAS"]])))
+cat(sprintf("\nOU benchmark: h = %g, %d steps, %d iterations x batch %d per step, pool %s, %d threads (BLAS: %s)\n",
+            h, steps, iters, batch, if (is.null(pool)) "default" else pool, threads,
+            extSoftVersion()[["BLAS"]]))
 print(format(agg, digits = 3), row.names = FALSE)
