@@ -39,7 +39,8 @@
 #'   noise of the last iterations (`lr_end = lr` keeps it constant).
 #' @param threads Number of threads for the per-sample work (clamped to the
 #'   machine's cores).
-#' @param verbose Print a line per step?
+#' @param verbose Print a line per step (and, in an interactive session, the
+#'   progress of the iterations within each step)?
 #' @param pool Number of samples in the pool (default `min(iters * batch,
 #'   2^18)`).
 #' @param monitor Number of samples used to estimate the free energy.
@@ -167,7 +168,7 @@ jko_run <- function(fit, steps, theta0, verbose) {
   for (k in K0 + seq_len(steps)) {
     # Anything that stops step k, in C or in R (an interrupt between two
     # calls into C, setTimeLimit()), becomes the same classed error.
-    st <- tryCatch(jko_step(fit, k, theta, pool),
+    st <- tryCatch(jko_step(fit, k, theta, pool, verbose),
       error = function(e) {
         if (inherits(e, "jkoflow_error_fit")) stop(e)
         step_failed(k, conditionMessage(e), e)
@@ -189,11 +190,12 @@ jko_run <- function(fit, steps, theta0, verbose) {
 
 # Step k from the map theta (that of step k-1) and the pool of rho_{k-1}
 # samples: the new fit, map and pool.
-jko_step <- function(fit, k, theta, pool) {
+jko_step <- function(fit, k, theta, pool, verbose = FALSE) {
   s <- fit$settings
   net <- fit$net
   t0 <- proc.time()[["elapsed"]]
-  res <- run_step(fit, k, arch(net), net, theta, pool, potential_spec(fit$potential), s)
+  res <- run_step(fit, k, arch(net), net, theta, pool, potential_spec(fit$potential), s,
+                  progress = if (verbose && interactive()) k else 0L)
   theta <- res[[1L]]
   # The free energy calls a user's potential again: say so when it fails.
   out <- push(net, theta, pool, s$threads)
@@ -220,13 +222,14 @@ jko_step <- function(fit, k, theta, pool) {
 
 # The training of step k in C. R errors (a user's potential) and interrupts
 # unwind through it to jko_run(); a failure status becomes the classed error.
-run_step <- function(fit, k, ar, net, theta, pool, spec, s) {
+run_step <- function(fit, k, ar, net, theta, pool, spec, s, progress = 0L) {
   # In standardised coordinates z = (x - center) / scale the loss is the
   # same with h / scale^2 and Phi(center + scale * y) (see push()).
   sc <- net$scale %||% 1
   spec <- c(spec, list(center = net$center, scale = sc))
   res <- .Call(C_jko_train, ar, net$alpha_min, theta, standardise(net, pool), spec,
-               fit$h / sc^2, fit$beta, s$iters, s$batch, c(s$lr, s$lr_end), s$threads)
+               fit$h / sc^2, fit$beta, s$iters, s$batch, c(s$lr, s$lr_end), s$threads,
+               as.integer(progress))
   if (res[[3L]] != 0L) {
     it <- res[[4L]]
     what <- switch(as.character(res[[3L]]),

@@ -212,7 +212,8 @@ SEXP C_jko_loss(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP pot,
  * that keeps the completed steps); R errors from a user's potential and
  * interrupts unwind through here, leaving only R_alloc'ed memory behind. */
 SEXP C_jko_train(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP pot,
-                 SEXP h, SEXP beta, SEXP iters, SEXP batch, SEXP lr, SEXP threads)
+                 SEXP h, SEXP beta, SEXP iters, SEXP batch, SEXP lr, SEXP threads,
+                 SEXP progress)
 {
     icnn_t net;
     net_from_sexp(&net, arch, alpha_min);
@@ -232,7 +233,8 @@ SEXP C_jko_train(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP pot,
     if (TYPEOF(lr) != REALSXP || LENGTH(lr) < 1) Rf_error("'lr' must be a double vector");
     double lr0 = REAL(lr)[0], lr1 = LENGTH(lr) > 1 ? REAL(lr)[1] : lr0;
     int st = jko_train(&net, REAL(th), Xp, npool, &p, Rf_asReal(h), Rf_asReal(beta),
-                       it, bs, lr0, lr1, nthreads(threads), REAL(loss), &fail);
+                       it, bs, lr0, lr1, nthreads(threads), Rf_asInteger(progress),
+                       REAL(loss), &fail);
     PutRNGstate();
     SEXP ans = PROTECT(Rf_allocVector(VECSXP, 4));
     SET_VECTOR_ELT(ans, 0, th);

@@ -10,7 +10,8 @@ SEXP C_icnn_eval(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_icnn_vjp(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_pot_eval(SEXP, SEXP, SEXP);
 SEXP C_jko_loss(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
-SEXP C_jko_train(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
+SEXP C_jko_train(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP,
+                 SEXP);
 SEXP C_icnn_invert(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 
 static const R_CallMethodDef call_methods[] = {
@@ -21,7 +22,7 @@ static const R_CallMethodDef call_methods[] = {
     {"icnn_vjp", (DL_FUNC) &C_icnn_vjp, 7},
     {"pot_eval", (DL_FUNC) &C_pot_eval, 3},
     {"jko_loss", (DL_FUNC) &C_jko_loss, 8},
-    {"jko_train", (DL_FUNC) &C_jko_train, 11},
+    {"jko_train", (DL_FUNC) &C_jko_train, 12},
     {"icnn_invert", (DL_FUNC) &C_icnn_invert, 7},
     {NULL, NULL, 0}
 };

@@ -55,7 +55,8 @@ int jko_loss_grad(const icnn_t *net, const double *th, const double *X, int n,
 
 int jko_train(const icnn_t *net, double *th, const double *pool, int npool,
               pot_t *pot, double h, double beta, int iters, int batch,
-              double lr, double lr_end, int nth, double *loss, int *fail_iter)
+              double lr, double lr_end, int nth, int progress, double *loss,
+              int *fail_iter)
 {
     const int D = net->D;
     icnn_ws ws;
@@ -64,6 +65,7 @@ int jko_train(const icnn_t *net, double *th, const double *pool, int npool,
     icnn_ws_alloc(net, &ws, batch, 2, nth);
     jko_buf_alloc(net, &b, batch);
     adam_init(&opt, net->npar, lr);
+    const int tick = iters >= 20 ? iters / 20 : 1;
     for (int t = 0; t < iters; t++) {
         R_CheckUserInterrupt();
         size_t start = ((size_t) t * batch) % (size_t) npool;
@@ -88,6 +90,12 @@ int jko_train(const icnn_t *net, double *th, const double *pool, int npool,
         icnn_project(net, th);
         for (size_t m = 0; m < net->npar; m++)
             if (!isfinite(th[m])) { *fail_iter = t + 1; return JKO_ERR_NONFINITE; }
+        if (progress > 0 && ((t + 1) % tick == 0 || t + 1 == iters)) {
+            REprintf("\rstep %3d: iteration %d/%d, loss %.5g   ", progress, t + 1,
+                     iters, loss[t]);
+            R_FlushConsole();
+        }
     }
+    if (progress > 0) REprintf("\r%60s\r", "");
     return JKO_OK;
 }

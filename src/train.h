@@ -26,10 +26,12 @@ int jko_loss_grad(const icnn_t *net, const double *th, const double *X, int n,
 
 /* iters Adam steps from th (updated in place) on batches taken in turn
  * from the pool (D x npool), the learning rate annealed from lr to lr_end
- * along a half cosine. loss (iters) records each iteration's loss.
+ * along a half cosine. progress > 0: show "step <progress>: iteration t/T"
+ * on the console as the loop goes (overwritten in place). loss (iters) records each iteration's loss.
  * On failure returns the status and sets *fail_iter (1-based). */
 int jko_train(const icnn_t *net, double *th, const double *pool, int npool,
               pot_t *pot, double h, double beta, int iters, int batch,
-              double lr, double lr_end, int nth, double *loss, int *fail_iter);
+              double lr, double lr_end, int nth, int progress, double *loss,
+              int *fail_iter);
 
 #endif

@@ -67,7 +67,7 @@ bench_problem <- function(D, width, rank = 5L, npool = 4096L, seed = 1L) {
 jk_train_time <- function(pb, threads, iters, reps, batch = 1024L, h = 0.05) {
   run <- function(it) .Call(jkoflow:::C_jko_train, jkoflow:::arch(pb$net),
                             pb$net$alpha_min, pb$net$theta, pb$pool, pb$pot, h, 1,
-                            as.integer(it), as.integer(batch), 5e-3, as.integer(threads))
+                            as.integer(it), as.integer(batch), 5e-3, as.integer(threads), 0L)
   invisible(run(2L))   # warm-up
   t <- vapply(seq_len(reps), function(i) system.time(run(iters))[["elapsed"]] / iters, 0)
   stats::median(t)

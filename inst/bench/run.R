@@ -31,7 +31,7 @@ if (length(args) && args[1] == "--child") {
   # enough iterations per run for about half a second
   est <- system.time(.Call(jkoflow:::C_jko_train, jkoflow:::arch(pb$net),
                            pb$net$alpha_min, pb$net$theta, pb$pool, pb$pot, 0.05, 1,
-                           2L, 1024L, 5e-3, a[3]))[["elapsed"]] / 2
+                           2L, 1024L, 5e-3, a[3], 0L))[["elapsed"]] / 2
   iters <- as.integer(min(50, max(3, round(0.5 / max(est, 1e-4)))))
   sec <- jk_train_time(pb, a[3], iters = iters, reps = a[4])
   cat(sprintf("%.6g %.1f\n", sec, vmhwm_mb()))
