@@ -58,9 +58,10 @@
 #' # Ornstein-Uhlenbeck in 2-D from N(0, 4 I): small settings for speed
 #' fit <- jko_fit(potential_quadratic(diag(2), b = c(1, 0)),
 #'                init_gaussian(c(0, 0), 4), h = 0.2, steps = 3,
-#'                hidden = c(16, 16), batch = 256, iters = 60)
+#'                hidden = c(16, 16), batch = 256, iters = 200)
 #' fit
-#' colMeans(as.matrix(jko_sample(fit, 2000)))
+#' # the JKO scheme's mean after 3 steps: (1 - 1.2^-3, 0) = (0.42, 0)
+#' colMeans(as.matrix(jko_sample(fit, 4000)))
 #' @export
 jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
                     hidden = c(64, 64), rank = 5, batch = 1024, iters = 500,
