@@ -2,9 +2,11 @@
 #'
 #' Creates a dense input-convex neural network (ICNN) with quadratic skip
 #' connections,
-#' \deqn{\psi(x) = v^\top z_L + \frac{\alpha}{2}|x|^2,}{psi(x) = v'z_L + alpha |x|^2 / 2,}
+#' \deqn{\psi(x) = v^\top z_L + v_1^\top z_1 + \frac{\alpha}{2}|x|^2,}{psi(x) = v'z_L + v_1'z_1 + alpha |x|^2 / 2,}
 #' where \eqn{z_1 = Q_1(x)}, \eqn{z_l = \sigma(W_l z_{l-1} + Q_l(x))} with
-#' non-negative \eqn{W_l} and \eqn{v}, a convex non-decreasing activation
+#' non-negative \eqn{W_l}, \eqn{v} and \eqn{v_1} (the skip from the first
+#' layer, present with two layers or more, makes linear maps exact), a convex
+#' non-decreasing activation
 #' \eqn{\sigma}, and convex quadratics \eqn{Q_{l,k}(x) = \sum_j (a_{l,k,j}^\top x)^2
 #' + b_{l,k}^\top x + c_{l,k}} of rank `rank`. The strong-convexity weight
 #' \eqn{\alpha} is kept above `alpha_min`, so the Hessian is always positive
