@@ -10,10 +10,6 @@
 
 #define CHUNK 2048
 
-int icnn_invert(const icnn_t *net, const double *th, const double *Y, int n,
-                double tol, int maxit, int nth, double *Xout, double *resid,
-                int *iter);
-
 /* arch = c(D, L, r, activation, w_1, ..., w_L) */
 static void net_from_sexp(icnn_t *net, SEXP arch, SEXP alpha_min)
 {
@@ -44,13 +40,6 @@ static int nthreads(SEXP threads)
 {
     int t = Rf_asInteger(threads);
     return (t == NA_INTEGER || t < 1) ? 1 : t;
-}
-
-SEXP C_icnn_nparams(SEXP arch, SEXP alpha_min)
-{
-    icnn_t net;
-    net_from_sexp(&net, arch, alpha_min);
-    return Rf_ScalarInteger((int) net.npar);
 }
 
 /* The offsets (0-based) of each block: an integer vector with A, B, c, W
@@ -123,31 +112,6 @@ SEXP C_icnn_eval(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP what,
     SET_VECTOR_ELT(ans, 4, Rf_ScalarInteger(status));
     UNPROTECT(nprot);
     return ans;
-}
-
-/* Gradient with respect to theta of sum_i ybar_i' y_i + lambda_i log det H_i. */
-SEXP C_icnn_vjp(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP ybar,
-                SEXP lambda, SEXP threads)
-{
-    icnn_t net;
-    net_from_sexp(&net, arch, alpha_min);
-    const double *th = theta_ptr(&net, theta);
-    int n, nb;
-    const double *X = batch_ptr(&net, x, &n);
-    const double *Yb = batch_ptr(&net, ybar, &nb);
-    if (nb != n) Rf_error("'ybar' must have as many columns as 'x'");
-    int hess = !Rf_isNull(lambda);
-    if (hess && (TYPEOF(lambda) != REALSXP || LENGTH(lambda) != n))
-        Rf_error("'lambda' must be a double vector of length %d", n);
-    icnn_ws ws;
-    icnn_ws_alloc(&net, &ws, n > 0 ? n : 1, 2, nthreads(threads));
-    icnn_forward(&net, th, X, n, &ws, NULL, NULL);
-    if (hess && icnn_hessian(&net, th, X, n, &ws, NULL))
-        Rf_error("the Hessian is not positive definite");
-    SEXP g = PROTECT(Rf_allocVector(REALSXP, net.npar));
-    icnn_backward(&net, th, X, n, &ws, Yb, hess ? REAL(lambda) : NULL, REAL(g));
-    UNPROTECT(1);
-    return g;
 }
 
 static const char *status_msg(int st)

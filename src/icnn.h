@@ -169,6 +169,11 @@ static inline int jko_nthreads(int nth, int n)
     return nth < 1 ? 1 : nth;
 }
 
+/* invert.c: x with grad psi(x) = y, by Newton's method with line search */
+int icnn_invert(const icnn_t *net, const double *th, const double *Y, int n,
+                double tol, int maxit, int nth, double *Xout, double *resid,
+                int *iter);
+
 /* activation helpers shared by the kernels */
 void act_eval(int act, double s, double *f, double *f1, double *f2, double *f3);
 

@@ -3,11 +3,9 @@
 #include <Rinternals.h>
 #include <R_ext/Rdynload.h>
 
-SEXP C_icnn_nparams(SEXP, SEXP);
 SEXP C_icnn_layout(SEXP, SEXP);
 SEXP C_icnn_init(SEXP, SEXP);
 SEXP C_icnn_eval(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
-SEXP C_icnn_vjp(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_pot_eval(SEXP, SEXP, SEXP);
 SEXP C_jko_loss(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_jko_train(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP,
@@ -15,11 +13,9 @@ SEXP C_jko_train(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEX
 SEXP C_icnn_invert(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 
 static const R_CallMethodDef call_methods[] = {
-    {"icnn_nparams", (DL_FUNC) &C_icnn_nparams, 2},
     {"icnn_layout", (DL_FUNC) &C_icnn_layout, 2},
     {"icnn_init", (DL_FUNC) &C_icnn_init, 2},
     {"icnn_eval", (DL_FUNC) &C_icnn_eval, 6},
-    {"icnn_vjp", (DL_FUNC) &C_icnn_vjp, 7},
     {"pot_eval", (DL_FUNC) &C_pot_eval, 3},
     {"jko_loss", (DL_FUNC) &C_jko_loss, 8},
     {"jko_train", (DL_FUNC) &C_jko_train, 12},

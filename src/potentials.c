@@ -12,7 +12,6 @@
 #include "icnn.h"
 #include "potentials.h"
 
-int logistic_eval(pot_t *pot, const double *Y, int n, double *phi, double *gphi);
 
 static SEXP list_elt(SEXP s, const char *name)
 {

@@ -41,5 +41,7 @@ typedef struct {
 int pot_eval(pot_t *pot, const double *Y, int n, double *phi, double *gphi,
              int iter);
 void pot_from_sexp(pot_t *pot, SEXP s, int D, int nmax);
+/* logistic.c */
+int logistic_eval(pot_t *pot, const double *Y, int n, double *phi, double *gphi);
 
 #endif
