@@ -10,11 +10,11 @@ abort <- function(msg, ..., class = NULL, data = list(), call = sys.call(-1L)) {
   stop(cond)
 }
 
-check_count <- function(x, arg, min = 1) {
+check_count <- function(x, arg, min = 1, call = sys.call(-1L)) {
   if (!is.numeric(x) || length(x) != 1L || is.na(x) || !is.finite(x) ||
       x != round(x) || x < min) {
     abort("`%s` must be a whole number >= %s, not %s.", arg, format(min),
-          describe(x))
+          describe(x), call = call)
   }
   as.integer(x)
 }

@@ -157,13 +157,14 @@ jko_last_fit <- function() the$last_fit
 the <- new.env(parent = emptyenv())
 
 # Runs steps K+1..K+steps. The pool of rho_K samples is drawn from rho_0 and
-# pushed through the K existing maps once, then through each new map.
+# pushed through the K existing maps once, then through each new map; it is
+# kept in the networks' standardised coordinates throughout.
 jko_run <- function(fit, steps, theta0, verbose) {
   s <- fit$settings
   net <- fit$net
   K0 <- length(fit$theta)
-  pool <- to_cols(fit$init$sample(s$pool))
-  for (j in seq_len(K0)) pool <- push(net, fit$theta[[j]], pool, s$threads)$y
+  pool <- standardise(net, to_cols(fit$init$sample(s$pool)))
+  for (j in seq_len(K0)) pool <- map_std(net, fit$theta[[j]], pool, s$threads)$y
   theta <- theta0
   the$last_fit <- fit
   for (k in K0 + seq_len(steps)) {
@@ -190,16 +191,16 @@ jko_run <- function(fit, steps, theta0, verbose) {
 }
 
 # Step k from the map theta (that of step k-1) and the pool of rho_{k-1}
-# samples: the new fit, map and pool.
+# samples (standardised): the new fit, map and pool.
 jko_step <- function(fit, k, theta, pool, verbose = FALSE) {
   s <- fit$settings
   net <- fit$net
   t0 <- proc.time()[["elapsed"]]
-  res <- run_step(fit, k, arch(net), net, theta, pool, potential_spec(fit$potential), s,
+  res <- run_step(fit, k, theta, pool,
                   progress = if (verbose && interactive()) k else 0L)
   theta <- res[[1L]]
+  out <- map_std(net, theta, pool, s$threads)
   # The free energy calls a user's potential again: say so when it fails.
-  out <- push(net, theta, pool, s$threads)
   mon <- push(net, theta, to_cols(fit$monitor$x), s$threads, logdet = TRUE)
   mon_x <- t(mon$y)
   mon_ld <- fit$monitor$log_density - mon$logdet
@@ -223,14 +224,15 @@ jko_step <- function(fit, k, theta, pool, verbose = FALSE) {
 
 # The training of step k in C. R errors (a user's potential) and interrupts
 # unwind through it to jko_run(); a failure status becomes the classed error.
-run_step <- function(fit, k, ar, net, theta, pool, spec, s, progress = 0L) {
+run_step <- function(fit, k, theta, pool, progress = 0L) {
   # In standardised coordinates z = (x - center) / scale the loss is the
   # same with h / scale^2 and Phi(center + scale * y) (see push()).
-  sc <- net$scale %||% 1
-  spec <- c(spec, list(center = net$center, scale = sc))
-  res <- .Call(C_jko_train, ar, net$alpha_min, theta, standardise(net, pool), spec,
-               fit$h / sc^2, fit$beta, s$iters, s$batch, c(s$lr, s$lr_end), s$threads,
-               as.integer(progress))
+  net <- fit$net
+  s <- fit$settings
+  spec <- c(potential_spec(fit$potential), list(center = net$center, scale = net$scale))
+  res <- .Call(C_jko_train, arch(net), net$alpha_min, theta, pool, spec,
+               fit$h / net$scale^2, fit$beta, s$iters, s$batch, c(s$lr, s$lr_end),
+               s$threads, as.integer(progress))
   if (res[[3L]] != 0L) {
     it <- res[[4L]]
     what <- switch(as.character(res[[3L]]),
@@ -268,27 +270,27 @@ step_failed <- function(k, msg, parent = NULL) {
 # gradient of scale^2 psi((x - center) / scale) + center'x: its Jacobian is
 # the Hessian of psi at the standardised point, so log det is unchanged.
 push <- function(net, theta, x, threads, logdet = FALSE) {
-  out <- .Call(C_icnn_eval, arch(net), net$alpha_min, theta, standardise(net, x),
+  out <- map_std(net, theta, standardise(net, x), threads, logdet)
+  list(y = unstandardise(net, out$y), logdet = out$logdet)
+}
+
+# The same map on standardised points z: z -> grad psi(z).
+map_std <- function(net, theta, z, threads, logdet = FALSE) {
+  out <- .Call(C_icnn_eval, arch(net), net$alpha_min, theta, z,
                if (logdet) 1L else 0L, threads)
-  list(y = unstandardise(net, out[[2L]]), logdet = out[[3L]])
+  list(y = out[[2L]], logdet = out[[3L]])
 }
 
 # The inverse map at the columns of y: list(x, residual), the residual
 # max |map(x) - y| in the units of y.
 pull <- function(net, theta, y, tol, maxit, threads) {
-  sc <- net$scale %||% 1
   inv <- .Call(C_icnn_invert, arch(net), net$alpha_min, theta, standardise(net, y),
-               tol / sc, maxit, threads)
-  list(x = unstandardise(net, inv[[1L]]), residual = sc * inv[[2L]])
+               tol / net$scale, maxit, threads)
+  list(x = unstandardise(net, inv[[1L]]), residual = net$scale * inv[[2L]])
 }
 
-# Fits from before standardisation have no center: the identity.
-standardise <- function(net, x) {
-  if (is.null(net$center)) x else (x - net$center) / net$scale
-}
-unstandardise <- function(net, z) {
-  if (is.null(net$center)) z else z * net$scale + net$center
-}
+standardise <- function(net, x) (x - net$center) / net$scale
+unstandardise <- function(net, z) z * net$scale + net$center
 
 # Center and scale (one number, so that |y - x|^2 keeps its form) of rho_0.
 standardisation <- function(init, x) {

@@ -118,35 +118,37 @@ potential_double_well <- function(center = 1, height = 1) {
 #' @rdname potentials
 #' @export
 potential_fn <- function(f, grad = NULL, dim = NULL) {
-  if (!is.function(f)) abort("`f` must be a function of an n x D matrix, not %s.", describe(f))
-  if (!is.null(grad) && !is.function(grad)) {
-    abort("`grad` must be NULL or a function of an n x D matrix, not %s.", describe(grad))
-  }
-  if (!is.null(dim)) dim <- check_count(dim, "dim")
-  if (is.null(grad)) {
-    message("potential_fn(): no `grad` given, so gradients are central finite ",
-            "differences: each batch costs 2 x D extra calls of `f`.")
-  }
+  dim <- check_user_fns(f, "f", grad, dim, "potential_fn")
   fn_potential(f, grad, dim, "R function")
 }
 
 #' @rdname potentials
 #' @export
 target_logdensity <- function(logd, grad = NULL, dim = NULL) {
-  if (!is.function(logd)) {
-    abort("`logd` must be a function of an n x D matrix, not %s.", describe(logd))
-  }
-  if (!is.null(grad) && !is.function(grad)) {
-    abort("`grad` must be NULL or a function of an n x D matrix, not %s.", describe(grad))
-  }
-  if (!is.null(dim)) dim <- check_count(dim, "dim")
-  if (is.null(grad)) {
-    message("target_logdensity(): no `grad` given, so gradients are central finite ",
-            "differences: each batch costs 2 x D extra calls of `logd`.")
-  }
+  dim <- check_user_fns(logd, "logd", grad, dim, "target_logdensity")
   f <- function(x) -logd(x)
   g <- if (is.null(grad)) NULL else function(x) -grad(x)
   fn_potential(f, g, dim, "target log-density", what = "logd")
+}
+
+# Checks of the user's functions for potential_fn() and target_logdensity();
+# returns the checked `dim`.
+check_user_fns <- function(fun, arg, grad, dim, caller) {
+  call <- sys.call(-1L)
+  if (!is.function(fun)) {
+    abort("`%s` must be a function of an n x D matrix, not %s.", arg, describe(fun),
+          call = call)
+  }
+  if (!is.null(grad) && !is.function(grad)) {
+    abort("`grad` must be NULL or a function of an n x D matrix, not %s.",
+          describe(grad), call = call)
+  }
+  if (!is.null(dim)) dim <- check_count(dim, "dim", call = call)
+  if (is.null(grad)) {
+    message(caller, "(): no `grad` given, so gradients are central finite ",
+            "differences: each batch costs 2 x D extra calls of `", arg, "`.")
+  }
+  dim
 }
 
 # The R side of POT_R: called from C as fun(x, iter, want_grad) on the n x D
