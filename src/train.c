@@ -66,6 +66,17 @@ int jko_train(const icnn_t *net, double *th, const double *pool, int npool,
     jko_buf_alloc(net, &b, batch);
     adam_init(&opt, net->npar, lr);
     const int tick = iters >= 20 ? iters / 20 : 1;
+    /* Outlying batches. A heavy-tailed rho_{k-1} (a diffuse prior) now and
+     * then puts in a batch a sample that the current map sends far out, with
+     * a loss and a gradient orders of magnitude above the others. Taken as
+     * is, one such gradient fills Adam's second moments, which decay as
+     * 0.999^t, and stalls the training for thousands of iterations. So a
+     * batch whose loss passes the divergence bound is skipped, and a
+     * gradient norm above JKO_CLIP times a running reference (an average of
+     * the clipped norms) is scaled down to that bound. Neither happens in a
+     * well-behaved step. */
+    double gref = 0;
+    int outliers = 0;
     for (int t = 0; t < iters; t++) {
         R_CheckUserInterrupt();
         size_t start = ((size_t) t * batch) % (size_t) npool;
@@ -78,11 +89,26 @@ int jko_train(const icnn_t *net, double *th, const double *pool, int npool,
         }
         int st = jko_loss_grad(net, th, X, batch, &ws, pot, h, beta, t + 1, &b,
                                loss + t);
-        if (st) { *fail_iter = t + 1; return st; }
-        if (loss[t] - loss[0] > JKO_DIVERGE_FACTOR * (1.0 + fabs(loss[0]))) {
-            *fail_iter = t + 1;
-            return JKO_ERR_DIVERGED;
+        /* a non-finite loss after the first iteration is an outlier too */
+        if (st && !(st == JKO_ERR_NONFINITE && t > 0)) { *fail_iter = t + 1; return st; }
+        if (st || loss[t] - loss[0] > JKO_DIVERGE_FACTOR * (1.0 + fabs(loss[0]))) {
+            if (++outliers >= JKO_DIVERGE_RUN) {
+                *fail_iter = t + 1;
+                return st ? st : JKO_ERR_DIVERGED;
+            }
+            continue;
         }
+        outliers = 0;
+        double gn = 0;
+        for (size_t m = 0; m < net->npar; m++) gn += b.grad[m] * b.grad[m];
+        gn = sqrt(gn);
+        if (gref <= 0) gref = gn;   /* the first (nonzero) norm */
+        if (gn > JKO_CLIP * gref) {
+            const double f = JKO_CLIP * gref / gn;
+            for (size_t m = 0; m < net->npar; m++) b.grad[m] *= f;
+            gn = JKO_CLIP * gref;
+        }
+        gref = 0.9 * gref + 0.1 * gn;
         /* annealing: the last iterations average out the batch noise */
         opt.lr = lr_end + 0.5 * (lr - lr_end) *
                  (1.0 + cos(M_PI * t / (iters > 1 ? iters - 1 : 1)));

@@ -80,6 +80,40 @@ test_that("a failure in the first step leaves an empty fit that resumes", {
   expect_length(jko_continue(e$fit, 1, verbose = FALSE)$theta, 1L)
 })
 
+# Phi(x) = |x|^2 / 2 whose training calls number `at` (a set) put one sample
+# 1e10 away in value: a batch with a rare far-out sample.
+outlying <- function(at) {
+  calls <- 0
+  f <- function(x) {
+    v <- rowSums(x^2) / 2
+    if (nrow(x) != 16L) return(v)
+    calls <<- calls + 1
+    if (calls %in% at) v[1] <- 1e10
+    v
+  }
+  potential_fn(f, grad = function(x) x)
+}
+
+test_that("a batch with an outlying loss is skipped; five in a row are a divergence", {
+  fit_with <- function(at, iters = 30L) {
+    set.seed(12)
+    jko_fit(outlying(at), init_gaussian(c(0, 0), 4), h = 0.5, steps = 1, hidden = 4,
+            rank = 1, batch = 16, iters = iters, pool = 64, monitor = 32, verbose = FALSE)
+  }
+  clean <- fit_with(integer(0))
+  one <- fit_with(5L)
+  # the outlier is recorded in the trace, the fit goes on without its update
+  expect_gt(one$loss_trace[[1]][5], 1e8)
+  expect_lt(max(one$loss_trace[[1]][-5]), 10)
+  expect_equal(one$loss_trace[[1]][1:4], clean$loss_trace[[1]][1:4])
+  # one update in 30 fewer: the free energy moves by far less than the step's gain
+  gain <- clean$steps$free_energy[1] - clean$steps$free_energy[2]
+  expect_lt(abs(one$steps$free_energy[2] - clean$steps$free_energy[2]), 0.1 * abs(gain))
+  e <- tryCatch(fit_with(5:9), error = identity)
+  expect_s3_class(e, "jkoflow_error_fit")
+  expect_match(conditionMessage(e), "the loss diverged \\(from .* at iteration 1 to .*\\) at iteration 9;")
+})
+
 test_that("divergence is caught in the iteration, with a hint, keeping the steps", {
   set.seed(6)
   fit <- tiny_fit(potential_quadratic(diag(2)), steps = 1)
