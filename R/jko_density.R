@@ -37,10 +37,10 @@ jko_density <- function(fit, x, step = NULL, time = NULL, log = FALSE,
   ld <- numeric(nrow(x))
   resid <- 0
   for (j in rev(seq_len(k))) {
-    inv <- pull(fit$net, fit$theta[[j]], y, tol, maxit, threads)
+    inv <- pull(step_net(fit, j), fit$theta[[j]], y, tol, maxit, threads)
     y <- inv$x
     resid <- max(resid, inv$residual)
-    ld <- ld - push(fit$net, fit$theta[[j]], y, threads, logdet = TRUE)$logdet
+    ld <- ld - push(step_net(fit, j), fit$theta[[j]], y, threads, logdet = TRUE)$logdet
   }
   if (resid > tol) {
     warning(sprintf("the inversion of the maps reached a residual of %.3g (tolerance %.3g); increase `maxit`.",

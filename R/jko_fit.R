@@ -13,7 +13,13 @@
 #' over batches \eqn{x_i \sim \rho_{k-1}} (Mokrov et al., 2021).
 #'
 #' Each network starts from the previous one (the identity for the first),
-#' with a fresh optimiser. Samples of \eqn{\rho_{k-1}} come from a pool of
+#' with a fresh optimiser, and acts on coordinates standardised by the centre
+#' and scale of \eqn{\rho_{k-1}} (an exact change of variables), so that a
+#' flow that contracts by orders of magnitude, from a diffuse prior to a
+#' posterior, keeps the network's resolution where the mass is. A batch whose
+#' loss is a million times the step's first (a rare far-out sample of a
+#' heavy-tailed \eqn{\rho_{k-1}}) is skipped, and outsized gradients are
+#' clipped; five such batches in a row stop the fit as diverged. Samples of \eqn{\rho_{k-1}} come from a pool of
 #' `pool` draws from \eqn{\rho_0} pushed once through each new map, so a step
 #' costs the same whatever its number. The free energy is estimated after each
 #' step on `monitor` samples with their exact log-densities.
@@ -25,7 +31,8 @@
 #'
 #' @param potential A potential: see [potentials].
 #' @param init The initial distribution: see [init_gaussian()]. For a
-#'   [target_logistic()] it defaults to the prior ([init_prior()]).
+#'   [target_logistic()] it defaults to the prior, cut at
+#'   \eqn{\log\alpha \ge -8} ([init_prior()]).
 #' @param h JKO time step, a positive number.
 #' @param steps Number of JKO steps.
 #' @param beta Inverse temperature \eqn{\beta}.
@@ -93,8 +100,11 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
   mon <- init$sample(monitor)
   mon_ld <- if (is.null(init$logdensity)) rep(NA_real_, monitor)
             else init_logdensity(init, mon)
-  # The networks act on (x - center) / scale, so that rho_0 far from the
-  # origin (1e6) or widely spread meets the network as it would N(0, I).
+  # The network of step k acts on (x - center_k) / scale_k, the centre and
+  # scale of rho_{k-1} (exact for rho_0 = init_gaussian(), estimated from the
+  # pool otherwise): rho_0 far from the origin (1e6) or widely spread, and a
+  # flow that contracts by orders of magnitude (a diffuse prior to a
+  # posterior), meet each network as N(0, I) would.
   std <- standardisation(init, mon)
   net$center <- std$center
   net$scale <- std$scale
@@ -105,6 +115,7 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
                     pool = pool,
                     monitor = monitor, threads = threads),
     theta = list(),
+    std = list(),
     steps = data.frame(step = 0L, time = 0, loss = NA_real_,
                        free_energy = free_energy(potential, mon, mon_ld, beta),
                        seconds = 0),
@@ -157,14 +168,12 @@ jko_last_fit <- function() the$last_fit
 the <- new.env(parent = emptyenv())
 
 # Runs steps K+1..K+steps. The pool of rho_K samples is drawn from rho_0 and
-# pushed through the K existing maps once, then through each new map; it is
-# kept in the networks' standardised coordinates throughout.
+# pushed through the K existing maps once, then through each new map.
 jko_run <- function(fit, steps, theta0, verbose) {
   s <- fit$settings
-  net <- fit$net
   K0 <- length(fit$theta)
-  pool <- standardise(net, to_cols(fit$init$sample(s$pool)))
-  for (j in seq_len(K0)) pool <- map_std(net, fit$theta[[j]], pool, s$threads)$y
+  pool <- to_cols(fit$init$sample(s$pool))
+  for (j in seq_len(K0)) pool <- push(step_net(fit, j), fit$theta[[j]], pool, s$threads)$y
   theta <- theta0
   the$last_fit <- fit
   for (k in K0 + seq_len(steps)) {
@@ -191,15 +200,20 @@ jko_run <- function(fit, steps, theta0, verbose) {
 }
 
 # Step k from the map theta (that of step k-1) and the pool of rho_{k-1}
-# samples (standardised): the new fit, map and pool.
+# samples: the new fit, map and pool. The network of step k is standardised
+# by the centre and scale of the pool (of rho_0's for the first step).
 jko_step <- function(fit, k, theta, pool, verbose = FALSE) {
   s <- fit$settings
-  net <- fit$net
   t0 <- proc.time()[["elapsed"]]
-  res <- run_step(fit, k, theta, pool,
+  fit$std[[k]] <- if (k == 1L) list(center = fit$net$center, scale = fit$net$scale)
+                  else pool_standardisation(pool)
+  net <- step_net(fit, k)
+  z <- standardise(net, pool)
+  res <- run_step(fit, net, k, theta, z,
                   progress = if (verbose && interactive()) k else 0L)
   theta <- res[[1L]]
-  out <- map_std(net, theta, pool, s$threads)
+  pool <- unstandardise(net, map_std(net, theta, z, s$threads)$y)
+  rm(z)
   # The free energy calls a user's potential again: say so when it fails.
   mon <- push(net, theta, to_cols(fit$monitor$x), s$threads, logdet = TRUE)
   mon_x <- t(mon$y)
@@ -219,15 +233,14 @@ jko_step <- function(fit, k, theta, pool, verbose = FALSE) {
   fit$steps <- rbind(fit$steps, data.frame(step = k, time = k * fit$h,
                                            loss = tail_loss, free_energy = fe,
                                            seconds = secs))
-  list(fit = fit, theta = theta, pool = out$y)
+  list(fit = fit, theta = theta, pool = pool)
 }
 
 # The training of step k in C. R errors (a user's potential) and interrupts
 # unwind through it to jko_run(); a failure status becomes the classed error.
-run_step <- function(fit, k, theta, pool, progress = 0L) {
+run_step <- function(fit, net, k, theta, pool, progress = 0L) {
   # In standardised coordinates z = (x - center) / scale the loss is the
   # same with h / scale^2 and Phi(center + scale * y) (see push()).
-  net <- fit$net
   s <- fit$settings
   spec <- c(potential_spec(fit$potential), list(center = net$center, scale = net$scale))
   res <- .Call(C_jko_train, arch(net), net$alpha_min, theta, pool, spec,
@@ -243,7 +256,8 @@ run_step <- function(fit, k, theta, pool, progress = 0L) {
       "the training failed")
     hint <- "try a smaller `lr` or `h`"
     if (inherits(fit$potential, "jko_target_logistic")) {
-      # the Gamma(1, 100) prior has Student-t tails that the maps must pull in
+      # a start far from the posterior (the prior's Student-t tails, or the
+      # uncut prior of init_prior(log_alpha_min = -Inf)) strains the maps
       hint <- paste0(hint, ", or start near the posterior: ",
                      "`init = init_laplace(potential)`")
     }
@@ -289,8 +303,25 @@ pull <- function(net, theta, y, tol, maxit, threads) {
   list(x = unstandardise(net, inv[[1L]]), residual = net$scale * inv[[2L]])
 }
 
+# The network of step j: fit$net with that step's centre and scale.
+step_net <- function(fit, j) {
+  std <- fit$std[[j]]
+  if (is.null(std)) return(fit$net)  # a fit saved before per-step standardisation
+  fit$net$center <- std$center
+  fit$net$scale <- std$scale
+  fit$net
+}
+
 standardise <- function(net, x) (x - net$center) / net$scale
 unstandardise <- function(net, z) z * net$scale + net$center
+
+# Centre and scale of a D x n pool of samples (columns), as standardisation().
+pool_standardisation <- function(pool) {
+  center <- rowMeans(pool)
+  scale <- sqrt(mean(rowSums((pool - center)^2)) / (ncol(pool) - 1))
+  if (!is.finite(scale) || scale <= 0) scale <- 1
+  list(center = as.double(center), scale = as.double(scale))
+}
 
 # Center and scale (one number, so that |y - x|^2 keeps its form) of rho_0.
 standardisation <- function(init, x) {

@@ -40,7 +40,7 @@ jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
   ld <- if (is.null(fit$init$logdensity)) rep(NA_real_, n) else init_logdensity(fit$init, x0)
   x <- to_cols(x0)
   for (j in seq_len(k)) {
-    out <- push(fit$net, fit$theta[[j]], x, threads, logdet = TRUE)
+    out <- push(step_net(fit, j), fit$theta[[j]], x, threads, logdet = TRUE)
     x <- out$y
     ld <- ld - out$logdet
   }

@@ -44,6 +44,25 @@ test_that("one OU step matches the closed-form Gaussian", {
   expect_lte(d$residual, 1e-8)
 })
 
+test_that("each step's network is standardised by the moments of its input", {
+  set.seed(23)
+  A <- diag(c(4, 2)); b <- c(3, -2); h <- 0.25
+  fit <- jko_fit(potential_quadratic(A, b), init_gaussian(c(1, 1), 4), h = h,
+                 steps = 2, hidden = c(16, 16), rank = 2, batch = 256, iters = 200,
+                 verbose = FALSE)
+  expect_length(fit$std, 2L)
+  # step 1: rho_0's exact centre and scale (sqrt of the mean variance)
+  expect_identical(fit$std[[1]], list(center = c(1, 1), scale = 2))
+  # step 2: those of rho_1, estimated on the pool of 200 x 256 draws; against
+  # 1e5 fresh draws of rho_1, to 4 standard errors of the pool's estimates
+  s1 <- jko_sample(fit, 1e5, step = 1)$x
+  sd1 <- apply(s1, 2, sd)
+  n <- 200 * 256
+  expect_true(all(abs(fit$std[[2]]$center - colMeans(s1)) < 4 * sd1 / sqrt(n)))
+  # se of a variance: var * sqrt(2 / n) (rho_1 is Gaussian)
+  expect_lt(abs(fit$std[[2]]$scale^2 - mean(sd1^2)), 4 * mean(sd1^2) * sqrt(2 / n))
+})
+
 test_that("densities integrate to one and invert the samples exactly", {
   set.seed(22)
   pot <- potential_gmm(rbind(c(-1.5, 0), c(1.5, 0.5)), sd = 0.6)
