@@ -306,7 +306,6 @@ pull <- function(net, theta, y, tol, maxit, threads) {
 # The network of step j: fit$net with that step's centre and scale.
 step_net <- function(fit, j) {
   std <- fit$std[[j]]
-  if (is.null(std)) return(fit$net)  # a fit saved before per-step standardisation
   fit$net$center <- std$center
   fit$net$scale <- std$scale
   fit$net
@@ -315,7 +314,8 @@ step_net <- function(fit, j) {
 standardise <- function(net, x) (x - net$center) / net$scale
 unstandardise <- function(net, z) z * net$scale + net$center
 
-# Centre and scale of a D x n pool of samples (columns), as standardisation().
+# Centre and scale (one number, so that |y - x|^2 keeps its form) of a
+# D x n pool of samples (columns).
 pool_standardisation <- function(pool) {
   center <- rowMeans(pool)
   scale <- sqrt(mean(rowSums((pool - center)^2)) / (ncol(pool) - 1))
@@ -323,17 +323,13 @@ pool_standardisation <- function(pool) {
   list(center = as.double(center), scale = as.double(scale))
 }
 
-# Center and scale (one number, so that |y - x|^2 keeps its form) of rho_0.
+# Centre and scale of rho_0: exact for a Gaussian, else those of its samples
+# x (n x D).
 standardisation <- function(init, x) {
-  if (!is.null(init$mean) && !is.null(init$cov)) {
-    center <- init$mean
-    scale <- sqrt(mean(diag(init$cov)))
-  } else {
-    center <- colMeans(x)
-    scale <- if (nrow(x) > 1L) sqrt(mean(apply(x, 2L, stats::var))) else 1
-  }
+  if (is.null(init$mean) || is.null(init$cov)) return(pool_standardisation(to_cols(x)))
+  scale <- sqrt(mean(diag(init$cov)))
   if (!is.finite(scale) || scale <= 0) scale <- 1
-  list(center = as.double(center), scale = as.double(scale))
+  list(center = as.double(init$mean), scale = as.double(scale))
 }
 
 # F(rho) = E Phi + E log rho / beta, on samples with their log-densities.

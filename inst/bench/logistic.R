@@ -56,10 +56,10 @@ data_sets <- list(
 published <- data.frame(data = c("diabetis", "twonorm", "ringnorm", "ringnorm_breiman"),
                         acc = c(0.773, 0.982, 0.740, 0.740),
                         loglik = c(-0.451, -0.058, -0.499, -0.499))
-predictive <- function(W, x, y) {  # accuracy and mean log-likelihood of the predictive
-  pr <- rowMeans(stats::plogis(x %*% t(W)))
+score <- function(pr, y) {  # accuracy and mean log-likelihood of predictive probabilities
   c(acc = mean((pr > 0.5) == y), loglik = mean(ifelse(y == 1L, log(pr), log1p(-pr))))
 }
+predictive <- function(W, x, y) score(rowMeans(stats::plogis(x %*% t(W))), y)
 
 rwm <- function(tg, init, n_iter) {
   D <- tg$dim
@@ -113,8 +113,7 @@ for (nm in names(data_sets)) {
       ev <- jko_evidence(fit, 10000)
       fits[[st]] <- fit
       rows[[length(rows) + 1L]] <- data.frame(
-        data = nm, start = st, split = sp, acc = mean((pr > 0.5) == yte),
-        loglik = mean(ifelse(yte == 1L, log(pr), log1p(-pr))), seconds = secs,
+        data = nm, start = st, split = sp, t(score(pr, yte)), seconds = secs,
         log_z = ev$log_z, ess_frac = ev$ess / ev$n, pareto_k = ev$pareto_k)
       print(rows[[length(rows)]], row.names = FALSE)
     }
