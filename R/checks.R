@@ -19,19 +19,19 @@ check_count <- function(x, arg, min = 1, call = sys.call(-1L)) {
   as.integer(x)
 }
 
-check_counts <- function(x, arg, min = 1) {
+check_counts <- function(x, arg, min = 1, call = sys.call(-1L)) {
   if (!is.numeric(x) || length(x) < 1L || anyNA(x) || any(!is.finite(x)) ||
       any(x != round(x)) || any(x < min)) {
     abort("`%s` must be a vector of whole numbers >= %s, not %s.", arg,
-          format(min), describe(x))
+          format(min), describe(x), call = call)
   }
   as.integer(x)
 }
 
-check_positive <- function(x, arg) {
+check_positive <- function(x, arg, call = sys.call(-1L)) {
   if (!is.numeric(x) || length(x) != 1L || is.na(x) || !is.finite(x) || x <= 0) {
     abort("`%s` must be a single positive finite number, not %s.", arg,
-          describe(x))
+          describe(x), call = call)
   }
   as.double(x)
 }
@@ -85,6 +85,22 @@ to_cols <- function(x) t(x)
 check_threads <- function(threads) {
   threads <- check_count(threads, "threads")
   max(1L, min(threads, parallel_cores()))
+}
+
+# The one thread policy: an explicit `threads`, else the option
+# jkoflow.threads, else 2 (the most CRAN allows), never more than the
+# machine's cores or OMP_THREAD_LIMIT (src/threads.c adds: one thread in a
+# forked child).
+resolve_threads <- function(threads) {
+  if (is.null(threads)) {
+    opt <- getOption("jkoflow.threads", 2L)
+    if (!is.numeric(opt) || length(opt) != 1L || is.na(opt) || opt < 1 || opt != round(opt)) {
+      abort("the option `jkoflow.threads` must be a whole number >= 1, not %s.",
+            describe(opt), call = sys.call(-1L))
+    }
+    threads <- opt
+  }
+  check_threads(threads)
 }
 
 parallel_cores <- function() {

@@ -52,7 +52,7 @@ jko_evidence <- function(fit, n = 10000, step = NULL, threads = NULL) {
   check_fit(fit)
   n <- check_count(n, "n", min = 10)
   s <- jko_sample(fit, n, step = step, threads = threads)
-  if (anyNA(s$log_density)) init_logdensity(fit$init, s$x[1L, , drop = FALSE])
+  if (is.null(fit$init$log_density)) init_log_density(fit$init, s$x[1L, , drop = FALSE])
   lw <- importance_log_weights(fit, s$x, s$log_density)
   bad <- is.na(lw)
   if (any(bad)) {
@@ -77,11 +77,10 @@ jko_evidence <- function(fit, n = 10000, step = NULL, threads = NULL) {
   ), class = "jko_evidence")
 }
 
-# log w = -beta Phi(x) - log q(x), Phi on the full data, in chunks (the
-# logistic potential needs rows x n scratch). Phi = +Inf gives -Inf, a
-# negative infinite Phi an error, NA/NaN an NA.
+# log w = -beta Phi(x) - log q(x), Phi on the full data. Phi = +Inf gives
+# -Inf, a negative infinite Phi an error, NA/NaN an NA.
 importance_log_weights <- function(fit, x, log_q) {
-  phi <- full_potential_value(fit$potential, x)
+  phi <- potential_values(fit$potential, x)
   if (any(phi == -Inf, na.rm = TRUE)) {
     abort("the potential is -Inf at %d samples: the target cannot be normalised.",
           sum(phi == -Inf, na.rm = TRUE))
@@ -89,24 +88,6 @@ importance_log_weights <- function(fit, x, log_q) {
   lw <- -fit$beta * phi - log_q
   lw[phi == Inf] <- -Inf
   lw
-}
-
-full_potential_value <- function(potential, x) {
-  if (identical(potential$code, 5L)) potential$batch <- NA_integer_
-  chunk <- if (identical(potential$code, 5L)) max(1L, floor(2e7 / nrow(potential$x))) else 1e5
-  out <- numeric(nrow(x))
-  for (st in seq(1L, nrow(x), by = chunk)) {
-    rows <- st:min(nrow(x), st + chunk - 1L)
-    xc <- x[rows, , drop = FALSE]
-    out[rows] <- if (identical(potential$code, 4L)) {
-      # the user's function itself, so that non-finite values come back as
-      # they are instead of stopping the fit-time checks
-      as.double(environment(potential$fun)$f(xc))
-    } else {
-      .Call(C_pot_eval, potential_spec(potential), to_cols(xc), FALSE)[[1L]]
-    }
-  }
-  out
 }
 
 # Pareto k-hat of importance weights given on the log scale (PSIS, Vehtari

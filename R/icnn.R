@@ -35,16 +35,9 @@
 icnn <- function(dim, hidden = c(64, 64), rank = 5, activation = "softplus",
                  alpha_min = 1e-4) {
   dim <- check_count(dim, "dim")
-  hidden <- check_counts(hidden, "hidden")
-  if (length(hidden) > 32L) {
-    abort("`hidden` must have at most 32 layers, not %d.", length(hidden))
-  }
+  hidden <- check_hidden(hidden)
   rank <- check_count(rank, "rank")
-  if (!is.character(activation) || length(activation) != 1L ||
-      !activation %in% activations) {
-    abort("`activation` must be one of %s, not %s.",
-          paste0("\"", activations, "\"", collapse = " or "), describe(activation))
-  }
+  check_activation(activation)
   alpha_min <- check_positive(alpha_min, "alpha_min")
   net <- structure(list(dim = dim, hidden = hidden, rank = rank,
                         activation = activation, alpha_min = alpha_min,
@@ -54,6 +47,23 @@ icnn <- function(dim, hidden = c(64, 64), rank = 5, activation = "softplus",
 }
 
 activations <- c("softplus", "squared_softplus")
+
+check_hidden <- function(hidden, call = sys.call(-1L)) {
+  hidden <- check_counts(hidden, "hidden", call = call)
+  if (length(hidden) > 32L) {
+    abort("`hidden` must have at most 32 layers, not %d.", length(hidden), call = call)
+  }
+  hidden
+}
+
+check_activation <- function(activation, call = sys.call(-1L)) {
+  if (!is.character(activation) || length(activation) != 1L ||
+      !activation %in% activations) {
+    abort("`activation` must be one of %s, not %s.",
+          paste0("\"", activations, "\"", collapse = " or "), describe(activation),
+          call = call)
+  }
+}
 
 arch <- function(net) {
   as.integer(c(net$dim, length(net$hidden), net$rank,
@@ -68,8 +78,11 @@ arch <- function(net) {
 #' @param type What to compute: the potential \eqn{\psi(x)} (a length-n
 #'   vector), its gradient, the map \eqn{\nabla\psi(x)} (an n x dim matrix),
 #'   the Hessian (a dim x dim x n array), or \eqn{\log\det\nabla^2\psi(x)}
-#'   (a length-n vector, by Cholesky factorisation in double precision).
-#' @param threads Number of OpenMP threads for the per-sample work.
+#'   (a length-n vector, by Cholesky factorisation in double precision; `NA`
+#'   with a warning where the Hessian is not positive definite, which only
+#'   happens when the parameters are corrupt or overflow).
+#' @param threads Number of OpenMP threads for the per-sample work (default
+#'   the option `jkoflow.threads`, see [jko_control()]).
 #' @param ... Unused.
 #' @return See `type`.
 #' @examples
@@ -79,22 +92,28 @@ arch <- function(net) {
 #' @export
 predict.icnn <- function(object, x,
                          type = c("potential", "gradient", "hessian", "logdet"),
-                         threads = 1, ...) {
+                         threads = NULL, ...) {
   type <- match.arg(type)
   x <- check_points(x, object$dim, "x")
-  threads <- check_threads(threads)
+  threads <- resolve_threads(threads)
   what <- switch(type, potential = 0L, gradient = 0L, logdet = 1L, hessian = 2L)
   out <- .Call(C_icnn_eval, arch(object), object$alpha_min, object$theta,
                to_cols(x), what, threads)
+  if (type == "logdet" && out$status != "ok") {
+    bad <- is.nan(out$log_det)
+    warning(sprintf("%s at %d of %d points: their log-determinants are NA.",
+                    jko_status_message(out$status), sum(bad), length(bad)), call. = FALSE)
+    out$log_det[bad] <- NA_real_
+  }
   switch(type,
-    potential = out[[1L]],
+    potential = out$potential,
     gradient = {
-      g <- t(out[[2L]])
+      g <- t(out$gradient)
       dimnames(g) <- dimnames(x)
       g
     },
-    logdet = out[[3L]],
-    hessian = array(out[[4L]], c(object$dim, object$dim, nrow(x))))
+    logdet = out$log_det,
+    hessian = array(out$hessian, c(object$dim, object$dim, nrow(x))))
 }
 
 #' @export

@@ -5,17 +5,18 @@
 #' The flow starts from \eqn{\rho_0}, given either as a Gaussian
 #' (`init_gaussian()`: samples and exact log-density) or as a matrix of
 #' samples (`init_samples()`: rows are resampled with replacement; densities
-#' of the flow need the log-density of \eqn{\rho_0}, given as `logdensity`).
+#' of the flow need the log-density of \eqn{\rho_0}, given as `log_density`).
 #'
 #' @param mean Mean vector (its length is the dimension).
 #' @param cov Covariance: a number (times the identity), a vector (a
 #'   diagonal), or a symmetric positive definite matrix.
 #' @param x Samples, an n x D numeric matrix.
-#' @param logdensity `NULL` or a function of an n x D matrix returning the n
+#' @param log_density `NULL` or a function of an n x D matrix returning the n
 #'   log-densities of \eqn{\rho_0}.
+#' @param logdensity The same, under its name in jkoflow 0.1.0.
 #' @return An object of class `"jko_init"` with the dimension `dim`, a
 #'   function `sample(n)` returning an n x D matrix, and a function
-#'   `logdensity(x)` (or `NULL`).
+#'   `log_density(x)` (or `NULL`).
 #' @examples
 #' init_gaussian(c(0, 0), cov = 4)
 #' init_samples(matrix(rnorm(200), 100, 2))
@@ -49,7 +50,7 @@ init_gaussian <- function(mean = 0, cov = 1) {
       z <- matrix(stats::rnorm(n * D), n, D)
       sweep(z %*% R, 2L, mean, "+")
     },
-    logdensity = function(x) {
+    log_density = function(x) {
       z <- backsolve(R, t(x) - mean, transpose = TRUE)
       -0.5 * (colSums(z^2) + ldet + D * log(2 * pi))
     },
@@ -59,11 +60,13 @@ init_gaussian <- function(mean = 0, cov = 1) {
 
 #' @rdname init_gaussian
 #' @export
-init_samples <- function(x, logdensity = NULL) {
+init_samples <- function(x, log_density = NULL, logdensity = NULL) {
+  arg <- if (is.null(log_density) && !is.null(logdensity)) "logdensity" else "log_density"
+  if (is.null(log_density)) log_density <- logdensity
   x <- check_points(x, NULL, "x")
-  if (!is.null(logdensity) && !is.function(logdensity)) {
-    abort("`logdensity` must be NULL or a function of an n x D matrix, not %s.",
-          describe(logdensity))
+  if (!is.null(log_density) && !is.function(log_density)) {
+    abort("`%s` must be NULL or a function of an n x D matrix, not %s.", arg,
+          describe(log_density))
   }
   x <- unname(x)
   # A map pushes a point mass (or a measure on a hyperplane) to another one:
@@ -79,9 +82,9 @@ init_samples <- function(x, logdensity = NULL) {
   structure(list(
     dim = ncol(x),
     sample = function(n) x[sample.int(nrow(x), n, replace = TRUE), , drop = FALSE],
-    logdensity = logdensity,
+    log_density = log_density,
     label = sprintf("%d samples, dimension %d%s", nrow(x), ncol(x),
-                    if (is.null(logdensity)) "" else ", with log-density")
+                    if (is.null(log_density)) "" else ", with log-density")
   ), class = "jko_init")
 }
 
@@ -101,15 +104,15 @@ check_init <- function(init) {
 }
 
 # log rho_0 at the rows of x, with a clear error when it is not known.
-init_logdensity <- function(init, x) {
-  if (is.null(init$logdensity)) {
+init_log_density <- function(init, x) {
+  if (is.null(init$log_density)) {
     abort(paste0("densities need the log-density of the initial distribution: ",
-                 "give `logdensity` to init_samples()."),
+                 "give `log_density` to init_samples()."),
           class = "jkoflow_error_no_density")
   }
-  ld <- init$logdensity(x)
+  ld <- init$log_density(x)
   if (!is.numeric(ld) || length(ld) != nrow(x)) {
-    abort("the initial distribution's `logdensity` returned %s; expected %d numbers.",
+    abort("the initial distribution's `log_density` returned %s; expected %d numbers.",
           describe(ld), nrow(x))
   }
   as.double(ld)

@@ -12,10 +12,14 @@
 #' @param log Return log-densities?
 #' @param tol Tolerance on the residual \eqn{\max|\nabla\psi(z) - y|} of each inversion.
 #' @param maxit Maximum Newton iterations per inversion.
-#' @param threads Number of threads.
+#' @param threads Number of threads (default the option `jkoflow.threads`,
+#'   see [jko_control()]).
 #' @return An object of class `"jko_density"`: the points `x`, `log_density`,
 #'   `log`, `step`, `time` and `residual` (the largest inversion residual);
 #'   [as.numeric()] gives the densities (log-densities if `log = TRUE`).
+#'   Where a map's Hessian is not positive definite at a pulled-back point
+#'   or on the way to it (possible only when its parameters overflow) the
+#'   density is `NA`, with a warning.
 #' @examples
 #' set.seed(1)
 #' fit <- jko_fit(potential_double_well(), init_gaussian(0, 0.25), h = 0.1,
@@ -31,22 +35,23 @@ jko_density <- function(fit, x, step = NULL, time = NULL, log = FALSE,
   log <- check_flag(log, "log")
   tol <- check_positive(tol, "tol")
   maxit <- check_count(maxit, "maxit")
-  threads <- if (is.null(threads)) fit$settings$threads else check_threads(threads)
-  if (is.null(fit$init$logdensity)) init_logdensity(fit$init, x)
-  y <- to_cols(x)
-  ld <- numeric(nrow(x))
-  resid <- 0
-  for (j in rev(seq_len(k))) {
-    inv <- pull(step_net(fit, j), fit$theta[[j]], y, tol, maxit, threads)
-    y <- inv$x
-    resid <- max(resid, inv$residual)
-    ld <- ld - push(step_net(fit, j), fit$theta[[j]], y, threads, logdet = TRUE)$logdet
+  threads <- resolve_threads(threads)
+  if (is.null(fit$init$log_density)) init_log_density(fit$init, x)
+  inv <- .Call(C_flow_pull, arch(fit$net), fit$net$alpha_min, fit_maps(fit, k), to_cols(x),
+               tol, maxit, threads)
+  if (inv$status != "ok") {
+    bad <- is.nan(inv$log_det)
+    warning(sprintf("%s in the map of step %d at %d of %d points: their densities are NA.",
+                    jko_status_message(inv$status), inv$step, sum(bad), length(bad)),
+            call. = FALSE)
   }
+  resid <- inv$residual
   if (resid > tol) {
     warning(sprintf("the inversion of the maps reached a residual of %.3g (tolerance %.3g); increase `maxit`.",
                     resid, tol), call. = FALSE)
   }
-  ld <- ld + init_logdensity(fit$init, t(y))
+  ld <- inv$log_det + init_log_density(fit$init, t(inv$x))
+  ld[is.nan(ld)] <- NA_real_
   structure(list(x = x, log_density = ld, log = log, step = k, time = k * fit$h,
                  residual = resid, dim = fit$dim), class = "jko_density")
 }

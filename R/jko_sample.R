@@ -10,7 +10,8 @@
 #' @param step The JKO step \eqn{k} (0 is \eqn{\rho_0}); default the last.
 #' @param time Alternatively the time \eqn{t}, mapped to the nearest step
 #'   \eqn{k = t/h} (an error outside the fitted range).
-#' @param threads Number of threads.
+#' @param threads Number of threads (default the option `jkoflow.threads`,
+#'   see [jko_control()]).
 #' @param resample Sampling-importance-resampling: draw `n` samples of the
 #'   flow, weight them by \eqn{e^{-\beta\Phi(x)} / \rho_k(x)} with the flow's
 #'   own densities, and return `n` draws from them with replacement, which
@@ -20,7 +21,12 @@
 #'   [jko_evidence()]).
 #' @param ... Unused.
 #' @return An object of class `"jko_sample"`: `x` (n x D), `log_density`
-#'   (`NA` when \eqn{\rho_0} has no log-density), `step` and `time`.
+#'   (`NA` when \eqn{\rho_0} has no log-density), `step` and `time`. A map
+#'   whose Hessian is not positive definite at a sample (possible only when
+#'   its parameters overflow) gives that sample an `NA` log-density, with a
+#'   warning. `summary()` describes the distribution (means, sds,
+#'   quantiles), `as.data.frame()` gives the draws with their
+#'   log-densities.
 #' @examples
 #' set.seed(1)
 #' fit <- jko_fit(potential_double_well(), init_gaussian(0, 0.25), h = 0.1,
@@ -34,20 +40,17 @@ jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
   check_fit(fit)
   n <- check_count(n, "n")
   k <- resolve_step(fit, step, time)
-  threads <- if (is.null(threads)) fit$settings$threads else check_threads(threads)
+  threads <- resolve_threads(threads)
   resample <- check_flag(resample, "resample")
   x0 <- fit$init$sample(n)
-  ld <- if (is.null(fit$init$logdensity)) rep(NA_real_, n) else init_logdensity(fit$init, x0)
-  x <- to_cols(x0)
-  for (j in seq_len(k)) {
-    out <- push(step_net(fit, j), fit$theta[[j]], x, threads, logdet = TRUE)
-    x <- out$y
-    ld <- ld - out$logdet
-  }
-  x <- t(x)
+  has_ld <- !is.null(fit$init$log_density)
+  out <- flow_push(fit, k, to_cols(x0), if (has_ld) init_log_density(fit$init, x0),
+                   threads)
+  x <- t(out$x)
+  ld <- if (has_ld) out$log_density else rep(NA_real_, n)
   extra <- list()
   if (resample) {
-    if (anyNA(ld)) init_logdensity(fit$init, x[1L, , drop = FALSE])
+    if (!has_ld) init_log_density(fit$init, x[1L, , drop = FALSE])
     lw <- importance_log_weights(fit, x, ld)
     lw[is.na(lw)] <- -Inf
     if (all(lw == -Inf)) abort("resampling failed: every importance weight is zero or undefined.")
@@ -82,4 +85,109 @@ print.jko_sample <- function(x, ...) {
                 stats::median(x$log_density), min(x$log_density), max(x$log_density)))
   }
   invisible(x)
+}
+
+#' Summaries and conversions of samples of a flow
+#'
+#' `summary()` describes the distribution the samples come from: for each
+#' coordinate the mean with its Monte Carlo standard error, the standard
+#' deviation and quantiles. Samples of a flow are independent draws, so the
+#' effective sample size is their number n, and the standard error of a
+#' mean is sd / sqrt(n); after `jko_sample(resample = TRUE)` the draws repeat,
+#' and the effective sample size is the importance ESS of the weights,
+#' which the standard errors then use. `as.data.frame()` gives the draws,
+#' one per row, with the log-density of each in the column `log_density`.
+#'
+#' @param object,x A `"jko_sample"`.
+#' @param probs Probabilities of the quantiles.
+#' @param row.names,optional Passed on to [as.data.frame()].
+#' @param ... Unused.
+#' @return `summary()`: an object of class `"summary.jko_sample"` holding the
+#'   table `statistics` (one row per coordinate), `n`, `ess`, `step` and
+#'   `time`. `as.data.frame()`: a data frame with columns `x1`, ..., `xD`
+#'   and `log_density`.
+#' @seealso [jko_sample()], [simulate.jko_fit()].
+#' @examples
+#' set.seed(1)
+#' fit <- jko_fit(potential_quadratic(diag(2), b = c(1, 0)), init_gaussian(c(0, 0), 1),
+#'                h = 0.5, steps = 2, hidden = c(8, 8), batch = 128, iters = 60)
+#' s <- jko_sample(fit, 2000)
+#' summary(s)
+#' head(as.data.frame(s))
+#' @export
+summary.jko_sample <- function(object, probs = c(0.025, 0.25, 0.5, 0.75, 0.975), ...) {
+  if (!is.numeric(probs) || anyNA(probs) || any(probs < 0 | probs > 1)) {
+    abort("`probs` must be numbers in [0, 1], not %s.", describe(probs))
+  }
+  x <- object$x
+  n <- nrow(x)
+  ess <- if (isTRUE(object$resampled)) object$ess else n
+  m <- colMeans(x)
+  s <- apply(x, 2L, stats::sd)
+  q <- t(apply(x, 2L, stats::quantile, probs = probs, names = FALSE))
+  if (length(probs) == 1L) q <- matrix(q, ncol = 1L)
+  colnames(q) <- paste0(format(100 * probs, trim = TRUE), "%")
+  tab <- data.frame(mean = m, se_mean = s / sqrt(ess), sd = s, q, check.names = FALSE,
+                    row.names = sample_names(object))
+  structure(list(statistics = tab, n = n, ess = ess, step = object$step, time = object$time,
+                 resampled = isTRUE(object$resampled)),
+            class = "summary.jko_sample")
+}
+
+#' @export
+print.summary.jko_sample <- function(x, digits = 4, ...) {
+  cat(sprintf("%d %s draws of the flow at step %d (t = %g); effective sample size %.0f\n",
+              x$n, if (x$resampled) "resampled" else "independent", x$step, x$time, x$ess))
+  print(signif(x$statistics, digits))
+  invisible(x)
+}
+
+#' @rdname summary.jko_sample
+#' @export
+as.data.frame.jko_sample <- function(x, row.names = NULL, optional = FALSE, ...) {
+  df <- as.data.frame(x$x, row.names = row.names, optional = optional)
+  names(df) <- sample_names(x)
+  df$log_density <- x$log_density
+  df
+}
+
+sample_names <- function(s) {
+  if (!is.null(colnames(s$x))) colnames(s$x) else paste0("x", seq_len(ncol(s$x)))
+}
+
+#' Simulate from a fitted flow
+#'
+#' Draws from \eqn{\rho_t} of a fit, as [stats::simulate()] does for fitted
+#' models: the draws of [jko_sample()], as a data frame.
+#'
+#' @param object A `"jko_fit"`.
+#' @param nsim Number of draws.
+#' @param seed `NULL`, or a seed for [set.seed()] (R's random number
+#'   generator state is restored afterwards, as in [stats::simulate()]).
+#' @param ... Passed to [jko_sample()]: `step` or `time`, `threads`,
+#'   `resample`.
+#' @return A data frame of `nsim` rows (see [as.data.frame.jko_sample()]),
+#'   with the attribute `"seed"` as in [stats::simulate()].
+#' @examples
+#' set.seed(1)
+#' fit <- jko_fit(potential_double_well(), init_gaussian(0, 0.25), h = 0.1,
+#'                steps = 2, hidden = c(8, 8), batch = 128, iters = 40)
+#' head(simulate(fit, 5, seed = 42))
+#' @importFrom stats simulate
+#' @export
+simulate.jko_fit <- function(object, nsim = 1, seed = NULL, ...) {
+  check_fit(object, "object")
+  nsim <- check_count(nsim, "nsim")
+  if (!exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)) stats::runif(1)
+  if (is.null(seed)) {
+    rng <- get(".Random.seed", envir = .GlobalEnv)
+  } else {
+    old <- get(".Random.seed", envir = .GlobalEnv)
+    on.exit(assign(".Random.seed", old, envir = .GlobalEnv), add = TRUE)
+    set.seed(seed)
+    rng <- structure(seed, kind = as.list(RNGkind()))
+  }
+  out <- as.data.frame(jko_sample(object, nsim, ...))
+  attr(out, "seed") <- rng
+  out
 }

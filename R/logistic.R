@@ -106,15 +106,20 @@ target_logistic <- function(x, y, prior = c("gamma", "normal"), batch = NULL) {
   label <- sprintf("Bayesian logistic regression posterior, %d observations, %d weights, %s prior%s",
                    N, p, if (prior == "gamma") "Gamma(1, 100)-normal" else "N(0, I)",
                    if (is.null(batch)) "" else sprintf(", minibatches of %d", batch))
-  pot <- new_potential(5L, NULL, D, label,
-                       x = unname(matrix(as.double(x), N, p)), y = as.double(y),
-                       prior = if (prior == "gamma") 1L else 2L, shape = 1, rate = 100,
-                       batch = if (is.null(batch)) NA_integer_ else batch,
-                       levels = levels, colnames = colnames(x),
-                       class = "jko_target_logistic")
-  pot$p <- p  # not through new_potential(): `p` would match its `par`
+  pot <- builtin_potential("jko_target_logistic", NULL, D, label,
+                           x = unname(matrix(as.double(x), N, p)), y = as.double(y),
+                           prior = prior, shape = 1, rate = 100,
+                           batch = if (is.null(batch)) NA_integer_ else batch,
+                           levels = levels, colnames = colnames(x))
+  pot$p <- p  # not through builtin_potential(): `p` would match its `par`
   pot$init <- init_prior(pot)
   pot
+}
+
+#' @export
+full_data.jko_target_logistic <- function(potential) {
+  potential$batch <- NA_integer_
+  potential
 }
 
 #' The prior of a Bayesian target as an initial distribution
@@ -161,21 +166,25 @@ init_prior <- function(potential, log_alpha_min = -8) {
       log_alpha_min == Inf) {
     abort("`log_alpha_min` must be a single number or -Inf, not %s.", describe(log_alpha_min))
   }
-  p <- potential$p
-  shape <- potential$shape
-  rate <- potential$rate
-  if (potential$prior == 2L) {
-    out <- init_gaussian(rep(0, p), 1)
-    out$label <- sprintf("the N(0, I) prior, dimension %d", p)
+  if (potential$prior == "normal") {
+    out <- init_gaussian(rep(0, potential$p), 1)
+    out$label <- sprintf("the N(0, I) prior, dimension %d", potential$p)
     out$mass <- 1
     return(out)
   }
+  gamma_normal_prior(potential$p, potential$shape, potential$rate, log_alpha_min)
+}
+
+# The Gamma(shape, rate)-normal prior of (w, log alpha), dimension p + 1, cut
+# at log alpha >= log_alpha_min: its closures keep these numbers only (not
+# the data of the target they came from).
+gamma_normal_prior <- function(p, shape, rate, log_alpha_min) {
   a_min <- exp(log_alpha_min)
   # prior mass above the cut, and its log, computed in the upper tail
   log_mass <- stats::pgamma(a_min, shape, rate = rate, lower.tail = FALSE, log.p = TRUE)
   if (!is.finite(log_mass) || exp(log_mass) < 0.5) {
     abort("`log_alpha_min` = %s removes %s of the prior's mass; it must keep at least half.",
-          format(log_alpha_min), format(-expm1(log_mass), digits = 3))
+          format(log_alpha_min), format(-expm1(log_mass), digits = 3), call = sys.call(-1L))
   }
   structure(list(
     dim = p + 1L,
@@ -189,7 +198,7 @@ init_prior <- function(potential, log_alpha_min = -8) {
       w <- matrix(stats::rnorm(n * p), n, p) / sqrt(alpha)
       cbind(w, log(alpha))
     },
-    logdensity = function(x) {
+    log_density = function(x) {
       tau <- x[, p + 1L]
       ww <- rowSums(x[, seq_len(p), drop = FALSE]^2)
       ld <- 0.5 * p * (tau - log(2 * pi)) - 0.5 * exp(tau) * ww +
@@ -304,7 +313,7 @@ init_laplace <- function(potential, start = NULL, inflate = 1.5) {
   }
   if (is.null(start)) {
     start <- rep(0, D)
-    if (inherits(potential, "jko_target_logistic") && potential$prior == 1L) {
+    if (inherits(potential, "jko_target_logistic") && potential$prior == "gamma") {
       start[D] <- log((potential$p / 2 + potential$shape) / potential$rate)
     }
   }
@@ -312,7 +321,7 @@ init_laplace <- function(potential, start = NULL, inflate = 1.5) {
   D <- length(start)
   inflate <- check_positive(inflate, "inflate")
   if (inflate < 1) abort("`inflate` must be at least 1, not %s.", describe(inflate))
-  if (identical(potential$code, 5L)) potential$batch <- NA_integer_
+  potential <- full_data(potential)
   gradient <- function(t) potential_value(potential, matrix(t, 1L), grad = TRUE)$gradient[1L, ]
   opt <- stats::optim(start, function(t) potential_value(potential, matrix(t, 1L)),
                       gradient, method = "BFGS",

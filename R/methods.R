@@ -10,9 +10,9 @@ print.jko_fit <- function(x, ...) {
   cat(sprintf("  network: %s, rank %d, %s; %d iterations of batch %d per step\n",
               paste(x$net$hidden, collapse = " x "), x$net$rank, x$net$activation,
               x$settings$iters, x$settings$batch))
-  last <- x$steps[nrow(x$steps), ]
+  last <- x$history[nrow(x$history), ]
   cat(sprintf("  last step: loss %.5g, free energy %.5g; %.1f s in all\n",
-              last$loss, last$free_energy, sum(x$steps$seconds)))
+              last$loss, last$free_energy, sum(x$history$seconds)))
   invisible(x)
 }
 
@@ -21,7 +21,7 @@ print.jko_fit <- function(x, ...) {
 #' @param object A `"jko_fit"`.
 #' @param ... Unused.
 #' @return An object of class `"summary.jko_fit"` with the per-step table
-#'   `steps` (step, time, loss, free energy, seconds) and the settings.
+#'   `history` (step, time, loss, free energy, seconds) and the settings.
 #' @examples
 #' set.seed(1)
 #' fit <- jko_fit(potential_double_well(), init_gaussian(0, 0.25), h = 0.1,
@@ -30,7 +30,7 @@ print.jko_fit <- function(x, ...) {
 #' @export
 summary.jko_fit <- function(object, ...) {
   check_fit(object, "object")
-  structure(list(call = object$call, steps = object$steps,
+  structure(list(call = object$call, history = object$history,
                  potential = object$potential$label, init = object$init$label,
                  h = object$h, beta = object$beta, dim = object$dim,
                  nparams = if (length(object$theta)) length(object$theta[[1L]]) else 0L,
@@ -50,7 +50,7 @@ print.summary.jko_fit <- function(x, ...) {
               x$nparams))
   cat(sprintf("Adam: %d iterations of batch %d per step, lr = %g; pool %d\n\n",
               x$settings$iters, x$settings$batch, x$settings$lr, x$settings$pool))
-  tab <- x$steps
+  tab <- x$history
   tab$loss <- signif(tab$loss, 6)
   tab$free_energy <- signif(tab$free_energy, 6)
   tab$seconds <- round(tab$seconds, 2)
@@ -149,7 +149,7 @@ plot_loss <- function(x, ...) {
   cols <- c("steelblue", "darkorange")
   for (k in seq_along(tr)) {
     graphics::lines(start[k]:end[k], tr[[k]], col = cols[(k - 1L) %% 2L + 1L])
-    fin <- x$steps$loss[match(k, x$steps$step)]
+    fin <- x$history$loss[match(k, x$history$step)]
     graphics::segments(end[k] - max(1L, len[k] %/% 10L), fin, end[k], fin, lwd = 3)
   }
   shown <- unique(round(seq(1, length(tr), length.out = min(length(tr), 10L))))
@@ -161,7 +161,7 @@ plot_loss <- function(x, ...) {
 
 # Free energy over time, with the stationary minimum when it is known.
 plot_free_energy <- function(x, ...) {
-  s <- x$steps
+  s <- x$history
   fmin <- stationary_free_energy(x$potential, x$beta, x$dim)
   ylim <- range(c(s$free_energy, fmin), finite = TRUE)
   args <- plot_args(list(x = s$time, y = s$free_energy, type = "b", pch = 19,
@@ -180,21 +180,34 @@ plot_free_energy <- function(x, ...) {
 # -log(Z) / beta for Z = int exp(-beta Phi), where it has a closed form (or a
 # one-dimensional integral); NA otherwise.
 stationary_free_energy <- function(potential, beta, D) {
-  out <- tryCatch(switch(as.character(potential$code),
-    "1" = {
-      ev <- eigen(potential$A, symmetric = TRUE, only.values = TRUE)$values
-      if (min(ev) <= 0) NA_real_
-      else -(length(ev) / 2 * log(2 * pi / beta) - sum(log(ev)) / 2) / beta
-    },
-    "2" = if (beta == 1) 0 else NA_real_,
-    "3" = {
-      cc <- potential$par[1L]; hh <- potential$par[2L]
-      z1 <- stats::integrate(function(u) exp(-beta * hh * ((u / cc)^2 - 1)^2),
-                             -Inf, Inf)$value
-      -(log(z1) + (D - 1) / 2 * log(2 * pi / beta)) / beta
-    },
-    NA_real_), error = function(e) NA_real_)
-  if (is.null(out)) NA_real_ else out
+  out <- tryCatch(stationary_fe(potential, beta, D), error = function(e) NA_real_)
+  if (length(out) != 1L || !is.numeric(out)) NA_real_ else out
+}
+
+stationary_fe <- function(potential, beta, D) UseMethod("stationary_fe")
+
+#' @export
+stationary_fe.default <- function(potential, beta, D) NA_real_
+
+#' @export
+stationary_fe.jko_potential_quadratic <- function(potential, beta, D) {
+  ev <- eigen(potential$A, symmetric = TRUE, only.values = TRUE)$values
+  if (min(ev) <= 0) return(NA_real_)
+  -(length(ev) / 2 * log(2 * pi / beta) - sum(log(ev)) / 2) / beta
+}
+
+#' @export
+stationary_fe.jko_potential_gmm <- function(potential, beta, D) {
+  if (beta == 1) 0 else NA_real_
+}
+
+#' @export
+stationary_fe.jko_potential_double_well <- function(potential, beta, D) {
+  cc <- potential$center
+  hh <- potential$height
+  z1 <- stats::integrate(function(u) exp(-beta * hh * ((u / cc)^2 - 1)^2),
+                         -Inf, Inf)$value
+  -(log(z1) + (D - 1) / 2 * log(2 * pi / beta)) / beta
 }
 
 # A grid covering samples (a vector for D = 1, a 60 x 60 expand.grid for D = 2).

@@ -1,12 +1,14 @@
-# Potentials Phi for jko_fit(). Each is a "jko_potential": a code and
-# parameters for the C core, or an R function called on the whole n x D batch.
+# Potentials Phi for jko_fit(). A potential is a list of class
+# c(<kind>, "jko_potential") with its `dim` (NA if any) and a `label`. Built-in
+# kinds (a class that src/potentials.c has in its table) carry their
+# parameters in `par` and are evaluated in C; any other potential carries
+# `value` and `gradient` functions and is evaluated in R (new_potential()).
 
-new_potential <- function(code, par = NULL, dim = NA_integer_, label,
-                          fun = NULL, ..., class = NULL) {
-  structure(list(code = as.integer(code), par = as.double(par),
-                 dim = as.integer(dim), label = label, fun = fun,
-                 env = if (is.null(fun)) NULL else baseenv(), ...),
-            class = c(class, "jko_potential"))
+# A potential of a kind evaluated in C: `kind` is the class that names it in
+# the C table.
+builtin_potential <- function(kind, par, dim, label, ...) {
+  structure(list(dim = as.integer(dim), label = label, par = as.double(par), ...),
+            class = c(kind, "jko_potential"))
 }
 
 #' Potentials for Fokker-Planck flows
@@ -79,8 +81,9 @@ potential_quadratic <- function(A = 1, b = NULL) {
           D, describe(b))
   }
   A <- (A + t(A)) / 2
-  new_potential(1L, c(A, b), D, sprintf("quadratic (Ornstein-Uhlenbeck), dimension %d", D),
-                A = unname(A), b = as.double(b))
+  builtin_potential("jko_potential_quadratic", c(A, b), D,
+                    sprintf("quadratic (Ornstein-Uhlenbeck), dimension %d", D),
+                    A = unname(A), b = as.double(b))
 }
 
 #' @rdname potentials
@@ -101,9 +104,9 @@ potential_gmm <- function(means, sd = 1, weights = NULL) {
           K, describe(weights))
   }
   weights <- weights / sum(weights)
-  new_potential(2L, c(K, sd, log(weights), t(means)), ncol(means),
-                sprintf("Gaussian mixture, %d components, dimension %d", K, ncol(means)),
-                means = unname(means), sd = sd, weights = weights)
+  builtin_potential("jko_potential_gmm", c(K, sd, log(weights), t(means)), ncol(means),
+                    sprintf("Gaussian mixture, %d components, dimension %d", K, ncol(means)),
+                    means = unname(means), sd = sd, weights = weights)
 }
 
 #' @rdname potentials
@@ -111,24 +114,27 @@ potential_gmm <- function(means, sd = 1, weights = NULL) {
 potential_double_well <- function(center = 1, height = 1) {
   center <- check_positive(center, "center")
   height <- check_positive(height, "height")
-  new_potential(3L, c(center, height), NA_integer_,
-                sprintf("double well (wells at x1 = +/-%g, barrier %g)", center, height))
+  builtin_potential("jko_potential_double_well", c(center, height), NA_integer_,
+                    sprintf("double well (wells at x1 = +/-%g, barrier %g)", center, height),
+                    center = center, height = height)
 }
 
 #' @rdname potentials
 #' @export
 potential_fn <- function(f, grad = NULL, dim = NULL) {
   dim <- check_user_fns(f, "f", grad, dim, "potential_fn")
-  fn_potential(f, grad, dim, "R function")
+  new_potential(f, grad, dim, "R function", names = c(value = "f", gradient = "grad"),
+                class = "jko_potential_fn")
 }
 
 #' @rdname potentials
 #' @export
 target_logdensity <- function(logd, grad = NULL, dim = NULL) {
   dim <- check_user_fns(logd, "logd", grad, dim, "target_logdensity")
-  f <- function(x) -logd(x)
   g <- if (is.null(grad)) NULL else function(x) -grad(x)
-  fn_potential(f, g, dim, "target log-density", what = "logd")
+  new_potential(function(x) -logd(x), g, dim, "target log-density",
+                names = c(value = "logd", gradient = "grad"),
+                class = "jko_target_logdensity")
 }
 
 # Checks of the user's functions for potential_fn() and target_logdensity();
@@ -151,52 +157,117 @@ check_user_fns <- function(fun, arg, grad, dim, caller) {
   dim
 }
 
-# The R side of POT_R: called from C as fun(x, iter, want_grad) on the n x D
-# batch; checks what the user's functions return.
-fn_potential <- function(f, grad, dim, label, what = "f") {
-  gname <- "grad"
-  call_user <- function(fun, name, x, iter) {
+#' A potential from R functions: the protocol
+#'
+#' Every potential of jkoflow is a list of class `c(<kind>, "jko_potential")`
+#' with its dimension `dim` (`NA` when it works in any dimension) and a
+#' `label`. The built-in kinds ([potential_quadratic()], [potential_gmm()],
+#' [potential_double_well()], [target_logistic()]) are evaluated in C, a
+#' batch at a time. `new_potential()` makes any other potential from two R
+#' functions of an n x D matrix of points (one point per row):
+#'
+#' * `value(x)` returns the n values of \eqn{\Phi};
+#' * `gradient(x)` returns the n x D matrix of gradients, or is `NULL`:
+#'   then gradients are central finite differences on the whole batch, 2 D
+#'   extra calls of `value`.
+#'
+#' The package checks what they return on every call during a fit (the
+#' number of values, the shape of the gradient, finiteness) and stops with
+#' an error that names the function and the iteration. [jko_evidence()]
+#' and `jko_sample(resample = TRUE)` call `value` directly, so there it may
+#' return `Inf` outside the support of \eqn{e^{-\Phi}}. The class
+#' `class` is put before `"jko_potential"`, so that methods can be written
+#' for it. [potential_fn()] and [target_logdensity()] are made this way.
+#'
+#' @param value A function of an n x D matrix returning n numbers.
+#' @param gradient `NULL` or a function of an n x D matrix returning the
+#'   n x D gradients of `value`.
+#' @param dim `NULL` (any dimension: taken from `init` in [jko_fit()]) or
+#'   the dimension.
+#' @param label A short description, shown by `print()`.
+#' @param names How error messages name `value` and `gradient`.
+#' @param class Class(es) of the new potential, before `"jko_potential"`.
+#' @return An object of class `c(class, "jko_potential")`.
+#' @seealso [potentials] for the built-in potentials.
+#' @examples
+#' # Phi(x) = sum(cosh(x)): a potential with a gradient, in any dimension
+#' pot <- new_potential(function(x) rowSums(cosh(x)), function(x) sinh(x),
+#'                      label = "sum of cosh", class = "cosh_potential")
+#' pot
+#' potential_value(pot, rbind(c(0, 0), c(1, -1)), grad = TRUE)
+#' @export
+new_potential <- function(value, gradient = NULL, dim = NULL, label = "R function",
+                          names = c(value = "value", gradient = "gradient"),
+                          class = NULL) {
+  if (!is.function(value)) {
+    abort("`value` must be a function of an n x D matrix, not %s.", describe(value))
+  }
+  if (!is.null(gradient) && !is.function(gradient)) {
+    abort("`gradient` must be NULL or a function of an n x D matrix, not %s.",
+          describe(gradient))
+  }
+  if (!is.null(dim)) dim <- check_count(dim, "dim")
+  if (!is.character(label) || length(label) != 1L) {
+    abort("`label` must be a single string, not %s.", describe(label))
+  }
+  if (!is.null(class) && (!is.character(class) || anyNA(class))) {
+    abort("`class` must be NULL or a character vector, not %s.", describe(class))
+  }
+  structure(list(dim = if (is.null(dim)) NA_integer_ else dim, label = label,
+                 value = value, gradient = gradient, names = names),
+            class = c(class, "jko_potential"))
+}
+
+# Called from C (src/potentials.c) for a potential evaluated in R, on the
+# n x D batch x at training iteration `iter` (0 outside training, -1 for the
+# free energy): list(value = n doubles, gradient = n x D doubles or NULL),
+# checked; anything wrong is an error of class "jkoflow_error_potential"
+# that carries `iter`.
+potential_eval_r <- function(potential, x, iter = 0L, grad = TRUE) {
+  nm <- potential$names
+  fail <- function(fmt, ...) {
+    abort(fmt, ..., class = "jkoflow_error_potential", data = list(iter = iter),
+          call = NULL)
+  }
+  call_user <- function(fun, name) {
     tryCatch(fun(x), error = function(e) {
-      abort("the potential's `%s` failed%s: %s", name, at_iter(iter),
-            conditionMessage(e), class = "jkoflow_error_potential")
+      fail("the potential's `%s` failed%s: %s", name, at_iter(iter), conditionMessage(e))
     })
   }
-  fun <- function(x, iter = 0L, want_grad = TRUE) {
-    n <- nrow(x)
-    v <- call_user(f, what, x, iter)
-    if (!is.numeric(v) || length(v) != n) {
-      abort("the potential's `%s` returned %s%s; expected %d numbers (one per row).",
-            what, describe(v), at_iter(iter), n, class = "jkoflow_error_potential")
-    }
-    if (any(!is.finite(v))) {
-      abort("the potential's `%s` returned %d non-finite value%s (NA, NaN or Inf)%s.",
-            what, sum(!is.finite(v)), if (sum(!is.finite(v)) == 1L) "" else "s",
-            at_iter(iter), class = "jkoflow_error_potential")
-    }
-    g <- NULL
-    if (want_grad) {
-      g <- if (is.null(grad)) fd_gradient(f, x, v) else call_user(grad, gname, x, iter)
-      if (!is.numeric(g) || !identical(dim(g), dim(x))) {
-        abort("the potential's `%s` returned %s%s; expected a %d x %d matrix.",
-              gname, if (is.null(dim(g))) describe(g) else
-                sprintf("a %s matrix", paste(dim(g), collapse = " x ")),
-              at_iter(iter), nrow(x), ncol(x), class = "jkoflow_error_potential")
-      }
-      if (any(!is.finite(g))) {
-        abort("the potential's `%s` returned non-finite values (NA, NaN or Inf)%s.",
-              gname, at_iter(iter), class = "jkoflow_error_potential")
-      }
-      storage.mode(g) <- "double"
-    }
-    list(as.double(v), g)
+  n <- nrow(x)
+  v <- call_user(potential$value, nm[["value"]])
+  if (!is.numeric(v) || length(v) != n) {
+    fail("the potential's `%s` returned %s%s; expected %d numbers (one per row).",
+         nm[["value"]], describe(v), at_iter(iter), n)
   }
-  new_potential(4L, NULL, if (is.null(dim)) NA_integer_ else dim, label, fun = fun)
+  if (any(!is.finite(v))) {
+    fail("the potential's `%s` returned %d non-finite value%s (NA, NaN or Inf)%s.",
+         nm[["value"]], sum(!is.finite(v)), if (sum(!is.finite(v)) == 1L) "" else "s",
+         at_iter(iter))
+  }
+  g <- NULL
+  if (grad) {
+    g <- if (is.null(potential$gradient)) fd_gradient(potential$value, x)
+         else call_user(potential$gradient, nm[["gradient"]])
+    if (!is.numeric(g) || !identical(dim(g), dim(x))) {
+      fail("the potential's `%s` returned %s%s; expected a %d x %d matrix.",
+           nm[["gradient"]], if (is.null(dim(g))) describe(g) else
+             sprintf("a %s matrix", paste(dim(g), collapse = " x ")),
+           at_iter(iter), nrow(x), ncol(x))
+    }
+    if (any(!is.finite(g))) {
+      fail("the potential's `%s` returned non-finite values (NA, NaN or Inf)%s.",
+           nm[["gradient"]], at_iter(iter))
+    }
+    storage.mode(g) <- "double"
+  }
+  list(value = as.double(v), gradient = g)
 }
 
 at_iter <- function(iter) if (iter > 0L) sprintf(" at iteration %d", iter) else ""
 
 # Central differences on the whole batch, one coordinate at a time.
-fd_gradient <- function(f, x, v = NULL) {
+fd_gradient <- function(f, x) {
   g <- x
   for (d in seq_len(ncol(x))) {
     e <- 6e-6 * pmax(1, abs(x[, d]))
@@ -222,9 +293,9 @@ potential_value <- function(potential, x, grad = FALSE) {
   check_potential(potential)
   x <- check_points(x, if (is.na(potential$dim)) NULL else potential$dim, "x")
   grad <- check_flag(grad, "grad")
-  out <- .Call(C_pot_eval, potential_spec(potential), to_cols(x), grad)
-  if (!grad) return(out[[1L]])
-  list(value = out[[1L]], gradient = t(out[[2L]]))
+  out <- .Call(C_pot_eval, potential, to_cols(x), grad)
+  if (!grad) return(out$value)
+  list(value = out$value, gradient = t(out$gradient))
 }
 
 check_potential <- function(potential, arg = "potential") {
@@ -237,15 +308,25 @@ check_potential <- function(potential, arg = "potential") {
   invisible(potential)
 }
 
-# What the C core reads (potentials.c: pot_from_sexp).
-potential_spec <- function(potential) {
-  spec <- list(code = potential$code, par = potential$par, fun = potential$fun,
-               env = potential$env)
-  if (identical(potential$code, 5L)) {
-    spec <- c(spec, potential[c("x", "y", "prior", "shape", "rate", "batch")])
+# Phi at the rows of x as the potential's own functions give it: values
+# outside the support (Inf) or undefined (NA) come back as they are, for
+# importance weights. Minibatch targets are evaluated on the full data.
+potential_values <- function(potential, x) {
+  potential <- full_data(potential)
+  out <- numeric(nrow(x))
+  for (st in seq(1L, nrow(x), by = 1e5)) {
+    rows <- st:min(nrow(x), st + 1e5 - 1L)
+    xc <- x[rows, , drop = FALSE]
+    out[rows] <- if (is.function(potential$value)) as.double(potential$value(xc))
+                 else .Call(C_pot_eval, potential, to_cols(xc), FALSE)$value
   }
-  spec
+  out
 }
+
+# The potential without minibatches (target_logistic(batch = )).
+full_data <- function(potential) UseMethod("full_data")
+#' @export
+full_data.default <- function(potential) potential
 
 #' @export
 print.jko_potential <- function(x, ...) {

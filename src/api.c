@@ -1,14 +1,43 @@
-/* The .Call entry points: thin wrappers that check and convert R objects and
- * call the cores, which take plain C types and return status codes. Batches
- * arrive as D x n matrices (one sample per column), already checked in R. */
+/* The .Call entry points: thin wrappers that check and convert R objects,
+ * call the cores (plain C types, status codes) and return named lists.
+ * Batches arrive as D x n matrices (one sample per column), already checked
+ * in R. Every status a core returns goes back by name (status_name); the R
+ * side turns it into a message in one place (jko_status_message()). */
 #include <R.h>
 #include <Rinternals.h>
 #include <string.h>
 #include "icnn.h"
+#include "map.h"
 #include "potentials.h"
 #include "train.h"
 
-#define CHUNK 2048
+int jko_threads(int requested);   /* threads.c */
+
+static const char *status_name(int st)
+{
+    switch (st) {
+    case JKO_OK: return "ok";
+    case JKO_ERR_NONFINITE: return "nonfinite";
+    case JKO_ERR_NOTPD: return "not_pd";
+    case JKO_ERR_NOCONV: return "no_convergence";
+    case JKO_ERR_DIVERGED: return "diverged";
+    default: return "failure";
+    }
+}
+
+/* list(name_1 = value_1, ...) from n pairs */
+static SEXP named_list(int n, const char **names, SEXP *values)
+{
+    SEXP ans = PROTECT(Rf_allocVector(VECSXP, n));
+    SEXP nms = PROTECT(Rf_allocVector(STRSXP, n));
+    for (int i = 0; i < n; i++) {
+        SET_VECTOR_ELT(ans, i, values[i]);
+        SET_STRING_ELT(nms, i, Rf_mkChar(names[i]));
+    }
+    Rf_setAttrib(ans, R_NamesSymbol, nms);
+    UNPROTECT(2);
+    return ans;
+}
 
 /* arch = c(D, L, r, activation, w_1, ..., w_L) */
 static void net_from_sexp(icnn_t *net, SEXP arch, SEXP alpha_min)
@@ -28,18 +57,30 @@ static const double *theta_ptr(const icnn_t *net, SEXP theta)
     return REAL(theta);
 }
 
-static const double *batch_ptr(const icnn_t *net, SEXP x, int *n)
+static const double *batch_ptr(int D, SEXP x, int *n)
 {
-    if (TYPEOF(x) != REALSXP || !Rf_isMatrix(x) || Rf_nrows(x) != net->D)
-        Rf_error("'x' must be a double matrix with %d rows", net->D);
+    if (TYPEOF(x) != REALSXP || !Rf_isMatrix(x) || Rf_nrows(x) != D)
+        Rf_error("'x' must be a double matrix with %d rows", D);
     *n = Rf_ncols(x);
     return REAL(x);
 }
 
 static int nthreads(SEXP threads)
 {
-    int t = Rf_asInteger(threads);
-    return (t == NA_INTEGER || t < 1) ? 1 : t;
+    return jko_threads(Rf_asInteger(threads));
+}
+
+/* map = list(theta, center, scale): step j's map of the network `net` */
+static void map_from_sexp(jko_map *m, const icnn_t *net, SEXP map)
+{
+    m->net = *net;
+    m->theta = theta_ptr(net, jko_list_elt(map, "theta"));
+    SEXP c = jko_list_elt(map, "center");
+    if (TYPEOF(c) != REALSXP || LENGTH(c) != net->D)
+        Rf_error("a map's 'center' must be a double vector of length %d", net->D);
+    m->center = REAL(c);
+    m->scale = Rf_asReal(jko_list_elt(map, "scale"));
+    if (!(m->scale > 0) || !R_FINITE(m->scale)) Rf_error("a map's 'scale' must be positive");
 }
 
 /* The offsets (0-based) of each block: an integer vector with A, B, c, W
@@ -75,7 +116,10 @@ SEXP C_icnn_init(SEXP arch, SEXP alpha_min)
     return th;
 }
 
-/* what: 0 potential and map, 1 also log det, 2 also the Hessians */
+/* The network alone, in its own coordinates. what: 0 potential and map,
+ * 1 also log det, 2 also the Hessians. list(potential, gradient, log_det,
+ * hessian, status); log_det is NaN where the Hessian is not positive
+ * definite. */
 SEXP C_icnn_eval(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP what,
                  SEXP threads)
 {
@@ -83,158 +127,253 @@ SEXP C_icnn_eval(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP what,
     net_from_sexp(&net, arch, alpha_min);
     const double *th = theta_ptr(&net, theta);
     int n, D = net.D, lev = Rf_asInteger(what), nth = nthreads(threads);
-    const double *X = batch_ptr(&net, x, &n);
-    int nprot = 0;
-    SEXP psi = PROTECT(Rf_allocVector(REALSXP, n)); nprot++;
-    SEXP y = PROTECT(Rf_allocMatrix(REALSXP, D, n)); nprot++;
-    SEXP ld = PROTECT(Rf_allocVector(REALSXP, lev >= 1 ? n : 0)); nprot++;
-    SEXP hs = PROTECT(Rf_allocVector(REALSXP, lev >= 2 ? (R_xlen_t) D * D * n : 0)); nprot++;
+    const double *X = batch_ptr(D, x, &n);
+    const int chunk = 2048;
+    SEXP v[5];
+    v[0] = PROTECT(Rf_allocVector(REALSXP, n));
+    v[1] = PROTECT(Rf_allocMatrix(REALSXP, D, n));
+    v[2] = PROTECT(Rf_allocVector(REALSXP, lev >= 1 ? n : 0));
+    v[3] = PROTECT(Rf_allocVector(REALSXP, lev >= 2 ? (R_xlen_t) D * D * n : 0));
     icnn_ws ws;
-    int nmax = n < CHUNK ? (n > 0 ? n : 1) : CHUNK;
-    icnn_ws_alloc(&net, &ws, nmax, lev >= 1, nth);
+    icnn_ws_alloc(&net, &ws, n < chunk ? (n > 0 ? n : 1) : chunk, lev >= 1, nth);
+    icnn_prepare(&net, th, &ws);
     int status = JKO_OK;
-    for (int s = 0; s < n; s += CHUNK) {
-        int m = n - s < CHUNK ? n - s : CHUNK;
+    for (int s = 0; s < n; s += chunk) {
+        int m = n - s < chunk ? n - s : chunk;
         const double *Xs = X + (size_t) D * s;
-        icnn_forward(&net, th, Xs, m, &ws, REAL(psi) + s, REAL(y) + (size_t) D * s);
+        icnn_forward(&net, th, Xs, m, &ws, REAL(v[0]) + s, REAL(v[1]) + (size_t) D * s);
         if (lev >= 1) {
-            int st = icnn_hessian(&net, th, Xs, m, &ws, REAL(ld) + s);
+            int st = icnn_hessian(&net, th, Xs, m, &ws, REAL(v[2]) + s);
             if (st) status = st;
             if (lev >= 2)
-                memcpy(REAL(hs) + (size_t) D * D * s, ws.H, (size_t) D * D * m * sizeof(double));
+                memcpy(REAL(v[3]) + (size_t) D * D * s, ws.H, (size_t) D * D * m * sizeof(double));
         }
     }
-    SEXP ans = PROTECT(Rf_allocVector(VECSXP, 5)); nprot++;
-    SET_VECTOR_ELT(ans, 0, psi);
-    SET_VECTOR_ELT(ans, 1, y);
-    SET_VECTOR_ELT(ans, 2, ld);
-    SET_VECTOR_ELT(ans, 3, hs);
-    SET_VECTOR_ELT(ans, 4, Rf_ScalarInteger(status));
-    UNPROTECT(nprot);
+    v[4] = PROTECT(Rf_mkString(status_name(status)));
+    const char *nm[] = {"potential", "gradient", "log_det", "hessian", "status"};
+    SEXP ans = named_list(5, nm, v);
+    UNPROTECT(5);
     return ans;
 }
 
-static const char *status_msg(int st)
-{
-    switch (st) {
-    case JKO_ERR_NONFINITE: return "non-finite value";
-    case JKO_ERR_NOTPD: return "Hessian not positive definite";
-    default: return "failure";
-    }
-}
-
+/* Phi at the columns of x: list(value, gradient (D x n, or 0 columns),
+ * status). Non-finite values are returned as they are, with their status. */
 SEXP C_pot_eval(SEXP pot, SEXP x, SEXP grad)
 {
-    int D = Rf_nrows(x), n = Rf_ncols(x);
-    pot_t p;
-    pot_from_sexp(&p, pot, D, n);
-    SEXP v = PROTECT(Rf_allocVector(REALSXP, n));
-    SEXP g = PROTECT(Rf_allocMatrix(REALSXP, D, Rf_asLogical(grad) ? n : 0));
+    int D = Rf_nrows(x), n = Rf_ncols(x), g = Rf_asLogical(grad);
+    jko_pot p;
+    pot_setup(&p, pot, D, n);
+    SEXP v[3];
+    v[0] = PROTECT(Rf_allocVector(REALSXP, n));
+    v[1] = PROTECT(Rf_allocMatrix(REALSXP, D, g ? n : 0));
     GetRNGstate();
-    int st = pot_eval(&p, REAL(x), n, REAL(v), Rf_asLogical(grad) ? REAL(g) : NULL, 0);
+    int st = pot_eval(&p, REAL(x), n, REAL(v[0]), g ? REAL(v[1]) : NULL);
     PutRNGstate();
-    (void) st; /* non-finite values are returned as they are */
-    SEXP ans = PROTECT(Rf_allocVector(VECSXP, 2));
-    SET_VECTOR_ELT(ans, 0, v);
-    SET_VECTOR_ELT(ans, 1, g);
+    v[2] = PROTECT(Rf_mkString(status_name(st)));
+    const char *nm[] = {"value", "gradient", "status"};
+    SEXP ans = named_list(3, nm, v);
     UNPROTECT(3);
     return ans;
 }
 
-/* The JKO loss on one batch and its gradient with respect to theta. */
+/* The JKO loss on one batch and its gradient with respect to theta, in the
+ * network's own coordinates: list(loss, gradient). */
 SEXP C_jko_loss(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP pot,
                 SEXP h, SEXP beta, SEXP threads)
 {
-    icnn_t net;
-    net_from_sexp(&net, arch, alpha_min);
-    const double *th = theta_ptr(&net, theta);
+    jko_map m;
+    net_from_sexp(&m.net, arch, alpha_min);
+    m.theta = theta_ptr(&m.net, theta);
+    m.center = NULL;
+    m.scale = 1;
     int n;
-    const double *X = batch_ptr(&net, x, &n);
+    const double *X = batch_ptr(m.net.D, x, &n);
     icnn_ws ws;
     jko_buf b;
-    pot_t p;
-    icnn_ws_alloc(&net, &ws, n, 2, nthreads(threads));
-    jko_buf_alloc(&net, &b, n);
-    pot_from_sexp(&p, pot, net.D, n);
+    jko_pot p;
+    icnn_ws_alloc(&m.net, &ws, n, 2, nthreads(threads));
+    jko_buf_alloc(&m.net, &b, n);
+    pot_setup(&p, pot, m.net.D, n);
     double loss;
     GetRNGstate();
-    int st = jko_loss_grad(&net, th, X, n, &ws, &p, Rf_asReal(h), Rf_asReal(beta),
-                           0, &b, &loss);
+    int st = jko_loss_grad(&m, X, n, &ws, &p, Rf_asReal(h), Rf_asReal(beta), &b, &loss);
     PutRNGstate();
-    if (st) Rf_error("the loss could not be evaluated: %s", status_msg(st));
-    SEXP g = PROTECT(Rf_allocVector(REALSXP, net.npar));
-    memcpy(REAL(g), b.grad, net.npar * sizeof(double));
-    SEXP ans = PROTECT(Rf_allocVector(VECSXP, 2));
-    SET_VECTOR_ELT(ans, 0, Rf_ScalarReal(loss));
-    SET_VECTOR_ELT(ans, 1, g);
+    if (st) Rf_error("the loss could not be evaluated: %s", status_name(st));
+    SEXP v[2];
+    v[0] = PROTECT(Rf_ScalarReal(loss));
+    v[1] = PROTECT(Rf_allocVector(REALSXP, m.net.npar));
+    memcpy(REAL(v[1]), b.grad, m.net.npar * sizeof(double));
+    const char *nm[] = {"loss", "gradient"};
+    SEXP ans = named_list(2, nm, v);
     UNPROTECT(2);
     return ans;
 }
 
-/* One JKO step: returns list(theta, loss, status, iter). A failure is
- * reported in status and iter (the R side turns it into a classed error
- * that keeps the completed steps); R errors from a user's potential and
- * interrupts unwind through here, leaving only R_alloc'ed memory behind. */
-SEXP C_jko_train(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP pot,
-                 SEXP h, SEXP beta, SEXP iters, SEXP batch, SEXP lr, SEXP threads,
-                 SEXP progress)
+/* Centre and scale of the columns of x: list(center, scale) (map.h). */
+SEXP C_moments(SEXP x)
 {
-    icnn_t net;
-    net_from_sexp(&net, arch, alpha_min);
-    theta_ptr(&net, theta);
-    int npool;
-    const double *Xp = batch_ptr(&net, pool, &npool);
-    int it = Rf_asInteger(iters), bs = Rf_asInteger(batch);
-    if (npool < 1 || it < 1 || bs < 1) Rf_error("empty pool, iters or batch");
-    SEXP th = PROTECT(Rf_duplicate(theta));
-    SEXP loss = PROTECT(Rf_allocVector(REALSXP, it));
-    for (int t = 0; t < it; t++) REAL(loss)[t] = NA_REAL;
-    pot_t p;
-    pot_from_sexp(&p, pot, net.D, bs);
-    int fail = 0;
-    GetRNGstate();
-    /* lr = c(start, end) of the annealing */
-    if (TYPEOF(lr) != REALSXP || LENGTH(lr) < 1) Rf_error("'lr' must be a double vector");
-    double lr0 = REAL(lr)[0], lr1 = LENGTH(lr) > 1 ? REAL(lr)[1] : lr0;
-    int st = jko_train(&net, REAL(th), Xp, npool, &p, Rf_asReal(h), Rf_asReal(beta),
-                       it, bs, lr0, lr1, nthreads(threads), Rf_asInteger(progress),
-                       REAL(loss), &fail);
-    PutRNGstate();
-    SEXP ans = PROTECT(Rf_allocVector(VECSXP, 4));
-    SET_VECTOR_ELT(ans, 0, th);
-    SET_VECTOR_ELT(ans, 1, loss);
-    SET_VECTOR_ELT(ans, 2, Rf_ScalarInteger(st));
-    SET_VECTOR_ELT(ans, 3, Rf_ScalarInteger(fail));
-    UNPROTECT(3);
+    int n;
+    const double *X = batch_ptr(Rf_nrows(x), x, &n);
+    SEXP v[2];
+    v[0] = PROTECT(Rf_allocVector(REALSXP, Rf_nrows(x)));
+    double sc;
+    map_moments(X, Rf_nrows(x), n, REAL(v[0]), &sc);
+    v[1] = PROTECT(Rf_ScalarReal(sc));
+    const char *nm[] = {"center", "scale"};
+    SEXP ans = named_list(2, nm, v);
+    UNPROTECT(2);
     return ans;
 }
 
-/* Inverse map, in chunks: list(x, resid, iter). */
-SEXP C_icnn_invert(SEXP arch, SEXP alpha_min, SEXP theta, SEXP y, SEXP tol,
-                   SEXP maxit, SEXP threads)
+/* One JKO step (train.h): from the map theta of step k-1, the pool and the
+ * monitor samples of rho_{k-1} (D x n, x's coordinates) with the monitor's
+ * log-densities, train the map of step k and push both. `std` is the step's
+ * list(center, scale), or NULL for the moments of the pool. settings =
+ * list(h, beta, iters, batch, lr, lr_end). Returns list(theta, loss,
+ * status, iter, center, scale, pool, monitor, monitor_log_density,
+ * monitor_potential); after a failure (status not "ok", iter the 1-based
+ * iteration, 0 after training) the pushed parts are NULL. R errors from a
+ * potential evaluated in R, and interrupts, unwind through here leaving
+ * only R_alloc'ed memory behind. */
+SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
+                SEXP monitor_ld, SEXP pot, SEXP settings, SEXP std, SEXP threads,
+                SEXP progress)
+{
+    int nprot = 0;
+    jko_map m;
+    net_from_sexp(&m.net, arch, alpha_min);
+    theta_ptr(&m.net, theta);
+    const int D = m.net.D;
+    int npool, nmon;
+    const double *Xp = batch_ptr(D, pool, &npool);
+    const double *Xm = batch_ptr(D, monitor, &nmon);
+    if (TYPEOF(monitor_ld) != REALSXP || LENGTH(monitor_ld) != nmon)
+        Rf_error("'monitor_ld' must be a double vector of length %d", nmon);
+    jko_settings s;
+    s.h = Rf_asReal(jko_list_elt(settings, "h"));
+    s.beta = Rf_asReal(jko_list_elt(settings, "beta"));
+    s.iters = Rf_asInteger(jko_list_elt(settings, "iters"));
+    s.batch = Rf_asInteger(jko_list_elt(settings, "batch"));
+    s.lr = Rf_asReal(jko_list_elt(settings, "lr"));
+    s.lr_end = Rf_asReal(jko_list_elt(settings, "lr_end"));
+    s.nth = nthreads(threads);
+    s.progress = Rf_asInteger(progress);
+    if (npool < 1 || nmon < 1 || s.iters == NA_INTEGER || s.iters < 1 ||
+        s.batch == NA_INTEGER || s.batch < 1 || !(s.h > 0) || !(s.beta > 0) ||
+        !(s.lr > 0) || !(s.lr_end > 0))
+        Rf_error("invalid settings of a JKO step");
+    SEXP ctr = PROTECT(Rf_allocVector(REALSXP, D)); nprot++;
+    double scale;
+    if (Rf_isNull(std)) {
+        map_moments(Xp, D, npool, REAL(ctr), &scale);
+    } else {
+        SEXP c = jko_list_elt(std, "center");
+        if (TYPEOF(c) != REALSXP || LENGTH(c) != D)
+            Rf_error("'std$center' must be a double vector of length %d", D);
+        memcpy(REAL(ctr), REAL(c), D * sizeof(double));
+        scale = Rf_asReal(jko_list_elt(std, "scale"));
+        if (!(scale > 0) || !R_FINITE(scale)) Rf_error("'std$scale' must be positive");
+    }
+    m.center = REAL(ctr);
+    m.scale = scale;
+    SEXP th = PROTECT(Rf_duplicate(theta)); nprot++;
+    m.theta = REAL(th);
+    SEXP loss = PROTECT(Rf_allocVector(REALSXP, s.iters)); nprot++;
+    for (int t = 0; t < s.iters; t++) REAL(loss)[t] = NA_REAL;
+    SEXP pool_out = PROTECT(Rf_allocMatrix(REALSXP, D, npool)); nprot++;
+    SEXP mon_out = PROTECT(Rf_allocMatrix(REALSXP, D, nmon)); nprot++;
+    SEXP mon_ld = PROTECT(Rf_duplicate(monitor_ld)); nprot++;
+    SEXP mon_phi = PROTECT(Rf_allocVector(REALSXP, nmon)); nprot++;
+    jko_pot p;
+    pot_setup(&p, pot, D, s.batch > nmon ? s.batch : nmon);
+    int fail = 0;
+    GetRNGstate();
+    int st = jko_step(&m, REAL(th), Xp, npool, REAL(pool_out), Xm, nmon,
+                      REAL(mon_out), REAL(mon_ld), REAL(mon_phi), &p, &s,
+                      REAL(loss), &fail);
+    PutRNGstate();
+    SEXP v[10];
+    v[0] = th; v[1] = loss;
+    v[2] = PROTECT(Rf_mkString(status_name(st))); nprot++;
+    v[3] = PROTECT(Rf_ScalarInteger(fail)); nprot++;
+    v[4] = ctr;
+    v[5] = PROTECT(Rf_ScalarReal(scale)); nprot++;
+    v[6] = st ? R_NilValue : pool_out;
+    v[7] = st ? R_NilValue : mon_out;
+    v[8] = st ? R_NilValue : mon_ld;
+    v[9] = st ? R_NilValue : mon_phi;
+    const char *nm[] = {"theta", "loss", "status", "iter", "center", "scale", "pool",
+                        "monitor", "monitor_log_density", "monitor_potential"};
+    SEXP ans = named_list(10, nm, v);
+    UNPROTECT(nprot);
+    return ans;
+}
+
+/* Push the columns of x through the maps (a list of list(theta, center,
+ * scale)) in turn; with log_density (a double vector, or NULL for none)
+ * subtract each map's log-determinant from it. Returns list(x,
+ * log_density, status, step): step the first map whose Hessian was not
+ * positive definite somewhere (those points' log-densities are NaN), or 0. */
+SEXP C_flow_push(SEXP arch, SEXP alpha_min, SEXP maps, SEXP x, SEXP log_density,
+                 SEXP threads)
 {
     icnn_t net;
     net_from_sexp(&net, arch, alpha_min);
-    const double *th = theta_ptr(&net, theta);
-    int n, D = net.D;
-    const double *Y = batch_ptr(&net, y, &n);
-    SEXP x = PROTECT(Rf_allocMatrix(REALSXP, D, n));
-    SEXP res = PROTECT(Rf_allocVector(REALSXP, n));
-    SEXP its = PROTECT(Rf_allocVector(INTSXP, n));
-    const void *vmax = vmaxget();
-    for (int s = 0; s < n; s += CHUNK) {
-        int m = n - s < CHUNK ? n - s : CHUNK;
-        int bad = icnn_invert(&net, th, Y + (size_t) D * s, m, Rf_asReal(tol),
-                              Rf_asInteger(maxit), nthreads(threads),
-                              REAL(x) + (size_t) D * s, REAL(res) + s,
-                              INTEGER(its) + s);
-        if (bad < 0) Rf_error("the Hessian is not positive definite");
-        vmaxset(vmax);
+    int n, nth = nthreads(threads), status = JKO_OK, bad = 0;
+    batch_ptr(net.D, x, &n);
+    int ld = !Rf_isNull(log_density);
+    if (ld && (TYPEOF(log_density) != REALSXP || LENGTH(log_density) != n))
+        Rf_error("'log_density' must be a double vector of length %d", n);
+    SEXP v[4];
+    v[0] = PROTECT(Rf_duplicate(x));
+    v[1] = PROTECT(ld ? Rf_duplicate(log_density) : R_NilValue);
+    for (R_xlen_t j = 0; j < XLENGTH(maps); j++) {
+        jko_map m;
+        map_from_sexp(&m, &net, VECTOR_ELT(maps, j));
+        int st = map_push(&m, REAL(v[0]), n, nth, REAL(v[0]), ld ? REAL(v[1]) : NULL);
+        if (st && !status) { status = st; bad = (int) j + 1; }
     }
-    SEXP ans = PROTECT(Rf_allocVector(VECSXP, 3));
-    SET_VECTOR_ELT(ans, 0, x);
-    SET_VECTOR_ELT(ans, 1, res);
-    SET_VECTOR_ELT(ans, 2, its);
+    v[2] = PROTECT(Rf_mkString(status_name(status)));
+    v[3] = PROTECT(Rf_ScalarInteger(bad));
+    const char *nm[] = {"x", "log_density", "status", "step"};
+    SEXP ans = named_list(4, nm, v);
     UNPROTECT(4);
+    return ans;
+}
+
+/* Pull the columns of y back through the maps, last first: list(x (the
+ * points in rho_0's space), log_det (minus the sum of the maps'
+ * log-determinants at the pulled points), residual (the largest inversion
+ * residual), status, step (as for C_flow_push; points lost there have NaN
+ * log_det)). */
+SEXP C_flow_pull(SEXP arch, SEXP alpha_min, SEXP maps, SEXP y, SEXP tol,
+                 SEXP maxit, SEXP threads)
+{
+    icnn_t net;
+    net_from_sexp(&net, arch, alpha_min);
+    int n, nth = nthreads(threads), status = JKO_OK, bad = 0;
+    batch_ptr(net.D, y, &n);
+    double tl = Rf_asReal(tol), rmax = 0;
+    int mi = Rf_asInteger(maxit);
+    SEXP v[5];
+    v[0] = PROTECT(Rf_duplicate(y));
+    v[1] = PROTECT(Rf_allocVector(REALSXP, n));
+    memset(REAL(v[1]), 0, (size_t) n * sizeof(double));
+    double *resid = (double *) R_alloc(n > 0 ? n : 1, sizeof(double));
+    double *X = (double *) R_alloc((size_t) net.D * (n > 0 ? n : 1), sizeof(double));
+    for (R_xlen_t j = XLENGTH(maps) - 1; j >= 0; j--) {
+        jko_map m;
+        map_from_sexp(&m, &net, VECTOR_ELT(maps, j));
+        int st = map_pull(&m, REAL(v[0]), n, tl, mi, nth, X, resid, REAL(v[1]));
+        if (st && !status) { status = st; bad = (int) j + 1; }
+        memcpy(REAL(v[0]), X, (size_t) net.D * n * sizeof(double));
+        for (int i = 0; i < n; i++) if (resid[i] > rmax) rmax = resid[i];
+    }
+    v[2] = PROTECT(Rf_ScalarReal(rmax));
+    v[3] = PROTECT(Rf_mkString(status_name(status)));
+    v[4] = PROTECT(Rf_ScalarInteger(bad));
+    const char *nm[] = {"x", "log_det", "residual", "status", "step"};
+    SEXP ans = named_list(5, nm, v);
+    UNPROTECT(5);
     return ans;
 }

@@ -1,14 +1,17 @@
 /* Reverse mode through the network: given per-sample cotangents ybar on the
  * map y = grad psi(x) and lambda on log det H, the gradient with respect to
- * every parameter (design.md, section 3). With Hbar = lambda H^{-1}:
+ * every parameter. With the Hessian of hessian.c,
+ *   H = sum_l G_l' diag(c_l) G_l + sum_{l,k} 2 u_{l,k} A_{l,k}'A_{l,k} + alpha I,
+ * and Hbar = lambda H^{-1} (the adjoint of lambda log det H):
  *
  *   Gbar_l = 2 diag(c_l) G_l Hbar     cbar_{l,k} = g_{l,k}' Hbar g_{l,k}
  *   ubar_{l,k} += 2 tr(Hbar A_{l,k}'A_{l,k})   Abar_{l,k} += 4 u_{l,k} A_{l,k} Hbar
  *   alphabar += tr(Hbar) + x' ybar
  *
  * then one reverse sweep through the Jacobian recursion, the delta recursion
- * and the primal. Needs icnn_forward and icnn_hessian on the same X first
- * (icnn_hessian may be skipped when lambda is NULL). */
+ * and the primal. Needs icnn_prepare on th, then icnn_forward and
+ * icnn_hessian on the same X first (icnn_hessian may be skipped when lambda
+ * is NULL). */
 #define USE_FC_LEN_T
 #include <R.h>
 #include <R_ext/BLAS.h>
@@ -19,9 +22,7 @@
 #include <math.h>
 #include <string.h>
 #include "icnn.h"
-
-/* Below this dimension the per-sample D x D products are plain loops. */
-#define JKO_SMALL_D 8
+#include "numerics.h"
 
 /* Gbar = grad Q_l's adjoint Ebar (w x D x n, samples of this part) into
  * Bbar, Pbar and Abar (Abar in the row order j w + k of ws->Ap):
@@ -69,7 +70,8 @@ JKO_CLONES static void grad_q_reverse(const icnn_t *net, int l, const double *th
 
 /* The reverse sweep on samples [i0, i0 + n): parameter adjoints are summed
  * into grad (this thread's own copy, zero on entry), the alpha adjoint into
- * *abar. Sp (Dp x wmax) and tmp (wmax D + 2 D^2) are this thread's scratch.
+ * *abar. Sp (Dp x wmax) and tmp (jko_tmp_len doubles) are this thread's
+ * scratch.
  * Shared scratch sized for the widest layer (PU, GB, JB, Zb, Db) is placed
  * by wmax, so the parts never overlap whatever layer each thread is at. */
 JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const double *X0,
@@ -235,23 +237,24 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                     double *cbi = Cb + (size_t) w * i, *sbi = Sb + (size_t) w * i;
                     JKO_SIMD
                     for (int k = 0; k < w; k++) cbi[k] = 0;
-                    if (top) {
-                        for (int d = 0; d < D; d++) {
-                            const double *Td = T + (size_t) w * d, *Gd = Gi + (size_t) w * d;
-                            double *gd = gb + (size_t) w * d;
+                    /* below the top, gb holds Jbar_l: Gbar_l = sigma'(s_l)
+                     * Jbar_l + 2 c_l T, and jg_k = sum_d Jbar_{l,kd} G_{l,kd}
+                     * feeds sbar through sigma''(s_l) */
+                    double *jg = T + (size_t) wD;   /* w more doubles */
+                    if (!top) {
+                        JKO_SIMD
+                        for (int k = 0; k < w; k++) jg[k] = 0;
+                    }
+                    for (int d = 0; d < D; d++) {
+                        const double *Td = T + (size_t) w * d, *Gd = Gi + (size_t) w * d;
+                        double *gd = gb + (size_t) w * d;
+                        if (top) {
                             JKO_SIMD
                             for (int k = 0; k < w; k++) {
                                 cbi[k] += Td[k] * Gd[k];
                                 gd[k] += 2.0 * ci[k] * Td[k];
                             }
-                        }
-                    } else {
-                        double *jg = T + (size_t) wD;   /* w more doubles */
-                        JKO_SIMD
-                        for (int k = 0; k < w; k++) jg[k] = 0;
-                        for (int d = 0; d < D; d++) {
-                            const double *Td = T + (size_t) w * d, *Gd = Gi + (size_t) w * d;
-                            double *gd = gb + (size_t) w * d;
+                        } else {
                             JKO_SIMD
                             for (int k = 0; k < w; k++) {
                                 cbi[k] += Td[k] * Gd[k];
@@ -259,6 +262,8 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                                 gd[k] = gd[k] * f1[k] + 2.0 * ci[k] * Td[k];
                             }
                         }
+                    }
+                    if (!top) {
                         JKO_SIMD
                         for (int k = 0; k < w; k++) sbi[k] += f2[k] * jg[k];
                     }
@@ -364,7 +369,6 @@ void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
     const size_t np = net->npar;
     memset(grad, 0, np * sizeof(double));
     if (n < 1) return;
-    icnn_permute_A(net, th, ws);
     int old = jko_blas_set_threads(1);
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)
@@ -399,6 +403,5 @@ void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
     double abar = 0;
     for (int t = 0; t < nt; t++) abar += ws->abarT[t];
     double a = th[net->offa];
-    double sig = a >= 0 ? 1.0 / (1.0 + exp(-a)) : exp(a) / (1.0 + exp(a));
-    grad[net->offa] = abar * sig;
+    grad[net->offa] = abar * jko_sigmoid(a);   /* alpha = alpha_min + softplus(a) */
 }

@@ -1,9 +1,13 @@
-/* The exact Hessian of psi and its log-determinant (design.md, section 3):
+/* The exact Hessian of psi and its log-determinant:
  *
  *   H = sum_l G_l' diag(c_l) G_l + sum_l sum_k 2 u_{l,k} A_{l,k}' A_{l,k} + alpha I
  *   G_1 = grad Q_1,  G_l = W_l J_{l-1} + grad Q_l,  J_l = diag(sigma'(s_l)) G_l
  *
- * and small dense Cholesky routines used per sample. */
+ with G_l = ds_l / dx, u_l = sigma'(s_l) delta_l and c_l = sigma''(s_l)
+ * delta_l from the forward pass (u_1 = delta_1, c_1 = 0: no activation on
+ * layer 1) and A_{l,k} the r x D rank factor of unit k, so that
+ * grad Q_{l,k}(x) = 2 A_{l,k}' A_{l,k} x + b_{l,k}. Also the small dense
+ * Cholesky routines used per sample. */
 #define USE_FC_LEN_T
 #include <R.h>
 #include <R_ext/BLAS.h>
@@ -82,34 +86,6 @@ JKO_CLONES void chol_inverse(const double *Lc, int D, double *Ainv, double *work
             for (int k = i; k < D; k++) t += xi[k] * xj[k];
             Ainv[i + (size_t) D * j] = t;
             Ainv[j + (size_t) D * i] = t;
-        }
-    }
-}
-
-/* Below this dimension the per-sample D x D products are plain loops;
- * from it on a BLAS call per sample beats them. */
-#define JKO_SMALL_D 8
-
-/* M_{l,k} = sum_j a_kj a_kj', full (D^2 x w) and packed lower (Dp x w);
- * parameters only, so computed once per call. */
-static void rank_matrices(const icnn_t *net, const double *th, icnn_ws *ws)
-{
-    const int D = net->D, r = net->r, D2 = D * D, Dp = ws->Dp;
-    for (int l = 0; l < net->L; l++) {
-        int w = net->w[l], wr = w * r;
-        const double *A = th + net->offA[l];
-        for (int k = 0; k < w; k++) {
-            double *Mk = ws->M[l] + (size_t) D2 * k, *Mpk = ws->Mp[l] + (size_t) Dp * k;
-            int q = 0;
-            for (int e = 0; e < D; e++)
-                for (int d = e; d < D; d++, q++) {
-                    double s = 0;
-                    for (int j = 0; j < r; j++)
-                        s += A[k * r + j + (size_t) wr * d] * A[k * r + j + (size_t) wr * e];
-                    Mk[d + D * e] = s;
-                    Mk[e + D * d] = s;
-                    Mpk[q] = s;
-                }
         }
     }
 }
@@ -232,16 +208,16 @@ JKO_CLONES static int hessian_part(const icnn_t *net, const double *th, int i0, 
     return status;
 }
 
-/* Needs icnn_forward on the same X first. Fills ws->M, ws->G, ws->J, ws->H
- * and the Cholesky factors ws->Lc; logdet (length n) may be NULL. One
- * contiguous part of the batch per thread, BLAS single-threaded inside. */
+/* Needs icnn_prepare on th and icnn_forward on the same X first (the rank
+ * matrices ws->Mp come from icnn_prepare). Fills ws->G, ws->J, ws->Hp,
+ * ws->H and the Cholesky factors ws->Lc; logdet (length n) may be NULL.
+ * One contiguous part of the batch per thread, BLAS single-threaded
+ * inside. */
 int icnn_hessian(const icnn_t *net, const double *th, const double *X, int n,
                  icnn_ws *ws, double *logdet)
 {
     const int nt = jko_nthreads(ws->nth, n);
     (void) X;
-    rank_matrices(net, th, ws);
-    icnn_permute_A(net, th, ws);
     if (n < 1) return JKO_OK;
     int old = jko_blas_set_threads(1), status = JKO_OK;
 #ifdef _OPENMP

@@ -9,13 +9,10 @@
 #endif
 #include <string.h>
 #include "icnn.h"
+#include "numerics.h"
 
-static double softplus(double s)
-{
-    return s > 0 ? s + log1p(exp(-s)) : log1p(exp(s));
-}
-
-/* sigma and its first three derivatives, all in closed form. */
+/* sigma and its first three derivatives, all in closed form (sharing one
+ * exp between softplus and the logistic, so not through numerics.h). */
 void act_eval(int act, double s, double *f, double *f1, double *f2, double *f3)
 {
     /* one exp and one log1p: e = exp(-|s|) serves both the logistic g
@@ -62,7 +59,7 @@ int icnn_setup(icnn_t *net, int D, int L, const int *w, int r, int act,
 
 double icnn_alpha(const icnn_t *net, const double *th)
 {
-    return net->alpha_min + softplus(th[net->offa]);
+    return net->alpha_min + jko_softplus(th[net->offa]);
 }
 
 /* Random quadratic and hidden weights of unit scale, and output weights so
@@ -179,7 +176,7 @@ void icnn_ws_alloc(const icnn_t *net, icnn_ws *ws, int nmax, int hess, int nth)
 }
 
 /* A_l with its rows in the order j w + k (see icnn.h). */
-void icnn_permute_A(const icnn_t *net, const double *th, icnn_ws *ws)
+static void permute_A(const icnn_t *net, const double *th, icnn_ws *ws)
 {
     const int D = net->D, r = net->r;
     for (int l = 0; l < net->L; l++) {
@@ -191,6 +188,35 @@ void icnn_permute_A(const icnn_t *net, const double *th, icnn_ws *ws)
                 for (int j = 0; j < r; j++)
                     Ap[j * w + k + (size_t) wr * d] = A[k * r + j + (size_t) wr * d];
     }
+}
+
+/* M_{l,k} = sum_j a_kj a_kj', full (D^2 x w) and packed lower (Dp x w). */
+static void rank_matrices(const icnn_t *net, const double *th, icnn_ws *ws)
+{
+    const int D = net->D, r = net->r, D2 = D * D, Dp = ws->Dp;
+    for (int l = 0; l < net->L; l++) {
+        int w = net->w[l], wr = w * r;
+        const double *A = th + net->offA[l];
+        for (int k = 0; k < w; k++) {
+            double *Mk = ws->M[l] + (size_t) D2 * k, *Mpk = ws->Mp[l] + (size_t) Dp * k;
+            int q = 0;
+            for (int e = 0; e < D; e++)
+                for (int d = e; d < D; d++, q++) {
+                    double s = 0;
+                    for (int j = 0; j < r; j++)
+                        s += A[k * r + j + (size_t) wr * d] * A[k * r + j + (size_t) wr * e];
+                    Mk[d + D * e] = s;
+                    Mk[e + D * d] = s;
+                    Mpk[q] = s;
+                }
+        }
+    }
+}
+
+void icnn_prepare(const icnn_t *net, const double *th, icnn_ws *ws)
+{
+    permute_A(net, th, ws);
+    if (ws->hess) rank_matrices(net, th, ws);
 }
 
 /* The forward pass on samples [i0, i1): every array is column-per-sample,
@@ -319,15 +345,15 @@ JKO_CLONES static void forward_part(const icnn_t *net, const double *th, const d
  *   s_l, z_l as above; delta_L = v, u_l = sigma'(s_l) delta_l,
  *   delta_{l-1} = W_l' u_l, c_l = sigma''(s_l) delta_l;
  *   grad psi = sum_l A_l' (2 p_l * u_l) + B_l' u_l + alpha x.
- * psi and Y (D x n) may be NULL. The batch is split into one contiguous
- * part per thread; each part runs the whole pass with a single-threaded
- * BLAS, so there is one parallel region and no synchronisation. */
+ * psi and Y (D x n) may be NULL. Needs icnn_prepare on th first. The
+ * batch is split into one contiguous part per thread; each part runs the
+ * whole pass with a single-threaded BLAS, so there is one parallel region
+ * and no synchronisation. */
 void icnn_forward(const icnn_t *net, const double *th, const double *X, int n,
                   icnn_ws *ws, double *psi, double *Y)
 {
     const int nt = jko_nthreads(ws->nth, n);
     if (n < 1) return;
-    icnn_permute_A(net, th, ws);
     int old = jko_blas_set_threads(1);
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)

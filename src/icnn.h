@@ -1,10 +1,14 @@
 /* The dense input-convex network (ICNN) with quadratic skips, its workspace
- * and the kernels that evaluate it (see design.md, sections 2 and 3).
+ * and the kernels that evaluate it.
  *
  *   s_1 = Q_1(x),  z_1 = s_1
  *   s_l = W_l z_{l-1} + Q_l(x),  z_l = sigma(s_l),  l = 2..L,  W_l >= 0
- *   psi(x) = v' z_L + alpha |x|^2 / 2,  v >= 0,  alpha = alpha_min + softplus(a)
+ *   psi(x) = v' z_L + v_1' z_1 + alpha |x|^2 / 2   (no v_1' z_1 term if L = 1)
+ *   v >= 0,  v_1 >= 0,  alpha = alpha_min + softplus(a)
  *   Q_{l,k}(x) = sum_r (a_{l,k,r}' x)^2 + b_{l,k}' x + c_{l,k}
+ *
+ * sigma is softplus or softplus^2 / 2: convex and non-decreasing, so with
+ * W_l, v, v_1 >= 0 and convex Q_l, psi is convex, and alpha-strongly convex.
  *
  * All batches are column-major with one sample per column: x is D x n.
  * Parameters live in one flat vector theta; per layer l the blocks are
@@ -13,11 +17,16 @@
  *   c_l  w_l
  *   W_l  w_l x w_{l-1}  (l >= 2 only)
  * followed by v (w_L), the raw strong-convexity parameter a (1) and, when
- * L > 1, non-negative output weights v_1 (w_1) of the first layer, so that
- *   psi(x) = v' z_L + v_1' z_1 + alpha |x|^2 / 2.
+ * L > 1, the non-negative output weights v_1 (w_1) of the first layer.
  * z_1 = Q_1(x) is a convex quadratic: this skip lets the network represent
  * any linear map exactly (the Ornstein-Uhlenbeck steps), the deeper layers
  * carrying only the non-linear part.
+ *
+ * Calling sequence. For each parameter vector theta, icnn_prepare(net, th,
+ * ws) runs once; then icnn_forward, icnn_hessian and icnn_backward may run
+ * on any number of batches with that same theta and ws. They do not prepare
+ * themselves: after theta changes (an optimiser step) or with a workspace
+ * prepared for another theta, icnn_prepare must run again first.
  */
 #ifndef JKOFLOW_ICNN_H
 #define JKOFLOW_ICNN_H
@@ -70,6 +79,7 @@ typedef struct {
     double *J[ICNN_MAX_LAYERS];    /* w x D x n   J_l = sigma'(s) G_l      */
     double *M[ICNN_MAX_LAYERS];    /* D^2 x w     sum_j a_kj a_kj'          */
     double *Mp[ICNN_MAX_LAYERS];   /* Dp x w      the same, packed lower    */
+                                   /* (Ap, M, Mp: set by icnn_prepare)       */
     double *Hp;                    /* Dp x n      packed rank terms of H    */
     double *H;                     /* D^2 x n     Hessians                 */
     double *Lc;                    /* D^2 x n     Cholesky factors         */
@@ -99,7 +109,11 @@ void icnn_ws_alloc(const icnn_t *net, icnn_ws *ws, int nmax, int hess, int nth);
 void icnn_forward(const icnn_t *net, const double *th, const double *X, int n,
                   icnn_ws *ws, double *psi, double *Y);
 void icnn_project(const icnn_t *net, double *th);
-void icnn_permute_A(const icnn_t *net, const double *th, icnn_ws *ws);
+/* Everything in ws that depends on theta alone, once per parameter vector
+ * before icnn_forward / icnn_hessian / icnn_backward on it: the rank
+ * factors A_l with rows reordered (ws->Ap) and, when ws->hess, the rank
+ * matrices M_{l,k} = A_{l,k}' A_{l,k} (ws->M, ws->Mp). */
+void icnn_prepare(const icnn_t *net, const double *th, icnn_ws *ws);
 
 /* hessian.c */
 int icnn_hessian(const icnn_t *net, const double *th, const double *X, int n,
@@ -119,6 +133,13 @@ void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
  * 0 where the BLAS offers no such control. */
 int jko_blas_set_threads(int n);
 
+/* From this dimension on, the per-sample D x D work goes through BLAS and
+ * LAPACK rather than hand-written loops: H^{-1} from its Cholesky factor by
+ * LAPACK's dpotri instead of chol_inverse (backward.c), and the products
+ * G_l' diag(c_l) G_l (hessian.c), A_k S_k and G_i Hbar_i (backward.c) by
+ * dgemm. The Cholesky factorisation itself is always chol_logdet. */
+#define JKO_SMALL_D 8
+
 /* Vectorise the loop that follows (the loops over units k run over
  * contiguous memory with no dependence between iterations). */
 #ifdef _OPENMP
@@ -127,10 +148,12 @@ int jko_blas_set_threads(int n);
 # define JKO_SIMD
 #endif
 
-/* The hand-written per-sample loops are compiled twice on x86-64 Linux
- * with GCC: for the baseline ISA (what R's flags give, SSE2) and for
- * AVX2 + FMA, chosen at load time by the CPU (function multi-versioning,
- * an ifunc). Elsewhere this is empty and the baseline code is used. */
+/* The hand-written per-sample loops are compiled three times on x86-64
+ * Linux with GCC >= 6 (function multi-versioning, an ifunc choosing at load
+ * time by the CPU): "avx512f" (AVX-512F, which with GCC implies AVX2 and
+ * AVX but not FMA), "fma" (FMA and AVX, not AVX2) and "default" (the
+ * baseline ISA of R's flags, SSE2). Elsewhere this is empty and the
+ * baseline code is used. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
     defined(__linux__) && (__GNUC__ >= 6)
 # define JKO_CLONES __attribute__((target_clones("avx512f", "fma", "default")))
@@ -155,7 +178,10 @@ static inline int jko_thread_num(void)
 #endif
 }
 
-/* doubles of per-thread scratch (ws->tmp) */
+/* doubles of per-thread scratch (ws->tmp): hessian_part uses wmax D of it,
+ * backward_part at most wmax (D + 1) (G_i Hbar_i and one w-vector),
+ * D^2 + r D (S_k and A_k S_k) or D^2 (chol_inverse's work) at a time;
+ * the sum wmax (D + 1) + 2 D^2 + r D of the three is allocated. */
 static inline size_t jko_tmp_len(const icnn_t *net)
 {
     size_t D = net->D;

@@ -8,9 +8,11 @@ SEXP C_icnn_init(SEXP, SEXP);
 SEXP C_icnn_eval(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_pot_eval(SEXP, SEXP, SEXP);
 SEXP C_jko_loss(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
-SEXP C_jko_train(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP,
-                 SEXP);
-SEXP C_icnn_invert(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
+SEXP C_moments(SEXP);
+SEXP C_jko_step(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
+SEXP C_flow_push(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
+SEXP C_flow_pull(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
+void jko_threads_init(void);
 
 static const R_CallMethodDef call_methods[] = {
     {"icnn_layout", (DL_FUNC) &C_icnn_layout, 2},
@@ -18,8 +20,10 @@ static const R_CallMethodDef call_methods[] = {
     {"icnn_eval", (DL_FUNC) &C_icnn_eval, 6},
     {"pot_eval", (DL_FUNC) &C_pot_eval, 3},
     {"jko_loss", (DL_FUNC) &C_jko_loss, 8},
-    {"jko_train", (DL_FUNC) &C_jko_train, 12},
-    {"icnn_invert", (DL_FUNC) &C_icnn_invert, 7},
+    {"moments", (DL_FUNC) &C_moments, 1},
+    {"jko_step", (DL_FUNC) &C_jko_step, 11},
+    {"flow_push", (DL_FUNC) &C_flow_push, 6},
+    {"flow_pull", (DL_FUNC) &C_flow_pull, 7},
     {NULL, NULL, 0}
 };
 
@@ -28,4 +32,5 @@ void R_init_jkoflow(DllInfo *dll)
     R_registerRoutines(dll, NULL, call_methods, NULL, NULL);
     R_useDynamicSymbols(dll, FALSE);
     R_forceSymbols(dll, TRUE);
+    jko_threads_init();
 }

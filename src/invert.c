@@ -16,6 +16,7 @@ int icnn_invert(const icnn_t *net, const double *th, const double *Y, int n,
     const int D = net->D, D2 = D * D;
     icnn_ws ws;
     icnn_ws_alloc(net, &ws, n, 1, nth);
+    icnn_prepare(net, th, &ws);   /* th is fixed: once for every pass below */
     int *act = (int *) R_alloc(n, sizeof(int));
     double *Za = (double *) R_alloc((size_t) D * n, sizeof(double));
     double *Zt = (double *) R_alloc((size_t) D * n, sizeof(double));

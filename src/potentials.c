@@ -1,68 +1,56 @@
-/* Potentials Phi evaluated on a batch: built-ins in C, and the bridge that
- * calls a user's R function on the whole n x D batch at once. */
-#define USE_FC_LEN_T
+/* Potentials Phi evaluated on a batch (the protocol is in potentials.h):
+ * the built-in kinds, their table, and the path through R for the rest. */
 #include <R.h>
 #include <Rinternals.h>
 #include <Rmath.h>
-#include <R_ext/BLAS.h>
-#ifndef FCONE
-# define FCONE
-#endif
 #include <string.h>
 #include "icnn.h"
 #include "potentials.h"
 
-
-static SEXP list_elt(SEXP s, const char *name)
+SEXP jko_list_elt(SEXP s, const char *name)
 {
     SEXP nms = Rf_getAttrib(s, R_NamesSymbol);
+    if (TYPEOF(s) != VECSXP || Rf_isNull(nms)) return R_NilValue;
     for (R_xlen_t i = 0; i < XLENGTH(s); i++)
         if (strcmp(CHAR(STRING_ELT(nms, i)), name) == 0) return VECTOR_ELT(s, i);
     return R_NilValue;
 }
 
-/* s: list(code = integer, par = double, fun = function or NULL, ...) as built
- * by potential_spec() on the R side, which has checked it. */
-void pot_from_sexp(pot_t *pot, SEXP s, int D, int nmax)
+/* Phi = 0: pure diffusion. */
+static int zero_eval(jko_pot *pot, const double *Y, int n, double *phi,
+                     double *gphi)
 {
-    memset(pot, 0, sizeof(*pot));
-    pot->code = Rf_asInteger(list_elt(s, "code"));
-    pot->D = D;
-    SEXP par = list_elt(s, "par");
-    pot->par = Rf_isNull(par) ? NULL : REAL(par);
-    pot->npar = Rf_isNull(par) ? 0 : LENGTH(par);
-    pot->fun = list_elt(s, "fun");
-    pot->rho = list_elt(s, "env");
-    int nw = D;
-    if (pot->code == POT_GMM && (int) pot->par[0] > nw) nw = (int) pot->par[0];
-    pot->work = (double *) R_alloc(nw, sizeof(double));
-    SEXP ctr = list_elt(s, "center");
-    if (!Rf_isNull(ctr)) {
-        if (TYPEOF(ctr) != REALSXP || LENGTH(ctr) != D)
-            Rf_error("'center' must be a double vector of length %d", D);
-        pot->center = REAL(ctr);
-        pot->scale = Rf_asReal(list_elt(s, "scale"));
-        pot->Ys = (double *) R_alloc((size_t) D * (nmax > 0 ? nmax : 1), sizeof(double));
-    }
-    if (pot->code == POT_LOGISTIC) {
-        SEXP X = list_elt(s, "x");
-        pot->X = REAL(X);
-        pot->N = Rf_nrows(X);
-        pot->p = Rf_ncols(X);
-        pot->y = REAL(list_elt(s, "y"));
-        pot->prior = Rf_asInteger(list_elt(s, "prior"));
-        pot->shape = Rf_asReal(list_elt(s, "shape"));
-        pot->rate = Rf_asReal(list_elt(s, "rate"));
-        int b = Rf_asInteger(list_elt(s, "batch"));
-        pot->batch = (b == NA_INTEGER || b >= pot->N) ? 0 : b;
-        int rows = pot->batch ? pot->batch : pot->N;
-        pot->eta = (double *) R_alloc((size_t) rows * (nmax > 0 ? nmax : 1) +
-                                      (size_t) rows * pot->p, sizeof(double));
-        pot->idx = (int *) R_alloc(pot->N, sizeof(int));
-    }
+    (void) Y;
+    for (int i = 0; i < n; i++) phi[i] = 0;
+    if (gphi) memset(gphi, 0, (size_t) pot->D * n * sizeof(double));
+    return JKO_OK;
 }
 
-static int gmm_eval(const pot_t *pot, const double *Y, int n, double *phi,
+/* Phi = (y - b)'A(y - b) / 2; par = A (D x D), b (D). */
+static int quadratic_eval(jko_pot *pot, const double *Y, int n, double *phi,
+                          double *gphi)
+{
+    const int D = pot->D;
+    const double *A = pot->par, *b = pot->par + (size_t) D * D;
+    double *dy = pot->work;
+    for (int i = 0; i < n; i++) {
+        const double *y = Y + (size_t) D * i;
+        for (int d = 0; d < D; d++) dy[d] = y[d] - b[d];
+        double s = 0;
+        for (int d = 0; d < D; d++) {
+            double g = 0;
+            for (int e = 0; e < D; e++) g += A[d + (size_t) D * e] * dy[e];
+            s += g * dy[d];
+            if (gphi) gphi[d + (size_t) D * i] = g;
+        }
+        phi[i] = 0.5 * s;
+    }
+    return JKO_OK;
+}
+
+/* Phi = -log sum_k w_k N(y; m_k, sd^2 I); par = K, sd, log w (K), means
+ * (D x K). */
+static int gmm_eval(jko_pot *pot, const double *Y, int n, double *phi,
                     double *gphi)
 {
     const int D = pot->D, K = (int) pot->par[0];
@@ -93,100 +81,98 @@ static int gmm_eval(const pot_t *pot, const double *Y, int n, double *phi,
             }
         }
     }
-    return 0;
+    return JKO_OK;
 }
 
-/* R function: call fun(x, iter) with x the n x D batch; the R side checks
- * what it returns (a list of value n and grad n x D, all finite). */
-static int r_eval(const pot_t *pot, const double *Y, int n, double *phi,
-                  double *gphi, int iter)
+/* Phi = height ((y_1 / c)^2 - 1)^2 + sum_{d > 1} y_d^2 / 2; par = c, height. */
+static int double_well_eval(jko_pot *pot, const double *Y, int n, double *phi,
+                            double *gphi)
+{
+    const int D = pot->D;
+    const double c = pot->par[0], ht = pot->par[1];
+    for (int i = 0; i < n; i++) {
+        const double *y = Y + (size_t) D * i;
+        double t = y[0] * y[0] / (c * c) - 1.0, s = ht * t * t;
+        for (int d = 1; d < D; d++) s += 0.5 * y[d] * y[d];
+        phi[i] = s;
+        if (gphi) {
+            double *g = gphi + (size_t) D * i;
+            g[0] = 4.0 * ht * t * y[0] / (c * c);
+            for (int d = 1; d < D; d++) g[d] = y[d];
+        }
+    }
+    return JKO_OK;
+}
+
+static const pot_kind pot_kinds[] = {
+    {"jko_potential_zero", NULL, zero_eval},
+    {"jko_potential_quadratic", NULL, quadratic_eval},
+    {"jko_potential_gmm", NULL, gmm_eval},
+    {"jko_potential_double_well", NULL, double_well_eval},
+    {"jko_target_logistic", logistic_setup, logistic_eval},
+    {NULL, NULL, NULL}
+};
+
+/* A potential evaluated in R: potential_eval_r(obj, x, iter, grad) with x
+ * the n x D batch returns list(value = n numbers, gradient = n x D or
+ * NULL), checked there. */
+static int r_eval(jko_pot *pot, const double *Y, int n, double *phi,
+                  double *gphi)
 {
     const int D = pot->D;
     SEXP x = PROTECT(Rf_allocMatrix(REALSXP, n, D));
     double *px = REAL(x);
     for (int i = 0; i < n; i++)
         for (int d = 0; d < D; d++) px[i + (size_t) n * d] = Y[d + (size_t) D * i];
-    SEXP it = PROTECT(Rf_ScalarInteger(iter));
-    SEXP call = PROTECT(Rf_lang4(pot->fun, x, it, Rf_ScalarLogical(gphi != NULL)));
-    SEXP res = PROTECT(Rf_eval(call, pot->rho));
-    const double *v = REAL(VECTOR_ELT(res, 0));
-    memcpy(phi, v, (size_t) n * sizeof(double));
+    SEXP it = PROTECT(Rf_ScalarInteger(pot->iter));
+    SEXP wg = PROTECT(Rf_ScalarLogical(gphi != NULL));
+    SEXP call = PROTECT(Rf_lang5(pot->rfun, pot->obj, x, it, wg));
+    SEXP res = PROTECT(Rf_eval(call, R_GlobalEnv));
+    memcpy(phi, REAL(VECTOR_ELT(res, 0)), (size_t) n * sizeof(double));
     if (gphi) {
         const double *g = REAL(VECTOR_ELT(res, 1));
         for (int i = 0; i < n; i++)
             for (int d = 0; d < D; d++) gphi[d + (size_t) D * i] = g[i + (size_t) n * d];
     }
-    UNPROTECT(4);
-    return 0;
+    UNPROTECT(5);
+    return JKO_OK;
 }
 
-int pot_eval(pot_t *pot, const double *Y, int n, double *phi, double *gphi,
-             int iter)
+void pot_setup(jko_pot *pot, SEXP obj, int D, int nmax)
 {
-    const int D = pot->D;
-    int st = 0;
-    if (pot->center) {
-        for (int i = 0; i < n; i++)
-            for (int d = 0; d < D; d++)
-                pot->Ys[d + (size_t) D * i] = pot->center[d] +
-                    pot->scale * Y[d + (size_t) D * i];
-        Y = pot->Ys;
+    memset(pot, 0, sizeof(*pot));
+    pot->D = D;
+    pot->obj = obj;
+    SEXP cls = Rf_getAttrib(obj, R_ClassSymbol);
+    for (R_xlen_t c = 0; c < XLENGTH(cls) && !pot->kind; c++)
+        for (const pot_kind *k = pot_kinds; k->cls; k++)
+            if (strcmp(CHAR(STRING_ELT(cls, c)), k->cls) == 0) { pot->kind = k; break; }
+    SEXP par = jko_list_elt(obj, "par");
+    if (TYPEOF(par) == REALSXP) {
+        pot->par = REAL(par);
+        pot->npar = LENGTH(par);
     }
-    switch (pot->code) {
-    case POT_ZERO:
-        for (int i = 0; i < n; i++) phi[i] = 0;
-        if (gphi) memset(gphi, 0, (size_t) D * n * sizeof(double));
-        break;
-    case POT_QUADRATIC: {
-        const double *A = pot->par, *b = pot->par + (size_t) D * D;
-        double *dy = pot->work;
-        for (int i = 0; i < n; i++) {
-            const double *y = Y + (size_t) D * i;
-            for (int d = 0; d < D; d++) dy[d] = y[d] - b[d];
-            double s = 0;
-            for (int d = 0; d < D; d++) {
-                double g = 0;
-                for (int e = 0; e < D; e++) g += A[d + (size_t) D * e] * dy[e];
-                s += g * dy[d];
-                if (gphi) gphi[d + (size_t) D * i] = g;
-            }
-            phi[i] = 0.5 * s;
-        }
-        break;
+    pot->work = (double *) R_alloc(D > pot->npar ? D : pot->npar, sizeof(double));
+    if (pot->kind) {
+        if (pot->kind->setup && pot->kind->setup(pot, obj, nmax))
+            Rf_error("invalid data in the potential of class \"%s\"", pot->kind->cls);
+        return;
     }
-    case POT_GMM:
-        st = gmm_eval(pot, Y, n, phi, gphi);
-        break;
-    case POT_DOUBLE_WELL: {
-        const double c = pot->par[0], ht = pot->par[1];
-        for (int i = 0; i < n; i++) {
-            const double *y = Y + (size_t) D * i;
-            double t = y[0] * y[0] / (c * c) - 1.0, s = ht * t * t;
-            for (int d = 1; d < D; d++) s += 0.5 * y[d] * y[d];
-            phi[i] = s;
-            if (gphi) {
-                double *g = gphi + (size_t) D * i;
-                g[0] = 4.0 * ht * t * y[0] / (c * c);
-                for (int d = 1; d < D; d++) g[d] = y[d];
-            }
-        }
-        break;
-    }
-    case POT_R:
-        st = r_eval(pot, Y, n, phi, gphi, iter);
-        break;
-    case POT_LOGISTIC:
-        st = logistic_eval(pot, Y, n, phi, gphi);
-        break;
-    default:
-        Rf_error("unknown potential code %d", pot->code);
-    }
+    if (!Rf_isFunction(jko_list_elt(obj, "value")))
+        Rf_error("a potential must be of a built-in class or have a `value` function");
+    SEXP ns = PROTECT(R_FindNamespace(Rf_mkString("jkoflow")));
+    pot->rfun = Rf_findFun(Rf_install("potential_eval_r"), ns);
+    UNPROTECT(1);
+}
+
+int pot_eval(jko_pot *pot, const double *Y, int n, double *phi, double *gphi)
+{
+    int st = pot->kind ? pot->kind->eval(pot, Y, n, phi, gphi)
+                       : r_eval(pot, Y, n, phi, gphi);
     if (st) return st;
-    if (pot->center && gphi)
-        for (size_t m = 0; m < (size_t) D * n; m++) gphi[m] *= pot->scale;
     for (int i = 0; i < n; i++) if (!R_FINITE(phi[i])) return JKO_ERR_NONFINITE;
     if (gphi)
-        for (size_t m = 0; m < (size_t) D * n; m++)
+        for (size_t m = 0; m < (size_t) pot->D * n; m++)
             if (!R_FINITE(gphi[m])) return JKO_ERR_NONFINITE;
-    return 0;
+    return JKO_OK;
 }

@@ -1,47 +1,69 @@
-/* Built-in potentials Phi and the bridge to potentials written in R. */
+/* Potentials Phi: what a potential must provide, and how C evaluates one.
+ *
+ * A potential is an R object (a list) of class c(<kind>, ..., "jko_potential")
+ * with its dimension `dim` and a `label`. Two ways to evaluate it:
+ *
+ *  - Built-in kinds are rows of the table `pot_kinds` in potentials.c: the
+ *    class name, an optional setup and an eval function. The kind is chosen
+ *    once per call into C (pot_setup, by the first class of the object that
+ *    the table knows); setup reads the object's data (its `par`, a double
+ *    vector, and any other element it needs) and allocates scratch with
+ *    R_alloc; eval fills phi (n) and, unless gphi is NULL, grad Phi (D x n)
+ *    at the columns of Y (D x n), and returns JKO_OK or a JKO_ERR_* status.
+ *    A new built-in is one eval function (plus a setup if it has data), one
+ *    row of the table and one R constructor that makes the object.
+ *
+ *  - Any other potential is evaluated in R: the object's `value` function
+ *    of an n x D matrix returns the n values of Phi, and its `gradient`
+ *    function (or NULL: central finite differences) the n x D gradients.
+ *    C calls the package's R function potential_eval_r(), which checks what
+ *    they return and signals a classed R error naming the function and the
+ *    iteration; that error unwinds through C (all scratch is R_alloc'ed).
+ *
+ * pot_eval() checks the result of either: a non-finite value or gradient is
+ * JKO_ERR_NONFINITE (the values are still written, for callers that accept
+ * them, such as the free energy).
+ */
 #ifndef JKOFLOW_POTENTIALS_H
 #define JKOFLOW_POTENTIALS_H
 
 #include <Rinternals.h>
 
-enum {
-    POT_ZERO = 0,        /* pure diffusion                                  */
-    POT_QUADRATIC = 1,   /* (y-b)'A(y-b)/2; par = A (D x D), b (D)           */
-    POT_GMM = 2,         /* -log sum_k w_k N(y; m_k, sd^2 I);
-                            par = K, sd, log w (K), means (D x K)            */
-    POT_DOUBLE_WELL = 3, /* height ((y_1/c)^2 - 1)^2 + sum_{d>1} y_d^2 / 2;
-                            par = c, height                                 */
-    POT_R = 4,           /* an R function of the n x D batch                */
-    POT_LOGISTIC = 5     /* Bayesian logistic regression, -log posterior    */
-};
+typedef struct jko_pot jko_pot;
+
+typedef int (*pot_setup_fn)(jko_pot *pot, SEXP obj, int nmax);
+typedef int (*pot_eval_fn)(jko_pot *pot, const double *Y, int n, double *phi,
+                           double *gphi);
 
 typedef struct {
-    int code, D;
-    const double *par;
-    int npar;
-    SEXP fun;            /* POT_R: function(x, iter) -> list(value, grad)   */
-    SEXP rho;            /* environment to evaluate it in                   */
-    /* POT_LOGISTIC */
-    const double *X, *y; /* data, N x p and N                               */
-    int N, p, batch;
-    double shape, rate; int prior;
-    double *eta;         /* scratch N x n (or batch x n)                   */
-    int *idx;            /* minibatch rows                                 */
-    double *work;        /* scratch, max(D, K) doubles                     */
-    /* Standardised coordinates: Phi is evaluated at center + scale * y and
-     * its gradient scaled by `scale` (the chain rule); center NULL: none.  */
-    const double *center;
-    double scale;
-    double *Ys;          /* scratch D x nmax                                */
-} pot_t;
+    const char *cls;      /* the R class of the kind                         */
+    pot_setup_fn setup;   /* NULL: the kind needs only `par`                 */
+    pot_eval_fn eval;
+} pot_kind;
 
-/* phi (n) and gphi (D x n, may be NULL) at the columns of Y (D x n).
- * iter is passed on to R functions for their error messages. Returns 0, or
- * JKO_ERR_NONFINITE. R functions may signal R errors (longjmp). */
-int pot_eval(pot_t *pot, const double *Y, int n, double *phi, double *gphi,
-             int iter);
-void pot_from_sexp(pot_t *pot, SEXP s, int D, int nmax);
-/* logistic.c */
-int logistic_eval(pot_t *pot, const double *Y, int n, double *phi, double *gphi);
+struct jko_pot {
+    const pot_kind *kind; /* NULL: evaluated in R                            */
+    int D;
+    int iter;             /* the training iteration (0 outside training, -1
+                             for the free energy), for R errors' messages    */
+    const double *par;    /* the object's `par`                              */
+    int npar;
+    double *work;         /* max(D, npar) doubles of scratch                 */
+    void *state;          /* a kind's own data, set up by its setup          */
+    SEXP obj;             /* the R object                                    */
+    SEXP rfun;            /* potential_eval_r, for potentials evaluated in R */
+};
+
+/* Reads the R potential `obj` for batches of up to nmax points of dimension
+ * D; signals an R error if obj is not a potential C can evaluate. */
+void pot_setup(jko_pot *pot, SEXP obj, int D, int nmax);
+int pot_eval(jko_pot *pot, const double *Y, int n, double *phi, double *gphi);
+
+/* An element of an R list by name, or R_NilValue. */
+SEXP jko_list_elt(SEXP s, const char *name);
+
+/* logistic.c: Bayesian logistic regression */
+int logistic_setup(jko_pot *pot, SEXP obj, int nmax);
+int logistic_eval(jko_pot *pot, const double *Y, int n, double *phi, double *gphi);
 
 #endif

@@ -1,7 +1,7 @@
-/* The JKO step: loss, gradient and the Adam loop over a pool of samples of
- * rho_{k-1}. The pool is pushed through each new map once per step by the
- * caller, so the cost of a step does not grow with the number of earlier
- * steps. */
+/* The JKO step (train.h): loss, gradient, the Adam loop over a pool of
+ * samples of rho_{k-1}, and the step that trains and then pushes the pool
+ * once, so that the cost of a step does not grow with the number of
+ * earlier steps. */
 #include <R.h>
 #include <R_ext/Utils.h>
 #include <math.h>
@@ -13,6 +13,7 @@ void jko_buf_alloc(const icnn_t *net, jko_buf *b, int n)
 {
     size_t Dn = (size_t) net->D * n;
     b->Y = (double *) R_alloc(Dn, sizeof(double));
+    b->Yx = (double *) R_alloc(Dn, sizeof(double));
     b->gphi = (double *) R_alloc(Dn, sizeof(double));
     b->Ybar = (double *) R_alloc(Dn, sizeof(double));
     b->Xb = (double *) R_alloc(Dn, sizeof(double));
@@ -22,19 +23,32 @@ void jko_buf_alloc(const icnn_t *net, jko_buf *b, int n)
     b->grad = (double *) R_alloc(net->npar, sizeof(double));
 }
 
-int jko_loss_grad(const icnn_t *net, const double *th, const double *X, int n,
-                  icnn_ws *ws, pot_t *pot, double h, double beta, int iter,
-                  jko_buf *b, double *loss)
+int jko_loss_grad(const jko_map *m, const double *Z, int n, icnn_ws *ws,
+                  jko_pot *pot, double h, double beta, jko_buf *b, double *loss)
 {
+    const icnn_t *net = &m->net;
     const int D = net->D;
-    icnn_forward(net, th, X, n, ws, NULL, b->Y);
-    int st = icnn_hessian(net, th, X, n, ws, b->ld);
+    const double *th = m->theta;
+    icnn_prepare(net, th, ws);
+    icnn_forward(net, th, Z, n, ws, NULL, b->Y);
+    int st = icnn_hessian(net, th, Z, n, ws, b->ld);
     if (st) return st;
-    st = pot_eval(pot, b->Y, n, b->phi, b->gphi, iter);
+    /* Phi and its gradient at the pushed points in x's coordinates */
+    const double *Yx = b->Y;
+    if (m->center) {
+        h /= m->scale * m->scale;
+        for (int i = 0; i < n; i++)
+            for (int d = 0; d < D; d++)
+                b->Yx[d + (size_t) D * i] = m->center[d] + m->scale * b->Y[d + (size_t) D * i];
+        Yx = b->Yx;
+    }
+    st = pot_eval(pot, Yx, n, b->phi, b->gphi);
     if (st) return st;
+    if (m->center)
+        for (size_t q = 0; q < (size_t) D * n; q++) b->gphi[q] *= m->scale;
     double tot = 0;
     for (int i = 0; i < n; i++) {
-        const double *x = X + (size_t) D * i, *y = b->Y + (size_t) D * i;
+        const double *x = Z + (size_t) D * i, *y = b->Y + (size_t) D * i;
         double *yb = b->Ybar + (size_t) D * i, *g = b->gphi + (size_t) D * i;
         double dd = 0;
         for (int d = 0; d < D; d++) {
@@ -47,24 +61,23 @@ int jko_loss_grad(const icnn_t *net, const double *th, const double *X, int n,
     }
     *loss = tot / n;
     if (!isfinite(*loss)) return JKO_ERR_NONFINITE;
-    icnn_backward(net, th, X, n, ws, b->Ybar, b->lam, b->grad);
-    for (size_t m = 0; m < net->npar; m++)
-        if (!isfinite(b->grad[m])) return JKO_ERR_NONFINITE;
+    icnn_backward(net, th, Z, n, ws, b->Ybar, b->lam, b->grad);
+    for (size_t q = 0; q < net->npar; q++)
+        if (!isfinite(b->grad[q])) return JKO_ERR_NONFINITE;
     return JKO_OK;
 }
 
-int jko_train(const icnn_t *net, double *th, const double *pool, int npool,
-              pot_t *pot, double h, double beta, int iters, int batch,
-              double lr, double lr_end, int nth, int progress, double *loss,
-              int *fail_iter)
+int jko_train(const jko_map *m, double *th, const double *Zp, int npool,
+              jko_pot *pot, const jko_settings *s, double *loss, int *fail_iter)
 {
-    const int D = net->D;
+    const icnn_t *net = &m->net;
+    const int D = net->D, iters = s->iters, batch = s->batch;
     icnn_ws ws;
     jko_buf b;
     adam_t opt;
-    icnn_ws_alloc(net, &ws, batch, 2, nth);
+    icnn_ws_alloc(net, &ws, batch, 2, s->nth);
     jko_buf_alloc(net, &b, batch);
-    adam_init(&opt, net->npar, lr);
+    adam_init(&opt, net->npar, s->lr);
     const int tick = iters >= 20 ? iters / 20 : 1;
     /* Outlying batches. A heavy-tailed rho_{k-1} (a diffuse prior) now and
      * then puts in a batch a sample that the current map sends far out, with
@@ -80,15 +93,15 @@ int jko_train(const icnn_t *net, double *th, const double *pool, int npool,
     for (int t = 0; t < iters; t++) {
         R_CheckUserInterrupt();
         size_t start = ((size_t) t * batch) % (size_t) npool;
-        const double *X = pool + (size_t) D * start;
+        const double *X = Zp + (size_t) D * start;
         if (start + batch > (size_t) npool) {
             for (int i = 0; i < batch; i++)
                 memcpy(b.Xb + (size_t) D * i,
-                       pool + (size_t) D * ((start + i) % npool), D * sizeof(double));
+                       Zp + (size_t) D * ((start + i) % npool), D * sizeof(double));
             X = b.Xb;
         }
-        int st = jko_loss_grad(net, th, X, batch, &ws, pot, h, beta, t + 1, &b,
-                               loss + t);
+        pot->iter = t + 1;
+        int st = jko_loss_grad(m, X, batch, &ws, pot, s->h, s->beta, &b, loss + t);
         /* a non-finite loss after the first iteration is an outlier too */
         if (st && !(st == JKO_ERR_NONFINITE && t > 0)) { *fail_iter = t + 1; return st; }
         if (st || loss[t] - loss[0] > JKO_DIVERGE_FACTOR * (1.0 + fabs(loss[0]))) {
@@ -100,28 +113,50 @@ int jko_train(const icnn_t *net, double *th, const double *pool, int npool,
         }
         outliers = 0;
         double gn = 0;
-        for (size_t m = 0; m < net->npar; m++) gn += b.grad[m] * b.grad[m];
+        for (size_t q = 0; q < net->npar; q++) gn += b.grad[q] * b.grad[q];
         gn = sqrt(gn);
         if (gref <= 0) gref = gn;   /* the first (nonzero) norm */
         if (gn > JKO_CLIP * gref) {
             const double f = JKO_CLIP * gref / gn;
-            for (size_t m = 0; m < net->npar; m++) b.grad[m] *= f;
+            for (size_t q = 0; q < net->npar; q++) b.grad[q] *= f;
             gn = JKO_CLIP * gref;
         }
         gref = 0.9 * gref + 0.1 * gn;
         /* annealing: the last iterations average out the batch noise */
-        opt.lr = lr_end + 0.5 * (lr - lr_end) *
+        opt.lr = s->lr_end + 0.5 * (s->lr - s->lr_end) *
                  (1.0 + cos(M_PI * t / (iters > 1 ? iters - 1 : 1)));
         adam_step(&opt, th, b.grad);
         icnn_project(net, th);
-        for (size_t m = 0; m < net->npar; m++)
-            if (!isfinite(th[m])) { *fail_iter = t + 1; return JKO_ERR_NONFINITE; }
-        if (progress > 0 && ((t + 1) % tick == 0 || t + 1 == iters)) {
-            REprintf("\rstep %3d: iteration %d/%d, loss %.5g   ", progress, t + 1,
+        for (size_t q = 0; q < net->npar; q++)
+            if (!isfinite(th[q])) { *fail_iter = t + 1; return JKO_ERR_NONFINITE; }
+        if (s->progress > 0 && ((t + 1) % tick == 0 || t + 1 == iters)) {
+            REprintf("\rstep %3d: iteration %d/%d, loss %.5g   ", s->progress, t + 1,
                      iters, loss[t]);
             R_FlushConsole();
         }
     }
-    if (progress > 0) REprintf("\r%60s\r", "");
+    if (s->progress > 0) REprintf("\r%60s\r", "");
+    return JKO_OK;
+}
+
+int jko_step(const jko_map *m, double *th, const double *pool, int npool,
+             double *pool_out, const double *mon, int nmon, double *mon_out,
+             double *mon_ld, double *mon_phi, jko_pot *pot,
+             const jko_settings *s, double *loss, int *fail_iter)
+{
+    const int D = m->net.D;
+    /* the pool in the step's coordinates, once; pushed in place after */
+    double *Zp = (double *) R_alloc((size_t) D * npool, sizeof(double));
+    map_standardise(m, pool, npool, Zp);
+    int st = jko_train(m, th, Zp, npool, pot, s, loss, fail_iter);
+    if (st) return st;
+    /* the pool is already in the step's coordinates */
+    map_push_standardised(m, Zp, npool, s->nth, pool_out);
+    R_CheckUserInterrupt();
+    *fail_iter = 0;
+    st = map_push(m, mon, nmon, s->nth, mon_out, mon_ld);
+    if (st) return st;
+    pot->iter = -1;
+    pot_eval(pot, mon_out, nmon, mon_phi, NULL);   /* non-finite values kept */
     return JKO_OK;
 }

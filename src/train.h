@@ -1,8 +1,19 @@
-/* One JKO step: the loss over a batch and its gradient, and the training
- * loop (design.md, section 1). */
+/* One JKO step: the loss over a batch and its gradient, the training loop,
+ * and the step itself (train, then push the pool and the monitor).
+ *
+ * In the standardised coordinates z = (x - center) / scale of the step's
+ * map (map.h) the JKO loss of psi is
+ *
+ *   L = mean_i |y_i - z_i|^2 / (2 h / scale^2) + Phi(center + scale y_i)
+ *       - log det Hess psi(z_i) / beta,     y_i = grad psi(z_i),
+ *
+ * term by term the loss in x's coordinates, as |T(x) - x| = scale |y - z|.
+ * Its cotangents on the map output are
+ * ((y_i - z_i) scale^2 / h + scale grad Phi(center + scale y_i)) / n, and
+ * -1 / (beta n) on each log-determinant. */
 #ifndef JKOFLOW_TRAIN_H
 #define JKOFLOW_TRAIN_H
-#include "icnn.h"
+#include "map.h"
 #include "potentials.h"
 
 /* The loss of an iteration exceeds the first iteration's loss L_1 by more
@@ -19,25 +30,41 @@
 #define JKO_CLIP 10.0
 
 typedef struct {
-    double *Y, *phi, *gphi, *ld, *Ybar, *lam, *grad, *Xb;
+    double h, beta;        /* the JKO step and the inverse temperature      */
+    int iters, batch;      /* Adam iterations and samples per iteration     */
+    double lr, lr_end;     /* learning rate, annealed along a half cosine   */
+    int nth;               /* threads                                       */
+    int progress;          /* > 0: show "step <progress>: iteration t/T"    */
+} jko_settings;
+
+typedef struct {
+    double *Y, *Yx, *phi, *gphi, *ld, *Ybar, *lam, *grad, *Xb;
 } jko_buf;
 
 void jko_buf_alloc(const icnn_t *net, jko_buf *b, int n);
 
-/* L = mean_i |y_i - x_i|^2 / (2h) + Phi(y_i) - log det H_i / beta,
- * y = grad psi(x). Fills b->grad; returns a JKO_* status. */
-int jko_loss_grad(const icnn_t *net, const double *th, const double *X, int n,
-                  icnn_ws *ws, pot_t *pot, double h, double beta, int iter,
-                  jko_buf *b, double *loss);
+/* The loss above at the standardised batch Z (D x n) for the parameters
+ * m->theta; center NULL in m means no change of variables. Fills b->grad;
+ * returns a JKO_* status. */
+int jko_loss_grad(const jko_map *m, const double *Z, int n, icnn_ws *ws,
+                  jko_pot *pot, double h, double beta, jko_buf *b, double *loss);
 
-/* iters Adam steps from th (updated in place) on batches taken in turn
- * from the pool (D x npool), the learning rate annealed from lr to lr_end
- * along a half cosine. progress > 0: show "step <progress>: iteration t/T"
- * on the console as the loop goes (overwritten in place). loss (iters) records each iteration's loss.
- * On failure returns the status and sets *fail_iter (1-based). */
-int jko_train(const icnn_t *net, double *th, const double *pool, int npool,
-              pot_t *pot, double h, double beta, int iters, int batch,
-              double lr, double lr_end, int nth, int progress, double *loss,
-              int *fail_iter);
+/* s->iters Adam steps from th (updated in place; m->theta must be th) on
+ * batches taken in turn from the standardised pool Zp (D x npool). loss
+ * (iters) records each iteration's loss. On failure returns the status and
+ * sets *fail_iter (1-based). */
+int jko_train(const jko_map *m, double *th, const double *Zp, int npool,
+              jko_pot *pot, const jko_settings *s, double *loss, int *fail_iter);
+
+/* A whole JKO step: trains th (m->theta must be th) on the pool (D x npool,
+ * in x's coordinates), then pushes the pool into pool_out, the monitor
+ * samples (D x nmon) into mon_out with their log-densities mon_ld updated
+ * in place, and evaluates Phi at them into mon_phi (non-finite values kept;
+ * pot->iter is -1 meanwhile). Returns a JKO_* status; on a training failure
+ * nothing is pushed. */
+int jko_step(const jko_map *m, double *th, const double *pool, int npool,
+             double *pool_out, const double *mon, int nmon, double *mon_out,
+             double *mon_ld, double *mon_phi, jko_pot *pot,
+             const jko_settings *s, double *loss, int *fail_iter);
 
 #endif

@@ -1,5 +1,5 @@
-# Ornstein-Uhlenbeck accuracy benchmark (Mokrov et al. 2021, section 5.1;
-# ../shared/reference/paper_results.md): target N(m, Sigma) with m ~ N(0, I)
+# Ornstein-Uhlenbeck accuracy benchmark (Mokrov et al. 2021, section 5.1, whose
+# published figures the README quotes): target N(m, Sigma) with m ~ N(0, I)
 # and Sigma a random SPD matrix with eigenvalues in [1, 2]; rho_0 = N(0, I);
 # dX = -Sigma^{-1}(X - m) dt + sqrt(2) dW; h = 0.05, 20 steps to t = 1.
 # Symmetric KL to the closed-form marginal at t = 0.9, both directions

@@ -112,7 +112,7 @@ test_that("set.seed() reproduces a fit exactly", {
   }
   f1 <- run(); f2 <- run()
   expect_identical(f1$theta, f2$theta)
-  expect_identical(f1$steps$loss, f2$steps$loss)
+  expect_identical(f1$history$loss, f2$history$loss)
 })
 
 test_that("fits round-trip through saveRDS with identical samples and densities", {
@@ -141,7 +141,7 @@ test_that("time maps to the nearest step and the free energy decreases", {
   expect_error(jko_density(fit, 0, step = -1), "`step` must be a whole number in 0..4")
   # the JKO scheme decreases the free energy step by step (up to Monte Carlo
   # error of the estimate, about 0.02 here)
-  fe <- fit$steps$free_energy
+  fe <- fit$history$free_energy
   expect_true(all(diff(fe) < 0.02))
   # OU in 1-D from N(0, 1) towards N(2, 1): the mean after t = 0.8
   # is 2 (1 - exp(-0.8)) in continuous time; JKO's is 2 (1 - (1 + h)^-4)

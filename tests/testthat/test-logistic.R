@@ -94,7 +94,7 @@ test_that("init_prior(log_alpha_min = -Inf) has the exact prior log-density and 
   th <- cbind(matrix(rnorm(12), 4), log(c(0.01, 0.2, 1, 5)))
   ref <- apply(th, 1L, function(t) sum(dnorm(t[1:3], 0, exp(-t[4] / 2), log = TRUE)) +
                  dgamma(exp(t[4]), 1, rate = 100, log = TRUE) + t[4])
-  expect_equal(pr$logdensity(th), ref, tolerance = 1e-12)
+  expect_equal(pr$log_density(th), ref, tolerance = 1e-12)
   set.seed(8)
   n <- 20000
   s <- pr$sample(n)
@@ -118,9 +118,9 @@ test_that("the default prior start is the prior cut at log alpha >= -8, renormal
   expect_equal(cut$mass, exp(-100 * exp(-8)), tolerance = 1e-12)
   expect_match(cut$label, "truncated to log alpha >= -8")
   th <- cbind(matrix(rnorm(12), 4), c(-9, -8.5, -7.9, -2))
-  ld <- cut$logdensity(th)
+  ld <- cut$log_density(th)
   expect_identical(ld[1:2], c(-Inf, -Inf))
-  expect_equal(ld[3:4], full$logdensity(th[3:4, ]) - log(cut$mass), tolerance = 1e-12)
+  expect_equal(ld[3:4], full$log_density(th[3:4, ]) - log(cut$mass), tolerance = 1e-12)
   set.seed(10)
   n <- 20000
   s <- cut$sample(n)
@@ -144,7 +144,7 @@ test_that("from the default prior start the flow reaches the posterior", {
   set.seed(11)
   la <- init_laplace(tg, inflate = 1.5)
   th <- la$sample(2e5)
-  lw <- -potential_value(tg, th) - la$logdensity(th)
+  lw <- -potential_value(tg, th) - la$log_density(th)
   wt <- exp(lw - max(lw))
   wt <- wt / sum(wt)
   expect_gt(1 / sum(wt^2), 5e4)

@@ -107,7 +107,7 @@ test_that("the free-energy minimum drawn is that of the stationary law", {
   expect_equal(sfe(potential_double_well(), beta = 1, D = 3),
                -(log(z1) + log(2 * pi)), tolerance = 1e-6)
   # and the fitted flow's free energy approaches it from above
-  fe <- fit1$steps$free_energy
+  fe <- fit1$history$free_energy
   expect_lt(fe[length(fe)], fe[1L])
   expect_gt(fe[length(fe)], sfe(potential_double_well(), 1, 1) - 0.05)
 })

@@ -43,7 +43,7 @@ test_that("a failing potential names the step, the iteration and the problem", {
     expect_match(conditionMessage(e), "The 1 completed step is kept")
     expect_identical(e$step, 2L)
     expect_length(e$fit$theta, 1L)
-    expect_equal(nrow(e$fit$steps), 2L)
+    expect_equal(nrow(e$fit$history), 2L)
     if (how != "fe") expect_s3_class(e$parent, "jkoflow_error_potential")
     expect_identical(jko_last_fit(), e$fit)
   }
@@ -64,8 +64,8 @@ test_that("the partial fit samples, has densities and resumes", {
   full <- jko_continue(part, 2, verbose = FALSE)
   expect_length(full$theta, 3L)
   expect_identical(full$theta[[1L]], part$theta[[1L]])
-  expect_equal(full$steps$time, c(0, 0.1, 0.2, 0.3), tolerance = 1e-12)
-  expect_true(all(is.finite(full$steps$free_energy)))
+  expect_equal(full$history$time, c(0, 0.1, 0.2, 0.3), tolerance = 1e-12)
+  expect_true(all(is.finite(full$history$free_energy)))
 })
 
 test_that("a failure in the first step leaves an empty fit that resumes", {
@@ -107,8 +107,8 @@ test_that("a batch with an outlying loss is skipped; five in a row are a diverge
   expect_lt(max(one$loss_trace[[1]][-5]), 10)
   expect_equal(one$loss_trace[[1]][1:4], clean$loss_trace[[1]][1:4])
   # one update in 30 fewer: the free energy moves by far less than the step's gain
-  gain <- clean$steps$free_energy[1] - clean$steps$free_energy[2]
-  expect_lt(abs(one$steps$free_energy[2] - clean$steps$free_energy[2]), 0.1 * abs(gain))
+  gain <- clean$history$free_energy[1] - clean$history$free_energy[2]
+  expect_lt(abs(one$history$free_energy[2] - clean$history$free_energy[2]), 0.1 * abs(gain))
   e <- tryCatch(fit_with(5:9), error = identity)
   expect_s3_class(e, "jkoflow_error_fit")
   expect_match(conditionMessage(e), "the loss diverged \\(from .* at iteration 1 to .*\\) at iteration 9;")
