@@ -34,4 +34,13 @@ e <- tryCatch(jko_fit(potential_quadratic(diag(2)), init_gaussian(c(0, 0), 1), h
 setTimeLimit()
 stopifnot(inherits(e, "jkoflow_error_fit"))
 invisible(jko_sample(e$fit, 10))
+# a potential through the R protocol, and a map whose Hessian overflows
+# (NA log-densities with a warning) when sampling and pulling back
+pot <- new_potential(function(x) rowSums(x^2) / 2, function(x) x)
+fit <- jko_fit(pot, init_gaussian(c(0, 0), 1), h = 0.1, steps = 1, hidden = c(4, 4),
+               rank = 1, batch = 16, iters = 5, pool = 64, monitor = 32, verbose = FALSE)
+fit$theta[[1]][1:4] <- 1e200
+s <- suppressWarnings(jko_sample(fit, 20))
+d <- suppressWarnings(jko_density(fit, matrix(0, 3, 2)))
+stopifnot(all(is.na(s$log_density)), all(is.na(d$log_density)))
 cat("valgrind script done\n")

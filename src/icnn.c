@@ -137,7 +137,6 @@ void icnn_ws_alloc(const icnn_t *net, icnn_ws *ws, int nmax, int hess, int nth)
             if (hess > 1) ws->F3[l] = ralloc(w * n);
         }
         if (hess) {
-            ws->M[l] = ralloc(D2 * w);
             ws->Mp[l] = ralloc(Dp * w);
             /* G_1 is needed only to start the Jacobian recursion */
             ws->G[l] = (l == 0 && net->L == 1) ? NULL : ralloc(w * D * n);
@@ -190,23 +189,21 @@ static void permute_A(const icnn_t *net, const double *th, icnn_ws *ws)
     }
 }
 
-/* M_{l,k} = sum_j a_kj a_kj', full (D^2 x w) and packed lower (Dp x w). */
+/* M_{l,k} = sum_j a_kj a_kj', packed lower (Dp x w). */
 static void rank_matrices(const icnn_t *net, const double *th, icnn_ws *ws)
 {
-    const int D = net->D, r = net->r, D2 = D * D, Dp = ws->Dp;
+    const int D = net->D, r = net->r, Dp = ws->Dp;
     for (int l = 0; l < net->L; l++) {
         int w = net->w[l], wr = w * r;
         const double *A = th + net->offA[l];
         for (int k = 0; k < w; k++) {
-            double *Mk = ws->M[l] + (size_t) D2 * k, *Mpk = ws->Mp[l] + (size_t) Dp * k;
+            double *Mpk = ws->Mp[l] + (size_t) Dp * k;
             int q = 0;
             for (int e = 0; e < D; e++)
                 for (int d = e; d < D; d++, q++) {
                     double s = 0;
                     for (int j = 0; j < r; j++)
                         s += A[k * r + j + (size_t) wr * d] * A[k * r + j + (size_t) wr * e];
-                    Mk[d + D * e] = s;
-                    Mk[e + D * d] = s;
                     Mpk[q] = s;
                 }
         }

@@ -77,9 +77,8 @@ typedef struct {
                                    /* cached by icnn_forward (F3 if hess > 1) */
     double *G[ICNN_MAX_LAYERS];    /* w x D x n   forward Jacobian G_l     */
     double *J[ICNN_MAX_LAYERS];    /* w x D x n   J_l = sigma'(s) G_l      */
-    double *M[ICNN_MAX_LAYERS];    /* D^2 x w     sum_j a_kj a_kj'          */
-    double *Mp[ICNN_MAX_LAYERS];   /* Dp x w      the same, packed lower    */
-                                   /* (Ap, M, Mp: set by icnn_prepare)       */
+    double *Mp[ICNN_MAX_LAYERS];   /* Dp x w      sum_j a_kj a_kj', packed  */
+                                   /* lower (Ap, Mp: set by icnn_prepare)    */
     double *Hp;                    /* Dp x n      packed rank terms of H    */
     double *H;                     /* D^2 x n     Hessians                 */
     double *Lc;                    /* D^2 x n     Cholesky factors         */
@@ -112,7 +111,7 @@ void icnn_project(const icnn_t *net, double *th);
 /* Everything in ws that depends on theta alone, once per parameter vector
  * before icnn_forward / icnn_hessian / icnn_backward on it: the rank
  * factors A_l with rows reordered (ws->Ap) and, when ws->hess, the rank
- * matrices M_{l,k} = A_{l,k}' A_{l,k} (ws->M, ws->Mp). */
+ * matrices M_{l,k} = A_{l,k}' A_{l,k} (ws->Mp, packed). */
 void icnn_prepare(const icnn_t *net, const double *th, icnn_ws *ws);
 
 /* hessian.c */

@@ -52,24 +52,34 @@ torch_time <- function(peer, D, width, threads, iters, batch = 1024L) {
 }
 
 # A network, a quadratic (Ornstein-Uhlenbeck) potential and a pool of points,
-# as the JKO steps of jko_fit() see them.
-bench_problem <- function(D, width, rank = 5L, npool = 4096L, seed = 1L) {
+# as the JKO steps of jko_fit() see them (the pool already standardised).
+bench_problem <- function(D, width, rank = 5L, npool = 1024L, seed = 1L) {
   set.seed(seed)
   net <- icnn(D, hidden = c(width, width), rank = rank)
-  list(net = net,
-       pot = list(code = 1L, par = c(diag(D), rep(0, D)), fun = NULL, env = NULL),
+  list(net = net, pot = potential_quadratic(diag(D)),
        pool = matrix(rnorm(D * npool), D, npool))
+}
+
+# One JKO step of `iters` iterations in one call, as jko_fit() makes it: the
+# training, then the push of the pool (one batch of points here, so that the
+# push costs about a fifth of an iteration) and of one monitor point.
+jk_step_call <- function(pb, threads, iters, batch = 1024L, h = 0.05) {
+  D <- nrow(pb$pool)
+  .Call(jkoflow:::C_jko_step, jkoflow:::arch(pb$net), pb$net$alpha_min, pb$net$theta,
+        pb$pool, pb$pool[, 1L, drop = FALSE], 0, pb$pot,
+        list(h = h, beta = 1, iters = as.integer(iters), batch = as.integer(batch),
+             lr = 5e-3, lr_end = 5e-5),
+        list(center = rep(0, D), scale = 1), as.integer(threads), 0L)
 }
 
 # Seconds per training iteration (loss, gradient, Adam) of jkoflow: `iters`
 # iterations in one call, as in a JKO step (scratch allocated once per call),
 # median over `reps` calls.
 jk_train_time <- function(pb, threads, iters, reps, batch = 1024L, h = 0.05) {
-  run <- function(it) .Call(jkoflow:::C_jko_train, jkoflow:::arch(pb$net),
-                            pb$net$alpha_min, pb$net$theta, pb$pool, pb$pot, h, 1,
-                            as.integer(it), as.integer(batch), 5e-3, as.integer(threads), 0L)
-  invisible(run(2L))   # warm-up
-  t <- vapply(seq_len(reps), function(i) system.time(run(iters))[["elapsed"]] / iters, 0)
+  invisible(jk_step_call(pb, threads, 2L, batch, h))   # warm-up
+  t <- vapply(seq_len(reps), function(i) {
+    system.time(jk_step_call(pb, threads, iters, batch, h))[["elapsed"]] / iters
+  }, 0)
   stats::median(t)
 }
 
@@ -80,6 +90,21 @@ jk_loss_time <- function(pb, threads, reps, batch = 1024L, h = 0.05) {
                           pb$net$theta, x, pb$pot, h, 1, as.integer(threads))
   invisible(run())
   stats::median(vapply(seq_len(reps), function(i) system.time(run())[["elapsed"]], 0))
+}
+
+# Seconds per JKO step of a whole fit (training, pushing the pool of `pool`
+# points and the monitor, the free energy; the per-step figures of
+# fit$history), median over `steps` steps of `reps` fits.
+jk_fit_step_time <- function(D, width, threads, iters, reps, steps = 3L, pool = 2^18) {
+  sec <- unlist(lapply(seq_len(reps), function(r) {
+    set.seed(r)
+    fit <- jko_fit(potential_quadratic(diag(D)), init_gaussian(rep(0, D), 4), h = 0.05,
+                   steps = steps, threads = threads, verbose = FALSE,
+                   control = jko_control(hidden = c(width, width), iters = iters,
+                                         pool = pool))
+    fit$history$seconds[-1L]
+  }))
+  stats::median(sec)
 }
 
 # Multiply-adds per sample of one training iteration (loss and gradient; the

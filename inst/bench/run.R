@@ -29,9 +29,7 @@ if (length(args) && args[1] == "--child") {
   a <- as.integer(args[-1])
   pb <- bench_problem(a[1], a[2])
   # enough iterations per run for about half a second
-  est <- system.time(.Call(jkoflow:::C_jko_train, jkoflow:::arch(pb$net),
-                           pb$net$alpha_min, pb$net$theta, pb$pool, pb$pot, 0.05, 1,
-                           2L, 1024L, 5e-3, a[3], 0L))[["elapsed"]] / 2
+  est <- system.time(jk_step_call(pb, a[3], 2L))[["elapsed"]] / 2
   iters <- as.integer(min(50, max(3, round(0.5 / max(est, 1e-4)))))
   sec <- jk_train_time(pb, a[3], iters = iters, reps = a[4])
   cat(sprintf("%.6g %.1f\n", sec, vmhwm_mb()))
@@ -87,7 +85,7 @@ if (!flag("no-fit")) {
   fit <- jko_fit(potential_quadratic(diag(2)), init_gaussian(c(3, -3), diag(2)),
                  h = 0.1, steps = nsteps, hidden = c(64, 64), rank = 5,
                  batch = 1024, iters = 50, threads = 2, verbose = FALSE)
-  st <- fit$steps[fit$steps$step >= 1, ]
+  st <- fit$history[fit$history$step >= 1, ]
   sec <- st$seconds
   cat(sprintf(paste0("\nJKO fit, D = 2, width 64, 50 iterations a step, 2 threads: ",
                      "step 1 %.3f s, step %d %.3f s (ratio %.2f); ",

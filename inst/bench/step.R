@@ -8,7 +8,9 @@
 # allocated in the call); `iter` one iteration of a JKO step's training loop
 # (loss, gradient, Adam; scratch allocated once per step), median over `reps`
 # runs of 20 iterations; `torch` the peer's median seconds per iteration;
-# `ratio` torch / iter.
+# `ratio` torch / iter. Then the wall time of whole JKO steps of jko_fit()
+# at D = 12 (100 iterations, the pool of 2^18 points pushed once, the
+# monitor and the free energy), median over 3 steps of 3 fits.
 
 local({
   f <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
@@ -34,4 +36,7 @@ tab <- do.call(rbind, rows)
 cat(sprintf("jkoflow %s, %s, batch 1024, rank 5, two layers, medians of %d runs\n",
             utils::packageVersion("jkoflow"), extSoftVersion()[["BLAS"]], reps))
 print(format(tab, digits = 3), row.names = FALSE)
+whole <- jk_fit_step_time(12L, 64L, threads, iters = 100L, reps = 3L)
+cat(sprintf("\nwhole JKO step, D = 12, width 64, 100 iterations, pool 2^18, %d threads: %.3f s\n",
+            threads, whole))
 invisible(tab)
