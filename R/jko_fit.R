@@ -125,7 +125,7 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
 #' a `threads` argument whose default is the option `jkoflow.threads`
 #' (`options(jkoflow.threads = 4)`), itself defaulting to 2, the most that
 #' CRAN allows, and never more than the machine's cores or
-#' `OMP_THREAD_LIMIT`. In a child process made by [fork()] (as by
+#' `OMP_THREAD_LIMIT`. In a child process made by `fork()` (as by
 #' [parallel::mclapply()]) the compiled code runs single-threaded, since
 #' the OpenMP runtime cannot be used safely there.
 #'

@@ -285,7 +285,9 @@ fd_gradient <- function(f, x) {
 #' @param x Points, an n x D matrix.
 #' @param grad Also return the gradient?
 #' @return The n values of \eqn{\Phi}; with `grad = TRUE` a list with
-#'   `value` and `gradient` (n x D).
+#'   `value` and `gradient` (n x D). A built-in potential that overflows
+#'   gives `Inf` (or `NaN`) there, as it is; a potential made by
+#'   [new_potential()] is checked, and a non-finite value is an error.
 #' @examples
 #' potential_value(potential_quadratic(diag(2)), rbind(c(1, 1), c(0, 2)))
 #' @export
@@ -302,7 +304,7 @@ check_potential <- function(potential, arg = "potential") {
   if (!inherits(potential, "jko_potential")) {
     abort(paste0("`%s` must be a jkoflow potential (potential_quadratic(), ",
                  "potential_gmm(), potential_double_well(), potential_fn(), ",
-                 "target_logdensity(), target_logistic()), not %s."),
+                 "target_logdensity(), target_logistic(), new_potential()), not %s."),
           arg, describe(potential))
   }
   invisible(potential)
