@@ -52,7 +52,7 @@ jko_density <- function(fit, x, step = NULL, time = NULL, log = FALSE,
   }
   ld <- inv$log_det + init_log_density(fit$init, t(inv$x))
   ld[is.nan(ld)] <- NA_real_
-  structure(list(x = x, log_density = ld, log = log, step = k, time = k * fit$h,
+  structure(list(x = x, log_density = ld, log = log, step = k, time = step_time(fit, k),
                  residual = resid, dim = fit$dim), class = "jko_density")
 }
 

@@ -69,12 +69,27 @@
 #' @export
 jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
                     control = jko_control(), threads = NULL,
-                    verbose = interactive(), ...) {
+                    verbose = interactive(), ..., stationary = NULL) {
   call <- match.call()
+  # what the package chooses for a stationary flow unless given
+  chosen <- c(h = missing(h), steps = missing(steps), init = missing(init))
   check_potential(potential)
   control <- update_control(control, list(...))
-  # targets that carry a prior (target_logistic()) start from it by default
-  if (missing(init) && !is.null(potential[["init"]])) init <- potential[["init"]]
+  if (is.null(stationary)) stationary <- is_target(potential)
+  stationary <- check_flag(stationary, "stationary")
+  if (stationary) control <- stationary_defaults(control)
+  # targets that carry a prior (target_logistic()) start from it by default;
+  # other targets from a widened Laplace approximation
+  if (chosen[["init"]]) {
+    if (!is.null(potential[["init"]])) {
+      init <- potential[["init"]]
+    } else if (stationary) {
+      init <- tryCatch(init_laplace(potential), error = function(e) {
+        abort(paste0("`init` is needed: no start was given, and the Laplace ",
+                     "approximation failed: %s"), conditionMessage(e))
+      })
+    }
+  }
   check_init(init)
   D <- init$dim
   if (!is.na(potential$dim) && potential$dim != D) {
@@ -91,9 +106,14 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
   mon <- init$sample(control$monitor)
   mon_ld <- if (is.null(init$log_density)) rep(NA_real_, control$monitor)
             else init_log_density(init, mon)
+  phi <- .Call(C_pot_eval, potential, to_cols(mon), FALSE)$value
   fit <- structure(list(
     call = call, potential = potential, init = init, dim = D, h = h, beta = beta,
     net = net, settings = control,
+    # stationary: a flow run for its stationary law, in whitened coordinates
+    # (each step's network acts on L^{-1} (x - center), L the Cholesky factor
+    # of the covariance of rho_{k-1}), with adaptive steps and iterations
+    stationary = stationary,
     theta = list(),
     std = list(),
     # The network of step k acts on (x - center_k) / scale_k, the centre and
@@ -101,17 +121,46 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
     # samples otherwise): rho_0 far from the origin (1e6) or widely spread,
     # and a flow that contracts by orders of magnitude (a diffuse prior to a
     # posterior), meet each network as N(0, I) would.
-    start_std = standardisation(init, mon),
-    history = data.frame(step = 0L, time = 0, loss = NA_real_,
-                         free_energy = free_energy(potential, mon, mon_ld, beta),
-                         seconds = 0),
+    start_std = standardisation(init, mon, whiten = stationary),
+    history = cbind(data.frame(step = 0L, time = 0, h = NA_real_, iters = NA_integer_,
+                               loss = NA_real_,
+                               free_energy = mean(phi) + mean(mon_ld) / beta,
+                               seconds = 0),
+                    target_divergence(phi, mon_ld, beta)),
     loss_trace = list(),
     # the monitor samples of the last step, one per column, and their
     # log-densities
     monitor = list(points = to_cols(mon), log_density = mon_ld)
   ), class = "jko_fit")
-  jko_run(fit, steps, theta0 = .Call(C_icnn_init, arch(net), net$alpha_min),
-          threads = threads, verbose = verbose)
+  theta0 <- .Call(C_icnn_init, arch(net), net$alpha_min)
+  if (!stationary) return(jko_run(fit, steps, theta0, threads = threads, verbose = verbose))
+  # For the stationary law: h and steps chosen here unless given
+  schedule <- list(h = if (chosen[["h"]]) NULL else h, steps = if (chosen[["steps"]]) NULL else steps)
+  fit <- jko_run(fit, schedule, theta0, threads = threads, verbose = verbose)
+  fit$verdict <- target_verdict(fit, schedule)
+  if (!fit$verdict$reached) warning(verdict_text(fit$verdict), call. = FALSE)
+  fit
+}
+
+# The training settings of a stationary flow where the user gave none: a
+# narrower network and smaller batches than the time-accurate flow's (each
+# whitened step is a near-Gaussian correction, and the steps end when their
+# loss stops falling).
+stationary_defaults <- function(control) {
+  given <- names(attr(control, "args"))
+  args <- attr(control, "args")
+  if (!"hidden" %in% given) args$hidden <- c(32, 32)
+  if (!"batch" %in% given) args$batch <- 512
+  if (!"pool" %in% given) args$pool <- 2^17
+  out <- do.call(jko_control, args)
+  attr(out, "args") <- attr(control, "args")
+  out
+}
+
+# Potentials whose stationary law is the point: targets.
+is_target <- function(potential) {
+  inherits(potential, c("jko_target_logdensity", "jko_target_logistic")) ||
+    isTRUE(potential$target)
 }
 
 #' Training settings of a JKO flow
@@ -143,13 +192,20 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
 #' @param monitor Number of samples used to estimate the free energy.
 #' @param activation,alpha_min The network's activation and lower bound of
 #'   its strong convexity (see [icnn()]).
+#' @param kl_tol,max_steps,max_time For a flow run to its stationary law
+#'   (`jko_fit(stationary = TRUE)`, the default for targets) without a given
+#'   number of `steps`: it stops when the estimated
+#'   \eqn{KL(\rho_k \| \pi)} is below `kl_tol` with a Pareto
+#'   \eqn{\hat k < 0.7}, when the estimate stops decreasing, or after
+#'   `max_steps` steps or `max_time` seconds, whichever comes first.
 #' @return An object of class `"jko_control"`, a list of the settings.
 #' @examples
 #' jko_control(hidden = c(32, 32), iters = 200)
 #' @export
 jko_control <- function(hidden = c(64, 64), rank = 5, batch = 1024, iters = 500,
                         lr = 5e-3, lr_end = lr / 100, pool = NULL, monitor = 2048,
-                        activation = "softplus", alpha_min = 1e-4) {
+                        activation = "softplus", alpha_min = 1e-4, kl_tol = 0.01,
+                        max_steps = 50, max_time = 300) {
   args <- as.list(match.call())[-1L]
   args <- lapply(args, eval, envir = parent.frame())
   hidden <- check_hidden(hidden)
@@ -162,9 +218,13 @@ jko_control <- function(hidden = c(64, 64), rank = 5, batch = 1024, iters = 500,
   monitor <- check_count(monitor, "monitor")
   check_activation(activation)
   alpha_min <- check_positive(alpha_min, "alpha_min")
+  kl_tol <- check_positive(kl_tol, "kl_tol")
+  max_steps <- check_count(max_steps, "max_steps")
+  max_time <- check_positive(max_time, "max_time")
   structure(list(hidden = hidden, rank = rank, batch = batch, iters = iters, lr = lr,
                  lr_end = lr_end, pool = pool, monitor = monitor,
-                 activation = activation, alpha_min = alpha_min),
+                 activation = activation, alpha_min = alpha_min, kl_tol = kl_tol,
+                 max_steps = max_steps, max_time = max_time),
             args = args, class = "jko_control")
 }
 
@@ -221,7 +281,11 @@ jko_continue <- function(fit, steps = 1, verbose = interactive(), threads = NULL
   threads <- resolve_threads(threads)
   K <- length(fit$theta)
   theta0 <- if (K > 0) fit$theta[[K]] else .Call(C_icnn_init, arch(fit$net), fit$net$alpha_min)
-  jko_run(fit, steps, theta0 = theta0, threads = threads, verbose = verbose)
+  if (!isTRUE(fit$stationary)) return(jko_run(fit, steps, theta0, threads, verbose))
+  schedule <- list(h = if (K > 0) fit$history$h[K + 1L] else fit$h, steps = steps)
+  fit <- jko_run(fit, schedule, theta0, threads, verbose)
+  fit$verdict <- target_verdict(fit, schedule)
+  fit
 }
 
 #' The last fit, complete or not
@@ -237,18 +301,24 @@ jko_last_fit <- function() the$last_fit
 
 the <- new.env(parent = emptyenv())
 
-# Runs steps K+1..K+steps. The pool of rho_K samples is drawn from rho_0 and
-# pushed through the K existing maps once, then through each new map.
+# Runs steps K+1..K+steps, or for a stationary flow as the schedule says
+# (list(h, steps), NULL where the package chooses; see next_h() and
+# stop_reason()). The pool of rho_K samples is drawn from rho_0 and pushed
+# through the K existing maps once, then through each new map.
 jko_run <- function(fit, steps, theta0, threads, verbose) {
   K0 <- length(fit$theta)
+  schedule <- if (is.list(steps)) steps else list(h = fit$h, steps = steps)
+  budget <- if (is.null(schedule$steps)) fit$settings$max_steps else schedule$steps
   pool <- to_cols(fit$init$sample(fit$settings$pool))
   if (K0 > 0L) pool <- flow_push(fit, K0, pool, NULL, threads)$x
   theta <- theta0
   the$last_fit <- fit
-  for (k in K0 + seq_len(steps)) {
+  t_start <- proc.time()[["elapsed"]]
+  for (k in K0 + seq_len(budget)) {
+    h <- if (!is.null(schedule$h)) schedule$h else next_h(fit)
     # Anything that stops step k, in C or in R (an interrupt between two
     # calls into C, setTimeLimit()), becomes the same classed error.
-    st <- tryCatch(jko_step(fit, k, theta, pool, threads, verbose),
+    st <- tryCatch(jko_step(fit, k, theta, pool, h, threads, verbose),
       error = function(e) {
         if (inherits(e, "jkoflow_error_fit")) stop(e)
         msg <- conditionMessage(e)
@@ -261,27 +331,36 @@ jko_run <- function(fit, steps, theta0, threads, verbose) {
     theta <- st$theta
     pool <- st$pool
     the$last_fit <- fit
+    last <- fit$history[nrow(fit$history), ]
     if (verbose) {
-      last <- fit$history[nrow(fit$history), ]
-      message(sprintf("step %3d/%d  t = %-6g loss %10.4f  free energy %10.4f  (%.1f s)",
-                      k, K0 + steps, k * fit$h, last$loss, last$free_energy,
-                      last$seconds))
+      message(sprintf("step %3d/%s  t = %-6g loss %10.4f  free energy %10.4f%s  (%d it., %.1f s)",
+                      k, if (is.null(schedule$steps)) "?" else K0 + budget, last$time,
+                      last$loss, last$free_energy,
+                      if (isTRUE(fit$stationary) && is.finite(last$kl))
+                        sprintf("  KL %.3g", last$kl) else "",
+                      last$iters, last$seconds))
     }
+    if (is.null(schedule$steps) &&
+        (!is.na(stop_reason(fit)) ||
+         proc.time()[["elapsed"]] - t_start > fit$settings$max_time)) break
   }
   fit
 }
 
 # Step k from the map theta (that of step k-1) and the pool of rho_{k-1}
 # samples, in one call into C (src/train.c: jko_step): the new fit, map and
-# pool. The network of step k is standardised by the centre and scale of
-# the pool (of rho_0 for the first step).
-jko_step <- function(fit, k, theta, pool, threads, verbose = FALSE) {
+# pool. The network of step k is standardised by the centre and scale (or,
+# for a stationary flow, the covariance) of the pool (of rho_0 for the first
+# step).
+jko_step <- function(fit, k, theta, pool, h, threads, verbose = FALSE) {
   s <- fit$settings
   t0 <- proc.time()[["elapsed"]]
+  stationary <- isTRUE(fit$stationary)
   res <- .Call(C_jko_step, arch(fit$net), fit$net$alpha_min, theta, pool,
                fit$monitor$points, fit$monitor$log_density, fit$potential,
-               list(h = fit$h, beta = fit$beta, iters = s$iters, batch = s$batch,
-                    lr = s$lr, lr_end = s$lr_end),
+               list(h = h, beta = fit$beta, iters = s$iters, batch = s$batch,
+                    lr = s$lr, lr_end = s$lr_end, adaptive = stationary,
+                    whiten = stationary),
                if (k == 1L) fit$start_std else NULL, threads,
                if (verbose && interactive()) k else 0L)
   if (res$status != "ok") {
@@ -297,7 +376,8 @@ jko_step <- function(fit, k, theta, pool, threads, verbose = FALSE) {
     step_failed(k, sprintf("%s%s; %s.", jko_status_message(res$status, res$loss, res$iter),
                            where, hint))
   }
-  fit$std[[k]] <- list(center = res$center, scale = res$scale)
+  fit$std[[k]] <- if (is.null(res$L)) list(center = res$center, scale = res$scale)
+                  else list(center = res$center, L = res$L)
   fit$theta[[k]] <- res$theta
   fit$loss_trace[[k]] <- res$loss
   fit$monitor <- list(points = res$monitor, log_density = res$monitor_log_density)
@@ -305,10 +385,101 @@ jko_step <- function(fit, k, theta, pool, threads, verbose = FALSE) {
   loss <- res$loss
   tail_loss <- mean(utils::tail(loss, max(1L, length(loss) %/% 10L)))
   secs <- proc.time()[["elapsed"]] - t0
-  fit$history <- rbind(fit$history, data.frame(step = k, time = k * fit$h,
-                                               loss = tail_loss, free_energy = fe,
-                                               seconds = secs))
+  prev <- fit$history[nrow(fit$history), ]
+  fit$history <- rbind(fit$history, cbind(
+    data.frame(step = k, time = if (stationary) prev$time + h else k * h, h = h,
+               iters = res$iters,
+               loss = tail_loss, free_energy = fe, seconds = secs),
+    target_divergence(res$monitor_potential, res$monitor_log_density, fit$beta)))
   list(fit = fit, theta = res$theta, pool = res$pool)
+}
+
+# KL(rho || pi) for pi proportional to exp(-beta Phi), from samples of rho
+# with their potentials phi and log-densities log_q: with log w = -beta phi
+# - log q, KL = log E w - E log w (log Z - ELBO), its delta-method standard
+# error, the Pareto k-hat of the weights and their relative ESS.
+target_divergence <- function(phi, log_q, beta) {
+  lw <- -beta * phi - log_q
+  out <- data.frame(kl = NA_real_, kl_se = NA_real_, pareto_k = NA_real_, ess = NA_real_)
+  if (anyNA(lw) || any(lw == Inf) || all(lw == -Inf)) return(out)
+  n <- length(lw)
+  mx <- max(lw)
+  w <- exp(lw - mx)
+  mw <- mean(w)
+  fin <- is.finite(lw)
+  kl <- mx + log(mw) - mean(lw)
+  # influence of each sample on log mean(w) - mean(log w)
+  psi <- w / mw - ifelse(fin, lw, 0)
+  out$kl <- if (all(fin)) kl else Inf
+  out$kl_se <- if (all(fin)) stats::sd(psi) / sqrt(n) else NA_real_
+  out$pareto_k <- pareto_khat(lw)
+  out$ess <- sum(w)^2 / sum(w^2) / n
+  out
+}
+
+# The step of a stationary flow: h of the last step doubled while the KL
+# estimate falls (to at most 8), halved when it rises (to at least 0.05);
+# 0.5 for the first step.
+next_h <- function(fit) {
+  hist <- fit$history
+  K <- nrow(hist) - 1L
+  if (K == 0L) return(0.5)
+  h <- hist$h[K + 1L]
+  kl <- hist$kl
+  if (is.na(kl[K + 1L]) || is.na(kl[K])) return(min(2 * h, 8))
+  if (kl[K + 1L] < kl[K]) min(2 * h, 8) else max(h / 2, 0.05)
+}
+
+# Why a stationary flow stops after its last step: "reached" (KL below
+# kl_tol, k-hat below 0.7), "stalled" (no decrease of KL beyond twice its
+# standard error over the last three steps), or NA (go on).
+stop_reason <- function(fit) {
+  hist <- fit$history[-1L, , drop = FALSE]
+  K <- nrow(hist)
+  if (!K) return(NA_character_)
+  last <- hist[K, ]
+  if (is.finite(last$kl) && last$kl < fit$settings$kl_tol &&
+      is.finite(last$pareto_k) && last$pareto_k < 0.7) return("reached")
+  if (K >= 4L && all(is.finite(hist$kl[(K - 3L):K]))) {
+    best_before <- min(hist$kl[seq_len(K - 3L)])
+    recent <- hist[(K - 2L):K, ]
+    if (all(recent$kl > best_before - 2 * recent$kl_se)) return("stalled")
+  }
+  NA_character_
+}
+
+# The verdict of a stationary flow at its last step.
+target_verdict <- function(fit, schedule) {
+  hist <- fit$history
+  last <- hist[nrow(hist), ]
+  why <- stop_reason(fit)
+  reached <- identical(why, "reached")
+  if (!reached && is.na(why)) {
+    why <- if (!is.null(schedule$steps)) "steps" else
+           if (nrow(hist) - 1L >= fit$settings$max_steps) "max_steps" else "max_time"
+  }
+  list(reached = reached, reason = why, step = last$step, kl = last$kl,
+       kl_se = last$kl_se, pareto_k = last$pareto_k, ess = last$ess,
+       kl_tol = fit$settings$kl_tol)
+}
+
+# The verdict in words.
+verdict_text <- function(v) {
+  figs <- sprintf("KL(rho || pi) = %.3g (se %.2g), Pareto k-hat %.2f, importance ESS %.0f%%",
+                  v$kl, v$kl_se, v$pareto_k, 100 * v$ess)
+  if (v$reached) {
+    return(sprintf("The flow reached the target at step %d: %s.", v$step, figs))
+  }
+  why <- switch(v$reason,
+    stalled = "the KL estimate stopped decreasing",
+    steps = "the given number of steps ran out",
+    max_steps = "the step budget (`max_steps`) ran out",
+    max_time = "the time budget (`max_time`) ran out",
+    "it was stopped")
+  sprintf(paste0("The flow did NOT reach the target (KL below %g with k-hat < 0.7): %s at step %d; %s. ",
+                 "Its draws and densities are not yet those of the target: continue it ",
+                 "(jko_continue()), or widen the network or the iterations (jko_control())."),
+          v$kl_tol, why, v$step, figs)
 }
 
 # What a status from C (src/api.c: status_name) means, in words; `loss` and
@@ -357,19 +528,20 @@ flow_push <- function(fit, k, x, log_density, threads) {
   out
 }
 
-# Centre and scale (one number, so that |y - x|^2 keeps its form) of rho_0:
+# Centre and scale (one number, so that |y - x|^2 keeps its form) of rho_0,
+# or with `whiten` centre and L, the Cholesky factor of the covariance:
 # exact for a Gaussian, else those of its samples x (n x D).
-standardisation <- function(init, x) {
-  if (is.null(init$mean) || is.null(init$cov)) return(.Call(C_moments, to_cols(x)))
+standardisation <- function(init, x, whiten = FALSE) {
+  if (whiten) {
+    if (!is.null(init$mean) && !is.null(init$cov)) {
+      return(list(center = as.double(init$mean), L = t(chol(init$cov))))
+    }
+    return(.Call(C_moments, to_cols(x), TRUE))
+  }
+  if (is.null(init$mean) || is.null(init$cov)) return(.Call(C_moments, to_cols(x), FALSE))
   scale <- sqrt(mean(diag(init$cov)))
   if (!is.finite(scale) || scale <= 0) scale <- 1
   list(center = as.double(init$mean), scale = as.double(scale))
-}
-
-# F(rho) = E Phi + E log rho / beta, on samples (n x D) with their log-densities.
-free_energy <- function(potential, x, log_density, beta) {
-  phi <- .Call(C_pot_eval, potential, to_cols(x), FALSE)$value
-  mean(phi) + mean(log_density) / beta
 }
 
 check_fit <- function(fit, arg = "fit") {
@@ -379,7 +551,7 @@ check_fit <- function(fit, arg = "fit") {
   invisible(fit)
 }
 
-# The step k of a fit from `step` or `time` (nearest step to time / h).
+# The step k of a fit from `step` or `time` (the nearest step).
 resolve_step <- function(fit, step = NULL, time = NULL) {
   K <- length(fit$theta)
   if (!is.null(step) && !is.null(time)) abort("give `step` or `time`, not both.")
@@ -387,10 +559,12 @@ resolve_step <- function(fit, step = NULL, time = NULL) {
     if (!is.numeric(time) || length(time) != 1L || !is.finite(time) || time < 0) {
       abort("`time` must be a single non-negative number, not %s.", describe(time))
     }
-    k <- round(time / fit$h)
-    if (k > K || abs(time - k * fit$h) > fit$h / 2 + 1e-12) {
+    times <- fit$history$time[seq_len(K + 1L)]
+    k <- which.min(abs(times - time)) - 1L
+    h_k <- if (k > 0L) times[k + 1L] - times[k] else if (K > 0L) times[2L] else fit$h
+    if (abs(time - times[k + 1L]) > h_k / 2 + 1e-12) {
       abort("`time` must be within the fitted range [0, %g] (%d steps of h = %g), not %g.",
-            K * fit$h, K, fit$h, time)
+            times[K + 1L], K, fit$h, time)
     }
     return(as.integer(k))
   }
@@ -402,3 +576,6 @@ resolve_step <- function(fit, step = NULL, time = NULL) {
   }
   as.integer(step)
 }
+
+# The time of step k (for a stationary flow, of its whitened flow).
+step_time <- function(fit, k) fit$history$time[k + 1L]

@@ -60,7 +60,7 @@ jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
     ld <- ld[idx]
     extra <- list(ess = sum(w)^2 / sum(w^2), pareto_k = pareto_khat(lw))
   }
-  structure(c(list(x = x, log_density = ld, step = k, time = k * fit$h,
+  structure(c(list(x = x, log_density = ld, step = k, time = step_time(fit, k),
                    dim = fit$dim, resampled = resample), extra), class = "jko_sample")
 }
 

@@ -292,6 +292,17 @@ row_logmeanexp <- function(a) {
 #' much faster than from a diffuse prior, and its tails stay heavier than the
 #' target's, which importance sampling ([jko_evidence()], `jko_sample(resample
 #' = TRUE)`) needs. Minibatch targets are optimised on the full data.
+#' [jko_fit()] starts a target without a prior here by default.
+#'
+#' The potential may be infinite or undefined away from its minimum (an
+#' overflow in the tails, or a log-density that is `-Inf` outside its
+#' support): the optimiser treats such points as infinitely bad and steps
+#' back. When `start` gives no converged minimum, up to `tries - 1` more
+#' starts are drawn (normal around zero, sd 1, then 3, then 0.1) and the
+#' lowest minimum found is kept; where the potential is not finite at any
+#' start, the error says so. A Hessian that
+#' is not positive definite at the minimum (a flat or degenerate direction)
+#' has its eigenvalues raised to a small positive floor, with a warning.
 #'
 #' @param potential A potential with a known dimension (e.g. a
 #'   [target_logistic()]).
@@ -299,13 +310,14 @@ row_logmeanexp <- function(a) {
 #'   the `"gamma"` prior \eqn{\log\alpha} at its conditional mode given
 #'   \eqn{w = 0}).
 #' @param inflate Factor on the standard deviations, at least 1.
+#' @param tries Number of starting points.
 #' @return A `"jko_init"` (see [init_gaussian()]) with the `mode` and the
 #'   optimiser's `convergence` code.
 #' @examples
 #' x <- cbind(1, scale(MASS::Pima.tr[, 1:7]))
 #' init_laplace(target_logistic(x, MASS::Pima.tr$type))
 #' @export
-init_laplace <- function(potential, start = NULL, inflate = 1.5) {
+init_laplace <- function(potential, start = NULL, inflate = 1.5, tries = 3) {
   check_potential(potential)
   D <- potential$dim
   if (is.na(D) && is.null(start)) {
@@ -321,21 +333,60 @@ init_laplace <- function(potential, start = NULL, inflate = 1.5) {
   D <- length(start)
   inflate <- check_positive(inflate, "inflate")
   if (inflate < 1) abort("`inflate` must be at least 1, not %s.", describe(inflate))
+  tries <- check_count(tries, "tries")
   potential <- full_data(potential)
-  gradient <- function(t) potential_value(potential, matrix(t, 1L), grad = TRUE)$gradient[1L, ]
-  opt <- stats::optim(start, function(t) potential_value(potential, matrix(t, 1L)),
-                      gradient, method = "BFGS",
-                      control = list(maxit = 2000L, reltol = 1e-14))
-  if (!is.finite(opt$value)) abort("the potential is not finite at the optimum found.")
+  # Phi and its gradient at one point as the potential gives them, a
+  # non-finite value being +Inf (BFGS then shortens its step)
+  value <- function(t) {
+    v <- potential_values(potential, matrix(t, 1L))
+    if (is.finite(v)) v else Inf
+  }
+  gradient <- function(t) {
+    g <- raw_gradient(potential, matrix(t, 1L))[1L, ]
+    g[!is.finite(g)] <- 0
+    g
+  }
+  # `start`, then (only if it gives no finite minimum that converged)
+  # points drawn around zero
+  best <- NULL
+  finite_start <- FALSE
+  for (i in seq_len(tries)) {
+    s0 <- if (i == 1L) start else stats::rnorm(D, sd = c(1, 3, 0.1)[(i - 2L) %% 3L + 1L])
+    if (!is.finite(value(s0))) next
+    finite_start <- TRUE
+    opt <- tryCatch(stats::optim(s0, value, gradient, method = "BFGS",
+                                 control = list(maxit = 2000L, reltol = 1e-14)),
+                    error = function(e) NULL)
+    if (!is.null(opt) && is.finite(opt$value) && (is.null(best) || opt$value < best$value)) {
+      best <- opt
+    }
+    if (!is.null(best) && best$convergence == 0L) break
+  }
+  if (!finite_start) {
+    abort(paste0("the potential is not finite at any of the %d starting points tried ",
+                 "(`start` and %d drawn around zero): give `start`, a point where the ",
+                 "log-density is finite."), tries, tries - 1L)
+  }
+  if (is.null(best)) abort("the optimiser found no point where the potential is finite.")
+  opt <- best
   H <- matrix(0, D, D)
   for (d in seq_len(D)) {
     e <- 1e-5 * max(1, abs(opt$par[d])) * (seq_len(D) == d)
     H[, d] <- (gradient(opt$par + e) - gradient(opt$par - e)) / (2 * e[d])
   }
   H <- (H + t(H)) / 2
-  Hinv <- tryCatch(chol2inv(chol(H)), error = function(e) {
-    abort("the Hessian of the potential at its minimum is not positive definite.")
-  })
+  if (any(!is.finite(H))) {
+    abort("the Hessian of the potential at its minimum is not finite.")
+  }
+  eg <- eigen(H, symmetric = TRUE)
+  floor_ev <- 1e-6 * max(abs(eg$values), 1e-12)
+  if (min(eg$values) < floor_ev) {
+    warning(sprintf(paste0("init_laplace(): the Hessian at the minimum is not positive definite ",
+                           "(smallest eigenvalue %.3g); its eigenvalues are raised to %.3g."),
+                    min(eg$values), floor_ev), call. = FALSE)
+  }
+  Hinv <- eg$vectors %*% (t(eg$vectors) / pmax(eg$values, floor_ev))
+  Hinv <- (Hinv + t(Hinv)) / 2
   out <- init_gaussian(opt$par, inflate^2 * Hinv)
   out$mode <- opt$par
   out$convergence <- opt$convergence

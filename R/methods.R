@@ -5,14 +5,20 @@ print.jko_fit <- function(x, ...) {
   K <- length(x$theta)
   cat("JKO flow (Fokker-Planck, Wasserstein gradient flow)\n")
   cat(sprintf("  potential: %s\n  initial:   %s\n", x$potential$label, x$init$label))
-  cat(sprintf("  %d step%s of h = %g (t = %g), beta = %g\n", K, if (K == 1L) "" else "s",
-              x$h, K * x$h, x$beta))
+  if (isTRUE(x$stationary)) {
+    cat(sprintf("  %d step%s to the stationary law (whitened flow, t = %.3g), beta = %g\n",
+                K, if (K == 1L) "" else "s", step_time(x, K), x$beta))
+  } else {
+    cat(sprintf("  %d step%s of h = %g (t = %g), beta = %g\n", K, if (K == 1L) "" else "s",
+                x$h, step_time(x, K), x$beta))
+  }
   cat(sprintf("  network: %s, rank %d, %s; %d iterations of batch %d per step\n",
               paste(x$net$hidden, collapse = " x "), x$net$rank, x$net$activation,
               x$settings$iters, x$settings$batch))
   last <- x$history[nrow(x$history), ]
   cat(sprintf("  last step: loss %.5g, free energy %.5g; %.1f s in all\n",
               last$loss, last$free_energy, sum(x$history$seconds)))
+  if (!is.null(x$verdict)) cat(strwrap(verdict_text(x$verdict), indent = 2, exdent = 2), sep = "\n")
   invisible(x)
 }
 

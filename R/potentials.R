@@ -325,6 +325,16 @@ potential_values <- function(potential, x) {
   out
 }
 
+# The gradient of Phi at the rows of x as the potential gives it (no checks).
+raw_gradient <- function(potential, x) {
+  if (is.function(potential$value)) {
+    g <- if (is.null(potential$gradient)) fd_gradient(potential$value, x)
+         else potential$gradient(x)
+    return(matrix(as.double(g), nrow(x), ncol(x)))
+  }
+  t(.Call(C_pot_eval, potential, to_cols(x), TRUE)$gradient)
+}
+
 # The potential without minibatches (target_logistic(batch = )).
 full_data <- function(potential) UseMethod("full_data")
 #' @export

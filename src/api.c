@@ -39,6 +39,14 @@ static SEXP named_list(int n, const char **names, SEXP *values)
     return ans;
 }
 
+/* the first n values of the double vector x, as a new vector */
+static SEXP head_real(SEXP x, int n)
+{
+    SEXP y = Rf_allocVector(REALSXP, n);
+    memcpy(REAL(y), REAL(x), (size_t) n * sizeof(double));
+    return y;
+}
+
 /* arch = c(D, L, r, activation, w_1, ..., w_L) */
 static void net_from_sexp(icnn_t *net, SEXP arch, SEXP alpha_min)
 {
@@ -70,17 +78,35 @@ static int nthreads(SEXP threads)
     return jko_threads(Rf_asInteger(threads));
 }
 
-/* map = list(theta, center, scale): step j's map of the network `net` */
+/* The change of variables of a step from std = list(center, scale) or
+ * list(center, L) (D x D lower triangular); L_out (D x D) receives a copy
+ * of L, or is unused. */
+static void std_from_sexp(jko_map *m, int D, SEXP std)
+{
+    SEXP c = jko_list_elt(std, "center"), L = jko_list_elt(std, "L");
+    if (TYPEOF(c) != REALSXP || LENGTH(c) != D)
+        Rf_error("a map's 'center' must be a double vector of length %d", D);
+    m->center = REAL(c);
+    if (!Rf_isNull(L)) {
+        if (TYPEOF(L) != REALSXP || !Rf_isMatrix(L) || Rf_nrows(L) != D || Rf_ncols(L) != D)
+            Rf_error("a map's 'L' must be a %d x %d double matrix", D, D);
+        m->L = REAL(L);
+        for (int d = 0; d < D; d++)
+            if (!(m->L[d + (size_t) D * d] > 0)) Rf_error("a map's 'L' must have a positive diagonal");
+        m->scale = map_L_norm(m->L, D);
+    } else {
+        m->L = NULL;
+        m->scale = Rf_asReal(jko_list_elt(std, "scale"));
+    }
+    if (!(m->scale > 0) || !R_FINITE(m->scale)) Rf_error("a map's 'scale' must be positive");
+}
+
+/* map = list(theta, center, scale or L): step j's map of the network `net` */
 static void map_from_sexp(jko_map *m, const icnn_t *net, SEXP map)
 {
     m->net = *net;
     m->theta = theta_ptr(net, jko_list_elt(map, "theta"));
-    SEXP c = jko_list_elt(map, "center");
-    if (TYPEOF(c) != REALSXP || LENGTH(c) != net->D)
-        Rf_error("a map's 'center' must be a double vector of length %d", net->D);
-    m->center = REAL(c);
-    m->scale = Rf_asReal(jko_list_elt(map, "scale"));
-    if (!(m->scale > 0) || !R_FINITE(m->scale)) Rf_error("a map's 'scale' must be positive");
+    std_from_sexp(m, net->D, map);
 }
 
 /* The offsets (0-based) of each block: an integer vector with A, B, c, W
@@ -185,6 +211,7 @@ SEXP C_jko_loss(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP pot,
     net_from_sexp(&m.net, arch, alpha_min);
     m.theta = theta_ptr(&m.net, theta);
     m.center = NULL;
+    m.L = NULL;
     m.scale = 1;
     int n;
     const double *X = batch_ptr(m.net.D, x, &n);
@@ -209,17 +236,23 @@ SEXP C_jko_loss(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP pot,
     return ans;
 }
 
-/* Centre and scale of the columns of x: list(center, scale) (map.h). */
-SEXP C_moments(SEXP x)
+/* Centre and scale of the columns of x: list(center, scale), or with
+ * `whiten` list(center, L) (map.h). */
+SEXP C_moments(SEXP x, SEXP whiten)
 {
-    int n;
-    const double *X = batch_ptr(Rf_nrows(x), x, &n);
+    int n, D = Rf_nrows(x);
+    const double *X = batch_ptr(D, x, &n);
     SEXP v[2];
-    v[0] = PROTECT(Rf_allocVector(REALSXP, Rf_nrows(x)));
-    double sc;
-    map_moments(X, Rf_nrows(x), n, REAL(v[0]), &sc);
-    v[1] = PROTECT(Rf_ScalarReal(sc));
-    const char *nm[] = {"center", "scale"};
+    v[0] = PROTECT(Rf_allocVector(REALSXP, D));
+    if (Rf_asLogical(whiten) == TRUE) {
+        v[1] = PROTECT(Rf_allocMatrix(REALSXP, D, D));
+        map_moments_full(X, D, n, REAL(v[0]), REAL(v[1]));
+    } else {
+        double sc;
+        map_moments(X, D, n, REAL(v[0]), &sc);
+        v[1] = PROTECT(Rf_ScalarReal(sc));
+    }
+    const char *nm[] = {"center", Rf_asLogical(whiten) == TRUE ? "L" : "scale"};
     SEXP ans = named_list(2, nm, v);
     UNPROTECT(2);
     return ans;
@@ -228,13 +261,15 @@ SEXP C_moments(SEXP x)
 /* One JKO step (train.h): from the map theta of step k-1, the pool and the
  * monitor samples of rho_{k-1} (D x n, x's coordinates) with the monitor's
  * log-densities, train the map of step k and push both. `std` is the step's
- * list(center, scale), or NULL for the moments of the pool. settings =
- * list(h, beta, iters, batch, lr, lr_end). Returns list(theta, loss,
- * status, iter, center, scale, pool, monitor, monitor_log_density,
- * monitor_potential); after a failure (status not "ok", iter the 1-based
- * iteration, 0 after training) the pushed parts are NULL. R errors from a
- * potential evaluated in R, and interrupts, unwind through here leaving
- * only R_alloc'ed memory behind. */
+ * change of variables, list(center, scale) or list(center, L), or NULL for
+ * the moments of the pool (a full L with settings$whiten). settings =
+ * list(h, beta, iters, batch, lr, lr_end, adaptive, whiten). Returns
+ * list(theta, loss, iters, status, iter, center, scale, L, pool, monitor,
+ * monitor_log_density, monitor_potential): iters the iterations run (loss
+ * has that many values), L NULL for an isotropic step; after a failure
+ * (status not "ok", iter the 1-based iteration, 0 after training) the
+ * pushed parts are NULL. R errors from a potential evaluated in R, and
+ * interrupts, unwind through here leaving only R_alloc'ed memory behind. */
 SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
                 SEXP monitor_ld, SEXP pot, SEXP settings, SEXP std, SEXP threads,
                 SEXP progress)
@@ -256,6 +291,9 @@ SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
     s.batch = Rf_asInteger(jko_list_elt(settings, "batch"));
     s.lr = Rf_asReal(jko_list_elt(settings, "lr"));
     s.lr_end = Rf_asReal(jko_list_elt(settings, "lr_end"));
+    SEXP ad = jko_list_elt(settings, "adaptive"), wh = jko_list_elt(settings, "whiten");
+    s.adaptive = !Rf_isNull(ad) && Rf_asLogical(ad) == TRUE;
+    int whiten = !Rf_isNull(wh) && Rf_asLogical(wh) == TRUE;
     s.nth = nthreads(threads);
     s.progress = Rf_asInteger(progress);
     if (npool < 1 || nmon < 1 || s.iters == NA_INTEGER || s.iters < 1 ||
@@ -263,19 +301,27 @@ SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
         !(s.lr > 0) || !(s.lr_end > 0))
         Rf_error("invalid settings of a JKO step");
     SEXP ctr = PROTECT(Rf_allocVector(REALSXP, D)); nprot++;
-    double scale;
+    SEXP Ls = R_NilValue;
     if (Rf_isNull(std)) {
-        map_moments(Xp, D, npool, REAL(ctr), &scale);
+        m.center = REAL(ctr);
+        if (whiten) {
+            Ls = PROTECT(Rf_allocMatrix(REALSXP, D, D)); nprot++;
+            m.scale = map_moments_full(Xp, D, npool, REAL(ctr), REAL(Ls));
+            m.L = REAL(Ls);
+        } else {
+            map_moments(Xp, D, npool, REAL(ctr), &m.scale);
+            m.L = NULL;
+        }
     } else {
-        SEXP c = jko_list_elt(std, "center");
-        if (TYPEOF(c) != REALSXP || LENGTH(c) != D)
-            Rf_error("'std$center' must be a double vector of length %d", D);
-        memcpy(REAL(ctr), REAL(c), D * sizeof(double));
-        scale = Rf_asReal(jko_list_elt(std, "scale"));
-        if (!(scale > 0) || !R_FINITE(scale)) Rf_error("'std$scale' must be positive");
+        std_from_sexp(&m, D, std);
+        memcpy(REAL(ctr), m.center, D * sizeof(double));
+        m.center = REAL(ctr);
+        if (m.L) {
+            Ls = PROTECT(Rf_allocMatrix(REALSXP, D, D)); nprot++;
+            memcpy(REAL(Ls), m.L, (size_t) D * D * sizeof(double));
+            m.L = REAL(Ls);
+        }
     }
-    m.center = REAL(ctr);
-    m.scale = scale;
     SEXP th = PROTECT(Rf_duplicate(theta)); nprot++;
     m.theta = REAL(th);
     SEXP loss = PROTECT(Rf_allocVector(REALSXP, s.iters)); nprot++;
@@ -286,25 +332,28 @@ SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
     SEXP mon_phi = PROTECT(Rf_allocVector(REALSXP, nmon)); nprot++;
     jko_pot p;
     pot_setup(&p, pot, D, s.batch > nmon ? s.batch : nmon);
-    int fail = 0;
+    int fail = 0, used = 0;
     GetRNGstate();
     int st = jko_step(&m, REAL(th), Xp, npool, REAL(pool_out), Xm, nmon,
                       REAL(mon_out), REAL(mon_ld), REAL(mon_phi), &p, &s,
-                      REAL(loss), &fail);
+                      REAL(loss), &fail, &used);
     PutRNGstate();
-    SEXP v[10];
+    if (used > 0 && used < s.iters) { loss = PROTECT(head_real(loss, used)); nprot++; }
+    SEXP v[12];
     v[0] = th; v[1] = loss;
-    v[2] = PROTECT(Rf_mkString(status_name(st))); nprot++;
-    v[3] = PROTECT(Rf_ScalarInteger(fail)); nprot++;
-    v[4] = ctr;
-    v[5] = PROTECT(Rf_ScalarReal(scale)); nprot++;
-    v[6] = st ? R_NilValue : pool_out;
-    v[7] = st ? R_NilValue : mon_out;
-    v[8] = st ? R_NilValue : mon_ld;
-    v[9] = st ? R_NilValue : mon_phi;
-    const char *nm[] = {"theta", "loss", "status", "iter", "center", "scale", "pool",
-                        "monitor", "monitor_log_density", "monitor_potential"};
-    SEXP ans = named_list(10, nm, v);
+    v[2] = PROTECT(Rf_ScalarInteger(used)); nprot++;
+    v[3] = PROTECT(Rf_mkString(status_name(st))); nprot++;
+    v[4] = PROTECT(Rf_ScalarInteger(fail)); nprot++;
+    v[5] = ctr;
+    v[6] = PROTECT(Rf_ScalarReal(m.L ? NA_REAL : m.scale)); nprot++;
+    v[7] = Ls;
+    v[8] = st ? R_NilValue : pool_out;
+    v[9] = st ? R_NilValue : mon_out;
+    v[10] = st ? R_NilValue : mon_ld;
+    v[11] = st ? R_NilValue : mon_phi;
+    const char *nm[] = {"theta", "loss", "iters", "status", "iter", "center", "scale", "L",
+                        "pool", "monitor", "monitor_log_density", "monitor_potential"};
+    SEXP ans = named_list(12, nm, v);
     UNPROTECT(nprot);
     return ans;
 }

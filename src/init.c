@@ -8,7 +8,7 @@ SEXP C_icnn_init(SEXP, SEXP);
 SEXP C_icnn_eval(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_pot_eval(SEXP, SEXP, SEXP);
 SEXP C_jko_loss(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
-SEXP C_moments(SEXP);
+SEXP C_moments(SEXP, SEXP);
 SEXP C_jko_step(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_flow_push(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_flow_pull(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
@@ -20,7 +20,7 @@ static const R_CallMethodDef call_methods[] = {
     {"icnn_eval", (DL_FUNC) &C_icnn_eval, 6},
     {"pot_eval", (DL_FUNC) &C_pot_eval, 3},
     {"jko_loss", (DL_FUNC) &C_jko_loss, 8},
-    {"moments", (DL_FUNC) &C_moments, 1},
+    {"moments", (DL_FUNC) &C_moments, 2},
     {"jko_step", (DL_FUNC) &C_jko_step, 11},
     {"flow_push", (DL_FUNC) &C_flow_push, 6},
     {"flow_pull", (DL_FUNC) &C_flow_pull, 7},

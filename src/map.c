@@ -12,19 +12,52 @@
 void map_standardise(const jko_map *m, const double *X, int n, double *Z)
 {
     const int D = m->net.D;
-    const double s = m->scale;
-    for (int i = 0; i < n; i++)
-        for (int d = 0; d < D; d++)
-            Z[d + (size_t) D * i] = (X[d + (size_t) D * i] - m->center[d]) / s;
+    const double s = m->scale, *L = m->L;
+    for (int i = 0; i < n; i++) {
+        const double *x = X + (size_t) D * i;
+        double *z = Z + (size_t) D * i;
+        if (!L) {
+            for (int d = 0; d < D; d++) z[d] = (x[d] - m->center[d]) / s;
+            continue;
+        }
+        /* forward substitution; z may be x */
+        for (int d = 0; d < D; d++) {
+            double t = x[d] - m->center[d];
+            for (int e = 0; e < d; e++) t -= L[d + (size_t) D * e] * z[e];
+            z[d] = t / L[d + (size_t) D * d];
+        }
+    }
 }
 
 void map_unstandardise(const jko_map *m, const double *Z, int n, double *X)
 {
     const int D = m->net.D;
-    const double s = m->scale;
-    for (int i = 0; i < n; i++)
-        for (int d = 0; d < D; d++)
-            X[d + (size_t) D * i] = Z[d + (size_t) D * i] * s + m->center[d];
+    const double s = m->scale, *L = m->L;
+    for (int i = 0; i < n; i++) {
+        const double *z = Z + (size_t) D * i;
+        double *x = X + (size_t) D * i;
+        if (!L) {
+            for (int d = 0; d < D; d++) x[d] = z[d] * s + m->center[d];
+            continue;
+        }
+        /* from the last row up, so that x may be z */
+        for (int d = D - 1; d >= 0; d--) {
+            double t = m->center[d];
+            for (int e = 0; e <= d; e++) t += L[d + (size_t) D * e] * z[e];
+            x[d] = t;
+        }
+    }
+}
+
+double map_L_norm(const double *L, int D)
+{
+    double mx = 0;
+    for (int d = 0; d < D; d++) {
+        double s = 0;
+        for (int e = 0; e <= d; e++) s += fabs(L[d + (size_t) D * e]);
+        if (s > mx) mx = s;
+    }
+    return mx;
 }
 
 /* push with X in x's coordinates, or already standardised (std = 1) */
@@ -131,4 +164,41 @@ void map_moments(const double *X, int D, int n, double *center, double *scale)
     }
     double sc = sqrt((double) mu / (n - 1));
     *scale = (isfinite(sc) && sc > 0) ? sc : 1.0;
+}
+
+double map_moments_full(const double *X, int D, int n, double *center, double *L)
+{
+    double iso;
+    map_moments(X, D, n, center, &iso);
+    for (int e = 0; e < D; e++)
+        for (int d = 0; d < D; d++) {
+            long double s = 0;
+            if (d >= e)
+                for (int i = 0; i < n; i++)
+                    s += (X[d + (size_t) D * i] - center[d]) *
+                         (X[e + (size_t) D * i] - center[e]);
+            L[d + (size_t) D * e] = d >= e ? (double) (s / (n - 1)) : 0.0;
+        }
+    /* in-place lower Cholesky; on failure the diagonal */
+    int ok = n > D;
+    double *diag = (double *) R_alloc(D, sizeof(double));
+    for (int d = 0; d < D; d++) diag[d] = L[d + (size_t) D * d];
+    for (int j = 0; j < D && ok; j++) {
+        double *Lj = L + (size_t) D * j;
+        for (int k = 0; k < j; k++) {
+            const double *Lk = L + (size_t) D * k;
+            for (int i = j; i < D; i++) Lj[i] -= Lk[i] * Lk[j];
+        }
+        if (!(Lj[j] > 1e-300) || !isfinite(Lj[j])) { ok = 0; break; }
+        double r = sqrt(Lj[j]);
+        for (int i = j; i < D; i++) Lj[i] /= r;
+    }
+    if (!ok) {
+        for (size_t q = 0; q < (size_t) D * D; q++) L[q] = 0;
+        for (int d = 0; d < D; d++) {
+            double v = diag[d];
+            L[d + (size_t) D * d] = (v > 0 && isfinite(v)) ? sqrt(v) : iso;
+        }
+    }
+    return map_L_norm(L, D);
 }

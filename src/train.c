@@ -33,19 +33,31 @@ int jko_loss_grad(const jko_map *m, const double *Z, int n, icnn_ws *ws,
     icnn_forward(net, th, Z, n, ws, NULL, b->Y);
     int st = icnn_hessian(net, th, Z, n, ws, b->ld);
     if (st) return st;
-    /* Phi and its gradient at the pushed points in x's coordinates */
+    /* Phi and its gradient at the pushed points in x's coordinates: x =
+     * center + L y, grad_y Phi = L' grad_x Phi. With L = scale I the metric
+     * is x's own (h / scale^2 in y); with a full L it is y's (the
+     * whitened flow, whose time is not x's but whose stationary law is). */
     const double *Yx = b->Y;
     if (m->center) {
-        h /= m->scale * m->scale;
-        for (int i = 0; i < n; i++)
-            for (int d = 0; d < D; d++)
-                b->Yx[d + (size_t) D * i] = m->center[d] + m->scale * b->Y[d + (size_t) D * i];
+        if (!m->L) h /= m->scale * m->scale;
+        map_unstandardise(m, b->Y, n, b->Yx);
         Yx = b->Yx;
     }
     st = pot_eval(pot, Yx, n, b->phi, b->gphi);
     if (st) return st;
-    if (m->center)
+    if (m->center && !m->L) {
         for (size_t q = 0; q < (size_t) D * n; q++) b->gphi[q] *= m->scale;
+    } else if (m->L) {
+        for (int i = 0; i < n; i++) {
+            double *g = b->gphi + (size_t) D * i;
+            /* g <- L' g, top row first: row d uses g[d..D-1] */
+            for (int d = 0; d < D; d++) {
+                double t = 0;
+                for (int e = d; e < D; e++) t += m->L[e + (size_t) D * d] * g[e];
+                g[d] = t;
+            }
+        }
+    }
     double tot = 0;
     for (int i = 0; i < n; i++) {
         const double *x = Z + (size_t) D * i, *y = b->Y + (size_t) D * i;
@@ -67,8 +79,20 @@ int jko_loss_grad(const jko_map *m, const double *Z, int n, icnn_ws *ws,
     return JKO_OK;
 }
 
+/* mean and variance of x[0..n-1] */
+static void mean_var(const double *x, int n, double *mean, double *var)
+{
+    double m = 0, v = 0;
+    for (int i = 0; i < n; i++) m += x[i];
+    m /= n;
+    for (int i = 0; i < n; i++) v += (x[i] - m) * (x[i] - m);
+    *mean = m;
+    *var = n > 1 ? v / (n - 1) : 0;
+}
+
 int jko_train(const jko_map *m, double *th, const double *Zp, int npool,
-              jko_pot *pot, const jko_settings *s, double *loss, int *fail_iter)
+              jko_pot *pot, const jko_settings *s, double *loss, int *fail_iter,
+              int *iters_used)
 {
     const icnn_t *net = &m->net;
     const int D = net->D, iters = s->iters, batch = s->batch;
@@ -90,7 +114,15 @@ int jko_train(const jko_map *m, double *th, const double *Zp, int npool,
      * well-behaved step. */
     double gref = 0;
     int outliers = 0;
-    for (int t = 0; t < iters; t++) {
+    /* The learning rate: annealed along a half cosine from lr to lr_end over
+     * the iterations; with s->adaptive, held at lr until the loss stops
+     * falling (the mean of its last JKO_WINDOW values within two standard
+     * errors of the window's before), then annealed over a tail of
+     * max(JKO_WINDOW, iters / 5) iterations, which ends the step. */
+    const int tail = s->adaptive ? (iters / 5 > JKO_WINDOW ? iters / 5 : JKO_WINDOW) : iters;
+    int anneal0 = s->adaptive ? -1 : 0, stop = iters;
+    if (s->adaptive && tail >= iters) anneal0 = 0;
+    for (int t = 0; t < stop; t++) {
         R_CheckUserInterrupt();
         size_t start = ((size_t) t * batch) % (size_t) npool;
         const double *X = Zp + (size_t) D * start;
@@ -122,33 +154,52 @@ int jko_train(const jko_map *m, double *th, const double *Zp, int npool,
             gn = JKO_CLIP * gref;
         }
         gref = 0.9 * gref + 0.1 * gn;
+        if (anneal0 < 0) {
+            int plateau = t + 1 >= iters - tail;
+            if (!plateau && (t + 1) % JKO_WINDOW == 0 && t + 1 >= 2 * JKO_WINDOW) {
+                double m1, v1, m2, v2;
+                mean_var(loss + t + 1 - 2 * JKO_WINDOW, JKO_WINDOW, &m1, &v1);
+                mean_var(loss + t + 1 - JKO_WINDOW, JKO_WINDOW, &m2, &v2);
+                plateau = m1 - m2 < 2.0 * sqrt((v1 + v2) / JKO_WINDOW);
+            }
+            if (plateau) {
+                anneal0 = t + 1;
+                stop = anneal0 + tail < iters ? anneal0 + tail : iters;
+            }
+        }
         /* annealing: the last iterations average out the batch noise */
-        opt.lr = s->lr_end + 0.5 * (s->lr - s->lr_end) *
-                 (1.0 + cos(M_PI * t / (iters > 1 ? iters - 1 : 1)));
+        if (anneal0 < 0 || t < anneal0) {
+            opt.lr = s->lr;
+        } else {
+            int len = stop - anneal0;
+            opt.lr = s->lr_end + 0.5 * (s->lr - s->lr_end) *
+                     (1.0 + cos(M_PI * (t - anneal0) / (len > 1 ? len - 1 : 1)));
+        }
         adam_step(&opt, th, b.grad);
         icnn_project(net, th);
         for (size_t q = 0; q < net->npar; q++)
             if (!isfinite(th[q])) { *fail_iter = t + 1; return JKO_ERR_NONFINITE; }
         if (s->progress > 0 && ((t + 1) % tick == 0 || t + 1 == iters)) {
             REprintf("\rstep %3d: iteration %d/%d, loss %.5g   ", s->progress, t + 1,
-                     iters, loss[t]);
+                     stop, loss[t]);
             R_FlushConsole();
         }
     }
     if (s->progress > 0) REprintf("\r%60s\r", "");
+    *iters_used = stop;
     return JKO_OK;
 }
 
 int jko_step(const jko_map *m, double *th, const double *pool, int npool,
              double *pool_out, const double *mon, int nmon, double *mon_out,
              double *mon_ld, double *mon_phi, jko_pot *pot,
-             const jko_settings *s, double *loss, int *fail_iter)
+             const jko_settings *s, double *loss, int *fail_iter, int *iters_used)
 {
     const int D = m->net.D;
     /* the pool in the step's coordinates, once; pushed in place after */
     double *Zp = (double *) R_alloc((size_t) D * npool, sizeof(double));
     map_standardise(m, pool, npool, Zp);
-    int st = jko_train(m, th, Zp, npool, pot, s, loss, fail_iter);
+    int st = jko_train(m, th, Zp, npool, pot, s, loss, fail_iter, iters_used);
     if (st) return st;
     /* the pool is already in the step's coordinates */
     map_push_standardised(m, Zp, npool, s->nth, pool_out);

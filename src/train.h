@@ -28,11 +28,15 @@
 /* A gradient whose norm exceeds JKO_CLIP times a running reference norm is
  * scaled down to that bound (see jko_train). */
 #define JKO_CLIP 10.0
+/* Adaptive steps: the window of iterations whose mean loss tells whether
+ * the training still makes progress (see jko_train). */
+#define JKO_WINDOW 50
 
 typedef struct {
     double h, beta;        /* the JKO step and the inverse temperature      */
     int iters, batch;      /* Adam iterations and samples per iteration     */
     double lr, lr_end;     /* learning rate, annealed along a half cosine   */
+    int adaptive;          /* stop when the loss stops falling (jko_train)  */
     int nth;               /* threads                                       */
     int progress;          /* > 0: show "step <progress>: iteration t/T"    */
 } jko_settings;
@@ -49,12 +53,14 @@ void jko_buf_alloc(const icnn_t *net, jko_buf *b, int n);
 int jko_loss_grad(const jko_map *m, const double *Z, int n, icnn_ws *ws,
                   jko_pot *pot, double h, double beta, jko_buf *b, double *loss);
 
-/* s->iters Adam steps from th (updated in place; m->theta must be th) on
- * batches taken in turn from the standardised pool Zp (D x npool). loss
- * (iters) records each iteration's loss. On failure returns the status and
- * sets *fail_iter (1-based). */
+/* s->iters Adam steps (with s->adaptive, as many as the loss needs, at
+ * most s->iters: *iters_used) from th (updated in place; m->theta must be
+ * th) on batches taken in turn from the standardised pool Zp (D x npool).
+ * loss (iters) records each iteration's loss. On failure returns the
+ * status and sets *fail_iter (1-based). */
 int jko_train(const jko_map *m, double *th, const double *Zp, int npool,
-              jko_pot *pot, const jko_settings *s, double *loss, int *fail_iter);
+              jko_pot *pot, const jko_settings *s, double *loss, int *fail_iter,
+              int *iters_used);
 
 /* A whole JKO step: trains th (m->theta must be th) on the pool (D x npool,
  * in x's coordinates), then pushes the pool into pool_out, the monitor
@@ -65,6 +71,6 @@ int jko_train(const jko_map *m, double *th, const double *Zp, int npool,
 int jko_step(const jko_map *m, double *th, const double *pool, int npool,
              double *pool_out, const double *mon, int nmon, double *mon_out,
              double *mon_ld, double *mon_phi, jko_pot *pot,
-             const jko_settings *s, double *loss, int *fail_iter);
+             const jko_settings *s, double *loss, int *fail_iter, int *iters_used);
 
 #endif

@@ -151,7 +151,7 @@ test_that("from the default prior start the flow reaches the posterior", {
   m_ref <- colSums(th * wt)
   s_ref <- sqrt(colSums(sweep(th, 2L, m_ref)^2 * wt))
   fit <- jko_fit(tg, h = 0.5, steps = 8, hidden = c(16, 16), batch = 256, iters = 150,
-                 verbose = FALSE)
+                 verbose = FALSE, stationary = FALSE)
   expect_match(fit$init$label, "truncated to log alpha >= -8")
   s <- jko_sample(fit, 4000)$x
   # 4000 draws give a mean to 0.016 sd; the flow's own error is of order 0.1 sd
@@ -164,7 +164,7 @@ test_that("jko_fit starts a target_logistic from its prior; predict gives the po
   tg <- target_logistic(d$x, d$y, "normal")
   set.seed(9)
   fit <- jko_fit(tg, h = 0.5, steps = 2, hidden = c(8, 8), batch = 128, iters = 60,
-                 verbose = FALSE)
+                 verbose = FALSE, stationary = FALSE)
   expect_match(fit$init$label, "N\\(0, I\\) prior")
   s <- jko_sample(fit, 500)
   newx <- d$x[1:7, ]

@@ -70,8 +70,10 @@ test_that("results from C are named lists", {
               rep(0, 8), potential_quadratic(diag(2)),
               list(h = 0.1, beta = 1, iters = 3L, batch = 16L, lr = 1e-3, lr_end = 1e-3),
               NULL, 1L, 0L)
-  expect_named(st, c("theta", "loss", "status", "iter", "center", "scale", "pool",
-                     "monitor", "monitor_log_density", "monitor_potential"))
+  expect_named(st, c("theta", "loss", "iters", "status", "iter", "center", "scale", "L",
+                     "pool", "monitor", "monitor_log_density", "monitor_potential"))
+  expect_identical(st$iters, 3L)
+  expect_null(st$L)
   # with no `std` given, the step takes the pool's moments
   expect_equal(st$center, rowMeans(pool), tolerance = 1e-15)
   expect_equal(st$scale, sqrt(mean(rowSums((pool - rowMeans(pool))^2)) / 63), tolerance = 1e-15)

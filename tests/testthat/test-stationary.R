@@ -1,0 +1,120 @@
+# Flows run to their stationary law: the KL verdict from the exact
+# densities, the whitened (preconditioned) steps, the defaults for targets,
+# and a robust Laplace start.
+
+test_that("the KL estimate log Z - ELBO matches the closed form for Gaussians", {
+  # rho = N(0, I_D) (exact samples and log-densities); pi = N(mu, s^2 I),
+  # narrower than rho, so that the weights are bounded (k-hat < 0.5);
+  # unnormalised: KL(rho || pi) = (D / s^2 + |mu|^2 / s^2 - D) / 2 + D log s
+  set.seed(1)
+  D <- 3; mu <- c(0.5, -0.3, 0.2); s <- 0.8; n <- 20000
+  x <- matrix(rnorm(n * D), n, D)
+  log_q <- -rowSums(x^2) / 2 - D / 2 * log(2 * pi)
+  phi <- rowSums(sweep(x, 2L, mu)^2) / (2 * s^2) + 7   # any constant
+  kl <- (D / s^2 + sum(mu^2) / s^2 - D) / 2 + D * log(s)
+  est <- jkoflow:::target_divergence(phi, log_q, beta = 1)
+  expect_lt(abs(est$kl - kl), 4 * est$kl_se + 1e-3)
+  expect_lt(est$kl_se, 0.01)
+  expect_lt(est$pareto_k, 0.5)
+  # the standard error agrees with the spread over replicates
+  reps <- replicate(30, {
+    i <- sample.int(n, 2000)
+    jkoflow:::target_divergence(phi[i], log_q[i], 1)$kl
+  })
+  se2000 <- jkoflow:::target_divergence(phi[1:2000], log_q[1:2000], 1)$kl_se
+  expect_gt(sd(reps) / se2000, 0.5)
+  expect_lt(sd(reps) / se2000, 2)
+  # beta: pi proportional to exp(-beta Phi) = N(mu, s^2 / beta I)
+  est2 <- jkoflow:::target_divergence(phi, log_q, beta = 2)
+  s2 <- s / sqrt(2)
+  kl2 <- (D / s2^2 + sum(mu^2) / s2^2 - D) / 2 + D * log(s2)
+  expect_lt(abs(est2$kl - kl2), 4 * est2$kl_se + 1e-3)
+})
+
+# theta ~ N(0, I), y_j | theta ~ N(theta, I), j = 1..m, in D = 6, with a
+# correlated design made by a linear change of variables: the posterior is
+# N(mu, V) with V far from isotropic.
+correlated_conjugate <- function(D = 6, seed = 5) {
+  set.seed(seed)
+  A <- matrix(rnorm(D * D), D) %*% diag(10^seq(-1, 1, length.out = D))
+  # y = A theta + e, e ~ N(0, I): posterior precision I + A'A
+  theta0 <- rnorm(D)
+  y <- drop(A %*% theta0 + rnorm(D))
+  P <- diag(D) + crossprod(A)
+  V <- solve(P)
+  mu <- drop(V %*% crossprod(A, y))
+  logd <- function(x) {
+    r <- sweep(x %*% t(A), 2L, y)
+    -0.5 * rowSums(r^2) - 0.5 * rowSums(x^2) - D * log(2 * pi)
+  }
+  grad <- function(x) -sweep(x %*% crossprod(A), 2L, drop(crossprod(A, y))) - x
+  logz <- logd(matrix(mu, 1L)) + D / 2 * log(2 * pi) + 0.5 * determinant(V)$modulus
+  list(target = target_logdensity(logd, grad, dim = D), mu = mu, V = V,
+       logz = as.numeric(logz), D = D)
+}
+
+test_that("jko_fit(target) with nothing else reaches the posterior and says so", {
+  cc <- correlated_conjugate()
+  set.seed(2)
+  fit <- jko_fit(cc$target, verbose = FALSE)
+  expect_true(fit$stationary)
+  expect_true(fit$verdict$reached)
+  expect_identical(fit$verdict$reason, "reached")
+  expect_lt(fit$verdict$kl, fit$settings$kl_tol)
+  expect_match(fit$init$label, "Laplace approximation")
+  expect_output(print(fit), "The flow reached the target at step [0-9]+: KL\\(rho \\|\\| pi\\)")
+  # whitened steps: each map's change of variables is a Cholesky factor
+  expect_true(all(vapply(fit$std, function(s) is.matrix(s$L), logical(1))))
+  # the history reports h and the iterations actually used
+  expect_true(all(fit$history$iters[-1] <= fit$settings$iters))
+  expect_true(all(fit$history$h[-1] > 0))
+  n <- 10000
+  s <- jko_sample(fit, n)
+  sd_ref <- sqrt(diag(cc$V))
+  expect_lt(max(abs(colMeans(s$x) - cc$mu) / sd_ref), 0.1)
+  expect_lt(max(abs(apply(s$x, 2L, sd) / sd_ref - 1)), 0.1)
+  ev <- jko_evidence(fit, 10000)
+  expect_lt(abs(ev$log_z - cc$logz), max(5 * ev$se, 0.02))
+})
+
+test_that("a flow stopped before its target says so, with a warning", {
+  cc <- correlated_conjugate()
+  set.seed(3)
+  expect_warning(fit <- jko_fit(cc$target, steps = 1, verbose = FALSE,
+                                control = jko_control(iters = 100)),
+                 "The flow did NOT reach the target .*the given number of steps ran out at step 1")
+  expect_false(fit$verdict$reached)
+  expect_output(print(fit), "did NOT reach the target")
+  # continued, it gets there
+  fit2 <- suppressWarnings(jko_continue(fit, 4, verbose = FALSE))
+  expect_lt(fit2$history$kl[6], fit$history$kl[2])
+})
+
+test_that("init_laplace() survives a log-density that is -Inf or NaN away from the mode", {
+  # a 3-D regression with log sigma whose log-density overflows (NaN) for
+  # log sigma below -30 and is -Inf outside |beta| < 50
+  set.seed(4)
+  n <- 40
+  X <- cbind(1, rnorm(n))
+  y <- drop(X %*% c(1, 2) + rnorm(n, sd = 0.5))
+  logd <- function(th) {
+    b <- th[, 1:2, drop = FALSE]
+    ls <- th[, 3]
+    r <- sweep(b %*% t(X), 2L, y)
+    out <- -n * ls - 0.5 * rowSums(r^2) / exp(2 * ls) - rowSums(b^2) / 200 - ls^2 / 2
+    out[ls < -30] <- NaN
+    out[rowSums(abs(b) > 50) > 0] <- -Inf
+    out
+  }
+  tg <- suppressMessages(target_logdensity(logd, dim = 3))
+  la <- init_laplace(tg)
+  fit_ls <- lm(y ~ X - 1)
+  expect_lt(max(abs(la$mode[1:2] - coef(fit_ls))), 0.05)
+  expect_lt(abs(la$mode[3] - log(sqrt(mean(resid(fit_ls)^2)))), 0.1)
+  # from a start where the log-density is -Inf, more starts are tried
+  la2 <- init_laplace(tg, start = c(60, 0, 0))
+  expect_equal(la2$mode, la$mode, tolerance = 1e-4)
+  # nowhere finite: a clear error
+  nowhere <- new_potential(function(x) rep(Inf, nrow(x)), dim = 2)
+  expect_error(init_laplace(nowhere), "the potential is not finite at any of the 3 starting points tried")
+})
