@@ -24,6 +24,35 @@
 #' costs the same whatever its number. The free energy is estimated after each
 #' step on `monitor` samples with their exact log-densities.
 #'
+#' @section Flows to the stationary law:
+#' For a target the time of the flow is not the point, its stationary law
+#' is, and `jko_fit(target)` with nothing else runs until the flow has
+#' reached it. The package then chooses what the user leaves unset:
+#' * the metric: each step's network acts on \eqn{L^{-1}(x - c)}, with
+#'   \eqn{c} and \eqn{L L^\top} the mean and covariance of
+#'   \eqn{\rho_{k-1}} (preconditioning: an exact change of variables whose
+#'   JKO step is that of the whitened flow; its time is not the physical
+#'   one, its stationary law is \eqn{\pi}, and densities stay exact);
+#' * `h`: 0.5 for the first step, doubled while the estimated
+#'   \eqn{KL(\rho_k \| \pi)} falls (up to 8), halved when it rises;
+#' * the iterations: a step's training ends when its loss has stopped
+#'   falling within its noise, then anneals (at most `iters`);
+#' * `steps`: until the flow has reached the target (see `kl_tol` in
+#'   [jko_control()]), the KL estimate stops decreasing, or `max_steps` or
+#'   `max_time` run out;
+#' * `init`: the target's prior ([target_logistic()]) or a widened Laplace
+#'   approximation ([init_laplace()]);
+#' * the network: 32 x 32, batches of 512, a pool of \eqn{2^{17}} and
+#'   \eqn{2^{14}} monitor samples.
+#'
+#' After every step `history` records `h`, the iterations used and, from
+#' the exact densities of the monitor samples, \eqn{KL(\rho_k \| \pi)}
+#' estimated as \eqn{\log\hat Z - \mathrm{ELBO}} with its standard
+#' error, the Pareto \eqn{\hat k} and the relative ESS of the importance
+#' weights, and `moment_gap` (how far the samples' means and sds are from
+#' their importance-weighted values). `fit$verdict` and `print(fit)` say in
+#' words whether the flow reached the target; a fit that did not warns.
+#'
 #' An error in a user's potential, a divergence or an interrupt stops the fit
 #' with an error of class `"jkoflow_error_fit"` whose `fit` element holds the
 #' steps already completed; [jko_last_fit()] returns them too and
@@ -42,6 +71,11 @@
 #'   option `jkoflow.threads` (see [jko_control()]).
 #' @param verbose Print a line per step (and, in an interactive session, the
 #'   progress of the iterations within each step)?
+#' @param stationary Is the flow run for its stationary law
+#'   \eqn{\pi \propto e^{-\beta\Phi}} rather than for \eqn{\rho_t}? The
+#'   default is `TRUE` for targets ([target_logdensity()],
+#'   [target_logistic()]) and `FALSE` otherwise. See "Flows to the
+#'   stationary law".
 #' @param ... Settings of [jko_control()] given directly (`hidden`, `rank`,
 #'   `batch`, `iters`, `lr`, `lr_end`, `pool`, `monitor`, `activation`,
 #'   `alpha_min`), as in earlier versions; they override `control`.
@@ -102,11 +136,15 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
   verbose <- check_flag(verbose, "verbose")
   net <- icnn(D, control$hidden, control$rank, control$activation, control$alpha_min)
   net$theta <- NULL
+  if (is.null(control$kl_tol)) control$kl_tol <- max(0.01, 0.005 * D)
 
   mon <- init$sample(control$monitor)
   mon_ld <- if (is.null(init$log_density)) rep(NA_real_, control$monitor)
             else init_log_density(init, mon)
-  phi <- .Call(C_pot_eval, potential, to_cols(mon), FALSE)$value
+  # Phi at the monitor samples: checked, except where a target's support
+  # may leave it infinite
+  phi <- if (isTRUE(potential$support)) potential_values(potential, mon)
+         else .Call(C_pot_eval, potential, to_cols(mon), FALSE)$value
   fit <- structure(list(
     call = call, potential = potential, init = init, dim = D, h = h, beta = beta,
     net = net, settings = control,
@@ -126,7 +164,7 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
                                loss = NA_real_,
                                free_energy = mean(phi) + mean(mon_ld) / beta,
                                seconds = 0),
-                    target_divergence(phi, mon_ld, beta)),
+                    target_divergence(phi, mon_ld, beta, to_cols(mon))),
     loss_trace = list(),
     # the monitor samples of the last step, one per column, and their
     # log-densities
@@ -145,13 +183,15 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
 # The training settings of a stationary flow where the user gave none: a
 # narrower network and smaller batches than the time-accurate flow's (each
 # whitened step is a near-Gaussian correction, and the steps end when their
-# loss stops falling).
+# loss stops falling), and a larger monitor for the verdict.
 stationary_defaults <- function(control) {
   given <- names(attr(control, "args"))
   args <- attr(control, "args")
   if (!"hidden" %in% given) args$hidden <- c(32, 32)
   if (!"batch" %in% given) args$batch <- 512
   if (!"pool" %in% given) args$pool <- 2^17
+  # the verdict's estimates need the tails: more monitor samples
+  if (!"monitor" %in% given) args$monitor <- 2^14
   out <- do.call(jko_control, args)
   attr(out, "args") <- attr(control, "args")
   out
@@ -192,20 +232,25 @@ is_target <- function(potential) {
 #' @param monitor Number of samples used to estimate the free energy.
 #' @param activation,alpha_min The network's activation and lower bound of
 #'   its strong convexity (see [icnn()]).
-#' @param kl_tol,max_steps,max_time For a flow run to its stationary law
-#'   (`jko_fit(stationary = TRUE)`, the default for targets) without a given
-#'   number of `steps`: it stops when the estimated
-#'   \eqn{KL(\rho_k \| \pi)} is below `kl_tol` with a Pareto
-#'   \eqn{\hat k < 0.7}, when the estimate stops decreasing, or after
-#'   `max_steps` steps or `max_time` seconds, whichever comes first.
+#' @param kl_tol,moment_tol,max_steps,max_time For a flow run to its
+#'   stationary law (`jko_fit(stationary = TRUE)`, the default for targets)
+#'   without a given number of `steps`: it stops when it has reached the
+#'   target, that is when the estimated \eqn{KL(\rho_k \| \pi)} is below
+#'   `kl_tol` (by default \eqn{\max(0.01, 0.005 D)} in dimension D: KL adds
+#'   up over independent coordinates, and an sd 5\% off costs 0.0025 in
+#'   each), the Pareto \eqn{\hat k} of the importance weights below 0.7
+#'   and the means and sds of the flow's samples within `moment_tol` of
+#'   their importance-weighted values (in target sds, and relative); or when
+#'   the KL estimate stops decreasing; or after `max_steps` steps or
+#'   `max_time` seconds, whichever comes first.
 #' @return An object of class `"jko_control"`, a list of the settings.
 #' @examples
 #' jko_control(hidden = c(32, 32), iters = 200)
 #' @export
 jko_control <- function(hidden = c(64, 64), rank = 5, batch = 1024, iters = 500,
                         lr = 5e-3, lr_end = lr / 100, pool = NULL, monitor = 2048,
-                        activation = "softplus", alpha_min = 1e-4, kl_tol = 0.01,
-                        max_steps = 50, max_time = 300) {
+                        activation = "softplus", alpha_min = 1e-4, kl_tol = NULL,
+                        moment_tol = 0.05, max_steps = 50, max_time = 300) {
   args <- as.list(match.call())[-1L]
   args <- lapply(args, eval, envir = parent.frame())
   hidden <- check_hidden(hidden)
@@ -218,13 +263,14 @@ jko_control <- function(hidden = c(64, 64), rank = 5, batch = 1024, iters = 500,
   monitor <- check_count(monitor, "monitor")
   check_activation(activation)
   alpha_min <- check_positive(alpha_min, "alpha_min")
-  kl_tol <- check_positive(kl_tol, "kl_tol")
+  if (!is.null(kl_tol)) kl_tol <- check_positive(kl_tol, "kl_tol")
+  moment_tol <- check_positive(moment_tol, "moment_tol")
   max_steps <- check_count(max_steps, "max_steps")
   max_time <- check_positive(max_time, "max_time")
   structure(list(hidden = hidden, rank = rank, batch = batch, iters = iters, lr = lr,
                  lr_end = lr_end, pool = pool, monitor = monitor,
                  activation = activation, alpha_min = alpha_min, kl_tol = kl_tol,
-                 max_steps = max_steps, max_time = max_time),
+                 moment_tol = moment_tol, max_steps = max_steps, max_time = max_time),
             args = args, class = "jko_control")
 }
 
@@ -390,30 +436,51 @@ jko_step <- function(fit, k, theta, pool, h, threads, verbose = FALSE) {
     data.frame(step = k, time = if (stationary) prev$time + h else k * h, h = h,
                iters = res$iters,
                loss = tail_loss, free_energy = fe, seconds = secs),
-    target_divergence(res$monitor_potential, res$monitor_log_density, fit$beta)))
+    target_divergence(res$monitor_potential, res$monitor_log_density, fit$beta,
+                      res$monitor)))
   list(fit = fit, theta = res$theta, pool = res$pool)
 }
 
 # KL(rho || pi) for pi proportional to exp(-beta Phi), from samples of rho
 # with their potentials phi and log-densities log_q: with log w = -beta phi
 # - log q, KL = log E w - E log w (log Z - ELBO), its delta-method standard
-# error, the Pareto k-hat of the weights and their relative ESS.
-target_divergence <- function(phi, log_q, beta) {
+# error, the Pareto k-hat of the weights and their relative ESS. With the
+# samples x (D x n), also `moment_gap`: the largest difference, over the
+# coordinates, between the samples' means and sds and their importance-
+# weighted ones (which are pi's), in units of pi's sd (for the means) and
+# relative (for the sds). The reverse KL barely sees a flow's light tails;
+# the weights do.
+target_divergence <- function(phi, log_q, beta, x = NULL) {
   lw <- -beta * phi - log_q
-  out <- data.frame(kl = NA_real_, kl_se = NA_real_, pareto_k = NA_real_, ess = NA_real_)
-  if (anyNA(lw) || any(lw == Inf) || all(lw == -Inf)) return(out)
+  out <- data.frame(kl = NA_real_, kl_se = NA_real_, pareto_k = NA_real_, ess = NA_real_,
+                    moment_gap = NA_real_, outside = NA_real_)
+  if (anyNA(lw) || any(lw == Inf)) return(out)
+  # A flow's law has a positive density everywhere: outside the support of
+  # pi (phi = Inf), which the monitor samples may reach, KL is infinite.
+  # The figures are then those of rho restricted to the support, with the
+  # share of samples outside beside them.
+  inside <- is.finite(lw)
+  out$outside <- mean(!inside)
+  if (sum(inside) < 10L) return(out)
+  if (!is.null(x)) x <- x[, inside, drop = FALSE]
+  lw <- lw[inside]
   n <- length(lw)
   mx <- max(lw)
   w <- exp(lw - mx)
   mw <- mean(w)
-  fin <- is.finite(lw)
-  kl <- mx + log(mw) - mean(lw)
+  out$kl <- mx + log(mw) - mean(lw)
   # influence of each sample on log mean(w) - mean(log w)
-  psi <- w / mw - ifelse(fin, lw, 0)
-  out$kl <- if (all(fin)) kl else Inf
-  out$kl_se <- if (all(fin)) stats::sd(psi) / sqrt(n) else NA_real_
+  out$kl_se <- stats::sd(w / mw - lw) / sqrt(n)
   out$pareto_k <- pareto_khat(lw)
   out$ess <- sum(w)^2 / sum(w^2) / n
+  if (!is.null(x)) {
+    wn <- w / sum(w)
+    m <- rowMeans(x)
+    m_is <- drop(x %*% wn)
+    sd_x <- sqrt(rowSums((x - m)^2) / (n - 1))
+    sd_is <- sqrt(drop((x - m_is)^2 %*% wn))
+    out$moment_gap <- max(abs(m - m_is) / sd_is, abs(sd_x / sd_is - 1))
+  }
   out
 }
 
@@ -431,21 +498,26 @@ next_h <- function(fit) {
 }
 
 # Why a stationary flow stops after its last step: "reached" (KL below
-# kl_tol, k-hat below 0.7), "stalled" (no decrease of KL beyond twice its
-# standard error over the last three steps), or NA (go on).
+# kl_tol, k-hat below 0.7, and the samples' means and sds within
+# moment_tol of their importance-weighted values), "stalled" (no decrease
+# of KL beyond twice its standard error over the last three steps), or NA
+# (go on).
 stop_reason <- function(fit) {
   hist <- fit$history[-1L, , drop = FALSE]
   K <- nrow(hist)
   if (!K) return(NA_character_)
-  last <- hist[K, ]
-  if (is.finite(last$kl) && last$kl < fit$settings$kl_tol &&
-      is.finite(last$pareto_k) && last$pareto_k < 0.7) return("reached")
+  if (target_reached(hist[K, ], fit$settings)) return("reached")
   if (K >= 4L && all(is.finite(hist$kl[(K - 3L):K]))) {
     best_before <- min(hist$kl[seq_len(K - 3L)])
     recent <- hist[(K - 2L):K, ]
     if (all(recent$kl > best_before - 2 * recent$kl_se)) return("stalled")
   }
   NA_character_
+}
+
+target_reached <- function(h, settings) {
+  isTRUE(h$kl < settings$kl_tol && h$pareto_k < 0.7 && h$moment_gap < settings$moment_tol &&
+         h$outside < 1e-3)
 }
 
 # The verdict of a stationary flow at its last step.
@@ -460,13 +532,18 @@ target_verdict <- function(fit, schedule) {
   }
   list(reached = reached, reason = why, step = last$step, kl = last$kl,
        kl_se = last$kl_se, pareto_k = last$pareto_k, ess = last$ess,
-       kl_tol = fit$settings$kl_tol)
+       moment_gap = last$moment_gap, outside = last$outside, kl_tol = fit$settings$kl_tol,
+       moment_tol = fit$settings$moment_tol)
 }
 
 # The verdict in words.
 verdict_text <- function(v) {
-  figs <- sprintf("KL(rho || pi) = %.3g (se %.2g), Pareto k-hat %.2f, importance ESS %.0f%%",
-                  v$kl, v$kl_se, v$pareto_k, 100 * v$ess)
+  figs <- sprintf(paste0("KL(rho || pi) = %.3g (se %.2g), Pareto k-hat %.2f, importance ESS %.0f%%, ",
+                         "moments within %.3g of their importance-weighted values%s"),
+                  v$kl, v$kl_se, v$pareto_k, 100 * v$ess, v$moment_gap,
+                  if (isTRUE(v$outside > 0))
+                    sprintf("; %.2g%% of the samples outside the support of pi (KL over the rest)",
+                            100 * v$outside) else "")
   if (v$reached) {
     return(sprintf("The flow reached the target at step %d: %s.", v$step, figs))
   }
@@ -476,10 +553,10 @@ verdict_text <- function(v) {
     max_steps = "the step budget (`max_steps`) ran out",
     max_time = "the time budget (`max_time`) ran out",
     "it was stopped")
-  sprintf(paste0("The flow did NOT reach the target (KL below %g with k-hat < 0.7): %s at step %d; %s. ",
+  sprintf(paste0("The flow did NOT reach the target (KL below %g, k-hat < 0.7, moments within %g): %s at step %d; %s. ",
                  "Its draws and densities are not yet those of the target: continue it ",
                  "(jko_continue()), or widen the network or the iterations (jko_control())."),
-          v$kl_tol, why, v$step, figs)
+          v$kl_tol, v$moment_tol, why, v$step, figs)
 }
 
 # What a status from C (src/api.c: status_name) means, in words; `loss` and

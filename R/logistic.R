@@ -317,7 +317,7 @@ row_logmeanexp <- function(a) {
 #' x <- cbind(1, scale(MASS::Pima.tr[, 1:7]))
 #' init_laplace(target_logistic(x, MASS::Pima.tr$type))
 #' @export
-init_laplace <- function(potential, start = NULL, inflate = 1.5, tries = 3) {
+init_laplace <- function(potential, start = NULL, inflate = 1.5, tries = 10) {
   check_potential(potential)
   D <- potential$dim
   if (is.na(D) && is.null(start)) {

@@ -34,7 +34,12 @@ builtin_potential <- function(kind, par, dim, label, ...) {
 #' * `target_logdensity(logd, grad)`: \eqn{\Phi = -\log\pi} for an
 #'   unnormalized log-density `logd` (and its gradient `grad`), so that with
 #'   \eqn{\beta = 1} the flow ends at \eqn{\pi}: a sampler for \eqn{\pi} with
-#'   a density for every sample.
+#'   a density for every sample. [jko_fit()] runs it to its stationary law
+#'   by default (see its `stationary`). `logd` may return `-Inf` outside the
+#'   support of \eqn{\pi} (Stan's convention): during a fit, batch points
+#'   there are pulled back towards the others by a quadratic barrier, and
+#'   the verdict counts the flow as not at the target while any of its
+#'   monitor samples lies outside.
 #'
 #' @param A A symmetric D x D matrix (a single number or a vector means a
 #'   diagonal matrix).
@@ -132,9 +137,11 @@ potential_fn <- function(f, grad = NULL, dim = NULL) {
 target_logdensity <- function(logd, grad = NULL, dim = NULL) {
   dim <- check_user_fns(logd, "logd", grad, dim, "target_logdensity")
   g <- if (is.null(grad)) NULL else function(x) -grad(x)
-  new_potential(function(x) -logd(x), g, dim, "target log-density",
-                names = c(value = "logd", gradient = "grad"),
-                class = "jko_target_logdensity")
+  pot <- new_potential(function(x) -logd(x), g, dim, "target log-density",
+                       names = c(value = "logd", gradient = "grad"),
+                       class = "jko_target_logdensity")
+  pot$support <- TRUE
+  pot
 }
 
 # Checks of the user's functions for potential_fn() and target_logdensity();
@@ -240,10 +247,19 @@ potential_eval_r <- function(potential, x, iter = 0L, grad = TRUE) {
     fail("the potential's `%s` returned %s%s; expected %d numbers (one per row).",
          nm[["value"]], describe(v), at_iter(iter), n)
   }
-  if (any(!is.finite(v))) {
+  # A target's log-density may be -Inf outside its support (Stan's
+  # convention): Phi = +Inf there is allowed in a fit (see outside_support())
+  # and at the monitor samples (the verdict then says the flow has mass
+  # outside the support), never NA or NaN, nor -Inf.
+  out <- if (isTRUE(potential$support) && iter != 0L) !is.na(v) & v == Inf else logical(n)
+  if (any(!is.finite(v) & !out)) {
     fail("the potential's `%s` returned %d non-finite value%s (NA, NaN or Inf)%s.",
          nm[["value"]], sum(!is.finite(v)), if (sum(!is.finite(v)) == 1L) "" else "s",
          at_iter(iter))
+  }
+  if (all(out) && grad) {
+    fail("the potential's `%s` is infinite at all %d points of a batch%s: the flow has left the support of the target.",
+         nm[["value"]], n, at_iter(iter))
   }
   g <- NULL
   if (grad) {
@@ -255,6 +271,13 @@ potential_eval_r <- function(potential, x, iter = 0L, grad = TRUE) {
              sprintf("a %s matrix", paste(dim(g), collapse = " x ")),
            at_iter(iter), nrow(x), ncol(x))
     }
+    if (any(out)) {
+      # finite differences across the boundary are not finite either
+      near <- out | rowSums(!is.finite(g)) > 0
+      sv <- outside_support(x, v, g, near)
+      v <- sv$value
+      g <- sv$gradient
+    }
     if (any(!is.finite(g))) {
       fail("the potential's `%s` returned non-finite values (NA, NaN or Inf)%s.",
            nm[["gradient"]], at_iter(iter))
@@ -265,6 +288,24 @@ potential_eval_r <- function(potential, x, iter = 0L, grad = TRUE) {
 }
 
 at_iter <- function(iter) if (iter > 0L) sprintf(" at iteration %d", iter) else ""
+
+# Points of a training batch outside the target's support (or so close to
+# its boundary that the gradient is not finite), `bad`: Phi there becomes
+# the largest finite value of the batch plus a quadratic in the distance to
+# the mean of the other points, whose gradient pulls them back towards the
+# mass, scaled by the spread of the other points. A barrier of the right
+# sign; where it acts the flow has not reached the target, and the verdict
+# (infinite KL at monitor samples outside the support) says so.
+outside_support <- function(x, v, g, bad) {
+  ok <- !bad & is.finite(v)
+  m <- colMeans(x[ok, , drop = FALSE])
+  s2 <- mean(apply(x[ok, , drop = FALSE], 2L, stats::var))
+  if (!is.finite(s2) || s2 <= 0) s2 <- 1
+  d <- sweep(x[bad, , drop = FALSE], 2L, m)
+  v[bad] <- max(v[ok]) + 0.5 * rowSums(d^2) / s2
+  g[bad, ] <- d / s2
+  list(value = v, gradient = g)
+}
 
 # Central differences on the whole batch, one coordinate at a time.
 fd_gradient <- function(f, x) {

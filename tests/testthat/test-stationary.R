@@ -116,5 +116,28 @@ test_that("init_laplace() survives a log-density that is -Inf or NaN away from t
   expect_equal(la2$mode, la$mode, tolerance = 1e-4)
   # nowhere finite: a clear error
   nowhere <- new_potential(function(x) rep(Inf, nrow(x)), dim = 2)
-  expect_error(init_laplace(nowhere), "the potential is not finite at any of the 3 starting points tried")
+  expect_error(init_laplace(nowhere), "the potential is not finite at any of the 10 starting points tried")
+})
+
+test_that("a log-density that is -Inf outside its support does not stop the fit", {
+  # x1 ~ Gamma(3, 1) on (0, Inf), x2 ~ N(0, 1): the Laplace start puts a
+  # sixth of its mass at x1 <= 0, where logd is -Inf
+  set.seed(5)
+  logd <- function(x) {
+    out <- 2 * log(pmax(x[, 1], 0)) - x[, 1] - x[, 2]^2 / 2
+    out[x[, 1] <= 0] <- -Inf
+    out
+  }
+  tg <- target_logdensity(logd, function(x) cbind(2 / x[, 1] - 1, -x[, 2]), dim = 2)
+  fit <- jko_fit(tg, verbose = FALSE)
+  expect_gt(fit$history$outside[1], 0.05)
+  expect_lt(fit$verdict$outside, 1e-3)
+  s <- jko_sample(fit, 20000)$x
+  expect_lt(mean(s[, 1] <= 0), 2e-3)
+  expect_lt(max(abs(colMeans(s) - c(3, 0)) / c(sqrt(3), 1)), 0.1)
+  expect_lt(max(abs(apply(s, 2L, sd) / c(sqrt(3), 1) - 1)), 0.1)
+  # NA and NaN are errors still, naming the function
+  bad <- target_logdensity(function(x) rep(NaN, nrow(x)), function(x) x, dim = 2)
+  e <- tryCatch(jko_fit(bad, init_gaussian(c(0, 0), 1), verbose = FALSE), error = identity)
+  expect_match(conditionMessage(e), "the potential's `logd` returned [0-9]+ non-finite values")
 })
