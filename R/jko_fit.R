@@ -40,8 +40,8 @@
 #' * `steps`: until the flow has reached the target (see `kl_tol` in
 #'   [jko_control()]), the KL estimate stops decreasing, or `max_steps` or
 #'   `max_time` run out;
-#' * `init`: the target's prior ([target_logistic()]) or a widened Laplace
-#'   approximation ([init_laplace()]);
+#' * `init`: a widened Laplace approximation ([init_laplace()]), or the
+#'   target's prior ([target_logistic()]) where that fails;
 #' * the network: 32 x 32, batches of 512, a pool of \eqn{2^{17}} and
 #'   \eqn{2^{14}} monitor samples.
 #'
@@ -59,8 +59,10 @@
 #' [jko_continue()] resumes from them.
 #'
 #' @param potential A potential: see [potentials] and [new_potential()].
-#' @param init The initial distribution: see [init_gaussian()]. For a
-#'   [target_logistic()] it defaults to the prior, cut at
+#' @param init The initial distribution: see [init_gaussian()]. For a flow
+#'   to the stationary law (the default for targets) it defaults to a
+#'   widened Laplace approximation ([init_laplace()]); for the time-accurate
+#'   flow of a [target_logistic()], to the prior, cut at
 #'   \eqn{\log\alpha \ge -8} ([init_prior()]).
 #' @param h JKO time step, a positive number.
 #' @param steps Number of JKO steps.
@@ -112,16 +114,19 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
   if (is.null(stationary)) stationary <- is_target(potential)
   stationary <- check_flag(stationary, "stationary")
   if (stationary) control <- stationary_defaults(control)
-  # targets that carry a prior (target_logistic()) start from it by default;
-  # other targets from a widened Laplace approximation
+  # A flow to the stationary law starts from a widened Laplace approximation
+  # (or, failing that, the target's prior); the time-accurate flow of a
+  # target that carries a prior (target_logistic()) from the prior.
   if (chosen[["init"]]) {
-    if (!is.null(potential[["init"]])) {
-      init <- potential[["init"]]
-    } else if (stationary) {
+    prior <- potential[["init"]]
+    if (stationary) {
       init <- tryCatch(init_laplace(potential), error = function(e) {
+        if (!is.null(prior)) return(prior)
         abort(paste0("`init` is needed: no start was given, and the Laplace ",
                      "approximation failed: %s"), conditionMessage(e))
       })
+    } else if (!is.null(prior)) {
+      init <- prior
     }
   }
   check_init(init)

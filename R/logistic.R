@@ -25,14 +25,15 @@
 #' full log-likelihood; [jko_evidence()], `jko_sample(resample = TRUE)` and
 #' [init_prior()] always use the full data.
 #'
-#' The initial distribution of [jko_fit()] defaults to the prior (cut at
-#' \eqn{\log\alpha \ge -8}, see [init_prior()]). From the prior the flow
-#' needs a time of about 3 to 5 to reach the posterior (the prior's tails are
-#' far out), so use a larger step than the default: `h = 0.5, steps = 10`.
-#' The posterior's samples and moments from that start are accurate, but its
-#' density is rougher than from a start near the posterior: for
-#' [jko_evidence()] and `jko_sample(resample = TRUE)`, start from
-#' [init_laplace()] (3 steps of `h = 0.1` suffice).
+#' `jko_fit(target_logistic(x, y))` runs the flow to the posterior from a
+#' widened Laplace approximation and says whether it got there (see
+#' [jko_fit()], "Flows to the stationary law"). The time-accurate flow
+#' (`stationary = FALSE`) starts by default from the prior (cut at
+#' \eqn{\log\alpha \ge -8}, see [init_prior()]); from there it needs a time
+#' of about 3 to 5 to reach the posterior (the prior's tails are far out):
+#' `h = 0.5, steps = 10`. The posterior's samples and moments from that
+#' start are accurate, but its density is rougher than from a start near
+#' the posterior.
 #'
 #' @param x The design matrix, N x p, numeric (a data frame of numeric
 #'   columns is accepted).
