@@ -160,10 +160,11 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
     theta = list(),
     std = list(),
     # The network of step k acts on (x - center_k) / scale_k, the centre and
-    # scale of rho_{k-1} (exact for rho_0 = init_gaussian(), estimated from
-    # samples otherwise): rho_0 far from the origin (1e6) or widely spread,
-    # and a flow that contracts by orders of magnitude (a diffuse prior to a
-    # posterior), meet each network as N(0, I) would.
+    # scale of rho_{k-1} (whitened: on L_k^{-1} (x - center_k), L_k the
+    # Cholesky factor of its covariance), exact for rho_0 = init_gaussian(),
+    # estimated from samples otherwise: rho_0 far from the origin (1e6) or
+    # widely spread, and a flow that contracts by orders of magnitude (a
+    # diffuse prior to a posterior), meet each network as N(0, I) would.
     start_std = standardisation(init, mon, whiten = stationary),
     history = cbind(data.frame(step = 0L, time = 0, h = NA_real_, iters = NA_integer_,
                                loss = NA_real_,
@@ -175,11 +176,14 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
     # log-densities
     monitor = list(points = to_cols(mon), log_density = mon_ld)
   ), class = "jko_fit")
-  theta0 <- .Call(C_icnn_init, arch(net), net$alpha_min)
-  if (!stationary) return(jko_run(fit, steps, theta0, threads = threads, verbose = verbose))
-  # For the stationary law: h and steps chosen here unless given
-  schedule <- list(h = if (chosen[["h"]]) NULL else h, steps = if (chosen[["steps"]]) NULL else steps)
-  fit <- jko_run(fit, schedule, theta0, threads = threads, verbose = verbose)
+  # For the stationary law: h and steps chosen as the flow goes unless given
+  schedule <- if (!stationary) steps else
+    list(h = if (chosen[["h"]]) NULL else h, steps = if (chosen[["steps"]]) NULL else steps)
+  # (theta0 is a promise: the first network is drawn after the pool, as
+  # jkoflow has always drawn them, so that set.seed() reproduces old fits)
+  fit <- jko_run(fit, schedule, theta0 = .Call(C_icnn_init, arch(net), net$alpha_min),
+                 threads = threads, verbose = verbose)
+  if (!stationary) return(fit)
   fit$verdict <- target_verdict(fit, schedule)
   if (!fit$verdict$reached) warning(verdict_text(fit$verdict), call. = FALSE)
   fit
@@ -310,7 +314,8 @@ print.jko_control <- function(x, ...) {
 #'
 #' Adds JKO steps to a fit, from its last step: after a fit that ran to
 #' completion, or one stopped by an error or an interrupt (see
-#' [jko_last_fit()]).
+#' [jko_last_fit()]). A flow to the stationary law goes on choosing its own
+#' `h`, and says again whether it has reached the target.
 #'
 #' @param fit A `"jko_fit"`.
 #' @param steps Number of further steps.
@@ -333,9 +338,11 @@ jko_continue <- function(fit, steps = 1, verbose = interactive(), threads = NULL
   K <- length(fit$theta)
   theta0 <- if (K > 0) fit$theta[[K]] else .Call(C_icnn_init, arch(fit$net), fit$net$alpha_min)
   if (!isTRUE(fit$stationary)) return(jko_run(fit, steps, theta0, threads, verbose))
-  schedule <- list(h = if (K > 0) fit$history$h[K + 1L] else fit$h, steps = steps)
+  # a stationary flow goes on with its own choice of h
+  schedule <- list(h = NULL, steps = steps)
   fit <- jko_run(fit, schedule, theta0, threads, verbose)
   fit$verdict <- target_verdict(fit, schedule)
+  if (!fit$verdict$reached) warning(verdict_text(fit$verdict), call. = FALSE)
   fit
 }
 
