@@ -41,8 +41,8 @@
 #'   [jko_control()]), the KL estimate stops decreasing, or `max_steps` or
 #'   `max_time` run out;
 #' * `init`: of a widened Laplace approximation ([init_laplace()]) and
-#'   \eqn{N(0, I)}, the one with the smaller \eqn{KL(\rho_0 \| \pi)}
-#'   estimated from 4096 draws (the Laplace approximation where the
+#'   \eqn{N(0, I)}, the one with the smaller \eqn{KL(\rho_0 \| \pi)}, that is the
+#'   larger ELBO on 4096 draws (the Laplace approximation where the
 #'   posterior is near-Gaussian; \eqn{N(0, I)} where the mode is degenerate,
 #'   as a funnel's is);
 #' * the network: 32 x 32, batches of 512, a pool of \eqn{2^{17}} and
@@ -190,8 +190,8 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
 
 # The start of a flow to the stationary law: of a widened Laplace
 # approximation and N(0, I) (the scale of parameters on an unconstrained
-# scale), the one closer to the target in KL(start || pi), estimated from
-# 4096 draws (the prior of the target, where it has one, stands in for a
+# scale), the one closer to the target in KL(start || pi), compared by
+# their ELBO on 4096 draws (the prior of the target, where it has one, stands in for a
 # Laplace approximation that failed). The
 # Laplace approximation wins where the posterior is near-Gaussian; N(0, I)
 # where its mode is degenerate (a funnel's, where the mass is not).
@@ -207,11 +207,16 @@ stationary_start <- function(potential, prior, beta, n = 4096L) {
                  "approximation failed: %s"), conditionMessage(laplace), call = NULL)
   }
   if (length(cands) == 1L) return(cands[[1L]])
+  # KL(q || pi) = log Z - ELBO(q): the candidate with the larger ELBO. (Not
+  # the importance-sampling estimate of KL, whose log Z is biased low for
+  # a q that misses mass, as a degenerate mode's does.)
   kl <- vapply(cands, function(q) {
     x <- q$sample(n)
-    d <- target_divergence(potential_values(potential, x), q$log_density(x), beta)
+    lw <- -beta * potential_values(potential, x) - q$log_density(x)
+    inside <- is.finite(lw)
+    if (!any(inside)) return(Inf)
     # mass outside the support counts as the log of the mass inside
-    d$kl - log1p(-d$outside)
+    -mean(lw[inside]) - log(mean(inside))
   }, numeric(1))
   kl[!is.finite(kl)] <- Inf
   cands[[which.min(kl)]]
