@@ -200,7 +200,12 @@ stationary_start <- function(potential, prior, beta, n = 4096L) {
   D <- if (!is.na(potential$dim)) potential$dim else if (!inherits(laplace, "error")) laplace$dim
   cands <- list()
   if (!inherits(laplace, "error")) cands$laplace <- laplace
-  if (!is.null(D)) cands$standard <- init_gaussian(rep(0, D), 1)
+  if (!is.null(D)) {
+    cands$standard <- init_gaussian(rep(0, D), 1)
+    cands$standard$label <- sprintf("N(0, I), dimension %d (a better start than %s)", D,
+                                    if (is.null(cands$laplace)) "none found"
+                                    else "the Laplace approximation, by ELBO")
+  }
   if (is.null(cands$laplace) && !is.null(prior)) cands$prior <- prior
   if (!length(cands)) {
     abort(paste0("`init` is needed: no start was given, and the Laplace ",
