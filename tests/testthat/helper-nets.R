@@ -20,3 +20,17 @@ fd_jacobian <- function(f, x, eps = 1e-5) {
 }
 
 rel_err <- function(a, b) max(abs(a - b)) / max(abs(b), 1e-300)
+
+# Reference posterior moments of a target: self-normalised importance
+# sampling from a widened Laplace approximation with n draws. Returns the
+# means, sds and the importance ESS.
+is_reference <- function(tg, n = 2e5, seed = 11) {
+  set.seed(seed)
+  la <- init_laplace(tg, inflate = 1.5)
+  th <- la$sample(n)
+  lw <- -potential_value(tg, th) - la$log_density(th)
+  wt <- exp(lw - max(lw))
+  wt <- wt / sum(wt)
+  m <- colSums(th * wt)
+  list(mean = m, sd = sqrt(colSums(sweep(th, 2L, m)^2 * wt)), ess = 1 / sum(wt^2))
+}
