@@ -43,4 +43,16 @@ fit$theta[[1]][1:4] <- 1e200
 s <- suppressWarnings(jko_sample(fit, 20))
 d <- suppressWarnings(jko_density(fit, matrix(0, 3, 2)))
 stopifnot(all(is.na(s$log_density)), all(is.na(d$log_density)))
+# a flow to the stationary law: whitened maps (full L), adaptive steps,
+# the verdict, sampling and densities through them
+tg <- target_logdensity(function(x) -rowSums(x^2) / 2 - (x[, 2] - x[, 1]^2)^2,
+                        function(x) cbind(-x[, 1] + 4 * x[, 1] * (x[, 2] - x[, 1]^2),
+                                          -x[, 2] - 2 * (x[, 2] - x[, 1]^2)), dim = 2)
+fit <- suppressWarnings(jko_fit(tg, init_gaussian(c(0, 0), 1), steps = 2, hidden = c(4, 4),
+                                rank = 1, batch = 16, iters = 60, pool = 64, monitor = 64,
+                                verbose = FALSE))
+stopifnot(is.matrix(fit$std[[2]]$L))
+s <- jko_sample(fit, 20)
+d <- jko_density(fit, s$x, log = TRUE)
+stopifnot(max(abs(as.numeric(d) - s$log_density)) < 1e-6)
 cat("valgrind script done\n")

@@ -5,7 +5,10 @@
 # a fresh seed each, R-closure log-densities (finite-difference gradients
 # where the battery gives none), 2 threads.
 #
-#   Rscript inst/bench/posteriors.R [names, comma-separated] [seed]
+#   Rscript inst/bench/posteriors.R [names, comma-separated | all] [seed] [fd]
+#
+# With `fd`, the battery's analytic gradients are dropped: every gradient is
+# a central finite difference of the R log-density (2 D extra calls).
 #
 # Columns: D, seconds (the fit), steps, the verdict (reached or why not),
 # KL(rho || pi) estimate and its se, Pareto k-hat, importance ESS, the
@@ -27,10 +30,12 @@ if (length(args) >= 1L && nzchar(args[1]) && args[1] != "all") {
   battery <- battery[strsplit(args[1], ",")[[1]]]
 }
 seed <- if (length(args) >= 2L) as.integer(args[2]) else 1L
+fd <- length(args) >= 3L && args[3] == "fd"
 
 run_one <- function(tg, seed) {
   set.seed(seed)
-  target <- suppressMessages(target_logdensity(tg$logd, tg$grad, dim = tg$dim))
+  target <- suppressMessages(target_logdensity(tg$logd, if (fd) NULL else tg$grad,
+                                               dim = tg$dim))
   t0 <- proc.time()[["elapsed"]]
   fit <- tryCatch(withCallingHandlers(jko_fit(target, verbose = FALSE),
                                       warning = function(w) invokeRestart("muffleWarning")),
@@ -57,8 +62,9 @@ rows <- lapply(seq_along(battery), function(i) {
   r
 })
 tab <- do.call(rbind, rows)
-cat(sprintf("\njkoflow %s; %s; 2 threads; seed %d\n", utils::packageVersion("jkoflow"),
-            extSoftVersion()[["BLAS"]], seed))
+cat(sprintf("\njkoflow %s; %s; 2 threads; seed %d; %s gradients\n",
+            utils::packageVersion("jkoflow"), extSoftVersion()[["BLAS"]], seed,
+            if (fd) "finite-difference" else "the battery's"))
 print(format(tab, digits = 3), row.names = FALSE)
 cat(sprintf("median seconds %.1f, max %.1f; aims met (means 0.1 sd, sds 10%%, k-hat < 0.7, ESS >= 30%%): %d of %d\n",
             stats::median(tab$seconds), max(tab$seconds),
