@@ -27,7 +27,9 @@ print.jko_fit <- function(x, ...) {
 #' @param object A `"jko_fit"`.
 #' @param ... Unused.
 #' @return An object of class `"summary.jko_fit"` with the per-step table
-#'   `history` (step, time, loss, free energy, seconds) and the settings.
+#'   `history` (step, time, h, iterations, loss, free energy, seconds, and
+#'   the estimates of the distance to the stationary law: see [jko_fit()]),
+#'   the settings, and for a flow to the stationary law its `verdict`.
 #' @examples
 #' set.seed(1)
 #' fit <- jko_fit(potential_double_well(), init_gaussian(0, 0.25), h = 0.1,
@@ -40,7 +42,7 @@ summary.jko_fit <- function(object, ...) {
                  potential = object$potential$label, init = object$init$label,
                  h = object$h, beta = object$beta, dim = object$dim,
                  nparams = if (length(object$theta)) length(object$theta[[1L]]) else 0L,
-                 settings = object$settings, net = object$net),
+                 settings = object$settings, net = object$net, verdict = object$verdict),
             class = "summary.jko_fit")
 }
 
@@ -61,6 +63,7 @@ print.summary.jko_fit <- function(x, ...) {
   tab$free_energy <- signif(tab$free_energy, 6)
   tab$seconds <- round(tab$seconds, 2)
   print(tab, row.names = FALSE)
+  if (!is.null(x$verdict)) cat("\n", strwrap(verdict_text(x$verdict)), sep = "\n")
   invisible(x)
 }
 
