@@ -411,10 +411,26 @@ jko_run <- function(fit, steps, theta0, threads, verbose) {
   the$last_fit <- fit
   t_start <- proc.time()[["elapsed"]]
   for (k in K0 + seq_len(budget)) {
-    h <- if (!is.null(schedule$h)) schedule$h else next_h(fit)
     # Anything that stops step k, in C or in R (an interrupt between two
-    # calls into C, setTimeLimit()), becomes the same classed error.
-    st <- tryCatch(jko_step(fit, k, theta, pool, h, threads, verbose),
+    # calls into C, setTimeLimit()), becomes the same classed error; all the
+    # work of a step is inside, only the bookkeeping of its result outside.
+    st <- tryCatch({
+        h <- if (!is.null(schedule$h)) schedule$h else next_h(fit)
+        res <- jko_step(fit, k, theta, pool, h, threads, verbose)
+        last <- res$fit$history[nrow(res$fit$history), ]
+        if (verbose) {
+          message(sprintf("step %3d/%s  t = %-6g loss %10.4f  free energy %10.4f%s  (%d it., %.1f s)",
+                          k, if (is.null(schedule$steps)) "?" else K0 + budget, last$time,
+                          last$loss, last$free_energy,
+                          if (isTRUE(res$fit$stationary) && is.finite(last$kl))
+                            sprintf("  KL %.3g", last$kl) else "",
+                          last$iters, last$seconds))
+        }
+        res$stop <- is.null(schedule$steps) &&
+          (!is.na(stop_reason(res$fit)) ||
+           proc.time()[["elapsed"]] - t_start > fit$settings$max_time)
+        res
+      },
       error = function(e) {
         if (inherits(e, "jkoflow_error_fit")) stop(e)
         msg <- conditionMessage(e)
@@ -427,18 +443,7 @@ jko_run <- function(fit, steps, theta0, threads, verbose) {
     theta <- st$theta
     pool <- st$pool
     the$last_fit <- fit
-    last <- fit$history[nrow(fit$history), ]
-    if (verbose) {
-      message(sprintf("step %3d/%s  t = %-6g loss %10.4f  free energy %10.4f%s  (%d it., %.1f s)",
-                      k, if (is.null(schedule$steps)) "?" else K0 + budget, last$time,
-                      last$loss, last$free_energy,
-                      if (isTRUE(fit$stationary) && is.finite(last$kl))
-                        sprintf("  KL %.3g", last$kl) else "",
-                      last$iters, last$seconds))
-    }
-    if (is.null(schedule$steps) &&
-        (!is.na(stop_reason(fit)) ||
-         proc.time()[["elapsed"]] - t_start > fit$settings$max_time)) break
+    if (st$stop) break
   }
   fit
 }
