@@ -167,7 +167,7 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
     start_std = standardisation(init, mon, whiten = stationary),
     history = cbind(data.frame(step = 0L, time = 0, h = NA_real_, iters = NA_integer_,
                                loss = NA_real_,
-                               free_energy = mean(phi) + mean(mon_ld) / beta,
+                               free_energy = free_energy(phi, mon_ld, beta),
                                seconds = 0),
                     target_divergence(phi, mon_ld, beta, to_cols(mon))),
     loss_trace = list(),
@@ -176,7 +176,7 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
     monitor = list(points = to_cols(mon), log_density = mon_ld)
   ), class = "jko_fit")
   # For the stationary law: h and steps chosen as the flow goes unless given
-  schedule <- if (!stationary) steps else
+  schedule <- if (!stationary) list(h = h, steps = steps) else
     list(h = if (chosen[["h"]]) NULL else h, steps = if (chosen[["steps"]]) NULL else steps)
   # (theta0 is a promise: the first network is drawn after the pool, as
   # jkoflow has always drawn them, so that set.seed() reproduces old fits)
@@ -375,7 +375,9 @@ jko_continue <- function(fit, steps = 1, verbose = interactive(), threads = NULL
   threads <- resolve_threads(threads)
   K <- length(fit$theta)
   theta0 <- if (K > 0) fit$theta[[K]] else .Call(C_icnn_init, arch(fit$net), fit$net$alpha_min)
-  if (!isTRUE(fit$stationary)) return(jko_run(fit, steps, theta0, threads, verbose))
+  if (!isTRUE(fit$stationary)) {
+    return(jko_run(fit, list(h = fit$h, steps = steps), theta0, threads, verbose))
+  }
   # a stationary flow goes on with its own choice of h
   schedule <- list(h = NULL, steps = steps)
   fit <- jko_run(fit, schedule, theta0, threads, verbose)
@@ -397,13 +399,12 @@ jko_last_fit <- function() the$last_fit
 
 the <- new.env(parent = emptyenv())
 
-# Runs steps K+1..K+steps, or for a stationary flow as the schedule says
-# (list(h, steps), NULL where the package chooses; see next_h() and
-# stop_reason()). The pool of rho_K samples is drawn from rho_0 and pushed
-# through the K existing maps once, then through each new map.
-jko_run <- function(fit, steps, theta0, threads, verbose) {
+# Runs steps K+1.. as the schedule says: list(h, steps), either NULL where
+# a stationary flow chooses (see next_h() and stop_reason()). The pool of
+# rho_K samples is drawn from rho_0 and pushed through the K existing maps
+# once, then through each new map.
+jko_run <- function(fit, schedule, theta0, threads, verbose) {
   K0 <- length(fit$theta)
-  schedule <- if (is.list(steps)) steps else list(h = fit$h, steps = steps)
   budget <- if (is.null(schedule$steps)) fit$settings$max_steps else schedule$steps
   pool <- to_cols(fit$init$sample(fit$settings$pool))
   if (K0 > 0L) pool <- flow_push(fit, K0, pool, NULL, threads)$x
@@ -482,7 +483,7 @@ jko_step <- function(fit, k, theta, pool, h, threads, verbose = FALSE) {
   fit$theta[[k]] <- res$theta
   fit$loss_trace[[k]] <- res$loss
   fit$monitor <- list(points = res$monitor, log_density = res$monitor_log_density)
-  fe <- mean(res$monitor_potential) + mean(res$monitor_log_density) / fit$beta
+  fe <- free_energy(res$monitor_potential, res$monitor_log_density, fit$beta)
   loss <- res$loss
   tail_loss <- mean(utils::tail(loss, max(1L, length(loss) %/% 10L)))
   secs <- proc.time()[["elapsed"]] - t0
@@ -495,6 +496,9 @@ jko_step <- function(fit, k, theta, pool, h, threads, verbose = FALSE) {
                       res$monitor)))
   list(fit = fit, theta = res$theta, pool = res$pool)
 }
+
+# F(rho) = E Phi + E log rho / beta, from samples' potentials and log-densities.
+free_energy <- function(phi, log_density, beta) mean(phi) + mean(log_density) / beta
 
 # KL(rho || pi) for pi proportional to exp(-beta Phi), from samples of rho
 # with their potentials phi and log-densities log_q: with log w = -beta phi
@@ -622,7 +626,6 @@ jko_status_message <- function(status, loss = NULL, iter = NULL) {
     not_pd = "a Hessian lost positive definiteness",
     diverged = sprintf("the loss diverged (from %.4g at iteration 1 to %.4g)",
                        loss[1L], loss[iter]),
-    no_convergence = "the inversion of a map did not converge",
     "the training failed")
 }
 

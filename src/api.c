@@ -19,7 +19,6 @@ static const char *status_name(int st)
     case JKO_OK: return "ok";
     case JKO_ERR_NONFINITE: return "nonfinite";
     case JKO_ERR_NOTPD: return "not_pd";
-    case JKO_ERR_NOCONV: return "no_convergence";
     case JKO_ERR_DIVERGED: return "diverged";
     default: return "failure";
     }
@@ -79,8 +78,7 @@ static int nthreads(SEXP threads)
 }
 
 /* The change of variables of a step from std = list(center, scale) or
- * list(center, L) (D x D lower triangular); L_out (D x D) receives a copy
- * of L, or is unused. */
+ * list(center, L) (D x D lower triangular), pointing into std. */
 static void std_from_sexp(jko_map *m, int D, SEXP std)
 {
     SEXP c = jko_list_elt(std, "center"), L = jko_list_elt(std, "L");
@@ -236,23 +234,34 @@ SEXP C_jko_loss(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP pot,
     return ans;
 }
 
+/* The moments of the columns of X (D x n) as a step's change of variables
+ * (map.h): the centre into center (D), and a new D x D matrix L (whiten)
+ * or the scale into *scale (then R_NilValue, unprotected, is returned). */
+static SEXP moments(const double *X, int D, int n, int whiten, double *center,
+                    double *scale)
+{
+    if (!whiten) {
+        map_moments(X, D, n, center, scale);
+        return R_NilValue;
+    }
+    SEXP L = PROTECT(Rf_allocMatrix(REALSXP, D, D));
+    *scale = map_moments_full(X, D, n, center, REAL(L));
+    UNPROTECT(1);
+    return L;
+}
+
 /* Centre and scale of the columns of x: list(center, scale), or with
- * `whiten` list(center, L) (map.h). */
+ * `whiten` list(center, L). */
 SEXP C_moments(SEXP x, SEXP whiten)
 {
-    int n, D = Rf_nrows(x);
+    int n, D = Rf_nrows(x), wh = Rf_asLogical(whiten) == TRUE;
     const double *X = batch_ptr(D, x, &n);
     SEXP v[2];
     v[0] = PROTECT(Rf_allocVector(REALSXP, D));
-    if (Rf_asLogical(whiten) == TRUE) {
-        v[1] = PROTECT(Rf_allocMatrix(REALSXP, D, D));
-        map_moments_full(X, D, n, REAL(v[0]), REAL(v[1]));
-    } else {
-        double sc;
-        map_moments(X, D, n, REAL(v[0]), &sc);
-        v[1] = PROTECT(Rf_ScalarReal(sc));
-    }
-    const char *nm[] = {"center", Rf_asLogical(whiten) == TRUE ? "L" : "scale"};
+    double sc;
+    SEXP L = moments(X, D, n, wh, REAL(v[0]), &sc);
+    v[1] = PROTECT(wh ? L : Rf_ScalarReal(sc));
+    const char *nm[] = {"center", wh ? "L" : "scale"};
     SEXP ans = named_list(2, nm, v);
     UNPROTECT(2);
     return ans;
@@ -303,25 +312,17 @@ SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
     SEXP ctr = PROTECT(Rf_allocVector(REALSXP, D)); nprot++;
     SEXP Ls = R_NilValue;
     if (Rf_isNull(std)) {
-        m.center = REAL(ctr);
-        if (whiten) {
-            Ls = PROTECT(Rf_allocMatrix(REALSXP, D, D)); nprot++;
-            m.scale = map_moments_full(Xp, D, npool, REAL(ctr), REAL(Ls));
-            m.L = REAL(Ls);
-        } else {
-            map_moments(Xp, D, npool, REAL(ctr), &m.scale);
-            m.L = NULL;
-        }
+        Ls = PROTECT(moments(Xp, D, npool, whiten, REAL(ctr), &m.scale)); nprot++;
     } else {
         std_from_sexp(&m, D, std);
         memcpy(REAL(ctr), m.center, D * sizeof(double));
-        m.center = REAL(ctr);
         if (m.L) {
             Ls = PROTECT(Rf_allocMatrix(REALSXP, D, D)); nprot++;
             memcpy(REAL(Ls), m.L, (size_t) D * D * sizeof(double));
-            m.L = REAL(Ls);
         }
     }
+    m.center = REAL(ctr);
+    m.L = Rf_isNull(Ls) ? NULL : REAL(Ls);
     SEXP th = PROTECT(Rf_duplicate(theta)); nprot++;
     m.theta = REAL(th);
     SEXP loss = PROTECT(Rf_allocVector(REALSXP, s.iters)); nprot++;

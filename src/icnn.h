@@ -43,8 +43,7 @@ enum { ACT_SOFTPLUS = 1, ACT_SQSOFTPLUS = 2 };
 enum {
     JKO_OK = 0,
     JKO_ERR_NONFINITE = 1,   /* a non-finite value where a finite one is needed */
-    JKO_ERR_NOTPD = 2,       /* a Hessian that is not positive definite */
-    JKO_ERR_NOCONV = 3       /* Newton inversion did not converge */
+    JKO_ERR_NOTPD = 2        /* a Hessian that is not positive definite */
 };
 
 typedef struct {
