@@ -20,7 +20,9 @@
 #' the estimate can be trusted; \eqn{0.5 \le \hat k \le 0.7}, infinite
 #' variance but a usable estimate, with care; \eqn{\hat k > 0.7}, the flow's
 #' tails are too light for the target and the estimate cannot be trusted.
-#' The effective sample size is \eqn{(\sum w)^2 / \sum w^2}.
+#' The effective sample size is \eqn{(\sum w)^2 / \sum w^2}. \eqn{\hat k}
+#' comes from [loo::psis()] when the loo package is installed, and from
+#' jkoflow's own implementation of the same estimate otherwise.
 #'
 #' Samples where \eqn{\Phi = +\infty} (outside the target's support) get
 #' weight zero; samples where \eqn{\Phi} is `NA`/`NaN` are dropped with a
@@ -51,7 +53,7 @@
 jko_evidence <- function(fit, n = 10000, step = NULL, threads = NULL) {
   check_fit(fit)
   n <- check_count(n, "n", min = 10)
-  s <- jko_sample(fit, n, step = step, threads = threads)
+  s <- jko_sample(fit, n, step = step, threads = threads, scale = "unconstrained")
   if (is.null(fit$init$log_density)) init_log_density(fit$init, s$x[1L, , drop = FALSE])
   lw <- importance_log_weights(fit, s$x, s$log_density)
   bad <- is.na(lw)
@@ -92,8 +94,10 @@ importance_log_weights <- function(fit, x, log_q) {
 
 # Pareto k-hat of importance weights given on the log scale (PSIS, Vehtari
 # et al.): a generalized Pareto fitted to the M = min(0.2 S, 3 sqrt(S))
-# largest weights over the next largest, by the method of Zhang & Stephens.
-pareto_khat <- function(lw) {
+# largest weights over the next largest. From loo::psis() when loo is
+# installed; otherwise our own fit by the method of Zhang & Stephens, which
+# gives the same number (the tests check it).
+pareto_khat <- function(lw, use_loo = requireNamespace("loo", quietly = TRUE)) {
   lw <- sort(lw[is.finite(lw)])
   S <- length(lw)
   M <- ceiling(min(0.2 * S, 3 * sqrt(S)))
@@ -103,6 +107,9 @@ pareto_khat <- function(lw) {
   mx <- max(tail)
   x <- exp(tail - mx) - exp(cutoff - mx)
   if (all(x <= 0)) return(NA_real_)  # the largest weights are all equal
+  if (use_loo) {
+    return(suppressWarnings(loo::psis(lw, r_eff = 1))$diagnostics$pareto_k)
+  }
   gpd_fit_zs(x)$k
 }
 

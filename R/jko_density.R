@@ -14,6 +14,11 @@
 #' @param maxit Maximum Newton iterations per inversion.
 #' @param threads Number of threads (default the option `jkoflow.threads`,
 #'   see [jko_control()]).
+#' @param scale For a target with constrained parameters ([target_stan()]):
+#'   `x` holds the model's parameters on their `"constrained"` scale (the
+#'   default; columns in the order, or under the names, of the program's
+#'   parameters), and the density is theirs, Jacobian included; or `x` is
+#'   on the `"unconstrained"` scale of the flow. The same for other targets.
 #' @return An object of class `"jko_density"`: the points `x`, `log_density`,
 #'   `log`, `step`, `time` and `residual` (the largest inversion residual);
 #'   [as.numeric()] gives the densities (log-densities if `log = TRUE`).
@@ -28,8 +33,15 @@
 #' sum(as.numeric(d)) * 0.05   # about 1
 #' @export
 jko_density <- function(fit, x, step = NULL, time = NULL, log = FALSE,
-                        tol = 1e-10, maxit = 100, threads = NULL) {
+                        tol = 1e-10, maxit = 100, threads = NULL,
+                        scale = c("constrained", "unconstrained")) {
   check_fit(fit)
+  scale <- match.arg(scale)
+  tr <- fit$potential$transform
+  if (scale == "constrained" && !is.null(tr)) {
+    theta <- constrained_points(x, tr$parameters)
+    x <- tr$unconstrain(theta)
+  }
   x <- check_points(x, fit$dim, "x")
   k <- resolve_step(fit, step, time)
   log <- check_flag(log, "log")
@@ -51,6 +63,10 @@ jko_density <- function(fit, x, step = NULL, time = NULL, log = FALSE,
                     resid, tol), call. = FALSE)
   }
   ld <- inv$log_det + init_log_density(fit$init, t(inv$x))
+  if (scale == "constrained" && !is.null(tr)) {
+    ld <- ld - tr$log_jacobian(x)
+    x <- theta
+  }
   ld[is.nan(ld)] <- NA_real_
   structure(list(x = x, log_density = ld, log = log, step = k, time = step_time(fit, k),
                  residual = resid, dim = fit$dim), class = "jko_density")
@@ -71,4 +87,21 @@ print.jko_density <- function(x, ...) {
   if (length(v) > 10L) cat(sprintf("... (%d more)\n", length(v) - 10L))
   cat(sprintf("largest inversion residual: %.2g\n", x$residual))
   invisible(x)
+}
+
+# Points on a target's constrained scale: a matrix or data frame whose
+# columns are the parameters, in order or by name (draws may carry more
+# columns: transformed parameters, generated quantities).
+constrained_points <- function(x, parameters) {
+  if (is.data.frame(x)) x <- as.matrix(x)
+  if (is.null(dim(x))) x <- matrix(x, ncol = length(parameters))
+  if (!is.null(colnames(x)) && all(parameters %in% colnames(x))) {
+    x <- x[, parameters, drop = FALSE]
+  }
+  if (!is.numeric(x) || ncol(x) != length(parameters) || any(!is.finite(x))) {
+    abort("`x` must be finite values of the %d parameters (%s), one point per row, not %s.",
+          length(parameters), paste(utils::head(parameters, 4L), collapse = ", "),
+          describe(x))
+  }
+  x
 }

@@ -19,9 +19,17 @@
 #'   draws keep the flow's `log_density`; the result also carries the
 #'   effective sample size `ess` and Pareto `pareto_k` of the weights (see
 #'   [jko_evidence()]).
+#' @param scale For a target with constrained parameters ([target_stan()]):
+#'   draws and log-densities on the model's own `"constrained"` scale (the
+#'   default: parameters, transformed parameters and generated quantities
+#'   under the program's names; the log-density is that of the parameters,
+#'   Jacobian included), or on the `"unconstrained"` scale the flow runs
+#'   on. The same for other targets.
 #' @param ... Unused.
-#' @return An object of class `"jko_sample"`: `x` (n x D), `log_density`
-#'   (`NA` when \eqn{\rho_0} has no log-density), `step` and `time`. A map
+#' @return An object of class `"jko_sample"`: `x` (n x D, columns named by
+#'   the target's variables where it has names), `log_density`
+#'   (`NA` when \eqn{\rho_0} has no log-density), `step` and `time`; on the
+#'   constrained scale also `unconstrained`, the draws of the flow itself. A map
 #'   whose Hessian is not positive definite at a sample (possible only when
 #'   its parameters overflow) gives that sample an `NA` log-density, with a
 #'   warning. `summary()` describes the distribution (means, sds,
@@ -36,9 +44,10 @@
 #' head(as.matrix(s))
 #' @export
 jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
-                       resample = FALSE, ...) {
+                       resample = FALSE, scale = c("constrained", "unconstrained"), ...) {
   check_fit(fit)
   n <- check_count(n, "n")
+  scale <- match.arg(scale)
   k <- resolve_step(fit, step, time)
   threads <- resolve_threads(threads)
   resample <- check_flag(resample, "resample")
@@ -60,8 +69,17 @@ jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
     ld <- ld[idx]
     extra <- list(ess = sum(w)^2 / sum(w^2), pareto_k = pareto_khat(lw))
   }
+  colnames(x) <- fit$potential$variables
+  tr <- fit$potential$transform
+  if (scale == "constrained" && !is.null(tr)) {
+    extra$unconstrained <- x
+    ld <- ld - tr$log_jacobian(x)
+    x <- tr$constrain(x)
+  }
   structure(c(list(x = x, log_density = ld, step = k, time = step_time(fit, k),
-                   dim = fit$dim, resampled = resample), extra), class = "jko_sample")
+                   dim = ncol(x), resampled = resample,
+                   scale = if (is.null(tr)) "unconstrained" else scale), extra),
+            class = "jko_sample")
 }
 
 #' @export
@@ -69,13 +87,14 @@ as.matrix.jko_sample <- function(x, ...) x$x
 
 #' @export
 print.jko_sample <- function(x, ...) {
-  cat(sprintf("%d samples of the flow at step %d (t = %g), dimension %d\n",
-              nrow(x$x), x$step, x$time, x$dim))
+  cat(sprintf("%d samples of the flow at step %d (t = %g), dimension %d%s\n",
+              nrow(x$x), x$step, x$time, x$dim,
+              if (identical(x$scale, "constrained")) ", constrained scale" else ""))
   m <- colMeans(x$x)
   s <- apply(x$x, 2L, stats::sd)
   shown <- seq_len(min(6L, x$dim))
   tab <- rbind(mean = m[shown], sd = s[shown])
-  colnames(tab) <- paste0("x", shown)
+  colnames(tab) <- sample_names(x)[shown]
   print(signif(tab, 4))
   if (x$dim > 6L) cat(sprintf("... and %d more coordinates\n", x$dim - 6L))
   if (all(is.na(x$log_density))) {
@@ -91,7 +110,9 @@ print.jko_sample <- function(x, ...) {
 #'
 #' `summary()` describes the distribution the samples come from: for each
 #' coordinate the mean with its Monte Carlo standard error, the standard
-#' deviation and quantiles. Samples of a flow are independent draws, so the
+#' deviation and quantiles; with the posterior package installed it is made
+#' by [posterior::summarise_draws()], and further summaries can be asked
+#' for by name in `...` (e.g. `"mad"`). Samples of a flow are independent draws, so the
 #' effective sample size is their number n, and the standard error of a
 #' mean is sd / sqrt(n); after `jko_sample(resample = TRUE)` the draws repeat,
 #' and the effective sample size is the importance ESS of the weights,
@@ -101,9 +122,11 @@ print.jko_sample <- function(x, ...) {
 #' @param object,x A `"jko_sample"`.
 #' @param probs Probabilities of the quantiles.
 #' @param row.names,optional Passed on to [as.data.frame()].
-#' @param ... Unused.
+#' @param ... For `summary()`, further summaries passed to
+#'   [posterior::summarise_draws()]; unused otherwise.
 #' @return `summary()`: an object of class `"summary.jko_sample"` holding the
-#'   table `statistics` (one row per coordinate), `n`, `ess`, `step` and
+#'   table `statistics` (one row per coordinate; columns `mean`,
+#'   `se_mean`, `sd` and the quantiles `q2.5`, ...), `n`, `ess`, `step` and
 #'   `time`. `as.data.frame()`: a data frame with columns `x1`, ..., `xD`
 #'   and `log_density`.
 #' @seealso [jko_sample()], [simulate.jko_fit()].
@@ -115,20 +138,30 @@ print.jko_sample <- function(x, ...) {
 #' summary(s)
 #' head(as.data.frame(s))
 #' @export
-summary.jko_sample <- function(object, probs = c(0.025, 0.25, 0.5, 0.75, 0.975), ...) {
+summary.jko_sample <- function(object, ..., probs = c(0.025, 0.25, 0.5, 0.75, 0.975)) {
   if (!is.numeric(probs) || anyNA(probs) || any(probs < 0 | probs > 1)) {
     abort("`probs` must be numbers in [0, 1], not %s.", describe(probs))
   }
   x <- object$x
+  colnames(x) <- sample_names(object)
   n <- nrow(x)
   ess <- if (isTRUE(object$resampled)) object$ess else n
-  m <- colMeans(x)
-  s <- apply(x, 2L, stats::sd)
-  q <- t(apply(x, 2L, stats::quantile, probs = probs, names = FALSE))
-  if (length(probs) == 1L) q <- matrix(q, ncol = 1L)
-  colnames(q) <- paste0(format(100 * probs, trim = TRUE), "%")
-  tab <- data.frame(mean = m, se_mean = s / sqrt(ess), sd = s, q, check.names = FALSE,
-                    row.names = sample_names(object))
+  se_mean <- function(v) stats::sd(v) / sqrt(ess)
+  quant <- function(v) {
+    stats::setNames(stats::quantile(v, probs, names = FALSE),
+                    paste0("q", format(100 * probs, trim = TRUE)))
+  }
+  tab <- if (requireNamespace("posterior", quietly = TRUE)) {
+    st <- posterior::summarise_draws(posterior::as_draws_matrix(x), mean = mean,
+                                     se_mean = se_mean, sd = stats::sd, quant, ...)
+    data.frame(lapply(st[-1L], function(v) as.double(unclass(v))), row.names = st$variable,
+               check.names = FALSE)
+  } else {
+    if (...length()) abort("extra summaries in `...` need the posterior package.")
+    data.frame(mean = colMeans(x), se_mean = apply(x, 2L, se_mean),
+               sd = apply(x, 2L, stats::sd), t(apply(x, 2L, quant)),
+               check.names = FALSE, row.names = colnames(x))
+  }
   structure(list(statistics = tab, n = n, ess = ess, step = object$step, time = object$time,
                  resampled = isTRUE(object$resampled)),
             class = "summary.jko_sample")

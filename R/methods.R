@@ -131,7 +131,8 @@ plot.jko_fit <- function(x, what = c("loss", "free_energy", "density", "samples"
           abort("`what = \"density\"` needs dimension 1 or 2, not %d; use \"samples\".",
                 x$dim)
         }
-        plot(jko_density(x, density_grid(jko_sample(x, n, step = k)$x), step = k), ...)
+        u <- jko_sample(x, n, step = k, scale = "unconstrained")$x
+        plot(jko_density(x, density_grid(u), step = k, scale = "unconstrained"), ...)
       },
       samples = plot(jko_sample(x, n, step = k), ...))
   }

@@ -176,7 +176,11 @@ check_user_fns <- function(fun, arg, grad, dim, caller) {
 #' * `value(x)` returns the n values of \eqn{\Phi};
 #' * `gradient(x)` returns the n x D matrix of gradients, or is `NULL`:
 #'   then gradients are central finite differences on the whole batch, 2 D
-#'   extra calls of `value`.
+#'   extra calls of `value`;
+#' * optionally `value_gradient(x)` returns both at once, as
+#'   `list(value = , gradient = )`: training calls it instead of the two
+#'   when value and gradient come out of one computation (as Stan's
+#'   `grad_log_prob()` gives both).
 #'
 #' The package checks what they return on every call during a fit (the
 #' number of values, the shape of the gradient, finiteness) and stops with
@@ -192,7 +196,11 @@ check_user_fns <- function(fun, arg, grad, dim, caller) {
 #' @param dim `NULL` (any dimension: taken from `init` in [jko_fit()]) or
 #'   the dimension.
 #' @param label A short description, shown by `print()`.
+#' @param value_gradient `NULL` or a function of an n x D matrix returning
+#'   `list(value = , gradient = )`, the two above at once.
 #' @param names How error messages name `value` and `gradient`.
+#' @param variables `NULL` or the D names of the coordinates, which samples
+#'   and draws of a fit then carry.
 #' @param class Class(es) of the new potential, before `"jko_potential"`.
 #' @return An object of class `c(class, "jko_potential")`.
 #' @seealso [potentials] for the built-in potentials.
@@ -205,7 +213,7 @@ check_user_fns <- function(fun, arg, grad, dim, caller) {
 #' @export
 new_potential <- function(value, gradient = NULL, dim = NULL, label = "R function",
                           names = c(value = "value", gradient = "gradient"),
-                          class = NULL) {
+                          class = NULL, value_gradient = NULL, variables = NULL) {
   if (!is.function(value)) {
     abort("`value` must be a function of an n x D matrix, not %s.", describe(value))
   }
@@ -213,7 +221,16 @@ new_potential <- function(value, gradient = NULL, dim = NULL, label = "R functio
     abort("`gradient` must be NULL or a function of an n x D matrix, not %s.",
           describe(gradient))
   }
+  if (!is.null(value_gradient) && !is.function(value_gradient)) {
+    abort("`value_gradient` must be NULL or a function of an n x D matrix, not %s.",
+          describe(value_gradient))
+  }
   if (!is.null(dim)) dim <- check_count(dim, "dim")
+  if (!is.null(variables) && (!is.character(variables) || anyNA(variables) ||
+                              (!is.null(dim) && length(variables) != dim))) {
+    abort("`variables` must be NULL or %s names, not %s.",
+          if (is.null(dim)) "character" else sprintf("%d", dim), describe(variables))
+  }
   if (!is.character(label) || length(label) != 1L) {
     abort("`label` must be a single string, not %s.", describe(label))
   }
@@ -221,7 +238,8 @@ new_potential <- function(value, gradient = NULL, dim = NULL, label = "R functio
     abort("`class` must be NULL or a character vector, not %s.", describe(class))
   }
   structure(list(dim = if (is.null(dim)) NA_integer_ else dim, label = label,
-                 value = value, gradient = gradient, names = names),
+                 value = value, gradient = gradient, value_gradient = value_gradient,
+                 names = names, variables = variables),
             class = c(class, "jko_potential"))
 }
 
@@ -242,7 +260,10 @@ potential_eval_r <- function(potential, x, iter = 0L, grad = TRUE) {
     })
   }
   n <- nrow(x)
-  v <- call_user(potential$value, nm[["value"]])
+  both <- if (grad && !is.null(potential$value_gradient)) {
+    call_user(potential$value_gradient, nm[["value"]])
+  }
+  v <- if (is.null(both)) call_user(potential$value, nm[["value"]]) else both$value
   if (!is.numeric(v) || length(v) != n) {
     fail("the potential's `%s` returned %s%s; expected %d numbers (one per row).",
          nm[["value"]], describe(v), at_iter(iter), n)
@@ -263,7 +284,8 @@ potential_eval_r <- function(potential, x, iter = 0L, grad = TRUE) {
   }
   g <- NULL
   if (grad) {
-    g <- if (is.null(potential$gradient)) fd_gradient(potential$value, x)
+    g <- if (!is.null(both)) both$gradient
+         else if (is.null(potential$gradient)) fd_gradient(potential$value, x)
          else call_user(potential$gradient, nm[["gradient"]])
     if (!is.numeric(g) || !identical(dim(g), dim(x))) {
       fail("the potential's `%s` returned %s%s; expected a %d x %d matrix.",

@@ -189,7 +189,7 @@ test_that("samples convert and summarise as distributions", {
   expect_equal(sm$statistics$mean, unname(colMeans(s$x)))
   expect_equal(sm$statistics$sd, unname(apply(s$x, 2, sd)))
   expect_equal(sm$statistics$se_mean, sm$statistics$sd / sqrt(500))
-  expect_equal(sm$statistics[["97.5%"]], unname(apply(s$x, 2, quantile, 0.975)))
+  expect_equal(sm$statistics[["q97.5"]], unname(apply(s$x, 2, quantile, 0.975)))
   expect_output(print(sm), "500 independent draws of the flow at step 1 .*effective sample size 500")
   # simulate(): draws as a data frame, reproducible by `seed`, RNG restored
   set.seed(9)

@@ -1,0 +1,123 @@
+# target_stan(): a Stan program with a closed-form posterior and evidence.
+# y_i ~ N(mu, sigma2), mu | sigma2 ~ N(m0, sigma2 / k0), sigma2 ~ IG(a0, b0):
+# the normal-inverse-gamma conjugate model, written with target += so that
+# Stan keeps every constant and exp(log_prob) integrates to p(y).
+
+nig_code <- "
+data { int N; vector[N] y; real m0; real k0; real a0; real b0; }
+parameters { real mu; real<lower=0> sigma2; }
+transformed parameters { real sigma = sqrt(sigma2); }
+model {
+  target += inv_gamma_lpdf(sigma2 | a0, b0);
+  target += normal_lpdf(mu | m0, sqrt(sigma2 / k0));
+  target += normal_lpdf(y | mu, sigma);
+}
+generated quantities { real z = (mu - m0) / sigma; }
+"
+
+nig_data <- function() {
+  y <- c(2.81, -0.42, 1.37, 3.15, 0.66, 1.94, -1.08, 2.48, 0.23, 1.71,
+         3.62, 0.95, -0.31, 1.18, 2.05, 0.47, 1.59, 2.93, -0.76, 1.32)
+  list(N = length(y), y = y, m0 = 0, k0 = 0.5, a0 = 3, b0 = 4)
+}
+
+# posterior and evidence in closed form
+nig_posterior <- function(d) {
+  n <- d$N; yb <- mean(d$y)
+  kn <- d$k0 + n; mn <- (d$k0 * d$m0 + n * yb) / kn; an <- d$a0 + n / 2
+  bn <- d$b0 + 0.5 * sum((d$y - yb)^2) + d$k0 * n * (yb - d$m0)^2 / (2 * kn)
+  list(mean = c(mu = mn, sigma2 = bn / (an - 1)),
+       sd = c(mu = sqrt(bn / (kn * (an - 1))), sigma2 = bn / ((an - 1) * sqrt(an - 2))),
+       log_z = lgamma(an) - lgamma(d$a0) + d$a0 * log(d$b0) - an * log(bn) +
+         0.5 * (log(d$k0) - log(kn)) - n / 2 * log(2 * pi))
+}
+
+# log of the posterior kernel on Stan's unconstrained scale (mu, log sigma2),
+# Jacobian included
+nig_log_kernel <- function(u, d) {
+  mu <- u[, 1]; s2 <- exp(u[, 2])
+  d$a0 * log(d$b0) - lgamma(d$a0) - (d$a0 + 1) * log(s2) - d$b0 / s2 +
+    stats::dnorm(mu, d$m0, sqrt(s2 / d$k0), log = TRUE) +
+    vapply(seq_along(mu), function(i) sum(stats::dnorm(d$y, mu[i], sqrt(s2[i]), log = TRUE)), 0) +
+    u[, 2]
+}
+
+stan_cache <- new.env()
+nig_model <- function() {
+  if (is.null(stan_cache$model)) {
+    stan_cache$model <- suppressMessages(rstan::stan_model(model_code = nig_code,
+                                                           model_name = "nig"))
+  }
+  stan_cache$model
+}
+
+test_that("target_stan() gives Stan's log-density, gradient and names on the unconstrained scale", {
+  skip_if_not_installed("rstan")
+  d <- nig_data()
+  set.seed(1)
+  tg <- target_stan(nig_model(), data = d)
+  expect_s3_class(tg, "jko_target_stan")
+  expect_equal(tg$dim, 2L)
+  expect_equal(tg$variables, c("mu", "sigma2"))
+  expect_equal(tg$transform$variables, c("mu", "sigma2", "sigma", "z"))
+  u <- cbind(rnorm(7, 1, 0.5), rnorm(7, 0.8, 0.4))
+  vg <- potential_value(tg, u, grad = TRUE)
+  expect_equal(-vg$value, nig_log_kernel(u, d), tolerance = 1e-10)
+  e <- 1e-5
+  fd <- sapply(1:2, function(j) {
+    up <- u; um <- u; up[, j] <- up[, j] + e; um[, j] <- um[, j] - e
+    (nig_log_kernel(up, d) - nig_log_kernel(um, d)) / (2 * e)
+  })
+  expect_equal(-vg$gradient, fd, tolerance = 1e-6)
+  # a point where the program rejects (sigma2 underflows to 0): outside the
+  # support, Phi = Inf, not an error
+  expect_equal(jkoflow:::potential_values(tg, rbind(c(0, -800), c(0, 0)))[1], Inf)
+})
+
+test_that("target_stan() from its defaults gives the conjugate posterior, on both scales", {
+  skip_if_not_installed("rstan")
+  d <- nig_data()
+  ref <- nig_posterior(d)
+  set.seed(3)
+  fit <- jko_fit(target_stan(nig_model(), data = d), verbose = FALSE)
+  expect_true(fit$verdict$reached)
+  s <- jko_sample(fit, 20000)
+  expect_equal(colnames(s$x), c("mu", "sigma2", "sigma", "z"))
+  expect_equal(s$x[, "sigma"], sqrt(s$x[, "sigma2"]), tolerance = 1e-12)
+  expect_equal(s$x[, "z"], (s$x[, "mu"] - d$m0) / s$x[, "sigma"], tolerance = 1e-12)
+  # means within 0.1 posterior sd, sds within 10%
+  m <- colMeans(s$x[, 1:2]); sds <- apply(s$x[, 1:2], 2, sd)
+  expect_lt(max(abs(m - ref$mean) / ref$sd), 0.1)
+  expect_lt(max(abs(sds / ref$sd - 1)), 0.1)
+  # the constrained log-density is the unconstrained one less Stan's
+  # log-Jacobian log(sigma2), and jko_density() gives it back at the draws
+  set.seed(4); su <- jko_sample(fit, 50, scale = "unconstrained")
+  set.seed(4); sc <- jko_sample(fit, 50)
+  expect_equal(sc$unconstrained, su$x)
+  expect_equal(sc$log_density, su$log_density - su$x[, 2], tolerance = 1e-8)
+  expect_equal(jko_density(fit, sc$x, log = TRUE)$log_density, sc$log_density,
+               tolerance = 1e-6)
+  expect_equal(jko_density(fit, su$x, log = TRUE, scale = "unconstrained")$log_density,
+               su$log_density, tolerance = 1e-6)
+  expect_error(jko_density(fit, cbind(1, 2, 3)), "`x` must be finite values of the 2 parameters")
+  # evidence: the closed form, and bridgesampling on a NUTS fit of the same
+  # program, within their combined standard errors
+  ev <- jko_evidence(fit, 20000)
+  expect_lt(abs(ev$log_z - ref$log_z), 4 * ev$se + 0.01)
+  skip_if_not_installed("bridgesampling")
+  nuts <- suppressWarnings(rstan::sampling(nig_model(), data = d, chains = 2, iter = 3000,
+                                           seed = 5, refresh = 0))
+  bs <- bridgesampling::bridge_sampler(nuts, silent = TRUE)
+  se_bs <- bridgesampling::error_measures(bs)$cv
+  expect_lt(abs(ev$log_z - bs$logml), 3 * sqrt(ev$se^2 + se_bs^2) + 0.005)
+  expect_lt(abs(bs$logml - ref$log_z), 4 * se_bs + 0.005)
+})
+
+test_that("target_stan() checks its arguments", {
+  skip_if_not_installed("rstan")
+  expect_error(target_stan(3), "`model` must be a stanfit, a stanmodel, a .stan file or Stan code")
+  expect_error(target_stan(nig_model(), data = "y"), "`data` must be a named list")
+  expect_error(target_stan("no_such_model.stan"), "the file 'no_such_model.stan' does not exist")
+  expect_error(target_stan(nig_model(), data = list(N = 2)),
+               "the Stan program could not be set up with `data`")
+})
