@@ -56,6 +56,9 @@ builtin_potential <- function(kind, par, dim, label, ...) {
 #'   matrix of gradients (of \eqn{\Phi} for `potential_fn()`, of the
 #'   log-density for `target_logdensity()`).
 #' @param dim Optional dimension, checked against `init` in [jko_fit()].
+#' @param variables Optional names of the coordinates (the model's
+#'   parameters), which samples, summaries and draws then carry; they also
+#'   set the dimension.
 #' @return An object of class `"jko_potential"`.
 #' @examples
 #' potential_quadratic(diag(2), b = c(1, -1))
@@ -126,20 +129,20 @@ potential_double_well <- function(center = 1, height = 1) {
 
 #' @rdname potentials
 #' @export
-potential_fn <- function(f, grad = NULL, dim = NULL) {
+potential_fn <- function(f, grad = NULL, dim = NULL, variables = NULL) {
   dim <- check_user_fns(f, "f", grad, dim, "potential_fn")
   new_potential(f, grad, dim, "R function", names = c(value = "f", gradient = "grad"),
-                class = "jko_potential_fn")
+                class = "jko_potential_fn", variables = variables)
 }
 
 #' @rdname potentials
 #' @export
-target_logdensity <- function(logd, grad = NULL, dim = NULL) {
+target_logdensity <- function(logd, grad = NULL, dim = NULL, variables = NULL) {
   dim <- check_user_fns(logd, "logd", grad, dim, "target_logdensity")
   g <- if (is.null(grad)) NULL else function(x) -grad(x)
   pot <- new_potential(function(x) -logd(x), g, dim, "target log-density",
                        names = c(value = "logd", gradient = "grad"),
-                       class = "jko_target_logdensity")
+                       class = "jko_target_logdensity", variables = variables)
   pot$support <- TRUE
   pot
 }
@@ -226,6 +229,7 @@ new_potential <- function(value, gradient = NULL, dim = NULL, label = "R functio
           describe(value_gradient))
   }
   if (!is.null(dim)) dim <- check_count(dim, "dim")
+  else if (is.character(variables)) dim <- length(variables)
   if (!is.null(variables) && (!is.character(variables) || anyNA(variables) ||
                               (!is.null(dim) && length(variables) != dim))) {
     abort("`variables` must be NULL or %s names, not %s.",

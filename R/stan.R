@@ -166,14 +166,21 @@ suppress_stan_output <- function(expr) {
   out
 }
 
-# f(u) for each row u of x, each giving m numbers; an exception in the
-# program (Stan's way to reject a point) gives -Inf and NaN.
+# f(u) for each row u of x, each giving m numbers. A rejection by the
+# program (Stan throws std::domain_error: a reject() statement, or an
+# argument out of its domain) gives -Inf and NaN, a point outside the
+# support; any other error (an invalid model instance) is an error.
 stan_rows <- function(x, f, m) {
   out <- tryCatch(vapply(seq_len(nrow(x)), function(i) f(x[i, ]), numeric(m)),
                   error = function(e) NULL)
   if (is.null(out)) {
     out <- vapply(seq_len(nrow(x)), function(i) {
-      tryCatch(f(x[i, ]), error = function(e) c(-Inf, rep(NaN, m - 1L)))
+      tryCatch(f(x[i, ]), "std::domain_error" = function(e) c(-Inf, rep(NaN, m - 1L)),
+               error = function(e) {
+                 abort(paste0("Stan's log_prob failed: %s (a target read back from a file ",
+                              "has lost its model: make it again with target_stan())."),
+                       conditionMessage(e), call = NULL)
+               })
     }, numeric(m))
   }
   if (m == 1L) as.double(out) else t(out)

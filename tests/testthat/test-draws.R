@@ -3,8 +3,8 @@
 draws_fit <- function() {
   set.seed(11)
   tg <- target_logdensity(function(x) -0.5 * rowSums((x - 1)^2), function(x) -(x - 1),
-                          dim = 2)
-  tg$variables <- c("alpha", "beta")
+                          variables = c("alpha", "beta"))
+  expect_equal(tg$dim, 2L)
   jko_fit(tg, init_gaussian(c(0, 0), 1), h = 0.5, steps = 2, hidden = c(8, 8),
           batch = 128, iters = 60, stationary = FALSE, verbose = FALSE)
 }
@@ -59,4 +59,14 @@ test_that("Pareto k-hat: jkoflow's estimate is loo's on the same weights", {
   expect_equal(jkoflow:::pareto_khat(lw, use_loo = FALSE),
                suppressWarnings(loo::psis(lw[is.finite(lw)], r_eff = 1))$diagnostics$pareto_k,
                tolerance = 1e-8)
+})
+
+test_that("variables name a potential's coordinates, and are checked", {
+  pot <- new_potential(function(x) rowSums(x^2), function(x) 2 * x, variables = c("a", "b"))
+  expect_equal(pot$dim, 2L)
+  expect_error(new_potential(function(x) rowSums(x^2), dim = 3, variables = c("a", "b")),
+               "`variables` must be NULL or 3 names")
+  expect_error(target_logdensity(function(x) -rowSums(x^2), function(x) -2 * x,
+                                 variables = 1:2),
+               "`variables` must be NULL or character names")
 })
