@@ -149,7 +149,7 @@ summary.jko_sample <- function(object, ..., probs = c(0.025, 0.25, 0.5, 0.75, 0.
   se_mean <- function(v) stats::sd(v) / sqrt(ess)
   quant <- function(v) {
     stats::setNames(stats::quantile(v, probs, names = FALSE),
-                    paste0("q", format(100 * probs, trim = TRUE)))
+                    paste0("q", 100 * probs))
   }
   tab <- if (requireNamespace("posterior", quietly = TRUE)) {
     st <- posterior::summarise_draws(posterior::as_draws_matrix(x), mean = mean,
