@@ -47,6 +47,9 @@ jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
   out <- flow_push(fit, k, to_cols(x0), if (has_ld) init_log_density(fit$init, x0),
                    threads)
   x <- t(out$x)
+  # a target that names its parameters (target_glm()) names the draws
+  pn <- fit$potential$names
+  if (is.character(pn) && is.null(names(pn)) && length(pn) == ncol(x)) colnames(x) <- pn
   ld <- if (has_ld) out$log_density else rep(NA_real_, n)
   extra <- list()
   if (resample) {
