@@ -402,12 +402,22 @@ init_laplace <- function(potential, start = NULL, inflate = 1.5, tries = 10) {
   }
   eg <- eigen(H, symmetric = TRUE)
   floor_ev <- 1e-6 * max(abs(eg$values), 1e-12)
+  # parameters in different units (a regression coefficient of a predictor
+  # in thousands next to an intercept) make a well-determined Hessian
+  # ill-conditioned: judge it, and invert it, in units of its diagonal
+  sc <- if (min(eg$values) < floor_ev && all(diag(H) > 0)) 1 / sqrt(diag(H))
+  if (!is.null(sc)) {
+    eg <- eigen(H * outer(sc, sc), symmetric = TRUE)
+    floor_ev <- 1e-6 * max(abs(eg$values), 1e-12)
+  }
   if (min(eg$values) < floor_ev) {
     warning(sprintf(paste0("init_laplace(): the Hessian at the minimum is not positive definite ",
-                           "(smallest eigenvalue %.3g); its eigenvalues are raised to %.3g."),
-                    min(eg$values), floor_ev), call. = FALSE)
+                           "(smallest eigenvalue %.3g%s); its eigenvalues are raised to %.3g."),
+                    min(eg$values), if (is.null(sc)) "" else " in units of its diagonal",
+                    floor_ev), call. = FALSE)
   }
   Hinv <- eg$vectors %*% (t(eg$vectors) / pmax(eg$values, floor_ev))
+  if (!is.null(sc)) Hinv <- Hinv * outer(sc, sc)
   Hinv <- (Hinv + t(Hinv)) / 2
   out <- init_gaussian(opt$par, inflate^2 * Hinv)
   out$mode <- opt$par
