@@ -73,16 +73,21 @@
 #'   likelihood fit of the same model, [target_logistic()] for the
 #'   logistic regression of the reference experiment from a matrix.
 #' @examples
-#' tg <- target_glm(cbind(ncases, ncontrols) ~ agegp + alcgp, data = esoph[1:40, ],
-#'                  family = binomial())
+#' tg <- target_glm(mpg ~ wt + factor(cyl), data = mtcars, family = gaussian())
 #' tg
 #' tg$names
-#' \donttest{
 #' set.seed(1)
-#' fit <- jko_fit(tg, verbose = FALSE)
-#' summary(jko_sample(fit, 2000))
-#' predict(fit, esoph[41:45, ], n = 2000)
-#' }
+#' # jko_fit(tg) alone runs to the posterior; smaller settings for speed here
+#' fit <- jko_fit(tg, max_steps = 3, hidden = c(16, 16), pool = 2^13,
+#'                monitor = 2^12, iters = 200, verbose = FALSE)
+#' s <- jko_sample(fit, 2000)
+#' summary(s)
+#' coef(glm(mpg ~ wt + factor(cyl), gaussian, mtcars))  # the MLE, for comparison
+#' predict(fit, data.frame(wt = c(2.5, 3.5), cyl = c(4, 8)), samples = s)
+#'
+#' # a binomial response as cbind(successes, failures), a probit link
+#' target_glm(cbind(ncases, ncontrols) ~ agegp + alcgp, data = esoph,
+#'            family = binomial("probit"))
 #' @export
 target_glm <- function(formula, data, family = stats::binomial(), prior = prior_normal(),
                        prior_sigma = prior_exponential(), weights, subset, na.action,
