@@ -78,8 +78,8 @@
 #' tg$names
 #' set.seed(1)
 #' # jko_fit(tg) alone runs to the posterior; smaller settings for speed here
-#' fit <- jko_fit(tg, max_steps = 3, hidden = c(16, 16), pool = 2^13,
-#'                monitor = 2^12, iters = 200, verbose = FALSE)
+#' fit <- jko_fit(tg, max_steps = 3, hidden = c(16, 16), pool = 2^12,
+#'                monitor = 2^12, iters = 150, verbose = FALSE)
 #' s <- jko_sample(fit, 2000)
 #' summary(s)
 #' coef(glm(mpg ~ wt + factor(cyl), gaussian, mtcars))  # the MLE, for comparison
