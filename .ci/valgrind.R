@@ -55,4 +55,23 @@ stopifnot(is.matrix(fit$std[[2]]$L))
 s <- jko_sample(fit, 20)
 d <- jko_density(fit, s$x, log = TRUE)
 stopifnot(max(abs(as.numeric(d) - s$log_density)) < 1e-6)
+# GLM targets (src/glm.c): every family and link, with weights (a zero
+# among them), an offset, the three priors, values and gradients of a batch
+# (with points far out), and a tiny flow through them
+set.seed(2)
+gd <- data.frame(x = rnorm(12), f = factor(rep(c("a", "b", "c"), 4)), w = c(0, rep(1:2, 5), 3))
+gd$k <- rbinom(12, 3, 0.5); gd$c <- rpois(12, 2); gd$y <- rnorm(12)
+gtg <- list(target_glm(cbind(k, 3 - k) ~ x + f, gd, binomial(), weights = w),
+            target_glm(k > 1 ~ x, gd, binomial("probit"), prior = prior_hierarchical()),
+            target_glm(c ~ x + offset(x / 2), gd, poisson(), prior = prior_flat()),
+            target_glm(y ~ x * f, gd, gaussian(), weights = w, prior = prior_hierarchical()))
+for (g in gtg) {
+  th <- matrix(rnorm(7 * g$dim), 7)
+  th[7, ] <- 900
+  v <- potential_value(g, th, grad = TRUE)
+  stopifnot(all(is.finite(v$value[1:6])), !anyNA(v$value))
+}
+fit <- suppressWarnings(jko_fit(gtg[[4]], steps = 1, hidden = c(4, 4), rank = 1, batch = 16,
+                                iters = 10, pool = 64, monitor = 64, verbose = FALSE))
+invisible(predict(fit, gd[1:3, ], n = 10))
 cat("valgrind script done\n")

@@ -79,7 +79,7 @@
 #' @param stationary Is the flow run for its stationary law
 #'   \eqn{\pi \propto e^{-\beta\Phi}} rather than for \eqn{\rho_t}? The
 #'   default is `TRUE` for targets ([target_logdensity()],
-#'   [target_logistic()]) and `FALSE` otherwise. See "Flows to the
+#'   [target_logistic()], [target_glm()]) and `FALSE` otherwise. See "Flows to the
 #'   stationary law".
 #' @param ... Settings of [jko_control()] given directly (`hidden`, `rank`,
 #'   `batch`, `iters`, `lr`, `lr_end`, `pool`, `monitor`, `activation`,

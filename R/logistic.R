@@ -218,24 +218,41 @@ gamma_normal_prior <- function(p, shape, rate, log_alpha_min) {
   ), class = "jko_init")
 }
 
-#' Posterior predictive of a Bayesian logistic regression fit
+#' Posterior predictive of a Bayesian regression fit
 #'
 #' For a fit of a [target_logistic()] posterior, the posterior predictive
 #' probability \eqn{P(y = 1 \mid x, \mathrm{data}) \approx \frac1n\sum_s
 #' \sigma(x^\top w_s)} averaged over `n` samples \eqn{w_s} of the fitted flow.
+#'
+#' For a fit of a [target_glm()] posterior, as [predict.glm()] but averaged
+#' over the posterior: `type = "response"` (the default) gives the
+#' posterior mean of the mean response \eqn{\mu = g^{-1}(x^\top\beta +
+#' \mathrm{offset})}, `type = "link"` the posterior mean of the linear
+#' predictor \eqn{x^\top\beta + \mathrm{offset}}. `newdata` is a data frame
+#' with the model's variables (offsets included), turned into a model matrix
+#' through the fitted model's terms, factor levels and contrasts; by default
+#' the rows of the fitted model frame (padded by `na.exclude`). With
+#' `summary = FALSE` (passed in `...`) the result is the matrix of
+#' per-draw predictions, one row per posterior draw, one column per row of
+#' `newdata`.
+#'
 #' Fits of other potentials have no predictive distribution: use
 #' [jko_sample()] or [jko_density()].
 #'
-#' @param object A `"jko_fit"` of a [target_logistic()].
-#' @param newdata A matrix (or data frame) with the columns of the fitted `x`;
-#'   default the fitted `x`.
-#' @param type `"prob"`: the predictive probability of the second class
-#'   (`y = 1`); `"link"`: its log-odds (so that `plogis(link) = prob`).
+#' @param object A `"jko_fit"` of a [target_logistic()] or a [target_glm()].
+#' @param newdata For [target_logistic()], a matrix (or data frame) with the
+#'   columns of the fitted `x`; for [target_glm()] a data frame. Default the
+#'   fitted data.
+#' @param type For [target_logistic()], `"prob"`: the predictive probability
+#'   of the second class (`y = 1`); `"link"`: its log-odds (so that
+#'   `plogis(link) = prob`). For [target_glm()], `"response"` or `"link"`.
 #' @param n Number of posterior samples.
 #' @param samples Optionally a [jko_sample()] of the fit to use instead of
 #'   drawing `n` new ones (e.g. `jko_sample(fit, n, resample = TRUE)`).
-#' @param ... Passed to [jko_sample()] (`step`, `resample`).
-#' @return A numeric vector, one value per row of `newdata`.
+#' @param ... Passed to [jko_sample()] (`step`, `resample`); for a
+#'   [target_glm()] also `summary` (see above).
+#' @return A numeric vector, one value per row of `newdata` (for a
+#'   [target_glm()] with `summary = FALSE`, a draws x rows matrix).
 #' @examples
 #' set.seed(1)
 #' x <- cbind(1, scale(MASS::Pima.tr[, c("glu", "bmi")]))
@@ -248,8 +265,12 @@ gamma_normal_prior <- function(p, shape, rate, log_alpha_min) {
 predict.jko_fit <- function(object, newdata = NULL, type = c("prob", "link"),
                             n = 4096, samples = NULL, ...) {
   tg <- object$potential
+  if (inherits(tg, "jko_target_glm")) {
+    return(predict_glm(object, newdata, if (missing(type)) "response" else type, n, samples,
+                       ...))
+  }
   if (!inherits(tg, "jko_target_logistic")) {
-    abort(paste0("predict() needs a fit of a target_logistic() posterior; this fit's ",
+    abort(paste0("predict() needs a fit of a target_logistic() or target_glm() posterior; this fit's ",
                  "potential is a %s, which has no predictive distribution. ",
                  "Use jko_sample() or jko_density()."), tg$label)
   }
@@ -325,7 +346,7 @@ init_laplace <- function(potential, start = NULL, inflate = 1.5, tries = 10) {
     abort("`start` is needed: `potential` does not know its dimension.")
   }
   if (is.null(start)) {
-    start <- rep(0, D)
+    start <- if (!is.null(potential$start)) potential$start else rep(0, D)
     if (inherits(potential, "jko_target_logistic") && potential$prior == "gamma") {
       start[D] <- log((potential$p / 2 + potential$shape) / potential$rate)
     }
@@ -381,12 +402,22 @@ init_laplace <- function(potential, start = NULL, inflate = 1.5, tries = 10) {
   }
   eg <- eigen(H, symmetric = TRUE)
   floor_ev <- 1e-6 * max(abs(eg$values), 1e-12)
+  # parameters in different units (a regression coefficient of a predictor
+  # in thousands next to an intercept) make a well-determined Hessian
+  # ill-conditioned: judge it, and invert it, in units of its diagonal
+  sc <- if (min(eg$values) < floor_ev && all(diag(H) > 0)) 1 / sqrt(diag(H))
+  if (!is.null(sc)) {
+    eg <- eigen(H * outer(sc, sc), symmetric = TRUE)
+    floor_ev <- 1e-6 * max(abs(eg$values), 1e-12)
+  }
   if (min(eg$values) < floor_ev) {
     warning(sprintf(paste0("init_laplace(): the Hessian at the minimum is not positive definite ",
-                           "(smallest eigenvalue %.3g); its eigenvalues are raised to %.3g."),
-                    min(eg$values), floor_ev), call. = FALSE)
+                           "(smallest eigenvalue %.3g%s); its eigenvalues are raised to %.3g."),
+                    min(eg$values), if (is.null(sc)) "" else " in units of its diagonal",
+                    floor_ev), call. = FALSE)
   }
   Hinv <- eg$vectors %*% (t(eg$vectors) / pmax(eg$values, floor_ev))
+  if (!is.null(sc)) Hinv <- Hinv * outer(sc, sc)
   Hinv <- (Hinv + t(Hinv)) / 2
   out <- init_gaussian(opt$par, inflate^2 * Hinv)
   out$mode <- opt$par

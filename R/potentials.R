@@ -172,7 +172,7 @@ check_user_fns <- function(fun, arg, grad, dim, caller) {
 #' Every potential of jkoflow is a list of class `c(<kind>, "jko_potential")`
 #' with its dimension `dim` (`NA` when it works in any dimension) and a
 #' `label`. The built-in kinds ([potential_quadratic()], [potential_gmm()],
-#' [potential_double_well()], [target_logistic()]) are evaluated in C, a
+#' [potential_double_well()], [target_logistic()], [target_glm()]) are evaluated in C, a
 #' batch at a time. `new_potential()` makes any other potential from two R
 #' functions of an n x D matrix of points (one point per row):
 #'
@@ -371,7 +371,7 @@ check_potential <- function(potential, arg = "potential") {
   if (!inherits(potential, "jko_potential")) {
     abort(paste0("`%s` must be a jkoflow potential (potential_quadratic(), ",
                  "potential_gmm(), potential_double_well(), potential_fn(), ",
-                 "target_logdensity(), target_logistic(), new_potential()), not %s."),
+                 "target_logdensity(), target_logistic(), target_glm(), new_potential()), not %s."),
           arg, describe(potential))
   }
   invisible(potential)

@@ -110,6 +110,7 @@ static const pot_kind pot_kinds[] = {
     {"jko_potential_gmm", NULL, gmm_eval},
     {"jko_potential_double_well", NULL, double_well_eval},
     {"jko_target_logistic", logistic_setup, logistic_eval},
+    {"jko_target_glm", glm_setup, glm_eval},
     {NULL, NULL, NULL}
 };
 

@@ -66,4 +66,8 @@ SEXP jko_list_elt(SEXP s, const char *name);
 int logistic_setup(jko_pot *pot, SEXP obj, int nmax);
 int logistic_eval(jko_pot *pot, const double *Y, int n, double *phi, double *gphi);
 
+/* glm.c: generalised linear models (target_glm()) */
+int glm_setup(jko_pot *pot, SEXP obj, int nmax);
+int glm_eval(jko_pot *pot, const double *Y, int n, double *phi, double *gphi);
+
 #endif
