@@ -201,8 +201,7 @@ check_energy_fit <- function(energy, init, control) {
 # The energy's per-sample values at the columns of x (D x n) with their
 # log-densities: their mean is the free energy of the law of x.
 energy_values <- function(energy, x, log_density, beta, threads) {
-  ld <- if (energy_needs_density(energy)) as.double(log_density) else NULL
-  .Call(C_energy_eval, energy, x, ld, beta, threads)$value
+  .Call(C_energy_eval, energy, x, as.double(log_density), beta, threads)$value
 }
 
 # Called from C (src/terms.c) for a kernel given as an R function, on the

@@ -34,20 +34,25 @@ static double kern_quadratic(const double *par, const double *z, int D, double *
     return 0.5 * s;
 }
 
-/* W(z) = |z|^a / a - |z|^b / b (b = 0: - log |z|); par = a, b. The
- * gradient (|z|^(a-2) - |z|^(b-2)) z is taken as 0 at z = 0. */
+/* W(z) = |z|^a / a - |z|^b / b (b = 0: - log |z|); par = a, b. grad W(z) =
+ * (|z|^a - |z|^b) z / |z|^2 (|z|^0 = 1 for b = 0), taken as 0 at z = 0.
+ * The powers most used (1, 2) without pow(). */
+static double r_pow(double r, double s, double a)
+{
+    return a == 2 ? s : a == 1 ? r : a == 0 ? 1 : pow(r, a);
+}
+
 static double kern_power(const double *par, const double *z, int D, double *gz)
 {
     const double a = par[0], b = par[1];
     double s = 0;
     for (int d = 0; d < D; d++) s += z[d] * z[d];
-    const double r = sqrt(s);
-    const double wa = pow(r, a) / a, wb = b == 0 ? log(r) : pow(r, b) / b;
+    const double r = sqrt(s), ra = r_pow(r, s, a), rb = r_pow(r, s, b);
     if (gz) {
-        const double c = r > 0 ? pow(r, a - 2) - pow(r, b - 2) : 0;
+        const double c = s > 0 ? (ra - rb) / s : 0;
         for (int d = 0; d < D; d++) gz[d] = c * z[d];
     }
-    return wa - wb;
+    return ra / a - (b == 0 ? log(r) : rb / b);
 }
 
 static int n_blocks(int n, int block)
@@ -174,14 +179,16 @@ static int r_kernel_eval(jko_term *t, const term_batch *b, double *val, double *
 /* ---- internal energies, from the log-densities of the points ---- */
 
 /* beta^{-1} int rho log rho = E log rho(Y) / beta. In training only its
- * change matters: -logdet / beta where the points' densities are unknown. */
+ * change matters: -logdet / beta where the points' densities are unknown;
+ * outside training, without densities, NA. */
 static int entropy_eval(jko_term *t, const term_batch *b, double *val, double *g,
                         double *lam)
 {
     (void) t; (void) g;
     const double ib = 1.0 / b->beta;
     for (int i = 0; i < b->n; i++) {
-        val[i] += b->lrho ? b->lrho[i] * ib : -b->ld[i] * ib;
+        /* no densities and no map: unknown */
+        val[i] += b->lrho ? b->lrho[i] * ib : b->ld ? -b->ld[i] * ib : NA_REAL;
         if (lam && b->ld) lam[i] -= ib;
     }
     return JKO_OK;
