@@ -184,6 +184,17 @@ energy_needs_density <- function(energy) {
     any(vapply(energy$terms, inherits, NA, "jko_diffusion_porous"))
 }
 
+# Importance weights and the evidence need pi = exp(-beta Phi): a fit of a
+# potential alone.
+check_fit_potential <- function(fit) {
+  if (inherits(fit$potential, "jko_energy")) {
+    abort(paste0("importance weights and the evidence need the stationary law exp(-beta Phi) ",
+                 "of a potential; a free energy from jko_energy() has none in closed form."),
+          call = NULL)
+  }
+  invisible(fit)
+}
+
 # The checks of jko_fit() for a free energy, once init and the settings are
 # known.
 check_energy_fit <- function(energy, init, control) {

@@ -244,6 +244,8 @@ test_that("attraction-repulsion and R kernels run a flow; plot shows its free en
   pdf(NULL)
   on.exit(grDevices::dev.off())
   expect_silent(plot(fit, what = "free_energy"))
+  expect_error(jko_evidence(fit), "need the stationary law exp\\(-beta Phi\\)")
+  expect_error(jko_sample(fit, 10, resample = TRUE), "need the stationary law")
   out <- capture.output(print(fit))
   expect_match(paste(out, collapse = "\n"), "interaction W\\(z\\) = \\|z\\|\\^2/2 - \\|z\\|\\^1/1")
   # an R kernel that errors: a classed error naming the kernel
