@@ -105,7 +105,7 @@ jko_energy <- function(potential = NULL, interaction = NULL,
             class = "jko_energy")
 }
 
-term <- function(kind, family, label, par = numeric(), ...) {
+new_term <- function(kind, family, label, par = numeric(), ...) {
   structure(list(par = as.double(par), label = label, ...),
             class = c(kind, family, "jko_term"))
 }
@@ -118,7 +118,7 @@ check_block <- function(block) {
 #' @rdname jko_energy
 #' @export
 interaction_quadratic <- function(block = 256L) {
-  term("jko_interaction_quadratic", "jko_interaction", "interaction W(z) = |z|^2/2",
+  new_term("jko_interaction_quadratic", "jko_interaction", "interaction W(z) = |z|^2/2",
        block = check_block(block))
 }
 
@@ -131,7 +131,7 @@ interaction_power <- function(a = 2, b = 1, block = 256L) {
   if (!is.numeric(b) || length(b) != 1L || !is.finite(b) || b >= a) {
     abort("`b` must be a single number below `a` (%g), not %s.", a, describe(b))
   }
-  term("jko_interaction_power", "jko_interaction",
+  new_term("jko_interaction_power", "jko_interaction",
        sprintf("interaction W(z) = %s", if (b == 0) sprintf("|z|^%g/%g - log|z|", a, a)
                else sprintf("|z|^%g/%g - |z|^%g/%g", a, a, b, b)),
        par = c(a, b), block = check_block(block))
@@ -145,15 +145,16 @@ interaction_fn <- function(W, gradient = NULL, block = 256L) {
     abort("`gradient` must be NULL or a function of a P x D matrix, not %s.",
           describe(gradient))
   }
-  term("jko_interaction_fn", "jko_interaction",
-       sprintf("interaction W(z) = %s", paste(deparse(substitute(W)), collapse = "")),
+  nm <- substitute(W)
+  new_term("jko_interaction_fn", "jko_interaction",
+       sprintf("interaction W = %s", if (is.name(nm)) as.character(nm) else "an R function"),
        W = W, gradient = gradient, block = check_block(block))
 }
 
 #' @rdname jko_energy
 #' @export
 diffusion_entropy <- function() {
-  term("jko_diffusion_entropy", "jko_diffusion", "entropy / beta")
+  new_term("jko_diffusion_entropy", "jko_diffusion", "entropy / beta")
 }
 
 #' @rdname jko_energy
@@ -162,7 +163,7 @@ diffusion_porous <- function(m = 2) {
   if (!is.numeric(m) || length(m) != 1L || !is.finite(m) || m <= 1) {
     abort("`m` must be a single number above 1, not %s.", describe(m))
   }
-  term("jko_diffusion_porous", "jko_diffusion",
+  new_term("jko_diffusion_porous", "jko_diffusion",
        sprintf("porous medium rho^%g/%g", m, m - 1), par = m)
 }
 

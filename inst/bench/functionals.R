@@ -140,7 +140,7 @@ if (run("aggregation")) {
   res$aggregation <- data.frame(
     second_moment = mean(r^2), outside_1.02 = mean(r > 1.02),
     density_inside = stats::median(exp(s$log_density[inside])) * pi,
-    density_iqr = diff(stats::quantile(exp(s$log_density[inside]) * pi, c(0.25, 0.75))),
+    density_iqr = unname(diff(stats::quantile(exp(s$log_density[inside]) * pi, c(0.25, 0.75)))),
     seconds = el)
   res$aggregation_snaps <- snaps
   res$aggregation_fe <- fit$history[, c("time", "free_energy")]
