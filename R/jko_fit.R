@@ -480,9 +480,9 @@ jko_step <- function(fit, k, theta, pool, h, threads, verbose = FALSE, pool_ld =
                fit$monitor$points, fit$monitor$log_density, fit$potential,
                list(h = h, beta = fit$beta, iters = s$iters, batch = s$batch,
                     lr = s$lr, lr_end = s$lr_end, adaptive = stationary,
-                    whiten = stationary),
+                    whiten = stationary, pool_log_density = pool_ld),
                if (k == 1L) fit$start_std else NULL, threads,
-               if (verbose && interactive()) k else 0L, pool_ld)
+               if (verbose && interactive()) k else 0L)
   if (res$status != "ok") {
     hint <- "try a smaller `lr` or `h`"
     if (inherits(fit$potential, "jko_target_logistic")) {

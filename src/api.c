@@ -345,10 +345,11 @@ SEXP C_moments(SEXP x, SEXP whiten)
  * change of variables, list(center, scale) or list(center, L), or NULL for
  * the moments of the pool (a full L with settings$whiten). settings =
  * list(h, beta, iters, batch, lr, lr_end, adaptive, whiten). `pot` may
- * be a free energy (class "jko_energy", terms.h): then pool_ld (the pool's
- * log-densities, or NULL where no term needs them) is carried along and
- * returned as pool_log_density, and monitor_potential holds the energy's
- * per-sample values. Returns
+ * be a free energy (class "jko_energy", terms.h): then monitor_potential
+ * holds the energy's per-sample values, and where a term needs the
+ * densities of the pool, settings$pool_log_density (the pool's
+ * log-densities) is carried along and returned, pushed, as a 13th element
+ * pool_log_density. Returns
  * list(theta, loss, iters, status, iter, center, scale, L, pool, monitor,
  * monitor_log_density, monitor_potential): iters the iterations run (loss
  * has that many values), L NULL for an isotropic step; after a failure
@@ -357,7 +358,7 @@ SEXP C_moments(SEXP x, SEXP whiten)
  * interrupts, unwind through here leaving only R_alloc'ed memory behind. */
 SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
                 SEXP monitor_ld, SEXP pot, SEXP settings, SEXP std, SEXP threads,
-                SEXP progress, SEXP pool_ld)
+                SEXP progress)
 {
     int nprot = 0;
     jko_map m;
@@ -417,8 +418,9 @@ SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
         pe = &e;
         pp = &e.pot;
         if (e.density) {
+            SEXP pool_ld = jko_list_elt(settings, "pool_log_density");
             if (TYPEOF(pool_ld) != REALSXP || LENGTH(pool_ld) != npool)
-                Rf_error("'pool_ld' must be a double vector of length %d", npool);
+                Rf_error("'pool_log_density' must be a double vector of length %d", npool);
             pld = PROTECT(Rf_duplicate(pool_ld)); nprot++;
         }
     } else {
@@ -447,7 +449,7 @@ SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
     const char *nm[] = {"theta", "loss", "iters", "status", "iter", "center", "scale", "L",
                         "pool", "monitor", "monitor_log_density", "monitor_potential",
                         "pool_log_density"};
-    SEXP ans = named_list(13, nm, v);
+    SEXP ans = named_list(Rf_isNull(pld) ? 12 : 13, nm, v);
     UNPROTECT(nprot);
     return ans;
 }

@@ -9,7 +9,7 @@ SEXP C_icnn_eval(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_pot_eval(SEXP, SEXP, SEXP);
 SEXP C_jko_loss(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_moments(SEXP, SEXP);
-SEXP C_jko_step(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
+SEXP C_jko_step(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_energy_loss(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_energy_eval(SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_flow_push(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
@@ -23,7 +23,7 @@ static const R_CallMethodDef call_methods[] = {
     {"pot_eval", (DL_FUNC) &C_pot_eval, 3},
     {"jko_loss", (DL_FUNC) &C_jko_loss, 8},
     {"moments", (DL_FUNC) &C_moments, 2},
-    {"jko_step", (DL_FUNC) &C_jko_step, 12},
+    {"jko_step", (DL_FUNC) &C_jko_step, 11},
     {"energy_loss", (DL_FUNC) &C_energy_loss, 9},
     {"energy_eval", (DL_FUNC) &C_energy_eval, 5},
     {"flow_push", (DL_FUNC) &C_flow_push, 6},
