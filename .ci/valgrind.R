@@ -74,4 +74,16 @@ for (g in gtg) {
 fit <- suppressWarnings(jko_fit(gtg[[4]], steps = 1, hidden = c(4, 4), rank = 1, batch = 16,
                                 iters = 10, pool = 64, monitor = 64, verbose = FALSE))
 invisible(predict(fit, gd[1:3, ], n = 10))
+
+# free energies of terms: interaction (C and R kernels), porous medium with
+# the pool's log-densities, entropy; the monitor's energy
+en <- jko_energy(potential_quadratic(diag(2)), interaction_power(2, 1, block = 4),
+                 diffusion_porous(2))
+fit <- jko_fit(en, init_gaussian(c(0, 0), 1), h = 0.1, steps = 2, hidden = c(4, 4),
+               rank = 1, batch = 16, iters = 5, pool = 64, monitor = 32, verbose = FALSE)
+fit <- jko_continue(fit, 1, verbose = FALSE)
+en <- jko_energy(NULL, interaction_fn(function(z) rowSums(z^2) / 2, block = 5))
+fit <- jko_fit(en, init_gaussian(c(0, 0), 1), h = 0.1, steps = 1, hidden = c(4, 4),
+               rank = 1, batch = 16, iters = 5, pool = 64, monitor = 32, verbose = FALSE)
+stopifnot(all(is.finite(fit$history$free_energy)))
 cat("valgrind script done\n")

@@ -52,6 +52,7 @@
 #' @export
 jko_evidence <- function(fit, n = 10000, step = NULL, threads = NULL) {
   check_fit(fit)
+  check_fit_potential(fit)
   n <- check_count(n, "n", min = 10)
   s <- jko_sample(fit, n, step = step, threads = threads, scale = "unconstrained")
   if (is.null(fit$init$log_density)) init_log_density(fit$init, s$x[1L, , drop = FALSE])
@@ -82,6 +83,7 @@ jko_evidence <- function(fit, n = 10000, step = NULL, threads = NULL) {
 # log w = -beta Phi(x) - log q(x), Phi on the full data. Phi = +Inf gives
 # -Inf, a negative infinite Phi an error, NA/NaN an NA.
 importance_log_weights <- function(fit, x, log_q) {
+  check_fit_potential(fit)
   phi <- potential_values(fit$potential, x)
   if (any(phi == -Inf, na.rm = TRUE)) {
     abort("the potential is -Inf at %d samples: the target cannot be normalised.",

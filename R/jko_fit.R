@@ -61,7 +61,9 @@
 #' steps already completed; [jko_last_fit()] returns them too and
 #' [jko_continue()] resumes from them.
 #'
-#' @param potential A potential: see [potentials] and [new_potential()].
+#' @param potential A potential: see [potentials] and [new_potential()]; or
+#'   a free energy made of terms (a potential, an interaction energy, the
+#'   entropy or a porous-medium energy): see [jko_energy()].
 #' @param init The initial distribution: see [init_gaussian()]. For a flow
 #'   to the stationary law (the default for targets) it defaults to a
 #'   widened Laplace approximation ([init_laplace()]); for the time-accurate
@@ -112,10 +114,16 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
   call <- match.call()
   # what the package chooses for a stationary flow unless given
   chosen <- c(h = missing(h), steps = missing(steps), init = missing(init))
-  check_potential(potential)
+  # a free energy of terms (R/energy.R) in place of a potential
+  energy <- inherits(potential, "jko_energy")
+  if (!energy) check_potential(potential)
   control <- update_control(control, list(...))
   if (is.null(stationary)) stationary <- is_target(potential)
   stationary <- check_flag(stationary, "stationary")
+  if (energy && stationary) {
+    abort(paste0("`stationary = TRUE` needs a potential or target alone (its stationary ",
+                 "law is exp(-beta Phi)), not a free energy from jko_energy()."))
+  }
   if (stationary) control <- stationary_defaults(control)
   # A flow to the stationary law starts from a widened Laplace approximation
   # (or, failing that, the target's prior); the time-accurate flow of a
@@ -129,6 +137,7 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
     }
   }
   check_init(init)
+  if (energy) check_energy_fit(potential, init, control)
   D <- init$dim
   if (!is.na(potential$dim) && potential$dim != D) {
     abort("`potential` has dimension %d but `init` has dimension %d.", potential$dim, D)
@@ -147,7 +156,8 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
             else init_log_density(init, mon)
   # Phi at the monitor samples: checked, except where a target's support
   # may leave it infinite
-  phi <- if (isTRUE(potential$support)) potential_values(potential, mon)
+  phi <- if (energy) energy_values(potential, to_cols(mon), mon_ld, beta, threads)
+         else if (isTRUE(potential$support)) potential_values(potential, mon)
          else .Call(C_pot_eval, potential, to_cols(mon), FALSE)$value
   fit <- structure(list(
     call = call, potential = potential, init = init, dim = D, h = h, beta = beta,
@@ -167,9 +177,10 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
     start_std = standardisation(init, mon, whiten = stationary),
     history = cbind(data.frame(step = 0L, time = 0, h = NA_real_, iters = NA_integer_,
                                loss = NA_real_,
-                               free_energy = free_energy(phi, mon_ld, beta),
+                               free_energy = step_free_energy(potential, phi, mon_ld, beta),
                                seconds = 0),
-                    target_divergence(phi, mon_ld, beta, to_cols(mon))),
+                    target_divergence(if (energy) NA_real_ else phi, mon_ld, beta,
+                                      to_cols(mon))),
     loss_trace = list(),
     # the monitor samples of the last step, one per column, and their
     # log-densities
@@ -407,7 +418,13 @@ jko_run <- function(fit, schedule, theta0, threads, verbose) {
   K0 <- length(fit$theta)
   budget <- if (is.null(schedule$steps)) fit$settings$max_steps else schedule$steps
   pool <- to_cols(fit$init$sample(fit$settings$pool))
-  if (K0 > 0L) pool <- flow_push(fit, K0, pool, NULL, threads)$x
+  # a porous-medium energy needs the densities of the pool: carried along
+  pool_ld <- if (energy_needs_density(fit$potential)) init_log_density(fit$init, t(pool))
+  if (K0 > 0L) {
+    pushed <- flow_push(fit, K0, pool, pool_ld, threads)
+    pool <- pushed$x
+    pool_ld <- pushed$log_density
+  }
   theta <- theta0
   the$last_fit <- fit
   t_start <- proc.time()[["elapsed"]]
@@ -417,7 +434,7 @@ jko_run <- function(fit, schedule, theta0, threads, verbose) {
     # work of a step is inside, only the bookkeeping of its result outside.
     st <- tryCatch({
         h <- if (!is.null(schedule$h)) schedule$h else next_h(fit)
-        res <- jko_step(fit, k, theta, pool, h, threads, verbose)
+        res <- jko_step(fit, k, theta, pool, h, threads, verbose, pool_ld)
         last <- res$fit$history[nrow(res$fit$history), ]
         if (verbose) {
           message(sprintf("step %3d/%s  t = %-6g loss %10.4f  free energy %10.4f%s  (%d it., %.1f s)",
@@ -443,6 +460,7 @@ jko_run <- function(fit, schedule, theta0, threads, verbose) {
     fit <- st$fit
     theta <- st$theta
     pool <- st$pool
+    pool_ld <- st$pool_ld
     the$last_fit <- fit
     if (st$stop) break
   }
@@ -454,7 +472,7 @@ jko_run <- function(fit, schedule, theta0, threads, verbose) {
 # pool. The network of step k is standardised by the centre and scale (or,
 # for a stationary flow, the covariance) of the pool (of rho_0 for the first
 # step).
-jko_step <- function(fit, k, theta, pool, h, threads, verbose = FALSE) {
+jko_step <- function(fit, k, theta, pool, h, threads, verbose = FALSE, pool_ld = NULL) {
   s <- fit$settings
   t0 <- proc.time()[["elapsed"]]
   stationary <- isTRUE(fit$stationary)
@@ -462,7 +480,7 @@ jko_step <- function(fit, k, theta, pool, h, threads, verbose = FALSE) {
                fit$monitor$points, fit$monitor$log_density, fit$potential,
                list(h = h, beta = fit$beta, iters = s$iters, batch = s$batch,
                     lr = s$lr, lr_end = s$lr_end, adaptive = stationary,
-                    whiten = stationary),
+                    whiten = stationary, pool_log_density = pool_ld),
                if (k == 1L) fit$start_std else NULL, threads,
                if (verbose && interactive()) k else 0L)
   if (res$status != "ok") {
@@ -483,7 +501,8 @@ jko_step <- function(fit, k, theta, pool, h, threads, verbose = FALSE) {
   fit$theta[[k]] <- res$theta
   fit$loss_trace[[k]] <- res$loss
   fit$monitor <- list(points = res$monitor, log_density = res$monitor_log_density)
-  fe <- free_energy(res$monitor_potential, res$monitor_log_density, fit$beta)
+  fe <- step_free_energy(fit$potential, res$monitor_potential, res$monitor_log_density,
+                         fit$beta)
   loss <- res$loss
   tail_loss <- mean(utils::tail(loss, max(1L, length(loss) %/% 10L)))
   secs <- proc.time()[["elapsed"]] - t0
@@ -492,13 +511,20 @@ jko_step <- function(fit, k, theta, pool, h, threads, verbose = FALSE) {
     data.frame(step = k, time = if (stationary) prev$time + h else k * h, h = h,
                iters = res$iters,
                loss = tail_loss, free_energy = fe, seconds = secs),
-    target_divergence(res$monitor_potential, res$monitor_log_density, fit$beta,
+    target_divergence(if (inherits(fit$potential, "jko_energy")) NA_real_
+                      else res$monitor_potential, res$monitor_log_density, fit$beta,
                       res$monitor)))
-  list(fit = fit, theta = res$theta, pool = res$pool)
+  list(fit = fit, theta = res$theta, pool = res$pool, pool_ld = res$pool_log_density)
 }
 
 # F(rho) = E Phi + E log rho / beta, from samples' potentials and log-densities.
 free_energy <- function(phi, log_density, beta) mean(phi) + mean(log_density) / beta
+
+# The free energy of a fit from its monitor samples: for a jko_energy() the
+# mean of its per-sample values (`phi`), else the Fokker-Planck one.
+step_free_energy <- function(potential, phi, log_density, beta) {
+  if (inherits(potential, "jko_energy")) mean(phi) else free_energy(phi, log_density, beta)
+}
 
 # KL(rho || pi) for pi proportional to exp(-beta Phi), from samples of rho
 # with their potentials phi and log-densities log_q: with log w = -beta phi

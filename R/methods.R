@@ -3,8 +3,11 @@
 #' @export
 print.jko_fit <- function(x, ...) {
   K <- length(x$theta)
-  cat("JKO flow (Fokker-Planck, Wasserstein gradient flow)\n")
-  cat(sprintf("  potential: %s\n  initial:   %s\n", x$potential$label, x$init$label))
+  energy <- inherits(x$potential, "jko_energy")
+  cat(if (energy) "JKO flow (Wasserstein gradient flow of a free energy)\n"
+      else "JKO flow (Fokker-Planck, Wasserstein gradient flow)\n")
+  cat(sprintf("  %s %s\n  initial:   %s\n", if (energy) "energy:   " else "potential:",
+              x$potential$label, x$init$label))
   if (isTRUE(x$stationary)) {
     cat(sprintf("  %d step%s to the stationary law (whitened flow, t = %.3g), beta = %g\n",
                 K, if (K == 1L) "" else "s", step_time(x, K), x$beta))

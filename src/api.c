@@ -10,6 +10,7 @@
 #include "map.h"
 #include "potentials.h"
 #include "train.h"
+#include "terms.h"
 
 int jko_threads(int requested);   /* threads.c */
 
@@ -221,7 +222,8 @@ SEXP C_jko_loss(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP pot,
     pot_setup(&p, pot, m.net.D, n);
     double loss;
     GetRNGstate();
-    int st = jko_loss_grad(&m, X, n, &ws, &p, Rf_asReal(h), Rf_asReal(beta), &b, &loss);
+    int st = jko_loss_grad(&m, X, n, &ws, &p, NULL, NULL, Rf_asReal(h), Rf_asReal(beta),
+                           &b, &loss);
     PutRNGstate();
     if (st) Rf_error("the loss could not be evaluated: %s", status_name(st));
     SEXP v[2];
@@ -229,6 +231,76 @@ SEXP C_jko_loss(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP pot,
     v[1] = PROTECT(Rf_allocVector(REALSXP, m.net.npar));
     memcpy(REAL(v[1]), b.grad, m.net.npar * sizeof(double));
     const char *nm[] = {"loss", "gradient"};
+    SEXP ans = named_list(2, nm, v);
+    UNPROTECT(2);
+    return ans;
+}
+
+/* The loss of a free energy (terms.h) on one batch, with log rho_{k-1} at
+ * its points (a double vector, or NULL where no term needs it), and its
+ * gradient with respect to theta: list(loss, gradient). */
+SEXP C_energy_loss(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP energy,
+                   SEXP log_density, SEXP h, SEXP beta, SEXP threads)
+{
+    jko_map m;
+    net_from_sexp(&m.net, arch, alpha_min);
+    m.theta = theta_ptr(&m.net, theta);
+    m.center = NULL;
+    m.L = NULL;
+    m.scale = 1;
+    int n;
+    const double *X = batch_ptr(m.net.D, x, &n);
+    if (!Rf_isNull(log_density) && (TYPEOF(log_density) != REALSXP || LENGTH(log_density) != n))
+        Rf_error("'log_density' must be a double vector of length %d", n);
+    icnn_ws ws;
+    jko_buf b;
+    jko_energy e;
+    icnn_ws_alloc(&m.net, &ws, n, 2, nthreads(threads));
+    jko_buf_alloc(&m.net, &b, n);
+    energy_setup(&e, energy, m.net.D, n);
+    if (e.density && Rf_isNull(log_density))
+        Rf_error("'log_density' is needed by a term of the free energy");
+    double loss;
+    e.pot.iter = 0;
+    GetRNGstate();
+    int st = jko_loss_grad(&m, X, n, &ws, &e.pot, &e,
+                           Rf_isNull(log_density) ? NULL : REAL(log_density),
+                           Rf_asReal(h), Rf_asReal(beta), &b, &loss);
+    PutRNGstate();
+    if (st) Rf_error("the loss could not be evaluated: %s", status_name(st));
+    SEXP v[2];
+    v[0] = PROTECT(Rf_ScalarReal(loss));
+    v[1] = PROTECT(Rf_allocVector(REALSXP, m.net.npar));
+    memcpy(REAL(v[1]), b.grad, m.net.npar * sizeof(double));
+    const char *nm[] = {"loss", "gradient"};
+    SEXP ans = named_list(2, nm, v);
+    UNPROTECT(2);
+    return ans;
+}
+
+/* A free energy's per-sample values at the columns of x, samples of a law
+ * with the log-densities log_density (NULL where no term needs them): their
+ * mean estimates the free energy. list(value, status). */
+SEXP C_energy_eval(SEXP energy, SEXP x, SEXP log_density, SEXP beta, SEXP threads)
+{
+    int n, D = Rf_nrows(x);
+    const double *X = batch_ptr(D, x, &n);
+    if (!Rf_isNull(log_density) && (TYPEOF(log_density) != REALSXP || LENGTH(log_density) != n))
+        Rf_error("'log_density' must be a double vector of length %d", n);
+    jko_energy e;
+    energy_setup(&e, energy, D, n);
+    if (e.density && Rf_isNull(log_density))
+        Rf_error("'log_density' is needed by a term of the free energy");
+    SEXP v[2];
+    v[0] = PROTECT(Rf_allocVector(REALSXP, n));
+    for (int i = 0; i < n; i++) REAL(v[0])[i] = 0;
+    term_batch tb = {D, n, X, NULL, Rf_isNull(log_density) ? NULL : REAL(log_density),
+                     Rf_asReal(beta), nthreads(threads), -1};
+    GetRNGstate();
+    int st = energy_eval(&e, &tb, REAL(v[0]), NULL, NULL);
+    PutRNGstate();
+    v[1] = PROTECT(Rf_mkString(status_name(st)));
+    const char *nm[] = {"value", "status"};
     SEXP ans = named_list(2, nm, v);
     UNPROTECT(2);
     return ans;
@@ -272,7 +344,12 @@ SEXP C_moments(SEXP x, SEXP whiten)
  * log-densities, train the map of step k and push both. `std` is the step's
  * change of variables, list(center, scale) or list(center, L), or NULL for
  * the moments of the pool (a full L with settings$whiten). settings =
- * list(h, beta, iters, batch, lr, lr_end, adaptive, whiten). Returns
+ * list(h, beta, iters, batch, lr, lr_end, adaptive, whiten). `pot` may
+ * be a free energy (class "jko_energy", terms.h): then monitor_potential
+ * holds the energy's per-sample values, and where a term needs the
+ * densities of the pool, settings$pool_log_density (the pool's
+ * log-densities) is carried along and returned, pushed, as a 13th element
+ * pool_log_density. Returns
  * list(theta, loss, iters, status, iter, center, scale, L, pool, monitor,
  * monitor_log_density, monitor_potential): iters the iterations run (loss
  * has that many values), L NULL for an isotropic step; after a failure
@@ -332,15 +409,31 @@ SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
     SEXP mon_ld = PROTECT(Rf_duplicate(monitor_ld)); nprot++;
     SEXP mon_phi = PROTECT(Rf_allocVector(REALSXP, nmon)); nprot++;
     jko_pot p;
-    pot_setup(&p, pot, D, s.batch > nmon ? s.batch : nmon);
+    jko_energy e;
+    jko_pot *pp = &p;
+    jko_energy *pe = NULL;
+    SEXP pld = R_NilValue;
+    if (Rf_inherits(pot, "jko_energy")) {
+        energy_setup(&e, pot, D, s.batch > nmon ? s.batch : nmon);
+        pe = &e;
+        pp = &e.pot;
+        if (e.density) {
+            SEXP pool_ld = jko_list_elt(settings, "pool_log_density");
+            if (TYPEOF(pool_ld) != REALSXP || LENGTH(pool_ld) != npool)
+                Rf_error("'pool_log_density' must be a double vector of length %d", npool);
+            pld = PROTECT(Rf_duplicate(pool_ld)); nprot++;
+        }
+    } else {
+        pot_setup(&p, pot, D, s.batch > nmon ? s.batch : nmon);
+    }
     int fail = 0, used = 0;
     GetRNGstate();
-    int st = jko_step(&m, REAL(th), Xp, npool, REAL(pool_out), Xm, nmon,
-                      REAL(mon_out), REAL(mon_ld), REAL(mon_phi), &p, &s,
-                      REAL(loss), &fail, &used);
+    int st = jko_step(&m, REAL(th), Xp, npool, Rf_isNull(pld) ? NULL : REAL(pld),
+                      REAL(pool_out), Xm, nmon, REAL(mon_out), REAL(mon_ld),
+                      REAL(mon_phi), pp, pe, &s, REAL(loss), &fail, &used);
     PutRNGstate();
     if (used > 0 && used < s.iters) { loss = PROTECT(head_real(loss, used)); nprot++; }
-    SEXP v[12];
+    SEXP v[13];
     v[0] = th; v[1] = loss;
     v[2] = PROTECT(Rf_ScalarInteger(used)); nprot++;
     v[3] = PROTECT(Rf_mkString(status_name(st))); nprot++;
@@ -352,9 +445,11 @@ SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
     v[9] = st ? R_NilValue : mon_out;
     v[10] = st ? R_NilValue : mon_ld;
     v[11] = st ? R_NilValue : mon_phi;
+    v[12] = st ? R_NilValue : pld;
     const char *nm[] = {"theta", "loss", "iters", "status", "iter", "center", "scale", "L",
-                        "pool", "monitor", "monitor_log_density", "monitor_potential"};
-    SEXP ans = named_list(12, nm, v);
+                        "pool", "monitor", "monitor_log_density", "monitor_potential",
+                        "pool_log_density"};
+    SEXP ans = named_list(Rf_isNull(pld) ? 12 : 13, nm, v);
     UNPROTECT(nprot);
     return ans;
 }

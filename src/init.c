@@ -10,6 +10,8 @@ SEXP C_pot_eval(SEXP, SEXP, SEXP);
 SEXP C_jko_loss(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_moments(SEXP, SEXP);
 SEXP C_jko_step(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
+SEXP C_energy_loss(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
+SEXP C_energy_eval(SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_flow_push(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_flow_pull(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 void jko_threads_init(void);
@@ -22,6 +24,8 @@ static const R_CallMethodDef call_methods[] = {
     {"jko_loss", (DL_FUNC) &C_jko_loss, 8},
     {"moments", (DL_FUNC) &C_moments, 2},
     {"jko_step", (DL_FUNC) &C_jko_step, 11},
+    {"energy_loss", (DL_FUNC) &C_energy_loss, 9},
+    {"energy_eval", (DL_FUNC) &C_energy_eval, 5},
     {"flow_push", (DL_FUNC) &C_flow_push, 6},
     {"flow_pull", (DL_FUNC) &C_flow_pull, 7},
     {NULL, NULL, 0}

@@ -21,10 +21,26 @@ void jko_buf_alloc(const icnn_t *net, jko_buf *b, int n)
     b->ld = (double *) R_alloc(n, sizeof(double));
     b->lam = (double *) R_alloc(n, sizeof(double));
     b->grad = (double *) R_alloc(net->npar, sizeof(double));
+    b->lr = (double *) R_alloc(n, sizeof(double));
+    b->Lb = (double *) R_alloc(n, sizeof(double));
+}
+
+/* The terms of a free energy at the pushed points Yx (x's coordinates):
+ * per-sample values into b->phi, gradients (x's coordinates) into b->gphi,
+ * log-determinant cotangents (n times the loss's) into b->lam. */
+static int energy_terms(jko_energy *e, const double *Yx, const double *lrho, int n,
+                        int D, double beta, int nth, int iter, jko_buf *b)
+{
+    memset(b->gphi, 0, (size_t) D * n * sizeof(double));
+    for (int i = 0; i < n; i++) b->phi[i] = b->lam[i] = 0;
+    if (lrho) for (int i = 0; i < n; i++) b->lr[i] = lrho[i] - b->ld[i];
+    term_batch tb = {D, n, Yx, b->ld, lrho ? b->lr : NULL, beta, nth, iter};
+    return energy_eval(e, &tb, b->phi, b->gphi, b->lam);
 }
 
 int jko_loss_grad(const jko_map *m, const double *Z, int n, icnn_ws *ws,
-                  jko_pot *pot, double h, double beta, jko_buf *b, double *loss)
+                  jko_pot *pot, jko_energy *e, const double *lrho, double h,
+                  double beta, jko_buf *b, double *loss)
 {
     const icnn_t *net = &m->net;
     const int D = net->D;
@@ -43,7 +59,8 @@ int jko_loss_grad(const jko_map *m, const double *Z, int n, icnn_ws *ws,
         map_unstandardise(m, b->Y, n, b->Yx);
         Yx = b->Yx;
     }
-    st = pot_eval(pot, Yx, n, b->phi, b->gphi);
+    st = e ? energy_terms(e, Yx, lrho, n, D, beta, ws->nth, pot->iter, b)
+           : pot_eval(pot, Yx, n, b->phi, b->gphi);
     if (st) return st;
     if (m->center && !m->L) {
         for (size_t q = 0; q < (size_t) D * n; q++) b->gphi[q] *= m->scale;
@@ -68,8 +85,13 @@ int jko_loss_grad(const jko_map *m, const double *Z, int n, icnn_ws *ws,
             dd += t * t;
             yb[d] = (t / h + g[d]) / n;
         }
-        tot += 0.5 * dd / h + b->phi[i] - b->ld[i] / beta;
-        b->lam[i] = -1.0 / (beta * n);
+        if (e) {
+            tot += 0.5 * dd / h + b->phi[i];
+            b->lam[i] /= n;
+        } else {
+            tot += 0.5 * dd / h + b->phi[i] - b->ld[i] / beta;
+            b->lam[i] = -1.0 / (beta * n);
+        }
     }
     *loss = tot / n;
     if (!isfinite(*loss)) return JKO_ERR_NONFINITE;
@@ -91,8 +113,8 @@ static void mean_var(const double *x, int n, double *mean, double *var)
 }
 
 int jko_train(const jko_map *m, double *th, const double *Zp, int npool,
-              jko_pot *pot, const jko_settings *s, double *loss, int *fail_iter,
-              int *iters_used)
+              const double *lpool, jko_pot *pot, jko_energy *e,
+              const jko_settings *s, double *loss, int *fail_iter, int *iters_used)
 {
     const icnn_t *net = &m->net;
     const int D = net->D, iters = s->iters, batch = s->batch;
@@ -126,14 +148,19 @@ int jko_train(const jko_map *m, double *th, const double *Zp, int npool,
         R_CheckUserInterrupt();
         size_t start = ((size_t) t * batch) % (size_t) npool;
         const double *X = Zp + (size_t) D * start;
+        const double *lr = lpool ? lpool + start : NULL;
         if (start + batch > (size_t) npool) {
             for (int i = 0; i < batch; i++)
                 memcpy(b.Xb + (size_t) D * i,
                        Zp + (size_t) D * ((start + i) % npool), D * sizeof(double));
             X = b.Xb;
+            if (lpool) {
+                for (int i = 0; i < batch; i++) b.Lb[i] = lpool[(start + i) % npool];
+                lr = b.Lb;
+            }
         }
         pot->iter = t + 1;
-        int st = jko_loss_grad(m, X, batch, &ws, pot, s->h, s->beta, &b, loss + t);
+        int st = jko_loss_grad(m, X, batch, &ws, pot, e, lr, s->h, s->beta, &b, loss + t);
         /* a non-finite loss after the first iteration is an outlier too */
         if (st && !(st == JKO_ERR_NONFINITE && t > 0)) { *fail_iter = t + 1; return st; }
         if (st || loss[t] - loss[0] > JKO_DIVERGE_FACTOR * (1.0 + fabs(loss[0]))) {
@@ -191,23 +218,37 @@ int jko_train(const jko_map *m, double *th, const double *Zp, int npool,
 }
 
 int jko_step(const jko_map *m, double *th, const double *pool, int npool,
-             double *pool_out, const double *mon, int nmon, double *mon_out,
-             double *mon_ld, double *mon_phi, jko_pot *pot,
-             const jko_settings *s, double *loss, int *fail_iter, int *iters_used)
+             double *pool_ld, double *pool_out, const double *mon, int nmon,
+             double *mon_out, double *mon_ld, double *mon_phi, jko_pot *pot,
+             jko_energy *e, const jko_settings *s, double *loss, int *fail_iter,
+             int *iters_used)
 {
     const int D = m->net.D;
     /* the pool in the step's coordinates, once; pushed in place after */
     double *Zp = (double *) R_alloc((size_t) D * npool, sizeof(double));
     map_standardise(m, pool, npool, Zp);
-    int st = jko_train(m, th, Zp, npool, pot, s, loss, fail_iter, iters_used);
+    int st = jko_train(m, th, Zp, npool, pool_ld, pot, e, s, loss, fail_iter, iters_used);
     if (st) return st;
-    /* the pool is already in the step's coordinates */
-    map_push_standardised(m, Zp, npool, s->nth, pool_out);
-    R_CheckUserInterrupt();
     *fail_iter = 0;
+    if (pool_ld) {
+        /* the log-densities of the pool go with it: the Hessians too */
+        st = map_push(m, pool, npool, s->nth, pool_out, pool_ld);
+        if (st) return st;
+    } else {
+        /* the pool is already in the step's coordinates */
+        map_push_standardised(m, Zp, npool, s->nth, pool_out);
+    }
+    R_CheckUserInterrupt();
     st = map_push(m, mon, nmon, s->nth, mon_out, mon_ld);
     if (st) return st;
     pot->iter = -1;
+    if (e) {
+        /* the free energy's per-sample values (non-finite values kept) */
+        for (int i = 0; i < nmon; i++) mon_phi[i] = 0;
+        term_batch tb = {D, nmon, mon_out, NULL, mon_ld, s->beta, s->nth, -1};
+        energy_eval(e, &tb, mon_phi, NULL, NULL);
+        return JKO_OK;
+    }
     pot_eval(pot, mon_out, nmon, mon_phi, NULL);   /* non-finite values kept */
     return JKO_OK;
 }
