@@ -129,7 +129,9 @@ particles <- function(pot, D) {
 # Particles + KDE: a Gaussian KDE of the particles (normal-scale bandwidth).
 particles_kde <- function(x, pot, centres, p_x) {
   H <- ks::Hns(x)
-  logd <- function(y) log(pmax(ks::kde(x, H = H, eval.points = y)$estimate, 1e-300))
+  # (ks bins the particles up to d = 4; beyond, exact sums)
+  logd <- function(y) log(pmax(ks::kde(x, H = H, eval.points = y,
+                                       binned = ncol(x) <= 4)$estimate, 1e-300))
   qx <- x[sample.int(nrow(x), n_kl, replace = TRUE), , drop = FALSE] +
     matrix(rnorm(n_kl * ncol(x)), n_kl) %*% chol(H)
   symkl(pot, centres, qx, logd(qx), logd, p_x)
