@@ -301,6 +301,14 @@ is_target <- function(potential) {
 #'   their importance-weighted values (in target sds, and relative); or when
 #'   the KL estimate stops decreasing; or after `max_steps` steps or
 #'   `max_time` seconds, whichever comes first.
+#' @param adaptive Adaptive iterations: hold the learning rate at `lr`
+#'   until a step's loss has stopped falling within its batch noise (the
+#'   mean of its last 50 values within two standard errors of the 50
+#'   before), then anneal it to `lr_end` over `max(50, iters / 5)`
+#'   iterations, which ends the step; `iters` is then the most a step may
+#'   use. `NULL` (the default) means `TRUE` for a flow to the stationary law
+#'   and `FALSE` for the time-accurate flow, whose steps then all run
+#'   `iters` iterations. `fit$history$iters` records what each step used.
 #' @return An object of class `"jko_control"`, a list of the settings.
 #' @examples
 #' jko_control(hidden = c(32, 32), iters = 200)
@@ -308,7 +316,8 @@ is_target <- function(potential) {
 jko_control <- function(hidden = c(64, 64), rank = 5, batch = 1024, iters = 500,
                         lr = 5e-3, lr_end = lr / 100, pool = NULL, monitor = 2048,
                         activation = "softplus", alpha_min = 1e-4, kl_tol = NULL,
-                        moment_tol = 0.05, max_steps = 50, max_time = 300) {
+                        moment_tol = 0.05, max_steps = 50, max_time = 300,
+                        adaptive = NULL) {
   args <- as.list(match.call())[-1L]
   args <- lapply(args, eval, envir = parent.frame())
   hidden <- check_hidden(hidden)
@@ -325,10 +334,12 @@ jko_control <- function(hidden = c(64, 64), rank = 5, batch = 1024, iters = 500,
   moment_tol <- check_positive(moment_tol, "moment_tol")
   max_steps <- check_count(max_steps, "max_steps")
   max_time <- check_positive(max_time, "max_time")
+  if (!is.null(adaptive)) adaptive <- check_flag(adaptive, "adaptive")
   structure(list(hidden = hidden, rank = rank, batch = batch, iters = iters, lr = lr,
                  lr_end = lr_end, pool = pool, monitor = monitor,
                  activation = activation, alpha_min = alpha_min, kl_tol = kl_tol,
-                 moment_tol = moment_tol, max_steps = max_steps, max_time = max_time),
+                 moment_tol = moment_tol, max_steps = max_steps, max_time = max_time,
+                 adaptive = adaptive),
             args = args, class = "jko_control")
 }
 
@@ -479,7 +490,8 @@ jko_step <- function(fit, k, theta, pool, h, threads, verbose = FALSE, pool_ld =
   res <- .Call(C_jko_step, arch(fit$net), fit$net$alpha_min, theta, pool,
                fit$monitor$points, fit$monitor$log_density, fit$potential,
                list(h = h, beta = fit$beta, iters = s$iters, batch = s$batch,
-                    lr = s$lr, lr_end = s$lr_end, adaptive = stationary,
+                    lr = s$lr, lr_end = s$lr_end,
+                    adaptive = if (is.null(s$adaptive)) stationary else s$adaptive,
                     whiten = stationary, pool_log_density = pool_ld),
                if (k == 1L) fit$start_std else NULL, threads,
                if (verbose && interactive()) k else 0L)

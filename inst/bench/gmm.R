@@ -1,0 +1,234 @@
+# The stationary Gaussian-mixture benchmark (Mokrov et al. 2021, section 5.2,
+# whose published figures are quoted below): rho_0 = N(0, 16 I); target an
+# equal mixture of K unit Gaussians with centres uniform in [-5, 5]^D (K =
+# 5, 6, ..., 10 for D = 2, 4, ..., 12 as in the reference configurations,
+# or --centres=K),
+# Phi = -log of its density (potential_gmm(), normalised), beta = 1;
+# h = 0.1, 40 steps (t = 4), the time-accurate flow (stationary = FALSE: the
+# protocol fixes h and the steps). Then, as the paper does, the symmetric KL
+# of rho_4 to the *stationary* mixture,
+#
+#   SymKL = KL(rho_4 || mix) + KL(mix || rho_4),
+#
+# each estimated on `n` samples with exact densities (jko_sample()'s and
+# jko_density()'s for the flow, the mixture's in closed form), with its
+# standard error. At t = 4 the Fokker-Planck flow itself has not quite
+# reached the mixture, so part of that SymKL is the flow's own distance to
+# its limit, not an error of the method; the particle estimate below
+# carries the same part.
+#
+# Beside it, for D <= kde_max: particles + KDE, in the same run: 50 000
+# particles of rho_0 moved by Euler-Maruyama (dt = 0.01) to t = 4, and a
+# Gaussian KDE of them (ks::kde, normal-scale bandwidth); its SymKL to the
+# mixture estimated the same way (KDE samples: a particle plus its kernel).
+#
+# Where the error comes from (columns): `w_err` the part of SymKL that is
+# in the weights of the modes: with the points assigned to their nearest
+# centre, the symmetric KL of the flow's and the mixture's cell
+# probabilities (by the chain rule of KL, SymKL = this + the within-cell
+# part); `tv_w` the total variation between those cell probabilities;
+# `kl_tail` the share of KL(mix || rho) carried by the 10% of mixture
+# samples farthest from their centre (the flow's tails); `flow_w` the same
+# weight part for the Euler-Maruyama particles at t = 4, that is for the
+# exact flow (a lower bound on the exact rho_4's SymKL to the mixture, by
+# the data-processing inequality, up to Monte Carlo and discretisation
+# error: what t = 4 leaves of the initial weights), and `tv_pf` the total
+# variation between the flow's cell weights and the particles' (the
+# method's own weight error). --particles=0 skips the particles.
+#
+#   Rscript inst/bench/gmm.R --dims=2,4,6,8,10,12 --seeds=3 [--hidden=64,64]
+#     [--rank=5] [--iters=500] [--batch=1024] [--lr=5e-3] [--adaptive=1]
+#     [--threads=2] [--n=8192] [--kde_max=6] [--particles=50000]
+#     [--seed0=1] [--centres=paper] [--out=gmm.rds] [--save_fit=fit.rds]
+#     [--grid=grid.rds]
+#
+# --seeds=3 runs seeds 1..3 (--seed0 shifts them); each (D, seed) draws its
+# own centres. --out saves the table; --save_fit the last fit; --grid, for
+# the first run at D = 2, the log-densities of rho_4 and of the mixture on a
+# 121 x 121 grid of [-9, 9]^2 (the vignette's figure).
+suppressPackageStartupMessages(library(jkoflow))
+args <- commandArgs(trailingOnly = TRUE)
+opt <- function(name, default) {
+  v <- sub(paste0("^--", name, "="), "", grep(paste0("^--", name, "="), args, value = TRUE))
+  if (length(v)) v[[length(v)]] else default
+}
+num <- function(name, default) as.numeric(strsplit(opt(name, default), ",")[[1]])
+dims <- as.integer(num("dims", "2,4,6,8,10,12"))
+seeds <- as.integer(num("seed0", "1")) - 1L + seq_len(as.integer(num("seeds", "3")))
+hidden <- as.integer(num("hidden", "64,64"))
+rank <- as.integer(num("rank", "5"))
+iters <- as.integer(num("iters", "500"))
+batch <- as.integer(num("batch", "1024"))
+lr <- num("lr", "5e-3")
+adaptive <- as.logical(as.integer(num("adaptive", "1")))
+threads <- as.integer(num("threads", "2"))
+n_kl <- as.integer(num("n", "8192"))
+kde_max <- as.integer(num("kde_max", "6"))
+n_part <- as.integer(num("particles", "50000"))
+out_file <- opt("out", "")
+fit_file <- opt("save_fit", "")
+grid_file <- opt("grid", "")
+if (kde_max > 0L && !requireNamespace("ks", quietly = TRUE)) {
+  message("the package `ks` is not installed: no particles + KDE column")
+  kde_max <- 0L
+}
+h <- 0.1; steps <- 40L
+# Components of the mixture: the reference experiments' configurations
+# used 5, 6, 7, 8, 9, 10 for D = 2, 4, ..., 12 (their published SymKL are
+# for those); --centres=10 gives every D ten.
+centres_opt <- opt("centres", "paper")
+n_centres <- function(D) {
+  if (centres_opt == "paper") as.integer(min(10, max(5, 4 + D %/% 2))) else as.integer(centres_opt)
+}
+
+paper <- c(`2` = 0.056, `4` = 0.145, `6` = 0.342, `8` = 0.406, `10` = 0.297, `12` = 0.489)
+paper_kde <- 10^c(`2` = -1.18, `4` = -0.43, `6` = 0.19, `8` = 0.57, `10` = 0.74, `12` = 1.00)
+paper_sec <- c(`2` = 973, `4` = 1674, `6` = 2125, `8` = 3370, `10` = 4034, `12` = 7200)
+
+# The mixture: log-density -Phi (potential_gmm() is normalised) and draws.
+mix_logd <- function(pot, x) -potential_value(pot, x)
+mix_draw <- function(centres, n) {
+  k <- sample.int(nrow(centres), n, replace = TRUE)
+  centres[k, , drop = FALSE] + matrix(rnorm(n * ncol(centres)), n)
+}
+nearest <- function(x, centres) {
+  d2 <- outer(rowSums(x^2), rowSums(centres^2), "+") - 2 * x %*% t(centres)
+  max.col(-d2, ties.method = "first")
+}
+mean_se <- function(v) c(mean(v), stats::sd(v) / sqrt(length(v)))
+
+# SymKL of a model (draws with log-densities, and a log-density function)
+# to the mixture, with the error decomposition described above.
+symkl <- function(pot, centres, q_x, q_ld, q_logd, p_x) {
+  p_ld <- mix_logd(pot, p_x)
+  a <- mean_se(q_ld - mix_logd(pot, q_x))               # KL(q || p)
+  lr_p <- p_ld - q_logd(p_x)
+  b <- mean_se(lr_p)                                    # KL(p || q)
+  cq <- tabulate(nearest(q_x, centres), nrow(centres)) / nrow(q_x)
+  cp <- tabulate(nearest(p_x, centres), nrow(centres)) / nrow(p_x)
+  e <- 0.5 / nrow(q_x)                                  # empty cells
+  cq <- pmax(cq, e); cp <- pmax(cp, e)
+  dist <- sqrt(rowSums((p_x - centres[nearest(p_x, centres), , drop = FALSE])^2))
+  far <- dist >= stats::quantile(dist, 0.9)
+  c(kl_qp = a[1], se_qp = a[2], kl_pq = b[1], se_pq = b[2], symkl = a[1] + b[1],
+    se = sqrt(a[2]^2 + b[2]^2), w_err = sum((cq - cp) * log(cq / cp)),
+    tv_w = 0.5 * sum(abs(cq - cp)), kl_tail = sum(lr_p[far]) / sum(lr_p))
+}
+
+# Particles: Euler-Maruyama (dt = 0.01) from rho_0 to t = 4.
+particles <- function(pot, D) {
+  dt <- 0.01
+  x <- matrix(rnorm(n_part * D, sd = 4), n_part)
+  for (i in seq_len(round(steps * h / dt))) {
+    g <- potential_value(pot, x, grad = TRUE)$gradient
+    x <- x - g * dt + sqrt(2 * dt) * matrix(rnorm(n_part * D), n_part)
+  }
+  x
+}
+
+# Particles + KDE: a Gaussian KDE of the particles (normal-scale bandwidth).
+particles_kde <- function(x, pot, centres, p_x) {
+  H <- ks::Hns(x)
+  # (ks bins the particles up to d = 4; beyond, exact sums)
+  logd <- function(y) log(pmax(ks::kde(x, H = H, eval.points = y,
+                                       binned = ncol(x) <= 4)$estimate, 1e-300))
+  qx <- x[sample.int(nrow(x), n_kl, replace = TRUE), , drop = FALSE] +
+    matrix(rnorm(n_kl * ncol(x)), n_kl) %*% chol(H)
+  symkl(pot, centres, qx, logd(qx), logd, p_x)
+}
+
+# Symmetric KL and total variation of two cell-probability vectors.
+cell_probs <- function(x, centres) {
+  pmax(tabulate(nearest(x, centres), nrow(centres)) / nrow(x), 0.5 / nrow(x))
+}
+cell_symkl <- function(a, b) sum((a - b) * log(a / b))
+
+rows <- list()
+for (D in dims) {
+  for (s in seeds) {
+    set.seed(1000 * D + s)
+    K <- n_centres(D)
+    centres <- matrix(runif(K * D, -5, 5), K, D)
+    pot <- potential_gmm(centres, sd = 1)
+    ctl <- jko_control(hidden = hidden, rank = rank, batch = batch, iters = iters,
+                       lr = lr, adaptive = adaptive)
+    p0 <- proc.time()
+    t0 <- p0[["elapsed"]]
+    fit <- jko_fit(pot, init_gaussian(rep(0, D), 16), h = h, steps = steps, beta = 1,
+                   control = ctl, threads = threads, verbose = FALSE,
+                   stationary = FALSE)
+    p1 <- proc.time()
+    secs <- p1[["elapsed"]] - t0
+    cpu <- sum((p1 - p0)[c("user.self", "sys.self")])
+    q <- jko_sample(fit, n_kl, threads = threads)
+    p_x <- mix_draw(centres, n_kl)
+    m <- symkl(pot, centres, q$x, q$log_density,
+               function(y) jko_density(fit, y, log = TRUE, threads = threads)$log_density,
+               p_x)
+    # the exact flow's own cell weights at t = 4, from the particles: their
+    # symmetric KL to the mixture's is (by the data-processing inequality,
+    # up to Monte Carlo and time-discretisation error) a lower bound on the
+    # SymKL of the exact rho_4 to the mixture, which no method of the t = 4
+    # flow can beat; tv_pf is the flow's weight error against them
+    tk <- proc.time()[["elapsed"]]
+    px <- if (n_part > 0L) particles(pot, D)
+    cp <- cell_probs(p_x, centres)
+    pf_w <- if (n_part > 0L) cell_symkl(cell_probs(px, centres), cp) else NA_real_
+    tv_pf <- if (n_part > 0L) 0.5 * sum(abs(cell_probs(q$x, centres) - cell_probs(px, centres)))
+             else NA_real_
+    kd <- if (D <= kde_max && n_part > 0L) {
+      r <- particles_kde(px, pot, centres, p_x)
+      c(r, seconds = proc.time()[["elapsed"]] - tk)
+    } else c(symkl = NA_real_, se = NA_real_, w_err = NA_real_, seconds = NA_real_)
+    row <- data.frame(D = D, seed = s, K = K, symkl = m[["symkl"]], se = m[["se"]],
+                      kl_qp = m[["kl_qp"]], kl_pq = m[["kl_pq"]],
+                      w_err = m[["w_err"]], tv_w = m[["tv_w"]], kl_tail = m[["kl_tail"]],
+                      flow_w = pf_w, tv_pf = tv_pf, seconds = secs, cpu_seconds = cpu, iters_run = sum(fit$history$iters, na.rm = TRUE),
+                      net = sprintf("%s r%d b%d", paste(hidden, collapse = "x"), rank, batch),
+                      kde_symkl = kd[["symkl"]], kde_se = kd[["se"]],
+                      kde_w_err = kd[["w_err"]], kde_seconds = kd[["seconds"]])
+    rows[[length(rows) + 1L]] <- row
+    cat(sprintf(paste0("D = %2d K = %2d seed %d: SymKL %.3f (se %.3f; rho||mix %.3f, mix||rho %.3f; ",
+                       "weights %.3f, TV %.3f, tail share %.2f; exact flow's weights %.3f, ",
+                       "TV to them %.3f), %.0f s (CPU %.0f s), %d iterations%s\n"),
+                D, K, s, m[["symkl"]], m[["se"]], m[["kl_qp"]], m[["kl_pq"]], m[["w_err"]],
+                m[["tv_w"]], m[["kl_tail"]], pf_w, tv_pf, secs, cpu, row$iters_run,
+                if (D <= kde_max) sprintf("; particles+KDE %.3f (se %.3f, weights %.3f)",
+                                          kd[["symkl"]], kd[["se"]], kd[["w_err"]]) else ""))
+    if (nzchar(fit_file)) saveRDS(list(fit = fit, centres = centres), fit_file)
+    if (nzchar(grid_file) && D == 2L && !file.exists(grid_file)) {
+      # the figure of the vignette: log-densities of rho_4 and of the
+      # mixture on a grid, and 2000 particles at t = 4
+      g <- seq(-9, 9, length.out = 121)
+      xy <- as.matrix(expand.grid(x1 = g, x2 = g))
+      saveRDS(list(grid = g, centres = centres,
+                   flow = matrix(jko_density(fit, xy, log = TRUE)$log_density, length(g)),
+                   mixture = matrix(mix_logd(pot, xy), length(g)),
+                   particles = if (n_part > 0L) px[seq_len(2000), ],
+                   symkl = m[["symkl"]], seed = s, K = K,
+                   settings = sprintf("%s rank %d, batch %d, at most %d iterations a step%s",
+                                      paste(hidden, collapse = " x "), rank, batch, iters,
+                                      if (adaptive) " (adaptive)" else "")),
+              grid_file)
+    }
+    if (nzchar(out_file)) saveRDS(do.call(rbind, rows), out_file)
+  }
+}
+res <- do.call(rbind, rows)
+agg <- do.call(rbind, lapply(split(res, res$D), function(r) data.frame(
+  D = r$D[1], K = r$K[1], runs = nrow(r), symkl_median = stats::median(r$symkl),
+  symkl_max = max(r$symkl), paper_median = unname(paper[as.character(r$D[1])]),
+  ratio = stats::median(r$symkl) / unname(paper[as.character(r$D[1])]),
+  weights = stats::median(r$w_err), flow_weights = stats::median(r$flow_w),
+  tv_to_flow = stats::median(r$tv_pf), tail_share = stats::median(r$kl_tail),
+  kde_median = stats::median(r$kde_symkl),
+  paper_kde = unname(paper_kde[as.character(r$D[1])]),
+  seconds = stats::median(r$seconds), cpu_s = stats::median(r$cpu_seconds), paper_gpu_s = unname(paper_sec[as.character(r$D[1])]),
+  iters_run = stats::median(r$iters_run))))
+cat(sprintf(paste0("\nGaussian mixture benchmark: h = %g, %d steps (t = %g), network %s rank %d, ",
+                   "at most %d iterations x batch %d per step%s, lr %g, %d threads (BLAS: %s); ",
+                   "SymKL on %d samples a direction\n"),
+            h, steps, h * steps, paste(hidden, collapse = " x "), rank, iters, batch,
+            if (adaptive) " (adaptive)" else "", lr, threads, extSoftVersion()[["BLAS"]], n_kl))
+options(width = 200)
+print(format(agg, digits = 3), row.names = FALSE)
