@@ -359,8 +359,9 @@ print.jko_filter <- function(x, ...) {
   tab$update_kl <- signif(tab$update_kl, 2)
   tab$seconds <- round(tab$seconds, 1)
   print(tab, row.names = FALSE)
-  cat(sprintf("  %.1f s in all; filtering laws: $fits[[j]], the flow to t_end: $final\n",
-              sum(x$table$seconds) + if (is.null(x$final)) 0 else sum(x$final$history$seconds)))
+  cat(sprintf("  %.1f s in all; the filtering laws are fits: $fits[[j]]%s\n",
+              sum(x$table$seconds) + if (is.null(x$final)) 0 else sum(x$final$history$seconds),
+              if (is.null(x$final)) "" else sprintf(", the law at t = %g: $final", x$t_end)))
   invisible(x)
 }
 
