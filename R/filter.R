@@ -173,7 +173,13 @@ tabulated_log_density <- function(init, threads, n = 2049L) {
 #' of batch 512 per step for the flows, and the self-tuning stationary flow
 #' of [jko_update()] for the updates with `kl_tol = 0.002`; both draw
 #' their batches from pools of \eqn{2^{15}} samples, since every sample of
-#' a chained flow is pushed through all the maps below it.
+#' a chained flow is pushed through all the maps below it. There, the
+#' filtering density of \eqn{X_5} comes within a symmetric KL divergence of
+#' about 0.03 of a fine-grid solution, ten times that of a particle filter
+#' with 50 000 particles and a kernel density estimate (whose density is
+#' not exact): the small ripples that the potential puts on the density are
+#' not fully re-formed after each update. Wider networks (`control`) are
+#' the lever. Each path took about 5 minutes of one core.
 #'
 #' @param potential The potential \eqn{\Phi} of the drift (see
 #'   [potentials]).
