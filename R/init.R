@@ -95,9 +95,84 @@ spread_rank <- function(x) {
   sum(d > max(d) * 1e-12)
 }
 
+#' A fitted flow as the start of a new one
+#'
+#' `init_fit()` makes the law \eqn{\rho_t} of a fit, at one of its steps,
+#' the initial distribution \eqn{\rho_0} of a new flow: its samples are
+#' those of [jko_sample()] and its log-density that of [jko_density()], both
+#' exact for the fitted flow. A flow started from it has exact densities end
+#' to end: a point of the new flow is pulled back through the new maps, then
+#' through those of `fit`, down to the first \eqn{\rho_0}. Fits chain to
+#' any depth (a fit of a fit of a fit), and a chained fit saves and loads
+#' with [saveRDS()] and [readRDS()] like any other, since it holds every
+#' fit below it.
+#'
+#' Samples of a chained flow cost a push through all the maps below it,
+#' densities a pull-back (one Newton inversion per map and point): both grow
+#' with the depth of the chain.
+#'
+#' @param fit A `"jko_fit"`.
+#' @param step,time The step of `fit`, or its time (the nearest step), whose
+#'   law is the new start; default the last step.
+#' @return An object of class `"jko_init"` (see [init_gaussian()]) whose
+#'   element `base` is an environment holding `fit` and `step`.
+#' @seealso [jko_update()] (a fit's law times a likelihood),
+#'   [jko_filter()].
+#' @examples
+#' set.seed(1)
+#' # an Ornstein-Uhlenbeck flow to t = 0.4, then on to t = 0.8 from there
+#' pot <- potential_quadratic(1)
+#' fit1 <- jko_fit(pot, init_gaussian(2, 1), h = 0.2, steps = 2,
+#'                 hidden = c(8, 8), batch = 256, iters = 60)
+#' fit2 <- jko_fit(pot, init_fit(fit1), h = 0.2, steps = 2,
+#'                 hidden = c(8, 8), batch = 256, iters = 60)
+#' # the exact law at t = 0.8 is N(2 exp(-0.8), 1); the JKO scheme's mean is
+#' # 2 / 1.2^4 = 0.96
+#' mean(jko_sample(fit2, 4000)$x)
+#' jko_density(fit2, 1)
+#' @export
+init_fit <- function(fit, step = NULL, time = NULL) {
+  check_fit(fit)
+  step <- resolve_step(fit, step, time)
+  rm(time)
+  # The closures and `base` share this environment, so that saveRDS()
+  # writes the fit below once, however deep the chain.
+  base <- environment()
+  has_ld <- !is.null(fit$init$log_density)
+  structure(list(
+    dim = fit$dim,
+    base = base,
+    sample = function(n) init_draw(list(base = base), n, log_density = FALSE)$x,
+    log_density = if (has_ld) function(x) {
+      jko_density(fit, x, step = step, log = TRUE)$log_density
+    },
+    label = sprintf("the flow of a fit at step %d (t = %g), dimension %d%s", step,
+                    step_time(fit, step), fit$dim,
+                    if (has_ld) "" else ", without log-density")
+  ), class = "jko_init")
+}
+
+# n draws of rho_0, an n x D matrix `x`, with their log-densities (NULL
+# where rho_0 has none, or when not asked for). The law of a fitted flow
+# (init_fit()) is drawn by pushing draws of its own rho_0 through its maps,
+# carrying the log-densities along, never by pulling the draws back.
+init_draw <- function(init, n, log_density = TRUE, threads = NULL) {
+  if (!is.null(init$base)) {
+    fit <- init$base$fit
+    k <- init$base$step
+    has_ld <- log_density && !is.null(fit$init$log_density)
+    d0 <- init_draw(fit$init, n, has_ld, threads)
+    out <- flow_push(fit, k, to_cols(d0$x), d0$log_density, resolve_threads(threads))
+    return(list(x = t(out$x), log_density = if (has_ld) out$log_density))
+  }
+  x <- init$sample(n)
+  list(x = x, log_density = if (log_density && !is.null(init$log_density))
+                              init_log_density(init, x))
+}
+
 check_init <- function(init) {
   if (!inherits(init, "jko_init")) {
-    abort("`init` must be an initial distribution from init_gaussian() or init_samples(), not %s.",
+    abort("`init` must be an initial distribution from init_gaussian(), init_samples() or init_fit(), not %s.",
           describe(init))
   }
   invisible(init)

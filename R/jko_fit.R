@@ -151,9 +151,9 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
   net$theta <- NULL
   if (is.null(control$kl_tol)) control$kl_tol <- max(0.01, 0.005 * D)
 
-  mon <- init$sample(control$monitor)
-  mon_ld <- if (is.null(init$log_density)) rep(NA_real_, control$monitor)
-            else init_log_density(init, mon)
+  mon <- init_draw(init, control$monitor, threads = threads)
+  mon_ld <- if (is.null(mon$log_density)) rep(NA_real_, control$monitor) else mon$log_density
+  mon <- mon$x
   # Phi at the monitor samples: checked, except where a target's support
   # may leave it infinite
   phi <- if (energy) energy_values(potential, to_cols(mon), mon_ld, beta, threads)

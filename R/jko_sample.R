@@ -51,10 +51,9 @@ jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
   k <- resolve_step(fit, step, time)
   threads <- resolve_threads(threads)
   resample <- check_flag(resample, "resample")
-  x0 <- fit$init$sample(n)
   has_ld <- !is.null(fit$init$log_density)
-  out <- flow_push(fit, k, to_cols(x0), if (has_ld) init_log_density(fit$init, x0),
-                   threads)
+  d0 <- init_draw(fit$init, n, threads = threads)
+  out <- flow_push(fit, k, to_cols(d0$x), d0$log_density, threads)
   x <- t(out$x)
   ld <- if (has_ld) out$log_density else rep(NA_real_, n)
   extra <- list()
