@@ -201,46 +201,14 @@ SEXP C_pot_eval(SEXP pot, SEXP x, SEXP grad)
     return ans;
 }
 
-/* The JKO loss on one batch and its gradient with respect to theta, in the
- * network's own coordinates: list(loss, gradient). */
-SEXP C_jko_loss(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP pot,
-                SEXP h, SEXP beta, SEXP threads)
-{
-    jko_map m;
-    net_from_sexp(&m.net, arch, alpha_min);
-    m.theta = theta_ptr(&m.net, theta);
-    m.center = NULL;
-    m.L = NULL;
-    m.scale = 1;
-    int n;
-    const double *X = batch_ptr(m.net.D, x, &n);
-    icnn_ws ws;
-    jko_buf b;
-    jko_pot p;
-    icnn_ws_alloc(&m.net, &ws, n, 2, nthreads(threads));
-    jko_buf_alloc(&m.net, &b, n);
-    pot_setup(&p, pot, m.net.D, n);
-    double loss;
-    GetRNGstate();
-    int st = jko_loss_grad(&m, X, n, &ws, &p, NULL, NULL, Rf_asReal(h), Rf_asReal(beta),
-                           &b, &loss);
-    PutRNGstate();
-    if (st) Rf_error("the loss could not be evaluated: %s", status_name(st));
-    SEXP v[2];
-    v[0] = PROTECT(Rf_ScalarReal(loss));
-    v[1] = PROTECT(Rf_allocVector(REALSXP, m.net.npar));
-    memcpy(REAL(v[1]), b.grad, m.net.npar * sizeof(double));
-    const char *nm[] = {"loss", "gradient"};
-    SEXP ans = named_list(2, nm, v);
-    UNPROTECT(2);
-    return ans;
-}
-
-/* The loss of a free energy (terms.h) on one batch, with log rho_{k-1} at
- * its points (a double vector, or NULL where no term needs it), and its
- * gradient with respect to theta: list(loss, gradient). */
-SEXP C_energy_loss(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP energy,
-                   SEXP log_density, SEXP h, SEXP beta, SEXP threads)
+/* The loss on one batch and its gradient with respect to theta, in the
+ * network's own coordinates: list(loss, gradient). With `energy` NULL the
+ * Fokker-Planck loss of the potential `pot`; otherwise that of the free
+ * energy (terms.h), with log rho_{k-1} at the batch's points in
+ * `log_density` (NULL where no term needs it). */
+static SEXP loss_and_gradient(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP pot,
+                              SEXP energy, SEXP log_density, SEXP h, SEXP beta,
+                              SEXP threads)
 {
     jko_map m;
     net_from_sexp(&m.net, arch, alpha_min);
@@ -254,16 +222,25 @@ SEXP C_energy_loss(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP energy,
         Rf_error("'log_density' must be a double vector of length %d", n);
     icnn_ws ws;
     jko_buf b;
+    jko_pot p;
     jko_energy e;
+    jko_pot *pp = &p;
+    jko_energy *ep = NULL;
     icnn_ws_alloc(&m.net, &ws, n, 2, nthreads(threads));
     jko_buf_alloc(&m.net, &b, n);
-    energy_setup(&e, energy, m.net.D, n);
-    if (e.density && Rf_isNull(log_density))
-        Rf_error("'log_density' is needed by a term of the free energy");
+    if (Rf_isNull(energy)) {
+        pot_setup(&p, pot, m.net.D, n);
+    } else {
+        energy_setup(&e, energy, m.net.D, n);
+        if (e.density && Rf_isNull(log_density))
+            Rf_error("'log_density' is needed by a term of the free energy");
+        e.pot.iter = 0;
+        pp = &e.pot;
+        ep = &e;
+    }
     double loss;
-    e.pot.iter = 0;
     GetRNGstate();
-    int st = jko_loss_grad(&m, X, n, &ws, &e.pot, &e,
+    int st = jko_loss_grad(&m, X, n, &ws, pp, ep,
                            Rf_isNull(log_density) ? NULL : REAL(log_density),
                            Rf_asReal(h), Rf_asReal(beta), &b, &loss);
     PutRNGstate();
@@ -276,6 +253,22 @@ SEXP C_energy_loss(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP energy,
     SEXP ans = named_list(2, nm, v);
     UNPROTECT(2);
     return ans;
+}
+
+/* The Fokker-Planck loss of a potential on one batch, and its gradient. */
+SEXP C_jko_loss(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP pot,
+                SEXP h, SEXP beta, SEXP threads)
+{
+    return loss_and_gradient(arch, alpha_min, theta, x, pot, R_NilValue, R_NilValue,
+                             h, beta, threads);
+}
+
+/* The loss of a free energy on one batch, and its gradient. */
+SEXP C_energy_loss(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP energy,
+                   SEXP log_density, SEXP h, SEXP beta, SEXP threads)
+{
+    return loss_and_gradient(arch, alpha_min, theta, x, R_NilValue, energy, log_density,
+                             h, beta, threads);
 }
 
 /* A free energy's per-sample values at the columns of x, samples of a law
