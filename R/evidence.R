@@ -110,7 +110,10 @@ pareto_khat <- function(lw, use_loo = requireNamespace("loo", quietly = TRUE)) {
   x <- exp(tail - mx) - exp(cutoff - mx)
   if (all(x <= 0)) return(NA_real_)  # the largest weights are all equal
   if (use_loo) {
-    return(suppressWarnings(loo::psis(lw, r_eff = 1))$diagnostics$pareto_k)
+    # loo stops where its own fit is undefined (tied tail weights): then ours
+    k <- tryCatch(suppressWarnings(loo::psis(lw, r_eff = 1))$diagnostics$pareto_k,
+                  error = function(e) NA_real_)
+    if (!is.na(k)) return(k)
   }
   gpd_fit_zs(x)$k
 }
