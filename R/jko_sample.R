@@ -158,7 +158,8 @@ summary.jko_sample <- function(object, ..., probs = c(0.025, 0.25, 0.5, 0.75, 0.
   } else {
     if (...length()) abort("extra summaries in `...` need the posterior package.")
     data.frame(mean = colMeans(x), se_mean = apply(x, 2L, se_mean),
-               sd = apply(x, 2L, stats::sd), t(apply(x, 2L, quant)),
+               sd = apply(x, 2L, stats::sd),
+               do.call(rbind, lapply(seq_len(ncol(x)), function(j) quant(x[, j]))),
                check.names = FALSE, row.names = colnames(x))
   }
   structure(list(statistics = tab, n = n, ess = ess, step = object$step, time = object$time,

@@ -103,24 +103,30 @@ if (run("barenblatt")) {
   print(res$barenblatt, digits = 3)
 }
 
-if (run("interaction")) {
+# The quadratic interaction alone from N(mu, S0) to t = 1 in K steps of h: the
+# covariance of the fit's push of 50000 draws of rho_0, against the JKO scheme's
+# closed form S0 / (1 + h)^(2K) and the flow's S0 exp(-2t).
+interaction_covariance <- function(h, K, ...) {
   set.seed(200)
-  S0 <- matrix(c(2, 0.6, 0.6, 1), 2); mu <- c(1, -1); h <- 0.1; K <- 10L
+  S0 <- matrix(c(2, 0.6, 0.6, 1), 2); mu <- c(1, -1)
   el <- system.time(
     fit <- jko_fit(jko_energy(interaction = interaction_quadratic(), diffusion = NULL),
-                   init_gaussian(mu, S0), h = h, steps = K, hidden = c(32, 32),
-                   batch = 1024, iters = 500, threads = threads, verbose = FALSE))[["elapsed"]]
+                   init_gaussian(mu, S0), h = h, steps = K, threads = threads,
+                   verbose = FALSE, ...))[["elapsed"]]
   x0 <- fit$init$sample(50000)
   C0 <- stats::cov(x0)
-  Cf <- stats::cov(push(fit, x0))
-  Cj <- C0 / (1 + h)^(2 * K)
-  Cc <- C0 * exp(-2 * K * h)
-  rel <- function(A, B) sqrt(sum((A - B)^2)) / sqrt(sum(B^2))
-  res$interaction <- data.frame(
+  list(fit = fit, seconds = el, Cf = stats::cov(push(fit, x0)),
+       Cj = C0 / (1 + h)^(2 * K), Cc = C0 * exp(-2 * K * h))
+}
+rel <- function(A, B) sqrt(sum((A - B)^2)) / sqrt(sum(B^2))
+
+if (run("interaction")) {
+  r <- interaction_covariance(0.1, 10L, hidden = c(32, 32), batch = 1024, iters = 500)
+  res$interaction <- with(r, data.frame(
     rel_err_jko = rel(Cf, Cj), max_err_jko = max(abs(Cf - Cj)) / max(abs(Cj)),
     var_ratio_1 = Cf[1, 1] / Cj[1, 1], var_ratio_2 = Cf[2, 2] / Cj[2, 2],
-    rel_err_flow = rel(Cf, Cc), jko_vs_flow = rel(Cj, Cc), seconds = el)
-  res$interaction_fe <- fit$history[, c("time", "free_energy")]
+    rel_err_flow = rel(Cf, Cc), jko_vs_flow = rel(Cj, Cc), seconds = seconds))
+  res$interaction_fe <- r$fit$history[, c("time", "free_energy")]
   cat("\nQuadratic interaction, covariance at t = 1 (h = 0.1):\n")
   print(res$interaction, digits = 3)
 }
@@ -128,24 +134,13 @@ if (run("interaction")) {
 # 2b. The same flow with h = 0.005 (200 steps, network 16 x 16, batch 512, 150
 #     iterations, pool 2^14): the scheme's first-order time error, 9.8% at h = 0.1,
 #     falls to 0.5%, so the covariance can be held to the flow's own closed form
-#     S0 exp(-2t). Part "interaction_fine" (not in "all": about 10 minutes).
+#     S0 exp(-2t). Part "interaction_fine" (not in "all": about 3 to 10 minutes).
 if (part == "interaction_fine") {
-  set.seed(200)
-  S0 <- matrix(c(2, 0.6, 0.6, 1), 2); mu <- c(1, -1); h <- 0.005; K <- 200L
-  el <- system.time(
-    fit <- jko_fit(jko_energy(interaction = interaction_quadratic(), diffusion = NULL),
-                   init_gaussian(mu, S0), h = h, steps = K, hidden = c(16, 16),
-                   batch = 512, iters = 150, pool = 2^14, monitor = 2^12,
-                   threads = threads, verbose = FALSE))[["elapsed"]]
-  x0 <- fit$init$sample(50000)
-  C0 <- stats::cov(x0)
-  Cf <- stats::cov(push(fit, x0))
-  Cj <- C0 / (1 + h)^(2 * K)
-  Cc <- C0 * exp(-2 * K * h)
-  rel <- function(A, B) sqrt(sum((A - B)^2)) / sqrt(sum(B^2))
-  res$interaction_fine <- data.frame(h = h, steps = K, rel_err_jko = rel(Cf, Cj),
-                                     rel_err_flow = rel(Cf, Cc), jko_vs_flow = rel(Cj, Cc),
-                                     seconds = el)
+  r <- interaction_covariance(0.005, 200L, hidden = c(16, 16), batch = 512, iters = 150,
+                              pool = 2^14, monitor = 2^12)
+  res$interaction_fine <- with(r, data.frame(
+    h = 0.005, steps = 200L, rel_err_jko = rel(Cf, Cj), rel_err_flow = rel(Cf, Cc),
+    jko_vs_flow = rel(Cj, Cc), seconds = seconds))
   cat("\nQuadratic interaction, covariance at t = 1 (h = 0.005):\n")
   print(res$interaction_fine, digits = 3)
 }
