@@ -109,13 +109,12 @@ pareto_khat <- function(lw, use_loo = requireNamespace("loo", quietly = TRUE)) {
   mx <- max(tail)
   x <- exp(tail - mx) - exp(cutoff - mx)
   if (all(x <= 0)) return(NA_real_)  # the largest weights are all equal
-  if (use_loo) {
-    # loo stops where its own fit is undefined (tied tail weights): then ours
-    k <- tryCatch(suppressWarnings(loo::psis(lw, r_eff = 1))$diagnostics$pareto_k,
-                  error = function(e) NA_real_)
-    if (!is.na(k)) return(k)
-  }
-  gpd_fit_zs(x)$k
+  k <- gpd_fit_zs(x)$k
+  # loo's fit is the same; it stops with an error where the fit is undefined
+  # (k NaN), so it is asked only where ours is defined. (No tryCatch here: it
+  # would swallow an interrupt or a time limit reached inside a fit.)
+  if (use_loo && !is.na(k)) k <- suppressWarnings(loo::psis(lw, r_eff = 1))$diagnostics$pareto_k
+  k
 }
 
 # Zhang & Stephens (2009): the shape k and scale sigma of a generalized
