@@ -23,6 +23,13 @@
 #' @param activation `"softplus"` (the default) or `"squared_softplus"`
 #'   (\eqn{\mathrm{softplus}^2/2}{softplus^2 / 2}).
 #' @param alpha_min Lower bound of the strong-convexity weight \eqn{\alpha}.
+#' @param init_scale A number >= 1. Above 1, the hidden units of the
+#'   activated layers are made sharper and moved: the pre-activation
+#'   \eqn{s_k(x)} of unit k becomes \eqn{c_k(s_k(x) - s_k(m_k))}, with
+#'   \eqn{c_k} log-uniform in `[1, init_scale]` and \eqn{m_k} a random
+#'   point of \eqn{N(0, I)}, so that its transition lies among standardised
+#'   samples, over a width of about \eqn{1/c_k} of their spread. The map is
+#'   still the identity at the start.
 #' @return An object of class `"icnn"`.
 #' @seealso [predict.icnn()], [jko_fit()].
 #' @examples
@@ -33,16 +40,17 @@
 #' predict(net, x, type = "gradient") - x   # the identity map, nearly
 #' @export
 icnn <- function(dim, hidden = c(64, 64), rank = 5, activation = "softplus",
-                 alpha_min = 1e-4) {
+                 alpha_min = 1e-4, init_scale = 1) {
   dim <- check_count(dim, "dim")
   hidden <- check_hidden(hidden)
   rank <- check_count(rank, "rank")
   check_activation(activation)
   alpha_min <- check_positive(alpha_min, "alpha_min")
+  init_scale <- check_init_scale(init_scale)
   net <- structure(list(dim = dim, hidden = hidden, rank = rank,
                         activation = activation, alpha_min = alpha_min,
                         theta = NULL), class = "icnn")
-  net$theta <- .Call(C_icnn_init, arch(net), net$alpha_min)
+  net$theta <- .Call(C_icnn_init, arch(net), net$alpha_min, init_scale)
   net
 }
 
@@ -54,6 +62,14 @@ check_hidden <- function(hidden, call = sys.call(-1L)) {
     abort("`hidden` must have at most 32 layers, not %d.", length(hidden), call = call)
   }
   hidden
+}
+
+check_init_scale <- function(init_scale, call = sys.call(-1L)) {
+  if (!is.numeric(init_scale) || length(init_scale) != 1L || is.na(init_scale) ||
+      !is.finite(init_scale) || init_scale < 1) {
+    abort("`init_scale` must be a number >= 1, not %s.", describe(init_scale), call = call)
+  }
+  as.double(init_scale)
 }
 
 check_activation <- function(activation, call = sys.call(-1L)) {

@@ -191,7 +191,8 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
     list(h = if (chosen[["h"]]) NULL else h, steps = if (chosen[["steps"]]) NULL else steps)
   # (theta0 is a promise: the first network is drawn after the pool, as
   # jkoflow has always drawn them, so that set.seed() reproduces old fits)
-  fit <- jko_run(fit, schedule, theta0 = .Call(C_icnn_init, arch(net), net$alpha_min),
+  fit <- jko_run(fit, schedule, theta0 = .Call(C_icnn_init, arch(net), net$alpha_min,
+                                                 control$init_scale),
                  threads = threads, verbose = verbose)
   if (!stationary) return(fit)
   fit$verdict <- target_verdict(fit, schedule)
@@ -309,6 +310,17 @@ is_target <- function(potential) {
 #'   use. `NULL` (the default) means `TRUE` for a flow to the stationary law
 #'   and `FALSE` for the time-accurate flow, whose steps then all run
 #'   `iters` iterations. `fit$history$iters` records what each step used.
+#' @param init_scale The steepness of the hidden units of the first network
+#'   (later steps start from the previous step's network), relative to the
+#'   spread of \eqn{\rho_{k-1}}: each unit's transition is placed at a
+#'   random point of the standardised samples, with a steepness drawn
+#'   log-uniformly in `[1, init_scale]` (see [icnn()]). The default 1 suits
+#'   potentials that vary on the scale of the law, as most targets do. A
+#'   potential with features much narrower than the law (the ripples of
+#'   \eqn{\sin(2\pi x)} on a law of sd 1) needs sharper units: units of
+#'   unit scale are nearly linear over the samples, the loss's gradient
+#'   cannot see such features through them, and they are never learned
+#'   ([jko_filter()] uses 8 for its flows).
 #' @return An object of class `"jko_control"`, a list of the settings.
 #' @examples
 #' jko_control(hidden = c(32, 32), iters = 200)
@@ -317,7 +329,7 @@ jko_control <- function(hidden = c(64, 64), rank = 5, batch = 1024, iters = 500,
                         lr = 5e-3, lr_end = lr / 100, pool = NULL, monitor = 2048,
                         activation = "softplus", alpha_min = 1e-4, kl_tol = NULL,
                         moment_tol = 0.05, max_steps = 50, max_time = 300,
-                        adaptive = NULL) {
+                        adaptive = NULL, init_scale = 1) {
   args <- as.list(match.call())[-1L]
   args <- lapply(args, eval, envir = parent.frame())
   hidden <- check_hidden(hidden)
@@ -335,11 +347,12 @@ jko_control <- function(hidden = c(64, 64), rank = 5, batch = 1024, iters = 500,
   max_steps <- check_count(max_steps, "max_steps")
   max_time <- check_positive(max_time, "max_time")
   if (!is.null(adaptive)) adaptive <- check_flag(adaptive, "adaptive")
+  init_scale <- check_init_scale(init_scale)
   structure(list(hidden = hidden, rank = rank, batch = batch, iters = iters, lr = lr,
                  lr_end = lr_end, pool = pool, monitor = monitor,
                  activation = activation, alpha_min = alpha_min, kl_tol = kl_tol,
                  moment_tol = moment_tol, max_steps = max_steps, max_time = max_time,
-                 adaptive = adaptive),
+                 adaptive = adaptive, init_scale = init_scale),
             args = args, class = "jko_control")
 }
 
@@ -396,7 +409,8 @@ jko_continue <- function(fit, steps = 1, verbose = interactive(), threads = NULL
   verbose <- check_flag(verbose, "verbose")
   threads <- resolve_threads(threads)
   K <- length(fit$theta)
-  theta0 <- if (K > 0) fit$theta[[K]] else .Call(C_icnn_init, arch(fit$net), fit$net$alpha_min)
+  theta0 <- if (K > 0) fit$theta[[K]] else
+    .Call(C_icnn_init, arch(fit$net), fit$net$alpha_min, fit$settings$init_scale %||% 1)
   if (!isTRUE(fit$stationary)) {
     return(jko_run(fit, list(h = fit$h, steps = steps), theta0, threads, verbose))
   }

@@ -129,13 +129,15 @@ SEXP C_icnn_layout(SEXP arch, SEXP alpha_min)
     return ans;
 }
 
-SEXP C_icnn_init(SEXP arch, SEXP alpha_min)
+SEXP C_icnn_init(SEXP arch, SEXP alpha_min, SEXP scale)
 {
     icnn_t net;
     net_from_sexp(&net, arch, alpha_min);
+    double sc = Rf_asReal(scale);
+    if (!R_FINITE(sc) || sc < 1) Rf_error("the initial scale must be a finite number >= 1");
     SEXP th = PROTECT(Rf_allocVector(REALSXP, net.npar));
     GetRNGstate();
-    icnn_init_params(&net, REAL(th));
+    icnn_init_params(&net, REAL(th), sc);
     PutRNGstate();
     UNPROTECT(1);
     return th;

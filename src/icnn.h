@@ -102,7 +102,7 @@ typedef struct {
 int icnn_setup(icnn_t *net, int D, int L, const int *w, int r, int act,
                double alpha_min);
 double icnn_alpha(const icnn_t *net, const double *th);
-void icnn_init_params(const icnn_t *net, double *th); /* uses R's RNG */
+void icnn_init_params(const icnn_t *net, double *th, double scale); /* R's RNG */
 void icnn_ws_alloc(const icnn_t *net, icnn_ws *ws, int nmax, int hess, int nth);
 void icnn_forward(const icnn_t *net, const double *th, const double *X, int n,
                   icnn_ws *ws, double *psi, double *Y);

@@ -4,7 +4,7 @@
 #include <R_ext/Rdynload.h>
 
 SEXP C_icnn_layout(SEXP, SEXP);
-SEXP C_icnn_init(SEXP, SEXP);
+SEXP C_icnn_init(SEXP, SEXP, SEXP);
 SEXP C_icnn_eval(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_pot_eval(SEXP, SEXP, SEXP);
 SEXP C_jko_loss(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
@@ -18,7 +18,7 @@ void jko_threads_init(void);
 
 static const R_CallMethodDef call_methods[] = {
     {"icnn_layout", (DL_FUNC) &C_icnn_layout, 2},
-    {"icnn_init", (DL_FUNC) &C_icnn_init, 2},
+    {"icnn_init", (DL_FUNC) &C_icnn_init, 3},
     {"icnn_eval", (DL_FUNC) &C_icnn_eval, 6},
     {"pot_eval", (DL_FUNC) &C_pot_eval, 3},
     {"jko_loss", (DL_FUNC) &C_jko_loss, 8},

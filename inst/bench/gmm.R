@@ -37,7 +37,7 @@
 # method's own weight error). --particles=0 skips the particles.
 #
 #   Rscript inst/bench/gmm.R --dims=2,4,6,8,10,12 --seeds=3 [--hidden=64,64]
-#     [--rank=5] [--iters=500] [--batch=1024] [--lr=5e-3] [--adaptive=1]
+#     [--rank=5] [--iters=500] [--batch=1024] [--lr=5e-3] [--adaptive=1] [--init_scale=1]
 #     [--threads=2] [--n=8192] [--kde_max=6] [--particles=50000]
 #     [--seed0=1] [--centres=paper] [--out=gmm.rds] [--save_fit=fit.rds]
 #     [--grid=grid.rds]
@@ -61,6 +61,7 @@ iters <- as.integer(num("iters", "500"))
 batch <- as.integer(num("batch", "1024"))
 lr <- num("lr", "5e-3")
 adaptive <- as.logical(as.integer(num("adaptive", "1")))
+init_scale <- num("init_scale", "1")
 threads <- as.integer(num("threads", "2"))
 n_kl <- as.integer(num("n", "8192"))
 kde_max <- as.integer(num("kde_max", "6"))
@@ -151,7 +152,7 @@ for (D in dims) {
     centres <- matrix(runif(K * D, -5, 5), K, D)
     pot <- potential_gmm(centres, sd = 1)
     ctl <- jko_control(hidden = hidden, rank = rank, batch = batch, iters = iters,
-                       lr = lr, adaptive = adaptive)
+                       lr = lr, adaptive = adaptive, init_scale = init_scale)
     p0 <- proc.time()
     t0 <- p0[["elapsed"]]
     fit <- jko_fit(pot, init_gaussian(rep(0, D), 16), h = h, steps = steps, beta = 1,
@@ -184,7 +185,8 @@ for (D in dims) {
                       kl_qp = m[["kl_qp"]], kl_pq = m[["kl_pq"]],
                       w_err = m[["w_err"]], tv_w = m[["tv_w"]], kl_tail = m[["kl_tail"]],
                       flow_w = pf_w, tv_pf = tv_pf, seconds = secs, cpu_seconds = cpu, iters_run = sum(fit$history$iters, na.rm = TRUE),
-                      net = sprintf("%s r%d b%d", paste(hidden, collapse = "x"), rank, batch),
+                      net = sprintf("%s r%d b%d s%g", paste(hidden, collapse = "x"), rank, batch,
+                                    init_scale),
                       kde_symkl = kd[["symkl"]], kde_se = kd[["se"]],
                       kde_w_err = kd[["w_err"]], kde_seconds = kd[["seconds"]])
     rows[[length(rows) + 1L]] <- row

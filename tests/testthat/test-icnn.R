@@ -15,6 +15,22 @@ test_that("the new network is the identity map on N(0, I)", {
   }
 })
 
+test_that("a network with sharper units at the start is still the identity map", {
+  set.seed(11)
+  for (d in c(1, 3, 12)) {
+    net <- icnn(d, hidden = c(32, 32, 16), init_scale = 8)
+    x <- matrix(rnorm(2000 * d), ncol = d)
+    expect_lte(max(abs(predict(net, x, type = "gradient") - x)), 1e-3)
+  }
+  # scale 1 draws nothing more: the same network as before the option existed
+  set.seed(3)
+  a <- icnn(2, hidden = c(8, 8))$theta
+  set.seed(3)
+  expect_identical(icnn(2, hidden = c(8, 8), init_scale = 1)$theta, a)
+  expect_error(icnn(1, init_scale = 0.5), "`init_scale` must be a number >= 1")
+  expect_error(jko_control(init_scale = NA), "`init_scale` must be a number >= 1")
+})
+
 test_that("gradient, Hessian and log-det agree with finite differences", {
   set.seed(2)
   for (a in archs) {
