@@ -15,8 +15,11 @@
 # KL(p || q) + KL(q || p) = sum over the grid of (p - q)(log p - log q) dx,
 # where the true density p exceeds 1e-10 (truth's mass elsewhere < 1e-9).
 #
-#   Rscript inst/bench/filtering.R [paths] [seed] [save]
+#   Rscript inst/bench/filtering.R [paths] [seed] [save] [first]
 #   Rscript inst/bench/filtering.R 10 1 inst/extdata/filtering.rds
+# `first`: run paths first..paths only (two processes can then share the
+# paths of one seed, each saving its own file; path k uses the same draws
+# whichever process runs it).
 # `save`: write the per-path table and the curves of the first path (for
 # the vignette's figure) to this .rds file.
 suppressPackageStartupMessages(library(jkoflow))
@@ -25,6 +28,7 @@ arg <- function(i, default) if (length(args) >= i) args[[i]] else default
 n_paths <- as.integer(arg(1, "10"))
 seed <- as.integer(arg(2, "1"))
 save_to <- arg(3, "")
+first <- as.integer(arg(4, "1"))
 threads <- as.integer(Sys.getenv("JKOFLOW_THREADS", "2"))
 options(jkoflow.threads = threads)
 
@@ -100,7 +104,7 @@ symkl <- function(p, q) {
 
 rows <- list()
 curves <- NULL
-for (path in seq_len(n_paths)) {
+for (path in seq(first, n_paths)) {
   set.seed(seed * 1000 + path)
   y <- simulate_path()
   p <- truth_density(y)
@@ -120,14 +124,14 @@ for (path in seq_len(n_paths)) {
   q_jko <- numeric(length(x))
   q_jko[r] <- as.numeric(jko_density(f$final, x[r]))
 
-  rows[[path]] <- data.frame(
+  rows[[length(rows) + 1L]] <- data.frame(
     path = path, symkl_jko = symkl(p, q_jko), symkl_pf_nrd0 = symkl(p, q_nrd0),
     symkl_pf_sj = symkl(p, q_sj), seconds_jko = jko_secs, cpu_jko = jko_cpu,
     seconds_pf = pf_secs,
     flow_steps = sum(f$table$flow_steps) + length(f$final$theta),
     update_steps = sum(f$table$update_steps), worst_update_kl = max(f$table$update_kl))
-  print(rows[[path]], row.names = FALSE, digits = 3)
-  if (path == 1L) {
+  print(rows[[length(rows)]], row.names = FALSE, digits = 3)
+  if (is.null(curves)) {
     curves <- data.frame(x = x, truth = p, jkoflow = q_jko, pf_kde = q_nrd0)
     curves <- curves[r, ]
     curves_y <- y
@@ -141,7 +145,7 @@ for (path in seq_len(n_paths)) {
             save_to)
   }
 }
-cat(sprintf("\n%d paths (seed %d), %d threads; load average at the end: %s\n", n_paths, seed,
+cat(sprintf("\npaths %d to %d (seed %d), %d threads; load average at the end: %s\n", first, n_paths, seed,
             threads, paste(readLines("/proc/loadavg", warn = FALSE), collapse = " ")))
 summ <- function(v) sprintf("median %.4f, mean %.4f", median(v), mean(v))
 cat("SymKL at t = 5 to the grid solution\n")
