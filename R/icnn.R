@@ -24,12 +24,14 @@
 #'   (\eqn{\mathrm{softplus}^2/2}{softplus^2 / 2}).
 #' @param alpha_min Lower bound of the strong-convexity weight \eqn{\alpha}.
 #' @param init_scale A number >= 1. Above 1, the hidden units of the
-#'   activated layers are made sharper and moved: the pre-activation
-#'   \eqn{s_k(x)} of unit k becomes \eqn{c_k(s_k(x) - s_k(m_k))}, with
-#'   \eqn{c_k} log-uniform in `[1, init_scale]` and \eqn{m_k} a random
-#'   point of \eqn{N(0, I)}, so that its transition lies among standardised
-#'   samples, over a width of about \eqn{1/c_k} of their spread. The map is
-#'   still the identity at the start.
+#'   activated layers are made sharper and moved: the linear part of the
+#'   pre-activation of unit k (\eqn{b_{l,k}^\top x + (W_l z_{l-1})_k}) is
+#'   multiplied by \eqn{c_k}, log-uniform in `[1, init_scale]`, its
+#'   quadratic part kept, and its offset set so that it vanishes at
+#'   \eqn{m_k}, a random point of \eqn{N(0, I)}: the unit's transition
+#'   lies among standardised samples, over a width of about \eqn{1/c_k} of
+#'   their spread. The output weights are divided by `init_scale`, so the
+#'   map is still the identity at the start.
 #' @return An object of class `"icnn"`.
 #' @seealso [predict.icnn()], [jko_fit()].
 #' @examples

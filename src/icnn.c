@@ -62,53 +62,15 @@ double icnn_alpha(const icnn_t *net, const double *th)
     return net->alpha_min + jko_softplus(th[net->offa]);
 }
 
-/* The pre-activations of layer l (< L) at the n points X (D x n, one per
- * column), written to S (w_l x n), with the activations of the layers
- * below in Zp and Zc (wmax x n each): a plain forward pass, used only to
- * place the hidden units at the start. */
-static void preact_at(const icnn_t *net, const double *th, int l, const double *X,
-                      int n, double *S, double *Zp, double *Zc)
-{
-    int D = net->D, r = net->r;
-    for (int ll = 0; ll <= l; ll++) {
-        int w = net->w[ll], wr = w * r;
-        const double *A = th + net->offA[ll], *B = th + net->offB[ll], *c = th + net->offc[ll];
-        double *out = ll == l ? S : Zc;
-        for (int i = 0; i < n; i++) {
-            const double *x = X + (size_t) D * i;
-            for (int k = 0; k < w; k++) {
-                double s = c[k];
-                for (int d = 0; d < D; d++) s += B[k + (size_t) w * d] * x[d];
-                for (int j = 0; j < r; j++) {
-                    double p = 0;
-                    for (int d = 0; d < D; d++) p += A[k + w * j + (size_t) wr * d] * x[d];
-                    s += p * p;
-                }
-                if (ll > 0) {
-                    const double *W = th + net->offW[ll];
-                    const double *zp = Zp + (size_t) net->wmax * i;
-                    for (int u = 0; u < net->w[ll - 1]; u++) s += W[k + (size_t) w * u] * zp[u];
-                }
-                if (ll > 0 && ll < l) {
-                    double z;
-                    act_eval(net->act, s, &z, NULL, NULL, NULL);
-                    s = z;
-                }
-                out[k + (size_t) (ll == l ? w : net->wmax) * i] = s;
-            }
-        }
-        if (ll < l) memcpy(Zp, Zc, (size_t) net->wmax * n * sizeof(double));
-    }
-}
-
 /* Random quadratic and hidden weights of unit scale, and output weights so
  * small that grad psi(x) = x to about 1e-5 on N(0, I): the identity map at
  * the start of training, without pretraining.
  *
  * With scale > 1, every unit of the activated layers (l >= 1) is then made
- * sharper and moved: its pre-activation s_k(x) becomes
- * c_k (s_k(x) - s_k(m_k)), with c_k log-uniform in [1, scale] and m_k a
- * random point of N(0, I) (one of 64 drawn per layer). Its transition then
+ * sharper and moved: the linear part of its pre-activation (B x + W z) is
+ * multiplied by c_k, log-uniform in [1, scale], its quadratic part kept,
+ * and its offset set so that the pre-activation vanishes at m_k, a random
+ * point of N(0, I) (one of 64 drawn per layer). Its transition then
  * lies among the samples, over a width of about 1/c_k of their spread.
  * A unit of unit scale is nearly linear over the samples, and the gradient
  * of the loss cannot see a feature of the potential narrower than that
@@ -131,32 +93,6 @@ void icnn_init_params(const icnn_t *net, double *th, double scale)
                 th[net->offW[l] + i] = 2.0 * unif_rand() / wp;
         }
     }
-    if (scale > 1.0 && net->L > 1) {
-        const int np = 64;
-        size_t wm = (size_t) net->wmax;
-        double *X = (double *) R_alloc((size_t) D * np, sizeof(double));
-        double *S = (double *) R_alloc(wm * np, sizeof(double));
-        double *Zp = (double *) R_alloc(wm * np, sizeof(double));
-        double *Zc = (double *) R_alloc(wm * np, sizeof(double));
-        double ls = log(scale);
-        for (int l = 1; l < net->L; l++) {
-            int w = net->w[l], wr = w * r, wp = net->w[l - 1];
-            for (size_t i = 0; i < (size_t) D * np; i++) X[i] = norm_rand();
-            preact_at(net, th, l, X, np, S, Zp, Zc);
-            double *A = th + net->offA[l], *B = th + net->offB[l], *c = th + net->offc[l],
-                   *W = th + net->offW[l];
-            for (int k = 0; k < w; k++) {
-                int i = (int) (unif_rand() * np);
-                if (i >= np) i = np - 1;
-                double ck = exp(unif_rand() * ls), sq = sqrt(ck);
-                for (int j = 0; j < r; j++)
-                    for (int d = 0; d < D; d++) A[k + w * j + (size_t) wr * d] *= sq;
-                for (int d = 0; d < D; d++) B[k + (size_t) w * d] *= ck;
-                for (int u = 0; u < wp; u++) W[k + (size_t) w * u] *= ck;
-                c[k] = ck * (c[k] - S[k + (size_t) w * i]);
-            }
-        }
-    }
     int wL = net->w[net->L - 1];
     /* (sharper units have larger gradients: their output weights are
      * smaller by the same factor, so that the map stays the identity) */
@@ -166,6 +102,41 @@ void icnn_init_params(const icnn_t *net, double *th, double scale)
     /* alpha = 1: softplus(a) = 1 - alpha_min */
     double t = 1.0 - net->alpha_min;
     th[net->offa] = t + log(-expm1(-t));
+    if (scale > 1.0 && net->L > 1) {
+        /* layer by layer, since a layer's pre-activations depend on the
+         * layers below: the forward pass keeps them in ws.S */
+        const int np = 64;
+        icnn_ws ws;
+        icnn_ws_alloc(net, &ws, np, 0, 1);
+        double *X = (double *) R_alloc((size_t) D * np, sizeof(double));
+        double ls = log(scale);
+        for (int l = 1; l < net->L; l++) {
+            int w = net->w[l], wr = w * r, wp = net->w[l - 1];
+            for (size_t i = 0; i < (size_t) D * np; i++) X[i] = norm_rand();
+            icnn_prepare(net, th, &ws);
+            icnn_forward(net, th, X, np, &ws, NULL, NULL);
+            const double *S = ws.S[l];
+            const double *A = th + net->offA[l];
+            double *B = th + net->offB[l], *c = th + net->offc[l], *W = th + net->offW[l];
+            for (int k = 0; k < w; k++) {
+                int i = (int) (unif_rand() * np);
+                if (i >= np) i = np - 1;
+                /* the linear part and the offset scaled by c_k, the
+                 * quadratic part left as it is: q(x) + c_k (lin(x) - lin(m))
+                 * - q(m), zero at m, the point of the unit's transition */
+                double ck = exp(unif_rand() * ls), q = 0;
+                const double *x = X + (size_t) D * i;
+                for (int j = 0; j < r; j++) {
+                    double p = 0;
+                    for (int d = 0; d < D; d++) p += A[k * r + j + (size_t) wr * d] * x[d];
+                    q += p * p;
+                }
+                for (int d = 0; d < D; d++) B[k + (size_t) w * d] *= ck;
+                for (int u = 0; u < wp; u++) W[k + (size_t) w * u] *= ck;
+                c[k] = -q - ck * (S[k + (size_t) w * i] - q - c[k]);
+            }
+        }
+    }
 }
 
 /* Non-negativity of the hidden-to-hidden and output weights (projection
