@@ -303,3 +303,20 @@ init_barenblatt <- function(dim, m = 2, time = 1) {
     label = sprintf("Barenblatt profile, m = %g, dimension %d, time %g", m, D, time)
   ), class = "jko_init")
 }
+
+# The reference for the porous-medium tests and benchmark: the JKO scheme
+# (m > 1, dimension D) from a Barenblatt profile of radius R: each step is the
+# dilation to the radius R' minimising c R'^(-D(m-1)) + (R' - R)^2 s2 / (2h)
+# (the internal energy of the dilated profile and the W2 distance of two
+# dilations), with s2 = E|X|^2 and c the energy of the profile of radius 1.
+barenblatt_jko_radius <- function(D, m, R, h, steps) {
+  p <- 1 / (m - 1)
+  A <- exp(lgamma(p + 1 + D / 2) - D / 2 * log(pi) - lgamma(p + 1))
+  c1 <- A^m * pi^(D / 2) * exp(lgamma(p * m + 1) - lgamma(p * m + 1 + D / 2)) / (m - 1)
+  s2 <- D / (D + 2 * p + 2)
+  for (k in seq_len(steps)) {
+    R <- stats::uniroot(function(r) (r - R) * s2 / h - D * (m - 1) * c1 * r^(-D * (m - 1) - 1),
+                        c(R, 10 * R), tol = 1e-13)$root
+  }
+  R
+}

@@ -44,19 +44,7 @@ res$info <- list(date = format(Sys.time(), tz = "UTC"), R = R.version.string,
                  threads = threads, load = tryCatch(readLines("/proc/loadavg"), error = function(e) NA))
 run <- function(p) part %in% c("all", p)
 
-# The JKO scheme from a Barenblatt profile of radius R (m, D): each step is the
-# dilation to R' minimising c R'^(-D(m-1)) + (R' - R)^2 s2 / (2h).
-barenblatt_jko_radius <- function(D, m, R, h, steps) {
-  p <- 1 / (m - 1)
-  A <- exp(lgamma(p + 1 + D / 2) - D / 2 * log(pi) - lgamma(p + 1))
-  c1 <- A^m * pi^(D / 2) * exp(lgamma(p * m + 1) - lgamma(p * m + 1 + D / 2)) / (m - 1)
-  s2 <- D / (D + 2 * p + 2)
-  for (k in seq_len(steps)) {
-    R <- stats::uniroot(function(r) (r - R) * s2 / h - D * (m - 1) * c1 * r^(-D * (m - 1) - 1),
-                        c(R, 10 * R), tol = 1e-13)$root
-  }
-  R
-}
+barenblatt_jko_radius <- getFromNamespace("barenblatt_jko_radius", "jkoflow")
 
 push <- function(fit, x, k = length(fit$theta)) t(jkoflow:::flow_push(fit, k, t(x), NULL, threads)$x)
 

@@ -137,21 +137,7 @@ test_that("the Barenblatt profile has unit mass and solves d rho / dt = Laplacia
   }
 })
 
-# The JKO scheme from a Barenblatt profile of radius R: each step is the
-# dilation to the radius R' minimising c R'^(-D(m-1)) + (R' - R)^2 s2 / (2h)
-# (the internal energy of the dilated profile and the W2 distance of two
-# dilations), with s2 = E|X|^2 and c the energy of the profile of radius 1.
-barenblatt_jko_radius <- function(D, m, R, h, steps) {
-  p <- 1 / (m - 1)
-  A <- exp(lgamma(p + 1 + D / 2) - D / 2 * log(pi) - lgamma(p + 1))
-  c1 <- A^m * pi^(D / 2) * exp(lgamma(p * m + 1) - lgamma(p * m + 1 + D / 2)) / (m - 1)
-  s2 <- D / (D + 2 * p + 2)
-  for (k in seq_len(steps)) {
-    R <- stats::uniroot(function(r) (r - R) * s2 / h - D * (m - 1) * c1 * r^(-D * (m - 1) - 1),
-                        c(R, 10 * R), tol = 1e-13)$root
-  }
-  R
-}
+barenblatt_jko_radius <- jkoflow:::barenblatt_jko_radius
 
 test_that("the JKO scheme's Barenblatt radius tends to the profile's", {
   for (D in 1:3) {
