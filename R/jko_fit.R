@@ -70,7 +70,9 @@
 #'   flow of a [target_logistic()], to the prior, cut at
 #'   \eqn{\log\alpha \ge -8} ([init_prior()]).
 #' @param h JKO time step, a positive number.
-#' @param steps Number of JKO steps.
+#' @param steps Number of JKO steps. `0` (a time-accurate flow only) makes
+#'   a fit of no step: the law of `init` itself, with its samples and
+#'   log-density, for [jko_sample()], [jko_density()] and [init_fit()].
 #' @param beta Inverse temperature \eqn{\beta}.
 #' @param control Training settings that rarely need changing: see
 #'   [jko_control()].
@@ -143,7 +145,7 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
     abort("`potential` has dimension %d but `init` has dimension %d.", potential$dim, D)
   }
   h <- check_positive(h, "h")
-  steps <- check_count(steps, "steps")
+  steps <- check_count(steps, "steps", min = if (stationary) 1 else 0)
   beta <- check_positive(beta, "beta")
   threads <- resolve_threads(threads)
   verbose <- check_flag(verbose, "verbose")
@@ -442,6 +444,7 @@ the <- new.env(parent = emptyenv())
 jko_run <- function(fit, schedule, theta0, threads, verbose) {
   K0 <- length(fit$theta)
   budget <- if (is.null(schedule$steps)) fit$settings$max_steps else schedule$steps
+  if (budget == 0L) return(fit)
   pool <- to_cols(fit$init$sample(fit$settings$pool))
   # a porous-medium energy needs the densities of the pool: carried along
   pool_ld <- if (energy_needs_density(fit$potential)) init_log_density(fit$init, t(pool))
@@ -489,6 +492,9 @@ jko_run <- function(fit, schedule, theta0, threads, verbose) {
     the$last_fit <- fit
     if (st$stop) break
   }
+  # the pool of the last law, for a caller that asked for it (jko_filter():
+  # draws of the prediction, to be updated)
+  if (isTRUE(the$keep_pool)) the$last_pool <- pool
   fit
 }
 
