@@ -15,7 +15,8 @@
 #' can be the start of a new flow or updated again.
 #' [jko_evidence()] of the result estimates
 #' \eqn{\log\int\rho_t(x)L(y \mid x)\,dx}, the marginal likelihood of the
-#' data under \eqn{\rho_t}.
+#' data under \eqn{\rho_t}. ([jko_filter()] updates its laws by Bayes'
+#' rule on the density instead, exactly and without training, by default.)
 #'
 #' A pull-back through a long chain of maps costs a Newton inversion per map
 #' and point, and the training evaluates \eqn{\log\rho_t} at every batch.
@@ -119,9 +120,12 @@ update_potential <- function(prior, loglik, grad, tabulate, threads) {
 
 # log rho(x) of a 1-D law with exact log-density: a cubic spline through
 # its exact values on a grid of n points spanning 2^14 of its draws and
-# their spread beyond, exact pull-backs outside the grid.
-tabulated_log_density <- function(init, threads, n = 2049L) {
-  d <- init_draw(init, 2^14, log_density = FALSE, threads = threads)$x[, 1L]
+# their spread beyond (or spanning `draws`, draws of the law already made),
+# exact pull-backs outside the grid. (Also returns the grid and the exact
+# values there.)
+tabulated_log_density <- function(init, threads, n = 2049L, draws = NULL) {
+  d <- if (!is.null(draws)) draws[, 1L]
+       else init_draw(init, 2^14, log_density = FALSE, threads = threads)$x[, 1L]
   r <- range(d)
   s <- stats::sd(d)
   g <- seq(r[1L] - s, r[2L] + s, length.out = n)
@@ -134,6 +138,7 @@ tabulated_log_density <- function(init, threads, n = 2049L) {
   hi <- g[n]
   exact <- init$log_density
   list(
+    grid = g, values = ld,
     value = function(x) {
       z <- x[, 1L]
       inside <- z >= lo & z <= hi
@@ -152,6 +157,133 @@ tabulated_log_density <- function(init, threads, n = 2049L) {
     })
 }
 
+# Bayes' rule applied to the density itself: the law
+#   pi(x) = rho(x) L(y | x) / Z,  Z = int rho L,
+# of a start `prior` with an exact log-density, as an initial distribution
+# whose log-density is exact (log rho + log L - log Z: one pull-back of
+# rho, no map of its own) and whose samples are draws of rho resampled by
+# their likelihoods (systematic resampling), then moved by `moves`
+# random-walk Metropolis steps that leave pi invariant, so that the
+# duplicates of the resampling part. `draws` (optional): iid draws of rho
+# already made (a flow's pushed pool), used before any new draw, each once.
+# Z: in dimension 1, the integral of rho L with log rho the spline of
+# tabulated_log_density() (whose error, O(delta^4), is far below any
+# other), which also gives log rho in the Metropolis ratios (proposals
+# beyond its grid, in the far tails, are refused); in higher dimensions,
+# the mean of L over n_z draws of rho, with its relative standard error,
+# and the exact log rho in the ratios.
+reweight_law <- function(prior, loglik, threads = 1L, moves = NULL, draws = NULL,
+                         n_z = 2^16) {
+  force(loglik)
+  force(threads)
+  D <- prior$dim
+  if (is.null(moves)) moves <- if (D == 1L) 10L else 3L
+  ll <- function(x) {
+    v <- loglik(x)
+    if (!is.numeric(v) || length(v) != nrow(x)) {
+      abort("`loglik` must return %d log-likelihoods (numbers, -Inf allowed), not %s.",
+            nrow(x), describe(v))
+    }
+    bad <- is.na(v) | v == Inf
+    if (any(bad)) {
+      abort("`loglik` returned NaN, NA or Inf at %d of %d points (the first at x = (%s)).",
+            sum(bad), nrow(x), paste(signif(x[which(bad)[1L], ], 4), collapse = ", "))
+    }
+    as.double(v)
+  }
+  cache <- draws
+  rm(draws)
+  # n draws of the prior: those of the cache first
+  prior_draws <- function(n) {
+    m <- min(n, if (is.null(cache)) 0L else nrow(cache))
+    d <- if (m > 0L) cache[seq_len(m), , drop = FALSE]
+    if (m > 0L) cache <<- if (m < nrow(cache)) cache[-seq_len(m), , drop = FALSE]
+    if (m < n) d <- rbind(d, init_draw(prior, n - m, log_density = FALSE, threads = threads)$x)
+    d
+  }
+  # the effective sample size of the likelihood weights, as a fraction of
+  # the draws (on the draws already made, or 2^14 new ones in dimension 1)
+  ess_of <- function(lw) {
+    w <- exp(lw - max(lw))
+    sum(w)^2 / sum(w^2) / length(w)
+  }
+  if (D == 1L) {
+    tab <- tabulated_log_density(prior, threads, draws = cache)
+    ess <- ess_of(ll(if (!is.null(cache)) cache
+                     else init_draw(prior, 2^14, log_density = FALSE, threads = threads)$x))
+    lo <- tab$grid[1L]
+    hi <- tab$grid[length(tab$grid)]
+    fine <- seq(lo, hi, length.out = 8L * (length(tab$grid) - 1L) + 1L)
+    v <- tab$value(matrix(fine, ncol = 1L)) + ll(matrix(fine, ncol = 1L))
+    m <- max(v)
+    if (!is.finite(m)) abort("the likelihood is zero over the whole span of the prior's draws.")
+    e <- exp(v - m)
+    log_z <- m + log((sum(e) - (e[1L] + e[length(e)]) / 2) * (fine[2L] - fine[1L]))
+    log_z_se <- 0
+    target <- function(x, inside_only = FALSE) {
+      if (!inside_only) return(tab$value(x) + ll(x))
+      out <- rep(-Inf, nrow(x))
+      ins <- x[, 1L] >= lo & x[, 1L] <= hi
+      xi <- x[ins, , drop = FALSE]
+      out[ins] <- tab$value(xi) + ll(xi)
+      out
+    }
+    rm(v, e, m, fine)
+  } else {
+    # (draws already made serve here too, and again for the samples)
+    d <- if (!is.null(cache) && nrow(cache) >= n_z) cache[seq_len(n_z), , drop = FALSE]
+         else init_draw(prior, n_z, log_density = FALSE, threads = threads)$x
+    lw <- ll(d)
+    m <- max(lw)
+    if (!is.finite(m)) abort("the likelihood is zero at every one of %d draws of the prior.", n_z)
+    w <- exp(lw - m)
+    log_z <- m + log(mean(w))
+    log_z_se <- stats::sd(w) / mean(w) / sqrt(n_z)
+    ess <- ess_of(lw)
+    target <- function(x, inside_only = FALSE) init_log_density(prior, x) + ll(x)
+    rm(d, lw, w, m)
+  }
+  structure(list(
+    dim = D,
+    sample = function(n) {
+      d <- prior_draws(n)
+      lw <- ll(d)
+      if (!any(is.finite(lw))) {
+        abort("the likelihood is zero at every one of %d draws of the prior.", n)
+      }
+      w <- exp(lw - max(lw))
+      z <- d[systematic_resample(w, n), , drop = FALSE]
+      if (moves > 0L) {
+        # the random walk's covariance: 2.38^2 / D times the law's
+        S <- stats::cov.wt(d, w / sum(w))$cov * (2.38^2 / D)
+        R <- tryCatch(chol(S), error = function(e) diag(sqrt(pmax(diag(S), 1e-12)), D))
+        cur <- target(z)
+        for (k in seq_len(moves)) {
+          prop <- z + matrix(stats::rnorm(n * D), n, D) %*% R
+          lp <- target(prop, inside_only = TRUE)
+          ok <- log(stats::runif(n)) < lp - cur
+          ok[is.na(ok)] <- FALSE
+          z[ok, ] <- prop[ok, ]
+          cur[ok] <- lp[ok]
+        }
+      }
+      z
+    },
+    log_density = function(x) init_log_density(prior, x) + ll(x) - log_z,
+    log_z = log_z, log_z_se = log_z_se, ess = ess,
+    label = sprintf("a law times a likelihood (Bayes' rule on the density), dimension %d", D)
+  ), class = "jko_init")
+}
+
+# Indices of n draws with probabilities proportional to w: systematic
+# resampling (one uniform; each index drawn floor or ceiling of n w_i times).
+systematic_resample <- function(w, n) {
+  cw <- cumsum(w)
+  cw <- cw / cw[length(cw)]
+  u <- (stats::runif(1) + seq.int(0, n - 1L)) / n
+  pmin(findInterval(u, cw) + 1L, length(w))
+}
+
 #' Continuous-discrete filtering with chained JKO flows
 #'
 #' The filtering laws \eqn{p(X_{t_j} \mid y_1, \dots, y_j)} of the diffusion
@@ -160,29 +292,53 @@ tabulated_log_density <- function(init, threads, n = 2049L) {
 #' \eqn{y_j = X_{t_j} + \varepsilon_j}, \eqn{\varepsilon_j \sim N(0, sd^2 I)}
 #' (or any likelihood). Between observations the law is carried by the
 #' time-accurate Fokker-Planck flow ([jko_fit()] with
-#' `stationary = FALSE`), started from the last filtering law
-#' ([init_fit()]); at each observation it is updated by Bayes' rule
-#' ([jko_update()]). Every filtering law is a fit with samples and exact
-#' densities, through the whole chain of maps down to \eqn{\rho_0}.
+#' `stationary = FALSE`), started from the last filtering law; at each
+#' observation it is updated by Bayes' rule. Every filtering law has
+#' samples and exact densities, through the whole chain of maps down to
+#' \eqn{\rho_0}.
+#'
+#' The update (`update = "reweight"`, the default) is Bayes' rule applied
+#' to the density itself: the filtering law is
+#' \eqn{\pi_j(x) = \rho(x)\,L(y_j \mid x) / Z_j}, with \eqn{\rho} the
+#' predicted law, so its log-density is exact with no map of its own, and
+#' \eqn{Z_j = p(y_j \mid y_1, \dots, y_{j-1})} is the evidence of the
+#' observation (the `log_evidence` of the table; their sum is the log
+#' marginal likelihood of the observations, for estimating parameters of
+#' the diffusion or the noise). \eqn{Z_j} is an integral on a fine grid in
+#' dimension 1 and a Monte Carlo mean of the likelihood over \eqn{2^{16}}
+#' draws of \eqn{\rho} otherwise. Its samples are draws of \eqn{\rho}
+#' resampled by their likelihoods (systematic resampling), then moved by
+#' random-walk Metropolis steps that leave \eqn{\pi_j} invariant (10 in
+#' dimension 1, where \eqn{\log\rho} is tabulated as in [jko_update()]; 3
+#' otherwise, each an exact pull-back of every draw), so that the
+#' duplicates of the resampling part before they train the next flow. The
+#' flows' own error is then the only one: `update = "flow"` learns each
+#' update as a flow to the posterior instead ([jko_update()], with
+#' `control_update`), which adds the training error of that flow (its
+#' `update_kl`) at every observation, and its maps to the chain. The
+#' reweighting needs a likelihood that the prior's draws cover: its
+#' resampling degenerates when the likelihood is sharp against the
+#' predicted law (an observation many prior sds away, or far more precise
+#' than the prior), where a flow update copes better.
 #'
 #' The defaults were chosen on the one-dimensional benchmark of Mokrov et
 #' al. (2021) (`inst/bench/filtering.R`, whose figures the README
-#' reports): a JKO step of at most `h = 0.125` (each interval is cut into
-#' equal steps; the time discretisation then costs about 1e-4 in
-#' symmetric KL there), networks of width 32 x 32 trained 300 iterations
-#' of batch 512 per step for the flows, and the self-tuning stationary flow
-#' of [jko_update()] with networks of width 32 x 32 and `kl_tol = 0.002`
-#' for the updates; both draw their batches from pools of \eqn{2^{15}}
-#' samples, since every sample of a chained flow is pushed through all the
-#' maps below it. Both start their networks with sharper units
+#' reports): a JKO step of at most `h = 0.25` (each interval is cut into
+#' equal steps; the time discretisation then costs about 4e-4 in
+#' symmetric KL over half a unit of time there, against 1e-4 at
+#' `h = 0.125`, while halving the maps of the chain), and networks of
+#' width 64 x 64 trained 2400 iterations of batch 256 at `lr = 0.01` per
+#' step, drawn from a pool of \eqn{2^{17}} samples. There the flows'
+#' error is the optimisation's: over half a unit of time from an exact
+#' filtering law (two seeds), 600 iterations of batch 512 at `lr = 0.005`
+#' were 0.008-0.009 from the truth in symmetric KL, batches of 1024 no
+#' better, 1200 iterations of batch 256 at `lr = 0.01` 0.003-0.006, and
+#' 2400 of them 0.002-0.005. The networks start with sharper units
 #' (`init_scale = 8`, see [jko_control()]): the potential there,
 #' \eqn{\sin(2\pi x)/\pi + x^2/4}, puts ripples of period 1 on laws of
 #' sd about 0.7, which networks of unit scale never learn (their flows'
-#' densities stay smooth, about 0.05 from the truth in symmetric KL, the
-#' whole error of the earlier defaults). The README gives the accuracy
-#' reached there against a fine-grid solution and a particle filter.
-#' For a potential that varies on the scale of the laws, `init_scale = 1`
-#' in both controls is the safer choice.
+#' densities stay smooth, about 0.05 from the truth). For a potential that
+#' varies on the scale of the laws, `init_scale = 1` is the safer choice.
 #'
 #' @param potential The potential \eqn{\Phi} of the drift (see
 #'   [potentials]).
@@ -202,18 +358,27 @@ tabulated_log_density <- function(init, threads, n = 2049L) {
 #'   given all the observations).
 #' @param beta Inverse temperature \eqn{\beta}.
 #' @param h The largest JKO step of the flows between observations.
+#' @param update `"reweight"` (Bayes' rule on the density, exact; see
+#'   Details) or `"flow"` (a flow to each posterior, [jko_update()]).
 #' @param control The training settings of the flows between observations
 #'   ([jko_control()]).
-#' @param control_update The settings of the updates' stationary flows.
+#' @param control_update With `update = "flow"`, the settings of the
+#'   updates' stationary flows.
 #' @param threads,verbose As in [jko_fit()].
 #' @return An object of class `"jko_filter"`: `fits`, the filtering laws
-#'   at the observation times (each a `"jko_fit"`, for [jko_sample()] and
-#'   [jko_density()]); `predictions`, the flows between observations (a
-#'   fit, or `NULL` where two times coincide); `final`, the flow to `t_end`
-#'   (or `NULL`); `table`, one row per observation time with the filtering
-#'   mean and sd (of the first coordinate), the steps of the flow and of the
-#'   update, the update's estimated \eqn{KL(\rho \| \pi)} and the seconds
-#'   taken; and `times`, `y`, `t_end`.
+#'   at the observation times (each a `"jko_fit"`, for [jko_sample()],
+#'   [jko_density()] and [init_fit()]; with `update = "reweight"` a fit of
+#'   no step whose initial distribution is the updated law); `predictions`,
+#'   the flows between observations (a fit, or `NULL` where two times
+#'   coincide); `final`, the flow to `t_end` (or `NULL`); `table`, one row
+#'   per observation time with the filtering mean and sd (of the first
+#'   coordinate, from 2048 draws), the steps of the flow and of the update,
+#'   the update's estimated \eqn{KL(\rho \| \pi)} (0 for the exact
+#'   update), `update_ess` (the effective sample size of the likelihood's
+#'   weights on draws of the predicted law, as a fraction of the draws; a
+#'   warning below 1%), `log_evidence`
+#'   (\eqn{\log p(y_j \mid y_1, \dots, y_{j-1})}; both `NA` with
+#'   `update = "flow"`) and the seconds taken; and `times`, `y`, `t_end`.
 #' @references Mokrov, P., Korotin, A., Li, L., Genevay, A., Solomon, J. and
 #'   Burnaev, E. (2021). Large-scale Wasserstein gradient flows. *Advances in
 #'   Neural Information Processing Systems* 34.
@@ -232,9 +397,9 @@ tabulated_log_density <- function(init, threads, n = 2049L) {
 #' }
 #' @export
 jko_filter <- function(potential, y, times, sd = 1, loglik = NULL, init = NULL,
-                       t_end = NULL, beta = 1, h = 0.125,
-                       control = jko_control(hidden = c(32, 32), batch = 512, iters = 300,
-                                             pool = 2^15, init_scale = 8),
+                       t_end = NULL, beta = 1, h = 0.25, update = c("reweight", "flow"),
+                       control = jko_control(hidden = c(64, 64), batch = 256, iters = 2400,
+                                             lr = 0.01, pool = 2^17, init_scale = 8),
                        control_update = jko_control(hidden = c(32, 32), kl_tol = 0.002,
                                                     pool = 2^15, init_scale = 8),
                        threads = NULL, verbose = interactive()) {
@@ -291,6 +456,11 @@ jko_filter <- function(potential, y, times, sd = 1, loglik = NULL, init = NULL,
   if (!inherits(control_update, "jko_control")) {
     abort("`control_update` must be a jko_control(), not %s.", describe(control_update))
   }
+  if (!is.character(update) || !length(update) || anyNA(update) ||
+      !update[1L] %in% c("reweight", "flow")) {
+    abort("`update` must be \"reweight\" or \"flow\", not %s.", describe(update))
+  }
+  update <- update[1L]
   threads <- resolve_threads(threads)
   verbose <- check_flag(verbose, "verbose")
 
@@ -304,28 +474,60 @@ jko_filter <- function(potential, y, times, sd = 1, loglik = NULL, init = NULL,
     t0 <- proc.time()[["elapsed"]]
     preds[j] <- list(filter_flow(potential, cur, times[j] - t_cur, h, beta, control,
                                  threads))
-    if (!is.null(preds[[j]])) cur <- init_fit(preds[[j]])
+    draws <- NULL
+    if (!is.null(preds[[j]])) {
+      draws <- attr(preds[[j]], "pool")
+      attr(preds[[j]], "pool") <- NULL
+      cur <- init_fit(preds[[j]])
+    }
     lik <- if (is.null(loglik)) gaussian_loglik(y[j, ], sd) else user_loglik(loglik, y[j, ])
-    post <- update_law(cur, lik$value, lik$gradient, control = control_update,
-                       threads = threads, verbose = FALSE)
+    if (update == "reweight") {
+      cur <- reweight_law(cur, lik$value, threads, draws = draws)
+      if (cur$ess < 0.01) {
+        warning(sprintf(paste0(
+          "the likelihood of observation %d (t = %g) is sharp against the predicted law: ",
+          "its weights have an effective sample size of %.2g%% of the draws, so the ",
+          "filtering law's samples rest on few distinct draws (its density stays exact); ",
+          "update = \"flow\" copes better."), j, times[j], 100 * cur$ess), call. = FALSE)
+      }
+      post <- jko_fit(potential, cur, h = h, steps = 0, beta = beta, control = control,
+                      threads = threads, verbose = FALSE, stationary = FALSE)
+      evidence <- cur$log_z
+    } else {
+      post <- update_law(cur, lik$value, lik$gradient, control = control_update,
+                         threads = threads, verbose = FALSE)
+      cur <- init_fit(post)
+      evidence <- NA_real_
+    }
     fits[[j]] <- post
-    cur <- init_fit(post)
+    draws <- NULL
     t_cur <- times[j]
     mon <- post$monitor$points
     rows[[j]] <- data.frame(
       time = times[j], y = y[j, 1L], mean = mean(mon[1L, ]), sd = stats::sd(mon[1L, ]),
       flow_steps = if (is.null(preds[[j]])) 0L else length(preds[[j]]$theta),
-      update_steps = length(post$theta), update_kl = post$verdict$kl,
-      seconds = proc.time()[["elapsed"]] - t0)
+      update_steps = length(post$theta),
+      update_kl = if (update == "reweight") 0 else post$verdict$kl,
+      update_ess = if (update == "reweight") cur$ess else NA_real_,
+      log_evidence = evidence, seconds = proc.time()[["elapsed"]] - t0)
     if (verbose) {
-      message(sprintf("t = %-6g y = %-8.4g filtering mean %.4g, sd %.4g (%d + %d steps, update KL %.2g, %.1f s)",
+      message(sprintf("t = %-6g y = %-8.4g filtering mean %.4g, sd %.4g (%d flow steps, %s, %.1f s)",
                       times[j], y[j, 1L], rows[[j]]$mean, rows[[j]]$sd, rows[[j]]$flow_steps,
-                      rows[[j]]$update_steps, rows[[j]]$update_kl, rows[[j]]$seconds))
+                      if (update == "reweight") sprintf("log p(y | past) %.4g", evidence)
+                      else sprintf("%d update steps, update KL %.2g", rows[[j]]$update_steps,
+                                   rows[[j]]$update_kl),
+                      rows[[j]]$seconds))
     }
   }
   final <- NULL
   if (!is.null(t_end) && t_end > t_cur) {
     final <- filter_flow(potential, cur, t_end - t_cur, h, beta, control, threads)
+    attr(final, "pool") <- NULL
+  }
+  # draws of the last law that no flow used: not kept in the result
+  if (update == "reweight") {
+    env <- environment(cur$sample)
+    env$cache <- NULL
   }
   structure(list(call = call, potential = potential, times = as.double(times), y = y,
                  t_end = t_end, fits = fits, predictions = preds, final = final,
@@ -334,20 +536,31 @@ jko_filter <- function(potential, y, times, sd = 1, loglik = NULL, init = NULL,
 }
 
 # The time-accurate flow from `start` over a time dt, in equal steps of at
-# most h (NULL for dt = 0).
+# most h
+# (NULL for dt = 0). Its pool, pushed through all its maps (iid draws of
+# its last law), comes back as the attribute "pool" (one draw per row).
 filter_flow <- function(potential, start, dt, h, beta, control, threads) {
   if (dt <= 0) return(NULL)
   steps <- max(1L, as.integer(ceiling(dt / h - 1e-9)))
-  jko_fit(potential, start, h = dt / steps, steps = steps, beta = beta, control = control,
-          threads = threads, verbose = FALSE, stationary = FALSE)
+  the$keep_pool <- TRUE
+  on.exit({
+    the$keep_pool <- NULL
+    the$last_pool <- NULL
+  })
+  fit <- jko_fit(potential, start, h = dt / steps, steps = steps, beta = beta,
+                 control = control, threads = threads, verbose = FALSE, stationary = FALSE)
+  attr(fit, "pool") <- t(the$last_pool)
+  fit
 }
 
-# log N(y; x, sd^2 I) up to a constant, and its gradient in x. (Closures
+# log N(y; x, sd^2 I), normalised (so that the evidence of an update is
+# the density of y), and its gradient in x. (Closures
 # over y and sd only, so that a saved fit does not carry the caller.)
 gaussian_loglik <- function(y, sd) {
   force(y)
   s2 <- rep_len(sd, length(y))^2
-  list(value = function(x) -0.5 * colSums((t(x) - y)^2 / s2),
+  const <- -0.5 * sum(log(2 * pi * s2))
+  list(value = function(x) const - 0.5 * colSums((t(x) - y)^2 / s2),
        gradient = function(x) t(-(t(x) - y) / s2))
 }
 
@@ -367,6 +580,8 @@ print.jko_filter <- function(x, ...) {
   tab <- x$table
   tab[c("y", "mean", "sd")] <- lapply(tab[c("y", "mean", "sd")], signif, 4)
   tab$update_kl <- signif(tab$update_kl, 2)
+  tab$log_evidence <- signif(tab$log_evidence, 4)
+  tab$update_ess <- signif(tab$update_ess, 2)
   tab$seconds <- round(tab$seconds, 1)
   print(tab, row.names = FALSE)
   cat(sprintf("  %.1f s in all; the filtering laws are fits: $fits[[j]]%s\n",

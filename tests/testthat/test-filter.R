@@ -54,6 +54,65 @@ test_that("an update of a Gaussian law by a Gaussian likelihood is the conjugate
   expect_lt(abs(ev$log_z - dnorm(1, 0, sqrt(2), log = TRUE)), 0.01 + 4 * ev$se)
 })
 
+test_that("Bayes' rule on the density is the conjugate posterior, exactly", {
+  set.seed(35)
+  lik <- jkoflow:::gaussian_loglik(1, 1)
+  # N(0, 1) times N(1; x, 1): N(0.5, 0.5), evidence N(1; 0, 2)
+  law <- jkoflow:::reweight_law(init_gaussian(0, 1), lik$value)
+  sd_post <- sqrt(0.5)
+  # the evidence by quadrature on the tabulated grid (step about 0.005):
+  # the trapezoid rule's error on this smooth integrand, and the mass
+  # beyond the grid (draws' range plus one sd), are far below 1e-6
+  expect_lt(abs(law$log_z - dnorm(1, 0, sqrt(2), log = TRUE)), 1e-6)
+  x <- matrix(c(-2, 0, 0.5, 1, 3), ncol = 1L)
+  expect_lt(max(abs(law$log_density(x) - dnorm(x[, 1], 0.5, sd_post, log = TRUE))), 1e-6)
+  # the samples: resampled, then moved by Metropolis steps that keep the
+  # posterior; after 10 moves (acceptance about 0.45) the duplicates of the
+  # resampling are gone but for about 0.55^10 of them, so the draws count
+  # nearly as independent: 5 standard errors, allowing half of them
+  n <- 20000
+  z <- law$sample(n)[, 1]
+  expect_gt(length(unique(z)), 0.95 * n)
+  expect_lt(abs(mean(z) - 0.5), 5 * sd_post / sqrt(n / 2))
+  expect_lt(abs(stats::sd(z) / sd_post - 1), 5 / sqrt(n))
+  # and their distribution: the empirical cdf at five quantiles
+  pr <- c(0.05, 0.25, 0.5, 0.75, 0.95)
+  Fn <- vapply(stats::qnorm(pr, 0.5, sd_post), function(q) mean(z <= q), numeric(1))
+  expect_lt(max(abs(Fn - pr) / sqrt(pr * (1 - pr) / (n / 2))), 5)
+  # in dimension 2 (exact pull-backs, Monte Carlo evidence): y = (1, -1)
+  # with noise sds (1, 2) on N(0, I): means (0.5, -0.2), variances (0.5, 0.8)
+  lik2 <- jkoflow:::gaussian_loglik(c(1, -1), c(1, 2))
+  law2 <- jkoflow:::reweight_law(init_gaussian(c(0, 0), 1), lik2$value)
+  ev2 <- dnorm(1, 0, sqrt(2), log = TRUE) + dnorm(-1, 0, sqrt(5), log = TRUE)
+  expect_lt(abs(law2$log_z - ev2), 4 * law2$log_z_se + 1e-9)
+  x2 <- rbind(c(0, 0), c(1, -1), c(-1, 2))
+  exact2 <- dnorm(x2[, 1], 0.5, sqrt(0.5), log = TRUE) + dnorm(x2[, 2], -0.2, sqrt(0.8), log = TRUE)
+  expect_lt(max(abs(law2$log_density(x2) - exact2)), 4 * law2$log_z_se + 1e-9)
+  z2 <- law2$sample(n)
+  expect_lt(max(abs(colMeans(z2) - c(0.5, -0.2)) / sqrt(c(0.5, 0.8))), 5 / sqrt(n / 4))
+  expect_lt(max(abs(apply(z2, 2, stats::var) / c(0.5, 0.8) - 1)), 5 * sqrt(2 / (n / 4)))
+  # a likelihood that fails is named, before any work
+  expect_error(jkoflow:::reweight_law(init_gaussian(0, 1), function(x) ifelse(x[, 1] > 3, NaN, 0)),
+               "`loglik` returned NaN, NA or Inf at [0-9]+ of [0-9]+ points")
+  expect_error(jkoflow:::reweight_law(init_gaussian(0, 1), function(x) 0),
+               "`loglik` must return [0-9]+ log-likelihoods")
+})
+
+test_that("a fit of no step is the law of its start", {
+  set.seed(36)
+  init <- init_gaussian(1, 4)
+  fit <- jko_fit(potential_quadratic(1), init, steps = 0, control = small, verbose = FALSE)
+  expect_length(fit$theta, 0L)
+  x <- c(-1, 1, 4)
+  expect_equal(jko_density(fit, x, log = TRUE)$log_density, dnorm(x, 1, 2, log = TRUE),
+               tolerance = 1e-12)
+  s <- jko_sample(fit, 10000)$x[, 1]
+  expect_lt(abs(mean(s) - 1), 4 * 2 / sqrt(10000))
+  expect_output(print(fit), "0 steps")
+  expect_error(jko_fit(potential_quadratic(1), init, steps = 0, stationary = TRUE, verbose = FALSE),
+               "`steps` must be a whole number >= 1")
+})
+
 test_that("jko_update() checks its arguments before any work", {
   expect_error(jko_update(list(), function(x) x), "`fit` must be a fit from jko_fit()")
   expect_error(jko_update(base_fit, "a"), "`loglik` must be a function")
@@ -68,20 +127,29 @@ test_that("the filter follows the Kalman recursion of the JKO scheme on an OU pr
   set.seed(33)
   y <- c(1, 1.5)
   f <- jko_filter(potential_quadratic(1), y, times = c(0.5, 1), h = 0.25, control = small,
-                  control_update = update_control(small, list(kl_tol = 0.002)), verbose = FALSE)
+                  verbose = FALSE)
   # N(0, 1) is the stationary law of Phi = x^2 / 2: the first prediction is N(0, 1)
   law <- conjugate(0, 1, y[1], 1)
   expected1 <- law
   for (k in 1:2) law <- jko_ou_step(law[["mean"]], law[["sd"]], 1, 0.25)
   expected2 <- conjugate(law[["mean"]], law[["sd"]], y[2], 1)
-  # each update reached KL < 0.002 (a mean within 0.063 sd, an sd within
-  # 4.5%); the flows add their training error: means within 0.1 sd, sds
-  # within 10%, with the 2^13 monitor draws' Monte Carlo error far below
+  # the updates are exact (Bayes' rule on the density); the flows add their
+  # training error: means within 0.1 sd, sds within 10%, with the 2^13
+  # monitor draws' Monte Carlo error far below
   expect_equal(f$table$flow_steps, c(2L, 2L))
+  expect_equal(f$table$update_steps, c(0L, 0L))
   expect_lt(abs(f$table$mean[1] - expected1[["mean"]]), 0.1 * expected1[["sd"]])
   expect_lt(abs(f$table$sd[1] / expected1[["sd"]] - 1), 0.1)
   expect_lt(abs(f$table$mean[2] - expected2[["mean"]]), 0.1 * expected2[["sd"]])
   expect_lt(abs(f$table$sd[2] / expected2[["sd"]] - 1), 0.1)
+  # the evidence of each observation, log p(y_j | y_1..y_{j-1}): the
+  # predictive law (the prior before the first, exact here; the JKO
+  # scheme's after) convolved with the noise. Its derivative in the
+  # predictive mean is (y - m) / (s^2 + 1), below 1.5 here: a mean within
+  # 0.1 sd and an sd within 10% move it by less than 0.15 + 0.1
+  expect_lt(abs(f$table$log_evidence[1] - dnorm(y[1], 0, sqrt(2), log = TRUE)), 0.25)
+  expect_lt(abs(f$table$log_evidence[2] -
+                dnorm(y[2], law[["mean"]], sqrt(law[["sd"]]^2 + 1), log = TRUE)), 0.25)
   # the filtering law is a fit with densities, normalised
   x <- seq(-3, 4, by = 0.01)
   expect_lt(abs(sum(as.numeric(jko_density(f$fits[[2]], x))) * 0.01 - 1), 2e-3)
@@ -96,6 +164,36 @@ test_that("the filter follows the Kalman recursion of the JKO scheme on an OU pr
   expect_gt(file.size(file), 0)
 })
 
+test_that("a likelihood far sharper than the prior is flagged, its evidence still exact", {
+  set.seed(38)
+  # an observation at t = 0 (no flow) with noise sd 0.001 on N(0, 1): the
+  # weights' effective sample size is about 0.001 * sqrt(2) of the draws
+  expect_warning(
+    f <- jko_filter(potential_quadratic(1), 0, times = 0, sd = 0.001, control = small,
+                    verbose = FALSE),
+    "is sharp against the predicted law")
+  expect_lt(f$table$update_ess, 0.01)
+  # the quadrature of rho L on the fine grid (step about 6e-4, 0.6 sd of
+  # the likelihood: the trapezoid rule on a Gaussian is exact to far below
+  # 1e-6 there)
+  expect_lt(abs(f$table$log_evidence - dnorm(0, 0, sqrt(1 + 1e-6), log = TRUE)), 1e-4)
+})
+
+test_that("the filter's update can be a flow to the posterior", {
+  set.seed(37)
+  f <- jko_filter(potential_quadratic(1), 1, times = 0.5, h = 0.25, update = "flow",
+                  control = small, control_update = update_control(small, list(kl_tol = 0.002)),
+                  verbose = FALSE)
+  # the prediction is N(0, 1) (stationary); the update's KL < 0.002 allows a
+  # mean within 0.063 sd and an sd within 4.5%, the flow's training 0.1 sd
+  # and 10% more
+  expected <- conjugate(0, 1, 1, 1)
+  expect_gt(f$table$update_steps, 0L)
+  expect_lt(f$table$update_kl, 0.002)
+  expect_lt(abs(f$table$mean - expected[["mean"]]), 0.17 * expected[["sd"]])
+  expect_lt(abs(f$table$sd / expected[["sd"]] - 1), 0.15)
+})
+
 test_that("jko_filter() checks its arguments before any work", {
   pot <- potential_quadratic(1)
   expect_error(jko_filter(pot, "a", 1), "`y` must be a numeric vector or matrix")
@@ -106,6 +204,7 @@ test_that("jko_filter() checks its arguments before any work", {
   expect_error(jko_filter(pot, 1, 1, loglik = 3), "`loglik` must be NULL or a function")
   expect_error(jko_filter(pot, 1, 1, t_end = 0.5), "`t_end` must be NULL or a time >= the last")
   expect_error(jko_filter(pot, 1, 1, h = 0), "`h` must be a single positive")
+  expect_error(jko_filter(pot, 1, 1, update = "exact"), "`update` must be \"reweight\" or \"flow\"")
   expect_error(jko_filter(pot, 1, 1, control = list()), "`control` must be a jko_control()")
   expect_error(jko_filter(pot, 1, 1, control_update = 1), "`control_update` must be a jko_control()")
   expect_error(jko_filter(pot, 1, 1, init = init_samples(matrix(rnorm(20), ncol = 1L))),
