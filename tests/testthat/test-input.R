@@ -23,11 +23,15 @@ test_that("jko_fit() rejects bad numbers, naming the argument", {
     expect_error(fit1(beta = bad), "`beta` must be a single positive finite number")
     expect_error(fit1(lr = bad), "`lr` must be a single positive finite number")
   }
-  for (arg in c("steps", "iters", "batch", "threads", "pool", "monitor")) {
+  for (arg in c("iters", "batch", "threads", "pool", "monitor")) {
     for (bad in list(0, -2, 1.5, NA, Inf, "3", 1:2)) {
       expect_error(do.call(fit1, stats::setNames(list(bad), arg)),
                    sprintf("`%s` must be a whole number >= 1", arg))
     }
+  }
+  # a time-accurate flow may have no step (the law of its start)
+  for (bad in list(-2, 1.5, NA, Inf, "3", 1:2)) {
+    expect_error(fit1(steps = bad), "`steps` must be a whole number >= 0")
   }
   expect_error(fit1(hidden = c(4, 0)), "`hidden` must be a vector of whole numbers >= 1")
   expect_error(fit1(hidden = c(4, 2.5)), "`hidden` must be a vector of whole numbers")
