@@ -67,17 +67,25 @@ jko_evidence <- function(fit, n = 10000, step = NULL, threads = NULL) {
   if (m < 2L || all(lw_ok == -Inf)) {
     abort("the potential is infinite or undefined at all the samples: no estimate.")
   }
-  mx <- max(lw_ok)
-  w <- exp(lw_ok - mx)
-  mw <- mean(w)
+  ws <- log_weights_summary(lw_ok)
   structure(list(
-    log_z = mx + log(mw),
-    se = stats::sd(w) / (sqrt(m) * mw),
-    ess = sum(w)^2 / sum(w^2),
+    log_z = ws$log_mean,
+    se = ws$rel_se,
+    ess = ws$ess,
     pareto_k = pareto_khat(lw_ok),
     n = m, n_nonfinite = sum(bad) + sum(lw_ok == -Inf),
     step = s$step, log_weights = lw
   ), class = "jko_evidence")
+}
+
+# Of log-weights lw (not all -Inf): the log of their mean weight, its
+# relative standard error (the standard error of log mean(w)), and the
+# effective sample size sum(w)^2 / sum(w^2).
+log_weights_summary <- function(lw) {
+  w <- exp(lw - max(lw))
+  mw <- mean(w)
+  list(log_mean = max(lw) + log(mw), rel_se = stats::sd(w) / (sqrt(length(w)) * mw),
+       ess = sum(w)^2 / sum(w^2))
 }
 
 # log w = -beta Phi(x) - log q(x), Phi on the full data. Phi = +Inf gives

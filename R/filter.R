@@ -89,12 +89,7 @@ update_law <- function(prior, loglik, grad = NULL, tabulate = NULL, control = jk
   if (tabulate && D != 1L) abort("`tabulate` works in dimension 1 only, not %d.", D)
   threads <- resolve_threads(threads)
   # the likelihood, checked once on draws of the prior before any training
-  x_try <- init_draw(prior, 16L, log_density = FALSE, threads = threads)$x
-  v <- loglik(x_try)
-  if (!is.numeric(v) || length(v) != nrow(x_try) || anyNA(v) || any(v == Inf)) {
-    abort("`loglik` must return %d log-likelihoods (numbers, -Inf allowed) for %d points, not %s.",
-          nrow(x_try), nrow(x_try), describe(v))
-  }
+  loglik_values(loglik, init_draw(prior, 16L, log_density = FALSE, threads = threads)$x)
   pot <- update_potential(prior, loglik, grad, tabulate, threads)
   jko_fit(pot, init = prior, control = control, threads = threads, verbose = verbose,
           stationary = TRUE, ...)
@@ -178,19 +173,7 @@ reweight_law <- function(prior, loglik, threads = 1L, moves = NULL, draws = NULL
   force(threads)
   D <- prior$dim
   if (is.null(moves)) moves <- if (D == 1L) 10L else 3L
-  ll <- function(x) {
-    v <- loglik(x)
-    if (!is.numeric(v) || length(v) != nrow(x)) {
-      abort("`loglik` must return %d log-likelihoods (numbers, -Inf allowed), not %s.",
-            nrow(x), describe(v))
-    }
-    bad <- is.na(v) | v == Inf
-    if (any(bad)) {
-      abort("`loglik` returned NaN, NA or Inf at %d of %d points (the first at x = (%s)).",
-            sum(bad), nrow(x), paste(signif(x[which(bad)[1L], ], 4), collapse = ", "))
-    }
-    as.double(v)
-  }
+  ll <- function(x) loglik_values(loglik, x)
   cache <- draws
   rm(draws)
   # n draws of the prior: those of the cache first
@@ -201,16 +184,14 @@ reweight_law <- function(prior, loglik, threads = 1L, moves = NULL, draws = NULL
     if (m < n) d <- rbind(d, init_draw(prior, n - m, log_density = FALSE, threads = threads)$x)
     d
   }
-  # the effective sample size of the likelihood weights, as a fraction of
-  # the draws (on the draws already made, or 2^14 new ones in dimension 1)
-  ess_of <- function(lw) {
-    w <- exp(lw - max(lw))
-    sum(w)^2 / sum(w^2) / length(w)
-  }
+  # ess: the effective sample size of the likelihood weights, as a fraction
+  # of the draws (those already made, or new ones)
   if (D == 1L) {
-    tab <- tabulated_log_density(prior, threads, draws = cache)
-    ess <- ess_of(ll(if (!is.null(cache)) cache
-                     else init_draw(prior, 2^14, log_density = FALSE, threads = threads)$x))
+    d <- if (!is.null(cache)) cache
+         else init_draw(prior, 2^14, log_density = FALSE, threads = threads)$x
+    tab <- tabulated_log_density(prior, threads, draws = d)
+    ess <- log_weights_summary(ll(d))$ess / nrow(d)
+    rm(d)
     lo <- tab$grid[1L]
     hi <- tab$grid[length(tab$grid)]
     fine <- seq(lo, hi, length.out = 8L * (length(tab$grid) - 1L) + 1L)
@@ -234,14 +215,15 @@ reweight_law <- function(prior, loglik, threads = 1L, moves = NULL, draws = NULL
     d <- if (!is.null(cache) && nrow(cache) >= n_z) cache[seq_len(n_z), , drop = FALSE]
          else init_draw(prior, n_z, log_density = FALSE, threads = threads)$x
     lw <- ll(d)
-    m <- max(lw)
-    if (!is.finite(m)) abort("the likelihood is zero at every one of %d draws of the prior.", n_z)
-    w <- exp(lw - m)
-    log_z <- m + log(mean(w))
-    log_z_se <- stats::sd(w) / mean(w) / sqrt(n_z)
-    ess <- ess_of(lw)
+    if (!any(is.finite(lw))) {
+      abort("the likelihood is zero at every one of %d draws of the prior.", n_z)
+    }
+    ws <- log_weights_summary(lw)
+    log_z <- ws$log_mean
+    log_z_se <- ws$rel_se
+    ess <- ws$ess / n_z
     target <- function(x, inside_only = FALSE) init_log_density(prior, x) + ll(x)
-    rm(d, lw, w, m)
+    rm(d, lw, ws)
   }
   structure(list(
     dim = D,
@@ -273,6 +255,22 @@ reweight_law <- function(prior, loglik, threads = 1L, moves = NULL, draws = NULL
     log_z = log_z, log_z_se = log_z_se, ess = ess,
     label = sprintf("a law times a likelihood (Bayes' rule on the density), dimension %d", D)
   ), class = "jko_init")
+}
+
+# A likelihood's values at the rows of x, checked: n numbers, -Inf allowed
+# (zero likelihood), never NaN, NA or +Inf.
+loglik_values <- function(loglik, x) {
+  v <- loglik(x)
+  if (!is.numeric(v) || length(v) != nrow(x)) {
+    abort("`loglik` must return %d log-likelihoods (numbers, -Inf allowed), not %s.",
+          nrow(x), describe(v))
+  }
+  bad <- is.na(v) | v == Inf
+  if (any(bad)) {
+    abort("`loglik` returned NaN, NA or Inf at %d of %d points (the first at x = (%s)).",
+          sum(bad), nrow(x), paste(signif(x[which(bad)[1L], ], 4), collapse = ", "))
+  }
+  as.double(v)
 }
 
 # Indices of n draws with probabilities proportional to w: systematic
@@ -500,7 +498,6 @@ jko_filter <- function(potential, y, times, sd = 1, loglik = NULL, init = NULL,
       evidence <- NA_real_
     }
     fits[[j]] <- post
-    draws <- NULL
     t_cur <- times[j]
     mon <- post$monitor$points
     rows[[j]] <- data.frame(
@@ -536,8 +533,7 @@ jko_filter <- function(potential, y, times, sd = 1, loglik = NULL, init = NULL,
 }
 
 # The time-accurate flow from `start` over a time dt, in equal steps of at
-# most h
-# (NULL for dt = 0). Its pool, pushed through all its maps (iid draws of
+# most h (NULL for dt = 0). Its pool, pushed through all its maps (iid draws of
 # its last law), comes back as the attribute "pool" (one draw per row).
 filter_flow <- function(potential, start, dt, h, beta, control, threads) {
   if (dt <= 0) return(NULL)
