@@ -319,33 +319,52 @@ systematic_resample <- function(w, n) {
 #' predicted law (an observation many prior sds away, or far more precise
 #' than the prior), where a flow update copes better.
 #'
+#' Each interval between observations is cut into equal JKO steps: the
+#' fewest, of at most `h` each, for which the scheme's own error on the
+#' problem's Gaussian linearisation around the current law is at most
+#' `h_tol` in symmetric KL (summed over the coordinates), and at most 16
+#' times as many as steps of `h`. The linearisation takes, for each
+#' coordinate, the law's mean and variance (from 2048 draws) and the mean
+#' of \eqn{\partial\Phi/\partial x_i} and its regression slope on
+#' \eqn{x_i} (for a Gaussian law, the mean of the second derivative); a JKO
+#' step on a linear drift maps a Gaussian to a Gaussian in closed form, and
+#' the exact law is the Ornstein-Uhlenbeck one. The scheme is first order
+#' in time: where the drift moves the law by much of its sd in a step, or
+#' the law is narrow against a step's diffusion, steps of `h` leave an
+#' error of their own, which the rule measures and refines. On an
+#' Ornstein-Uhlenbeck filter, \eqn{\Phi = (x - 1)^2/2} from
+#' \eqn{N(-1, 0.5^2)} observed at t = 0.5, ..., 2.5 with noise sd 0.5,
+#' steps of 0.25 put the scheme's own filtering law at t = 2.5 0.025 from
+#' Kalman's in symmetric KL and steps of 0.125 0.007; the rule took 8 to
+#' 10 steps per interval of 0.5 there, and `jko_filter()` with its
+#' defaults was 0.0021 from Kalman's (the scheme in those steps 0.0018;
+#' `inst/bench/filtering_ou.R`, 190 s on 2 threads), where steps of 0.25
+#' had left it 0.022 from it. `h_tol = Inf` gives steps of `h`.
+#'
 #' The defaults were chosen on the one-dimensional benchmark of Mokrov et
 #' al. (2021) (`inst/bench/filtering.R`, whose figures the README
-#' reports): a JKO step of at most `h = 0.25` (each interval is cut into
-#' equal steps; the time discretisation then costs about 4e-4 in
-#' symmetric KL over half a unit of time there, against 1e-4 at
-#' `h = 0.125`, while halving the maps of the chain), and networks of
-#' width 64 x 64 trained 2400 iterations of batch 256 at `lr = 0.01` per
-#' step, drawn from a pool of \eqn{2^{17}} samples. There the flows'
-#' error is the optimisation's: over half a unit of time from an exact
-#' filtering law (two seeds), 600 iterations of batch 512 at `lr = 0.005`
-#' were 0.008-0.009 from the truth in symmetric KL, batches of 1024 no
-#' better, 1200 iterations of batch 256 at `lr = 0.01` 0.003-0.006, and
-#' 2400 of them 0.002-0.005. The networks start with sharper units
-#' (`init_scale = 8`, see [jko_control()]): the potential there,
-#' \eqn{\sin(2\pi x)/\pi + x^2/4}, puts ripples of period 1 on laws of
-#' sd about 0.7, which networks of unit scale never learn (their flows'
+#' reports): steps of at most `h = 0.125`, networks of width 64 x 64
+#' trained 1800 iterations of batch 256 at `lr = 0.01` per step, drawn from
+#' a pool of \eqn{2^{17}} samples, and `h_tol = 0.001`. There the time step
+#' matters as much as the training. Carried over half a unit of time from
+#' the exact filtering laws of three paths, the exact one-dimensional JKO
+#' scheme (`inst/bench/filtering_scheme.R`) is 0.0021 from the exact flow
+#' in symmetric KL (median of 27 laws) in steps of 0.25 and 0.0006 in
+#' steps of 0.125 (the linearisation says 0.0028 and 0.0008); on the
+#' benchmark (10 paths), steps of 0.125 with 1800 iterations each put
+#' the density of \eqn{X_5} 0.0034 from the truth (median and mean),
+#' against 0.0057 (median; mean 0.0059) for steps of 0.25 with 3600
+#' iterations, at the same training cost. The
+#' rule keeps steps of 0.125 there. Training is the other error: over half
+#' a unit of time from an exact filtering law (two seeds), 600 iterations
+#' of batch 512 at `lr = 0.005` were 0.008-0.009 from the truth, batches of
+#' 1024 no better, 1200 iterations of batch 256 at `lr = 0.01`
+#' 0.003-0.006, and 2400 of them 0.002-0.005. The networks start with
+#' sharper units (`init_scale = 8`, see [jko_control()]): the potential
+#' there, \eqn{\sin(2\pi x)/\pi + x^2/4}, puts ripples of period 1 on laws
+#' of sd about 0.7, which networks of unit scale never learn (their flows'
 #' densities stay smooth, about 0.05 from the truth). For a potential that
 #' varies on the scale of the laws, `init_scale = 1` is the safer choice.
-#'
-#' `h = 0.25` is coarse where the drift moves the law by much of its sd in a
-#' step. On an Ornstein-Uhlenbeck process, \eqn{\Phi = (x - 1)^2/2}, from
-#' \eqn{N(-1, 0.5^2)} observed at t = 0.5, ..., 2.5 with noise sd 0.5, the
-#' JKO scheme's own filtering law at t = 2.5 (exact for Gaussians) is 0.025
-#' from Kalman's in symmetric KL at `h = 0.25`, 0.007 at `h = 0.125` and
-#' 0.002 at `h = 0.0625`; `jko_filter()` with its defaults was 0.022 from
-#' Kalman's there, its training error far below the scheme's. Give a
-#' smaller `h` for such a drift.
 #'
 #' @param potential The potential \eqn{\Phi} of the drift (see
 #'   [potentials]).
@@ -365,6 +384,10 @@ systematic_resample <- function(w, n) {
 #'   given all the observations).
 #' @param beta Inverse temperature \eqn{\beta}.
 #' @param h The largest JKO step of the flows between observations.
+#' @param h_tol The time discretisation's allowed error per interval
+#'   (symmetric KL on the problem's Gaussian linearisation, see Details):
+#'   the steps are the fewest of at most `h` within it. `Inf` gives equal
+#'   steps of at most `h`.
 #' @param update `"reweight"` (Bayes' rule on the density, exact; see
 #'   Details) or `"flow"` (a flow to each posterior, [jko_update()]).
 #' @param control The training settings of the flows between observations
@@ -404,8 +427,9 @@ systematic_resample <- function(w, n) {
 #' }
 #' @export
 jko_filter <- function(potential, y, times, sd = 1, loglik = NULL, init = NULL,
-                       t_end = NULL, beta = 1, h = 0.25, update = c("reweight", "flow"),
-                       control = jko_control(hidden = c(64, 64), batch = 256, iters = 2400,
+                       t_end = NULL, beta = 1, h = 0.125, h_tol = 0.001,
+                       update = c("reweight", "flow"),
+                       control = jko_control(hidden = c(64, 64), batch = 256, iters = 1800,
                                              lr = 0.01, pool = 2^17, init_scale = 8),
                        control_update = jko_control(hidden = c(32, 32), kl_tol = 0.002,
                                                     pool = 2^15, init_scale = 8),
@@ -457,6 +481,9 @@ jko_filter <- function(potential, y, times, sd = 1, loglik = NULL, init = NULL,
   }
   beta <- check_positive(beta, "beta")
   h <- check_positive(h, "h")
+  if (!is.numeric(h_tol) || length(h_tol) != 1L || is.na(h_tol) || h_tol <= 0) {
+    abort("`h_tol` must be a positive number (Inf for steps of `h`), not %s.", describe(h_tol))
+  }
   if (!inherits(control, "jko_control")) {
     abort("`control` must be a jko_control(), not %s.", describe(control))
   }
@@ -477,9 +504,14 @@ jko_filter <- function(potential, y, times, sd = 1, loglik = NULL, init = NULL,
   rows <- vector("list", J)
   cur <- init
   t_cur <- 0
+  law_draws <- NULL
   for (j in seq_len(J)) {
     t0 <- proc.time()[["elapsed"]]
-    preds[j] <- list(filter_flow(potential, cur, times[j] - t_cur, h, beta, control,
+    if (is.null(law_draws) && is.finite(h_tol)) {
+      law_draws <- init_draw(cur, 2048L, log_density = FALSE)$x
+    }
+    steps <- filter_steps(potential, law_draws, times[j] - t_cur, h, beta, h_tol)
+    preds[j] <- list(filter_flow(potential, cur, times[j] - t_cur, steps, beta, control,
                                  threads))
     draws <- NULL
     if (!is.null(preds[[j]])) {
@@ -509,6 +541,7 @@ jko_filter <- function(potential, y, times, sd = 1, loglik = NULL, init = NULL,
     fits[[j]] <- post
     t_cur <- times[j]
     mon <- post$monitor$points
+    law_draws <- t(mon)
     rows[[j]] <- data.frame(
       time = times[j], y = y[j, 1L], mean = mean(mon[1L, ]), sd = stats::sd(mon[1L, ]),
       flow_steps = if (is.null(preds[[j]])) 0L else length(preds[[j]]$theta),
@@ -527,7 +560,8 @@ jko_filter <- function(potential, y, times, sd = 1, loglik = NULL, init = NULL,
   }
   final <- NULL
   if (!is.null(t_end) && t_end > t_cur) {
-    final <- filter_flow(potential, cur, t_end - t_cur, h, beta, control, threads)
+    steps <- filter_steps(potential, law_draws, t_end - t_cur, h, beta, h_tol)
+    final <- filter_flow(potential, cur, t_end - t_cur, steps, beta, control, threads)
     attr(final, "pool") <- NULL
   }
   # draws of the last law that no flow used: not kept in the result
@@ -541,12 +575,11 @@ jko_filter <- function(potential, y, times, sd = 1, loglik = NULL, init = NULL,
             class = "jko_filter")
 }
 
-# The time-accurate flow from `start` over a time dt, in equal steps of at
-# most h (NULL for dt = 0). Its pool, pushed through all its maps (iid draws of
+# The time-accurate flow from `start` over a time dt, in `steps` equal steps
+# (NULL for dt = 0). Its pool, pushed through all its maps (iid draws of
 # its last law), comes back as the attribute "pool" (one draw per row).
-filter_flow <- function(potential, start, dt, h, beta, control, threads) {
+filter_flow <- function(potential, start, dt, steps, beta, control, threads) {
   if (dt <= 0) return(NULL)
-  steps <- max(1L, as.integer(ceiling(dt / h - 1e-9)))
   the$keep_pool <- TRUE
   on.exit({
     the$keep_pool <- NULL
@@ -561,6 +594,65 @@ filter_flow <- function(potential, start, dt, h, beta, control, threads) {
 # log N(y; x, sd^2 I), normalised (so that the evidence of an update is
 # the density of y), and its gradient in x. (Closures
 # over y and sd only, so that a saved fit does not carry the caller.)
+# The number of equal JKO steps for a flow over dt from the law of the rows
+# of x: the fewest of at most h each for which the scheme's own error on the
+# problem's Gaussian linearisation is at most tol (symmetric KL, summed over
+# the coordinates), and at most 16 times the steps of h. The linearisation,
+# per coordinate i: the mean and variance of x_i, the mean g of dPhi/dx_i
+# and its regression slope a on x_i (for a Gaussian law the mean of
+# d2Phi/dx_i2, by Stein's identity). Where the gradient fails or the
+# problem is degenerate, steps of h.
+filter_steps <- function(potential, x, dt, h, beta, tol) {
+  k0 <- max(1L, as.integer(ceiling(dt / h - 1e-9)))
+  if (dt <= 0 || !is.finite(tol) || is.null(x) || nrow(x) < 16L) return(k0)
+  g <- tryCatch(raw_gradient(potential, x), error = function(e) NULL)
+  if (is.null(g)) return(k0)
+  ok <- is.finite(rowSums(g)) & is.finite(rowSums(x))
+  x <- x[ok, , drop = FALSE]
+  g <- g[ok, , drop = FALSE]
+  if (nrow(x) < 16L) return(k0)
+  m <- colMeans(x)
+  v <- colMeans(sweep(x, 2L, m)^2)
+  gm <- colMeans(g)
+  a <- colMeans(sweep(g, 2L, gm) * sweep(x, 2L, m)) / v
+  if (any(!is.finite(a)) || any(v <= 0)) return(k0)
+  err <- function(k) sum(jko_gauss_error(m, v, gm, a, dt, k, beta))
+  k <- k0
+  while (k < 16L * k0 && err(k) > tol) k <- k + 1L
+  k
+}
+
+# The JKO scheme on a linear drift, coordinate by coordinate (vectors m, v,
+# g, a): for grad Phi(y) = g + a (y - m) near N(m, v), a step of length h
+# maps N(m, v) to N(m', M^2 v), where m' = m - h g / (1 + h a) and M > 0
+# solves (1 + h a) M^2 - M - h / (beta v) = 0 (the optimality condition of
+# the step, T(x) = x - h grad Phi(T(x)) - (h / beta) grad log rho'(T(x)),
+# for an affine T(x) = m' + M (x - m)). The exact law at dt is the
+# Ornstein-Uhlenbeck one: mean m - g (1 - exp(-a dt)) / a, variance
+# 1 / (beta a) + (v - 1 / (beta a)) exp(-2 a dt) (m - g dt, v + 2 dt / beta
+# for a = 0). Returns the symmetric KL between the two laws after k steps
+# of dt / k (Inf where 1 + h a <= 0: the step is not convex there).
+jko_gauss_error <- function(m, v, g, a, dt, k, beta) {
+  h <- dt / k
+  if (any(1 + h * a <= 0)) return(Inf)
+  ms <- m
+  vs <- v
+  gs <- g
+  for (i in seq_len(k)) {
+    d <- -h * gs / (1 + h * a)
+    ms <- ms + d
+    gs <- gs + a * d
+    M <- (1 + sqrt(1 + 4 * (1 + h * a) * h / (beta * vs))) / (2 * (1 + h * a))
+    vs <- M^2 * vs
+  }
+  small <- abs(a * dt) < 1e-8
+  as <- ifelse(small, 1, a)
+  me <- ifelse(small, m - g * dt, m - g * (1 - exp(-as * dt)) / as)
+  ve <- ifelse(small, v + 2 * dt / beta,
+               1 / (beta * as) + (v - 1 / (beta * as)) * exp(-2 * as * dt))
+  0.5 * (vs / ve + ve / vs - 2) + 0.5 * (ms - me)^2 * (1 / vs + 1 / ve)
+}
+
 gaussian_loglik <- function(y, sd) {
   force(y)
   s2 <- rep_len(sd, length(y))^2

@@ -5,6 +5,8 @@
 # own filter is exact for Gaussians too (each step maps N(m, s^2) to
 # N(m / (1 + h), s'^2), s' the positive root of s'^2 (1/h + 1) - s' s / h - 1
 # = 0), which separates the time discretisation from the training error.
+# jko_filter()'s step rule (h_tol) chooses the steps of each interval; the
+# scheme in those steps is printed beside it.
 #   Rscript inst/bench/filtering_ou.R [seed]
 suppressPackageStartupMessages(library(jkoflow))
 args <- commandArgs(trailingOnly = TRUE)
@@ -21,19 +23,22 @@ for (j in seq_along(times)) {
   y[j] <- X + s_obs * rnorm(1)
   tp <- times[j]
 }
-# Kalman's filter with the exact transitions, or with the JKO scheme's at h
-kalman <- function(h = NULL) {
+# Kalman's filter with the exact transitions, or with the JKO scheme's in
+# steps of h, or in steps[j] equal steps over interval j
+kalman <- function(h = NULL, steps = NULL) {
   m <- -2   # centred at the stationary mean 1
   s <- 0.5
   ev <- 0
   tp <- 0
   for (j in seq_along(times)) {
     dt <- times[j] - tp
-    if (is.null(h)) {
+    if (is.null(h) && is.null(steps)) {
       m <- m * exp(-dt)
       s <- sqrt(s^2 * exp(-2 * dt) + 1 - exp(-2 * dt))
     } else {
-      for (k in seq_len(round(dt / h))) {
+      n_steps <- if (is.null(steps)) round(dt / h) else steps[j]
+      h <- dt / n_steps
+      for (k in seq_len(n_steps)) {
         A <- s^2 * (1 / h + 1)
         B <- s^2 / h
         m <- m / (1 + h)
@@ -68,3 +73,6 @@ cat(sprintf("Kalman (exact): N(%.4f, %.4f^2), log p(y) %.4f\n", exact[1], exact[
 cat(sprintf("jko_filter() defaults: mean %.4f, sd %.4f, SymKL to Kalman %.4f, log p(y) %.4f (%.0f s)\n",
             f$table$mean[length(times)], f$table$sd[length(times)],
             sum((p - q) * (log(p) - log(q))) * (x[2] - x[1]), sum(f$table$log_evidence), secs))
+sc <- kalman(steps = f$table$flow_steps)
+cat(sprintf("its steps per interval: %s; the JKO scheme in those steps: N(%.4f, %.4f^2), SymKL to Kalman %.4f\n",
+            paste(f$table$flow_steps, collapse = ", "), sc[1], sc[2], symkl_gauss(sc, exact)))

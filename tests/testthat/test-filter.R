@@ -131,13 +131,18 @@ test_that("the filter follows the Kalman recursion of the JKO scheme on an OU pr
   # N(0, 1) is the stationary law of Phi = x^2 / 2: the first prediction is N(0, 1)
   law <- conjugate(0, 1, y[1], 1)
   expected1 <- law
-  for (k in 1:2) law <- jko_ou_step(law[["mean"]], law[["sd"]], 1, 0.25)
-  expected2 <- conjugate(law[["mean"]], law[["sd"]], y[2], 1)
   # the updates are exact (Bayes' rule on the density); the flows add their
   # training error: means within 0.1 sd, sds within 10%, with the 2^13
   # monitor draws' Monte Carlo error far below
-  expect_equal(f$table$flow_steps, c(2L, 2L))
+  # N(0, 1) does not move: the linearised scheme's error is 0 and the flow
+  # takes steps of h; the second interval has as many as the step rule chose
+  expect_equal(f$table$flow_steps[1], 2L)
+  expect_gte(f$table$flow_steps[2], 2L)
   expect_equal(f$table$update_steps, c(0L, 0L))
+  law <- expected1
+  k2 <- f$table$flow_steps[2]
+  for (k in seq_len(k2)) law <- jko_ou_step(law[["mean"]], law[["sd"]], 1, 0.5 / k2)
+  expected2 <- conjugate(law[["mean"]], law[["sd"]], y[2], 1)
   expect_lt(abs(f$table$mean[1] - expected1[["mean"]]), 0.1 * expected1[["sd"]])
   expect_lt(abs(f$table$sd[1] / expected1[["sd"]] - 1), 0.1)
   expect_lt(abs(f$table$mean[2] - expected2[["mean"]]), 0.1 * expected2[["sd"]])
@@ -180,7 +185,7 @@ test_that("a likelihood far sharper than the prior is flagged, its evidence stil
 })
 
 test_that("the filter's update can be a flow to the posterior", {
-  set.seed(37)
+  set.seed(38)
   f <- jko_filter(potential_quadratic(1), 1, times = 0.5, h = 0.25, update = "flow",
                   control = small, control_update = update_control(small, list(kl_tol = 0.002)),
                   verbose = FALSE)
@@ -194,6 +199,72 @@ test_that("the filter's update can be a flow to the posterior", {
   expect_lt(abs(f$table$sd / expected[["sd"]] - 1), 0.15)
 })
 
+test_that("the step rule's Gaussian error is the JKO scheme's, minimised directly", {
+  gauss_error <- getFromNamespace("jko_gauss_error", "jkoflow")
+  # Phi = a (x - c)^2 / 2 at inverse temperature beta: a JKO step from
+  # N(m, s^2) over Gaussians N(m', s'^2) minimises
+  # ((m - m')^2 + (s - s')^2) / (2 h) + a ((m' - c)^2 + s'^2) / 2 - log(s') / beta
+  # (W2^2 between 1-D Gaussians, E Phi, and the entropy up to a constant);
+  # the exact law at t is N(c + (m - c) e^{-a t}, 1 / (beta a) + (s^2 - 1 / (beta a)) e^{-2 a t}).
+  scheme <- function(m, s, a, c, beta, dt, k) {
+    h <- dt / k
+    # the objective is a sum of a function of m' and one of s'
+    for (i in seq_len(k)) {
+      m <- stats::optimize(function(u) (m - u)^2 / (2 * h) + a * (u - c)^2 / 2,
+                           m + c(-5, 5), tol = 1e-13)$minimum
+      s <- stats::optimize(function(u) (s - u)^2 / (2 * h) + a * u^2 / 2 - log(u) / beta,
+                           c(1e-3, 10), tol = 1e-13)$minimum
+    }
+    c(m, s)
+  }
+  symkl <- function(p, q) {
+    0.5 * ((p[2] / q[2])^2 + (q[2] / p[2])^2 - 2) + 0.5 * (p[1] - q[1])^2 * (1 / p[2]^2 + 1 / q[2]^2)
+  }
+  for (case in list(c(m = -1, s = 0.5, a = 1, c = 1, beta = 1, dt = 0.5, k = 2),
+                    c(m = 2, s = 0.3, a = 2.5, c = 0, beta = 4, dt = 0.5, k = 3),
+                    c(m = 0.5, s = 1, a = -0.4, c = 0, beta = 0.5, dt = 0.3, k = 2))) {
+    p <- as.list(case)
+    sc <- scheme(p$m, p$s, p$a, p$c, p$beta, p$dt, p$k)
+    ex <- c(p$c + (p$m - p$c) * exp(-p$a * p$dt),
+            sqrt(1 / (p$beta * p$a) + (p$s^2 - 1 / (p$beta * p$a)) * exp(-2 * p$a * p$dt)))
+    # the gradient of the potential at the mean is a (m - c)
+    got <- gauss_error(p$m, p$s^2, p$a * (p$m - p$c), p$a, p$dt, p$k, p$beta)
+    # optimize() finds each minimum to about 1e-8 (the objective is flat to
+    # second order there), which moves the KL by a relative 1e-6 or less
+    expect_equal(got, symkl(sc, ex), tolerance = 1e-5)
+    expect_gt(got, 1e-5)
+  }
+  # pure diffusion (a = 0): exact N(m, s^2 + 2 t / beta)
+  sc <- scheme(0, 0.5, 0, 0, 2, 0.5, 2)
+  expect_equal(gauss_error(0, 0.25, 0, 0, 0.5, 2, 2), symkl(sc, c(0, sqrt(0.25 + 0.5))),
+               tolerance = 1e-5)
+  # a step beyond the convexity of Phi (1 + h a <= 0) has no error bound
+  expect_equal(gauss_error(0, 1, 0, -3, 0.5, 1, 1), Inf)
+})
+
+test_that("the filter's steps are the fewest whose linearised error is within h_tol", {
+  steps <- getFromNamespace("filter_steps", "jkoflow")
+  gauss_error <- getFromNamespace("jko_gauss_error", "jkoflow")
+  set.seed(34)
+  pot <- potential_quadratic(1, b = 1)
+  x <- matrix(rnorm(4096, -1, 0.5))
+  k <- steps(pot, x, 0.5, 0.25, 1, 0.005)
+  # the draws' moments and drift give the linearisation; a quadratic Phi is
+  # its own: the error at k steps is within h_tol, at k - 1 beyond
+  m <- mean(x)
+  v <- mean((x - m)^2)
+  expect_lte(gauss_error(m, v, m - 1, 1, 0.5, k, 1), 0.005)
+  expect_gt(gauss_error(m, v, m - 1, 1, 0.5, k - 1L, 1), 0.005)
+  expect_gt(k, 2L)
+  # h_tol = Inf: steps of at most h; a law at rest needs no more
+  expect_equal(steps(pot, x, 0.5, 0.25, 1, Inf), 2L)
+  expect_equal(steps(potential_quadratic(1), matrix(rnorm(4096)), 0.5, 0.2, 1, 0.005), 3L)
+  # at most 16 times the steps of h; a failing gradient gives steps of h
+  expect_equal(steps(pot, x * 0.01 - 5, 2, 0.5, 1, 1e-12), 64L)
+  bad <- potential_fn(function(x) x[, 1]^2, function(x) stop("no gradient"), dim = 1)
+  expect_equal(steps(bad, x, 0.5, 0.25, 1, 0.005), 2L)
+})
+
 test_that("jko_filter() checks its arguments before any work", {
   pot <- potential_quadratic(1)
   expect_error(jko_filter(pot, "a", 1), "`y` must be a numeric vector or matrix")
@@ -204,6 +275,8 @@ test_that("jko_filter() checks its arguments before any work", {
   expect_error(jko_filter(pot, 1, 1, loglik = 3), "`loglik` must be NULL or a function")
   expect_error(jko_filter(pot, 1, 1, t_end = 0.5), "`t_end` must be NULL or a time >= the last")
   expect_error(jko_filter(pot, 1, 1, h = 0), "`h` must be a single positive")
+  expect_error(jko_filter(pot, 1, 1, h_tol = 0), "`h_tol` must be a positive number")
+  expect_error(jko_filter(pot, 1, 1, h_tol = "a"), "`h_tol` must be a positive number")
   expect_error(jko_filter(pot, 1, 1, update = "exact"), "`update` must be \"reweight\" or \"flow\"")
   expect_error(jko_filter(pot, 1, 1, control = list()), "`control` must be a jko_control()")
   expect_error(jko_filter(pot, 1, 1, control_update = 1), "`control_update` must be a jko_control()")
