@@ -6,6 +6,7 @@
 # memory; and the time of JKO step 1 against step 40 of a long fit.
 #
 #   Rscript inst/bench/run.R [--no-torch] [--no-fit] [--reps=5]
+#                            [--dims=2,12,32] [--widths=64,256]
 #
 # Each configuration runs in a child R process, so its peak resident memory
 # (VmHWM from /proc/self/status, Linux; it includes R itself, about 60 MB)
@@ -56,7 +57,9 @@ torch_iters <- function(D, width) if (D * width <= 2048) 10L else if (D * width 
 
 dg <- c(`1` = dgemm_rate(1L), `2` = dgemm_rate(2L))
 rows <- list()
-for (D in c(2L, 12L, 32L)) for (width in c(64L, 256L)) for (threads in 1:2) {
+dims <- as.integer(strsplit(opt("dims", "2,12,32"), ",")[[1]])
+widths <- as.integer(strsplit(opt("widths", "64,256"), ",")[[1]])
+for (D in dims) for (width in widths) for (threads in 1:2) {
   r <- child(D, width, threads)
   tt <- torch_time(peer, D, width, threads, torch_iters(D, width))
   gf <- 2 * jk_madds(D, width) * 1024 / r[1] / 1e9
