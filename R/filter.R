@@ -612,9 +612,10 @@ filter_steps <- function(potential, x, dt, h, beta, tol) {
   g <- g[ok, , drop = FALSE]
   if (nrow(x) < 16L) return(k0)
   m <- colMeans(x)
-  v <- colMeans(sweep(x, 2L, m)^2)
+  xc <- sweep(x, 2L, m)
+  v <- colMeans(xc^2)
   gm <- colMeans(g)
-  a <- colMeans(sweep(g, 2L, gm) * sweep(x, 2L, m)) / v
+  a <- colMeans(sweep(g, 2L, gm) * xc) / v
   if (any(!is.finite(a)) || any(v <= 0)) return(k0)
   err <- function(k) sum(jko_gauss_error(m, v, gm, a, dt, k, beta))
   k <- k0
