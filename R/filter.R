@@ -591,9 +591,6 @@ filter_flow <- function(potential, start, dt, steps, beta, control, threads) {
   fit
 }
 
-# log N(y; x, sd^2 I), normalised (so that the evidence of an update is
-# the density of y), and its gradient in x. (Closures
-# over y and sd only, so that a saved fit does not carry the caller.)
 # The number of equal JKO steps for a flow over dt from the law of the rows
 # of x: the fewest of at most h each for which the scheme's own error on the
 # problem's Gaussian linearisation is at most tol (symmetric KL, summed over
@@ -616,7 +613,7 @@ filter_steps <- function(potential, x, dt, h, beta, tol) {
   v <- colMeans(xc^2)
   gm <- colMeans(g)
   a <- colMeans(sweep(g, 2L, gm) * xc) / v
-  if (any(!is.finite(a)) || any(v <= 0)) return(k0)
+  if (any(!is.finite(a))) return(k0)   # v = 0 too
   err <- function(k) sum(jko_gauss_error(m, v, gm, a, dt, k, beta))
   k <- k0
   while (k < 16L * k0 && err(k) > tol) k <- k + 1L
@@ -654,6 +651,9 @@ jko_gauss_error <- function(m, v, g, a, dt, k, beta) {
   0.5 * (vs / ve + ve / vs - 2) + 0.5 * (ms - me)^2 * (1 / vs + 1 / ve)
 }
 
+# log N(y; x, sd^2 I), normalised (so that the evidence of an update is
+# the density of y), and its gradient in x. (Closures
+# over y and sd only, so that a saved fit does not carry the caller.)
 gaussian_loglik <- function(y, sd) {
   force(y)
   s2 <- rep_len(sd, length(y))^2

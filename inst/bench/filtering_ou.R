@@ -37,11 +37,11 @@ kalman <- function(h = NULL, steps = NULL) {
       s <- sqrt(s^2 * exp(-2 * dt) + 1 - exp(-2 * dt))
     } else {
       n_steps <- if (is.null(steps)) round(dt / h) else steps[j]
-      h <- dt / n_steps
+      hk <- dt / n_steps
       for (k in seq_len(n_steps)) {
-        A <- s^2 * (1 / h + 1)
-        B <- s^2 / h
-        m <- m / (1 + h)
+        A <- s^2 * (1 / hk + 1)
+        B <- s^2 / hk
+        m <- m / (1 + hk)
         s <- s * (B + sqrt(B^2 + 4 * A)) / (2 * A)
       }
     }
