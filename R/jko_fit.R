@@ -279,6 +279,11 @@ is_target <- function(potential) {
 #' [parallel::mclapply()]) the compiled code runs single-threaded, since
 #' the OpenMP runtime cannot be used safely there.
 #'
+#' Speed rests on the BLAS, through which most of the work goes. Some
+#' OpenBLAS releases do not recognise the newest CPUs and run generic kernels
+#' several times slower; `library(jkoflow)` then says so and names the value
+#' of the environment variable `OPENBLAS_CORETYPE` to set before R starts.
+#'
 #' @param hidden,rank Widths of the network's layers and rank of its
 #'   quadratic terms (see [icnn()]).
 #' @param batch Samples per training iteration.

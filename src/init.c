@@ -14,6 +14,7 @@ SEXP C_energy_loss(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_energy_eval(SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_flow_push(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_flow_pull(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
+SEXP C_blas_info(void);
 void jko_threads_init(void);
 
 static const R_CallMethodDef call_methods[] = {
@@ -28,6 +29,7 @@ static const R_CallMethodDef call_methods[] = {
     {"energy_eval", (DL_FUNC) &C_energy_eval, 5},
     {"flow_push", (DL_FUNC) &C_flow_push, 6},
     {"flow_pull", (DL_FUNC) &C_flow_pull, 7},
+    {"blas_info", (DL_FUNC) &C_blas_info, 0},
     {NULL, NULL, 0}
 };
 
