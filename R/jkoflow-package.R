@@ -26,8 +26,8 @@ blas_advice <- function(info = .Call(C_blas_info)) {
   }
   want <- if (isTRUE(info$avx512f)) "SkylakeX" else "Haswell"
   sprintf(paste0("OpenBLAS is running its generic %s kernels on a CPU with %s, ",
-                 "so matrix products (and jkoflow's fits) run several times slower ",
-                 "than they could. Set the environment variable ",
+                 "so matrix products run several times slower than they could, and ",
+                 "jkoflow's fits slower with them. Set the environment variable ",
                  "OPENBLAS_CORETYPE=%s before R starts (for instance in ~/.Renviron)."),
           core, if (isTRUE(info$avx512f)) "AVX-512" else "AVX2", want)
 }
