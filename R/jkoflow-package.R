@@ -24,12 +24,12 @@ blas_advice <- function(info = .Call(C_blas_info)) {
       !tolower(core) %in% generic || !isTRUE(info$avx2)) {
     return(NULL)
   }
-  want <- if (isTRUE(info$avx512f)) "SkylakeX" else "Haswell"
+  avx512 <- isTRUE(info$avx512f)
   sprintf(paste0("OpenBLAS is running its generic %s kernels on a CPU with %s, ",
                  "so matrix products run several times slower than they could, and ",
                  "jkoflow's fits slower with them. Set the environment variable ",
                  "OPENBLAS_CORETYPE=%s before R starts (for instance in ~/.Renviron)."),
-          core, if (isTRUE(info$avx512f)) "AVX-512" else "AVX2", want)
+          core, if (avx512) "AVX-512" else "AVX2", if (avx512) "SkylakeX" else "Haswell")
 }
 
 .onAttach <- function(libname, pkgname) {

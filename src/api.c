@@ -517,3 +517,21 @@ SEXP C_flow_pull(SEXP arch, SEXP alpha_min, SEXP maps, SEXP y, SEXP tol,
     UNPROTECT(5);
     return ans;
 }
+
+/* What the BLAS says of itself and what the CPU can do, for R's
+ * blas_advice(): list(core = OpenBLAS's kernel set (NA for another BLAS),
+ * avx2, avx512f (NA where the compiler cannot ask the CPU)). */
+SEXP C_blas_info(void)
+{
+    const char *core = jko_blas_core();
+    int avx2, avx512f;
+    jko_cpu_features(&avx2, &avx512f);
+    SEXP v[3];
+    v[0] = PROTECT(core ? Rf_mkString(core) : Rf_ScalarString(NA_STRING));
+    v[1] = PROTECT(Rf_ScalarLogical(avx2));
+    v[2] = PROTECT(Rf_ScalarLogical(avx512f));
+    const char *nm[] = {"core", "avx2", "avx512f"};
+    SEXP ans = named_list(3, nm, v);
+    UNPROTECT(3);
+    return ans;
+}

@@ -3,11 +3,12 @@
  * single-threaded inside them (or the two thread pools fight over the
  * cores). OpenBLAS is asked at run time through its exported
  * openblas_set_num_threads / openblas_get_num_threads, looked up with dlsym
- * so the package links to any BLAS; elsewhere this is a no-op. */
+ * so the package links to any BLAS; elsewhere this is a no-op. The same
+ * lookup gives OpenBLAS's kernel set, for the start-up advice. */
 #ifndef _GNU_SOURCE
 # define _GNU_SOURCE       /* RTLD_DEFAULT in glibc's dlfcn.h */
 #endif
-#include <Rinternals.h>
+#include <R_ext/Arith.h>   /* NA_LOGICAL */
 #include "icnn.h"
 
 #if !defined(_WIN32) && defined(__has_include)
@@ -48,33 +49,27 @@ int jko_blas_set_threads(int n)
 #endif
 }
 
-/* What the BLAS says of itself and what the CPU can do, for the advice of
- * R's blas_advice(): list(core = OpenBLAS's kernel set, from its exported
- * openblas_get_corename (NA for another BLAS), avx2, avx512f (NA where
- * the compiler cannot ask the CPU)). */
-SEXP C_blas_info(void)
+/* OpenBLAS's name for the kernels it runs ("Prescott", "SkylakeX", ...),
+ * from its exported openblas_get_corename; NULL for another BLAS. */
+const char *jko_blas_core(void)
 {
-    const char *core = NULL;
 #ifdef JKO_HAVE_DLSYM
     typedef char *(*name_fn)(void);
     union { void *p; name_fn f; } un;
     un.p = dlsym(RTLD_DEFAULT, "openblas_get_corename");
-    if (un.p) core = un.f();
+    if (un.p) return un.f();
 #endif
-    int avx2 = NA_LOGICAL, avx512 = NA_LOGICAL;
+    return NULL;
+}
+
+/* Whether the CPU has AVX2 and AVX-512F (NA_LOGICAL each where the
+ * compiler cannot ask it). */
+void jko_cpu_features(int *avx2, int *avx512f)
+{
+    *avx2 = *avx512f = NA_LOGICAL;
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
-    avx2 = __builtin_cpu_supports("avx2") != 0;
-    avx512 = __builtin_cpu_supports("avx512f") != 0;
+    *avx2 = __builtin_cpu_supports("avx2") != 0;
+    *avx512f = __builtin_cpu_supports("avx512f") != 0;
 #endif
-    SEXP ans = PROTECT(Rf_allocVector(VECSXP, 3)), nm = PROTECT(Rf_allocVector(STRSXP, 3));
-    SET_VECTOR_ELT(ans, 0, core ? Rf_mkString(core) : Rf_ScalarString(NA_STRING));
-    SET_VECTOR_ELT(ans, 1, Rf_ScalarLogical(avx2));
-    SET_VECTOR_ELT(ans, 2, Rf_ScalarLogical(avx512));
-    SET_STRING_ELT(nm, 0, Rf_mkChar("core"));
-    SET_STRING_ELT(nm, 1, Rf_mkChar("avx2"));
-    SET_STRING_ELT(nm, 2, Rf_mkChar("avx512f"));
-    Rf_setAttrib(ans, R_NamesSymbol, nm);
-    UNPROTECT(2);
-    return ans;
 }

@@ -130,6 +130,8 @@ void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
  * part, run the BLAS single-threaded inside; returns the previous count, or
  * 0 where the BLAS offers no such control. */
 int jko_blas_set_threads(int n);
+const char *jko_blas_core(void);
+void jko_cpu_features(int *avx2, int *avx512f);
 
 /* From this dimension on, the per-sample D x D work goes through BLAS and
  * LAPACK rather than hand-written loops: H^{-1} from its Cholesky factor by

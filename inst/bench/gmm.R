@@ -48,7 +48,10 @@
 # (1.35), lr 0.02 (2.99) or 0.002 (2.08), fresh pools every step (1.12)
 # and sharper first units (--init_scale=8: 0.53 from the mixture's side,
 # and one sample thrown far out) did not help; 600 iterations of batch
-# 512 gave 0.52.
+# 512 gave 0.52. At 1200 iterations (one thread, 0.456 as on two) none of
+# width 128 (0.507), batch 512 (0.425), 2400 iterations of batch 128
+# (0.578), lr 0.01 (0.650), --init_scale=4 (0.467) or a quarter of the
+# pool redrawn every step (0.515) came near half the published 0.406.
 #
 # --seeds=3 runs seeds 1..3 (--seed0 shifts them); each (D, seed) draws its
 # own centres. --out saves the table; --save_fit the last fit; --grid, for
