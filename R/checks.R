@@ -10,22 +10,34 @@ abort <- function(msg, ..., class = NULL, data = list(), call = sys.call(-1L)) {
   stop(cond)
 }
 
-check_count <- function(x, arg, min = 1, call = sys.call(-1L)) {
+# Counts are checked as doubles, before any conversion: whole numbers from
+# `min` to `max`, max at most the largest integer (2147483647), so that no
+# count overflows on its way to C.
+check_count <- function(x, arg, min = 1, call = sys.call(-1L), max = .Machine$integer.max) {
   if (!is.numeric(x) || length(x) != 1L || is.na(x) || !is.finite(x) ||
-      x != round(x) || x < min) {
-    abort("`%s` must be a whole number >= %s, not %s.", arg, format(min),
-          describe(x), call = call)
+      x != round(x) || x < min || x > max) {
+    abort("`%s` must be a whole number >= %s%s, not %s.", arg, format(min),
+          count_max_text(max, x), describe(x), call = call)
   }
   as.integer(x)
 }
 
-check_counts <- function(x, arg, min = 1, call = sys.call(-1L)) {
+check_counts <- function(x, arg, min = 1, call = sys.call(-1L), max = .Machine$integer.max) {
   if (!is.numeric(x) || length(x) < 1L || anyNA(x) || any(!is.finite(x)) ||
-      any(x != round(x)) || any(x < min)) {
-    abort("`%s` must be a vector of whole numbers >= %s, not %s.", arg,
-          format(min), describe(x), call = call)
+      any(x != round(x)) || any(x < min) || any(x > max)) {
+    abort("`%s` must be a vector of whole numbers >= %s%s, not %s.", arg,
+          format(min), count_max_text(max, x), describe(x), call = call)
   }
   as.integer(x)
+}
+
+# The upper bound of a count, said where it matters: when it is not the
+# largest integer, or when x is above it.
+count_max_text <- function(max, x) {
+  big <- is.numeric(x) && any(is.finite(x) & x > max)
+  if (max >= .Machine$integer.max && !big) return("")
+  sprintf(" and <= %s%s", format(max, scientific = FALSE, big.mark = ""),
+          if (max >= .Machine$integer.max) " (the largest integer)" else "")
 }
 
 check_positive <- function(x, arg, call = sys.call(-1L)) {
@@ -69,6 +81,8 @@ check_points <- function(x, dim, arg = "x") {
   x
 }
 
+`%||%` <- function(a, b) if (is.null(a)) b else a
+
 describe <- function(x) {
   if (is.null(x)) return("NULL")
   if (is.function(x)) return("a function")
@@ -77,36 +91,4 @@ describe <- function(x) {
   }
   sprintf("an object of class %s and length %d",
           paste0("\"", class(x)[1L], "\""), length(x))
-}
-
-# Batches travel to C as dim x n matrices (one sample per column).
-to_cols <- function(x) t(x)
-
-check_threads <- function(threads) {
-  threads <- check_count(threads, "threads")
-  max(1L, min(threads, parallel_cores()))
-}
-
-# The one thread policy: an explicit `threads`, else the option
-# jkoflow.threads, else 2 (the most CRAN allows), never more than the
-# machine's cores or OMP_THREAD_LIMIT (src/threads.c adds: one thread in a
-# forked child).
-resolve_threads <- function(threads) {
-  if (is.null(threads)) {
-    opt <- getOption("jkoflow.threads", 2L)
-    if (!is.numeric(opt) || length(opt) != 1L || is.na(opt) || opt < 1 || opt != round(opt)) {
-      abort("the option `jkoflow.threads` must be a whole number >= 1, not %s.",
-            describe(opt), call = sys.call(-1L))
-    }
-    threads <- opt
-  }
-  check_threads(threads)
-}
-
-parallel_cores <- function() {
-  n <- suppressWarnings(as.integer(Sys.getenv("OMP_THREAD_LIMIT", "")))
-  cores <- tryCatch(parallel::detectCores(logical = TRUE), error = function(e) NA)
-  if (is.na(cores)) cores <- 1L
-  if (!is.na(n) && n > 0) cores <- min(cores, n)
-  cores
 }

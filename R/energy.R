@@ -185,21 +185,10 @@ energy_needs_density <- function(energy) {
     any(vapply(energy$terms, inherits, NA, "jko_diffusion_porous"))
 }
 
-# Importance weights and the evidence need pi = exp(-beta Phi): a fit of a
-# potential alone.
-check_fit_potential <- function(fit) {
-  if (inherits(fit$potential, "jko_energy")) {
-    abort(paste0("importance weights and the evidence need the stationary law exp(-beta Phi) ",
-                 "of a potential; a free energy from jko_energy() has none in closed form."),
-          call = NULL)
-  }
-  invisible(fit)
-}
-
 # The checks of jko_fit() for a free energy, once init and the settings are
 # known.
-check_energy_fit <- function(energy, init, control) {
-  if (energy_needs_density(energy) && is.null(init$log_density)) {
+check_energy_fit <- function(energy, has_density, control) {
+  if (energy_needs_density(energy) && !has_density) {
     abort(paste0("`init` must have a log-density: the porous-medium energy is estimated ",
                  "from the densities of the samples (give `log_density` to init_samples())."))
   }
@@ -208,12 +197,6 @@ check_energy_fit <- function(energy, init, control) {
     abort("an interaction energy needs `batch` and `monitor` of at least 2.")
   }
   invisible(energy)
-}
-
-# The energy's per-sample values at the columns of x (D x n) with their
-# log-densities: their mean is the free energy of the law of x.
-energy_values <- function(energy, x, log_density, beta, threads) {
-  .Call(C_energy_eval, energy, x, as.double(log_density), beta, threads)$value
 }
 
 # Called from C (src/terms.c) for a kernel given as an R function, on the
@@ -302,21 +285,4 @@ init_barenblatt <- function(dim, m = 2, time = 1) {
     },
     label = sprintf("Barenblatt profile, m = %g, dimension %d, time %g", m, D, time)
   ), class = "jko_init")
-}
-
-# The reference for the porous-medium tests and benchmark: the JKO scheme
-# (m > 1, dimension D) from a Barenblatt profile of radius R: each step is the
-# dilation to the radius R' minimising c R'^(-D(m-1)) + (R' - R)^2 s2 / (2h)
-# (the internal energy of the dilated profile and the W2 distance of two
-# dilations), with s2 = E|X|^2 and c the energy of the profile of radius 1.
-barenblatt_jko_radius <- function(D, m, R, h, steps) {
-  p <- 1 / (m - 1)
-  A <- exp(lgamma(p + 1 + D / 2) - D / 2 * log(pi) - lgamma(p + 1))
-  c1 <- A^m * pi^(D / 2) * exp(lgamma(p * m + 1) - lgamma(p * m + 1 + D / 2)) / (m - 1)
-  s2 <- D / (D + 2 * p + 2)
-  for (k in seq_len(steps)) {
-    R <- stats::uniroot(function(r) (r - R) * s2 / h - D * (m - 1) * c1 * r^(-D * (m - 1) - 1),
-                        c(R, 10 * R), tol = 1e-13)$root
-  }
-  R
 }

@@ -52,11 +52,12 @@
 #' @export
 jko_evidence <- function(fit, n = 10000, step = NULL, threads = NULL) {
   check_fit(fit)
-  check_fit_potential(fit)
+  check_not_energy(fit$potential)
   n <- check_count(n, "n", min = 10)
   s <- jko_sample(fit, n, step = step, threads = threads, scale = "unconstrained")
-  if (is.null(fit$init$log_density)) init_log_density(fit$init, s$x[1L, , drop = FALSE])
-  lw <- importance_log_weights(fit, s$x, s$log_density)
+  law <- as_law(fit$init)
+  if (!law_has_density(law)) init_log_density(law$base, s$x[1L, , drop = FALSE])
+  lw <- importance_log_weights(fit$potential, fit$beta, s$x, s$log_density)
   bad <- is.na(lw)
   if (any(bad)) {
     warning(sprintf("the potential is NA or NaN at %d of %d samples; they are left out.",
@@ -76,77 +77,6 @@ jko_evidence <- function(fit, n = 10000, step = NULL, threads = NULL) {
     n = m, n_nonfinite = sum(bad) + sum(lw_ok == -Inf),
     step = s$step, log_weights = lw
   ), class = "jko_evidence")
-}
-
-# Of log-weights lw (not all -Inf): the log of their mean weight, its
-# relative standard error (the standard error of log mean(w)), and the
-# effective sample size sum(w)^2 / sum(w^2).
-log_weights_summary <- function(lw) {
-  w <- exp(lw - max(lw))
-  mw <- mean(w)
-  list(log_mean = max(lw) + log(mw), rel_se = stats::sd(w) / (sqrt(length(w)) * mw),
-       ess = sum(w)^2 / sum(w^2))
-}
-
-# log w = -beta Phi(x) - log q(x), Phi on the full data. Phi = +Inf gives
-# -Inf, a negative infinite Phi an error, NA/NaN an NA.
-importance_log_weights <- function(fit, x, log_q) {
-  check_fit_potential(fit)
-  phi <- potential_values(fit$potential, x)
-  if (any(phi == -Inf, na.rm = TRUE)) {
-    abort("the potential is -Inf at %d samples: the target cannot be normalised.",
-          sum(phi == -Inf, na.rm = TRUE))
-  }
-  lw <- -fit$beta * phi - log_q
-  lw[phi == Inf] <- -Inf
-  lw
-}
-
-# Pareto k-hat of importance weights given on the log scale (PSIS, Vehtari
-# et al.): a generalized Pareto fitted to the M = min(0.2 S, 3 sqrt(S))
-# largest weights over the next largest. From loo::psis() when loo is
-# installed; otherwise our own fit by the method of Zhang & Stephens, which
-# gives the same number (the tests check it).
-pareto_khat <- function(lw, use_loo = requireNamespace("loo", quietly = TRUE)) {
-  lw <- sort(lw[is.finite(lw)])
-  S <- length(lw)
-  M <- ceiling(min(0.2 * S, 3 * sqrt(S)))
-  if (M < 5L || S <= M + 1L) return(NA_real_)
-  tail <- lw[(S - M + 1L):S]
-  cutoff <- lw[S - M]
-  mx <- max(tail)
-  x <- exp(tail - mx) - exp(cutoff - mx)
-  if (all(x <= 0)) return(NA_real_)  # the largest weights are all equal
-  k <- gpd_fit_zs(x)$k
-  # loo's fit is the same; it stops with an error where the fit is undefined
-  # (k NaN), so it is asked only where ours is defined. (No tryCatch here: it
-  # would swallow an interrupt or a time limit reached inside a fit.)
-  if (use_loo && !is.na(k)) k <- suppressWarnings(loo::psis(lw, r_eff = 1))$diagnostics$pareto_k
-  k
-}
-
-# Zhang & Stephens (2009): the shape k and scale sigma of a generalized
-# Pareto for exceedances x >= 0 (sorted increasingly), as a posterior mean of
-# theta = -k / sigma over a grid of M quantile-based values, weighted by the
-# profile likelihood; k then shrunk towards 0.5 by a weakly informative prior
-# worth 10 observations, as in PSIS.
-gpd_fit_zs <- function(x) {
-  x <- sort(x)
-  N <- length(x)
-  prior <- 3
-  M <- 30L + floor(sqrt(N))
-  j <- seq_len(M)
-  xstar <- x[floor(N / 4 + 0.5)]
-  theta <- 1 / x[N] + (1 - sqrt(M / (j - 0.5))) / prior / xstar
-  kk <- vapply(theta, function(t) mean(log1p(-t * x)), numeric(1))
-  ll <- N * (log(-theta / kk) - kk - 1)
-  wt <- exp(ll - max(ll))
-  wt <- wt / sum(wt)
-  theta_hat <- sum(theta * wt)
-  k <- mean(log1p(-theta_hat * x))
-  sigma <- -k / theta_hat
-  k <- (k * N + 10 * 0.5) / (N + 10)
-  list(k = k, sigma = sigma)
 }
 
 #' @export

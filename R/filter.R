@@ -1,286 +1,5 @@
-# Chained flows: Bayesian updates of a fit's law by a likelihood
-# (jko_update()), continuous-discrete filtering (jko_filter()), and the
-# fine-grid 1-D Fokker-Planck solver that serves as their reference.
-
-#' Update a fitted law by a likelihood
-#'
-#' Bayes' rule for the law of a fit: the target
-#' \eqn{\pi(x) \propto \rho_t(x)\,L(y \mid x)}, whose log-density is
-#' \eqn{\log\rho_t(x) + \log L(y \mid x)}, with \eqn{\rho_t} the fit's own
-#' exact density ([jko_density()]), sampled as every target is: by a flow
-#' run to its stationary law (see "Flows to the stationary law" in
-#' [jko_fit()]), here started from \eqn{\rho_t} itself ([init_fit()]). The
-#' result is again a fit, with samples and exact densities of the posterior
-#' law (pulled back through its own maps, then through those of `fit`); it
-#' can be the start of a new flow or updated again.
-#' [jko_evidence()] of the result estimates
-#' \eqn{\log\int\rho_t(x)L(y \mid x)\,dx}, the marginal likelihood of the
-#' data under \eqn{\rho_t}. ([jko_filter()] updates its laws by Bayes'
-#' rule on the density instead, exactly and without training, by default.)
-#'
-#' A pull-back through a long chain of maps costs a Newton inversion per map
-#' and point, and the training evaluates \eqn{\log\rho_t} at every batch.
-#' In dimension 1 (with `tabulate = TRUE`, the default there),
-#' \eqn{\log\rho_t} is therefore evaluated exactly on a grid of 2049 points
-#' spanning the draws of \eqn{\rho_t} and interpolated by a cubic spline
-#' (with its derivative for the gradient); points outside the grid are
-#' pulled back exactly. The spline's error (\eqn{O(\delta^4)} for a grid
-#' step \eqn{\delta}) is orders of magnitude below the training's, and the
-#' densities of the result are exact for its maps whatever target they were
-#' trained on. In higher dimensions every value is an exact pull-back and
-#' gradients are central differences of it.
-#'
-#' @param fit A `"jko_fit"`: its law at `step` (or `time`) is the prior.
-#' @param loglik The log-likelihood: a function of an n x D matrix of points
-#'   returning the n values of \eqn{\log L(y \mid x)} (up to a constant).
-#' @param grad `NULL` (central differences of `loglik`) or a function of an
-#'   n x D matrix returning the n x D matrix of gradients of `loglik`.
-#' @param step,time The step or time of `fit` whose law is updated (default
-#'   the last).
-#' @param tabulate In dimension 1, interpolate \eqn{\log\rho_t} on a fine
-#'   grid rather than pull back every point (see Details).
-#' @param control,threads,verbose,... As in [jko_fit()]: the settings of the
-#'   stationary flow (its defaults need no tuning).
-#' @return A `"jko_fit"` (a flow to the stationary law \eqn{\pi}, with its
-#'   verdict) whose `init` is [init_fit()] of `fit`.
-#' @seealso [jko_filter()] (alternating flows and updates), [init_fit()].
-#' @examples
-#' \donttest{
-#' set.seed(1)
-#' # a Gaussian fit (the flow of N(0, 1) under Phi = x^2 / 2 is N(0, 1)
-#' # at every time), updated by an observation y = 1 with noise sd 1:
-#' # the posterior is N(0.5, 0.5)
-#' fit <- jko_fit(potential_quadratic(1), init_gaussian(0, 1), h = 0.5,
-#'                steps = 1, hidden = c(8, 8), batch = 256, iters = 50)
-#' # (the law at step 0 is N(0, 1) exactly; small settings for speed)
-#' post <- jko_update(fit, function(x) dnorm(1, x[, 1], 1, log = TRUE), step = 0,
-#'                    control = jko_control(hidden = c(8, 8), batch = 256, iters = 100,
-#'                                          pool = 2^14, monitor = 2^13))
-#' s <- jko_sample(post, 4000)
-#' c(mean(s$x), var(s$x))
-#' }
-#' @export
-jko_update <- function(fit, loglik, grad = NULL, step = NULL, time = NULL,
-                       tabulate = NULL, control = jko_control(), threads = NULL,
-                       verbose = interactive(), ...) {
-  check_fit(fit)
-  if (!is.function(loglik)) {
-    abort("`loglik` must be a function of an n x D matrix returning n log-likelihoods, not %s.",
-          describe(loglik))
-  }
-  if (!is.null(grad) && !is.function(grad)) {
-    abort("`grad` must be NULL or a function of an n x D matrix, not %s.", describe(grad))
-  }
-  if (is.null(fit$init$log_density)) {
-    abort(paste0("`fit` must have densities to be updated: its initial distribution ",
-                 "has no log-density (give `log_density` to init_samples())."))
-  }
-  prior <- init_fit(fit, step, time)
-  update_law(prior, loglik, grad, tabulate, control, threads, verbose, ...)
-}
-
-# The update of any start with a log-density (a fit's law, or a given
-# rho_0 in jko_filter()).
-update_law <- function(prior, loglik, grad = NULL, tabulate = NULL, control = jko_control(),
-                       threads = NULL, verbose = FALSE, ...) {
-  D <- prior$dim
-  if (is.null(tabulate)) tabulate <- D == 1L
-  tabulate <- check_flag(tabulate, "tabulate")
-  if (tabulate && D != 1L) abort("`tabulate` works in dimension 1 only, not %d.", D)
-  threads <- resolve_threads(threads)
-  # the likelihood, checked once on draws of the prior before any training
-  loglik_values(loglik, init_draw(prior, 16L, log_density = FALSE, threads = threads)$x)
-  pot <- update_potential(prior, loglik, grad, tabulate, threads)
-  jko_fit(pot, init = prior, control = control, threads = threads, verbose = verbose,
-          stationary = TRUE, ...)
-}
-
-# The target of jko_update(): -log rho_t(x) - log L(y | x) as a potential
-# evaluated in R. (Made in its own function so that its closures hold the
-# prior and the likelihood, nothing else of the caller's.)
-update_potential <- function(prior, loglik, grad, tabulate, threads) {
-  log_prior <- if (tabulate) tabulated_log_density(prior, threads)
-               else list(value = prior$log_density,
-                         gradient = function(x) fd_gradient(prior$log_density, x))
-  ll_grad <- if (is.null(grad)) function(x) fd_gradient(loglik, x) else grad
-  pot <- new_potential(
-    function(x) -(log_prior$value(x) + loglik(x)),
-    function(x) -(log_prior$gradient(x) + ll_grad(x)),
-    dim = prior$dim, label = "a fitted law times a likelihood",
-    names = c(value = "loglik", gradient = "grad"),
-    class = c("jko_target_update", "jko_target_logdensity"))
-  pot$support <- TRUE
-  pot
-}
-
-# log rho(x) of a 1-D law with exact log-density: a cubic spline through
-# its exact values on a grid of n points spanning 2^14 of its draws and
-# their spread beyond (or spanning `draws`, draws of the law already made),
-# exact pull-backs outside the grid. (Also returns the grid and the exact
-# values there.)
-tabulated_log_density <- function(init, threads, n = 2049L, draws = NULL) {
-  d <- if (!is.null(draws)) draws[, 1L]
-       else init_draw(init, 2^14, log_density = FALSE, threads = threads)$x[, 1L]
-  r <- range(d)
-  s <- stats::sd(d)
-  g <- seq(r[1L] - s, r[2L] + s, length.out = n)
-  ld <- init$log_density(matrix(g, ncol = 1L))
-  if (anyNA(ld) || any(!is.finite(ld))) {
-    abort("the log-density of the prior is not finite on the span of its draws.")
-  }
-  sp <- stats::splinefun(g, ld, method = "fmm")
-  lo <- g[1L]
-  hi <- g[n]
-  exact <- init$log_density
-  list(
-    grid = g, values = ld,
-    value = function(x) {
-      z <- x[, 1L]
-      inside <- z >= lo & z <= hi
-      out <- numeric(length(z))
-      out[inside] <- sp(z[inside])
-      if (any(!inside)) out[!inside] <- exact(x[!inside, , drop = FALSE])
-      out
-    },
-    gradient = function(x) {
-      z <- x[, 1L]
-      inside <- z >= lo & z <= hi
-      out <- numeric(length(z))
-      out[inside] <- sp(z[inside], deriv = 1L)
-      if (any(!inside)) out[!inside] <- fd_gradient(exact, x[!inside, , drop = FALSE])
-      matrix(out, ncol = 1L)
-    })
-}
-
-# Bayes' rule applied to the density itself: the law
-#   pi(x) = rho(x) L(y | x) / Z,  Z = int rho L,
-# of a start `prior` with an exact log-density, as an initial distribution
-# whose log-density is exact (log rho + log L - log Z: one pull-back of
-# rho, no map of its own) and whose samples are draws of rho resampled by
-# their likelihoods (systematic resampling), then moved by `moves`
-# random-walk Metropolis steps that leave pi invariant, so that the
-# duplicates of the resampling part. `draws` (optional): iid draws of rho
-# already made (a flow's pushed pool), used before any new draw, each once.
-# Z: in dimension 1, the integral of rho L with log rho the spline of
-# tabulated_log_density() (whose error, O(delta^4), is far below any
-# other), which also gives log rho in the Metropolis ratios (proposals
-# beyond its grid, in the far tails, are refused); in higher dimensions,
-# the mean of L over n_z draws of rho, with its relative standard error,
-# and the exact log rho in the ratios.
-reweight_law <- function(prior, loglik, threads = 1L, moves = NULL, draws = NULL,
-                         n_z = 2^16) {
-  force(loglik)
-  force(threads)
-  D <- prior$dim
-  if (is.null(moves)) moves <- if (D == 1L) 10L else 3L
-  ll <- function(x) loglik_values(loglik, x)
-  cache <- draws
-  rm(draws)
-  # n draws of the prior: those of the cache first
-  prior_draws <- function(n) {
-    m <- min(n, if (is.null(cache)) 0L else nrow(cache))
-    d <- if (m > 0L) cache[seq_len(m), , drop = FALSE]
-    if (m > 0L) cache <<- if (m < nrow(cache)) cache[-seq_len(m), , drop = FALSE]
-    if (m < n) d <- rbind(d, init_draw(prior, n - m, log_density = FALSE, threads = threads)$x)
-    d
-  }
-  # ess: the effective sample size of the likelihood weights, as a fraction
-  # of the draws (those already made, or new ones)
-  if (D == 1L) {
-    d <- if (!is.null(cache)) cache
-         else init_draw(prior, 2^14, log_density = FALSE, threads = threads)$x
-    tab <- tabulated_log_density(prior, threads, draws = d)
-    ess <- log_weights_summary(ll(d))$ess / nrow(d)
-    rm(d)
-    lo <- tab$grid[1L]
-    hi <- tab$grid[length(tab$grid)]
-    fine <- seq(lo, hi, length.out = 8L * (length(tab$grid) - 1L) + 1L)
-    v <- tab$value(matrix(fine, ncol = 1L)) + ll(matrix(fine, ncol = 1L))
-    m <- max(v)
-    if (!is.finite(m)) abort("the likelihood is zero over the whole span of the prior's draws.")
-    e <- exp(v - m)
-    log_z <- m + log((sum(e) - (e[1L] + e[length(e)]) / 2) * (fine[2L] - fine[1L]))
-    log_z_se <- 0
-    target <- function(x, inside_only = FALSE) {
-      if (!inside_only) return(tab$value(x) + ll(x))
-      out <- rep(-Inf, nrow(x))
-      ins <- x[, 1L] >= lo & x[, 1L] <= hi
-      xi <- x[ins, , drop = FALSE]
-      out[ins] <- tab$value(xi) + ll(xi)
-      out
-    }
-    rm(v, e, m, fine)
-  } else {
-    # (draws already made serve here too, and again for the samples)
-    d <- if (!is.null(cache) && nrow(cache) >= n_z) cache[seq_len(n_z), , drop = FALSE]
-         else init_draw(prior, n_z, log_density = FALSE, threads = threads)$x
-    lw <- ll(d)
-    if (!any(is.finite(lw))) {
-      abort("the likelihood is zero at every one of %d draws of the prior.", n_z)
-    }
-    ws <- log_weights_summary(lw)
-    log_z <- ws$log_mean
-    log_z_se <- ws$rel_se
-    ess <- ws$ess / n_z
-    target <- function(x, inside_only = FALSE) init_log_density(prior, x) + ll(x)
-    rm(d, lw, ws)
-  }
-  structure(list(
-    dim = D,
-    sample = function(n) {
-      d <- prior_draws(n)
-      lw <- ll(d)
-      if (!any(is.finite(lw))) {
-        abort("the likelihood is zero at every one of %d draws of the prior.", n)
-      }
-      w <- exp(lw - max(lw))
-      z <- d[systematic_resample(w, n), , drop = FALSE]
-      if (moves > 0L) {
-        # the random walk's covariance: 2.38^2 / D times the law's
-        S <- stats::cov.wt(d, w / sum(w))$cov * (2.38^2 / D)
-        R <- tryCatch(chol(S), error = function(e) diag(sqrt(pmax(diag(S), 1e-12)), D))
-        cur <- target(z)
-        for (k in seq_len(moves)) {
-          prop <- z + matrix(stats::rnorm(n * D), n, D) %*% R
-          lp <- target(prop, inside_only = TRUE)
-          ok <- log(stats::runif(n)) < lp - cur
-          ok[is.na(ok)] <- FALSE
-          z[ok, ] <- prop[ok, ]
-          cur[ok] <- lp[ok]
-        }
-      }
-      z
-    },
-    log_density = function(x) init_log_density(prior, x) + ll(x) - log_z,
-    log_z = log_z, log_z_se = log_z_se, ess = ess,
-    label = sprintf("a law times a likelihood (Bayes' rule on the density), dimension %d", D)
-  ), class = "jko_init")
-}
-
-# A likelihood's values at the rows of x, checked: n numbers, -Inf allowed
-# (zero likelihood), never NaN, NA or +Inf.
-loglik_values <- function(loglik, x) {
-  v <- loglik(x)
-  if (!is.numeric(v) || length(v) != nrow(x)) {
-    abort("`loglik` must return %d log-likelihoods (numbers, -Inf allowed), not %s.",
-          nrow(x), describe(v))
-  }
-  bad <- is.na(v) | v == Inf
-  if (any(bad)) {
-    abort("`loglik` returned NaN, NA or Inf at %d of %d points (the first at x = (%s)).",
-          sum(bad), nrow(x), paste(signif(x[which(bad)[1L], ], 4), collapse = ", "))
-  }
-  as.double(v)
-}
-
-# Indices of n draws with probabilities proportional to w: systematic
-# resampling (one uniform; each index drawn floor or ceiling of n w_i times).
-systematic_resample <- function(w, n) {
-  cw <- cumsum(w)
-  cw <- cw / cw[length(cw)]
-  u <- (stats::runif(1) + seq.int(0, n - 1L)) / n
-  pmin(findInterval(u, cw) + 1L, length(w))
-}
+# Continuous-discrete filtering with chained flows and Bayes updates
+# (jko_filter()), and the time steps of its flows.
 
 #' Continuous-discrete filtering with chained JKO flows
 #'
@@ -452,7 +171,7 @@ jko_filter <- function(potential, y, times, sd = 1, loglik = NULL, init = NULL,
   if (!is.na(potential$dim) && potential$dim != D) {
     abort("`potential` has dimension %d but `init` has dimension %d.", potential$dim, D)
   }
-  if (is.null(init$log_density)) {
+  if (!law_has_density(as_law(init))) {
     abort("`init` must have a log-density: the filtering laws' densities start from it.")
   }
   if (!is.numeric(times) || length(times) != nrow(y) || anyNA(times) ||
@@ -502,52 +221,63 @@ jko_filter <- function(potential, y, times, sd = 1, loglik = NULL, init = NULL,
   fits <- vector("list", J)
   preds <- vector("list", J)
   rows <- vector("list", J)
-  cur <- init
+  cur <- as_law(init)
   t_cur <- 0
   law_draws <- NULL
+  # `spare`: draws (rows) of the law before cur's last Bayes node that no
+  # law has used yet (the pool of the last prediction, pushed through its
+  # maps), taken in disjoint chunks by the laws drawn from cur; `used`: the
+  # rows taken so far
+  spare <- NULL
+  used <- 0L
   for (j in seq_len(J)) {
     t0 <- proc.time()[["elapsed"]]
     if (is.null(law_draws) && is.finite(h_tol)) {
-      law_draws <- init_draw(cur, 2048L, log_density = FALSE)$x
+      law_draws <- law_draw(cur, 2048L, log_density = FALSE, threads = threads)$x
     }
-    steps <- filter_steps(potential, law_draws, times[j] - t_cur, h, beta, h_tol)
-    preds[j] <- list(filter_flow(potential, cur, times[j] - t_cur, steps, beta, control,
-                                 threads))
-    draws <- NULL
-    if (!is.null(preds[[j]])) {
-      draws <- attr(preds[[j]], "pool")
-      attr(preds[[j]], "pool") <- NULL
-      cur <- init_fit(preds[[j]])
+    dt <- times[j] - t_cur
+    steps <- filter_steps(potential, law_draws, dt, h, beta, h_tol)
+    pool <- NULL
+    if (dt > 0) {
+      pred <- filter_flow(potential, cur, dt, steps, beta, control, threads, spare, used)
+      preds[[j]] <- pred$fit
+      cur <- fit_law(pred$fit)
+      pool <- pred$pool
     }
     lik <- if (is.null(loglik)) gaussian_loglik(y[j, ], sd) else user_loglik(loglik, y[j, ])
     if (update == "reweight") {
-      cur <- reweight_law(cur, lik$value, threads, draws = draws)
-      if (cur$ess < 0.01) {
+      node <- bayes_node(cur, lik$value, threads, draws = pool)
+      if (node$ess < 0.01) {
         warning(sprintf(paste0(
           "the likelihood of observation %d (t = %g) is sharp against the predicted law: ",
           "its weights have an effective sample size of %.2g%% of the draws, so the ",
           "filtering law's samples rest on few distinct draws (its density stays exact); ",
-          "update = \"flow\" copes better."), j, times[j], 100 * cur$ess), call. = FALSE)
+          "update = \"flow\" copes better."), j, times[j], 100 * node$ess), call. = FALSE)
       }
-      post <- jko_fit(potential, cur, h = h, steps = 0, beta = beta, control = control,
-                      threads = threads, verbose = FALSE, stationary = FALSE)
-      evidence <- cur$log_z
+      cur <- law_append(cur, list(node))
+      spare <- pool
+      used <- 0L
+      mon <- filter_draw(cur, control$monitor, TRUE, threads, spare, used)
+      used <- used + control$monitor
+      post <- law_fit(potential, cur, h, beta, control, threads, mon)
+      evidence <- node$log_z
     } else {
       post <- update_law(cur, lik$value, lik$gradient, control = control_update,
                          threads = threads, verbose = FALSE)
-      cur <- init_fit(post)
+      cur <- fit_law(post)
+      spare <- NULL
       evidence <- NA_real_
     }
     fits[[j]] <- post
     t_cur <- times[j]
     mon <- post$monitor$points
-    law_draws <- t(mon)
+    law_draws <- mon
     rows[[j]] <- data.frame(
-      time = times[j], y = y[j, 1L], mean = mean(mon[1L, ]), sd = stats::sd(mon[1L, ]),
+      time = times[j], y = y[j, 1L], mean = mean(mon[, 1L]), sd = stats::sd(mon[, 1L]),
       flow_steps = if (is.null(preds[[j]])) 0L else length(preds[[j]]$theta),
       update_steps = length(post$theta),
       update_kl = if (update == "reweight") 0 else post$verdict$kl,
-      update_ess = if (update == "reweight") cur$ess else NA_real_,
+      update_ess = if (update == "reweight") node$ess else NA_real_,
       log_evidence = evidence, seconds = proc.time()[["elapsed"]] - t0)
     if (verbose) {
       message(sprintf("t = %-6g y = %-8.4g filtering mean %.4g, sd %.4g (%d flow steps, %s, %.1f s)",
@@ -561,13 +291,8 @@ jko_filter <- function(potential, y, times, sd = 1, loglik = NULL, init = NULL,
   final <- NULL
   if (!is.null(t_end) && t_end > t_cur) {
     steps <- filter_steps(potential, law_draws, t_end - t_cur, h, beta, h_tol)
-    final <- filter_flow(potential, cur, t_end - t_cur, steps, beta, control, threads)
-    attr(final, "pool") <- NULL
-  }
-  # draws of the last law that no flow used: not kept in the result
-  if (update == "reweight") {
-    env <- environment(cur$sample)
-    env$cache <- NULL
+    final <- filter_flow(potential, cur, t_end - t_cur, steps, beta, control, threads,
+                         spare, used)$fit
   }
   structure(list(call = call, potential = potential, times = as.double(times), y = y,
                  t_end = t_end, fits = fits, predictions = preds, final = final,
@@ -575,20 +300,35 @@ jko_filter <- function(potential, y, times, sd = 1, loglik = NULL, init = NULL,
             class = "jko_filter")
 }
 
-# The time-accurate flow from `start` over a time dt, in `steps` equal steps
-# (NULL for dt = 0). Its pool, pushed through all its maps (iid draws of
-# its last law), comes back as the attribute "pool" (one draw per row).
-filter_flow <- function(potential, start, dt, steps, beta, control, threads) {
-  if (dt <= 0) return(NULL)
-  the$keep_pool <- TRUE
-  on.exit({
-    the$keep_pool <- NULL
-    the$last_pool <- NULL
-  })
-  fit <- jko_fit(potential, start, h = dt / steps, steps = steps, beta = beta,
-                 control = control, threads = threads, verbose = FALSE, stationary = FALSE)
-  attr(fit, "pool") <- t(the$last_pool)
-  fit
+# n draws of the filtering law `law` (with their log-densities if asked):
+# from the rows of `spare` after the first `used` (draws of the law before
+# its last Bayes node, see jko_filter()) when at least n / 2 are left,
+# else new draws through the whole chain.
+filter_draw <- function(law, n, log_density, threads, spare, used) {
+  left <- if (is.null(spare)) 0L else nrow(spare) - used
+  start <- if (left >= n / 2) spare[used + seq_len(min(n, left)), , drop = FALSE]
+  law_draw(law, n, log_density = log_density, threads = threads, start = start)
+}
+
+# The law `law` as a fit of no step (its samples and densities, as the
+# filtering law at an observation time), with its monitor samples `mon`.
+law_fit <- function(potential, law, h, beta, control, threads, mon) {
+  flow <- new_flow(potential, law, h, 0L, beta, control, list(), FALSE, threads, FALSE,
+                   call = quote(jko_filter()), monitor = mon)
+  flow$fit
+}
+
+# The time-accurate flow from the law `law` over a time dt, in `steps` equal
+# steps: list(fit, pool), the pool pushed through all its maps (draws of its
+# last law, one per row). Its monitor samples and pool are drawn from
+# `spare` after its first `used` rows where there are enough (see
+# filter_draw()).
+filter_flow <- function(potential, law, dt, steps, beta, control, threads, spare, used) {
+  mon <- filter_draw(law, control$monitor, TRUE, threads, spare, used)
+  pool <- filter_draw(law, control$pool, FALSE, threads, spare, used + control$monitor)$x
+  flow <- new_flow(potential, law, dt / steps, steps, beta, control, list(), FALSE, threads,
+                   FALSE, call = quote(jko_filter()), monitor = mon)
+  run_flow(flow, pool = pool)
 }
 
 # The number of equal JKO steps for a flow over dt from the law of the rows
@@ -727,57 +467,17 @@ plot.jko_filter <- function(x, what = c("density", "path"), which = NULL, n = 20
   }
   laws <- lapply(which, function(j) list(fit = x$fits[[j]], time = x$times[j], y = x$y[j, 1L]))
   if (!is.null(x$final)) laws <- c(laws, list(list(fit = x$final, time = x$t_end, y = NA)))
+  ys <- vapply(laws, function(l) l$y, numeric(1))
   r <- range(unlist(lapply(laws, function(l) {
-    m <- l$fit$monitor$points[1L, ]
-    stats::quantile(m, c(0.001, 0.999))
-  })))
+    stats::quantile(l$fit$monitor$points[, 1L], c(0.001, 0.999))
+  })), ys, na.rm = TRUE)
   grid <- seq(r[1L] - 0.1 * diff(r), r[2L] + 0.1 * diff(r), length.out = n)
   dens <- vapply(laws, function(l) as.numeric(jko_density(l$fit, grid)), numeric(n))
   cols <- grDevices::hcl.colors(length(laws), "viridis")
   graphics::matplot(grid, dens, type = "l", lty = 1, col = cols, xlab = "x",
                     ylab = "filtering density", ...)
-  ys <- vapply(laws, function(l) l$y, numeric(1))
   graphics::rug(ys[!is.na(ys)], col = cols[!is.na(ys)], lwd = 2)
   graphics::legend("topright", sprintf("t = %g", vapply(laws, function(l) l$time, numeric(1))),
                    col = cols, lty = 1, bty = "n", cex = 0.8)
   invisible(x)
-}
-
-# A fine-grid solution of the 1-D Fokker-Planck equation
-#   d rho / dt = d/dx (Phi'(x) rho + beta^-1 d rho / dx)
-# on [lower, upper] with no flux through the ends: the reference for the
-# filter's tests and benchmark. Space: n nodes, the Chang-Cooper
-# (Scharfetter-Gummel) flux between neighbours,
-#   F_{i+1/2} = (B(w_i) rho_i - B(-w_i) rho_{i+1}) / (beta dx),
-#   w_i = beta (Phi(x_{i+1}) - Phi(x_i)),  B(w) = w / (e^w - 1),
-# positive, second order, and exact at equilibrium (no flux when
-# rho_{i+1} / rho_i = e^{-w_i}). Time: exact, by the eigendecomposition of
-# the generator, which pi^{-1/2} L pi^{1/2} (pi_i = e^{-beta Phi(x_i)})
-# makes symmetric tridiagonal with off-diagonal (w/2) / sinh(w/2) / (beta
-# dx^2). Returns the grid `x`, its step `dx`, and `evolve(rho, t)`
-# carrying densities at the nodes over a time t.
-fp_grid <- function(phi, lower, upper, n, beta = 1) {
-  x <- seq(lower, upper, length.out = n)
-  dx <- x[2L] - x[1L]
-  p <- beta * phi(x)
-  w <- diff(p)
-  bern <- function(z) ifelse(abs(z) < 1e-8, 1 - z / 2, z / expm1(z))
-  right <- bern(w) / (beta * dx^2)     # rate from node i to i + 1
-  left <- bern(-w) / (beta * dx^2)     # rate from node i + 1 to i
-  off <- ifelse(abs(w) < 1e-8, 1, (w / 2) / sinh(w / 2)) / (beta * dx^2)
-  diag_ <- -(c(right, 0) + c(0, left))
-  S <- matrix(0, n, n)
-  S[cbind(1:n, 1:n)] <- diag_
-  S[cbind(1:(n - 1L), 2:n)] <- off
-  S[cbind(2:n, 1:(n - 1L))] <- off
-  e <- eigen(S, symmetric = TRUE)
-  half <- exp(-(p - min(p)) / 2)     # pi^{1/2}, scaled
-  V <- e$vectors
-  lambda <- pmin(e$values, 0)
-  list(x = x, dx = dx,
-       evolve = function(rho, t) {
-         q <- crossprod(V, rho / half)
-         out <- half * drop(V %*% (exp(lambda * t) * q))
-         pmax(out, 0)
-       })
 }

@@ -172,7 +172,7 @@ target_glm <- function(formula, data, family = stats::binomial(), prior = prior_
   codes <- c(binomial = 0L, poisson = 1L, gaussian = 2L)
   links <- c(logit = 0L, probit = 1L, log = 2L, identity = 3L)
   pot <- builtin_potential(
-    "jko_target_glm", NULL, D, label, variables = nm, target = TRUE,
+    "jko_target_glm", NULL, D, label, variables = nm,
     x = unname(matrix(as.double(X), N, p)), y = as.double(y), weights = as.double(w),
     offset = as.double(off), family_code = codes[[family$family]],
     link_code = links[[family$link]], prior_code = pr$code, prior_loc = pr$loc,
@@ -183,8 +183,7 @@ target_glm <- function(formula, data, family = stats::binomial(), prior = prior_
     offset_expr = call$offset, na_action = attr(mf, "na.action"),
     row_names = rownames(mf), colnames = colnames(X), call = call)
   pot$p <- p  # not through builtin_potential(): `p` would match its `par`
-  pot$start <- glm_start(pot)
-  pot
+  as_target(pot, start = glm_start(pot))
 }
 
 # A family object from what glm() accepts (object, function or name),
@@ -426,64 +425,4 @@ prior_exponential <- function(rate = 1, autoscale = TRUE) {
 print.jko_prior <- function(x, ...) {
   cat("Prior:", x$label, "\n")
   invisible(x)
-}
-
-# predict() of a fit of a target_glm(): see predict.jko_fit().
-predict_glm <- function(object, newdata, type, n, samples, summary = TRUE, ...) {
-  tg <- object$potential
-  type <- match.arg(type, c("response", "link"))
-  summary <- check_flag(summary, "summary")
-  if (is.null(newdata)) {
-    X <- tg$x
-    off <- tg$offset
-    rn <- tg$row_names
-  } else {
-    nd <- glm_newdata(tg, newdata)
-    X <- nd$x
-    off <- nd$offset
-    rn <- rownames(X)
-  }
-  if (is.null(samples)) {
-    n <- check_count(n, "n")
-    samples <- jko_sample(object, n, ...)
-  } else if (!inherits(samples, "jko_sample") || samples$dim != object$dim) {
-    abort("`samples` must be a jko_sample() of this fit, not %s.", describe(samples))
-  }
-  B <- samples$x[, seq_len(tg$p), drop = FALSE]
-  inv <- if (type == "response") tg$family$linkinv else identity
-  if (!summary) {
-    out <- inv(tcrossprod(B, X) + rep(off, each = nrow(B)))
-    dimnames(out) <- list(NULL, rn)
-    return(out)
-  }
-  out <- numeric(nrow(X))
-  # chunks of rows keep the draws x rows matrix small
-  size <- max(1L, floor(4e6 / nrow(B)))
-  for (st in seq(1L, nrow(X), by = size)) {
-    rows <- st:min(nrow(X), st + size - 1L)
-    eta <- tcrossprod(B, X[rows, , drop = FALSE]) + rep(off[rows], each = nrow(B))
-    out[rows] <- colMeans(inv(eta))
-  }
-  names(out) <- rn
-  if (is.null(newdata)) out <- stats::napredict(tg$na_action, out)
-  out
-}
-
-# The model matrix and offset of new data, through the terms, factor levels
-# and contrasts of the fitted model frame (as predict.lm() makes them).
-glm_newdata <- function(tg, newdata) {
-  if (!is.data.frame(newdata) && !is.list(newdata) && !is.environment(newdata)) {
-    abort("`newdata` must be a data frame with the variables of the model, not %s.",
-          describe(newdata), call = sys.call(-2L))
-  }
-  tt <- stats::delete.response(tg$terms)
-  m <- stats::model.frame(tt, newdata, na.action = stats::na.pass, xlev = tg$xlevels)
-  if (!is.null(cl <- attr(tt, "dataClasses"))) stats::.checkMFClasses(cl, m)
-  X <- stats::model.matrix(tt, m, contrasts.arg = tg$contrasts)
-  off <- stats::model.offset(m)
-  if (is.null(off)) off <- rep(0, nrow(X))
-  if (!is.null(tg$offset_expr)) {
-    off <- off + eval(tg$offset_expr, newdata, environment(tg$terms))
-  }
-  list(x = X, offset = as.double(off))
 }

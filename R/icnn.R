@@ -52,11 +52,9 @@ icnn <- function(dim, hidden = c(64, 64), rank = 5, activation = "softplus",
   net <- structure(list(dim = dim, hidden = hidden, rank = rank,
                         activation = activation, alpha_min = alpha_min,
                         theta = NULL), class = "icnn")
-  net$theta <- .Call(C_icnn_init, arch(net), net$alpha_min, init_scale)
+  net$theta <- c_icnn_init(net, init_scale)
   net
 }
-
-activations <- c("softplus", "squared_softplus")
 
 check_hidden <- function(hidden, call = sys.call(-1L)) {
   hidden <- check_counts(hidden, "hidden", call = call)
@@ -81,11 +79,6 @@ check_activation <- function(activation, call = sys.call(-1L)) {
           paste0("\"", activations, "\"", collapse = " or "), describe(activation),
           call = call)
   }
-}
-
-arch <- function(net) {
-  as.integer(c(net$dim, length(net$hidden), net$rank,
-               match(net$activation, activations), net$hidden))
 }
 
 #' Evaluate an input-convex neural network
@@ -115,8 +108,7 @@ predict.icnn <- function(object, x,
   x <- check_points(x, object$dim, "x")
   threads <- resolve_threads(threads)
   what <- switch(type, potential = 0L, gradient = 0L, logdet = 1L, hessian = 2L)
-  out <- .Call(C_icnn_eval, arch(object), object$alpha_min, object$theta,
-               to_cols(x), what, threads)
+  out <- c_icnn_eval(object, object$theta, x, what, threads)
   if (type == "logdet" && out$status != "ok") {
     bad <- is.nan(out$log_det)
     warning(sprintf("%s at %d of %d points: their log-determinants are NA.",
@@ -126,7 +118,7 @@ predict.icnn <- function(object, x,
   switch(type,
     potential = out$potential,
     gradient = {
-      g <- t(out$gradient)
+      g <- out$gradient
       dimnames(g) <- dimnames(x)
       g
     },
@@ -141,19 +133,4 @@ print.icnn <- function(x, ...) {
               paste(x$hidden, collapse = " x "), x$rank, x$activation))
   cat(sprintf("%d parameters\n", length(x$theta)))
   invisible(x)
-}
-
-# Named parameter blocks (A_l, B_l, c_l, W_l, v, a) as index vectors into
-# theta, for tests and inspection.
-icnn_blocks <- function(net) {
-  starts <- .Call(C_icnn_layout, arch(net), net$alpha_min)
-  L <- length(net$hidden)
-  nms <- c(paste0(rep(c("A", "B", "c", "W"), L), rep(seq_len(L), each = 4L)),
-           "v", "a", "v1")
-  keep <- starts >= 0
-  starts <- starts[keep]
-  nms <- nms[keep][order(starts)]
-  starts <- sort(starts)
-  ends <- c(starts[-1L], length(net$theta))
-  stats::setNames(Map(function(s, e) seq.int(s + 1L, e), starts, ends), nms)
 }

@@ -95,85 +95,10 @@ spread_rank <- function(x) {
   sum(d > max(d) * 1e-12)
 }
 
-#' A fitted flow as the start of a new one
-#'
-#' `init_fit()` makes the law \eqn{\rho_t} of a fit, at one of its steps,
-#' the initial distribution \eqn{\rho_0} of a new flow: its samples are
-#' those of [jko_sample()] and its log-density that of [jko_density()], both
-#' exact for the fitted flow. A flow started from it has exact densities end
-#' to end: a point of the new flow is pulled back through the new maps, then
-#' through those of `fit`, down to the first \eqn{\rho_0}. Fits chain to
-#' any depth (a fit of a fit of a fit), and a chained fit saves and loads
-#' with [saveRDS()] and [readRDS()] like any other, since it holds every
-#' fit below it.
-#'
-#' Samples of a chained flow cost a push through all the maps below it,
-#' densities a pull-back (one Newton inversion per map and point): both grow
-#' with the depth of the chain.
-#'
-#' @param fit A `"jko_fit"`.
-#' @param step,time The step of `fit`, or its time (the nearest step), whose
-#'   law is the new start; default the last step.
-#' @return An object of class `"jko_init"` (see [init_gaussian()]) whose
-#'   element `base` is an environment holding `fit` and `step`.
-#' @seealso [jko_update()] (a fit's law times a likelihood),
-#'   [jko_filter()].
-#' @examples
-#' set.seed(1)
-#' # an Ornstein-Uhlenbeck flow to t = 0.4, then on to t = 0.8 from there
-#' pot <- potential_quadratic(1)
-#' fit1 <- jko_fit(pot, init_gaussian(2, 1), h = 0.2, steps = 2,
-#'                 hidden = c(8, 8), batch = 256, iters = 60)
-#' fit2 <- jko_fit(pot, init_fit(fit1), h = 0.2, steps = 2,
-#'                 hidden = c(8, 8), batch = 256, iters = 60)
-#' # the exact law at t = 0.8 is N(2 exp(-0.8), 1); the JKO scheme's mean is
-#' # 2 / 1.2^4 = 0.96
-#' mean(jko_sample(fit2, 4000)$x)
-#' jko_density(fit2, 1)
-#' @export
-init_fit <- function(fit, step = NULL, time = NULL) {
-  check_fit(fit)
-  step <- resolve_step(fit, step, time)
-  rm(time)
-  # The closures and `base` share this environment, so that saveRDS()
-  # writes the fit below once, however deep the chain.
-  base <- environment()
-  has_ld <- !is.null(fit$init$log_density)
-  structure(list(
-    dim = fit$dim,
-    base = base,
-    sample = function(n) init_draw(list(base = base), n, log_density = FALSE)$x,
-    log_density = if (has_ld) function(x) {
-      jko_density(fit, x, step = step, log = TRUE)$log_density
-    },
-    label = sprintf("the flow of a fit at step %d (t = %g), dimension %d%s", step,
-                    step_time(fit, step), fit$dim,
-                    if (has_ld) "" else ", without log-density")
-  ), class = "jko_init")
-}
-
-# n draws of rho_0, an n x D matrix `x`, with their log-densities (NULL
-# where rho_0 has none, or when not asked for). The law of a fitted flow
-# (init_fit()) is drawn by pushing draws of its own rho_0 through its maps,
-# carrying the log-densities along, never by pulling the draws back.
-init_draw <- function(init, n, log_density = TRUE, threads = NULL) {
-  if (!is.null(init$base)) {
-    fit <- init$base$fit
-    k <- init$base$step
-    has_ld <- log_density && !is.null(fit$init$log_density)
-    d0 <- init_draw(fit$init, n, has_ld, threads)
-    out <- flow_push(fit, k, to_cols(d0$x), d0$log_density, resolve_threads(threads))
-    return(list(x = t(out$x), log_density = if (has_ld) out$log_density))
-  }
-  x <- init$sample(n)
-  list(x = x, log_density = if (log_density && !is.null(init$log_density))
-                              init_log_density(init, x))
-}
-
-check_init <- function(init) {
-  if (!inherits(init, "jko_init")) {
+check_init <- function(init, call = sys.call(-1L)) {
+  if (!inherits(init, c("jko_init", "jko_law"))) {
     abort("`init` must be an initial distribution from init_gaussian(), init_samples() or init_fit(), not %s.",
-          describe(init))
+          describe(init), call = call)
   }
   invisible(init)
 }
@@ -197,4 +122,121 @@ init_log_density <- function(init, x) {
 print.jko_init <- function(x, ...) {
   cat("Initial distribution:", x$label, "\n")
   invisible(x)
+}
+
+#' A widened Laplace approximation as an initial distribution
+#'
+#' The Gaussian \eqn{N(\hat\theta, s^2 H^{-1})} at the minimum
+#' \eqn{\hat\theta} of the potential (found by BFGS with the potential's
+#' gradient), \eqn{H} the Hessian of \eqn{\Phi} there (central differences of
+#' the gradient) and \eqn{s} = `inflate`. Widened by `inflate` > 1, it is a
+#' starting point from which a few JKO steps reach a near-Gaussian posterior,
+#' much faster than from a diffuse prior, and its tails stay heavier than the
+#' target's, which importance sampling ([jko_evidence()], `jko_sample(resample
+#' = TRUE)`) needs. Minibatch targets are optimised on the full data.
+#' [jko_fit()] starts a target without a prior here by default.
+#'
+#' The potential may be infinite or undefined away from its minimum (an
+#' overflow in the tails, or a log-density that is `-Inf` outside its
+#' support): the optimiser treats such points as infinitely bad and steps
+#' back. When `start` gives no converged minimum, up to `tries - 1` more
+#' starts are drawn (normal around zero, sd 1, then 3, then 0.1) and the
+#' lowest minimum found is kept; where the potential is not finite at any
+#' start, the error says so. A Hessian that
+#' is not positive definite at the minimum (a flat or degenerate direction)
+#' has its eigenvalues raised to a small positive floor, with a warning.
+#'
+#' @param potential A potential with a known dimension (e.g. a
+#'   [target_logistic()]).
+#' @param start Starting point of the optimisation (default: the target's
+#'   own `start`, see [targets], else zero).
+#' @param inflate Factor on the standard deviations, at least 1.
+#' @param tries Number of starting points.
+#' @return A `"jko_init"` (see [init_gaussian()]) with the `mode` and the
+#'   optimiser's `convergence` code.
+#' @examples
+#' x <- cbind(1, scale(MASS::Pima.tr[, 1:7]))
+#' init_laplace(target_logistic(x, MASS::Pima.tr$type))
+#' @export
+init_laplace <- function(potential, start = NULL, inflate = 1.5, tries = 10) {
+  check_potential(potential)
+  D <- potential$dim
+  if (is.na(D) && is.null(start)) {
+    abort("`start` is needed: `potential` does not know its dimension.")
+  }
+  if (is.null(start)) start <- target_start(potential, D)
+  start <- check_points(start, if (is.na(D)) NULL else D, "start")[1L, ]
+  D <- length(start)
+  inflate <- check_positive(inflate, "inflate")
+  if (inflate < 1) abort("`inflate` must be at least 1, not %s.", describe(inflate))
+  tries <- check_count(tries, "tries")
+  potential <- full_data(potential)
+  # Phi and its gradient at one point as the potential gives them, a
+  # non-finite value being +Inf (BFGS then shortens its step)
+  value <- function(t) {
+    v <- potential_values(potential, matrix(t, 1L))
+    if (is.finite(v)) v else Inf
+  }
+  gradient <- function(t) {
+    g <- raw_gradient(potential, matrix(t, 1L))[1L, ]
+    g[!is.finite(g)] <- 0
+    g
+  }
+  # `start`, then (only if it gives no finite minimum that converged)
+  # points drawn around zero
+  best <- NULL
+  finite_start <- FALSE
+  for (i in seq_len(tries)) {
+    s0 <- if (i == 1L) start else stats::rnorm(D, sd = c(1, 3, 0.1)[(i - 2L) %% 3L + 1L])
+    if (!is.finite(value(s0))) next
+    finite_start <- TRUE
+    opt <- tryCatch(stats::optim(s0, value, gradient, method = "BFGS",
+                                 control = list(maxit = 2000L, reltol = 1e-14)),
+                    error = function(e) NULL)
+    if (!is.null(opt) && is.finite(opt$value) && (is.null(best) || opt$value < best$value)) {
+      best <- opt
+    }
+    if (!is.null(best) && best$convergence == 0L) break
+  }
+  if (!finite_start) {
+    abort(paste0("the potential is not finite at any of the %d starting points tried ",
+                 "(`start` and %d drawn around zero): give `start`, a point where the ",
+                 "log-density is finite."), tries, tries - 1L)
+  }
+  if (is.null(best)) abort("the optimiser found no point where the potential is finite.")
+  opt <- best
+  H <- matrix(0, D, D)
+  for (d in seq_len(D)) {
+    e <- 1e-5 * max(1, abs(opt$par[d])) * (seq_len(D) == d)
+    H[, d] <- (gradient(opt$par + e) - gradient(opt$par - e)) / (2 * e[d])
+  }
+  H <- (H + t(H)) / 2
+  if (any(!is.finite(H))) {
+    abort("the Hessian of the potential at its minimum is not finite.")
+  }
+  eg <- eigen(H, symmetric = TRUE)
+  floor_ev <- 1e-6 * max(abs(eg$values), 1e-12)
+  # parameters in different units (a regression coefficient of a predictor
+  # in thousands next to an intercept) make a well-determined Hessian
+  # ill-conditioned: judge it, and invert it, in units of its diagonal
+  sc <- if (min(eg$values) < floor_ev && all(diag(H) > 0)) 1 / sqrt(diag(H))
+  if (!is.null(sc)) {
+    eg <- eigen(H * outer(sc, sc), symmetric = TRUE)
+    floor_ev <- 1e-6 * max(abs(eg$values), 1e-12)
+  }
+  if (min(eg$values) < floor_ev) {
+    warning(sprintf(paste0("init_laplace(): the Hessian at the minimum is not positive definite ",
+                           "(smallest eigenvalue %.3g%s); its eigenvalues are raised to %.3g."),
+                    min(eg$values), if (is.null(sc)) "" else " in units of its diagonal",
+                    floor_ev), call. = FALSE)
+  }
+  Hinv <- eg$vectors %*% (t(eg$vectors) / pmax(eg$values, floor_ev))
+  if (!is.null(sc)) Hinv <- Hinv * outer(sc, sc)
+  Hinv <- (Hinv + t(Hinv)) / 2
+  out <- init_gaussian(opt$par, inflate^2 * Hinv)
+  out$mode <- opt$par
+  out$convergence <- opt$convergence
+  out$label <- sprintf("Laplace approximation at the mode, sd x %g, dimension %d",
+                       inflate, D)
+  out
 }

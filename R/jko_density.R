@@ -48,26 +48,13 @@ jko_density <- function(fit, x, step = NULL, time = NULL, log = FALSE,
   tol <- check_positive(tol, "tol")
   maxit <- check_count(maxit, "maxit")
   threads <- resolve_threads(threads)
-  if (is.null(fit$init$log_density)) init_log_density(fit$init, x)
-  inv <- .Call(C_flow_pull, arch(fit$net), fit$net$alpha_min, fit_maps(fit, k), to_cols(x),
-               tol, maxit, threads)
-  if (inv$status != "ok") {
-    bad <- is.nan(inv$log_det)
-    warning(sprintf("%s in the map of step %d at %d of %d points: their densities are NA.",
-                    jko_status_message(inv$status), inv$step, sum(bad), length(bad)),
-            call. = FALSE)
-  }
-  resid <- inv$residual
-  if (resid > tol) {
-    warning(sprintf("the inversion of the maps reached a residual of %.3g (tolerance %.3g); increase `maxit`.",
-                    resid, tol), call. = FALSE)
-  }
-  ld <- inv$log_det + init_log_density(fit$init, t(inv$x))
+  out <- law_log_density(fit_law(fit, k), x, tol, maxit, threads)
+  ld <- out$log_density
+  resid <- out$residual
   if (scale == "constrained" && !is.null(tr)) {
     ld <- ld - tr$log_jacobian(x)
     x <- theta
   }
-  ld[is.nan(ld)] <- NA_real_
   structure(list(x = x, log_density = ld, log = log, step = k, time = step_time(fit, k),
                  residual = resid, dim = fit$dim), class = "jko_density")
 }

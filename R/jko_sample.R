@@ -51,15 +51,15 @@ jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
   k <- resolve_step(fit, step, time)
   threads <- resolve_threads(threads)
   resample <- check_flag(resample, "resample")
-  has_ld <- !is.null(fit$init$log_density)
-  d0 <- init_draw(fit$init, n, threads = threads)
-  out <- flow_push(fit, k, to_cols(d0$x), d0$log_density, threads)
-  x <- t(out$x)
-  ld <- if (has_ld) out$log_density else rep(NA_real_, n)
+  law <- fit_law(fit, k)
+  has_ld <- law_has_density(law)
+  d <- law_draw(law, n, threads = threads)
+  x <- d$x
+  ld <- if (has_ld) d$log_density else rep(NA_real_, n)
   extra <- list()
   if (resample) {
-    if (!has_ld) init_log_density(fit$init, x[1L, , drop = FALSE])
-    lw <- importance_log_weights(fit, x, ld)
+    if (!has_ld) init_log_density(law$base, x[1L, , drop = FALSE])
+    lw <- importance_log_weights(fit$potential, fit$beta, x, ld)
     lw[is.na(lw)] <- -Inf
     if (all(lw == -Inf)) abort("resampling failed: every importance weight is zero or undefined.")
     w <- exp(lw - max(lw))

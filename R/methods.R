@@ -7,7 +7,7 @@ print.jko_fit <- function(x, ...) {
   cat(if (energy) "JKO flow (Wasserstein gradient flow of a free energy)\n"
       else "JKO flow (Fokker-Planck, Wasserstein gradient flow)\n")
   cat(sprintf("  %s %s\n  initial:   %s\n", if (energy) "energy:   " else "potential:",
-              x$potential$label, x$init$label))
+              x$potential$label, as_law(x$init)$label))
   if (isTRUE(x$stationary)) {
     cat(sprintf("  %d step%s to the stationary law (whitened flow, t = %.3g), beta = %g\n",
                 K, if (K == 1L) "" else "s", step_time(x, K), x$beta))
@@ -42,14 +42,12 @@ print.jko_fit <- function(x, ...) {
 summary.jko_fit <- function(object, ...) {
   check_fit(object, "object")
   structure(list(call = object$call, history = object$history,
-                 potential = object$potential$label, init = object$init$label,
+                 potential = object$potential$label, init = as_law(object$init)$label,
                  h = object$h, beta = object$beta, dim = object$dim,
                  nparams = if (length(object$theta)) length(object$theta[[1L]]) else 0L,
                  settings = object$settings, net = object$net, verdict = object$verdict),
             class = "summary.jko_fit")
 }
-
-`%||%` <- function(a, b) if (is.null(a)) b else a
 
 #' @export
 print.summary.jko_fit <- function(x, ...) {

@@ -31,15 +31,9 @@ builtin_potential <- function(kind, par, dim, label, ...) {
 #'   matrix of gradients. Without `grad`, gradients are central finite
 #'   differences on the whole batch (2 D extra calls of `f` per batch). The
 #'   functions' results are checked on every call.
-#' * `target_logdensity(logd, grad)`: \eqn{\Phi = -\log\pi} for an
-#'   unnormalized log-density `logd` (and its gradient `grad`), so that with
-#'   \eqn{\beta = 1} the flow ends at \eqn{\pi}: a sampler for \eqn{\pi} with
-#'   a density for every sample. [jko_fit()] runs it to its stationary law
-#'   by default (see its `stationary`). `logd` may return `-Inf` outside the
-#'   support of \eqn{\pi} (Stan's convention): during a fit, batch points
-#'   there are pulled back towards the others by a quadratic barrier, and
-#'   the verdict counts the flow as not at the target while any of its
-#'   monitor samples lies outside.
+#'
+#' A target (an unnormalised log-density whose flow is run to it) is a
+#' potential too: see [targets].
 #'
 #' @param A A symmetric D x D matrix (a single number or a vector means a
 #'   diagonal matrix).
@@ -51,10 +45,9 @@ builtin_potential <- function(kind, par, dim, label, ...) {
 #'   default.
 #' @param center Position \eqn{c} of the wells.
 #' @param height Height \eqn{h} of the barrier between the wells.
-#' @param f,logd An R function of an n x D matrix returning n numbers.
+#' @param f An R function of an n x D matrix returning n numbers.
 #' @param grad `NULL` or an R function of an n x D matrix returning the n x D
-#'   matrix of gradients (of \eqn{\Phi} for `potential_fn()`, of the
-#'   log-density for `target_logdensity()`).
+#'   matrix of gradients of \eqn{\Phi}.
 #' @param dim Optional dimension, checked against `init` in [jko_fit()].
 #' @param variables Optional names of the coordinates (the model's
 #'   parameters), which samples, summaries and draws then carry; they also
@@ -64,8 +57,8 @@ builtin_potential <- function(kind, par, dim, label, ...) {
 #' potential_quadratic(diag(2), b = c(1, -1))
 #' potential_gmm(rbind(c(-2, 0), c(2, 0)), sd = 0.7)
 #' potential_double_well()
-#' banana <- target_logdensity(function(x) -(x[, 1]^2 / 2 + (x[, 2] - x[, 1]^2)^2))
-#' potential_value(banana, matrix(0, 1, 2))
+#' quartic <- potential_fn(function(x) rowSums(x^4) / 4, function(x) x^3)
+#' potential_value(quartic, matrix(1, 1, 2), grad = TRUE)
 #' @name potentials
 NULL
 
@@ -133,18 +126,6 @@ potential_fn <- function(f, grad = NULL, dim = NULL, variables = NULL) {
   dim <- check_user_fns(f, "f", grad, dim, "potential_fn")
   new_potential(f, grad, dim, "R function", names = c(value = "f", gradient = "grad"),
                 class = "jko_potential_fn", variables = variables)
-}
-
-#' @rdname potentials
-#' @export
-target_logdensity <- function(logd, grad = NULL, dim = NULL, variables = NULL) {
-  dim <- check_user_fns(logd, "logd", grad, dim, "target_logdensity")
-  g <- if (is.null(grad)) NULL else function(x) -grad(x)
-  pot <- new_potential(function(x) -logd(x), g, dim, "target log-density",
-                       names = c(value = "logd", gradient = "grad"),
-                       class = "jko_target_logdensity", variables = variables)
-  pot$support <- TRUE
-  pot
 }
 
 # Checks of the user's functions for potential_fn() and target_logdensity();
@@ -362,9 +343,9 @@ potential_value <- function(potential, x, grad = FALSE) {
   check_potential(potential)
   x <- check_points(x, if (is.na(potential$dim)) NULL else potential$dim, "x")
   grad <- check_flag(grad, "grad")
-  out <- .Call(C_pot_eval, potential, to_cols(x), grad)
+  out <- c_pot_eval(potential, x, grad)
   if (!grad) return(out$value)
-  list(value = out$value, gradient = t(out$gradient))
+  out[c("value", "gradient")]
 }
 
 check_potential <- function(potential, arg = "potential") {
@@ -387,7 +368,7 @@ potential_values <- function(potential, x) {
     rows <- st:min(nrow(x), st + 1e5 - 1L)
     xc <- x[rows, , drop = FALSE]
     out[rows] <- if (is.function(potential$value)) as.double(potential$value(xc))
-                 else .Call(C_pot_eval, potential, to_cols(xc), FALSE)$value
+                 else c_pot_eval(potential, xc)$value
   }
   out
 }
@@ -399,7 +380,7 @@ raw_gradient <- function(potential, x) {
          else potential$gradient(x)
     return(matrix(as.double(g), nrow(x), ncol(x)))
   }
-  t(.Call(C_pot_eval, potential, to_cols(x), TRUE)$gradient)
+  c_pot_eval(potential, x, TRUE)$gradient
 }
 
 # The potential without minibatches (target_logistic(batch = )).

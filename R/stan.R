@@ -114,11 +114,8 @@ target_stan <- function(model, data = list(), seed = NULL, ...) {
                        names = c(value = "log_prob", gradient = "grad_log_prob"),
                        class = "jko_target_stan", value_gradient = value_gradient,
                        variables = stan_unconstrained_names(inst, D))
-  pot$support <- TRUE
-  pot$target <- TRUE
-  pot$transform <- transform
   pot$fit <- sf
-  pot
+  as_target(pot, transform = transform)
 }
 
 # A stanfit holding the model instance for `data`.

@@ -5,7 +5,8 @@
 # target: the filtering density of X_5 given y_1..y_9 (the last filtering
 # law carried by the flow from 4.5 to 5).
 #
-# Ground truth: the package's fine-grid solver (internal fp_grid(): Chang-
+# Ground truth: the tests' fine-grid solver (fp_grid() in
+# tests/testthat/helper-references.R, run from the repository: Chang-
 # Cooper fluxes, exact time integration; 1601 nodes on [-8, 8]) with
 # multiplication by the likelihood at the observation times. Compared in the
 # same run: jko_filter() with its defaults, and a bootstrap particle filter
@@ -40,7 +41,7 @@ times <- seq(0.5, 4.5, by = 0.5)
 t_end <- 5
 sd_obs <- 1
 
-fp_grid <- getFromNamespace("fp_grid", "jkoflow")
+source(file.path("tests", "testthat", "helper-references.R"))  # fp_grid()
 t0 <- proc.time()[["elapsed"]]
 grid <- fp_grid(phi, -8, 8, 1601)
 cat(sprintf("grid solver: %d nodes, dx = %g, set up in %.1f s\n", length(grid$x), grid$dx,

@@ -20,7 +20,7 @@ suppressPackageStartupMessages(library(jkoflow))
 options(width = 200)
 args <- commandArgs(trailingOnly = TRUE)
 n_paths <- if (length(args)) as.integer(args[1]) else 3L
-fp_grid <- getFromNamespace("fp_grid", "jkoflow")
+source(file.path("tests", "testthat", "helper-references.R"))  # fp_grid()
 gauss_error <- getFromNamespace("jko_gauss_error", "jkoflow")
 
 tri_solve <- function(sub, diag_, sup, d) {

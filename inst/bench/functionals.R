@@ -44,9 +44,11 @@ res$info <- list(date = format(Sys.time(), tz = "UTC"), R = R.version.string,
                  threads = threads, load = tryCatch(readLines("/proc/loadavg"), error = function(e) NA))
 run <- function(p) part %in% c("all", p)
 
-barenblatt_jko_radius <- getFromNamespace("barenblatt_jko_radius", "jkoflow")
+source(file.path("tests", "testthat", "helper-references.R"))  # barenblatt_jko_radius()
 
-push <- function(fit, x, k = length(fit$theta)) t(jkoflow:::flow_push(fit, k, t(x), NULL, threads)$x)
+push <- function(fit, x, k = length(fit$theta)) {
+  jkoflow:::c_push(jkoflow:::fit_map_nodes(fit, k), x, NULL, threads)$x
+}
 
 if (run("barenblatt")) {
   m <- 2; t0 <- 1; h <- 0.1; K <- 10L
@@ -101,7 +103,7 @@ interaction_covariance <- function(h, K, ...) {
     fit <- jko_fit(jko_energy(interaction = interaction_quadratic(), diffusion = NULL),
                    init_gaussian(mu, S0), h = h, steps = K, threads = threads,
                    verbose = FALSE, ...))[["elapsed"]]
-  x0 <- fit$init$sample(50000)
+  x0 <- fit$init$base$sample(50000)
   C0 <- stats::cov(x0)
   list(fit = fit, seconds = el, Cf = stats::cov(push(fit, x0)),
        Cj = C0 / (1 + h)^(2 * K), Cc = C0 * exp(-2 * K * h))
@@ -185,11 +187,9 @@ if (run("cost")) {
     }
     med <- apply(tm, 2, stats::median)
     # the pool's push with and without log-densities (Hessians), 2^18 points
-    fit <- list(net = net, theta = list(net$theta), std = list(list(center = rep(0, D), scale = 1)))
-    class(fit) <- "jko_fit"
-    pool <- t(matrix(rnorm(2^18 * D), ncol = D))
-    pl <- function(ld) system.time(.Call(jkoflow:::C_flow_push, ar, net$alpha_min,
-                                         jkoflow:::fit_maps(fit, 1L), pool, ld, threads))[["elapsed"]]
+    maps <- list(jkoflow:::map_node(net, net$theta, list(center = rep(0, D), scale = 1)))
+    pool <- matrix(rnorm(2^18 * D), ncol = D)
+    pl <- function(ld) system.time(jkoflow:::c_push(maps, pool, ld, threads))[["elapsed"]]
     p0 <- stats::median(replicate(3, pl(NULL)))
     p1 <- stats::median(replicate(3, pl(rnorm(2^18))))
     rows[[length(rows) + 1L]] <- data.frame(D = D, fp_ms = 1000 * med[["fokker_planck"]],

@@ -2,7 +2,7 @@
 # identity initialisation, with large non-negative hidden and output weights.
 random_net <- function(dim, hidden, rank, activation = "softplus", scale = 0.3) {
   net <- icnn(dim, hidden, rank, activation = activation)
-  blocks <- jkoflow:::icnn_blocks(net)
+  blocks <- icnn_blocks(net)
   net$theta <- net$theta + scale * rnorm(length(net$theta))
   for (nm in grep("^(W|v)", names(blocks), value = TRUE)) {
     net$theta[blocks[[nm]]] <- abs(net$theta[blocks[[nm]]]) + 0.1
@@ -33,4 +33,19 @@ is_reference <- function(tg, n = 2e5, seed = 11) {
   wt <- wt / sum(wt)
   m <- colSums(th * wt)
   list(mean = m, sd = sqrt(colSums(sweep(th, 2L, m)^2 * wt)), ess = 1 / sum(wt^2))
+}
+
+# Named parameter blocks (A_l, B_l, c_l, W_l, v, a, v1) of a network, as
+# index vectors into its theta (the layout of src/icnn.h).
+icnn_blocks <- function(net) {
+  starts <- .Call(jkoflow:::C_icnn_layout, jkoflow:::arch(net), net$alpha_min)
+  L <- length(net$hidden)
+  nms <- c(paste0(rep(c("A", "B", "c", "W"), L), rep(seq_len(L), each = 4L)),
+           "v", "a", "v1")
+  keep <- starts >= 0
+  starts <- starts[keep]
+  nms <- nms[keep][order(starts)]
+  starts <- sort(starts)
+  ends <- c(starts[-1L], length(net$theta))
+  stats::setNames(Map(function(s, e) seq.int(s + 1L, e), starts, ends), nms)
 }

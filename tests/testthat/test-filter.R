@@ -58,20 +58,24 @@ test_that("Bayes' rule on the density is the conjugate posterior, exactly", {
   set.seed(35)
   lik <- jkoflow:::gaussian_loglik(1, 1)
   # N(0, 1) times N(1; x, 1): N(0.5, 0.5), evidence N(1; 0, 2)
-  law <- jkoflow:::reweight_law(init_gaussian(0, 1), lik$value)
+  law0 <- jkoflow:::as_law(init_gaussian(0, 1))
+  node <- jkoflow:::bayes_node(law0, lik$value)
+  law <- jkoflow:::law_append(law0, list(node))
+  law_ld <- function(law, x) jkoflow:::law_log_density(law, x)$log_density
+  law_sample <- function(law, n) jkoflow:::law_draw(law, n, log_density = FALSE)$x
   sd_post <- sqrt(0.5)
   # the evidence by quadrature on the tabulated grid (step about 0.005):
   # the trapezoid rule's error on this smooth integrand, and the mass
   # beyond the grid (draws' range plus one sd), are far below 1e-6
-  expect_lt(abs(law$log_z - dnorm(1, 0, sqrt(2), log = TRUE)), 1e-6)
+  expect_lt(abs(node$log_z - dnorm(1, 0, sqrt(2), log = TRUE)), 1e-6)
   x <- matrix(c(-2, 0, 0.5, 1, 3), ncol = 1L)
-  expect_lt(max(abs(law$log_density(x) - dnorm(x[, 1], 0.5, sd_post, log = TRUE))), 1e-6)
+  expect_lt(max(abs(law_ld(law, x) - dnorm(x[, 1], 0.5, sd_post, log = TRUE))), 1e-6)
   # the samples: resampled, then moved by Metropolis steps that keep the
   # posterior; after 10 moves (acceptance about 0.45) the duplicates of the
   # resampling are gone but for about 0.55^10 of them, so the draws count
   # nearly as independent: 5 standard errors, allowing half of them
   n <- 20000
-  z <- law$sample(n)[, 1]
+  z <- law_sample(law, n)[, 1]
   expect_gt(length(unique(z)), 0.95 * n)
   expect_lt(abs(mean(z) - 0.5), 5 * sd_post / sqrt(n / 2))
   expect_lt(abs(stats::sd(z) / sd_post - 1), 5 / sqrt(n))
@@ -82,19 +86,21 @@ test_that("Bayes' rule on the density is the conjugate posterior, exactly", {
   # in dimension 2 (exact pull-backs, Monte Carlo evidence): y = (1, -1)
   # with noise sds (1, 2) on N(0, I): means (0.5, -0.2), variances (0.5, 0.8)
   lik2 <- jkoflow:::gaussian_loglik(c(1, -1), c(1, 2))
-  law2 <- jkoflow:::reweight_law(init_gaussian(c(0, 0), 1), lik2$value)
+  law20 <- jkoflow:::as_law(init_gaussian(c(0, 0), 1))
+  node2 <- jkoflow:::bayes_node(law20, lik2$value)
+  law2 <- jkoflow:::law_append(law20, list(node2))
   ev2 <- dnorm(1, 0, sqrt(2), log = TRUE) + dnorm(-1, 0, sqrt(5), log = TRUE)
-  expect_lt(abs(law2$log_z - ev2), 4 * law2$log_z_se + 1e-9)
+  expect_lt(abs(node2$log_z - ev2), 4 * node2$log_z_se + 1e-9)
   x2 <- rbind(c(0, 0), c(1, -1), c(-1, 2))
   exact2 <- dnorm(x2[, 1], 0.5, sqrt(0.5), log = TRUE) + dnorm(x2[, 2], -0.2, sqrt(0.8), log = TRUE)
-  expect_lt(max(abs(law2$log_density(x2) - exact2)), 4 * law2$log_z_se + 1e-9)
-  z2 <- law2$sample(n)
+  expect_lt(max(abs(law_ld(law2, x2) - exact2)), 4 * node2$log_z_se + 1e-9)
+  z2 <- law_sample(law2, n)
   expect_lt(max(abs(colMeans(z2) - c(0.5, -0.2)) / sqrt(c(0.5, 0.8))), 5 / sqrt(n / 4))
   expect_lt(max(abs(apply(z2, 2, stats::var) / c(0.5, 0.8) - 1)), 5 * sqrt(2 / (n / 4)))
   # a likelihood that fails is named, before any work
-  expect_error(jkoflow:::reweight_law(init_gaussian(0, 1), function(x) ifelse(x[, 1] > 3, NaN, 0)),
+  expect_error(jkoflow:::bayes_node(law0, function(x) ifelse(x[, 1] > 3, NaN, 0)),
                "`loglik` returned NaN, NA or Inf at [0-9]+ of [0-9]+ points")
-  expect_error(jkoflow:::reweight_law(init_gaussian(0, 1), function(x) 0),
+  expect_error(jkoflow:::bayes_node(law0, function(x) 0),
                "`loglik` must return [0-9]+ log-likelihoods")
 })
 
@@ -287,7 +293,6 @@ test_that("jko_filter() checks its arguments before any work", {
 })
 
 test_that("the grid solver matches the Ornstein-Uhlenbeck closed form, to second order", {
-  fp_grid <- jkoflow:::fp_grid
   # dX = -X dt + sqrt(2) dW from N(1.5, 0.5^2): at t = 0.7 the law is
   # N(1.5 e^-0.7, 0.25 e^-1.4 + 1 - e^-1.4)
   err <- vapply(c(201, 401), function(n) {
@@ -309,7 +314,6 @@ test_that("the grid solver matches the Ornstein-Uhlenbeck closed form, to second
 })
 
 test_that("sharper units at the start learn the ripples of the filtering benchmark's potential", {
-  fp_grid <- jkoflow:::fp_grid
   phi <- function(x) sin(2 * pi * x) / pi + x^2 / 4
   pot <- potential_fn(function(x) phi(x[, 1]),
                       function(x) matrix(2 * cos(2 * pi * x[, 1]) + x[, 1] / 2, ncol = 1L),

@@ -10,7 +10,7 @@ energy_loss <- function(net, theta, x, energy, lrho = NULL, h = 0.2, beta = 0.7)
 
 check_energy_gradient <- function(net, x, energy, lrho = NULL, eps = 1e-6, per_block = 8) {
   g <- energy_loss(net, net$theta, x, energy, lrho)$gradient
-  blocks <- jkoflow:::icnn_blocks(net)
+  blocks <- icnn_blocks(net)
   for (nm in names(blocks)) {
     idx <- blocks[[nm]]
     idx <- idx[unique(round(seq(1, length(idx), length.out = min(per_block, length(idx)))))]
@@ -137,7 +137,6 @@ test_that("the Barenblatt profile has unit mass and solves d rho / dt = Laplacia
   }
 })
 
-barenblatt_jko_radius <- jkoflow:::barenblatt_jko_radius
 
 test_that("the JKO scheme's Barenblatt radius tends to the profile's", {
   for (D in 1:3) {

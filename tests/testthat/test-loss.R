@@ -10,8 +10,8 @@ jko_loss <- function(net, theta, x, potential, h, beta) {
 check_loss_gradient <- function(net, x, potential, h = 0.1, beta = 1.3,
                                 eps = 1e-6, per_block = 12) {
   g <- jko_loss(net, net$theta, x, potential, h, beta)[[2L]]
-  for (nm in names(jkoflow:::icnn_blocks(net))) {
-    idx <- jkoflow:::icnn_blocks(net)[[nm]]
+  for (nm in names(icnn_blocks(net))) {
+    idx <- icnn_blocks(net)[[nm]]
     idx <- idx[unique(round(seq(1, length(idx), length.out = min(per_block, length(idx)))))]
     fd <- vapply(idx, function(j) {
       tp <- net$theta; tm <- net$theta
@@ -20,7 +20,7 @@ check_loss_gradient <- function(net, x, potential, h = 0.1, beta = 1.3,
          jko_loss(net, tm, x, potential, h, beta)[[1L]]) / (2 * eps)
     }, 0)
     # c_1 of a one-layer network only shifts psi: its gradient is exactly 0
-    scale <- max(abs(g[jkoflow:::icnn_blocks(net)[[nm]]]), 1e-6)
+    scale <- max(abs(g[icnn_blocks(net)[[nm]]]), 1e-6)
     expect_lte(max(abs(fd - g[idx])) / scale, 1e-5, label = paste("block", nm))
   }
 }

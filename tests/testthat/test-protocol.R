@@ -93,7 +93,7 @@ overflowed_fit <- function() {
   fit <- jko_fit(potential_quadratic(diag(2)), init_gaussian(c(0, 0), 1), h = 0.1,
                  steps = 1, hidden = c(4, 4), rank = 1, batch = 16, iters = 5, pool = 64,
                  monitor = 32, verbose = FALSE)
-  A <- jkoflow:::icnn_blocks(icnn(2, c(4, 4), 1))$A1
+  A <- icnn_blocks(icnn(2, c(4, 4), 1))$A1
   fit$theta[[1]][A] <- 1e200
   fit
 }
@@ -107,7 +107,7 @@ test_that("a Hessian that is not positive definite gives NA with a warning, neve
                  "a Hessian lost positive definiteness in the map of step 1 at 3 of 3 points: their densities are NA")
   expect_true(all(is.na(as.numeric(d))) && !any(is.nan(as.numeric(d))))
   net <- icnn(2, c(4, 4), 1)
-  net$theta[jkoflow:::icnn_blocks(net)$A1] <- 1e200
+  net$theta[icnn_blocks(net)$A1] <- 1e200
   expect_warning(ld <- predict(net, matrix(0, 2, 2), type = "logdet"),
                  "a Hessian lost positive definiteness at 2 of 2 points")
   expect_true(all(is.na(ld)) && !any(is.nan(ld)))

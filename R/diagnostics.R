@@ -1,0 +1,138 @@
+# Diagnostics of a law against its target pi = exp(-beta Phi): importance
+# weights, KL(rho || pi), the evidence's summaries and the Pareto k-hat.
+
+# F(rho) = E Phi + E log rho / beta, from samples' potentials and log-densities.
+free_energy <- function(phi, log_density, beta) mean(phi) + mean(log_density) / beta
+
+# The free energy of a fit from its monitor samples: for a jko_energy() the
+# mean of its per-sample values (`phi`), else the Fokker-Planck one.
+step_free_energy <- function(potential, phi, log_density, beta) {
+  if (inherits(potential, "jko_energy")) mean(phi) else free_energy(phi, log_density, beta)
+}
+
+# KL(rho || pi) for pi proportional to exp(-beta Phi), from samples of rho
+# with their potentials phi and log-densities log_q: with log w = -beta phi
+# - log q, KL = log E w - E log w (log Z - ELBO), its delta-method standard
+# error, the Pareto k-hat of the weights and their relative ESS. With the
+# samples x (n x D), also `moment_gap`: the largest difference, over the
+# coordinates, between the samples' means and sds and their importance-
+# weighted ones (which are pi's), in units of pi's sd (for the means) and
+# relative (for the sds). The reverse KL barely sees a flow's light tails;
+# the weights do.
+target_divergence <- function(phi, log_q, beta, x = NULL) {
+  lw <- -beta * phi - log_q
+  out <- data.frame(kl = NA_real_, kl_se = NA_real_, pareto_k = NA_real_, ess = NA_real_,
+                    moment_gap = NA_real_, outside = NA_real_)
+  if (anyNA(lw) || any(lw == Inf)) return(out)
+  # A flow's law has a positive density everywhere: outside the support of
+  # pi (phi = Inf), which the monitor samples may reach, KL is infinite.
+  # The figures are then those of rho restricted to the support, with the
+  # share of samples outside beside them.
+  inside <- is.finite(lw)
+  out$outside <- mean(!inside)
+  if (sum(inside) < 10L) return(out)
+  # (the moments are taken with one sample per column, as the BLAS reads
+  # them fastest)
+  if (!is.null(x)) x <- t(x)[, inside, drop = FALSE]
+  lw <- lw[inside]
+  n <- length(lw)
+  mx <- max(lw)
+  w <- exp(lw - mx)
+  mw <- mean(w)
+  out$kl <- mx + log(mw) - mean(lw)
+  # influence of each sample on log mean(w) - mean(log w)
+  out$kl_se <- stats::sd(w / mw - lw) / sqrt(n)
+  out$pareto_k <- pareto_khat(lw)
+  out$ess <- sum(w)^2 / sum(w^2) / n
+  if (!is.null(x)) {
+    wn <- w / sum(w)
+    m <- rowMeans(x)
+    m_is <- drop(x %*% wn)
+    sd_x <- sqrt(rowSums((x - m)^2) / (n - 1))
+    sd_is <- sqrt(drop((x - m_is)^2 %*% wn))
+    out$moment_gap <- max(abs(m - m_is) / sd_is, abs(sd_x / sd_is - 1))
+  }
+  out
+}
+
+# Of log-weights lw (not all -Inf): the log of their mean weight, its
+# relative standard error (the standard error of log mean(w)), and the
+# effective sample size sum(w)^2 / sum(w^2).
+log_weights_summary <- function(lw) {
+  w <- exp(lw - max(lw))
+  mw <- mean(w)
+  list(log_mean = max(lw) + log(mw), rel_se = stats::sd(w) / (sqrt(length(w)) * mw),
+       ess = sum(w)^2 / sum(w^2))
+}
+
+# log w = -beta Phi(x) - log q(x) at the rows of x, Phi on the full data.
+# Phi = +Inf gives -Inf, a negative infinite Phi an error, NA/NaN an NA.
+importance_log_weights <- function(potential, beta, x, log_q) {
+  check_not_energy(potential)
+  phi <- potential_values(potential, x)
+  if (any(phi == -Inf, na.rm = TRUE)) {
+    abort("the potential is -Inf at %d samples: the target cannot be normalised.",
+          sum(phi == -Inf, na.rm = TRUE))
+  }
+  lw <- -beta * phi - log_q
+  lw[phi == Inf] <- -Inf
+  lw
+}
+
+# Importance weights and the evidence need pi = exp(-beta Phi): a potential
+# alone.
+check_not_energy <- function(potential) {
+  if (inherits(potential, "jko_energy")) {
+    abort(paste0("importance weights and the evidence need the stationary law exp(-beta Phi) ",
+                 "of a potential; a free energy from jko_energy() has none in closed form."),
+          call = NULL)
+  }
+  invisible(potential)
+}
+
+# Pareto k-hat of importance weights given on the log scale (PSIS, Vehtari
+# et al.): a generalized Pareto fitted to the M = min(0.2 S, 3 sqrt(S))
+# largest weights over the next largest. From loo::psis() when loo is
+# installed; otherwise our own fit by the method of Zhang & Stephens, which
+# gives the same number (the tests check it).
+pareto_khat <- function(lw, use_loo = requireNamespace("loo", quietly = TRUE)) {
+  lw <- sort(lw[is.finite(lw)])
+  S <- length(lw)
+  M <- ceiling(min(0.2 * S, 3 * sqrt(S)))
+  if (M < 5L || S <= M + 1L) return(NA_real_)
+  tail <- lw[(S - M + 1L):S]
+  cutoff <- lw[S - M]
+  mx <- max(tail)
+  x <- exp(tail - mx) - exp(cutoff - mx)
+  if (all(x <= 0)) return(NA_real_)  # the largest weights are all equal
+  k <- gpd_fit_zs(x)$k
+  # loo's fit is the same; it stops with an error where the fit is undefined
+  # (k NaN), so it is asked only where ours is defined. (No tryCatch here: it
+  # would swallow an interrupt or a time limit reached inside a fit.)
+  if (use_loo && !is.na(k)) k <- suppressWarnings(loo::psis(lw, r_eff = 1))$diagnostics$pareto_k
+  k
+}
+
+# Zhang & Stephens (2009): the shape k and scale sigma of a generalized
+# Pareto for exceedances x >= 0 (sorted increasingly), as a posterior mean of
+# theta = -k / sigma over a grid of M quantile-based values, weighted by the
+# profile likelihood; k then shrunk towards 0.5 by a weakly informative prior
+# worth 10 observations, as in PSIS.
+gpd_fit_zs <- function(x) {
+  x <- sort(x)
+  N <- length(x)
+  prior <- 3
+  M <- 30L + floor(sqrt(N))
+  j <- seq_len(M)
+  xstar <- x[floor(N / 4 + 0.5)]
+  theta <- 1 / x[N] + (1 - sqrt(M / (j - 0.5))) / prior / xstar
+  kk <- vapply(theta, function(t) mean(log1p(-t * x)), numeric(1))
+  ll <- N * (log(-theta / kk) - kk - 1)
+  wt <- exp(ll - max(ll))
+  wt <- wt / sum(wt)
+  theta_hat <- sum(theta * wt)
+  k <- mean(log1p(-theta_hat * x))
+  sigma <- -k / theta_hat
+  k <- (k * N + 10 * 0.5) / (N + 10)
+  list(k = k, sigma = sigma)
+}

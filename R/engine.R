@@ -1,0 +1,170 @@
+# The engine of a flow: steps run one after another, each in one call into
+# C (c_step(): train the step's map on a pool of draws of rho_{k-1}, then
+# push the pool and the monitor samples through it), with the bookkeeping
+# of each step's result, and the classed error that keeps completed steps.
+
+#' The last fit, complete or not
+#'
+#' Every call of [jko_fit()] or [jko_continue()] records its fit as it goes,
+#' so the steps completed before an error or an interrupt are never lost. A
+#' fit that fails before its first step records nothing (and clears what an
+#' earlier fit recorded).
+#'
+#' @return The last `"jko_fit"` (possibly partial), or `NULL`.
+#' @examples
+#' jko_last_fit()
+#' @export
+jko_last_fit <- function() the$last_fit
+
+# The package's one piece of state: the last fit, for jko_last_fit().
+the <- new.env(parent = emptyenv())
+
+# Runs steps K+1.. as the schedule says: list(h, steps), either NULL where
+# a stationary flow chooses (see next_h() and stop_reason()). The pool of
+# rho_K samples, `pool` (rows; with the log-densities `pool_ld` where the
+# energy needs them), is drawn from rho_0 and pushed through the K existing
+# maps once unless given, then pushed through each new map. The map of the
+# first new step starts from that of step K, or, for a fit of no step, from
+# a new network drawn after the pool. Returns list(fit, pool, pool_ld): the
+# fit and the pool of its last law.
+jko_run <- function(fit, schedule, threads, verbose, pool = NULL, pool_ld = NULL) {
+  K0 <- length(fit$theta)
+  budget <- if (is.null(schedule$steps)) fit$settings$max_steps else schedule$steps
+  if (budget == 0L) return(list(fit = fit, pool = pool, pool_ld = pool_ld))
+  if (is.null(pool)) {
+    pool <- law_draw(fit$init, fit$settings$pool, log_density = FALSE, threads = threads)$x
+    # a porous-medium energy needs the densities of the pool: carried along
+    if (energy_needs_density(fit$potential)) {
+      pool_ld <- law_log_density(fit$init, pool, threads = threads)$log_density
+    }
+    if (K0 > 0L) {
+      pushed <- c_push(fit_map_nodes(fit, K0), pool, pool_ld, threads)
+      pool <- pushed$x
+      pool_ld <- pushed$log_density
+    }
+  }
+  theta <- if (K0 > 0L) fit$theta[[K0]] else c_icnn_init(fit$net, fit$settings$init_scale %||% 1)
+  the$last_fit <- fit
+  t_start <- proc.time()[["elapsed"]]
+  for (k in K0 + seq_len(budget)) {
+    # Anything that stops step k, in C or in R (an interrupt between two
+    # calls into C, setTimeLimit()), becomes the same classed error; all the
+    # work of a step is inside, only the bookkeeping of its result outside.
+    st <- tryCatch({
+        h <- if (!is.null(schedule$h)) schedule$h else next_h(fit)
+        res <- jko_step(fit, k, theta, pool, h, threads, verbose, pool_ld)
+        if (verbose) step_message(res$fit, k, if (!is.null(schedule$steps)) K0 + budget)
+        res$stop <- is.null(schedule$steps) &&
+          (!is.na(stop_reason(res$fit)) ||
+           proc.time()[["elapsed"]] - t_start > fit$settings$max_time)
+        res
+      },
+      error = function(e) {
+        if (inherits(e, "jkoflow_error_fit")) stop(e)
+        msg <- conditionMessage(e)
+        # the potential failed on the monitor samples, after training
+        if (identical(e$iter, -1L)) msg <- paste("estimating the free energy after training:", msg)
+        step_failed(k, msg, e)
+      },
+      interrupt = function(e) step_failed(k, "interrupted by the user.", e))
+    fit <- st$fit
+    theta <- st$theta
+    pool <- st$pool
+    pool_ld <- st$pool_ld
+    the$last_fit <- fit
+    if (st$stop) break
+  }
+  list(fit = fit, pool = pool, pool_ld = pool_ld)
+}
+
+# The line of a finished step: k of K (of at most max_steps where the flow
+# chooses), its time, loss and free energy, the KL estimate of a
+# stationary flow, its iterations and seconds.
+step_message <- function(fit, k, K = NULL) {
+  last <- fit$history[nrow(fit$history), ]
+  message(sprintf("step %3d/%s  t = %-6g loss %10.4f  free energy %10.4f%s  (%d it., %.1f s)",
+                  k, if (is.null(K)) "?" else K, last$time, last$loss, last$free_energy,
+                  if (isTRUE(fit$stationary) && is.finite(last$kl))
+                    sprintf("  KL %.3g", last$kl) else "",
+                  last$iters, last$seconds))
+}
+
+# Step k from the map theta (that of step k-1) and the pool of rho_{k-1}
+# samples, in one call into C (src/train.c: jko_step): the new fit, map and
+# pool. The network of step k is standardised by the centre and scale (or,
+# for a stationary flow, the covariance) of the pool (of rho_0 for the first
+# step).
+jko_step <- function(fit, k, theta, pool, h, threads, verbose = FALSE, pool_ld = NULL) {
+  s <- fit$settings
+  t0 <- proc.time()[["elapsed"]]
+  stationary <- isTRUE(fit$stationary)
+  res <- c_step(fit$net, theta, pool, fit$monitor$points, fit$monitor$log_density,
+                fit$potential,
+                list(h = h, beta = fit$beta, iters = s$iters, batch = s$batch,
+                     lr = s$lr, lr_end = s$lr_end,
+                     adaptive = if (is.null(s$adaptive)) stationary else s$adaptive,
+                     whiten = stationary, pool_log_density = pool_ld),
+                if (k == 1L) fit$start_std else NULL, threads,
+                if (verbose && interactive()) k else 0L)
+  if (res$status != "ok") {
+    hint <- "try a smaller `lr` or `h`"
+    if (is_target(fit$potential) && !stationary) {
+      # a start far from the posterior (a prior's heavy tails) strains the maps
+      hint <- paste0(hint, ", or start near the posterior: ",
+                     "`init = init_laplace(potential)`")
+    }
+    where <- if (res$iter > 0L) sprintf(" at iteration %d", res$iter)
+             else " at the monitor samples, after training"
+    step_failed(k, sprintf("%s%s; %s.", jko_status_message(res$status, res$loss, res$iter),
+                           where, hint))
+  }
+  fit$std[[k]] <- if (is.null(res$L)) list(center = res$center, scale = res$scale)
+                  else list(center = res$center, L = res$L)
+  fit$theta[[k]] <- res$theta
+  fit$loss_trace[[k]] <- res$loss
+  fit$monitor <- list(points = res$monitor, log_density = res$monitor_log_density)
+  fe <- step_free_energy(fit$potential, res$monitor_potential, res$monitor_log_density,
+                         fit$beta)
+  loss <- res$loss
+  tail_loss <- mean(utils::tail(loss, max(1L, length(loss) %/% 10L)))
+  secs <- proc.time()[["elapsed"]] - t0
+  prev <- fit$history[nrow(fit$history), ]
+  fit$history <- rbind(fit$history, cbind(
+    data.frame(step = k, time = if (stationary) prev$time + h else k * h, h = h,
+               iters = res$iters,
+               loss = tail_loss, free_energy = fe, seconds = secs),
+    target_divergence(if (inherits(fit$potential, "jko_energy")) NA_real_
+                      else res$monitor_potential, res$monitor_log_density, fit$beta,
+                      res$monitor)))
+  list(fit = fit, theta = res$theta, pool = res$pool, pool_ld = res$pool_log_density)
+}
+
+# The error of a failed step k: it carries the fit of steps 1..k-1.
+step_failed <- function(k, msg, parent = NULL) {
+  done <- k - 1L
+  kept <- if (done == 0L) "No step was completed" else
+    sprintf("The %d completed step%s %s kept: jko_last_fit() returns %s", done,
+            if (done == 1L) "" else "s", if (done == 1L) "is" else "are",
+            if (done == 1L) "it" else "them")
+  abort("JKO step %d failed: %s\n%s; jko_continue() resumes from %s.", k, msg, kept,
+        if (done == 0L) "jko_last_fit()" else "there",
+        class = "jkoflow_error_fit", call = NULL,
+        data = list(fit = the$last_fit, step = k, parent = parent))
+}
+
+# Centre and scale (one number, so that |y - x|^2 keeps its form) of rho_0,
+# or with `whiten` centre and L, the Cholesky factor of the covariance:
+# exact for a Gaussian base with no node, else those of its samples x
+# (rows).
+standardisation <- function(law, x, whiten = FALSE) {
+  base <- law$base
+  exact <- !length(law$nodes) && !is.null(base$mean) && !is.null(base$cov)
+  if (whiten) {
+    if (exact) return(list(center = as.double(base$mean), L = t(chol(base$cov))))
+    return(c_moments(x, TRUE))
+  }
+  if (!exact) return(c_moments(x, FALSE))
+  scale <- sqrt(mean(diag(base$cov)))
+  if (!is.finite(scale) || scale <= 0) scale <- 1
+  list(center = as.double(base$mean), scale = as.double(scale))
+}

@@ -1,0 +1,31 @@
+# The one thread policy of the package: every function that does per-sample
+# work takes `threads`, resolved here.
+
+check_threads <- function(threads) {
+  threads <- check_count(threads, "threads")
+  max(1L, min(threads, parallel_cores()))
+}
+
+# The one thread policy: an explicit `threads`, else the option
+# jkoflow.threads, else 2 (the most CRAN allows), never more than the
+# machine's cores or OMP_THREAD_LIMIT (src/threads.c adds: one thread in a
+# forked child).
+resolve_threads <- function(threads) {
+  if (is.null(threads)) {
+    opt <- getOption("jkoflow.threads", 2L)
+    if (!is.numeric(opt) || length(opt) != 1L || is.na(opt) || opt < 1 || opt != round(opt)) {
+      abort("the option `jkoflow.threads` must be a whole number >= 1, not %s.",
+            describe(opt), call = sys.call(-1L))
+    }
+    threads <- opt
+  }
+  check_threads(threads)
+}
+
+parallel_cores <- function() {
+  n <- suppressWarnings(as.integer(Sys.getenv("OMP_THREAD_LIMIT", "")))
+  cores <- tryCatch(parallel::detectCores(logical = TRUE), error = function(e) NA)
+  if (is.na(cores)) cores <- 1L
+  if (!is.na(n) && n > 0) cores <- min(cores, n)
+  cores
+}
