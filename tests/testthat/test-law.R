@@ -151,3 +151,33 @@ test_that("targets follow one protocol", {
   expect_true(jkoflow:::is_target(target_glm(am ~ wt, data = mtcars, family = binomial())))
   expect_true(jkoflow:::is_target(target_logistic(cbind(1, mtcars$wt), mtcars$am)))
 })
+
+test_that("a flow's random choices come from streams of its own seed", {
+  set.seed(21)
+  a <- jko_fit(pot, init_gaussian(c(0, 0), 2), h = 0.2, steps = 3, control = small,
+               verbose = FALSE)
+  after <- stats::runif(1)
+  # R's own stream advanced by one draw (the seed), whatever the flow drew
+  set.seed(21)
+  seed <- sample.int(.Machine$integer.max - 1L, 1L)
+  expect_identical(a$seed, seed)
+  expect_identical(stats::runif(1), after)
+  # a fit continued from step 1 is the fit that ran straight through
+  set.seed(21)
+  b <- jko_fit(pot, init_gaussian(c(0, 0), 2), h = 0.2, steps = 1, control = small,
+               verbose = FALSE)
+  b <- jko_continue(b, 2, verbose = FALSE)
+  expect_identical(b$theta, a$theta)
+  expect_identical(b$monitor, a$monitor)
+  # and a stationary flow too, its steps chosen as it goes
+  tg <- target_logdensity(function(x) -rowSums((x - 1)^2) / 2, function(x) -(x - 1), dim = 2)
+  ctl <- jko_control(hidden = c(8, 8), batch = 128, iters = 60, pool = 2^11, monitor = 2^11,
+                     max_steps = 3)
+  set.seed(22)
+  s1 <- suppressWarnings(jko_fit(tg, control = ctl, verbose = FALSE))
+  set.seed(22)
+  s2 <- suppressWarnings(jko_fit(tg, steps = 1, control = ctl, verbose = FALSE))
+  s2 <- suppressWarnings(jko_continue(s2, length(s1$theta) - 1L, verbose = FALSE))
+  expect_identical(s2$theta, s1$theta)
+  expect_identical(s2$history$h, s1$history$h)
+})
