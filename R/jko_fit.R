@@ -213,15 +213,16 @@ new_flow <- function(potential, init, h, steps, beta, control, dots, stationary,
 # its stationary law.
 run_flow <- function(flow, pool = NULL) {
   out <- jko_run(flow$fit, flow$schedule, flow$threads, flow$verbose, pool = pool)
-  out$fit <- with_verdict(out$fit, flow$schedule)
+  out$fit <- with_verdict(out$fit, flow$schedule, flow$threads)
   out
 }
 
 # A flow to the stationary law says whether it reached the target, and warns
-# when it did not.
-with_verdict <- function(fit, schedule) {
+# when it did not; a target's fit keeps its posterior draws (R/posterior.R).
+with_verdict <- function(fit, schedule, threads) {
   if (!isTRUE(fit$stationary)) return(fit)
   fit$verdict <- target_verdict(fit, schedule)
+  if (is_target(fit$potential)) fit$draws <- make_posterior_draws(fit, threads = threads)
   if (!fit$verdict$reached) warning(verdict_text(fit$verdict), call. = FALSE)
   fit
 }
@@ -253,5 +254,5 @@ jko_continue <- function(fit, steps = 1, verbose = interactive(), threads = NULL
   threads <- resolve_threads(threads)
   # a stationary flow goes on with its own choice of h
   schedule <- list(h = if (!isTRUE(fit$stationary)) fit$h, steps = steps)
-  with_verdict(jko_run(fit, schedule, threads, verbose)$fit, schedule)
+  with_verdict(jko_run(fit, schedule, threads, verbose)$fit, schedule, threads)
 }
