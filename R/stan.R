@@ -19,6 +19,14 @@
 #' A point where the program rejects (an exception in the model block, or
 #' a log-density of `-Inf`) counts as outside the posterior's support.
 #'
+#' An rstan older than 2.26 parses the syntax of its own Stan: a program in
+#' today's syntax has its array declarations (`array[N] real x`,
+#' `array[] int` arguments) rewritten in the older syntax (`real x[N]`,
+#' `int[]`), with a message; constructs that have no such rewriting (the
+#' variadic ODE solvers `ode_rk45()`... of Stan 2.24, `reduce_sum()`,
+#' complex numbers...) are named in the error, with the remedy: a newer
+#' rstan.
+#'
 #' Each batch costs one `grad_log_prob()` call per point (about 10-50
 #' microseconds for small models: a 512-point batch of a 5-parameter
 #' regression on 100 observations takes about 10 ms); the whole fit
@@ -135,9 +143,9 @@ stan_fit_for <- function(model, data, seed, ...) {
   if (is.character(model) && length(model) == 1L && !is.na(model)) {
     model <- if (grepl("\\.stan$", model) || (file.exists(model) && !grepl("\\{", model))) {
       if (!file.exists(model)) abort("`model`: the file '%s' does not exist.", model)
-      rstan::stan_model(file = model, ...)
+      stan_compile(paste(readLines(model, warn = FALSE), collapse = "\n"), file = model, ...)
     } else {
-      rstan::stan_model(model_code = model, ...)
+      stan_compile(model, ...)
     }
   }
   if (!inherits(model, "stanmodel")) {

@@ -121,3 +121,105 @@ test_that("target_stan() checks its arguments", {
   expect_error(target_stan(nig_model(), data = list(N = 2)),
                "the Stan program could not be set up with `data`")
 })
+
+# Stan's C++ for a program, without what differs between two parses of one
+# program (line numbers, the model's name)
+stan_cpp <- function(code) {
+  cpp <- rstan::stanc(model_code = code, model_name = "m", verbose = FALSE)$cppcode
+  l <- gsub("\\s+", " ", strsplit(cpp, "\n")[[1]])
+  l <- gsub("model[0-9a-f]+_m", "MODEL", l)
+  l[!grepl("current_statement_begin__ = [0-9]+;|^ ?//|add_event|^ ?$", l)]
+}
+
+test_that("today's array declarations are rewritten in rstan 2.21's syntax, exactly", {
+  skip_if_not_installed("rstan")
+  new <- "
+functions {
+  // array[N] real f(array[] real x);  (a comment, left as it is)
+  array[,] real f(data array[] real x, array[,] int k,
+                  array[] vector v) {
+    array[2, 1] real out = {{x[1] + k[1, 1]}, {sum(v[1])}};
+    print(\"array[2] real, in a string\");
+    return out;
+  }
+}
+data {
+  int<lower=1> N;
+  array[N] int<lower=0, upper=1> y;
+  array[N, 2] real<lower=min({0.0, 1.0})> w;
+  array[dims(w)[1]]
+    vector[2] x;
+}
+transformed data {
+  array[2] real lo = {0.0, 1.0};
+  array[0] int none;
+}
+parameters {
+  array[2] simplex[3] theta;
+  array[N] real<offset=lo[1], multiplier=2> z;
+}
+model {
+  array[1] real s = f(lo, {{1}}, x)[1];
+  target += normal_lpdf(z | 0, 1) + s[1] * 0 + dirichlet_lpdf(theta[1] | rep_vector(1, 3));
+}"
+  old <- "
+functions {
+  // array[N] real f(array[] real x);  (a comment, left as it is)
+  real[,] f(data real[] x, int[,] k,
+                  vector[] v) {
+    real out[2, 1] = {{x[1] + k[1, 1]}, {sum(v[1])}};
+    print(\"array[2] real, in a string\");
+    return out;
+  }
+}
+data {
+  int<lower=1> N;
+  int<lower=0, upper=1> y[N];
+  real<lower=min({0.0, 1.0})> w[N, 2];
+  vector[2] x[dims(w)[1]];
+}
+transformed data {
+  real lo[2] = {0.0, 1.0};
+  int none[0];
+}
+parameters {
+  simplex[3] theta[2];
+  real<offset=lo[1], multiplier=2> z[N];
+}
+model {
+  real s[1] = f(lo, {{1}}, x)[1];
+  target += normal_lpdf(z | 0, 1) + s[1] * 0 + dirichlet_lpdf(theta[1] | rep_vector(1, 3));
+}"
+  tr <- jkoflow:::stan_rewrite_arrays(new)
+  expect_equal(length(tr$rewritten), 13L)
+  expect_equal(tr$rewritten[1:2], c("array[,] real f", "array[] real x"))
+  # the comment, the string and the lines are kept
+  expect_match(tr$code, "// array[N] real f(array[] real x);", fixed = TRUE)
+  expect_match(tr$code, "print(\"array[2] real, in a string\");", fixed = TRUE)
+  expect_equal(lengths(gregexpr("\n", tr$code)), lengths(gregexpr("\n", new)))
+  expect_identical(stan_cpp(tr$code), stan_cpp(old))
+  # a program without them is left as it is
+  expect_identical(jkoflow:::stan_rewrite_arrays(old)$code, old)
+})
+
+test_that("syntax of a newer Stan than rstan's is named, with the remedy", {
+  skip_if_not_installed("rstan")
+  skip_if_not(jkoflow:::stan_parser_version() < "2.26")
+  code <- "
+functions { vector rhs(real t, vector y, real k) { return -k * y; } }
+data { int N; array[N] real ts; }
+parameters { real<lower=0> k; }
+model {
+  array[N] vector[1] y = ode_rk45(rhs, [1.0]', 0.0, ts, k);
+  target += normal_lpdf(k | 0, 1) + normal_lpdf(y[1, 1] | 0.5, 0.1);
+}"
+  expect_error(suppressMessages(target_stan(code, data = list(N = 1, ts = array(1)))),
+               paste0("the Stan program is written for a newer Stan than this rstan's: rstan ",
+                      "[0-9.]+ parses the syntax of Stan 2\\.[0-9.]+, and the program has the ",
+                      "variadic ODE solvers \\(ode_rk45\\(\\), ode_bdf\\(\\), \\.\\.\\.\\) \\(Stan 2\\.24; ",
+                      "line 6\\) \\(its 2 array declarations in the new syntax were rewritten\\)\\. ",
+                      "Install a newer rstan: install\\.packages\\(\"rstan\", repos = ",
+                      "c\\(\"https://stan-dev\\.r-universe\\.dev\", getOption\\(\"repos\"\\)\\)\\)"))
+  expect_message(try(target_stan(code, data = list(N = 1, ts = array(1))), silent = TRUE),
+                 "the program's 2 array declarations in Stan 2.26's syntax are rewritten")
+})
