@@ -1,24 +1,47 @@
 # target_stan(): a Stan program with a closed-form posterior and evidence.
 # y_i ~ N(mu, sigma2), mu | sigma2 ~ N(m0, sigma2 / k0), sigma2 ~ IG(a0, b0):
 # the normal-inverse-gamma conjugate model, written with target += so that
-# Stan keeps every constant and exp(log_prob) integrates to p(y).
+# Stan keeps every constant and exp(log_prob) integrates to p(y). Two
+# switches in the data make the program reject the points where mu is above
+# a threshold, by reject() (a std::domain_error) or by an ODE solver that
+# runs out of steps (a std::runtime_error); off by default. It is written in
+# the syntax of Stan 2.26 (`array[...]`), which target_stan() rewrites for
+# an older rstan: one compilation serves the whole file.
 
 nig_code <- "
-data { int N; vector[N] y; real m0; real k0; real a0; real b0; }
+functions {
+  // dy/dt = -theta y, solved further than 5 steps reach
+  array[] real decay(real t, array[] real y, array[] real theta,
+                     array[] real x_r, array[] int x_i) {
+    return {-theta[1] * y[1]};
+  }
+}
+data {
+  int N; vector[N] y; real m0; real k0; real a0; real b0;
+  real reject_above; real ode_above;
+}
 parameters { real mu; real<lower=0> sigma2; }
 transformed parameters { real sigma = sqrt(sigma2); }
 model {
   target += inv_gamma_lpdf(sigma2 | a0, b0);
   target += normal_lpdf(mu | m0, sqrt(sigma2 / k0));
   target += normal_lpdf(y | mu, sigma);
+  if (mu > reject_above) reject(\"mu = \", mu, \" is above \", reject_above);
+  if (mu > ode_above) {
+    array[1, 1] real ode = integrate_ode_rk45(decay, {1.0}, 0.0, {1000.0}, {1.0},
+                                              rep_array(0.0, 0), rep_array(0, 0),
+                                              1e-8, 1e-8, 5);
+    target += ode[1, 1];
+  }
 }
 generated quantities { real z = (mu - m0) / sigma; }
 "
 
-nig_data <- function() {
+nig_data <- function(reject_above = 1e300, ode_above = 1e300) {
   y <- c(2.81, -0.42, 1.37, 3.15, 0.66, 1.94, -1.08, 2.48, 0.23, 1.71,
          3.62, 0.95, -0.31, 1.18, 2.05, 0.47, 1.59, 2.93, -0.76, 1.32)
-  list(N = length(y), y = y, m0 = 0, k0 = 0.5, a0 = 3, b0 = 4)
+  list(N = length(y), y = y, m0 = 0, k0 = 0.5, a0 = 3, b0 = 4,
+       reject_above = reject_above, ode_above = ode_above)
 }
 
 # posterior and evidence in closed form
@@ -45,8 +68,7 @@ nig_log_kernel <- function(u, d) {
 stan_cache <- new.env()
 nig_model <- function() {
   if (is.null(stan_cache$model)) {
-    stan_cache$model <- suppressMessages(rstan::stan_model(model_code = nig_code,
-                                                           model_name = "nig"))
+    stan_cache$model <- suppressMessages(jkoflow:::stan_compile(nig_code, model_name = "nig"))
   }
   stan_cache$model
 }
@@ -120,6 +142,58 @@ test_that("target_stan() checks its arguments", {
   expect_error(target_stan("no_such_model.stan"), "the file 'no_such_model.stan' does not exist")
   expect_error(target_stan(nig_model(), data = list(N = 2)),
                "the Stan program could not be set up with `data`")
+})
+
+test_that("any exception of the program at a point is a rejection, counted", {
+  skip_if_not_installed("rstan")
+  tg <- target_stan(nig_model(), data = nig_data(reject_above = 1.8, ode_above = 1.5), seed = 1)
+  inst <- tg$fit@.MISC$stan_fit_instance
+  # what rstan gives R: reject() throws a std::domain_error, the ODE solver
+  # that runs out of steps a std::runtime_error
+  expect_s3_class(tryCatch(inst$log_prob(c(1.6, 0), TRUE, FALSE), error = identity),
+                  "std::runtime_error")
+  expect_s3_class(tryCatch(inst$log_prob(c(2, 0), TRUE, FALSE), error = identity),
+                  "std::domain_error")
+  u <- cbind(c(1, 1.6, 2, 0.5), c(0, 0, 0.5, 1))
+  vg <- tg$value_gradient(u)
+  expect_equal(-vg$value[c(1, 4)], nig_log_kernel(u[c(1, 4), ], nig_data()), tolerance = 1e-10)
+  expect_equal(vg$value[2:3], c(Inf, Inf))
+  expect_true(all(is.nan(vg$gradient[2:3, ])) && all(is.finite(vg$gradient[c(1, 4), ])))
+  r <- tg$rejections()
+  expect_equal(r[c("points", "rejected", "share")], list(points = 4, rejected = 2, share = 0.5))
+  expect_match(r$first, "^Exception: Max number of iterations exceeded \\(5\\)\\. \\(in '.*' at line 21\\)$")
+  expect_equal(tg$value(u)[2:3], c(Inf, Inf))
+  expect_equal(tg$rejections()[c("points", "rejected")], list(points = 8, rejected = 4))
+  # a flow goes through the rejections (it stopped at its first batch
+  # when only std::domain_error was a rejection), and says how many there were
+  set.seed(2)
+  fit <- suppressWarnings(jko_fit(tg, init_gaussian(c(1.3, 0.8), 0.25), h = 0.5, steps = 1,
+                                  control = jko_control(hidden = c(8, 8), batch = 128, iters = 30),
+                                  verbose = FALSE))
+  r <- fit$verdict$rejections
+  expect_gt(r$share, 0.01)
+  expect_lt(r$share, 0.5)
+  expect_equal(r$rejected, tg$rejections()$rejected)
+  expect_output(print(fit), sprintf("The target rejected %.2g%% of the %.0f points evaluated \\(first:",
+                                    100 * r$share, r$points))
+  # a target read back from a file has lost its model: an error, not rejections
+  tg2 <- unserialize(serialize(tg, NULL))
+  expect_error(tg2$value(u), "the Stan program's model instance is gone .*make the target again with target_stan\\(\\)")
+  expect_error(jko_fit(tg2, init_gaussian(c(1.3, 0.8), 0.25), h = 0.5, steps = 1, verbose = FALSE),
+               "model instance is gone")
+  expect_equal(tg2$rejections()$rejected, r$rejected)
+})
+
+test_that("a batch rejected at every point stops the fit with the first rejection's message", {
+  skip_if_not_installed("rstan")
+  tg <- target_stan(nig_model(), data = nig_data(reject_above = -100))
+  expect_error(jko_fit(tg, init_gaussian(c(0, 0), 1), h = 0.5, steps = 1,
+                       control = jko_control(hidden = c(8, 8), batch = 128, iters = 30),
+                       verbose = FALSE),
+               paste0("JKO step 1 failed: the potential's `log_prob` is infinite at all 128 points ",
+                      "of a batch at iteration 1: .* \\(the first point rejected: Exception: ",
+                      "mu = [-0-9.e]+ is above -100 \\(in '.*' at line 19\\)\\)"),
+               class = "jkoflow_error_fit")
 })
 
 # Stan's C++ for a program, without what differs between two parses of one
