@@ -287,7 +287,7 @@ potential_eval_r <- function(potential, x, iter = 0L, grad = TRUE) {
     fail("the potential's `%s` is infinite at all %d points of a batch%s: the flow has left the support of the target%s.",
          nm[["value"]], n, at_iter(iter),
          if (is.null(rej) || is.na(rej$first)) "" else
-           sprintf(" (the first point rejected: %s)", rej$first))
+           sprintf(" (the target's first rejection: %s)", rej$first))
   }
   g <- NULL
   if (grad) {

@@ -191,7 +191,7 @@ test_that("a batch rejected at every point stops the fit with the first rejectio
                        control = jko_control(hidden = c(8, 8), batch = 128, iters = 30),
                        verbose = FALSE),
                paste0("JKO step 1 failed: the potential's `log_prob` is infinite at all 128 points ",
-                      "of a batch at iteration 1: .* \\(the first point rejected: Exception: ",
+                      "of a batch at iteration 1: .* \\(the target's first rejection: Exception: ",
                       "mu = [-0-9.e]+ is above -100 \\(in '.*' at line 19\\)\\)"),
                class = "jkoflow_error_fit")
 })
