@@ -22,7 +22,15 @@ print.jko_fit <- function(x, ...) {
   cat(sprintf("  last step: loss %.5g, free energy %.5g; %.1f s in all\n",
               last$loss, last$free_energy, sum(x$history$seconds)))
   if (!is.null(x$verdict)) cat(strwrap(verdict_text(x$verdict), indent = 2, exdent = 2), sep = "\n")
+  rej <- if (is.null(x$verdict)) potential_rejections(x$potential) else x$verdict$rejections
+  if (isTRUE(rej$rejected > 0)) cat(strwrap(rejections_text(rej), indent = 2, exdent = 4), sep = "\n")
   invisible(x)
+}
+
+# The points a target rejected (potential_rejections()), in a line.
+rejections_text <- function(rej) {
+  sprintf("The target rejected %.2g%% of the %.0f points evaluated (first: %s).",
+          100 * rej$share, rej$points, rej$first)
 }
 
 #' Summarise a JKO fit

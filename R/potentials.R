@@ -264,8 +264,11 @@ potential_eval_r <- function(potential, x, iter = 0L, grad = TRUE) {
          at_iter(iter))
   }
   if (all(out) && grad) {
-    fail("the potential's `%s` is infinite at all %d points of a batch%s: the flow has left the support of the target.",
-         nm[["value"]], n, at_iter(iter))
+    rej <- potential_rejections(potential)
+    fail("the potential's `%s` is infinite at all %d points of a batch%s: the flow has left the support of the target%s.",
+         nm[["value"]], n, at_iter(iter),
+         if (is.null(rej) || is.na(rej$first)) "" else
+           sprintf(" (the target's first rejection: %s)", rej$first))
   }
   g <- NULL
   if (grad) {
@@ -292,6 +295,13 @@ potential_eval_r <- function(potential, x, iter = 0L, grad = TRUE) {
     storage.mode(g) <- "double"
   }
   list(value = as.double(v), gradient = g)
+}
+
+# What a target that counts its rejected points (target_stan()'s, through
+# its `rejections()`) says of them: list(points, rejected, share, first),
+# or NULL.
+potential_rejections <- function(potential) {
+  if (is.function(potential$rejections)) potential$rejections()
 }
 
 at_iter <- function(iter) if (iter > 0L) sprintf(" at iteration %d", iter) else ""

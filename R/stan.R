@@ -16,8 +16,23 @@
 #' Stan drops the constant terms of `~` statements; write the model with
 #' `target += normal_lpdf(...)` (and so on) where the evidence
 #' ([jko_evidence()]) should be the marginal likelihood \eqn{p(y)} itself.
-#' A point where the program rejects (an exception in the model block, or
-#' a log-density of `-Inf`) counts as outside the posterior's support.
+#' A point where the program rejects counts as outside the posterior's
+#' support, as in Stan's samplers: any exception from its log-density or
+#' gradient (`reject()`, an argument out of its domain, an ODE solver that
+#' runs out of steps...), or a log-density of `-Inf` or `NaN`. The target
+#' counts them: `tg$rejections()` gives the points evaluated, the points
+#' rejected, their share and the first rejection's message, and `print()`
+#' of a fit shows them. A fit stops only where every point of a batch is
+#' rejected, with that message. A target read back from a file has lost
+#' its compiled model: using it is an error that says to make it again.
+#'
+#' An rstan older than 2.26 parses the syntax of its own Stan: a program in
+#' today's syntax has its array declarations (`array[N] real x`,
+#' `array[] int` arguments) rewritten in the older syntax (`real x[N]`,
+#' `int[]`), with a message; constructs that have no such rewriting (the
+#' variadic ODE solvers `ode_rk45()`... of Stan 2.24, `reduce_sum()`,
+#' complex numbers...) are named in the error, with the remedy: a newer
+#' rstan.
 #'
 #' Each batch costs one `grad_log_prob()` call per point (about 10-50
 #' microseconds for small models: a 512-point batch of a 5-parameter
@@ -35,7 +50,8 @@
 #'   here.
 #' @return A target (a `"jko_potential"` of class `"jko_target_stan"`) of
 #'   dimension the number of unconstrained parameters, carrying the
-#'   `stanfit` in `fit`.
+#'   `stanfit` in `fit`, and in `rejections()` a function that returns the
+#'   rejections so far: `list(points, rejected, share, first)`.
 #' @seealso [jko_fit()], [target_logdensity()],
 #'   [as_draws_matrix.jko_fit()] for the posterior package.
 #' @examplesIf interactive() && requireNamespace("rstan", quietly = TRUE)
@@ -66,19 +82,20 @@ target_stan <- function(model, data = list(), seed = NULL, ...) {
   if (D < 1L) abort("the Stan program has no parameters: there is nothing to sample.")
   lp <- inst$log_prob
   glp <- inst$grad_log_prob
-  # One row at a time: rstan has no batch interface. A rejection (an
-  # exception in the model block) is -Inf, outside the support, as in Stan.
+  # One row at a time: rstan has no batch interface. A point the program
+  # rejects is -Inf, outside the support, as in Stan's samplers; the
+  # rejections are counted in `tally`, which only these two functions write.
+  tally <- stan_tally()
   value <- function(x) {
     x <- matrix(x, ncol = D)
-    -stan_rows(x, function(u) lp(u, TRUE, FALSE), 1L)
+    -stan_rows(x, function(u) lp(u, TRUE, FALSE), 1L, inst, tally)
   }
   value_gradient <- function(x) {
     x <- matrix(x, ncol = D)
     out <- stan_rows(x, function(u) {
       g <- glp(u, TRUE)
       c(attr(g, "log_prob"), g)
-    }, D + 1L)
-    out <- matrix(out, ncol = D + 1L)
+    }, D + 1L, inst, tally)
     list(value = -out[, 1L], gradient = -out[, -1L, drop = FALSE])
   }
   gradient <- function(x) value_gradient(x)$gradient
@@ -105,7 +122,7 @@ target_stan <- function(model, data = list(), seed = NULL, ...) {
     # log |d theta / d u|: Stan's log-density with and without its Jacobian
     log_jacobian = function(u) {
       u <- matrix(u, ncol = D)
-      stan_rows(u, function(v) lp(v, TRUE, FALSE) - lp(v, FALSE, FALSE), 1L)
+      stan_rows(u, function(v) lp(v, TRUE, FALSE) - lp(v, FALSE, FALSE), 1L, inst)
     }
   )
   name <- sf@model_name
@@ -115,6 +132,7 @@ target_stan <- function(model, data = list(), seed = NULL, ...) {
                        class = "jko_target_stan", value_gradient = value_gradient,
                        variables = stan_unconstrained_names(inst, D))
   pot$fit <- sf
+  pot$rejections <- function() stan_rejections(tally)
   as_target(pot, transform = transform)
 }
 
@@ -132,9 +150,9 @@ stan_fit_for <- function(model, data, seed, ...) {
   if (is.character(model) && length(model) == 1L && !is.na(model)) {
     model <- if (grepl("\\.stan$", model) || (file.exists(model) && !grepl("\\{", model))) {
       if (!file.exists(model)) abort("`model`: the file '%s' does not exist.", model)
-      rstan::stan_model(file = model, ...)
+      stan_compile(paste(readLines(model, warn = FALSE), collapse = "\n"), file = model, ...)
     } else {
-      rstan::stan_model(model_code = model, ...)
+      stan_compile(model, ...)
     }
   }
   if (!inherits(model, "stanmodel")) {
@@ -153,7 +171,10 @@ stan_fit_for <- function(model, data, seed, ...) {
 }
 
 rstan_instance_ok <- function(sf) {
-  inst <- tryCatch(sf@.MISC$stan_fit_instance, error = function(e) NULL)
+  stan_instance_alive(tryCatch(sf@.MISC$stan_fit_instance, error = function(e) NULL))
+}
+
+stan_instance_alive <- function(inst) {
   !is.null(inst) && isTRUE(tryCatch({ inst$param_dims(); TRUE }, error = function(e) FALSE))
 }
 
@@ -163,24 +184,87 @@ suppress_stan_output <- function(expr) {
   out
 }
 
-# f(u) for each row u of x, each giving m numbers. A rejection by the
-# program (Stan throws std::domain_error: a reject() statement, or an
-# argument out of its domain) gives -Inf and NaN, a point outside the
-# support; any other error (an invalid model instance) is an error.
-stan_rows <- function(x, f, m) {
-  out <- tryCatch(vapply(seq_len(nrow(x)), function(i) f(x[i, ]), numeric(m)),
-                  error = function(e) NULL)
-  if (is.null(out)) {
-    out <- vapply(seq_len(nrow(x)), function(i) {
-      tryCatch(f(x[i, ]), "std::domain_error" = function(e) c(-Inf, rep(NaN, m - 1L)),
-               error = function(e) {
-                 abort(paste0("Stan's log_prob failed: %s (a target read back from a file ",
-                              "has lost its model: make it again with target_stan())."),
-                       conditionMessage(e), call = NULL)
-               })
-    }, numeric(m))
+# f(u) for each row u of x, each giving m numbers (the log-density first),
+# as an n x m matrix (a vector when m = 1). A point where the program gives
+# no finite log-density is a rejection, as in Stan's samplers: an exception
+# of any kind (std::domain_error from reject() or an argument out of its
+# domain, std::runtime_error from an ODE solver that runs out of steps, ...),
+# or a log-density of -Inf or NaN, or a gradient that is not finite. Its
+# row is -Inf, then NaN: a point outside the support. An error that does not
+# come from the program, because its model instance is gone (a target read
+# back from a file), is an error. Rejections are added to `tally` when given.
+#
+# One tryCatch() per batch, and one more per rejection: the loop resumes
+# after the point that threw.
+stan_rows <- function(x, f, m, inst, tally = NULL) {
+  n <- nrow(x)
+  out <- matrix(NA_real_, m, n)
+  thrown <- logical(n)
+  first <- NULL
+  i <- 1L
+  while (i <= n) {
+    err <- tryCatch({
+      for (j in i:n) out[, j] <- f(x[j, ])
+      NULL
+    }, error = function(e) e)
+    if (is.null(err)) break
+    if (!inherits(err, "C++Error")) stan_instance_check(inst, err)
+    thrown[j] <- TRUE
+    if (is.null(first)) first <- stan_message(err)
+    i <- j + 1L
+  }
+  lp <- out[1L, ]
+  rejected <- thrown | is.nan(lp) | lp == -Inf
+  if (m > 1L) rejected <- rejected | colSums(!is.finite(out[-1L, , drop = FALSE])) > 0L
+  if (any(rejected)) {
+    out[1L, rejected] <- -Inf
+    if (m > 1L) out[-1L, rejected] <- NaN
+    if (is.null(first)) {
+      k <- which(rejected)[1L]
+      first <- if (is.nan(lp[k])) "the log-density is NaN"
+               else if (lp[k] == -Inf) "the log-density is -Inf"
+               else "the gradient of the log-density is not finite"
+    }
+  }
+  if (!is.null(tally)) {
+    tally$points <- tally$points + n
+    if (any(rejected)) {
+      tally$rejected <- tally$rejected + sum(rejected)
+      if (is.na(tally$first)) tally$first <- first
+    }
   }
   if (m == 1L) as.double(out) else t(out)
+}
+
+# The rejections of a target: points evaluated, points rejected, and the
+# first rejection's message. An environment of the target's own.
+stan_tally <- function() {
+  tally <- new.env(parent = emptyenv())
+  tally$points <- 0
+  tally$rejected <- 0
+  tally$first <- NA_character_
+  tally
+}
+
+stan_rejections <- function(tally) {
+  list(points = tally$points, rejected = tally$rejected,
+       share = if (tally$points > 0) tally$rejected / tally$points else 0,
+       first = tally$first)
+}
+
+# An error that is not the program's own (not a C++ exception): an error if
+# the model instance is gone, else a rejection like any other.
+stan_instance_check <- function(inst, err) {
+  if (!stan_instance_alive(inst)) {
+    abort(paste0("the Stan program's model instance is gone (a target read back from a ",
+                 "file?): make the target again with target_stan() (%s)."),
+          conditionMessage(err), call = NULL)
+  }
+}
+
+# Stan's message in one line: "Exception: ... (in 'model' at line 16)".
+stan_message <- function(e) {
+  gsub("\\s+", " ", trimws(conditionMessage(e)))
 }
 
 # rstan's flat names ("beta.1", "Sigma.1.2") in Stan's own way ("beta[1]",

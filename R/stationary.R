@@ -89,7 +89,7 @@ target_verdict <- function(fit, schedule) {
   list(reached = reached, reason = why, step = last$step, kl = last$kl,
        kl_se = last$kl_se, pareto_k = last$pareto_k, ess = last$ess,
        moment_gap = last$moment_gap, outside = last$outside, kl_tol = fit$settings$kl_tol,
-       moment_tol = fit$settings$moment_tol)
+       moment_tol = fit$settings$moment_tol, rejections = potential_rejections(fit$potential))
 }
 
 # The verdict in words.

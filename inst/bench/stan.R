@@ -1,30 +1,49 @@
 # jkoflow against rstan's NUTS on the same Stan programs, side by side in
 # one run: a regression (kidiq_momiq), a hierarchical model (eight schools,
-# non-centred), a time series (AR(5)), and a GLM (logistic regression on
-# Pima). Reference answers are long runs from posteriors-targets.R (grid
-# quadrature for the first three, a 4e5-draw HMC run for Pima), all on
-# Stan's unconstrained scale, where both samplers are compared.
+# non-centred), a time series (AR(5)), a GLM (logistic regression on Pima),
+# two ODE models (Lotka-Volterra predator and prey, solved by rk45; a
+# one-compartment pharmacokinetic model with Michaelis-Menten elimination,
+# solved by bdf, with half-Cauchy priors), and two models of simplexes (a
+# hidden Markov model's transition rows; the shares of a Dirichlet-multinomial).
+# Accuracy is judged where users read it, on the programs' own (constrained)
+# scale, against reference answers (stan-references.R: posteriordb's
+# reference draws, a long HMC run for Pima, the exact Dirichlet posterior).
+# The programs are ours; the four new ones are written in the syntax of
+# Stan 2.26 and later (`array[N] real y`), as programs are written today:
+# target_stan() rewrites it for an rstan that parses an older Stan.
 #
 #   Rscript inst/bench/stan.R [names, comma-separated | all] [seed] [out.rds]
 #
+# out.rds: the table, with the errors variable by variable in
+# attr(, "errors") (for NUTS, jkoflow and SIR: mean, sd, quantiles).
+#
+# JKOFLOW_STAN_CACHE=<folder> keeps the compiled programs there between runs
+# (the compile seconds are then those of the first compilation).
+#
 # Columns: compile seconds (once per program, needed by both), NUTS seconds
-# (4 chains, rstan's defaults: 1000 warm-up + 1000 draws each, 2 cores),
-# jkoflow seconds (target_stan() set-up + jko_fit() from its defaults +
-# 4000 draws); accuracy of each against the reference, as the worst
-# |mean - ref| / ref sd and the worst |sd / ref sd - 1| over the
-# coordinates, for NUTS's 4000 draws, jkoflow's 4000 draws, and jkoflow's
-# 4000 draws resampled by importance weights (SIR); log Z from
+# (4 chains, rstan's defaults: 1000 warm-up + 1000 draws each, 2 cores) and
+# NUTS's divergent transitions, jkoflow seconds (target_stan() set-up +
+# jko_fit() from its defaults + 4000 draws), its steps and verdict, and the
+# share of the points it evaluated during the fit that the program rejected
+# (an exception, e.g. an ODE solver out of steps, or a log-density of -Inf);
+# accuracy of each against the reference, over the variables of the
+# reference: the worst |mean - ref| / ref sd, the worst |sd / ref sd - 1|,
+# and the worst |quantile - ref quantile| / ref sd over the 5, 25, 50, 75
+# and 95% quantiles, for NUTS's 4000 draws, jkoflow's 4000 draws, and
+# jkoflow's 4000 draws resampled by importance weights (SIR); log Z from
 # jko_evidence() (20000 draws) and from bridgesampling::bridge_sampler() on
-# the NUTS fit, with their standard errors; and what one batch of 512
-# grad_log_prob() calls costs. The programs keep every constant (target +=),
-# so log Z is the marginal likelihood, and their log_prob is checked
-# against the battery's R log-densities before anything runs.
+# the NUTS fit, with their standard errors (and the exact value for the
+# Dirichlet-multinomial); and what one batch of 512 grad_log_prob() calls
+# costs around the posterior. The programs keep every constant (target +=),
+# so log Z is the marginal likelihood; the first four are checked against
+# the battery's R log-densities (posteriors-targets.R) before anything runs.
 
 local({
   f <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
   dir <- if (length(f)) dirname(f) else "inst/bench"
   source(file.path(dir, "common.R"))
   source(file.path(dir, "posteriors-targets.R"), local = globalenv())
+  source(file.path(dir, "stan-references.R"), local = globalenv())
 })
 suppressPackageStartupMessages({
   library(rstan)
@@ -52,6 +71,7 @@ model {
     code = "
 data { int J; vector[J] y; vector<lower=0>[J] sigma; }
 parameters { vector[J] theta_trans; real mu; real<lower=0> tau; }
+transformed parameters { vector[J] theta = mu + tau * theta_trans; }
 model {
   target += normal_lpdf(theta_trans | 0, 1) + normal_lpdf(mu | 0, 5);
   target += cauchy_lpdf(tau | 0, 5) + log(2);
@@ -86,12 +106,141 @@ model {
     data = function() {
       d <- .pb_pima_data()
       list(N = nrow(d$X), K = ncol(d$X), X = unname(d$X), y = as.integer(d$y))
-    })
+    }),
+  lotka_volterra = list(
+    code = "
+// Hares u and lynxes v (Lotka-Volterra): du/dt = (a - b v) u,
+// dv/dt = (d u - c) v; pelts observed with lognormal errors. rk45 with
+// posteriordb's tolerances (1e-5, 1e-3, at most 500 steps), under which
+// its reference draws were made: points where the solver runs out of steps
+// are rejected.
+functions {
+  array[] real predation(real t, array[] real pop, array[] real par,
+                         array[] real x_r, array[] int x_i) {
+    return {(par[1] - par[2] * pop[2]) * pop[1], (par[4] * pop[1] - par[3]) * pop[2]};
+  }
+}
+data {
+  int<lower=0> N;
+  array[N] real ts;
+  array[2] real y_init;
+  array[N, 2] real<lower=0> y;
+}
+parameters {
+  array[4] real<lower=0> theta;    // a, b, c, d
+  array[2] real<lower=0> z_init;
+  array[2] real<lower=0> sigma;
+}
+transformed parameters {
+  array[N, 2] real z = integrate_ode_rk45(predation, z_init, 0, ts, theta,
+                                          rep_array(0.0, 0), rep_array(0, 0),
+                                          1e-5, 1e-3, 500);
+}
+model {
+  // normal priors cut at zero, normalised
+  target += normal_lpdf(theta[{1, 3}] | 1, 0.5) - 2 * normal_lccdf(0 | 1, 0.5);
+  target += normal_lpdf(theta[{2, 4}] | 0.05, 0.05) - 2 * normal_lccdf(0 | 0.05, 0.05);
+  target += lognormal_lpdf(sigma | -1, 1) + lognormal_lpdf(z_init | log(10), 1);
+  for (k in 1:2) {
+    target += lognormal_lpdf(y_init[k] | log(z_init[k]), sigma[k]);
+    target += lognormal_lpdf(y[, k] | log(z[, k]), sigma[k]);
+  }
+}",
+    data = function() .sr_data$lotka_volterra),
+  one_comp_mm_elim_abs = list(
+    code = "
+// One compartment: a dose D absorbed at rate k_a into a volume V, and
+// eliminated at the Michaelis-Menten rate V_m C / (K_m + C); concentrations
+// observed with lognormal errors; half-Cauchy priors. bdf at its default
+// tolerances.
+functions {
+  array[] real pk(real t, array[] real conc, array[] real par,
+                  array[] real x_r, array[] int x_i) {
+    real inflow = 0;   // par: k_a, K_m, V_m; x_r: D, V
+    if (t > 0) inflow = par[1] * x_r[1] / x_r[2] * exp(-par[1] * t);
+    return {inflow - par[3] / x_r[2] * conc[1] / (par[2] + conc[1])};
+  }
+}
+data {
+  real t0;
+  real D;
+  real V;
+  int<lower=1> N_t;
+  array[N_t] real times;
+  array[N_t] real C_hat;
+}
+transformed data {
+  array[2] real x_r = {D, V};
+  array[0] int x_i;
+}
+parameters {
+  real<lower=0> k_a;
+  real<lower=0> K_m;
+  real<lower=0> V_m;
+  real<lower=0> sigma;
+}
+model {
+  array[N_t, 1] real C = integrate_ode_bdf(pk, {0.0}, t0, times, {k_a, K_m, V_m}, x_r, x_i);
+  target += cauchy_lpdf(k_a | 0, 1) + cauchy_lpdf(K_m | 0, 1) + cauchy_lpdf(V_m | 0, 1) +
+            cauchy_lpdf(sigma | 0, 1) + 4 * log(2);
+  target += lognormal_lpdf(C_hat | log(to_array_1d(C)), sigma);
+}",
+    data = function() .sr_data$one_comp_mm_elim_abs),
+  hmm_example = list(
+    code = "
+// A hidden Markov chain of two states with normal emissions of sd 1: the
+// rows of the transition matrix are simplexes, the state means positive
+// and ordered; the forward algorithm sums over the paths of the states.
+data {
+  int<lower=1> N;
+  int<lower=2, upper=2> K;
+  array[N] real y;
+}
+parameters {
+  simplex[K] theta1;   // transitions from state 1
+  simplex[K] theta2;   // transitions from state 2
+  positive_ordered[K] mu;
+}
+model {
+  array[K] vector[K] log_p = {log(theta1), log(theta2)};
+  vector[K] lf;        // log forward probabilities
+  target += normal_lpdf(mu[1] | 3, 1) + normal_lpdf(mu[2] | 10, 1);
+  for (k in 1:K) lf[k] = normal_lpdf(y[1] | mu[k], 1);
+  for (t in 2:N) {
+    vector[K] lf_t;
+    for (k in 1:K) {
+      vector[K] from;
+      for (j in 1:K) from[j] = lf[j] + log_p[j, k];
+      lf_t[k] = log_sum_exp(from) + normal_lpdf(y[t] | mu[k], 1);
+    }
+    lf = lf_t;
+  }
+  target += log_sum_exp(lf);
+}",
+    data = function() .sr_data$hmm_example),
+  dirichlet_multinomial = list(
+    code = "
+// Shares of K categories from their counts: a multinomial likelihood and a
+// Dirichlet prior, so that the posterior is Dirichlet(alpha + y).
+data {
+  int<lower=2> K;
+  array[K] int<lower=0> y;
+  vector<lower=0>[K] alpha;
+}
+parameters { simplex[K] p; }
+model { target += dirichlet_lpdf(p | alpha) + multinomial_lpmf(y | p); }",
+    data = function() .sr_data$dirichlet_multinomial)
 )
 if (length(args) >= 1L && nzchar(args[1]) && args[1] != "all") {
-  programs <- programs[strsplit(args[1], ",")[[1]]]
+  wanted <- strsplit(args[1], ",")[[1]]
+  if (!all(wanted %in% names(programs))) {
+    stop("unknown program(s): ", paste(setdiff(wanted, names(programs)), collapse = ", "),
+         "; known: ", paste(names(programs), collapse = ", "))
+  }
+  programs <- programs[wanted]
 }
 battery <- posterior_battery("quadrature")
+references <- stan_references()
 
 elapsed <- function(expr) {
   t0 <- proc.time()[["elapsed"]]
@@ -99,56 +248,97 @@ elapsed <- function(expr) {
   list(value = value, seconds = proc.time()[["elapsed"]] - t0)
 }
 
-accuracy <- function(u, ref) {
-  c(mean = max(abs(colMeans(u) - ref$mean) / ref$sd),
-    sd = max(abs(apply(u, 2L, stats::sd) / ref$sd - 1)))
+# A program compiled (through jkoflow's rewriting of today's syntax), kept
+# in JKOFLOW_STAN_CACHE when set, with the seconds of its compilation.
+compile_program <- function(name, code) {
+  cache <- Sys.getenv("JKOFLOW_STAN_CACHE")
+  file <- if (nzchar(cache)) {
+    tmp <- tempfile(); writeLines(code, tmp)
+    file.path(cache, sprintf("bench-%s-%s.rds", name, unname(tools::md5sum(tmp))))
+  }
+  if (!is.null(file) && file.exists(file)) return(readRDS(file))
+  comp <- elapsed(suppressMessages(jkoflow:::stan_compile(code, model_name = name)))
+  out <- list(model = comp$value, seconds = comp$seconds)
+  if (!is.null(file)) saveRDS(out, file)
+  out
+}
+
+# Errors of draws x (named columns) against a reference table, variable by
+# variable (mean and quantiles in reference sds, the sd relative).
+errors <- function(x, ref) {
+  x <- x[, rownames(ref), drop = FALSE]
+  q <- t(apply(x, 2L, stats::quantile, probs = .sr_probs))
+  cbind(mean = (colMeans(x) - ref[, "mean"]) / ref[, "sd"],
+        sd = apply(x, 2L, stats::sd) / ref[, "sd"] - 1,
+        (q - ref[, c("q05", "q25", "q50", "q75", "q95")]) / ref[, "sd"])
+}
+
+# The worst of them.
+accuracy <- function(e) {
+  if (is.null(e)) return(c(mean = NA, sd = NA, q = NA))
+  c(mean = max(abs(e[, "mean"])), sd = max(abs(e[, "sd"])), q = max(abs(e[, -(1:2)])))
 }
 
 run_program <- function(name, p, seed) {
-  ref <- battery[[p$battery]]
+  ref <- references[[name]]$ref
   data <- p$data()
-  comp <- elapsed(suppressMessages(stan_model(model_code = p$code, model_name = name)))
+  comp <- compile_program(name, p$code)
   set.seed(seed)
-  tg <- elapsed(target_stan(comp$value, data = data))
-  # the program is the battery's model: the same log-density, constants included
-  u <- matrix(stats::rnorm(20 * ref$dim, ref$mean, ref$sd), 20, byrow = TRUE)
-  gap <- max(abs(-potential_value(tg$value, u) - ref$logd(u)))
-  if (gap > 1e-6) stop(name, ": the Stan program differs from the battery's model by ", gap)
-  u512 <- matrix(stats::rnorm(512 * ref$dim, ref$mean, ref$sd), 512, byrow = TRUE)
+  tg <- elapsed(target_stan(comp$model, data = data))
+  if (!is.null(p$battery)) {
+    # the program is the battery's model: the same log-density, constants included
+    b <- battery[[p$battery]]
+    u <- matrix(stats::rnorm(20 * b$dim, b$mean, b$sd), 20, byrow = TRUE)
+    gap <- max(abs(-potential_value(tg$value, u) - b$logd(u)))
+    if (gap > 1e-6) stop(name, ": the Stan program differs from the battery's model by ", gap)
+  }
+  fit <- elapsed(tryCatch(jko_fit(tg$value, verbose = FALSE), error = identity))
+  failed <- inherits(fit$value, "error")
+  e_jko <- e_sir <- NULL
+  ev <- list(log_z = NA, se = NA, pareto_k = NA)
+  if (!failed) {
+    draws <- elapsed(jko_sample(fit$value, 4000))
+    sir <- jko_sample(fit$value, 4000, resample = TRUE)
+    e_jko <- errors(draws$value$x, ref)
+    e_sir <- errors(sir$x, ref)
+    ev <- jko_evidence(fit$value, 20000)
+    u512 <- jko_sample(fit$value, 512, scale = "unconstrained")$x
+    v <- fit$value$verdict
+  } else {
+    draws <- list(seconds = NA)
+    u512 <- matrix(stats::rnorm(512 * tg$value$dim), 512)
+    v <- list(reason = paste("error:", conditionMessage(fit$value)),
+              rejections = tg$value$rejections())
+  }
   batch <- stats::median(vapply(1:5, function(i) {
-    elapsed(potential_value(tg$value, u512, grad = TRUE))$seconds
+    elapsed(tg$value$value_gradient(u512))$seconds
   }, 0))
-  fit <- elapsed(jko_fit(tg$value, verbose = FALSE))
-  draws <- elapsed(jko_sample(fit$value, 4000, scale = "unconstrained"))
-  jko_secs <- tg$seconds + fit$seconds + draws$seconds
-  sir <- jko_sample(fit$value, 4000, scale = "unconstrained", resample = TRUE)
-  ev <- jko_evidence(fit$value, 20000)
-  nuts <- elapsed(suppressWarnings(sampling(comp$value, data = data, chains = 4, cores = 2,
+  nuts <- elapsed(suppressWarnings(sampling(comp$model, data = data, chains = 4, cores = 2,
                                             seed = seed, refresh = 0)))
   sf <- nuts$value
-  # NUTS's draws on the unconstrained scale
-  pars <- rstan::extract(sf, permuted = FALSE)
-  dims <- sf@par_dims[setdiff(names(sf@par_dims), "lp__")]
-  flat <- do.call(rbind, lapply(seq_len(dim(pars)[2]), function(ch) pars[, ch, ]))
-  flat <- flat[, colnames(flat) != "lp__", drop = FALSE]
-  u_nuts <- t(apply(flat, 1L, function(v) {
-    rstan::unconstrain_pars(sf, jkoflow:::relist_stan(v, dims))
-  }))
-  bs <- bridge_sampler(sf, silent = TRUE)
-  a_nuts <- accuracy(u_nuts, ref)
-  a_jko <- accuracy(draws$value$x, ref)
-  a_sir <- accuracy(sir$x, ref)
-  v <- fit$value$verdict
-  data.frame(
-    model = name, D = ref$dim, compile_s = comp$seconds, nuts_s = nuts$seconds,
-    jko_s = jko_secs, steps = length(fit$value$theta), verdict = v$reason,
-    nuts_mean = a_nuts[["mean"]], nuts_sd = a_nuts[["sd"]],
-    jko_mean = a_jko[["mean"]], jko_sd = a_jko[["sd"]],
-    sir_mean = a_sir[["mean"]], sir_sd = a_sir[["sd"]],
+  e_nuts <- errors(as.matrix(sf, pars = unique(sub("\\[.*", "", rownames(ref)))), ref)
+  a_nuts <- accuracy(e_nuts); a_jko <- accuracy(e_jko); a_sir <- accuracy(e_sir)
+  bs <- tryCatch(bridge_sampler(sf, silent = TRUE), error = function(e) NULL)
+  row <- data.frame(
+    model = name, D = tg$value$dim, compile_s = comp$seconds, nuts_s = nuts$seconds,
+    nuts_div = rstan::get_num_divergent(sf),
+    jko_s = tg$seconds + fit$seconds + draws$seconds,
+    steps = if (failed) NA else length(fit$value$theta), verdict = v$reason,
+    rejected = v$rejections$share,
+    nuts_mean = a_nuts[["mean"]], nuts_sd = a_nuts[["sd"]], nuts_q = a_nuts[["q"]],
+    jko_mean = a_jko[["mean"]], jko_sd = a_jko[["sd"]], jko_q = a_jko[["q"]],
+    sir_mean = a_sir[["mean"]], sir_sd = a_sir[["sd"]], sir_q = a_sir[["q"]],
     logZ_jko = ev$log_z, se_jko = ev$se, khat = ev$pareto_k,
-    logZ_bridge = bs$logml, se_bridge = error_measures(bs)$cv,
+    logZ_bridge = if (is.null(bs)) NA else bs$logml,
+    se_bridge = if (is.null(bs)) NA else error_measures(bs)$cv,
+    logZ_exact = references[[name]]$log_z %||% NA_real_,
     batch512_ms = 1000 * batch, stringsAsFactors = FALSE)
+  # the errors variable by variable, for a closer look
+  attr(row, "errors") <- list(nuts = e_nuts, jko = e_jko, sir = e_sir)
+  row
 }
+
+`%||%` <- function(a, b) if (is.null(a)) b else a
 
 rows <- lapply(seq_along(programs), function(i) {
   r <- run_program(names(programs)[i], programs[[i]], seed + i)
@@ -156,9 +346,11 @@ rows <- lapply(seq_along(programs), function(i) {
   r
 })
 res <- do.call(rbind, rows)
-cat(sprintf("\njkoflow %s, rstan %s, bridgesampling %s; %s; load: %s\n",
+attr(res, "errors") <- stats::setNames(lapply(rows, attr, "errors"), names(programs))
+cat(sprintf("\njkoflow %s, rstan %s (Stan %s), bridgesampling %s; seed %d; %s; load: %s\n",
             utils::packageVersion("jkoflow"), utils::packageVersion("rstan"),
-            utils::packageVersion("bridgesampling"), format(Sys.time(), "%Y-%m-%d %H:%M"),
+            rstan::stan_version(), utils::packageVersion("bridgesampling"), seed,
+            format(Sys.time(), "%Y-%m-%d %H:%M"),
             paste(readLines("/proc/loadavg", warn = FALSE), collapse = "")))
 print(format(res, digits = 3), row.names = FALSE)
 cat(sprintf("\nwall time from nothing to draws: rstan compile + NUTS %s s; compile + jkoflow %s s\n",
