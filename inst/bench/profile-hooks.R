@@ -326,9 +326,21 @@ ph_push_split <- function(fit, threads, reps = 3L, pkg = "jkoflow") {
   })
 }
 
-# Seconds per call of an expression in a tight loop (wall), `n` calls.
-ph_per_call <- function(f, n) {
-  t0 <- proc.time()[["elapsed"]]
-  for (i in seq_len(n)) f(i)
-  (proc.time()[["elapsed"]] - t0) / n
+# Seconds per call of f(i), i = 1..n (cycled), in a tight loop: c(wall,
+# CPU), each the median of `reps` loops of at least `min_time` seconds
+# (CPU seconds are the robust figure on a loaded machine: a single-threaded
+# loop's CPU time is its own work).
+ph_per_call <- function(f, n, reps = 3L, min_time = 0.2) {
+  r <- vapply(seq_len(reps), function(k) {
+    calls <- 0
+    t0 <- .ph_now()
+    repeat {
+      for (i in seq_len(n)) f(i)
+      calls <- calls + n
+      dt <- .ph_now() - t0
+      if (dt[1L] >= min_time) break
+    }
+    dt / calls
+  }, numeric(2))
+  c(wall = stats::median(r[1L, ]), cpu = stats::median(r[2L, ]))
 }

@@ -35,7 +35,11 @@
 #                 = the rest (the package's per-row loop, vapply, c(), the
 #                 tryCatch); "Rcpp floor" is the cost of an empty call into
 #                 the same Rcpp module (num_pars_unconstrained()), the part
-#                 of the rstan figure that is not the model's gradient.
+#                 of the rstan figure that is not the model's gradient. The
+#                 per-point costs are medians of 3 loops of >= 0.2 s over up
+#                 to 2000 monitor points, in wall seconds for the wall table
+#                 and CPU seconds for the CPU table (on a loaded machine the
+#                 CPU split is the reliable one).
 #   c pool_push   pushing the pool (2^17 points, forward only) through the
 #   d mon_push    new map, and the monitor (2^14 points, forward + Hessian +
 #                 exact log-determinant): together, each step's time between
@@ -126,19 +130,24 @@ make_target <- function(name) {
   list(target = tg, setup = .ph_now() - t0, ref = battery[[sub("^stan:", "", name)]])
 }
 
-# Seconds per point of rstan's own calls at the points x (rows), timed in
-# tight loops, against the package's wrapper.
+# Seconds per point (wall and CPU; medians of 3 loops over the points x)
+# of rstan's own calls in tight loops, of an empty call into the same Rcpp
+# module, and of the package's wrappers on the whole of x.
 stan_costs <- function(target, x) {
   tryCatch({
     inst <- target$fit@.MISC$stan_fit_instance
     glp <- inst$grad_log_prob
     lp <- inst$log_prob
+    np <- inst$num_pars_unconstrained
     n <- nrow(x)
-    c(glp = ph_per_call(function(i) glp(x[i, ], TRUE), n),
+    per <- list(
+      glp = ph_per_call(function(i) glp(x[i, ], TRUE), n),
       lp = ph_per_call(function(i) lp(x[i, ], TRUE, FALSE), n),
-      rcpp_floor = ph_per_call(function(i) inst$num_pars_unconstrained(), n),
-      wrapper_vg = system.time(target$value_gradient(x))[["elapsed"]] / n,
-      wrapper_v = system.time(target$value(x))[["elapsed"]] / n)
+      rcpp_floor = ph_per_call(function(i) np(), n),
+      wrapper_vg = ph_per_call(function(i) target$value_gradient(x), 1L) / n,
+      wrapper_v = ph_per_call(function(i) target$value(x), 1L) / n)
+    c(vapply(per, `[[`, 0, "wall"), stats::setNames(vapply(per, `[[`, 0, "cpu"),
+                                                   paste0(names(per), "_cpu")))
   }, error = function(e) {
     message("rstan costs: ", conditionMessage(e))
     NULL
@@ -187,11 +196,12 @@ sub_splits <- function(tab, st, total, u, costs, counts) {
            h_C_post = if (is.null(st)) NA_real_ else sum(st[[paste0(u, "_post")]]),
            h_other_C = sum(tab[startsWith(tab$key, "C:") & tab$key != "C:C_jko_step",
                                paste0("incl_", u)]))
-  if (!is.null(costs) && u == "w") {
-    out["b_rstan"] <- counts[["train_points"]] * costs[["glp"]]
-    out["b_rcpp_floor"] <- counts[["train_points"]] * costs[["rcpp_floor"]]
+  if (!is.null(costs)) {
+    sfx <- if (u == "w") "" else "_cpu"
+    out["b_rstan"] <- counts[["train_points"]] * costs[[paste0("glp", sfx)]]
+    out["b_rcpp_floor"] <- counts[["train_points"]] * costs[[paste0("rcpp_floor", sfx)]]
     out["b_R_per_point"] <- out[["b_closure"]] - out[["b_rstan"]]
-    out["e_rstan"] <- counts[["monitor_points"]] * costs[["lp"]]
+    out["e_rstan"] <- counts[["monitor_points"]] * costs[[paste0("lp", sfx)]]
   }
   out
 }
@@ -238,7 +248,7 @@ run_one <- function(name, seed) {
   costs <- NULL
   if (startsWith(name, "stan:")) {
     x <- t(fit$monitor$points)
-    x <- x[seq_len(min(1000L, nrow(x))), , drop = FALSE]
+    x <- x[seq_len(min(2000L, nrow(x))), , drop = FALSE]
     costs <- stan_costs(mk$target, x)
   }
   sec_w <- phase_seconds(tab, st, split, total[1L], "w")
@@ -256,7 +266,7 @@ run_one <- function(name, seed) {
   list(model = name, D = mk$target$dim, setup = mk$setup, total = total,
        load = c(before = load0[1L], after = load1[1L]), wall = sec_w, cpu = sec_c,
        sub_w = sub_splits(tab, st, total[1L], "w", costs, counts),
-       sub_c = sub_splits(tab, st, total[2L], "c", NULL, counts),
+       sub_c = sub_splits(tab, st, total[2L], "c", costs, counts),
        counts = counts, batch = tryCatch(fit$settings$batch, error = function(e) NA),
        pool = tryCatch(fit$settings$pool, error = function(e) NA),
        monitor = tryCatch(ncol(fit$monitor$points), error = function(e) NA),
@@ -299,28 +309,58 @@ cat("\nSeconds (wall): target set-up, fit, the fit's CPU seconds, and each phase
 print(round(rbind(secs, total = colSums(secs)), 2))
 cat("\nCounts: training iterations (batches) in all and per step (median); target points\n")
 print(cnt)
-cat("\nSplits (wall seconds): b = closure + checks, e = closure + checks, g's Laplace and target parts,",
+split_tab <- function(which) {
+  m <- do.call(rbind, lapply(res, function(r) {
+    s <- r[[which]]
+    full <- c(b_closure = NA, b_checks = NA, b_rstan = NA, b_rcpp_floor = NA,
+              b_R_per_point = NA, e_closure = NA, e_checks = NA, e_rstan = NA,
+              g_laplace = NA, g_target = NA, h_step_R = NA, h_C_post = NA, h_other_C = NA)
+    full[names(s)] <- s
+    full
+  }))
+  rownames(m) <- names(res)
+  m
+}
+subs <- split_tab("sub_w")
+subs_c <- split_tab("sub_c")
+cat("\nSplits (wall seconds): b = closure + checks (Stan: closure = rstan + R per point; the",
+    "Rcpp floor is part of rstan), e = closure + checks, g's Laplace and target parts,",
     "h's step bookkeeping in R, C after the monitor, other .Calls\n")
-subs <- do.call(rbind, lapply(res, function(r) {
-  s <- r$sub_w
-  full <- c(b_closure = NA, b_checks = NA, b_rstan = NA, b_rcpp_floor = NA, b_R_per_point = NA,
-            e_closure = NA, e_checks = NA, e_rstan = NA, g_laplace = NA, g_target = NA,
-            h_step_R = NA, h_C_post = NA, h_other_C = NA)
-  full[names(s)] <- s
-  full
-}))
-rownames(subs) <- names(res)
 print(round(subs, 2))
+cat("\nThe same splits in CPU seconds\n")
+print(round(subs_c, 2))
 stan_rows <- Filter(function(r) !is.null(r$costs), res)
 if (length(stan_rows)) {
-  cat("\nrstan per point (microseconds): the package's wrapper in training (closure / gradient points),",
-      "the wrapper timed apart (value_gradient, value), grad_log_prob and log_prob in tight loops,",
-      "an empty Rcpp module call\n")
+  cat("\nrstan per point (microseconds, wall | CPU): the package's wrapper in training (closure /",
+      "gradient points), the wrappers timed apart (value_gradient, value), grad_log_prob and",
+      "log_prob in tight loops, an empty Rcpp module call\n")
   print(round(t(vapply(stan_rows, function(r) {
     1e6 * c(train_wrapper = r$sub_w[["b_closure"]] / r$counts[["train_points"]],
-            r$costs[c("wrapper_vg", "wrapper_v", "glp", "lp", "rcpp_floor")])
-  }, numeric(6))), 1))
+            r$costs[c("wrapper_vg", "wrapper_v", "glp", "lp", "rcpp_floor")],
+            train_wrapper_cpu = r$sub_c[["b_closure"]] / r$counts[["train_points"]],
+            r$costs[c("wrapper_vg_cpu", "wrapper_v_cpu", "glp_cpu", "lp_cpu",
+                      "rcpp_floor_cpu")])
+  }, numeric(12))), 1))
 }
+cat("\nPer training iteration (milliseconds, wall | CPU): the network, the target; and per",
+    "step (seconds): the pushes, the monitor's target and the verdict; iterations in step 1",
+    "and after, and the share of the training (network + target) spent in step 1\n")
+per_it <- t(vapply(res, function(r) {
+  it <- r$counts[["iters"]]
+  K <- r$counts[["steps"]]
+  st <- r$steps_tab
+  first <- if (is.null(st)) NA else (st$net[1L] + st$target_train[1L]) /
+    sum(st$net + st$target_train)
+  c(net_ms = 1e3 * r$wall[["a_net_train"]] / it, target_ms = 1e3 * r$wall[["b_target_train"]] / it,
+    net_ms_cpu = 1e3 * r$cpu[["a_net_train"]] / it,
+    target_ms_cpu = 1e3 * r$cpu[["b_target_train"]] / it,
+    push_s = (r$wall[["c_pool_push"]] + r$wall[["d_mon_push"]]) / K,
+    mon_target_s = r$wall[["e_target_mon"]] / K, verdict_s = r$wall[["f_verdict"]] / K,
+    iters_step1 = if (is.null(st)) NA else st$iters[1L],
+    iters_after = if (is.null(st)) NA else sum(st$iters[-1L]),
+    step1_share = first)
+}, numeric(10)))
+print(round(per_it, 3))
 cat("\nPushes: the replay of the last map (seconds, wall and CPU; pool forward only, monitor",
     "with log-determinants) against the pushes measured in the last step\n")
 print(round(t(vapply(res, function(r) {
@@ -341,7 +381,7 @@ cat(sprintf("\nfits: %.1f s wall, %.1f s CPU in all; load at the end %s\n",
             sum(secs[, "fit"]), sum(secs[, "cpu"]), paste(loadavg(), collapse = " ")))
 if (!is.na(out_file)) {
   saveRDS(list(results = res, shares_wall = sw, shares_cpu = sc, seconds = secs, counts = cnt,
-               splits = subs, seed = seed, threads = threads,
+               splits = subs, splits_cpu = subs_c, per_iteration = per_it, seed = seed, threads = threads,
                version = as.character(utils::packageVersion("jkoflow")), date = Sys.time()),
           out_file)
   cat("saved to", out_file, "\n")
