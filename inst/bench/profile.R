@@ -70,6 +70,12 @@
 # is called twice per training batch, value and gradient; a Stan target
 # once, value_gradient).
 #
+# OpenMP's waiting threads spin (libgomp's default OMP_WAIT_POLICY): on a
+# machine busy with other work, the spinning competes with the threads that
+# work, and phase a (the only parallel one) then takes up to 3-4 times its
+# quiet-machine seconds. The wait policy is printed in the header; run also
+# with OMP_WAIT_POLICY=passive to see the split without that effect.
+#
 # The instrumentation costs two proc.time() reads per timed call (a few
 # microseconds, a few calls per training iteration): well under 1% of a fit.
 # Printed: per model the shares (wall, then CPU), the seconds, the counts,
@@ -274,8 +280,9 @@ run_one <- function(name, seed) {
        costs = costs, split = split, keys = tab, steps = st, steps_tab = steps_tab)
 }
 
-cat(sprintf("profile of jko_fit(target) defaults; jkoflow %s, %s, %d threads, seed %d; %s; load %s\n",
-            utils::packageVersion("jkoflow"), R.version.string, threads, seed,
+cat(sprintf("profile of jko_fit(target) defaults; jkoflow %s, %s, %d threads (OMP_WAIT_POLICY=%s), seed %d; %s; load %s\n",
+            utils::packageVersion("jkoflow"), R.version.string, threads,
+            Sys.getenv("OMP_WAIT_POLICY", "unset"), seed,
             format(Sys.time(), "%Y-%m-%d %H:%M"), paste(loadavg(), collapse = " ")))
 res <- list()
 for (i in seq_along(sel)) {

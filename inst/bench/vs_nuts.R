@@ -20,7 +20,9 @@
 # gradient: for an R target, to the `grad` function handed to
 # target_logdensity() (wrapped in a counter here); for a Stan target, to the
 # target's value_gradient()/gradient() functions (the potential protocol;
-# NA if a later version has none). Value-only points are counted beside.
+# NA if a later version has none). Value-only points are counted beside
+# (an R target's value is called at the training points too). Both are
+# counted up to the 4000 draws (jko_evidence()'s own calls left out).
 # Only jko_fit(target), jko_sample(fit, n), jko_evidence(fit) and
 # fit$verdict are relied on; every other field read is guarded.
 #
@@ -54,7 +56,9 @@
 # the count of each), KL, k-hat and importance ESS (relative) of
 # fit$verdict; the draws' own ESS or acceptance where jko_sample() reports
 # one; NUTS's divergences (after warm-up) and smallest bulk ESS; the log Z
-# columns. The load (/proc/loadavg) is printed with every model.
+# columns. The load (/proc/loadavg) is printed with every model, and the
+# OpenMP wait policy in the header (on a busy machine libgomp's spinning
+# threads slow jkoflow's training several-fold; see profile.R).
 
 local({
   f <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
@@ -133,6 +137,7 @@ run_jko <- function(name, seed) {
   cnt$value <- 0
   counted <- function(f, slot) {
     force(f)
+    force(slot)
     function(x) {
       cnt[[slot]] <- cnt[[slot]] + (if (is.null(dim(x))) length(x) %/% ref$dim else nrow(x))
       f(x)
@@ -163,6 +168,7 @@ run_jko <- function(name, seed) {
   }
   s <- quiet(jko_sample(fit, 4000))
   t1 <- clock()
+  points <- c(grad = cnt$grad, value = cnt$value)   # before the evidence
   # the draws on the unconstrained scale
   u <- tryCatch(s$unconstrained %||% s$x %||% as.matrix(s), error = function(e) NULL)
   ev <- tryCatch({
@@ -174,7 +180,7 @@ run_jko <- function(name, seed) {
   acc <- if (is.null(u)) c(mean = NA, sd = NA) else accuracy(u, ref)
   num <- function(x) if (is.numeric(x) && length(x) == 1L) x else NA_real_
   list(seconds = (t1 - t0)[["wall"]], cpu = (t1 - t0)[["cpu"]],
-       grad = cnt$grad, value = cnt$value, mean_err = acc[["mean"]], sd_err = acc[["sd"]],
+       grad = points[["grad"]], value = points[["value"]], mean_err = acc[["mean"]], sd_err = acc[["sd"]],
        verdict = as.character(v$reason %||% NA), kl = num(v$kl), khat = num(v$pareto_k),
        ess = num(v$ess), draws_ess = num(tryCatch(s$ess, error = function(e) NULL)),
        accept = num(tryCatch(s$acceptance %||% s$accept_rate, error = function(e) NULL)),
@@ -229,9 +235,10 @@ one_row <- function(name, j, n) {
     stringsAsFactors = FALSE)
 }
 
-cat(sprintf("jkoflow %s, rstan %s, bridgesampling %s; %d threads (jkoflow), %d cores (NUTS); seed %d, %d rep(s); %s; load %s\n",
+cat(sprintf("jkoflow %s, rstan %s, bridgesampling %s; %d threads (jkoflow; OMP_WAIT_POLICY=%s), %d cores (NUTS); seed %d, %d rep(s); %s; load %s\n",
             utils::packageVersion("jkoflow"), utils::packageVersion("rstan"),
-            utils::packageVersion("bridgesampling"), threads, cores, seed, reps,
+            utils::packageVersion("bridgesampling"), threads, Sys.getenv("OMP_WAIT_POLICY", "unset"),
+            cores, seed, reps,
             format(Sys.time(), "%Y-%m-%d %H:%M"), paste(readLines("/proc/loadavg"), collapse = "")))
 rows <- list()
 for (r in seq_len(reps)) {
