@@ -6,13 +6,12 @@
 #include <R.h>
 #include <Rinternals.h>
 #include <string.h>
+#include "jko.h"
 #include "icnn.h"
 #include "map.h"
 #include "potentials.h"
-#include "train.h"
 #include "terms.h"
-
-int jko_threads(int requested);   /* threads.c */
+#include "train.h"
 
 static const char *status_name(int st)
 {

@@ -21,7 +21,9 @@
 #endif
 #include <math.h>
 #include <string.h>
+#include "jko.h"
 #include "icnn.h"
+#include "linalg.h"
 #include "numerics.h"
 
 /* Gbar = grad Q_l's adjoint Ebar (w x D x n, samples of this part) into

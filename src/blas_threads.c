@@ -8,8 +8,9 @@
 #ifndef _GNU_SOURCE
 # define _GNU_SOURCE       /* RTLD_DEFAULT in glibc's dlfcn.h */
 #endif
+#include <stddef.h>
 #include <R_ext/Arith.h>   /* NA_LOGICAL */
-#include "icnn.h"
+#include "jko.h"
 
 #if !defined(_WIN32) && defined(__has_include)
 # if __has_include(<dlfcn.h>)

@@ -35,7 +35,7 @@
 # define FCONE
 #endif
 #include <string.h>
-#include "icnn.h"
+#include "jko.h"
 #include "numerics.h"
 #include "potentials.h"
 

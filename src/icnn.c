@@ -8,6 +8,7 @@
 # define FCONE
 #endif
 #include <string.h>
+#include "jko.h"
 #include "icnn.h"
 #include "numerics.h"
 

@@ -2,6 +2,7 @@
 #include <R.h>
 #include <Rinternals.h>
 #include <R_ext/Rdynload.h>
+#include "jko.h"
 
 SEXP C_icnn_layout(SEXP, SEXP);
 SEXP C_icnn_init(SEXP, SEXP, SEXP);
@@ -15,7 +16,6 @@ SEXP C_energy_eval(SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_flow_push(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_flow_pull(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_blas_info(void);
-void jko_threads_init(void);
 
 static const R_CallMethodDef call_methods[] = {
     {"icnn_layout", (DL_FUNC) &C_icnn_layout, 2},

@@ -3,6 +3,7 @@
 #include <R.h>
 #include <math.h>
 #include <string.h>
+#include "jko.h"
 #include "map.h"
 
 /* points per pass: bounds the workspace, whose Jacobian blocks grow as

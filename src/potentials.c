@@ -4,7 +4,7 @@
 #include <Rinternals.h>
 #include <Rmath.h>
 #include <string.h>
-#include "icnn.h"
+#include "jko.h"
 #include "potentials.h"
 
 SEXP jko_list_elt(SEXP s, const char *name)

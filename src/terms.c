@@ -5,7 +5,7 @@
 #include <Rinternals.h>
 #include <math.h>
 #include <string.h>
-#include "icnn.h"
+#include "jko.h"
 #include "terms.h"
 
 /* ---- interaction: 1/2 E W(Y - Y'), Y, Y' independent ----
