@@ -202,6 +202,21 @@ SEXP C_pot_eval(SEXP pot, SEXP x, SEXP grad)
     return ans;
 }
 
+/* The log-density of a glm target's prior (glm.c) at the columns of x
+ * (D x n, D the target's dimension): n numbers, normalising constants
+ * included. Only the target's prior part is read. */
+SEXP C_glm_log_prior(SEXP target, SEXP x)
+{
+    if (TYPEOF(x) != REALSXP || !Rf_isMatrix(x))
+        Rf_error("'x' must be a double matrix, one point per column");
+    int D = Rf_nrows(x), n = Rf_ncols(x);
+    SEXP ans = PROTECT(Rf_allocVector(REALSXP, n));
+    if (glm_log_prior(target, D, REAL(x), n, REAL(ans)))
+        Rf_error("invalid prior of a glm target for points of dimension %d", D);
+    UNPROTECT(1);
+    return ans;
+}
+
 /* The loss on one batch and its gradient with respect to theta, in the
  * network's own coordinates: list(loss, gradient). With `energy` NULL the
  * Fokker-Planck loss of the potential `pot`; otherwise that of the free

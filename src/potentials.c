@@ -105,13 +105,12 @@ static int double_well_eval(jko_pot *pot, const double *Y, int n, double *phi,
 }
 
 static const pot_kind pot_kinds[] = {
-    {"jko_potential_zero", NULL, zero_eval},
-    {"jko_potential_quadratic", NULL, quadratic_eval},
-    {"jko_potential_gmm", NULL, gmm_eval},
-    {"jko_potential_double_well", NULL, double_well_eval},
-    {"jko_target_logistic", logistic_setup, logistic_eval},
-    {"jko_target_glm", glm_setup, glm_eval},
-    {NULL, NULL, NULL}
+    {"jko_potential_zero", NULL, NULL, zero_eval},
+    {"jko_potential_quadratic", NULL, NULL, quadratic_eval},
+    {"jko_potential_gmm", NULL, NULL, gmm_eval},
+    {"jko_potential_double_well", NULL, NULL, double_well_eval},
+    {"jko_target_glm", glm_setup, glm_draw, glm_eval},
+    {NULL, NULL, NULL, NULL}
 };
 
 /* A potential evaluated in R: potential_eval_r(obj, x, iter, grad) with x
@@ -168,6 +167,7 @@ void pot_setup(jko_pot *pot, SEXP obj, int D, int nmax)
 
 int pot_eval(jko_pot *pot, const double *Y, int n, double *phi, double *gphi)
 {
+    if (pot->kind && pot->kind->draw) pot->kind->draw(pot);
     int st = pot->kind ? pot->kind->eval(pot, Y, n, phi, gphi)
                        : r_eval(pot, Y, n, phi, gphi);
     if (st) return st;

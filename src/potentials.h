@@ -4,14 +4,16 @@
  * with its dimension `dim` and a `label`. Two ways to evaluate it:
  *
  *  - Built-in kinds are rows of the table `pot_kinds` in potentials.c: the
- *    class name, an optional setup and an eval function. The kind is chosen
- *    once per call into C (pot_setup, by the first class of the object that
- *    the table knows); setup reads the object's data (its `par`, a double
- *    vector, and any other element it needs) and allocates scratch with
- *    R_alloc; eval fills phi (n) and, unless gphi is NULL, grad Phi (D x n)
- *    at the columns of Y (D x n), and returns JKO_OK or a JKO_ERR_* status.
- *    A new built-in is one eval function (plus a setup if it has data), one
- *    row of the table and one R constructor that makes the object.
+ *    class name, an optional setup, an optional draw and an eval function.
+ *    The kind is chosen once per call into C (pot_setup, by the first class
+ *    of the object that the table knows); setup reads the object's data (its
+ *    `par`, a double vector, and any other element it needs) and allocates
+ *    scratch with R_alloc; draw, at the start of each evaluation, takes a
+ *    fresh random part of the data (a minibatch) with R's RNG; eval fills
+ *    phi (n) and, unless gphi is NULL, grad Phi (D x n) at the columns of Y
+ *    (D x n), and returns JKO_OK or a JKO_ERR_* status. A new built-in is
+ *    one eval function (plus a setup if it has data), one row of the table
+ *    and one R constructor that makes the object.
  *
  *  - Any other potential is evaluated in R: the object's `value` function
  *    of an n x D matrix returns the n values of Phi, and its `gradient`
@@ -32,12 +34,15 @@
 typedef struct jko_pot jko_pot;
 
 typedef int (*pot_setup_fn)(jko_pot *pot, SEXP obj, int nmax);
+typedef void (*pot_draw_fn)(jko_pot *pot);
 typedef int (*pot_eval_fn)(jko_pot *pot, const double *Y, int n, double *phi,
                            double *gphi);
 
 typedef struct {
     const char *cls;      /* the R class of the kind                         */
     pot_setup_fn setup;   /* NULL: the kind needs only `par`                 */
+    pot_draw_fn draw;     /* NULL, or a fresh random part of the data (with
+                             R's RNG) for each evaluation: a minibatch       */
     pot_eval_fn eval;
 } pot_kind;
 
@@ -62,12 +67,13 @@ int pot_eval(jko_pot *pot, const double *Y, int n, double *phi, double *gphi);
 /* An element of an R list by name, or R_NilValue. */
 SEXP jko_list_elt(SEXP s, const char *name);
 
-/* logistic.c: Bayesian logistic regression */
-int logistic_setup(jko_pot *pot, SEXP obj, int nmax);
-int logistic_eval(jko_pot *pot, const double *Y, int n, double *phi, double *gphi);
-
-/* glm.c: generalised linear models (target_glm()) */
+/* glm.c: generalised linear models (target_glm(), target_logistic()) */
 int glm_setup(jko_pot *pot, SEXP obj, int nmax);
+void glm_draw(jko_pot *pot);
 int glm_eval(jko_pot *pot, const double *Y, int n, double *phi, double *gphi);
+/* The log-density of a glm target's prior at the n columns of Y (D x n),
+ * from the object's prior part alone (its data are not read); 1 if that
+ * part is invalid. */
+int glm_log_prior(SEXP obj, int D, const double *Y, int n, double *lp);
 
 #endif
