@@ -170,40 +170,43 @@ target_glm <- function(formula, data, family = stats::binomial(), prior = prior_
     terms = mt, xlevels = stats::.getXlevels(mt, mf), contrasts = attr(X, "contrasts"),
     offset_expr = call$offset, na_action = attr(mf, "na.action"),
     row_names = rownames(mf), colnames = colnames(X), call = call)
+  pot$family <- family
   pot$start <- glm_start(pot)
   pot
 }
 
 # A glm target from a model matrix X (N x p), the response y, prior weights
-# w and offsets off (checked), the family, the prior's terms pr
-# (glm_prior_terms()) and sigma's sig (glm_sigma_prior()): the potential
-# that src/glm.c evaluates, with the constant of the likelihood. `batch`: NA
-# (every row at every evaluation) or the rows of a minibatch; `...` more
-# elements of the object; `class` its classes before "jko_potential".
+# w and offsets off (checked; NULL for unit weights and no offsets), the
+# family, the prior's terms pr (glm_prior_terms()) and sigma's sig
+# (glm_sigma_prior()): the potential that src/glm.c evaluates, with the
+# constant of the likelihood. `batch`: NA (every row at every evaluation) or
+# the rows of a minibatch; `...` more elements of the object; `class` its
+# classes before "jko_potential".
 glm_target <- function(X, y, w, off, family, pr, sig, label, ..., batch = NA_integer_,
                        class = "jko_target_glm") {
   N <- nrow(X)
   p <- ncol(X)
-  used <- w > 0
+  w1 <- if (is.null(w)) rep(1, N) else w
+  used <- w1 > 0
   const <- switch(family$family,
     binomial = {
-      k <- w * y
-      sum((lgamma(w + 1) - lgamma(k + 1) - lgamma(w - k + 1))[used])
+      k <- w1 * y
+      sum((lgamma(w1 + 1) - lgamma(k + 1) - lgamma(w1 - k + 1))[used])
     },
-    poisson = -sum((w * lgamma(y + 1))[used]),
-    gaussian = sum(0.5 * log(w[used]) - 0.5 * log(2 * pi)))
+    poisson = -sum((w1 * lgamma(y + 1))[used]),
+    gaussian = sum(0.5 * log(w1[used]) - 0.5 * log(2 * pi)))
   D <- p + (family$family == "gaussian") + (pr$code == 2L)
   codes <- c(binomial = 0L, poisson = 1L, gaussian = 2L)
   links <- c(logit = 0L, probit = 1L, log = 2L, identity = 3L)
   pot <- builtin_potential(
-    "jko_target_glm", NULL, D, label,
-    x = unname(matrix(as.double(X), N, p)), y = as.double(y), weights = as.double(w),
-    offset = as.double(off), family_code = codes[[family$family]],
+    "glm", NULL, D, label,
+    x = unname(matrix(as.double(X), N, p)), y = as.double(y),
+    weights = if (!is.null(w)) as.double(w), offset = if (!is.null(off)) as.double(off),
+    family_code = codes[[family$family]],
     link_code = links[[family$link]], prior_code = pr$code, prior_loc = pr$loc,
     prior_prec = pr$prec, prior_const = pr$const, shape = pr$shape, rate = pr$rate,
     sigma_code = sig$code, sigma_rate = sig$rate, const = const, batch = batch,
-    family = family, ...)
-  class(pot) <- c(class, "jko_potential")
+    ..., class = class)
   pot$p <- p  # not through builtin_potential(): `p` would match its `par`
   pot
 }

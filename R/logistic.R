@@ -118,7 +118,7 @@ target_logistic <- function(x, y, prior = c("gamma", "normal"), batch = NULL) {
     list(code = 1L, loc = rep(0, p), prec = as.double(diag(p)), const = -0.5 * p * log(2 * pi),
          shape = 1, rate = 100)
   }
-  pot <- glm_target(x, as.double(y), rep(1, N), rep(0, N), stats::binomial(), pr,
+  pot <- glm_target(x, as.double(y), NULL, NULL, stats::binomial(), pr,
                     list(code = 0L, rate = 1), label, prior = prior, levels = levels,
                     colnames = colnames(x),
                     batch = if (is.null(batch)) NA_integer_ else batch,

@@ -77,6 +77,21 @@ static int nthreads(SEXP threads)
     return jko_threads(Rf_asInteger(threads));
 }
 
+/* The potential `obj` (potentials.h) for batches of up to nmax points of
+ * dimension D, or an R error saying what is wrong with it. */
+static void potential_setup(jko_pot *p, SEXP obj, int D, int nmax)
+{
+    char err[JKO_ERRLEN];
+    if (pot_setup(p, obj, D, nmax, err)) Rf_error("%s", err);
+}
+
+/* The same for a free energy (terms.h). */
+static void free_energy_setup(jko_energy *e, SEXP obj, int D, int nmax)
+{
+    char err[JKO_ERRLEN];
+    if (energy_setup(e, obj, D, nmax, err)) Rf_error("%s", err);
+}
+
 /* The change of variables of a step from std = list(center, scale) or
  * list(center, L) (D x D lower triangular), pointing into std. */
 static void std_from_sexp(jko_map *m, int D, SEXP std)
@@ -186,14 +201,15 @@ SEXP C_icnn_eval(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP what,
  * status). Non-finite values are returned as they are, with their status. */
 SEXP C_pot_eval(SEXP pot, SEXP x, SEXP grad)
 {
-    int D = Rf_nrows(x), n = Rf_ncols(x), g = Rf_asLogical(grad);
+    int n, D = Rf_nrows(x), g = Rf_asLogical(grad) == TRUE;
+    const double *X = batch_ptr(D, x, &n);
     jko_pot p;
-    pot_setup(&p, pot, D, n);
+    potential_setup(&p, pot, D, n);
     SEXP v[3];
     v[0] = PROTECT(Rf_allocVector(REALSXP, n));
     v[1] = PROTECT(Rf_allocMatrix(REALSXP, D, g ? n : 0));
     GetRNGstate();
-    int st = pot_eval(&p, REAL(x), n, REAL(v[0]), g ? REAL(v[1]) : NULL);
+    int st = pot_eval(&p, X, n, REAL(v[0]), g ? REAL(v[1]) : NULL);
     PutRNGstate();
     v[2] = PROTECT(Rf_mkString(status_name(st)));
     const char *nm[] = {"value", "gradient", "status"};
@@ -211,8 +227,9 @@ SEXP C_glm_log_prior(SEXP target, SEXP x)
         Rf_error("'x' must be a double matrix, one point per column");
     int D = Rf_nrows(x), n = Rf_ncols(x);
     SEXP ans = PROTECT(Rf_allocVector(REALSXP, n));
-    if (glm_log_prior(target, D, REAL(x), n, REAL(ans)))
-        Rf_error("invalid prior of a glm target for points of dimension %d", D);
+    char err[JKO_ERRLEN];
+    if (glm_log_prior(target, D, REAL(x), n, REAL(ans), err))
+        Rf_error("invalid prior of a glm target: %s", err);
     UNPROTECT(1);
     return ans;
 }
@@ -245,9 +262,9 @@ static SEXP loss_and_gradient(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEX
     icnn_ws_alloc(&m.net, &ws, n, 2, nthreads(threads));
     jko_buf_alloc(&m.net, &b, n);
     if (Rf_isNull(energy)) {
-        pot_setup(&p, pot, m.net.D, n);
+        potential_setup(&p, pot, m.net.D, n);
     } else {
-        energy_setup(&e, energy, m.net.D, n);
+        free_energy_setup(&e, energy, m.net.D, n);
         if (e.density && Rf_isNull(log_density))
             Rf_error("'log_density' is needed by a term of the free energy");
         e.pot.iter = 0;
@@ -297,7 +314,7 @@ SEXP C_energy_eval(SEXP energy, SEXP x, SEXP log_density, SEXP beta, SEXP thread
     if (!Rf_isNull(log_density) && (TYPEOF(log_density) != REALSXP || LENGTH(log_density) != n))
         Rf_error("'log_density' must be a double vector of length %d", n);
     jko_energy e;
-    energy_setup(&e, energy, D, n);
+    free_energy_setup(&e, energy, D, n);
     if (e.density && Rf_isNull(log_density))
         Rf_error("'log_density' is needed by a term of the free energy");
     SEXP v[2];
@@ -423,7 +440,7 @@ SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
     jko_energy *pe = NULL;
     SEXP pld = R_NilValue;
     if (Rf_inherits(pot, "jko_energy")) {
-        energy_setup(&e, pot, D, s.batch > nmon ? s.batch : nmon);
+        free_energy_setup(&e, pot, D, s.batch > nmon ? s.batch : nmon);
         pe = &e;
         pp = &e.pot;
         if (e.density) {
@@ -433,7 +450,7 @@ SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
             pld = PROTECT(Rf_duplicate(pool_ld)); nprot++;
         }
     } else {
-        pot_setup(&p, pot, D, s.batch > nmon ? s.batch : nmon);
+        potential_setup(&p, pot, D, s.batch > nmon ? s.batch : nmon);
     }
     int fail = 0, used = 0;
     GetRNGstate();

@@ -42,6 +42,8 @@
 #ifndef FCONE
 # define FCONE
 #endif
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include "jko.h"
 #include "numerics.h"
@@ -65,8 +67,8 @@ typedef struct {
 } glm_prior;
 
 typedef struct {
-    const double *X, *y, *w, *off; /* N x p design, N responses, weights,
-                                      offsets                              */
+    const double *X, *y, *w, *off; /* N x p design, N responses, weights
+                                      (NULL: all 1), offsets (NULL: 0)     */
     int N, p, family, link;
     int sig;                 /* 1: theta[p] is log sigma (gaussian)       */
     glm_prior pr;
@@ -77,7 +79,7 @@ typedef struct {
     double *Xb, *yb, *wb, *ob;   /* the minibatch drawn: batch x p, batch  */
     /* the rows of the current evaluation: the data, or the minibatch
      * whose log-likelihood terms are scaled by `scale` */
-    const double *cX, *cy, *cw, *co;
+    const double *cX, *cy, *cw, *co;    /* cw, co NULL as w, off */
     int rows;
     double scale;
     int nmax;
@@ -107,7 +109,7 @@ static inline double log_pnorm_mills(double x, double *m)
 static int get_int(SEXP obj, const char *name, int *out)
 {
     SEXP v = jko_list_elt(obj, name);
-    if (Rf_isNull(v) || LENGTH(v) != 1) return 1;
+    if ((TYPEOF(v) != INTSXP && TYPEOF(v) != REALSXP) || XLENGTH(v) != 1) return 1;
     *out = Rf_asInteger(v);
     return *out == NA_INTEGER;
 }
@@ -119,24 +121,49 @@ static const double *get_dbl(SEXP obj, const char *name, R_xlen_t len)
     return REAL(v);
 }
 
+/* a single finite number above lo (or any finite number for lo = -Inf) */
+static int get_num(SEXP obj, const char *name, double lo, double *out)
+{
+    SEXP v = jko_list_elt(obj, name);
+    if ((TYPEOF(v) != INTSXP && TYPEOF(v) != REALSXP) || XLENGTH(v) != 1) return 1;
+    *out = Rf_asReal(v);
+    return !R_FINITE(*out) || !(*out > lo);
+}
+
+#define FAIL(...) do { snprintf(err, JKO_ERRLEN, __VA_ARGS__); return JKO_ERR_DATA; } while (0)
+
 /* The prior's part of the object: prior_code (with prior_loc, prior_prec,
  * prior_const or shape, rate) and sigma_code (with sigma_rate), for p
  * coefficients. */
-static int prior_setup(glm_prior *pr, SEXP obj, int p, int sig)
+static int prior_setup(glm_prior *pr, SEXP obj, int p, int sig, char *err)
 {
     pr->p = p;
     pr->sig = sig;
-    if (get_int(obj, "prior_code", &pr->code) || get_int(obj, "sigma_code", &pr->scode))
-        return 1;
-    if (pr->code == PRIOR_NORMAL &&
-        (!(pr->loc = get_dbl(obj, "prior_loc", p)) ||
-         !(pr->prec = get_dbl(obj, "prior_prec", (R_xlen_t) p * p)))) return 1;
-    pr->pcst = Rf_asReal(jko_list_elt(obj, "prior_const"));
-    pr->shape = Rf_asReal(jko_list_elt(obj, "shape"));
-    pr->rate = Rf_asReal(jko_list_elt(obj, "rate"));
-    pr->srate = Rf_asReal(jko_list_elt(obj, "sigma_rate"));
+    pr->loc = pr->prec = NULL;
+    pr->pcst = 0;
+    pr->shape = pr->rate = pr->srate = 1;
+    if (get_int(obj, "prior_code", &pr->code) || pr->code < PRIOR_FLAT || pr->code > PRIOR_GAMMA)
+        FAIL("`prior_code` must be 0 (flat), 1 (normal) or 2 (hierarchical)");
+    if (pr->code == PRIOR_NORMAL) {
+        if (!(pr->loc = get_dbl(obj, "prior_loc", p)) ||
+            !(pr->prec = get_dbl(obj, "prior_prec", (R_xlen_t) p * p)))
+            FAIL("a normal prior needs `prior_loc` and `prior_prec` of %d and %.0f numbers", p,
+                 (double) p * p);
+        if (get_num(obj, "prior_const", R_NegInf, &pr->pcst))
+            FAIL("`prior_const` must be a finite number");
+    }
+    if (pr->code == PRIOR_GAMMA &&
+        (get_num(obj, "shape", 0, &pr->shape) || get_num(obj, "rate", 0, &pr->rate)))
+        FAIL("the hierarchical prior's `shape` and `rate` must be positive finite numbers");
+    pr->scode = 0;
+    if (sig) {
+        if (get_int(obj, "sigma_code", &pr->scode) || pr->scode < 0 || pr->scode > 1)
+            FAIL("`sigma_code` must be 0 (flat) or 1 (exponential)");
+        if (pr->scode == 1 && get_num(obj, "sigma_rate", 0, &pr->srate))
+            FAIL("`sigma_rate` must be a positive finite number");
+    }
     pr->dz = (double *) R_alloc(p, sizeof(double));
-    return 0;
+    return JKO_OK;
 }
 
 /* The dimension of theta under the prior pr */
@@ -196,31 +223,64 @@ static void prior_grad(const glm_prior *pr, const double *th, double *gr)
     }
 }
 
-/* Reads the object's x (N x p), y, weights, offset (N each), family_code,
- * link_code, the prior (prior_setup), const and batch (NA: every row),
- * made and checked by glm_target() in R. */
-int glm_setup(jko_pot *pot, SEXP obj, int nmax)
+/* Reads the object's x (N x p), p, y, weights, offset (N each; weights
+ * and offset may be NULL),
+ * family_code, link_code, the prior (prior_setup), const and batch (NA or
+ * absent: every row), made by glm_target() in R, and checks them against
+ * the dimension of the points. */
+int glm_setup(jko_pot *pot, SEXP obj, int nmax, char *err)
 {
     glm_t *g = (glm_t *) R_alloc(1, sizeof(glm_t));
     SEXP X = jko_list_elt(obj, "x");
-    if (TYPEOF(X) != REALSXP || !Rf_isMatrix(X)) return 1;
+    if (TYPEOF(X) != REALSXP || !Rf_isMatrix(X) || Rf_nrows(X) < 1 || Rf_ncols(X) < 1)
+        FAIL("`x` must be a double matrix with at least one row and one column");
     g->X = REAL(X);
     g->N = Rf_nrows(X);
     g->p = Rf_ncols(X);
-    if (g->N < 1 || g->p < 1) return 1;
-    if (!(g->y = get_dbl(obj, "y", g->N)) || !(g->w = get_dbl(obj, "weights", g->N)) ||
-        !(g->off = get_dbl(obj, "offset", g->N))) return 1;
-    if (get_int(obj, "family_code", &g->family) || get_int(obj, "link_code", &g->link))
-        return 1;
+    int pp;
+    if (get_int(obj, "p", &pp) || pp != g->p)
+        FAIL("`p` must be the number of columns of `x` (%d)", g->p);
+    /* weights and offsets may be absent (NULL): unit weights, no offsets */
+    SEXP wt = jko_list_elt(obj, "weights"), of = jko_list_elt(obj, "offset");
+    g->w = Rf_isNull(wt) ? NULL : get_dbl(obj, "weights", g->N);
+    g->off = Rf_isNull(of) ? NULL : get_dbl(obj, "offset", g->N);
+    if (!(g->y = get_dbl(obj, "y", g->N)) || (!Rf_isNull(wt) && !g->w) ||
+        (!Rf_isNull(of) && !g->off))
+        FAIL("`y`, `weights` and `offset` must be double vectors of length %d (the rows of `x`)",
+             g->N);
+    if (get_int(obj, "family_code", &g->family) || get_int(obj, "link_code", &g->link) ||
+        !((g->family == FAM_BINOMIAL && (g->link == LINK_LOGIT || g->link == LINK_PROBIT)) ||
+          (g->family == FAM_POISSON && g->link == LINK_LOG) ||
+          (g->family == FAM_GAUSSIAN && g->link == LINK_IDENTITY)))
+        FAIL("`family_code` and `link_code` must name binomial (logit, probit), poisson (log) "
+             "or gaussian (identity)");
     g->sig = g->family == FAM_GAUSSIAN;
-    if (prior_setup(&g->pr, obj, g->p, g->sig)) return 1;
-    if (pot->D != prior_dim(&g->pr)) return 1;
-    g->cst = Rf_asReal(jko_list_elt(obj, "const"));
-    g->npos = 0;
-    for (int i = 0; i < g->N; i++) g->npos += g->w[i] > 0;
+    if (prior_setup(&g->pr, obj, g->p, g->sig, err)) return JKO_ERR_DATA;
+    if (pot->D != prior_dim(&g->pr))
+        FAIL("the target has %d parameters (%d coefficients%s%s) but the points have dimension %d",
+             prior_dim(&g->pr), g->p, g->sig ? ", log sigma" : "",
+             g->pr.code == PRIOR_GAMMA ? ", log alpha" : "", pot->D);
+    if (get_num(obj, "const", R_NegInf, &g->cst)) FAIL("`const` must be a finite number");
+    g->npos = g->N;
+    if (g->w) {
+        g->npos = 0;
+        for (int i = 0; i < g->N; i++) {
+            if (!(g->w[i] >= 0) || !R_FINITE(g->w[i]))
+                FAIL("`weights` must be finite and non-negative");
+            g->npos += g->w[i] > 0;
+        }
+    }
+    /* batch: NA or absent for every row */
     SEXP bt = jko_list_elt(obj, "batch");
-    int b = Rf_isNull(bt) ? NA_INTEGER : Rf_asInteger(bt);
-    g->batch = (b == NA_INTEGER || b >= g->npos) ? 0 : b;
+    int b = 0;
+    if (!Rf_isNull(bt)) {
+        double bd = (TYPEOF(bt) == LGLSXP || TYPEOF(bt) == INTSXP || TYPEOF(bt) == REALSXP) &&
+                    XLENGTH(bt) == 1 ? Rf_asReal(bt) : 0;
+        if (!ISNAN(bd) && (!(bd >= 1) || bd != floor(bd) || bd > INT_MAX))
+            FAIL("`batch` must be NA or a whole number >= 1");
+        if (!ISNAN(bd)) b = (int) bd;
+    }
+    g->batch = (b == 0 || b >= g->npos) ? 0 : b;
     g->cX = g->X; g->cy = g->y; g->cw = g->w; g->co = g->off;
     g->rows = g->N;
     g->scale = 1.0;
@@ -228,11 +288,11 @@ int glm_setup(jko_pot *pot, SEXP obj, int nmax)
         const int nb = g->batch, np = (int) g->npos;
         g->used = (int *) R_alloc(np, sizeof(int));
         g->idx = (int *) R_alloc(np, sizeof(int));
-        for (int i = 0, k = 0; i < g->N; i++) if (g->w[i] > 0) g->used[k++] = i;
+        for (int i = 0, k = 0; i < g->N; i++) if (!g->w || g->w[i] > 0) g->used[k++] = i;
         g->Xb = (double *) R_alloc((size_t) nb * g->p, sizeof(double));
         g->yb = (double *) R_alloc(nb, sizeof(double));
-        g->wb = (double *) R_alloc(nb, sizeof(double));
-        g->ob = (double *) R_alloc(nb, sizeof(double));
+        g->wb = g->w ? (double *) R_alloc(nb, sizeof(double)) : NULL;
+        g->ob = g->off ? (double *) R_alloc(nb, sizeof(double)) : NULL;
         g->cX = g->Xb; g->cy = g->yb; g->cw = g->wb; g->co = g->ob;
         g->rows = nb;
         g->scale = g->npos / nb;
@@ -244,7 +304,7 @@ int glm_setup(jko_pot *pot, SEXP obj, int nmax)
     g->eta = (double *) R_alloc((size_t) g->rows * g->nmax, sizeof(double));
     g->sw2 = (double *) R_alloc(g->nmax, sizeof(double));
     pot->state = g;
-    return 0;
+    return JKO_OK;
 }
 
 /* A fresh minibatch: `batch` of the rows with w > 0, without replacement
@@ -266,8 +326,8 @@ void glm_draw(jko_pot *pot)
     for (int i = 0; i < nb; i++) {
         int r = g->idx[i];
         g->yb[i] = g->y[r];
-        g->wb[i] = g->w[r];
-        g->ob[i] = g->off[r];
+        if (g->wb) g->wb[i] = g->w[r];
+        if (g->ob) g->ob[i] = g->off[r];
     }
 }
 
@@ -282,7 +342,7 @@ static double glm_loglik(const glm_t *g, double *es, double ls, double *sw2)
     double ll = 0, s2 = 0;
     const double isig = g->sig ? exp(-ls) : 1.0;
     for (int i = 0; i < rows; i++) {
-        const double wi = w[i], yi = y[i], t = es[i];
+        const double wi = w ? w[i] : 1.0, yi = y[i], t = es[i];
         if (wi == 0) { es[i] = 0; continue; }
         double d = 0;
         switch (g->family * 4 + g->link) {
@@ -337,7 +397,7 @@ static void glm_part(const glm_t *g, int D, const double *Y, int n, double *phi,
     for (int s = 0; s < n; s++) {
         const double *th = Y + (size_t) D * s;
         double *es = eta + (size_t) rows * s;
-        for (int i = 0; i < rows; i++) es[i] += g->co[i];
+        if (g->co) for (int i = 0; i < rows; i++) es[i] += g->co[i];
         double lp = prior_logd(&g->pr, th);
         double v = -(glm_loglik(g, es, g->sig ? th[p] : 0.0, sw2 + s) + lp);
         /* an overflow far out is a zero density: Phi = +Inf, not NaN */
@@ -374,13 +434,18 @@ int glm_eval(jko_pot *pot, const double *Y, int n, double *phi, double *gphi)
 
 /* The prior's log-density at the columns of Y (D x n) into lp, from the
  * prior's part of a glm target (see prior_setup; `p` the number of
- * coefficients, family_code for log sigma). Returns 1 on invalid data. */
-int glm_log_prior(SEXP obj, int D, const double *Y, int n, double *lp)
+ * coefficients, family_code for log sigma). */
+int glm_log_prior(SEXP obj, int D, const double *Y, int n, double *lp, char *err)
 {
     glm_prior pr;
     int p, family;
-    if (get_int(obj, "p", &p) || p < 1 || get_int(obj, "family_code", &family)) return 1;
-    if (prior_setup(&pr, obj, p, family == FAM_GAUSSIAN) || prior_dim(&pr) != D) return 1;
+    if (TYPEOF(obj) != VECSXP) FAIL("the prior must be a list");
+    if (get_int(obj, "p", &p) || p < 1) FAIL("`p` must be a whole number >= 1");
+    if (get_int(obj, "family_code", &family) || family < FAM_BINOMIAL || family > FAM_GAUSSIAN)
+        FAIL("`family_code` must be 0, 1 or 2");
+    if (prior_setup(&pr, obj, p, family == FAM_GAUSSIAN, err)) return JKO_ERR_DATA;
+    if (prior_dim(&pr) != D)
+        FAIL("the prior has %d parameters but the points have dimension %d", prior_dim(&pr), D);
     for (int s = 0; s < n; s++) lp[s] = prior_logd(&pr, Y + (size_t) D * s);
-    return 0;
+    return JKO_OK;
 }

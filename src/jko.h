@@ -14,8 +14,16 @@ enum {
     JKO_OK = 0,
     JKO_ERR_NONFINITE = 1,   /* a non-finite value where a finite one is needed */
     JKO_ERR_NOTPD = 2,       /* a Hessian that is not positive definite */
-    JKO_ERR_DIVERGED = 4     /* a training run away (train.h) */
+    JKO_ERR_DIVERGED = 4,    /* a training run away (train.h) */
+    JKO_ERR_DATA = 5,        /* an R object whose data do not fit its kind or
+                                the points: the setups say what, in words */
+    JKO_ERR_SIZE = 6         /* a size beyond what can be allocated or
+                                indexed */
 };
+
+/* The length of the messages that setups write for JKO_ERR_DATA; the .Call
+ * wrappers turn them into R errors. */
+#define JKO_ERRLEN 512
 
 /* threads.c: the number of OpenMP threads a call may use (1 in a forked
  * child, at most OMP_THREAD_LIMIT), and the fork handler that knows. */

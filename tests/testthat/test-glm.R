@@ -219,7 +219,7 @@ test_that("C's log prior density of a glm target is its closed form", {
   expect_identical(.Call(jkoflow:::C_glm_log_prior, jkoflow:::glm_prior_part(tg),
                          t(th[, 1:p])), rep(0, 5))
   expect_error(.Call(jkoflow:::C_glm_log_prior, jkoflow:::glm_prior_part(tg), t(th)),
-               "invalid prior of a glm target for points of dimension 5")
+               "invalid prior of a glm target: the prior has 4 parameters but the points have dimension 5")
 })
 
 test_that("the potential stays defined far from the mode", {

@@ -282,3 +282,121 @@ test_that("a fit survives saveRDS()/readRDS() in a fresh R session", {
   more <- jko_continue(fit, 1, verbose = FALSE)
   expect_equal(res$more$theta[[3L]], more$theta[[3L]], tolerance = 1e-12)
 })
+
+test_that("a class never makes a user's potential a built-in kind", {
+  x <- rbind(c(1, 2), c(-1, 0.5))
+  for (cls in c("jko_potential_quadratic", "jko_potential_gmm", "jko_potential_double_well",
+                "jko_target_glm", "jko_target_logistic")) {
+    p <- new_potential(function(x) rowSums(x^2) / 2, function(x) x, class = cls)
+    v <- potential_value(p, x, grad = TRUE)
+    expect_equal(v$value, c(2.5, 0.625))
+    expect_equal(v$gradient, x)
+    expect_equal(potential_value(p, matrix(1, 2, 1)), c(0.5, 0.5))
+  }
+})
+
+test_that("forged or tampered built-in data are R errors that say what is wrong", {
+  x1 <- matrix(1, 2, 1)
+  x2 <- matrix(1, 2, 2)
+  forged <- function(...) structure(list(dim = NA_integer_, ...), class = "jko_potential")
+  tamper <- function(p, ...) utils::modifyList(p, list(...))
+  q <- potential_quadratic(diag(2))
+  g <- potential_gmm(rbind(c(-1, 0), c(1, 0)), sd = 0.5)
+  cases <- list(
+    list(forged(builtin = "quadratic", par = 1), x1,
+         "invalid built-in potential \"quadratic\": `par` has 1 numbers; dimension 1 needs 2"),
+    list(forged(builtin = "quadratic"), x2,
+         "`par` has 0 numbers; dimension 2 needs 6"),
+    list(tamper(q, par = q$par[-1]), x2, "`par` has 5 numbers; dimension 2 needs 6"),
+    list(forged(builtin = "quadratic", par = "a"), x1, "`par` must be a double vector"),
+    list(forged(builtin = "cubic", par = 1), x1, "unknown built-in potential \"cubic\""),
+    list(forged(builtin = NA_character_), x1, "`builtin` must be the name of a built-in kind"),
+    list(tamper(g, par = replace(g$par, 1, 0)), x2, "the number of components K >= 1"),
+    list(tamper(g, par = replace(g$par, 1, 1.5)), x2, "the number of components K >= 1"),
+    list(tamper(g, par = replace(g$par, 1, 3)), x2,
+         "`par` has 8 numbers; 3 components in dimension 2 need 11"),
+    list(tamper(g, par = replace(g$par, 2, 0)), x2, "sd \\(`par\\[2\\]`\\) must be positive"),
+    list(forged(builtin = "gmm", par = numeric(0)), x1, "the number of components K >= 1"),
+    list(forged(builtin = "double_well", par = c(1, 1, 1)), x1,
+         "`par` has 3 numbers; it needs 2 \\(center, height\\)"),
+    list(forged(builtin = "double_well", par = c(0, 1)), x1, "a positive finite center"),
+    list(structure(list(dim = NA_integer_), class = "jko_potential"), x1,
+         "a potential must be a built-in kind or have a `value` function"))
+  for (cs in cases) {
+    expect_error(potential_value(cs[[1]], cs[[2]]), cs[[3]])
+  }
+})
+
+test_that("a glm target's data are checked against the points and the kind", {
+  set.seed(1)
+  d <- data.frame(x = rnorm(20), y = rbinom(20, 1, 0.5))
+  tg <- target_glm(y ~ x, d, binomial())
+  th <- matrix(0, 2, 2)
+  tamper <- function(...) utils::modifyList(tg, list(...))
+  cases <- list(
+    list(tamper(x = tg$x[-1, ]), "`y`, `weights` and `offset` must be double vectors of length 19"),
+    list(tamper(x = "a"), "`x` must be a double matrix"),
+    list(tamper(p = 3L), "`p` must be the number of columns of `x` \\(2\\)"),
+    list(tamper(y = tg$y[-1]), "`y`, `weights` and `offset` must be double vectors of length 20"),
+    list(tamper(weights = -tg$weights), "`weights` must be finite and non-negative"),
+    list(tamper(family_code = 7L), "`family_code` and `link_code` must name"),
+    list(tamper(link_code = 2L), "`family_code` and `link_code` must name"),
+    list(tamper(prior_code = 5L), "`prior_code` must be 0 \\(flat\\), 1 \\(normal\\) or 2"),
+    list(tamper(prior_prec = 1), "a normal prior needs `prior_loc` and `prior_prec` of 2 and 4"),
+    list(tamper(batch = 0L), "`batch` must be NA or a whole number >= 1"),
+    list(tamper(batch = 2.5), "`batch` must be NA or a whole number >= 1"),
+    list(tamper(const = NA_real_), "`const` must be a finite number"),
+    list(tamper(prior_code = 2L), "the target has 3 parameters \\(2 coefficients, log alpha\\) but the points have dimension 2"))
+  for (cs in cases) {
+    expect_error(potential_value(cs[[1]], th), paste0("invalid built-in potential \"glm\": ", cs[[2]]))
+  }
+  # a declared dimension that differs from the data's
+  tg$dim <- NA_integer_
+  expect_error(potential_value(tg, matrix(0, 2, 3)),
+               "the target has 2 parameters \\(2 coefficients\\) but the points have dimension 3")
+  tl <- target_logistic(cbind(1, d$x), d$y)
+  tl$shape <- -1
+  expect_error(potential_value(tl, matrix(0, 1, 3)),
+               "the hierarchical prior's `shape` and `rate` must be positive finite numbers")
+})
+
+test_that("forged or tampered terms of a free energy are R errors", {
+  x <- matrix(rnorm(8), 2)
+  ev <- function(en) jkoflow:::energy_values(en, x, rep(0, 4), 1, 1L)
+  en <- function(...) jko_energy(potential_quadratic(diag(2)), ...)
+  tamper_term <- function(e, ...) {
+    e$terms[[1]] <- utils::modifyList(e$terms[[1]], list(...))
+    e
+  }
+  pw <- en(interaction_power(2, 1))
+  expect_equal(length(ev(pw)), 4L)
+  forged <- en(interaction_quadratic())
+  forged$terms[[1]] <- structure(list(par = numeric(0)),
+                                 class = c("jko_interaction_power", "jko_interaction", "jko_term"))
+  expect_error(ev(forged), "a term of a free energy must be one that its constructor made")
+  expect_error(ev(tamper_term(pw, par = 1)),
+               "invalid term \"interaction_power\": `par` must hold the exponents a > 0 and b < a")
+  expect_error(ev(tamper_term(pw, par = c(1, 2))), "`par` must hold the exponents a > 0 and b < a")
+  expect_error(ev(tamper_term(pw, block = 1L)), "invalid term \"interaction_power\": `block` must be")
+  expect_error(ev(tamper_term(en(interaction_quadratic()), block = NA)), "`block` must be a whole number >= 2")
+  expect_error(ev(tamper_term(en(interaction_fn(function(z) rowSums(z^2))), W = NULL)),
+               "invalid term \"interaction_fn\": `W` must be a function")
+  expect_error(ev(tamper_term(en(interaction_quadratic()), builtin = "interaction_cubic")),
+               "unknown built-in term \"interaction_cubic\"")
+  pm <- jko_energy(diffusion = diffusion_porous(2))
+  expect_error(ev(tamper_term(pm, par = 0.5)), "invalid term \"diffusion_porous\": `par` must hold the exponent m > 1")
+  # the energy's potential is checked as any potential
+  bad <- en(interaction_quadratic())
+  bad$potential$par <- 1
+  expect_error(ev(bad), "invalid built-in potential \"quadratic\": `par` has 1 numbers")
+})
+
+test_that("a fit whose potential was replaced by one of another dimension stops with an R error", {
+  set.seed(13)
+  fit <- tiny_fit(potential_quadratic(diag(2)), steps = 1)
+  fit$potential <- potential_quadratic(diag(3))
+  expect_error(jko_continue(fit, 1, verbose = FALSE),
+               "the potential has dimension 3 but the points have dimension 2")
+  fit$potential$dim <- NA_integer_
+  expect_error(jko_continue(fit, 1, verbose = FALSE), "`par` has 12 numbers; dimension 2 needs 6")
+})
