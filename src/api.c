@@ -49,11 +49,13 @@ static SEXP head_real(SEXP x, int n)
 /* arch = c(D, L, r, activation, w_1, ..., w_L) */
 static void net_from_sexp(icnn_t *net, SEXP arch, SEXP alpha_min)
 {
-    if (TYPEOF(arch) != INTSXP || LENGTH(arch) < 5)
+    if (TYPEOF(arch) != INTSXP || XLENGTH(arch) < 5)
         Rf_error("'arch' must be an integer vector of length at least 5");
     const int *a = INTEGER(arch);
-    if (LENGTH(arch) != 4 + a[1] ||
-        icnn_setup(net, a[0], a[1], a + 4, a[2], a[3], Rf_asReal(alpha_min)))
+    double am = Rf_asReal(alpha_min);
+    if (!(am > 0) || !R_FINITE(am)) Rf_error("'alpha_min' must be a positive number");
+    if (XLENGTH(arch) != 4 + (R_xlen_t) a[1] ||
+        icnn_setup(net, a[0], a[1], a + 4, a[2], a[3], am))
         Rf_error("invalid network architecture");
 }
 
@@ -114,12 +116,35 @@ static void std_from_sexp(jko_map *m, int D, SEXP std)
     if (!(m->scale > 0) || !R_FINITE(m->scale)) Rf_error("a map's 'scale' must be positive");
 }
 
-/* map = list(theta, center, scale or L): step j's map of the network `net` */
-static void map_from_sexp(jko_map *m, const icnn_t *net, SEXP map)
+/* The maps of a flow for points of dimension D: each element of `maps` is
+ * list(theta, center, scale or L) with, optionally, its own network (arch
+ * and alpha_min); where it has none, the call's arch and alpha_min (arch
+ * may be NULL when every map has its own). All are read and checked before
+ * any is used. Returns an R_alloc'ed array of the maps. */
+static jko_map *maps_from_sexp(SEXP maps, SEXP arch, SEXP alpha_min, int D)
 {
-    m->net = *net;
-    m->theta = theta_ptr(net, jko_list_elt(map, "theta"));
-    std_from_sexp(m, net->D, map);
+    if (TYPEOF(maps) != VECSXP) Rf_error("'maps' must be a list");
+    if (!Rf_isNull(arch)) {
+        icnn_t net;
+        net_from_sexp(&net, arch, alpha_min);
+        if (net.D != D) Rf_error("'x' must be a double matrix with %d rows", net.D);
+    }
+    R_xlen_t K = XLENGTH(maps);
+    jko_map *m = (jko_map *) R_alloc(K > 0 ? K : 1, sizeof(jko_map));
+    for (R_xlen_t j = 0; j < K; j++) {
+        SEXP map = VECTOR_ELT(maps, j);
+        SEXP a = jko_list_elt(map, "arch"), am = jko_list_elt(map, "alpha_min");
+        if (Rf_isNull(a)) a = arch;
+        if (Rf_isNull(am)) am = alpha_min;
+        if (Rf_isNull(a)) Rf_error("map %d has no 'arch', and the call gives none", (int) j + 1);
+        net_from_sexp(&m[j].net, a, am);
+        if (m[j].net.D != D)
+            Rf_error("map %d is of dimension %d, the points of dimension %d", (int) j + 1,
+                     m[j].net.D, D);
+        m[j].theta = theta_ptr(&m[j].net, jko_list_elt(map, "theta"));
+        std_from_sexp(&m[j], D, map);
+    }
+    return m;
 }
 
 /* The offsets (0-based) of each block: an integer vector with A, B, c, W
@@ -481,27 +506,25 @@ SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
 }
 
 /* Push the columns of x through the maps (a list of list(theta, center,
- * scale)) in turn; with log_density (a double vector, or NULL for none)
- * subtract each map's log-determinant from it. Returns list(x,
+ * scale or L), each with its own arch and alpha_min or the call's, see
+ * maps_from_sexp) in turn; with log_density (a double vector, or NULL for
+ * none) subtract each map's log-determinant from it. Returns list(x,
  * log_density, status, step): step the first map whose Hessian was not
  * positive definite somewhere (those points' log-densities are NaN), or 0. */
 SEXP C_flow_push(SEXP arch, SEXP alpha_min, SEXP maps, SEXP x, SEXP log_density,
                  SEXP threads)
 {
-    icnn_t net;
-    net_from_sexp(&net, arch, alpha_min);
-    int n, nth = nthreads(threads), status = JKO_OK, bad = 0;
-    batch_ptr(net.D, x, &n);
+    int n, D = Rf_nrows(x), nth = nthreads(threads), status = JKO_OK, bad = 0;
+    batch_ptr(D, x, &n);
     int ld = !Rf_isNull(log_density);
-    if (ld && (TYPEOF(log_density) != REALSXP || LENGTH(log_density) != n))
+    if (ld && (TYPEOF(log_density) != REALSXP || XLENGTH(log_density) != n))
         Rf_error("'log_density' must be a double vector of length %d", n);
+    jko_map *m = maps_from_sexp(maps, arch, alpha_min, D);
     SEXP v[4];
     v[0] = PROTECT(Rf_duplicate(x));
     v[1] = PROTECT(ld ? Rf_duplicate(log_density) : R_NilValue);
     for (R_xlen_t j = 0; j < XLENGTH(maps); j++) {
-        jko_map m;
-        map_from_sexp(&m, &net, VECTOR_ELT(maps, j));
-        int st = map_push(&m, REAL(v[0]), n, nth, REAL(v[0]), ld ? REAL(v[1]) : NULL);
+        int st = map_push(m + j, REAL(v[0]), n, nth, REAL(v[0]), ld ? REAL(v[1]) : NULL);
         if (st && !status) { status = st; bad = (int) j + 1; }
     }
     v[2] = PROTECT(Rf_mkString(status_name(status)));
@@ -512,32 +535,29 @@ SEXP C_flow_push(SEXP arch, SEXP alpha_min, SEXP maps, SEXP x, SEXP log_density,
     return ans;
 }
 
-/* Pull the columns of y back through the maps, last first: list(x (the
- * points in rho_0's space), log_det (minus the sum of the maps'
- * log-determinants at the pulled points), residual (the largest inversion
- * residual), status, step (as for C_flow_push; points lost there have NaN
- * log_det)). */
+/* Pull the columns of y back through the maps (as for C_flow_push), last
+ * first: list(x (the points in rho_0's space), log_det (minus the sum of the
+ * maps' log-determinants at the pulled points), residual (the largest
+ * inversion residual), status, step (as for C_flow_push; points lost there
+ * have NaN log_det)). */
 SEXP C_flow_pull(SEXP arch, SEXP alpha_min, SEXP maps, SEXP y, SEXP tol,
                  SEXP maxit, SEXP threads)
 {
-    icnn_t net;
-    net_from_sexp(&net, arch, alpha_min);
-    int n, nth = nthreads(threads), status = JKO_OK, bad = 0;
-    batch_ptr(net.D, y, &n);
+    int n, D = Rf_nrows(y), nth = nthreads(threads), status = JKO_OK, bad = 0;
+    batch_ptr(D, y, &n);
     double tl = Rf_asReal(tol), rmax = 0;
     int mi = Rf_asInteger(maxit);
+    jko_map *m = maps_from_sexp(maps, arch, alpha_min, D);
     SEXP v[5];
     v[0] = PROTECT(Rf_duplicate(y));
     v[1] = PROTECT(Rf_allocVector(REALSXP, n));
     memset(REAL(v[1]), 0, (size_t) n * sizeof(double));
     double *resid = (double *) R_alloc(n > 0 ? n : 1, sizeof(double));
-    double *X = (double *) R_alloc((size_t) net.D * (n > 0 ? n : 1), sizeof(double));
+    double *X = (double *) R_alloc((size_t) D * (n > 0 ? n : 1), sizeof(double));
     for (R_xlen_t j = XLENGTH(maps) - 1; j >= 0; j--) {
-        jko_map m;
-        map_from_sexp(&m, &net, VECTOR_ELT(maps, j));
-        int st = map_pull(&m, REAL(v[0]), n, tl, mi, nth, X, resid, REAL(v[1]));
+        int st = map_pull(m + j, REAL(v[0]), n, tl, mi, nth, X, resid, REAL(v[1]));
         if (st && !status) { status = st; bad = (int) j + 1; }
-        memcpy(REAL(v[0]), X, (size_t) net.D * n * sizeof(double));
+        memcpy(REAL(v[0]), X, (size_t) D * n * sizeof(double));
         for (int i = 0; i < n; i++) if (resid[i] > rmax) rmax = resid[i];
     }
     v[2] = PROTECT(Rf_ScalarReal(rmax));
