@@ -5,6 +5,7 @@
  * side turns it into a message in one place (jko_status_message()). */
 #include <R.h>
 #include <Rinternals.h>
+#include <R_ext/Utils.h>
 #include <string.h>
 #include "jko.h"
 #include "icnn.h"
@@ -205,6 +206,7 @@ SEXP C_icnn_eval(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP what,
     icnn_prepare(&net, th, &ws);
     int status = JKO_OK;
     for (int s = 0; s < n; s += chunk) {
+        if (s) R_CheckUserInterrupt();
         int m = n - s < chunk ? n - s : chunk;
         const double *Xs = X + (size_t) D * s;
         icnn_forward(&net, th, Xs, m, &ws, REAL(v[0]) + s, REAL(v[1]) + (size_t) D * s);
@@ -524,6 +526,7 @@ SEXP C_flow_push(SEXP arch, SEXP alpha_min, SEXP maps, SEXP x, SEXP log_density,
     v[0] = PROTECT(Rf_duplicate(x));
     v[1] = PROTECT(ld ? Rf_duplicate(log_density) : R_NilValue);
     for (R_xlen_t j = 0; j < XLENGTH(maps); j++) {
+        R_CheckUserInterrupt();   /* (and between chunks of points) */
         int st = map_push(m + j, REAL(v[0]), n, nth, REAL(v[0]), ld ? REAL(v[1]) : NULL);
         if (st && !status) { status = st; bad = (int) j + 1; }
     }
@@ -555,6 +558,7 @@ SEXP C_flow_pull(SEXP arch, SEXP alpha_min, SEXP maps, SEXP y, SEXP tol,
     double *resid = (double *) R_alloc(n > 0 ? n : 1, sizeof(double));
     double *X = (double *) R_alloc((size_t) D * (n > 0 ? n : 1), sizeof(double));
     for (R_xlen_t j = XLENGTH(maps) - 1; j >= 0; j--) {
+        R_CheckUserInterrupt();   /* (and between chunks, and Newton steps) */
         int st = map_pull(m + j, REAL(v[0]), n, tl, mi, nth, X, resid, REAL(v[1]));
         if (st && !status) { status = st; bad = (int) j + 1; }
         memcpy(REAL(v[0]), X, (size_t) D * n * sizeof(double));

@@ -426,6 +426,7 @@ int glm_eval(jko_pot *pot, const double *Y, int n, double *phi, double *gphi)
     glm_t *g = (glm_t *) pot->state;
     const int D = pot->D;
     for (int s = 0; s < n; s += g->nmax) {
+        if (s) R_CheckUserInterrupt();   /* rows x nmax terms a part */
         int c = n - s < g->nmax ? n - s : g->nmax;
         glm_part(g, D, Y + (size_t) D * s, c, phi + s, gphi ? gphi + (size_t) D * s : NULL);
     }

@@ -25,6 +25,12 @@ enum {
  * wrappers turn them into R errors. */
 #define JKO_ERRLEN 512
 
+/* Points that a long loop over a batch handles between two checks for a
+ * user interrupt (R_CheckUserInterrupt, outside parallel regions; it
+ * longjmps, so all scratch is R_alloc'ed or protected). Chunks never
+ * change the arithmetic: each point's result is computed alone. */
+#define JKO_CHUNK 16384
+
 /* threads.c: the number of OpenMP threads a call may use (1 in a forked
  * child, at most OMP_THREAD_LIMIT), and the fork handler that knows. */
 int jko_threads(int requested);

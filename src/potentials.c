@@ -4,6 +4,7 @@
 #include <R.h>
 #include <Rinternals.h>
 #include <Rmath.h>
+#include <R_ext/Utils.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -251,9 +252,20 @@ int pot_setup(jko_pot *pot, SEXP obj, int D, int nmax, char *err)
 
 int pot_eval(jko_pot *pot, const double *Y, int n, double *phi, double *gphi)
 {
-    if (pot->kind && pot->kind->draw) pot->kind->draw(pot);
-    int st = pot->kind ? pot->kind->eval(pot, Y, n, phi, gphi)
-                       : r_eval(pot, Y, n, phi, gphi);
+    const int D = pot->D;
+    int st = JKO_OK;
+    if (!pot->kind) {
+        st = r_eval(pot, Y, n, phi, gphi);   /* R's own loops are interruptible */
+    } else {
+        /* one draw of a minibatch serves the whole batch */
+        if (pot->kind->draw) pot->kind->draw(pot);
+        for (int s = 0; s < n && !st; s += JKO_CHUNK) {
+            if (s) R_CheckUserInterrupt();
+            int c = n - s < JKO_CHUNK ? n - s : JKO_CHUNK;
+            st = pot->kind->eval(pot, Y + (size_t) D * s, c, phi + s,
+                                 gphi ? gphi + (size_t) D * s : NULL);
+        }
+    }
     if (st) return st;
     for (int i = 0; i < n; i++) if (!R_FINITE(phi[i])) return JKO_ERR_NONFINITE;
     if (gphi)

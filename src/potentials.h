@@ -31,7 +31,8 @@
  *
  * pot_eval() checks the result of either: a non-finite value or gradient is
  * JKO_ERR_NONFINITE (the values are still written, for callers that accept
- * them, such as the free energy).
+ * them, such as the free energy). A batch of a built-in is evaluated
+ * JKO_CHUNK points at a time, with a check for an interrupt between.
  */
 #ifndef JKOFLOW_POTENTIALS_H
 #define JKOFLOW_POTENTIALS_H

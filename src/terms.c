@@ -3,6 +3,7 @@
  * sum over the terms of an energy. */
 #include <R.h>
 #include <Rinternals.h>
+#include <R_ext/Utils.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -69,26 +70,33 @@ static int pairs_eval(jko_term *t, const term_batch *b, kern_fn k, double *val,
     const int D = b->D, n = b->n, nb = n_blocks(n, t->block);
     if (n < 2) return JKO_ERR_NONFINITE;
     const double *par = t->par;
+    /* groups of blocks of about JKO_CHUNK points, an interrupt checked
+     * between groups (each block's sums are the same whatever the group) */
+    const int G = JKO_CHUNK / t->block > 1 ? JKO_CHUNK / t->block : 1;
+    for (int q0 = 0; q0 < nb; q0 += G) {
+        const int q1 = nb - q0 < G ? nb : q0 + G;
+        if (q0) R_CheckUserInterrupt();
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(b->nth) schedule(dynamic)
 #endif
-    for (int q = 0; q < nb; q++) {
-        const int s = (int) ((long long) q * n / nb), e = (int) ((long long) (q + 1) * n / nb);
-        const double cv = 0.5 / (e - s - 1), cg = 1.0 / (e - s - 1);
-        double *z = t->work + (size_t) 2 * D * q, *gz = z + D;
-        for (int i = s; i < e; i++) {
-            const double *yi = b->Y + (size_t) D * i;
-            for (int j = i + 1; j < e; j++) {
-                const double *yj = b->Y + (size_t) D * j;
-                for (int d = 0; d < D; d++) z[d] = yi[d] - yj[d];
-                double w = k(par, z, D, g ? gz : NULL);
-                val[i] += cv * w;
-                val[j] += cv * w;
-                if (g) {
-                    double *gi = g + (size_t) D * i, *gj = g + (size_t) D * j;
-                    for (int d = 0; d < D; d++) {
-                        gi[d] += cg * gz[d];
-                        gj[d] -= cg * gz[d];
+        for (int q = q0; q < q1; q++) {
+            const int s = (int) ((long long) q * n / nb), e = (int) ((long long) (q + 1) * n / nb);
+            const double cv = 0.5 / (e - s - 1), cg = 1.0 / (e - s - 1);
+            double *z = t->work + (size_t) 2 * D * q, *gz = z + D;
+            for (int i = s; i < e; i++) {
+                const double *yi = b->Y + (size_t) D * i;
+                for (int j = i + 1; j < e; j++) {
+                    const double *yj = b->Y + (size_t) D * j;
+                    for (int d = 0; d < D; d++) z[d] = yi[d] - yj[d];
+                    double w = k(par, z, D, g ? gz : NULL);
+                    val[i] += cv * w;
+                    val[j] += cv * w;
+                    if (g) {
+                        double *gi = g + (size_t) D * i, *gj = g + (size_t) D * j;
+                        for (int d = 0; d < D; d++) {
+                            gi[d] += cg * gz[d];
+                            gj[d] -= cg * gz[d];
+                        }
                     }
                 }
             }

@@ -237,3 +237,59 @@ test_that("maps of different architectures push and pull in one call as one by o
   expect_error(flow_pull(NULL, NULL, flow_maps(nets, std, own = FALSE), x),
                "map 1 has no 'arch', and the call gives none")
 })
+
+test_that("pushes, pulls, potentials and energies in chunks are those of one call, bit for bit", {
+  set.seed(41)
+  net <- icnn(2, c(8, 8), 2)
+  net$theta <- net$theta + 0.05 * rnorm(length(net$theta))
+  blocks <- jkoflow:::icnn_blocks(net)
+  for (nm in grep("^(W|v)", names(blocks), value = TRUE)) {
+    net$theta[blocks[[nm]]] <- abs(net$theta[blocks[[nm]]])
+  }
+  maps <- flow_maps(list(net, net), list(list(center = c(0.3, 0), scale = 1.2),
+                                         list(center = c(0, -1), scale = 0.8)))
+  # n crosses the maps' chunks of 2048 points (between which an interrupt
+  # is checked for); the parts are calls of one or two chunks. (Parts not
+  # aligned with the chunks split the threads' shares of a batch elsewhere,
+  # and a BLAS product may round a point differently with its place in a
+  # share; Newton's method compacts the points still moving likewise.)
+  n <- 3 * 2048 + 5
+  x <- matrix(rnorm(2 * n), 2)
+  ld <- rnorm(n)
+  parts <- list(1:2048, 2049:6144, 6145:n)
+  for (th in 1:2) {
+    whole <- flow_push(NULL, NULL, maps, x, ld, th)
+    pieces <- lapply(parts, function(i) flow_push(NULL, NULL, maps, x[, i], ld[i], th))
+    expect_identical(whole$x, do.call(cbind, lapply(pieces, `[[`, "x")))
+    expect_identical(whole$log_density, unlist(lapply(pieces, `[[`, "log_density")))
+    back <- flow_pull(NULL, NULL, maps, whole$x, th)
+    pieces <- lapply(parts, function(i) flow_pull(NULL, NULL, maps, whole$x[, i], th))
+    expect_identical(back$x, do.call(cbind, lapply(pieces, `[[`, "x")))
+    expect_identical(back$log_det, unlist(lapply(pieces, `[[`, "log_det")))
+  }
+  # potentials: a glm target over more than 2^14 points (C's chunks) and
+  # 2000 rows (its own parts of 2e7 / 2000 = 1e4 points)
+  N <- 2000
+  d <- data.frame(a = rnorm(N), b = rnorm(N))
+  d$y <- rbinom(N, 1, plogis(d$a - d$b))
+  tg <- target_glm(y ~ a + b, d, binomial())
+  m <- 2^14 + 500
+  th <- matrix(rnorm(3 * m, sd = 0.3), m)
+  whole <- potential_value(tg, th, grad = TRUE)
+  rows <- list(1:10000, 10001:2^14, (2^14 + 1):m)
+  pieces <- lapply(rows, function(i) potential_value(tg, th[i, ], grad = TRUE))
+  expect_identical(whole$value, unlist(lapply(pieces, `[[`, "value")))
+  expect_identical(whole$gradient, do.call(rbind, lapply(pieces, `[[`, "gradient")))
+  # an interaction energy over 20000 points in blocks of 4 (groups of blocks
+  # between interrupt checks): the pairs' sums as R computes them
+  y <- matrix(rnorm(2 * 20000), 2)
+  en <- jko_energy(interaction = interaction_quadratic(block = 4), diffusion = NULL)
+  v <- jkoflow:::energy_values(en, y, rep(0, 20000), 1, 2L)
+  blk <- array(y, c(2, 4, 5000))
+  ref <- numeric(20000)
+  for (i in 1:4) for (j in setdiff(1:4, i)) {
+    ref[seq(i, 20000, by = 4)] <- ref[seq(i, 20000, by = 4)] +
+      colSums((blk[, i, ] - blk[, j, ])^2) / 2 / (2 * 3)
+  }
+  expect_equal(v, ref, tolerance = 1e-13)
+})
