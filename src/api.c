@@ -75,9 +75,24 @@ static const double *batch_ptr(int D, SEXP x, int *n)
     return REAL(x);
 }
 
+/* The threads a call may use. Also starts afresh the record of parallel
+ * regions that the address space left too little room for (blas_threads.c),
+ * which blas_room_warning() reports at the end of the call. */
 static int nthreads(SEXP threads)
 {
+    int asked;
+    jko_blas_room_cut(&asked);
     return jko_threads(Rf_asInteger(threads));
+}
+
+static void blas_room_warning(void)
+{
+    int asked, k = jko_blas_room_cut(&asked);
+    if (k)
+        Rf_warning("the address-space limit (ulimit -v or -d) leaves room for the BLAS work "
+                   "buffers of %d of the %d threads asked for (OpenBLAS maps 128 MiB for "
+                   "each): parts of this call ran on %d thread%s", k, asked, k,
+                   k == 1 ? "" : "s");
 }
 
 /* The potential `obj` (potentials.h) for batches of up to nmax points of
@@ -218,6 +233,7 @@ SEXP C_icnn_eval(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP what,
         }
     }
     v[4] = PROTECT(Rf_mkString(status_name(status)));
+    blas_room_warning();
     const char *nm[] = {"potential", "gradient", "log_det", "hessian", "status"};
     SEXP ans = named_list(5, nm, v);
     UNPROTECT(5);
@@ -304,6 +320,7 @@ static SEXP loss_and_gradient(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEX
                            Rf_isNull(log_density) ? NULL : REAL(log_density),
                            Rf_asReal(h), Rf_asReal(beta), &b, &loss);
     PutRNGstate();
+    blas_room_warning();
     if (st) Rf_error("the loss could not be evaluated: %s", status_name(st));
     SEXP v[2];
     v[0] = PROTECT(Rf_ScalarReal(loss));
@@ -485,6 +502,7 @@ SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
                       REAL(pool_out), Xm, nmon, REAL(mon_out), REAL(mon_ld),
                       REAL(mon_phi), pp, pe, &s, REAL(loss), &fail, &used);
     PutRNGstate();
+    blas_room_warning();
     if (used > 0 && used < s.iters) { loss = PROTECT(head_real(loss, used)); nprot++; }
     SEXP v[13];
     v[0] = th; v[1] = loss;
@@ -532,6 +550,7 @@ SEXP C_flow_push(SEXP arch, SEXP alpha_min, SEXP maps, SEXP x, SEXP log_density,
     }
     v[2] = PROTECT(Rf_mkString(status_name(status)));
     v[3] = PROTECT(Rf_ScalarInteger(bad));
+    blas_room_warning();
     const char *nm[] = {"x", "log_density", "status", "step"};
     SEXP ans = named_list(4, nm, v);
     UNPROTECT(4);
@@ -567,6 +586,7 @@ SEXP C_flow_pull(SEXP arch, SEXP alpha_min, SEXP maps, SEXP y, SEXP tol,
     v[2] = PROTECT(Rf_ScalarReal(rmax));
     v[3] = PROTECT(Rf_mkString(status_name(status)));
     v[4] = PROTECT(Rf_ScalarInteger(bad));
+    blas_room_warning();
     const char *nm[] = {"x", "log_det", "residual", "status", "step"};
     SEXP ans = named_list(5, nm, v);
     UNPROTECT(5);

@@ -145,7 +145,7 @@ JKO_CLONES static int hessian_part(const icnn_t *net, const double *th, int i0, 
 int icnn_hessian(const icnn_t *net, const double *th, const double *X, int n,
                  icnn_ws *ws, double *logdet)
 {
-    const int nt = jko_nthreads(ws->nth, n);
+    const int nt = jko_blas_room(jko_nthreads(ws->nth, n));
     (void) X;
     if (n < 1) return JKO_OK;
     int old = jko_blas_set_threads(1), status = JKO_OK;

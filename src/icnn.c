@@ -399,7 +399,7 @@ JKO_CLONES static void forward_part(const icnn_t *net, const double *th, const d
 void icnn_forward(const icnn_t *net, const double *th, const double *X, int n,
                   icnn_ws *ws, double *psi, double *Y)
 {
-    const int nt = jko_nthreads(ws->nth, n);
+    const int nt = jko_blas_room(jko_nthreads(ws->nth, n));
     if (n < 1) return;
     int old = jko_blas_set_threads(1);
 #ifdef _OPENMP

@@ -41,6 +41,15 @@ void jko_threads_init(void);
  * part, run the BLAS single-threaded inside; returns the previous count, or
  * 0 where the BLAS offers no such control. */
 int jko_blas_set_threads(int n);
+/* The threads, of nt about to run BLAS in a parallel region, whose BLAS
+ * work buffers (OpenBLAS maps one for each thread that needs one, and
+ * retries a failed mapping for ever) fit in the address space left: nt
+ * unless a limit is set (ulimit -v or -d, strict overcommit) and the room
+ * is short, else fewer, at least 1. jko_blas_room_cut() returns the
+ * smallest number granted below what was asked (its count in *asked)
+ * since it was last called, or 0 if none was cut, and starts afresh. */
+int jko_blas_room(int nt);
+int jko_blas_room_cut(int *asked);
 const char *jko_blas_core(void);
 void jko_cpu_features(int *avx2, int *avx512f);
 

@@ -400,3 +400,41 @@ test_that("a fit whose potential was replaced by one of another dimension stops 
   fit$potential$dim <- NA_integer_
   expect_error(jko_continue(fit, 1, verbose = FALSE), "`par` has 12 numbers; dimension 2 needs 6")
 })
+
+test_that("a 2-thread fit under an address-space limit finishes (it hung in OpenBLAS)", {
+  skip_on_os(c("windows", "mac", "solaris"))
+  skip_on_cran()
+  # only OpenBLAS retries a failed mapping of a thread's work buffer for ever
+  skip_if(is.na(.Call(jkoflow:::C_blas_info)$core), "the BLAS is not OpenBLAS")
+  skip_if(Sys.which("bash") == "", "no bash for ulimit")
+  # the child's address space once the package is loaded and BLAS has run
+  # (the main thread's work buffer mapped), then a limit that leaves room
+  # for one thread's buffer and stack, not a second's: before the fix this
+  # fit (64 x 64, batches of 1024) never returned there
+  probe <- rscript(c(
+    "suppressMessages(library(jkoflow)); x <- matrix(1, 2, 2) %*% matrix(1, 2, 2)",
+    "cat(sub('[^0-9]*([0-9]+).*', '\\\\1', grep('VmSize', readLines('/proc/self/status'), value = TRUE)))"))
+  vm <- as.numeric(system2(file.path(R.home("bin"), "Rscript"), probe$file, env = probe$env,
+                           stdout = TRUE, stderr = FALSE))
+  skip_if(length(vm) != 1L || is.na(vm), "no VmSize in /proc")
+  out <- tempfile(fileext = ".rds")
+  job <- rscript(c(
+    "suppressMessages(library(jkoflow)); set.seed(1); args <- commandArgs(TRUE)",
+    "x <- matrix(1, 2, 2) %*% matrix(1, 2, 2)",
+    "w <- NULL",
+    "fit <- withCallingHandlers(",
+    "  jko_fit(potential_quadratic(diag(2)), init_gaussian(c(0, 0), 1), h = 0.1, steps = 1,",
+    "          hidden = c(64, 64), batch = 1024, iters = 5, pool = 4096, monitor = 1024,",
+    "          threads = 2, verbose = FALSE),",
+    "  warning = function(cnd) { w <<- c(w, conditionMessage(cnd)); invokeRestart('muffleWarning') })",
+    "saveRDS(list(steps = length(fit$theta), warnings = w), args[1])"))
+  limit <- vm + 150 * 1024
+  cmd <- sprintf("ulimit -v %.0f; exec '%s' '%s' '%s'", limit, file.path(R.home("bin"), "Rscript"),
+                 job$file, out)
+  status <- system2("bash", c("-c", shQuote(cmd)), env = job$env, stdout = FALSE, stderr = FALSE,
+                    timeout = 120)
+  expect_equal(status, 0L)
+  res <- readRDS(out)
+  expect_equal(res$steps, 1L)
+  expect_match(res$warnings, "leaves room for the BLAS work buffers of 1 of the 2 threads", all = FALSE)
+})
