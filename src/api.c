@@ -6,6 +6,8 @@
 #include <R.h>
 #include <Rinternals.h>
 #include <R_ext/Utils.h>
+#include <limits.h>
+#include <math.h>
 #include <string.h>
 #include "jko.h"
 #include "icnn.h"
@@ -55,9 +57,43 @@ static void net_from_sexp(icnn_t *net, SEXP arch, SEXP alpha_min)
     const int *a = INTEGER(arch);
     double am = Rf_asReal(alpha_min);
     if (!(am > 0) || !R_FINITE(am)) Rf_error("'alpha_min' must be a positive number");
-    if (XLENGTH(arch) != 4 + (R_xlen_t) a[1] ||
-        icnn_setup(net, a[0], a[1], a + 4, a[2], a[3], am))
-        Rf_error("invalid network architecture");
+    if (XLENGTH(arch) != 4 + (R_xlen_t) a[1]) Rf_error("invalid network architecture");
+    int st = icnn_setup(net, a[0], a[1], a + 4, a[2], a[3], am);
+    if (st == JKO_ERR_SIZE)
+        Rf_error("the network is too large: its parameters, or width x rank x dimension of "
+                 "a layer, or the dimension squared, exceed %d", INT_MAX);
+    if (st) Rf_error("invalid network architecture");
+}
+
+/* A workspace of the network for batches of nmax points (icnn.h), or an R
+ * error naming the sizes. */
+static void check_ws(const icnn_t *net, int nmax, int hess, int nth)
+{
+    double need;
+    if (icnn_ws_check(net, nmax, hess, nth, &need))
+        Rf_error("batches of %d points of dimension %d are too large for this network "
+                 "(widest layer %d, rank %d): %.4g doubles of workspace, and dimension x "
+                 "points must stay below %d", nmax, net->D, net->wmax, net->r, need, INT_MAX);
+}
+
+/* A count from R: a whole number in [lo, INT_MAX], not NA, as an int (a
+ * double beyond the int range is an error, not NA). */
+static int count_arg(SEXP x, const char *name, int lo)
+{
+    double v = (TYPEOF(x) == INTSXP || TYPEOF(x) == REALSXP || TYPEOF(x) == LGLSXP) &&
+               XLENGTH(x) == 1 ? Rf_asReal(x) : NA_REAL;
+    if (!R_FINITE(v) || v != floor(v) || v < lo || v > INT_MAX)
+        Rf_error("'%s' must be a whole number between %d and %d", name, lo, INT_MAX);
+    return (int) v;
+}
+
+/* A positive finite number from R. */
+static double positive_arg(SEXP x, const char *name)
+{
+    double v = (TYPEOF(x) == INTSXP || TYPEOF(x) == REALSXP) && XLENGTH(x) == 1 ?
+               Rf_asReal(x) : NA_REAL;
+    if (!(v > 0) || !R_FINITE(v)) Rf_error("'%s' must be a positive finite number", name);
+    return v;
 }
 
 static const double *theta_ptr(const icnn_t *net, SEXP theta)
@@ -190,6 +226,7 @@ SEXP C_icnn_init(SEXP arch, SEXP alpha_min, SEXP scale)
     net_from_sexp(&net, arch, alpha_min);
     double sc = Rf_asReal(scale);
     if (!R_FINITE(sc) || sc < 1) Rf_error("the initial scale must be a finite number >= 1");
+    check_ws(&net, 64, 0, 1);   /* icnn_init_params' forward passes */
     SEXP th = PROTECT(Rf_allocVector(REALSXP, net.npar));
     GetRNGstate();
     icnn_init_params(&net, REAL(th), sc);
@@ -208,9 +245,11 @@ SEXP C_icnn_eval(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP what,
     icnn_t net;
     net_from_sexp(&net, arch, alpha_min);
     const double *th = theta_ptr(&net, theta);
-    int n, D = net.D, lev = Rf_asInteger(what), nth = nthreads(threads);
+    int n, D = net.D, lev = count_arg(what, "what", 0), nth = nthreads(threads);
+    if (lev > 2) Rf_error("'what' must be 0, 1 or 2");
     const double *X = batch_ptr(D, x, &n);
     const int chunk = 2048;
+    check_ws(&net, n < chunk ? n : chunk, lev >= 1, nth);
     SEXP v[5];
     v[0] = PROTECT(Rf_allocVector(REALSXP, n));
     v[1] = PROTECT(Rf_allocMatrix(REALSXP, D, n));
@@ -302,7 +341,10 @@ static SEXP loss_and_gradient(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEX
     jko_energy e;
     jko_pot *pp = &p;
     jko_energy *ep = NULL;
-    icnn_ws_alloc(&m.net, &ws, n, 2, nthreads(threads));
+    double hh = positive_arg(h, "h"), bb = positive_arg(beta, "beta");
+    int nth = nthreads(threads);
+    check_ws(&m.net, n, 2, nth);
+    icnn_ws_alloc(&m.net, &ws, n, 2, nth);
     jko_buf_alloc(&m.net, &b, n);
     if (Rf_isNull(energy)) {
         potential_setup(&p, pot, m.net.D, n);
@@ -318,7 +360,7 @@ static SEXP loss_and_gradient(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEX
     GetRNGstate();
     int st = jko_loss_grad(&m, X, n, &ws, pp, ep,
                            Rf_isNull(log_density) ? NULL : REAL(log_density),
-                           Rf_asReal(h), Rf_asReal(beta), &b, &loss);
+                           hh, bb, &b, &loss);
     PutRNGstate();
     blas_room_warning();
     if (st) Rf_error("the loss could not be evaluated: %s", status_name(st));
@@ -365,7 +407,7 @@ SEXP C_energy_eval(SEXP energy, SEXP x, SEXP log_density, SEXP beta, SEXP thread
     v[0] = PROTECT(Rf_allocVector(REALSXP, n));
     for (int i = 0; i < n; i++) REAL(v[0])[i] = 0;
     term_batch tb = {D, n, X, NULL, Rf_isNull(log_density) ? NULL : REAL(log_density),
-                     Rf_asReal(beta), nthreads(threads), -1};
+                     positive_arg(beta, "beta"), nthreads(threads), -1};
     GetRNGstate();
     int st = energy_eval(&e, &tb, REAL(v[0]), NULL, NULL);
     PutRNGstate();
@@ -441,21 +483,23 @@ SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
     if (TYPEOF(monitor_ld) != REALSXP || LENGTH(monitor_ld) != nmon)
         Rf_error("'monitor_ld' must be a double vector of length %d", nmon);
     jko_settings s;
-    s.h = Rf_asReal(jko_list_elt(settings, "h"));
-    s.beta = Rf_asReal(jko_list_elt(settings, "beta"));
-    s.iters = Rf_asInteger(jko_list_elt(settings, "iters"));
-    s.batch = Rf_asInteger(jko_list_elt(settings, "batch"));
-    s.lr = Rf_asReal(jko_list_elt(settings, "lr"));
-    s.lr_end = Rf_asReal(jko_list_elt(settings, "lr_end"));
+    s.h = positive_arg(jko_list_elt(settings, "h"), "h");
+    s.beta = positive_arg(jko_list_elt(settings, "beta"), "beta");
+    s.iters = count_arg(jko_list_elt(settings, "iters"), "iters", 1);
+    s.batch = count_arg(jko_list_elt(settings, "batch"), "batch", 1);
+    s.lr = positive_arg(jko_list_elt(settings, "lr"), "lr");
+    s.lr_end = positive_arg(jko_list_elt(settings, "lr_end"), "lr_end");
     SEXP ad = jko_list_elt(settings, "adaptive"), wh = jko_list_elt(settings, "whiten");
     s.adaptive = !Rf_isNull(ad) && Rf_asLogical(ad) == TRUE;
     int whiten = !Rf_isNull(wh) && Rf_asLogical(wh) == TRUE;
     s.nth = nthreads(threads);
     s.progress = Rf_asInteger(progress);
-    if (npool < 1 || nmon < 1 || s.iters == NA_INTEGER || s.iters < 1 ||
-        s.batch == NA_INTEGER || s.batch < 1 || !(s.h > 0) || !(s.beta > 0) ||
-        !(s.lr > 0) || !(s.lr_end > 0))
-        Rf_error("invalid settings of a JKO step");
+    if (s.progress == NA_INTEGER) s.progress = 0;
+    if (npool < 1 || nmon < 1) Rf_error("the pool and the monitor must have points");
+    /* the training's workspace and the pushes' (with log-determinants) */
+    check_ws(&m.net, s.batch, 2, s.nth);
+    int pm = npool > nmon ? npool : nmon;
+    check_ws(&m.net, pm < MAP_CHUNK ? pm : MAP_CHUNK, 1, s.nth);
     SEXP ctr = PROTECT(Rf_allocVector(REALSXP, D)); nprot++;
     SEXP Ls = R_NilValue;
     if (Rf_isNull(std)) {
@@ -540,6 +584,8 @@ SEXP C_flow_push(SEXP arch, SEXP alpha_min, SEXP maps, SEXP x, SEXP log_density,
     if (ld && (TYPEOF(log_density) != REALSXP || XLENGTH(log_density) != n))
         Rf_error("'log_density' must be a double vector of length %d", n);
     jko_map *m = maps_from_sexp(maps, arch, alpha_min, D);
+    for (R_xlen_t j = 0; j < XLENGTH(maps); j++)
+        check_ws(&m[j].net, n < MAP_CHUNK ? n : MAP_CHUNK, ld, nth);
     SEXP v[4];
     v[0] = PROTECT(Rf_duplicate(x));
     v[1] = PROTECT(ld ? Rf_duplicate(log_density) : R_NilValue);
@@ -567,9 +613,11 @@ SEXP C_flow_pull(SEXP arch, SEXP alpha_min, SEXP maps, SEXP y, SEXP tol,
 {
     int n, D = Rf_nrows(y), nth = nthreads(threads), status = JKO_OK, bad = 0;
     batch_ptr(D, y, &n);
-    double tl = Rf_asReal(tol), rmax = 0;
-    int mi = Rf_asInteger(maxit);
+    double tl = positive_arg(tol, "tol"), rmax = 0;
+    int mi = count_arg(maxit, "maxit", 1);
     jko_map *m = maps_from_sexp(maps, arch, alpha_min, D);
+    for (R_xlen_t j = 0; j < XLENGTH(maps); j++)
+        check_ws(&m[j].net, n < MAP_CHUNK ? n : MAP_CHUNK, 1, nth);
     SEXP v[5];
     v[0] = PROTECT(Rf_duplicate(y));
     v[1] = PROTECT(Rf_allocVector(REALSXP, n));

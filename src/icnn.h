@@ -89,9 +89,16 @@ typedef struct {
     double *tmp;                   /* per-thread jko_tmp_len() scratch     */
 } icnn_ws;
 
-/* icnn.c */
+/* icnn.c. icnn_setup returns JKO_OK, JKO_ERR_DATA (an invalid
+ * architecture) or JKO_ERR_SIZE (a network whose parameters or blocks an
+ * int cannot count). */
 int icnn_setup(icnn_t *net, int D, int L, const int *w, int r, int act,
                double alpha_min);
+/* Whether a workspace for batches of nmax points can be allocated and
+ * indexed: JKO_OK, or JKO_ERR_SIZE when D nmax exceeds an int or the
+ * doubles (*need) exceed what can be allocated. Checked before icnn_ws_alloc
+ * by whoever chooses nmax. */
+int icnn_ws_check(const icnn_t *net, int nmax, int hess, int nth, double *need);
 double icnn_alpha(const icnn_t *net, const double *th);
 void icnn_init_params(const icnn_t *net, double *th, double scale); /* R's RNG */
 void icnn_ws_alloc(const icnn_t *net, icnn_ws *ws, int nmax, int hess, int nth);

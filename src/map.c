@@ -7,10 +7,6 @@
 #include "jko.h"
 #include "map.h"
 
-/* points per pass: bounds the workspace, whose Jacobian blocks grow as
- * width x D x n; an interrupt is checked for between passes */
-#define MAP_CHUNK 2048
-
 void map_standardise(const jko_map *m, const double *X, int n, double *Z)
 {
     const int D = m->net.D;

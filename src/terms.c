@@ -148,6 +148,12 @@ static int r_kernel_setup(jko_term *t, SEXP obj, int D, int nmax, char *err)
     (void) D; (void) nmax;
     if (t->block < 2) FAIL("`block` must be a whole number >= 2");
     if (!Rf_isFunction(jko_list_elt(obj, "W"))) FAIL("`W` must be a function");
+    /* the pairs' differences go to R as the rows of a matrix: at most
+     * n (m - 1) / 2 of them for blocks of at most m = min(n, 2 block) points */
+    double m = (double) nmax < 2.0 * t->block ? nmax : 2.0 * t->block;
+    if ((double) nmax * (m - 1) / 2 > INT_MAX)
+        FAIL("batches of %d points in blocks of %d give up to %.0f pairs, more than the "
+             "%d rows of an R matrix", nmax, t->block, (double) nmax * (m - 1) / 2, INT_MAX);
     SEXP ns = PROTECT(R_FindNamespace(Rf_mkString("jkoflow")));
     t->rfun = Rf_findFun(Rf_install("interaction_eval_r"), ns);
     UNPROTECT(1);

@@ -403,7 +403,6 @@ test_that("a fit whose potential was replaced by one of another dimension stops 
 
 test_that("a 2-thread fit under an address-space limit finishes (it hung in OpenBLAS)", {
   skip_on_os(c("windows", "mac", "solaris"))
-  skip_on_cran()
   # only OpenBLAS retries a failed mapping of a thread's work buffer for ever
   skip_if(is.na(.Call(jkoflow:::C_blas_info)$core), "the BLAS is not OpenBLAS")
   skip_if(Sys.which("bash") == "", "no bash for ulimit")
@@ -437,4 +436,47 @@ test_that("a 2-thread fit under an address-space limit finishes (it hung in Open
   res <- readRDS(out)
   expect_equal(res$steps, 1L)
   expect_match(res$warnings, "leaves room for the BLAS work buffers of 1 of the 2 threads", all = FALSE)
+})
+
+test_that("counts beyond the integer range and sizes beyond what C can index are R errors", {
+  set.seed(14)
+  fit <- tiny_fit(potential_quadratic(diag(2)), steps = 1)
+  pull <- function(maxit, tol = 1e-10) {
+    .Call(jkoflow:::C_flow_pull, jkoflow:::arch(fit$net), fit$net$alpha_min,
+          jkoflow:::fit_maps(fit, 1L), matrix(0, 2, 3), tol, maxit, 1L)
+  }
+  expect_equal(pull(100)$residual, 0, tolerance = 1e-10)
+  # 3e9 ran no Newton iteration and returned a wrong density (NA as an int)
+  for (bad in list(3e9, NA, 0, 1.5, -1)) {
+    expect_error(pull(bad), "'maxit' must be a whole number between 1 and 2147483647")
+  }
+  expect_error(pull(10, tol = NA), "'tol' must be a positive finite number")
+  for (nm in c("iters", "batch")) {
+    f <- fit
+    f$settings[[nm]] <- 3e9
+    expect_error(jko_continue(f, 1, verbose = FALSE),
+                 sprintf("'%s' must be a whole number between 1 and 2147483647", nm))
+  }
+  # a network whose rank block (width x rank x dimension) an int cannot count
+  expect_error(icnn(2, hidden = 1e5, rank = 2e4), "the network is too large")
+  # a batch whose dimension x points passes the int range: refused before
+  # any workspace is allocated (the pool itself is two points)
+  expect_error(.Call(jkoflow:::C_icnn_init, c(65536L, 1L, 1L, 1L, 1L), 1e-4, 1),
+               "the network is too large")   # D^2, a Hessian's entries
+  D <- 46340L
+  arch <- c(D, 1L, 1L, 1L, 1L)
+  theta <- .Call(jkoflow:::C_icnn_init, arch, 1e-4, 1)
+  pool <- matrix(0, D, 2)
+  pot <- new_potential(function(x) rowSums(x^2) / 2, function(x) x)
+  settings <- list(h = 0.1, beta = 1, iters = 1L, batch = 50000L, lr = 1e-3, lr_end = 1e-4)
+  expect_error(.Call(jkoflow:::C_jko_step, arch, 1e-4, theta, pool, pool, c(0, 0), pot, settings,
+                     list(center = rep(0, D), scale = 1), 1L, 0L),
+               "batches of 50000 points of dimension 46340 are too large for this network")
+  # an interaction kernel in R: the pairs' differences are the rows of one matrix
+  en <- jko_energy(interaction = interaction_fn(function(z) rowSums(z^2), block = 35000),
+                   diffusion = NULL)
+  expect_error(jkoflow:::energy_values(en, matrix(0, 1, 70000), rep(0, 70000), 1, 1L),
+               "batches of 70000 points in blocks of 35000 give up to 2449965000 pairs")
+  expect_error(.Call(jkoflow:::C_icnn_eval, jkoflow:::arch(fit$net), fit$net$alpha_min,
+                     fit$theta[[1]], matrix(0, 2, 1), 3L, 1L), "'what' must be 0, 1 or 2")
 })
