@@ -11,15 +11,6 @@
 #include "jko.h"
 #include "potentials.h"
 
-SEXP jko_list_elt(SEXP s, const char *name)
-{
-    SEXP nms = Rf_getAttrib(s, R_NamesSymbol);
-    if (TYPEOF(s) != VECSXP || Rf_isNull(nms)) return R_NilValue;
-    for (R_xlen_t i = 0; i < XLENGTH(s); i++)
-        if (strcmp(CHAR(STRING_ELT(nms, i)), name) == 0) return VECTOR_ELT(s, i);
-    return R_NilValue;
-}
-
 /* Phi = 0: pure diffusion. */
 static int zero_eval(jko_pot *pot, const double *Y, int n, double *phi,
                      double *gphi)

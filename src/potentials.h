@@ -38,6 +38,7 @@
 #define JKOFLOW_POTENTIALS_H
 
 #include <stddef.h>
+#include <string.h>
 #include <Rinternals.h>
 
 typedef struct jko_pot jko_pot;
@@ -74,8 +75,17 @@ struct jko_pot {
 int pot_setup(jko_pot *pot, SEXP obj, int D, int nmax, char *err);
 int pot_eval(jko_pot *pot, const double *Y, int n, double *phi, double *gphi);
 
-/* An element of an R list by name, or R_NilValue. */
-SEXP jko_list_elt(SEXP s, const char *name);
+/* An element of an R list by name, or R_NilValue. (Here, inline, for the
+ * kinds' setups (glm.c), the terms and the wrappers: glm.c then calls
+ * nothing in potentials.c, whose table calls glm.c.) */
+static inline SEXP jko_list_elt(SEXP s, const char *name)
+{
+    SEXP nms = Rf_getAttrib(s, R_NamesSymbol);
+    if (TYPEOF(s) != VECSXP || Rf_isNull(nms)) return R_NilValue;
+    for (R_xlen_t i = 0; i < XLENGTH(s); i++)
+        if (strcmp(CHAR(STRING_ELT(nms, i)), name) == 0) return VECTOR_ELT(s, i);
+    return R_NilValue;
+}
 
 /* glm.c: generalised linear models (target_glm(), target_logistic()) */
 int glm_setup(jko_pot *pot, SEXP obj, int nmax, char *err);
