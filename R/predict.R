@@ -48,7 +48,8 @@
 predict.jko_fit <- function(object, newdata = NULL, type = c("prob", "link"),
                             n = 4096, samples = NULL, ...) {
   tg <- object$potential
-  if (inherits(tg, "jko_target_glm")) {
+  # a target_logistic() is a glm target too, with its own predictive
+  if (inherits(tg, "jko_target_glm") && !inherits(tg, "jko_target_logistic")) {
     return(predict_glm(object, newdata, if (missing(type)) "response" else type, n, samples,
                        ...))
   }

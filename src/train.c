@@ -6,8 +6,9 @@
 #include <R_ext/Utils.h>
 #include <math.h>
 #include <string.h>
-#include "train.h"
+#include "jko.h"
 #include "adam.h"
+#include "train.h"
 
 void jko_buf_alloc(const icnn_t *net, jko_buf *b, int n)
 {

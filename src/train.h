@@ -20,10 +20,9 @@
 /* The loss of an iteration exceeds the first iteration's loss L_1 by more
  * than JKO_DIVERGE_FACTOR * (1 + |L_1|): that batch is an outlier, and its
  * update is skipped. When JKO_DIVERGE_RUN batches in a row are such
- * outliers the training has run away (the first iterate is the previous map,
- * so the loss can only fall in expectation; batch noise is orders of
- * magnitude below this). */
-#define JKO_ERR_DIVERGED 4
+ * outliers the training has run away, JKO_ERR_DIVERGED (the first iterate
+ * is the previous map, so the loss can only fall in expectation; batch
+ * noise is orders of magnitude below this). */
 #define JKO_DIVERGE_FACTOR 1e6
 #define JKO_DIVERGE_RUN 5
 /* A gradient whose norm exceeds JKO_CLIP times a running reference norm is
