@@ -199,6 +199,9 @@ plot_free_energy <- function(x, ...) {
 # -log(Z) / beta for Z = int exp(-beta Phi), where it has a closed form (or a
 # one-dimensional integral); NA otherwise.
 stationary_free_energy <- function(potential, beta, D) {
+  # only a built-in kind is known (by `builtin`, never by a class, which
+  # new_potential() lets the user choose)
+  if (!is.character(potential$builtin)) return(NA_real_)
   out <- tryCatch(stationary_fe(potential, beta, D), error = function(e) NA_real_)
   if (length(out) != 1L || !is.numeric(out)) NA_real_ else out
 }

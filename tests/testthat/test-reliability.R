@@ -292,7 +292,13 @@ test_that("a class never makes a user's potential a built-in kind", {
     expect_equal(v$value, c(2.5, 0.625))
     expect_equal(v$gradient, x)
     expect_equal(potential_value(p, matrix(1, 2, 1)), c(0.5, 0.5))
+    # nor gives it a built-in kind's stationary free energy
+    expect_identical(jkoflow:::stationary_free_energy(p, 1, 2L), NA_real_)
   }
+  # the built-in kinds' own: -log Z of N(0, I) in 2-D, and a normalised mixture's 0
+  expect_equal(jkoflow:::stationary_free_energy(potential_quadratic(diag(2)), 1, 2L),
+               -log(2 * pi), tolerance = 1e-14)
+  expect_identical(jkoflow:::stationary_free_energy(potential_gmm(rbind(c(0, 0))), 1, 2L), 0)
 })
 
 test_that("forged or tampered built-in data are R errors that say what is wrong", {
