@@ -25,7 +25,7 @@
 #'   under the program's names; the log-density is that of the parameters,
 #'   Jacobian included), or on the `"unconstrained"` scale the flow runs
 #'   on. The same for other targets.
-#' @param ... Unused.
+#' @param ... Unused: a name given here is an error.
 #' @return An object of class `"jko_sample"`: `x` (n x D, columns named by
 #'   the target's variables where it has names), `log_density`
 #'   (`NA` when \eqn{\rho_0} has no log-density), `step` and `time`; on the
@@ -46,6 +46,7 @@
 jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
                        resample = FALSE, scale = c("constrained", "unconstrained"), ...) {
   check_fit(fit)
+  check_dots(...)
   n <- check_count(n, "n")
   scale <- match.arg(scale)
   k <- resolve_step(fit, step, time)
@@ -82,10 +83,14 @@ jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
 }
 
 #' @export
-as.matrix.jko_sample <- function(x, ...) x$x
+as.matrix.jko_sample <- function(x, ...) {
+  check_dots(...)
+  x$x
+}
 
 #' @export
 print.jko_sample <- function(x, ...) {
+  check_dots(...)
   cat(sprintf("%d samples of the flow at step %d (t = %g), dimension %d%s\n",
               nrow(x$x), x$step, x$time, x$dim,
               if (identical(x$scale, "constrained")) ", constrained scale" else ""))
@@ -169,6 +174,7 @@ summary.jko_sample <- function(object, ..., probs = c(0.025, 0.25, 0.5, 0.75, 0.
 
 #' @export
 print.summary.jko_sample <- function(x, digits = 4, ...) {
+  check_dots(...)
   cat(sprintf("%d %s draws of the flow at step %d (t = %g); effective sample size %.0f\n",
               x$n, if (x$resampled) "resampled" else "independent", x$step, x$time, x$ess))
   print(signif(x$statistics, digits))
@@ -178,6 +184,7 @@ print.summary.jko_sample <- function(x, digits = 4, ...) {
 #' @rdname summary.jko_sample
 #' @export
 as.data.frame.jko_sample <- function(x, row.names = NULL, optional = FALSE, ...) {
+  check_dots(...)
   df <- as.data.frame(x$x, row.names = row.names, optional = optional)
   names(df) <- sample_names(x)
   df$log_density <- x$log_density
@@ -198,7 +205,7 @@ sample_names <- function(s) {
 #' @param seed `NULL`, or a seed for [set.seed()] (R's random number
 #'   generator state is restored afterwards, as in [stats::simulate()]).
 #' @param ... Passed to [jko_sample()]: `step` or `time`, `threads`,
-#'   `resample`.
+#'   `resample`, `scale`. Any other name is an error.
 #' @return A data frame of `nsim` rows (see [as.data.frame.jko_sample()]),
 #'   with the attribute `"seed"` as in [stats::simulate()].
 #' @examples
@@ -211,6 +218,7 @@ sample_names <- function(s) {
 simulate.jko_fit <- function(object, nsim = 1, seed = NULL, ...) {
   check_fit(object, "object")
   nsim <- check_count(nsim, "nsim")
+  check_dots(..., allowed = c("step", "time", "threads", "resample", "scale"))
   if (!exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)) stats::runif(1)
   if (is.null(seed)) {
     rng <- get(".Random.seed", envir = .GlobalEnv)
