@@ -17,6 +17,9 @@ test_that("unknown names in `...` are errors naming them, with the closest argum
   expect_error(as.data.frame(s, foo = 1), "unknown argument `foo` in as.data.frame\\(\\)")
   expect_error(simulate(fit, 2, stepp = 1), "unknown argument `stepp` \\(did you mean `step`\\?\\) in simulate\\(\\)")
   expect_identical(nrow(simulate(fit, 3, step = 0)), 3L)
+  expect_error(print(fit, foo = 1), "unknown argument `foo` in print\\(\\)")
+  expect_error(summary(fit, foo = 1), "unknown argument `foo` in summary\\(\\)")
+  expect_error(print(summary(fit), foo = 1), "unknown argument `foo` in print\\(\\)")
   expect_error(print(jko_control(), verbose = TRUE), "unknown argument `verbose`")
   expect_error(print(init_gaussian(0, 1), 2), "1 unexpected unnamed argument")
   expect_error(predict(icnn(1, 4, 1), 0, tpye = "gradient"),
