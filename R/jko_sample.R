@@ -195,19 +195,30 @@ sample_names <- function(s) {
   if (!is.null(colnames(s$x))) colnames(s$x) else paste0("x", seq_len(ncol(s$x)))
 }
 
-#' Simulate from a fitted flow
+#' Simulate from a fitted flow or model
 #'
-#' Draws from \eqn{\rho_t} of a fit, as [stats::simulate()] does for fitted
-#' models: the draws of [jko_sample()], as a data frame.
+#' For a fit of a [target_glm()] posterior, as [simulate.glm()]: `nsim`
+#' vectors of responses at the fitted rows, each from its own draw of the
+#' parameters (chosen at random among the fit's posterior draws), on the
+#' scale of [glm()]'s response (0/1, or the proportion of successes of the
+#' row's trials, for the binomial; counts for the Poisson; the gaussian of
+#' \eqn{\sigma_s^2 / w_i}), as a data frame with a column per simulation.
+#'
+#' For a flow (not a target), as [stats::simulate()] does for fitted
+#' models: `nsim` draws from \eqn{\rho_t}, those of [jko_sample()], as a data
+#' frame. Other targets have no responses to simulate: their posterior
+#' draws are `as.matrix(fit)`, new draws of the flow [jko_sample()].
 #'
 #' @param object A `"jko_fit"`.
-#' @param nsim Number of draws.
+#' @param nsim Number of response vectors (for a GLM) or of draws.
 #' @param seed `NULL`, or a seed for [set.seed()] (R's random number
 #'   generator state is restored afterwards, as in [stats::simulate()]).
-#' @param ... Passed to [jko_sample()]: `step` or `time`, `threads`,
-#'   `resample`, `scale`. Any other name is an error.
-#' @return A data frame of `nsim` rows (see [as.data.frame.jko_sample()]),
-#'   with the attribute `"seed"` as in [stats::simulate()].
+#' @param ... For a flow, passed to [jko_sample()]: `step` or `time`,
+#'   `threads`, `resample`, `scale`. Any other name is an error.
+#' @return A data frame (for a GLM: a row per fitted observation, columns
+#'   `sim_1`, ...; for a flow: `nsim` rows, see
+#'   [as.data.frame.jko_sample()]), with the attribute `"seed"` as in
+#'   [stats::simulate()].
 #' @examples
 #' set.seed(1)
 #' fit <- jko_fit(potential_double_well(), init_gaussian(0, 0.25), h = 0.1,
@@ -218,17 +229,15 @@ sample_names <- function(s) {
 simulate.jko_fit <- function(object, nsim = 1, seed = NULL, ...) {
   check_fit(object, "object")
   nsim <- check_count(nsim, "nsim")
-  check_dots(..., allowed = c("step", "time", "threads", "resample", "scale"))
-  if (!exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)) stats::runif(1)
-  if (is.null(seed)) {
-    rng <- get(".Random.seed", envir = .GlobalEnv)
-  } else {
-    old <- get(".Random.seed", envir = .GlobalEnv)
-    on.exit(assign(".Random.seed", old, envir = .GlobalEnv), add = TRUE)
-    set.seed(seed)
-    rng <- structure(seed, kind = as.list(RNGkind()))
+  if (is_target(object$potential) && has_posterior(object)) {
+    check_dots(...)
+    if (!is_formula_glm(object$potential)) {
+      abort(paste0("simulate() simulates the responses of a target_glm() model; this fit's ",
+                   "target is %s. Its posterior draws are as.matrix(fit); new draws of the ",
+                   "flow, jko_sample(fit, n)."), object$potential$label)
+    }
+    return(simulate_glm(object, nsim, seed))
   }
-  out <- as.data.frame(jko_sample(object, nsim, ...))
-  attr(out, "seed") <- rng
-  out
+  check_dots(..., allowed = c("step", "time", "threads", "resample", "scale"))
+  with_seed(seed, as.data.frame(jko_sample(object, nsim, ...)))
 }
