@@ -50,7 +50,8 @@
 #'   `brmsfit`.
 #' @seealso [target_stan()], [jko_fit()].
 #' @examplesIf interactive() && requireNamespace("brms", quietly = TRUE)
-#' tg <- target_brms(mpg ~ wt + (1 | cyl), data = mtcars)   # compiles the program
+#' tg <- target_brms(count ~ zAge + zBase * Trt, data = brms::epilepsy,
+#'                   family = poisson())                  # compiles the program
 #' fit <- jko_fit(tg)
 #' fit                                  # the posterior under brms's names
 #' b <- as_brmsfit(fit)

@@ -41,6 +41,10 @@
 #' it too, and new rows have one trial and unit weight. `ndraws` takes that
 #' many draws, evenly spaced, of the fit's draws (default all).
 #'
+#' The rstantools generics are those that rstanarm and brms use: call them
+#' as `rstantools::posterior_predict(fit)`, or after `library(rstanarm)`
+#' or `library(brms)`; `loo()` is the loo package's.
+#'
 #' @param object,x A `"jko_fit"` of a [target_glm()] (for `log_lik()`,
 #'   `loo()`, `nobs()`, `formula()`, `family()` and `prior_summary()` also of a
 #'   [target_brms()] model; `log_lik()` and `loo()` of a [target_stan()]
@@ -62,17 +66,19 @@
 #'   data frame with a column per simulation, with the attribute `"seed"`.
 #'   `prior_summary()`: an object of class `"jko_prior_summary"`.
 #' @seealso [predict.jko_fit()], [posterior-methods], [target_glm()].
-#' @examplesIf requireNamespace("loo", quietly = TRUE)
+#' @examplesIf requireNamespace("loo", quietly = TRUE) && requireNamespace("rstantools", quietly = TRUE)
 #' set.seed(1)
 #' tg <- target_glm(am ~ wt, data = mtcars, family = binomial())
 #' fit <- suppressWarnings(jko_fit(tg, hidden = c(8, 8), iters = 100, pool = 2^12,
 #'                                 monitor = 2^11, max_steps = 3, verbose = FALSE))
 #' nobs(fit)
 #' head(fitted(fit))
-#' dim(log_lik(fit))
+#' head(residuals(fit, "pearson"))
+#' dim(rstantools::posterior_predict(fit))   # (rstantools' generics, as rstanarm's)
+#' dim(rstantools::log_lik(fit))
 #' loo::loo(fit)
 #' head(simulate(fit, 3, seed = 1))
-#' prior_summary(fit)
+#' rstantools::prior_summary(fit)
 #' @name glm-methods
 NULL
 
