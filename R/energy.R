@@ -171,12 +171,14 @@ diffusion_porous <- function(m = 2) {
 
 #' @export
 print.jko_energy <- function(x, ...) {
+  check_dots(...)
   cat("Free energy:", x$label, "\n")
   invisible(x)
 }
 
 #' @export
 print.jko_term <- function(x, ...) {
+  check_dots(...)
   cat("Free-energy term:", x$label, "\n")
   invisible(x)
 }

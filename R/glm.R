@@ -463,6 +463,7 @@ prior_exponential <- function(rate = 1, autoscale = TRUE) {
 
 #' @export
 print.jko_prior <- function(x, ...) {
+  check_dots(...)
   cat("Prior:", x$label, "\n")
   invisible(x)
 }

@@ -256,8 +256,10 @@ potential_eval_r <- function(potential, x, iter = 0L, grad = TRUE) {
   }
   v <- if (is.null(both)) call_user(potential$value, nm[["value"]]) else both$value
   if (!is.numeric(v) || length(v) != n) {
-    fail("the potential's `%s` returned %s%s; expected %d numbers (one per row).",
-         nm[["value"]], describe(v), at_iter(iter), n)
+    # (a target's value is -log pi: its log-density's values are shown)
+    fail("the potential's `%s` returned %s for %d points%s; expected %d numbers (one per row).",
+         nm[["value"]], values_text(if (inherits(potential, "jko_target") && is.numeric(v)) -v
+                                    else v), n, at_iter(iter), n)
   }
   # A target's log-density may be -Inf outside its support (Stan's
   # convention): Phi = +Inf there is allowed in a fit (see outside_support())
@@ -383,8 +385,15 @@ potential_values <- function(potential, x) {
   for (st in seq(1L, nrow(x), by = 1e5)) {
     rows <- st:min(nrow(x), st + 1e5 - 1L)
     xc <- x[rows, , drop = FALSE]
-    out[rows] <- if (is.function(potential$value)) as.double(potential$value(xc))
-                 else c_pot_eval(potential, xc)$value
+    v <- if (is.function(potential$value)) as.double(potential$value(xc))
+         else c_pot_eval(potential, xc)$value
+    if (length(v) != length(rows)) {
+      abort("the potential's `%s` returned %s for %d points; expected one value per row.",
+            potential$names[["value"]] %||% "value",
+            values_text(if (inherits(potential, "jko_target")) -v else v), length(rows),
+            call = NULL)
+    }
+    out[rows] <- v
   }
   out
 }
@@ -406,6 +415,7 @@ full_data.default <- function(potential) potential
 
 #' @export
 print.jko_potential <- function(x, ...) {
+  check_dots(...)
   cat("Potential:", x$label, "\n")
   invisible(x)
 }

@@ -456,7 +456,8 @@ SEXP C_moments(SEXP x, SEXP whiten)
  * log-densities, train the map of step k and push both. `std` is the step's
  * change of variables, list(center, scale) or list(center, L), or NULL for
  * the moments of the pool (a full L with settings$whiten). settings =
- * list(h, beta, iters, batch, lr, lr_end, adaptive, whiten). `pot` may
+ * list(h, beta, iters, batch, lr, lr_end, adaptive, whiten, time_limit)
+ * (time_limit optional: the seconds the training may take). `pot` may
  * be a free energy (class "jko_energy", terms.h): then monitor_potential
  * holds the energy's per-sample values, and where a term needs the
  * densities of the pool, settings$pool_log_density (the pool's
@@ -495,6 +496,9 @@ SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
     s.nth = nthreads(threads);
     s.progress = Rf_asInteger(progress);
     if (s.progress == NA_INTEGER) s.progress = 0;
+    /* seconds the training may take: none where absent, not finite or <= 0 */
+    SEXP tl = jko_list_elt(settings, "time_limit");
+    s.time_limit = Rf_isNull(tl) ? 0 : Rf_asReal(tl);
     if (npool < 1 || nmon < 1) Rf_error("the pool and the monitor must have points");
     /* the training's workspace and the pushes' (with log-determinants) */
     check_ws(&m.net, s.batch, 2, s.nth);

@@ -31,7 +31,7 @@ test_that("a failing potential names the step, the iteration and the problem", {
     error = "the potential's `f` failed at iteration 2: boom in the user's code",
     na = "the potential's `f` returned 1 non-finite value \\(NA, NaN or Inf\\) at iteration 2",
     inf = "the potential's `f` returned 1 non-finite value .* at iteration 2",
-    length = "the potential's `f` returned an object .* length 15 at iteration 2; expected 16 numbers",
+    length = "the potential's `f` returned 15 values for 16 points at iteration 2; expected 16 numbers",
     grad = "the potential's `grad` returned .* at iteration 2; expected a 16 x 2 matrix",
     fe = "estimating the free energy after training: the potential's `f` returned 32 non-finite")
   for (how in names(cases)) {
