@@ -114,3 +114,10 @@ verdict_text <- function(v) {
                  "(jko_continue()), or widen the network or the iterations (jko_control())."),
           v$kl_tol, v$moment_tol, why, v$step, figs)
 }
+
+# The points a target rejected (potential_rejections(), kept in the
+# verdict), in a line.
+rejections_text <- function(rej) {
+  sprintf("The target rejected %.2g%% of the %.0f points evaluated (first: %s).",
+          100 * rej$share, rej$points, rej$first)
+}
