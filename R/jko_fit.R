@@ -141,10 +141,14 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
                     verbose = interactive(), ..., stationary = NULL) {
   # a fit that fails before its first step leaves no fit behind
   the$last_fit <- NULL
+  t0 <- proc.time()[["elapsed"]]
   flow <- new_flow(potential, if (!missing(init)) init, h, steps, beta, control, list(...),
                    stationary, threads, verbose, call = match.call(),
                    chosen = c(h = missing(h), steps = missing(steps)))
-  run_flow(flow)$fit
+  fit <- run_flow(flow)$fit
+  # the whole call's wall time: the start, the steps, the draws and verdict
+  fit$elapsed <- proc.time()[["elapsed"]] - t0
+  fit
 }
 
 # A flow ready to run: the arguments of jko_fit() checked, the start chosen
@@ -164,6 +168,7 @@ new_flow <- function(potential, init, h, steps, beta, control, dots, stationary,
   control <- update_control(control, dots, call = call)
   if (is.null(stationary)) stationary <- is_target(potential)
   stationary <- check_flag(stationary, "stationary")
+  if (!energy) probe_target(potential, init, stationary, call = call)
   if (energy && stationary) {
     abort(paste0("`stationary = TRUE` needs a potential or target alone (its stationary ",
                  "law is exp(-beta Phi)), not a free energy from jko_energy()."), call = call)
@@ -281,5 +286,8 @@ jko_continue <- function(fit, steps = 1, verbose = interactive(), threads = NULL
   threads <- resolve_threads(threads)
   # a stationary flow goes on with its own choice of h
   schedule <- list(h = if (!isTRUE(fit$stationary)) fit$h, steps = steps)
-  with_verdict(jko_run(fit, schedule, threads, verbose)$fit, schedule, threads)
+  t0 <- proc.time()[["elapsed"]]
+  out <- with_verdict(jko_run(fit, schedule, threads, verbose)$fit, schedule, threads)
+  if (!is.null(fit$elapsed)) out$elapsed <- fit$elapsed + proc.time()[["elapsed"]] - t0
+  out
 }

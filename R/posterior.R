@@ -48,7 +48,8 @@ draws_ess <- function(x, chain) {
     return(stats::setNames(rep(NA_real_, ncol(x)), colnames(x)))
   }
   arr <- draws_array(x, chain)
-  vapply(seq_len(ncol(x)), function(j) posterior::ess_bulk(arr[, , j]), 0)
+  stats::setNames(vapply(seq_len(ncol(x)), function(j) posterior::ess_bulk(arr[, , j]), 0),
+                  colnames(x))
 }
 
 draws_rhat <- function(x, chain) {
@@ -56,5 +57,6 @@ draws_rhat <- function(x, chain) {
     return(stats::setNames(rep(NA_real_, ncol(x)), colnames(x)))
   }
   arr <- draws_array(x, chain)
-  vapply(seq_len(ncol(x)), function(j) posterior::rhat(arr[, , j]), 0)
+  stats::setNames(vapply(seq_len(ncol(x)), function(j) posterior::rhat(arr[, , j]), 0),
+                  colnames(x))
 }

@@ -208,3 +208,10 @@ verdict_text <- function(v) {
                  "the network or the iterations (jko_control())."),
           why, v$step, flow, if (is.null(draws)) "" else paste0("; ", draws))
 }
+
+# The points a target rejected (potential_rejections(), kept in the
+# verdict), in a line.
+rejections_text <- function(rej) {
+  sprintf("The target rejected %.2g%% of the %.0f points evaluated (first: %s).",
+          100 * rej$share, rej$points, rej$first)
+}

@@ -67,7 +67,7 @@ test_that("jko_fit(target) with nothing else reaches the posterior and says so",
   expect_gte(fit$verdict$draws$ess_bulk, 400)
   expect_match(fit$init$label, "Laplace approximation")
   expect_output(print(fit), "The draws are the target's: 4000 exact draws")
-  expect_output(print(summary(fit)), "kl_se.*The draws are the target's")
+  expect_output(print(summary(fit)$training), "kl_se.*The draws are the target's")
   # whitened steps: each map's change of variables is a Cholesky factor
   expect_true(all(vapply(fit$std, function(s) is.matrix(s$L), logical(1))))
   # the history reports h and the iterations actually used
