@@ -1,0 +1,614 @@
+# Targets with several modes: a search for the modes from over-dispersed
+# starts, a start for the flow from the mixture of the modes' Laplace
+# approximations, and the modes' weights from the flow's exact densities.
+#
+# What no diagnostic of a flow's draws can see is a mode that none of them
+# reached: importance weights, the KL estimate and the exact correction all
+# weigh the draws that exist. So a fit reports what was searched (how many
+# starts, over what region, how many modes they found) rather than claiming
+# the target was reached.
+
+# Phi and its gradient at the rows of x as the potential gives them, with
+# any non-finite or undefined value made +Inf (a point no descent moves to)
+# and non-finite gradient entries 0; a potential that fails on the batch
+# gives +Inf everywhere.
+modes_vg <- function(potential, x) {
+  out <- tryCatch({
+    if (is.function(potential$value)) {
+      if (!is.null(potential$value_gradient)) {
+        r <- potential$value_gradient(x)
+        list(value = as.double(r$value), gradient = r$gradient)
+      } else {
+        list(value = as.double(potential$value(x)), gradient = raw_gradient(potential, x))
+      }
+    } else c_pot_eval(potential, x, TRUE)
+  }, error = function(e) NULL)
+  n <- nrow(x)
+  if (is.null(out) || length(out$value) != n) {
+    return(list(value = rep(Inf, n), gradient = matrix(0, n, ncol(x))))
+  }
+  v <- out$value
+  v[!is.finite(v)] <- Inf
+  g <- matrix(as.double(out$gradient), n, ncol(x))
+  g[!is.finite(g)] <- 0
+  list(value = v, gradient = g)
+}
+
+# Preconditioned gradient descent of all the rows of x at once (one call of
+# the potential per iteration for the whole batch): x - eta P grad, eta
+# per point, doubled after a step that satisfies Armijo's condition and
+# quartered (the step undone) after one that does not. A point has
+# converged when its squared Newton decrement in the metric P, g' P g, is
+# below tol. list(x, value (Phi at the start: `value0`, at the end:
+# `value`), converged).
+descend <- function(potential, x, P, maxit = 200L, tol = 1e-4) {
+  vg <- modes_vg(potential, x)
+  f <- vg$value
+  f0 <- f
+  g <- vg$gradient
+  n <- nrow(x)
+  eta <- rep(1, n)
+  live <- is.finite(f)
+  conv <- rep(FALSE, n)
+  for (it in seq_len(maxit)) {
+    pg <- g %*% P
+    dec <- rowSums(g * pg)
+    conv <- live & dec < tol
+    act <- which(live & !conv)
+    if (!length(act)) break
+    y <- x[act, , drop = FALSE] - eta[act] * pg[act, , drop = FALSE]
+    out <- modes_vg(potential, y)
+    ok <- out$value <= f[act] - 1e-4 * eta[act] * dec[act]
+    i <- act[ok]
+    x[i, ] <- y[ok, ]
+    f[i] <- out$value[ok]
+    g[i, ] <- out$gradient[ok, , drop = FALSE]
+    eta[i] <- pmin(2 * eta[i], 1e6)
+    j <- act[!ok]
+    eta[j] <- eta[j] / 4
+    live[j[eta[j] < 1e-12]] <- FALSE
+  }
+  list(x = x, value0 = f0, value = f, converged = conv)
+}
+
+# The Hessian of Phi at t by central differences of its gradient.
+modes_hessian <- function(gradient, t) {
+  D <- length(t)
+  H <- matrix(0, D, D)
+  for (d in seq_len(D)) {
+    e <- 1e-5 * max(1, abs(t[d])) * (seq_len(D) == d)
+    H[, d] <- (gradient(t + e) - gradient(t - e)) / (2 * e[d])
+  }
+  (H + t(H)) / 2
+}
+
+# BFGS from x0 to a minimum of Phi, and the Hessian there: list(par, value,
+# H, convergence, pd (is H positive definite), log_det).
+polish_mode <- function(potential, x0) {
+  value <- function(t) {
+    v <- potential_values(potential, matrix(t, 1L))
+    if (is.finite(v)) v else Inf
+  }
+  gradient <- function(t) {
+    g <- raw_gradient(potential, matrix(t, 1L))[1L, ]
+    g[!is.finite(g)] <- 0
+    g
+  }
+  if (!is.finite(value(x0))) return(NULL)
+  opt <- tryCatch(stats::optim(x0, value, gradient, method = "BFGS",
+                               control = list(maxit = 2000L, reltol = 1e-14)),
+                  error = function(e) NULL)
+  if (is.null(opt) || !is.finite(opt$value)) return(NULL)
+  H <- modes_hessian(gradient, opt$par)
+  if (any(!is.finite(H))) return(NULL)
+  ev <- eigen(H, symmetric = TRUE, only.values = TRUE)$values
+  pd <- min(ev) > 1e-8 * max(abs(ev), 1e-300)
+  list(par = opt$par, value = opt$value, H = H, convergence = opt$convergence, pd = pd,
+       log_det = if (pd) sum(log(ev)) else NA_real_)
+}
+
+# The inverse of a symmetric H through its eigenvalues, their absolute
+# values floored at 1e-6 of the largest (a metric for the descent and the
+# box even where H is not positive definite).
+abs_inverse <- function(H) {
+  eg <- eigen(H, symmetric = TRUE)
+  a <- pmax(abs(eg$values), 1e-6 * max(abs(eg$values), 1e-300))
+  out <- eg$vectors %*% (t(eg$vectors) / a)
+  (out + t(out)) / 2
+}
+
+# Squared Mahalanobis distances of the rows of x to each mode under its own
+# Hessian: an n x K matrix.
+mode_distances <- function(x, modes, hessians) {
+  vapply(seq_len(nrow(modes)), function(k) {
+    d <- sweep(x, 2L, modes[k, ])
+    rowSums((d %*% hessians[[k]]) * d)
+  }, numeric(nrow(x)))
+}
+
+#' Find the modes of a target
+#'
+#' A search for the local maxima of a target's density (the minima of its
+#' potential) from over-dispersed starts. The first mode is the one
+#' [init_laplace()] finds from the target's own start. Further starts are
+#' drawn, in batches, from the target's prior where it has one (an `init`,
+#' see [targets]), otherwise uniformly from the box that spans the modes
+#' found so far, widened on each side by `scale` standard deviations of
+#' the first mode's Laplace approximation (the box grows as modes are
+#' found). Each batch descends at once (a preconditioned gradient descent,
+#' one call of the potential per iteration for the whole batch); an end
+#' point within one standard deviation of a known mode (the squared
+#' Mahalanobis distance under the mode's Hessian below 1) is that mode,
+#' any other is refined by BFGS and kept as a new mode where the Hessian
+#' there is positive definite (a saddle or a ridge is not a mode).
+#'
+#' The search stops when as many starts have been made since the last new
+#' mode as before it (at least `batch`) and the Good-Turing estimate of the
+#' chance that a further start finds a new mode (the share of starts whose
+#' mode was found by that start alone) is at most `missing`, or after
+#' `max_starts`. A unimodal target so costs one batch of descents; once
+#' several modes are found, batches are of 64. Modes whose basins the starts do not reach, or reach too
+#' rarely, stay unfound: the estimate is about the starts' law, not the
+#' target's mass, and a fit's verdict says what was searched.
+#'
+#' Each mode's Laplace evidence is \eqn{\log Z_k = -\Phi(m_k) + \frac D2
+#' \log 2\pi - \frac12\log\det H_k}, and the Laplace weights are the
+#' \eqn{Z_k} normalised.
+#'
+#' @param potential A target or potential with a known dimension.
+#' @param max_starts Most starts, besides the target's own.
+#' @param batch Starts in the first batch, and the fewest starts after
+#'   the last new mode.
+#' @param scale How far the box reaches beyond the modes found, in the
+#'   first mode's standard deviations.
+#' @param missing Stop when the estimated chance that a further start finds
+#'   a new mode is at most this.
+#' @param prior Draw the starts from the target's prior, where it has one?
+#' @return An object of class `"jko_modes"`: `modes` (a K x D matrix, by
+#'   decreasing Laplace weight), `value` (\eqn{\Phi} there), `hessian` (a
+#'   list of K matrices), `log_z` and `weights` (the Laplace evidence and
+#'   weights), `hits` (the starts that ended at each mode), `starts`,
+#'   `failed` (starts where the potential was not finite, or that ended at
+#'   no mode), `region` (in words), `missing` (the Good-Turing estimate)
+#'   and `seconds`.
+#' @seealso [init_mixture()], [mode_weights()], [jko_fit()].
+#' @examples
+#' set.seed(1)
+#' two <- new_target(function(x) log(exp(-(x[, 1] - 3)^2 / 2) + exp(-(x[, 1] + 3)^2 / 2)),
+#'                   dim = 1, start = 3)
+#' find_modes(two)
+#' @export
+find_modes <- function(potential, max_starts = 1000, batch = 32, scale = 10, missing = 0.02,
+                       prior = TRUE) {
+  check_potential(potential)
+  max_starts <- check_count(max_starts, "max_starts")
+  batch <- check_count(batch, "batch", min = 1)
+  scale <- check_positive(scale, "scale")
+  missing <- check_positive(missing, "missing")
+  prior <- check_flag(prior, "prior")
+  find_modes_from(potential, NULL, max_starts, batch, scale, missing, prior)
+}
+
+# find_modes() from a first mode already found (`first`, an init_laplace()
+# result, or NULL).
+find_modes_from <- function(potential, first, max_starts = 1000, batch = 32, scale = 10,
+                            missing = 0.02, prior = TRUE) {
+  t0 <- proc.time()[["elapsed"]]
+  D <- potential$dim
+  if (is.na(D)) abort("`potential` must know its dimension for a search of its modes.")
+  potential <- full_data(potential)
+  if (is.null(first)) first <- suppressWarnings(init_laplace(potential, inflate = 1))
+  p1 <- polish_mode(potential, first$mode)
+  if (is.null(p1)) abort("the potential is not finite at the first mode found.")
+  P <- abs_inverse(p1$H)
+  modes <- matrix(numeric(0), 0L, D)
+  hess <- list()
+  vals <- numeric(0)
+  ldet <- numeric(0)
+  hits <- integer(0)
+  add <- function(p) {
+    modes <<- rbind(modes, p$par)
+    hess[[length(hess) + 1L]] <<- p$H
+    vals <<- c(vals, p$value)
+    ldet <<- c(ldet, p$log_det)
+    hits <<- c(hits, 1L)
+  }
+  # the first point counts as a start; not a mode where its Hessian is not
+  # positive definite (a start at a saddle or a trough)
+  failed <- 0L
+  if (p1$pd) add(p1) else failed <- 1L
+  use_prior <- prior && !is.null(potential$init) &&
+    (inherits(potential$init, "jko_law") || is.function(potential$init$sample))
+  sd1 <- sqrt(diag(P))
+  draw <- if (use_prior) {
+    function(n) {
+      if (inherits(potential$init, "jko_law")) law_draw(potential$init, n, log_density = FALSE)$x
+      else potential$init$sample(n)
+    }
+  } else {
+    # the box spanning the modes found so far (the first point where
+    # none is), widened by `scale` sds on each side: it grows with each
+    # mode found, so that starts are not all on the side of the first
+    function(n) {
+      span <- if (nrow(modes)) modes else matrix(p1$par, 1L)
+      lo <- apply(span, 2L, min) - scale * sd1
+      hi <- apply(span, 2L, max) + scale * sd1
+      u <- matrix(stats::runif(n * D), n, D)
+      sweep(sweep(u, 2L, hi - lo, "*"), 2L, lo, "+")
+    }
+  }
+  region <- if (use_prior) "the target's prior" else
+    sprintf(paste0("a box spanning the modes found, widened by %g standard deviations ",
+                   "(of the first mode's Laplace approximation) on each side"), scale)
+  n_starts <- 1L
+  last_new <- 1L
+  size <- batch
+  repeat {
+    size <- min(size, max_starts + 1L - n_starts)
+    if (size < 1L) break
+    s <- descend(potential, draw(size), P)
+    n_starts <- n_starts + size
+    failed <- failed + sum(!is.finite(s$value0))
+    new_found <- FALSE
+    for (i in which(is.finite(s$value0))) {
+      x <- s$x[i, ]
+      k <- 0L
+      if (nrow(modes)) {
+        d2 <- mode_distances(matrix(x, 1L), modes, hess)
+        if (min(d2) < 1) k <- which.min(d2)
+      }
+      if (!k) {
+        p <- polish_mode(potential, x)
+        if (is.null(p) || !p$pd) {
+          failed <- failed + 1L
+          next
+        }
+        if (nrow(modes)) {
+          d2 <- mode_distances(matrix(p$par, 1L), modes, hess)
+          # the same mode, seen from either side
+          d2b <- vapply(seq_len(nrow(modes)), function(j) {
+            d <- modes[j, ] - p$par
+            sum(d * (p$H %*% d))
+          }, 0)
+          if (min(pmin(d2, d2b)) < 1) k <- which.min(pmin(d2, d2b))
+        }
+        if (!k) {
+          add(p)
+          new_found <- TRUE
+          last_new <- n_starts - size + i
+          next
+        }
+      }
+      hits[k] <- hits[k] + 1L
+    }
+    ok_starts <- n_starts - failed
+    gt <- if (ok_starts > 0L) sum(hits == 1L) / ok_starts else 1
+    # as many starts since the last new mode as before it, and few modes
+    # seen once
+    if (n_starts - last_new >= max(batch, last_new) && gt <= missing) break
+    if (n_starts > max_starts) break
+    if (nrow(modes) > 1L) size <- 64L
+  }
+  if (!nrow(modes)) {
+    # no point with a positive definite Hessian: the first point stands,
+    # as init_laplace() has it
+    modes <- matrix(first$mode, 1L)
+    hess <- list(p1$H)
+    vals <- p1$value
+    ldet <- NA_real_
+    hits <- 1L
+  }
+  log_z <- -vals + D / 2 * log(2 * pi) - ldet / 2
+  w <- if (all(is.finite(log_z))) exp(log_z - max(log_z)) else rep(1, length(log_z))
+  w <- w / sum(w)
+  o <- order(-w)
+  ok_starts <- n_starts - failed
+  structure(list(
+    dim = D, modes = modes[o, , drop = FALSE], value = vals[o], hessian = hess[o],
+    log_z = log_z[o], weights = w[o], hits = hits[o], starts = n_starts, failed = failed,
+    region = region, missing = if (ok_starts > 0L) sum(hits == 1L) / ok_starts else NA_real_,
+    precond = P, seconds = proc.time()[["elapsed"]] - t0
+  ), class = "jko_modes")
+}
+
+#' @export
+print.jko_modes <- function(x, ...) {
+  cat(modes_search_text(x), "\n", sep = "")
+  K <- nrow(x$modes)
+  show <- min(K, 10L)
+  tab <- data.frame(mode = seq_len(show), phi = x$value[seq_len(show)],
+                    laplace_weight = x$weights[seq_len(show)], hits = x$hits[seq_len(show)])
+  tab$at <- apply(x$modes[seq_len(show), , drop = FALSE], 1L, function(m) {
+    s <- paste(format(utils::head(m, 4L), digits = 3), collapse = ", ")
+    if (length(m) > 4L) paste0(s, ", ...") else s
+  })
+  print(tab, row.names = FALSE, digits = 3)
+  if (K > show) cat(sprintf("(%d more modes)\n", K - show))
+  invisible(x)
+}
+
+# What the search did, in words.
+modes_search_text <- function(s) {
+  K <- nrow(s$modes)
+  sprintf(paste0("%d start%s over %s found %d mode%s (a further start would find a new mode ",
+                 "with a chance of about %.2g, by Good-Turing%s)"),
+          s$starts, if (s$starts == 1L) "" else "s", s$region, K, if (K == 1L) "" else "s",
+          s$missing, if (s$failed > 0L) sprintf("; %d starts failed or ended at no mode",
+                                                s$failed) else "")
+}
+
+#' A mixture of Gaussians as an initial distribution
+#'
+#' The law \eqn{\sum_k w_k N(\mu_k, \Sigma_k)} (or with Student t
+#' components): exact draws (a component by its weight, then its law) and the exact log-density (a
+#' log-sum-exp over the components). [jko_fit()] starts a target with
+#' several modes from the mixture of the modes' widened Laplace
+#' approximations ([find_modes()]).
+#'
+#' @param means A K x D matrix of the components' means (a vector: K
+#'   one-dimensional components).
+#' @param covs The components' covariances: a list of K symmetric positive
+#'   definite D x D matrices, or one for all.
+#' @param weights K positive numbers (normalised); equal by default.
+#' @param df `Inf` for Gaussian components; a positive number for
+#'   multivariate Student t components with these centres and scale
+#'   matrices (heavier tails, a safer proposal).
+#' @return A `"jko_init"` (see [init_gaussian()]) with its `means`, `covs`,
+#'   `weights`, `df`, and the mixture's `mean` and `cov` (`NULL` where
+#'   infinite).
+#' @examples
+#' q <- init_mixture(rbind(c(-3, 0), c(3, 0)), diag(2), c(0.3, 0.7))
+#' x <- q$sample(5)
+#' q$log_density(x)
+#' @export
+init_mixture <- function(means, covs, weights = NULL, df = Inf) {
+  if (!is.numeric(means) || anyNA(means) || any(!is.finite(means))) {
+    abort("`means` must be a finite numeric matrix (components in rows), not %s.",
+          describe(means))
+  }
+  if (is.null(dim(means))) means <- matrix(means, ncol = 1L)
+  K <- nrow(means)
+  D <- ncol(means)
+  if (K < 1L) abort("`means` must have at least one row.")
+  if (!is.list(covs)) covs <- rep(list(covs), K)
+  if (length(covs) != K) {
+    abort("`covs` must be one matrix or a list of %d (the rows of `means`), not %d.", K,
+          length(covs))
+  }
+  if (is.null(weights)) weights <- rep(1, K)
+  if (!is.numeric(weights) || length(weights) != K || any(!is.finite(weights)) ||
+      any(weights < 0) || sum(weights) <= 0) {
+    abort("`weights` must be %d non-negative numbers, not all zero; not %s.", K,
+          describe(weights))
+  }
+  weights <- weights / sum(weights)
+  if (!is.numeric(df) || length(df) != 1L || is.na(df) || df <= 0) {
+    abort("`df` must be a positive number (Inf for Gaussians), not %s.", describe(df))
+  }
+  comps <- lapply(seq_len(K), function(k) {
+    S <- covs[[k]]
+    if (is.null(dim(S))) S <- diag(S, D)
+    if (!is.numeric(S) || !identical(dim(S), c(D, D)) || any(!is.finite(S))) {
+      abort("`covs[[%d]]` must be a finite %d x %d matrix.", k, D, D)
+    }
+    R <- tryCatch(chol((S + t(S)) / 2), error = function(e) NULL)
+    if (is.null(R)) abort("`covs[[%d]]` must be positive definite.", k)
+    list(mean = as.double(means[k, ]), cov = (S + t(S)) / 2, R = R,
+         ldet = 2 * sum(log(diag(R))))
+  })
+  lw <- log(weights)
+  # a component's log-density at z, its whitened points (a column each)
+  t_const <- if (is.finite(df)) lgamma((df + D) / 2) - lgamma(df / 2) - D / 2 * log(df * pi)
+  comp_ld <- function(z2, ldet) {
+    if (is.finite(df)) t_const - ldet / 2 - (df + D) / 2 * log1p(z2 / df)
+    else -0.5 * (z2 + ldet + D * log(2 * pi))
+  }
+  m <- colSums(means * weights)
+  # the moments (a Student t's covariance is its scale matrix times
+  # df / (df - 2), infinite for df <= 2)
+  vf <- if (is.finite(df)) (if (df > 2) df / (df - 2) else Inf) else 1
+  V <- Reduce(`+`, lapply(seq_len(K), function(k)
+    weights[k] * (vf * comps[[k]]$cov + tcrossprod(comps[[k]]$mean - m))))
+  structure(list(
+    dim = D, mean = m, cov = if (all(is.finite(V))) (V + t(V)) / 2, means = unname(means),
+    covs = lapply(comps, `[[`, "cov"), weights = weights, df = df,
+    sample = function(n) {
+      k <- sample.int(K, n, replace = TRUE, prob = weights)
+      x <- matrix(stats::rnorm(n * D), n, D)
+      if (is.finite(df)) x <- x / sqrt(stats::rchisq(n, df) / df)
+      for (j in unique(k)) {
+        i <- which(k == j)
+        x[i, ] <- sweep(x[i, , drop = FALSE] %*% comps[[j]]$R, 2L, comps[[j]]$mean, "+")
+      }
+      x
+    },
+    log_density = function(x) {
+      L <- vapply(seq_len(K), function(j) {
+        z <- backsolve(comps[[j]]$R, t(x) - comps[[j]]$mean, transpose = TRUE)
+        lw[j] + comp_ld(colSums(z^2), comps[[j]]$ldet)
+      }, numeric(nrow(x)))
+      if (is.null(dim(L))) L <- matrix(L, 1L)
+      mx <- apply(L, 1L, max)
+      mx + log(rowSums(exp(L - mx)))
+    },
+    label = sprintf("mixture of %d %s, dimension %d", K,
+                    if (is.finite(df)) sprintf("Student t (%g df)", df) else "Gaussians", D)
+  ), class = "jko_init")
+}
+
+# The start of a flow to a target: init_laplace() (its arguments in ...)
+# and a search for further modes from it; with one mode, the Laplace
+# approximation (at the best mode found, where the target's start led to a
+# point that is not one), with several, the mixture of their widened
+# Laplace approximations, weighted by their Laplace evidence (with 5% of
+# the mass shared equally among the modes, so that no mode the evidence
+# underrates is left without draws). The search is kept in `$modes`.
+modes_start <- function(potential, ...) {
+  dots <- list(...)
+  inflate <- if (is.null(dots$inflate)) 1.5 else dots$inflate
+  warned <- list()
+  first <- withCallingHandlers(init_laplace(potential, ...), warning = function(w) {
+    warned[[length(warned) + 1L]] <<- w
+    invokeRestart("muffleWarning")
+  })
+  search <- if (!is.na(potential$dim)) {
+    tryCatch(find_modes_from(potential, first), error = function(e) NULL)
+  }
+  K <- if (is.null(search)) 0L else nrow(search$modes)
+  # the search's one mode is init_laplace()'s (to a hundredth of a variance)
+  same <- K == 1L &&
+    mode_distances(matrix(first$mode, 1L), search$modes, search$hessian)[1L] < 1e-2
+  if (K <= 1L && (K == 0L || same)) {
+    for (w in warned) warning(w)
+    first$modes <- search
+    return(first)
+  }
+  if (K == 1L) {
+    out <- init_laplace(potential, start = search$modes[1L, ], ...)
+    out$modes <- search
+    return(out)
+  }
+  w <- 0.95 * search$weights + 0.05 / K
+  out <- init_mixture(search$modes, lapply(search$hessian, function(H) inflate^2 * abs_inverse(H)),
+                      w, df = if (is.null(dots$df)) Inf else dots$df)
+  out$label <- sprintf(paste0("mixture of the Laplace approximations (sd x %g%s) at %d modes, ",
+                              "dimension %d"), inflate,
+                       if (is.finite(out$df)) sprintf(", Student t with %g df", out$df) else "",
+                       K, search$dim)
+  out$modes <- search
+  out
+}
+
+#' Weights of a target's modes from a fit
+#'
+#' Draws of the fit's last law, each with its exact density \eqn{q(x)},
+#' weighted by importance, \eqn{w = e^{-\beta\Phi(x)} / q(x)}, and each
+#' assigned to the basin of the mode it descends to (with one mode known,
+#' all are in its basin) (the same batched
+#' descent as [find_modes()]; a draw that has not settled after 100
+#' iterations goes to the mode nearest in the Mahalanobis distance under
+#' each mode's Hessian). A mode's weight is the self-normalised share of
+#' the weights in its basin, with the delta-method standard error
+#' \eqn{\sqrt{\sum_i \tilde w_i^2 (1_{i \in k} - p_k)^2}}. Draws that settle
+#' at a stationary point the search had not found are counted apart
+#' (`elsewhere`): a sign that the search missed a mode.
+#'
+#' These weights are exact in the limit of many draws for the modes that
+#' the flow's law covers; a mode with no draw near it gets no weight, which
+#' is why the fit's verdict says how the modes were searched.
+#'
+#' @param fit A `"jko_fit"` of a target (its last step is used).
+#' @param n Number of draws.
+#' @param modes A [find_modes()] result; by default the fit's own search.
+#' @param threads Number of threads.
+#' @return A data frame, one row per mode: `weight`, `se`, the Laplace
+#'   weight `laplace`, and `draws` (the draws in its basin); with the
+#'   attributes `log_z` and `log_z_se` (the evidence from the same weights),
+#'   `elsewhere` (the weight of draws settled at no known mode), `ess` and
+#'   the `search`.
+#' @examples
+#' \donttest{
+#' set.seed(1)
+#' two <- new_target(function(x) log(exp(-(x[, 1] - 3)^2 / 2) + exp(-(x[, 1] + 3)^2 / 2)),
+#'                   dim = 1, start = 3)
+#' fit <- jko_fit(two, verbose = FALSE)
+#' mode_weights(fit)
+#' }
+#' @export
+mode_weights <- function(fit, n = 16384, modes = NULL, threads = NULL) {
+  check_fit(fit)
+  check_not_energy(fit$potential)
+  n <- check_count(n, "n", min = 10)
+  threads <- resolve_threads(threads)
+  if (is.null(modes)) modes <- fit_search(fit)
+  if (!inherits(modes, "jko_modes")) {
+    abort("`modes` must be NULL or a result of find_modes(), not %s.", describe(modes))
+  }
+  law <- fit_law(fit)
+  if (!law_has_density(law)) init_log_density(law$base, matrix(0, 1L, fit$dim))
+  d <- with_stream(fit$seed, "modes", law_draw(law, n, threads = threads))
+  weigh_modes(fit$potential, d$x, d$log_density, modes, fit$beta)
+}
+
+# The search of a fit: its start's, else that of its last verdict, else a
+# new one (from the fit's own stream).
+fit_search <- function(fit) {
+  s <- fit$init$base$modes
+  if (is.null(s) && !is.null(fit$modes)) s <- attr(fit$modes, "search")
+  if (is.null(s)) s <- with_stream(fit$seed, "modes", find_modes(fit$potential), k = 1L)
+  s
+}
+
+# Mode weights from draws x of q with log-densities log_q.
+weigh_modes <- function(potential, x, log_q, search, beta = 1) {
+  potential <- full_data(potential)
+  K <- nrow(search$modes)
+  if (K == 1L) {
+    # one mode: every draw is in its basin (no descent, whose cost would
+    # buy only the detection of a missed mode the draws happen to reach)
+    lw <- -beta * potential_values(potential, x) - log_q
+    basin <- rep(1L, nrow(x))
+    away <- rep(FALSE, nrow(x))
+  } else {
+    s <- descend(potential, x, search$precond, maxit = 100L)
+    lw <- -beta * s$value0 - log_q
+    d2 <- mode_distances(s$x, search$modes, search$hessian)
+    if (is.null(dim(d2))) d2 <- matrix(d2, nrow(x))
+    basin <- max.col(-d2, ties.method = "first")
+    away <- s$converged & d2[cbind(seq_along(basin), basin)] > 9
+  }
+  lw[is.na(lw)] <- -Inf
+  mx <- max(lw)
+  w <- exp(lw - mx)
+  wn <- w / sum(w)
+  p <- vapply(seq_len(K), function(k) sum(wn[basin == k & !away]), 0)
+  se <- vapply(seq_len(K), function(k) sqrt(sum(wn^2 * ((basin == k & !away) - p[k])^2)), 0)
+  n <- length(w)
+  out <- data.frame(mode = seq_len(K), weight = p, se = se, laplace = search$weights,
+                    draws = tabulate(basin[!away], K))
+  attr(out, "log_z") <- mx + log(mean(w))
+  attr(out, "log_z_se") <- stats::sd(w) / (sqrt(n) * mean(w))
+  attr(out, "elsewhere") <- sum(wn[away])
+  attr(out, "elsewhere_se") <- sqrt(sum(wn^2 * (away - sum(wn[away]))^2))
+  attr(out, "ess") <- 1 / sum(wn^2)
+  attr(out, "n") <- n
+  attr(out, "search") <- search
+  out
+}
+
+# The modes of a stationary fit for its verdict: the search and the mode
+# weights (NULL where the potential's dimension is unknown or the law has
+# no density).
+fit_modes <- function(fit, threads = 1L) {
+  if (is.na(fit$potential$dim) || !law_has_density(fit$init)) return(NULL)
+  tryCatch({
+    search <- fit_search(fit)
+    mode_weights(fit, n = if (nrow(search$modes) > 1L) 16384 else 4096, modes = search,
+                 threads = threads)
+  }, error = function(e) NULL)
+}
+
+# The sentence of the verdict on the modes (v$modes: a mode_weights()
+# result, or NULL).
+modes_text <- function(m) {
+  if (is.null(m)) {
+    return("No search for further modes was made: a mode that none of the flow's draws reached would not show in these figures.")
+  }
+  s <- attr(m, "search")
+  K <- nrow(m)
+  head <- paste0("Mode search: ", modes_search_text(s))
+  show <- min(K, 10L)
+  ws <- paste(sprintf("%.3f (se %.3f)", m$weight[seq_len(show)], m$se[seq_len(show)]),
+              collapse = ", ")
+  body <- if (K == 1L) {
+    "; a mode outside what the starts reached would not show in these figures."
+  } else {
+    sprintf("; their weights from the flow's importance weights: %s%s.", ws,
+            if (K > show) sprintf(", and %d more", K - show) else "")
+  }
+  tail <- if (attr(m, "elsewhere") > 0.01) {
+    sprintf(paste0(" %.1f%% of the weight settled at a point the search had not found: ",
+                   "a mode was missed."), 100 * attr(m, "elsewhere"))
+  } else ""
+  paste0(head, body, tail)
+}
