@@ -249,6 +249,7 @@ run_flow <- function(flow, pool = NULL) {
 with_verdict <- function(fit, schedule, threads) {
   if (!isTRUE(fit$stationary)) return(fit)
   fit$draws <- make_posterior_draws(fit, threads = threads)
+  fit$modes <- fit_modes(fit, threads)  # modes: the modes' weights (R/modes.R)
   fit$verdict <- target_verdict(fit, schedule)
   if (!fit$verdict$reached) warning(verdict_text(fit$verdict), call. = FALSE)
   fit

@@ -612,3 +612,14 @@ modes_text <- function(m) {
   } else ""
   paste0(head, body, tail)
 }
+
+# A start with several modes (an init_mixture() of more than one
+# component), which the one-t moment matching of adapt_start() would merge.
+is_mixture_start <- function(q) is.matrix(q$means) && nrow(q$means) > 1L
+
+# The start q with the search of modes_start()'s result `laplace` (a
+# condition where it failed: no search).
+with_search <- function(q, laplace) {
+  if (!inherits(laplace, "condition")) q$modes <- laplace$modes
+  q
+}
