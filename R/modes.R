@@ -147,9 +147,10 @@ mode_distances <- function(x, modes, hessians) {
 #' chance that a further start finds a new mode (the share of starts whose
 #' mode was found by that start alone) is at most `missing`, or after
 #' `max_starts`. A unimodal target so costs one batch of descents; once
-#' several modes are found, batches are of 64. Modes whose basins the starts do not reach, or reach too
-#' rarely, stay unfound: the estimate is about the starts' law, not the
-#' target's mass, and a fit's verdict says what was searched.
+#' several modes are found, batches are of 64. Modes whose basins the
+#' starts do not reach, or reach too rarely, stay unfound: the estimate is
+#' about the starts' law, not the target's mass, and a fit's verdict says
+#' what was searched.
 #'
 #' Each mode's Laplace evidence is \eqn{\log Z_k = -\Phi(m_k) + \frac D2
 #' \log 2\pi - \frac12\log\det H_k}, and the Laplace weights are the
@@ -249,7 +250,6 @@ find_modes_from <- function(potential, first, max_starts = 1000, batch = 32, sca
     s <- descend(potential, draw(size), P)
     n_starts <- n_starts + size
     failed <- failed + sum(!is.finite(s$value0))
-    new_found <- FALSE
     for (i in which(is.finite(s$value0))) {
       x <- s$x[i, ]
       k <- 0L
@@ -274,7 +274,6 @@ find_modes_from <- function(potential, first, max_starts = 1000, batch = 32, sca
         }
         if (!k) {
           add(p)
-          new_found <- TRUE
           last_new <- n_starts - size + i
           next
         }
@@ -439,13 +438,23 @@ init_mixture <- function(means, covs, weights = NULL, df = Inf) {
 # The start of a flow to a target: init_laplace() (its arguments in ...)
 # and a search for further modes from it; with one mode, the Laplace
 # approximation (at the best mode found, where the target's start led to a
-# point that is not one), with several, the mixture of their widened
-# Laplace approximations, weighted by their Laplace evidence (with 5% of
-# the mass shared equally among the modes, so that no mode the evidence
-# underrates is left without draws). The search is kept in `$modes`.
-modes_start <- function(potential, ...) {
+# point that is not one), with several, the mixture of their Laplace
+# approximations, sds times `mixture_inflate`, weighted by their Laplace
+# evidence (with 5% of the mass shared equally among the modes, so that no
+# mode the evidence underrates is left without draws). The search is kept
+# in `$modes`.
+#
+# Why not widened like the one-mode start (sd x 1.5): a flow whitened by
+# the covariance of a law spread over several modes contracts each mode
+# slowly (on the 6-mode mixture of inst/bench/multimodal.R at D = 4: from
+# sds x 1.5, SymKL 0.125 to the mixture after 10 steps; from x 1.2, KL
+# still 0.024 after 8; from x 1, SymKL 0.0016 after one step), and it
+# cannot move mass between modes at all: the exact densities (importance
+# weights, the exact correction) do both, and a start too narrow for them
+# shows in its Pareto k-hat.
+modes_start <- function(potential, ..., mixture_inflate = 1) {
   dots <- list(...)
-  inflate <- if (is.null(dots$inflate)) 1.5 else dots$inflate
+  inflate <- mixture_inflate
   warned <- list()
   first <- withCallingHandlers(init_laplace(potential, ...), warning = function(w) {
     warned[[length(warned) + 1L]] <<- w
@@ -483,8 +492,7 @@ modes_start <- function(potential, ...) {
 #'
 #' Draws of the fit's last law, each with its exact density \eqn{q(x)},
 #' weighted by importance, \eqn{w = e^{-\beta\Phi(x)} / q(x)}, and each
-#' assigned to the basin of the mode it descends to (with one mode known,
-#' all are in its basin) (the same batched
+#' assigned to the basin of the mode it descends to (the same batched
 #' descent as [find_modes()]; a draw that has not settled after 100
 #' iterations goes to the mode nearest in the Mahalanobis distance under
 #' each mode's Hessian). A mode's weight is the self-normalised share of
@@ -492,6 +500,10 @@ modes_start <- function(potential, ...) {
 #' \eqn{\sqrt{\sum_i \tilde w_i^2 (1_{i \in k} - p_k)^2}}. Draws that settle
 #' at a stationary point the search had not found are counted apart
 #' (`elsewhere`): a sign that the search missed a mode.
+#'
+#' A fit's verdict carries the same weights (`fit$modes`), from 16384
+#' draws where several modes are known; with one, from 4096 draws that are
+#' not descended (all in its basin).
 #'
 #' These weights are exact in the limit of many draws for the modes that
 #' the flow's law covers; a mode with no draw near it gets no weight, which
@@ -540,12 +552,11 @@ fit_search <- function(fit) {
 }
 
 # Mode weights from draws x of q with log-densities log_q.
-weigh_modes <- function(potential, x, log_q, search, beta = 1) {
+# settle = FALSE: no descent, every draw in the basin of the one mode.
+weigh_modes <- function(potential, x, log_q, search, beta = 1, settle = TRUE) {
   potential <- full_data(potential)
   K <- nrow(search$modes)
-  if (K == 1L) {
-    # one mode: every draw is in its basin (no descent, whose cost would
-    # buy only the detection of a missed mode the draws happen to reach)
+  if (!settle && K == 1L) {
     lw <- -beta * potential_values(potential, x) - log_q
     basin <- rep(1L, nrow(x))
     away <- rep(FALSE, nrow(x))
@@ -581,10 +592,15 @@ weigh_modes <- function(potential, x, log_q, search, beta = 1) {
 # no density).
 fit_modes <- function(fit, threads = 1L) {
   if (is.na(fit$potential$dim) || !law_has_density(fit$init)) return(NULL)
+  # with one mode known, 4096 draws and no descent (whose cost, a
+  # hundred gradients a draw, would buy only the chance that a draw
+  # settles at a mode the search missed); with several, 16384 settled
   tryCatch({
     search <- fit_search(fit)
-    mode_weights(fit, n = if (nrow(search$modes) > 1L) 16384 else 4096, modes = search,
-                 threads = threads)
+    several <- nrow(search$modes) > 1L
+    d <- with_stream(fit$seed, "modes", law_draw(fit_law(fit), if (several) 16384L else 4096L,
+                                                 threads = threads))
+    weigh_modes(fit$potential, d$x, d$log_density, search, fit$beta, settle = several)
   }, error = function(e) NULL)
 }
 
@@ -592,7 +608,7 @@ fit_modes <- function(fit, threads = 1L) {
 # result, or NULL).
 modes_text <- function(m) {
   if (is.null(m)) {
-    return("No search for further modes was made: a mode that none of the flow's draws reached would not show in these figures.")
+    return("No search for further modes was made: a mode that none of the flow's draws came near would not show in these figures.")
   }
   s <- attr(m, "search")
   K <- nrow(m)
@@ -601,7 +617,7 @@ modes_text <- function(m) {
   ws <- paste(sprintf("%.3f (se %.3f)", m$weight[seq_len(show)], m$se[seq_len(show)]),
               collapse = ", ")
   body <- if (K == 1L) {
-    "; a mode outside what the starts reached would not show in these figures."
+    "; a mode that no start found would not show in these figures."
   } else {
     sprintf("; their weights from the flow's importance weights: %s%s.", ws,
             if (K > show) sprintf(", and %d more", K - show) else "")
