@@ -102,7 +102,11 @@ polish_mode <- function(potential, x0) {
   H <- modes_hessian(gradient, opt$par)
   if (any(!is.finite(H))) return(NULL)
   ev <- eigen(H, symmetric = TRUE, only.values = TRUE)$values
-  pd <- min(ev) > 1e-8 * max(abs(ev), 1e-300)
+  # positive definite, judged in units of the diagonal (parameters on
+  # different scales make a well-determined H ill-conditioned)
+  sc <- if (all(diag(H) > 0)) 1 / sqrt(diag(H)) else rep(1, nrow(H))
+  evs <- eigen(H * outer(sc, sc), symmetric = TRUE, only.values = TRUE)$values
+  pd <- min(ev) > 0 && min(evs) > 1e-8 * max(abs(evs), 1e-300)
   list(par = opt$par, value = opt$value, H = H, convergence = opt$convergence, pd = pd,
        log_det = if (pd) sum(log(ev)) else NA_real_)
 }
@@ -145,12 +149,12 @@ mode_distances <- function(x, modes, hessians) {
 #' The search stops when as many starts have been made since the last new
 #' mode as before it (at least `batch`) and the Good-Turing estimate of the
 #' chance that a further start finds a new mode (the share of starts whose
-#' mode was found by that start alone) is at most `missing`, or after
-#' `max_starts`. A unimodal target so costs one batch of descents; once
-#' several modes are found, batches are of 64. Modes whose basins the
-#' starts do not reach, or reach too rarely, stay unfound: the estimate is
-#' about the starts' law, not the target's mass, and a fit's verdict says
-#' what was searched.
+#' mode was found by that start alone; a start that failed found none) is
+#' at most `missing`, or after `max_starts` or `max_seconds`. A unimodal
+#' target so costs one batch of descents; once several modes are found,
+#' batches are of 64. Modes whose basins the starts do not reach, or reach
+#' too rarely, stay unfound: the estimate is about the starts' law, not
+#' the target's mass, and a fit's verdict says what was searched.
 #'
 #' Each mode's Laplace evidence is \eqn{\log Z_k = -\Phi(m_k) + \frac D2
 #' \log 2\pi - \frac12\log\det H_k}, and the Laplace weights are the
@@ -165,6 +169,8 @@ mode_distances <- function(x, modes, hessians) {
 #' @param missing Stop when the estimated chance that a further start finds
 #'   a new mode is at most this.
 #' @param prior Draw the starts from the target's prior, where it has one?
+#' @param max_seconds Stop after the batch that passes this time (the
+#'   region in words then says so).
 #' @return An object of class `"jko_modes"`: `modes` (a K x D matrix, by
 #'   decreasing Laplace weight), `value` (\eqn{\Phi} there), `hessian` (a
 #'   list of K matrices), `log_z` and `weights` (the Laplace evidence and
@@ -180,20 +186,21 @@ mode_distances <- function(x, modes, hessians) {
 #' find_modes(two)
 #' @export
 find_modes <- function(potential, max_starts = 1000, batch = 32, scale = 10, missing = 0.02,
-                       prior = TRUE) {
+                       prior = TRUE, max_seconds = 10) {
   check_potential(potential)
   max_starts <- check_count(max_starts, "max_starts")
   batch <- check_count(batch, "batch", min = 1)
   scale <- check_positive(scale, "scale")
   missing <- check_positive(missing, "missing")
   prior <- check_flag(prior, "prior")
-  find_modes_from(potential, NULL, max_starts, batch, scale, missing, prior)
+  max_seconds <- check_positive(max_seconds, "max_seconds")
+  find_modes_from(potential, NULL, max_starts, batch, scale, missing, prior, max_seconds)
 }
 
 # find_modes() from a first mode already found (`first`, an init_laplace()
 # result, or NULL).
 find_modes_from <- function(potential, first, max_starts = 1000, batch = 32, scale = 10,
-                            missing = 0.02, prior = TRUE) {
+                            missing = 0.02, prior = TRUE, max_seconds = 10) {
   t0 <- proc.time()[["elapsed"]]
   D <- potential$dim
   if (is.na(D)) abort("`potential` must know its dimension for a search of its modes.")
@@ -243,6 +250,7 @@ find_modes_from <- function(potential, first, max_starts = 1000, batch = 32, sca
                    "(of the first mode's Laplace approximation) on each side"), scale)
   n_starts <- 1L
   last_new <- 1L
+  timed_out <- FALSE
   size <- batch
   repeat {
     size <- min(size, max_starts + 1L - n_starts)
@@ -280,12 +288,15 @@ find_modes_from <- function(potential, first, max_starts = 1000, batch = 32, sca
       }
       hits[k] <- hits[k] + 1L
     }
-    ok_starts <- n_starts - failed
-    gt <- if (ok_starts > 0L) sum(hits == 1L) / ok_starts else 1
     # as many starts since the last new mode as before it, and few modes
-    # seen once
+    # seen once (a start that failed found no new mode)
+    gt <- sum(hits == 1L) / n_starts
     if (n_starts - last_new >= max(batch, last_new) && gt <= missing) break
     if (n_starts > max_starts) break
+    if (proc.time()[["elapsed"]] - t0 > max_seconds) {
+      timed_out <- TRUE
+      break
+    }
     if (nrow(modes) > 1L) size <- 64L
   }
   if (!nrow(modes)) {
@@ -301,11 +312,11 @@ find_modes_from <- function(potential, first, max_starts = 1000, batch = 32, sca
   w <- if (all(is.finite(log_z))) exp(log_z - max(log_z)) else rep(1, length(log_z))
   w <- w / sum(w)
   o <- order(-w)
-  ok_starts <- n_starts - failed
+  if (timed_out) region <- sprintf("%s (stopped after %g s)", region, max_seconds)
   structure(list(
     dim = D, modes = modes[o, , drop = FALSE], value = vals[o], hessian = hess[o],
     log_z = log_z[o], weights = w[o], hits = hits[o], starts = n_starts, failed = failed,
-    region = region, missing = if (ok_starts > 0L) sum(hits == 1L) / ok_starts else NA_real_,
+    region = region, missing = sum(hits == 1L) / n_starts,
     precond = P, seconds = proc.time()[["elapsed"]] - t0
   ), class = "jko_modes")
 }
