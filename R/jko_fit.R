@@ -46,7 +46,11 @@
 #'   \eqn{N(0, I)}, the one with the smaller \eqn{KL(\rho_0 \| \pi)}, that is the
 #'   larger ELBO on 4096 draws (the Laplace approximation where the
 #'   posterior is near-Gaussian; \eqn{N(0, I)} where the mode is degenerate,
-#'   as a funnel's is);
+#'   as a funnel's is); where a search from over-dispersed starts
+#'   ([find_modes()]) finds several modes, the Laplace candidate is the
+#'   mixture of their Laplace approximations ([init_mixture()]), and the
+#'   verdict gives the modes' weights ([mode_weights()]) and says what was
+#'   searched;
 #' * the network: 32 x 32, batches of 512, a pool of \eqn{2^{16}} and
 #'   4096 monitor samples.
 #'
@@ -254,6 +258,7 @@ run_flow <- function(flow, pool = NULL) {
 with_verdict <- function(fit, schedule, threads) {
   if (!isTRUE(fit$stationary)) return(fit)
   fit$draws <- make_posterior_draws(fit, threads = threads)
+  fit$modes <- fit_modes(fit, threads)  # modes: the modes' weights (R/modes.R)
   fit$verdict <- target_verdict(fit, schedule)
   if (!fit$verdict$reached) warning(verdict_text(fit$verdict), call. = FALSE)
   fit

@@ -13,7 +13,8 @@
 # Laplace approximation wins where the posterior is near-Gaussian; N(0, I)
 # where its mode is degenerate (a funnel's, where the mass is not).
 stationary_start <- function(potential, prior, beta, n = 4096L) {
-  laplace <- tryCatch(init_laplace(potential, inflate = 1, df = 7), error = function(e) e)
+  laplace <- tryCatch(modes_start(potential, inflate = 1, df = 7),  # modes: R/modes.R
+                      error = function(e) e)
   D <- if (!is.na(potential$dim)) potential$dim else if (!inherits(laplace, "error")) laplace$dim
   cands <- list()
   if (!inherits(laplace, "error")) cands$laplace <- laplace
@@ -28,7 +29,9 @@ stationary_start <- function(potential, prior, beta, n = 4096L) {
     abort(paste0("`init` is needed: no start was given, and the Laplace ",
                  "approximation failed: %s"), conditionMessage(laplace), call = NULL)
   }
-  if (length(cands) == 1L) return(adapt_start(cands[[1L]], potential, beta, n))
+  if (length(cands) == 1L) {
+    return(with_search(adapt_start(cands[[1L]], potential, beta, n), laplace))  # modes
+  }
   # KL(q || pi) = log Z - ELBO(q): the candidate with the larger ELBO. (Not
   # the importance-sampling estimate of KL, whose log Z is biased low for
   # a q that misses mass, as a degenerate mode's does.)
@@ -41,7 +44,7 @@ stationary_start <- function(potential, prior, beta, n = 4096L) {
     -mean(lw[inside]) - log(mean(inside))
   }, numeric(1))
   kl[!is.finite(kl)] <- Inf
-  adapt_start(cands[[which.min(kl)]], potential, beta, n)
+  with_search(adapt_start(cands[[which.min(kl)]], potential, beta, n), laplace)  # modes
 }
 
 # A start moved towards its target by adaptive importance sampling
@@ -58,6 +61,7 @@ stationary_start <- function(potential, prior, beta, n = 4096L) {
 # proposal, else the one whose weights have the smallest Pareto k-hat (the
 # start itself if none is better).
 adapt_start <- function(q, potential, beta, n = 4096L, iters = 4L, df = 7) {
+  if (is_mixture_start(q)) return(q)  # modes: one t would merge the modes (R/modes.R)
   D <- q$dim
   best <- q
   best_k <- Inf
@@ -173,6 +177,7 @@ target_verdict <- function(fit, schedule) {
     if (v$reached && !ok) v$reason <- "draws"
     v$reached <- v$reached && ok
   }
+  v$modes <- fit$modes  # modes: mode_weights() of the fit (R/modes.R)
   v
 }
 
@@ -193,8 +198,11 @@ verdict_text <- function(v) {
             as.integer(d$proposals))
   }
   if (v$reached) {
-    return(sprintf("The draws are the target's: %s. The flow became a good proposal at step %d (%s).",
-                   draws, v$step, flow))
+    # modes: no figure of the draws can see a mode they never came near:
+    # what was searched is said instead (R/modes.R)
+    return(sprintf(paste0("The draws are the target's as far as their diagnostics and the ",
+                          "search for modes can tell: %s. The flow became a good proposal at ",
+                          "step %d (%s). %s"), draws, v$step, flow, modes_text(v$modes)))
   }
   why <- switch(v$reason,
     draws = "the flow passed as a proposal, but its exact draws did not mix (see below)",
@@ -203,10 +211,11 @@ verdict_text <- function(v) {
     max_steps = "the step budget (`max_steps`) ran out",
     max_time = "the time budget (`max_time`) ran out",
     "it was stopped")
-  sprintf(paste0("The flow did NOT reach the target: %s at step %d (%s)%s. ",
-                 "Its draws may not be the target's: continue it (jko_continue()), or widen ",
-                 "the network or the iterations (jko_control())."),
-          why, v$step, flow, if (is.null(draws)) "" else paste0("; ", draws))
+  paste(sprintf(paste0("The flow did NOT reach the target: %s at step %d (%s)%s. ",
+                       "Its draws may not be the target's: continue it (jko_continue()), or widen ",
+                       "the network or the iterations (jko_control())."),
+                why, v$step, flow, if (is.null(draws)) "" else paste0("; ", draws)),
+        modes_text(v$modes))  # modes: R/modes.R
 }
 
 # The points a target rejected (potential_rejections(), kept in the

@@ -66,7 +66,11 @@ test_that("jko_fit(target) with nothing else reaches the posterior and says so",
   expect_lt(fit$verdict$draws$rhat, 1.01)
   expect_gte(fit$verdict$draws$ess_bulk, 400)
   expect_match(fit$init$label, "Laplace approximation")
-  expect_output(print(fit), "The draws are the target's: 4000 exact draws")
+  # modes: the verdict says what was searched for modes
+  out <- gsub("[[:space:]]+", " ", paste(capture.output(print(fit)), collapse = " "))
+  expect_match(out, "The draws are the target's as far as their diagnostics and the search for modes can tell: 4000 exact draws")
+  expect_match(out, "33 starts over .* found 1 mode")
+  expect_false(grepl("reached", out))
   expect_output(print(summary(fit)$training), "kl_se.*The draws are the target's")
   # whitened steps: each map's change of variables is a Cholesky factor
   expect_true(all(vapply(fit$std, function(s) is.matrix(s$L), logical(1))))
