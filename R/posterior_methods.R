@@ -304,7 +304,7 @@ print_posterior <- function(x, digits) {
   cat(sprintf("%s:\n\n", capitalise(draws_text(pd))))
   print_table(posterior_table(pd), digits)
   cat("\n")
-  if (!is.null(x$verdict)) cat(strwrap(verdict_text(x$verdict)), sep = "\n")
+  if (!is.null(x$verdict)) cat(strwrap(verdict_short(x$verdict)), sep = "\n")
   print_rejections(x$verdict$rejections)
   cat(strwrap(cost_text(x)), sep = "\n")
   cat("(The training: print(fit, training = TRUE) or summary(fit)$training.)\n")

@@ -218,6 +218,32 @@ verdict_text <- function(v) {
         modes_text(v$modes))  # modes: R/modes.R
 }
 
+# The verdict in a line or two, for the posterior's print (the whole of it
+# in summary() and print(fit, training = TRUE)).
+verdict_short <- function(v) {
+  d <- v$draws
+  chains <- if (!is.null(d)) {
+    sprintf("acceptance %.0f%%, R-hat <= %.3f, tail ESS >= %.0f", 100 * d$acceptance, d$rhat,
+            d$ess_tail)
+  } else "no exact draws"
+  m <- v$modes
+  modes <- if (is.null(m)) "no mode search" else {
+    s <- attr(m, "search")
+    sprintf("%d mode%s found%s", nrow(m), if (nrow(m) == 1L) "" else "s",
+            if (!is.null(s$starts)) sprintf(" by %d starts", as.integer(s$starts)) else "")
+  }
+  if (v$reached) {
+    return(sprintf(paste0("Verdict: the draws are the target's (the flow a good proposal at ",
+                          "step %d, k-hat %.2f; %s; %s)."), v$step, v$pareto_k, chains, modes))
+  }
+  why <- switch(v$reason, draws = "its exact draws did not mix", stalled = "it stalled",
+                steps = "its steps ran out", max_steps = "max_steps ran out",
+                max_time = "max_time ran out", "it was stopped")
+  sprintf(paste0("Verdict: the flow did NOT reach the target (%s at step %d, k-hat %.2f; %s; ",
+                 "%s): its draws may not be the target's. See summary(fit)."),
+          why, v$step, v$pareto_k, chains, modes)
+}
+
 # The points a target rejected (potential_rejections(), kept in the
 # verdict), in a line.
 rejections_text <- function(rej) {

@@ -60,7 +60,7 @@ test_that("print() of a target's fit is a parameter table, a verdict and a cost"
   expect_equal(as.numeric(row[7]), round(pd$ess[[1]]), tolerance = 1e-3)
   expect_equal(as.numeric(row[8]), round(pd$rhat[[1]], 3), tolerance = 1e-3)
   expect_true(any(grepl("rhat", out)))
-  expect_true(any(grepl("The flow (did NOT reach|reached) the target", out)))
+  expect_true(any(grepl("^Verdict: (the draws are the target's|the flow did NOT reach the target)", out)))
   iters <- sum(post_fit$history$iters, na.rm = TRUE)
   expect_match(paste(out, collapse = " "),
                sprintf("2 JKO steps, %d Adam iterations of batch 512 \\(%s evaluations",

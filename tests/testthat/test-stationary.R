@@ -67,10 +67,13 @@ test_that("jko_fit(target) with nothing else reaches the posterior and says so",
   expect_gte(fit$verdict$draws$ess_bulk, 400)
   expect_match(fit$init$label, "Laplace approximation")
   # modes: the verdict says what was searched for modes
-  out <- gsub("[[:space:]]+", " ", paste(capture.output(print(fit)), collapse = " "))
+  out <- gsub("[[:space:]]+", " ", paste(capture.output(print(summary(fit))), collapse = " "))
   expect_match(out, "The draws are the target's as far as their diagnostics and the search for modes can tell: 4000 exact draws")
   expect_match(out, "33 starts over .* found 1 mode")
   expect_false(grepl("reached", out))
+  # print(fit) says it in a line
+  out <- gsub("[[:space:]]+", " ", paste(capture.output(print(fit)), collapse = " "))
+  expect_match(out, "Verdict: the draws are the target's \\(the flow a good proposal at step 0, k-hat -?[0-9.]+; acceptance [0-9]+%, R-hat <= 1.00[0-9], tail ESS >= [0-9]+; 1 mode found by 33 starts\\)")
   expect_output(print(summary(fit)$training), "kl_se.*The draws are the target's")
   # whitened steps: each map's change of variables is a Cholesky factor
   expect_true(all(vapply(fit$std, function(s) is.matrix(s$L), logical(1))))
