@@ -246,7 +246,15 @@ worker_unpack <- function(payload) {
     tg <- payload$setup()
     return(tg[c("value", "gradient", "value_gradient", "rejections")])
   }
-  for (p in payload$packages) {
+  rebase <- rebaser(payload$globals, payload$packages)
+  lapply(payload[c("value", "gradient", "value_gradient")], rebase)
+}
+
+# A function that gives closures sent from another session their global
+# variables here: an environment of their own (genv, whose parent is this
+# global environment) holding `globals`, after attaching `packages`.
+rebaser <- function(globals, packages) {
+  for (p in packages) {
     if (!suppressPackageStartupMessages(require(p, character.only = TRUE, quietly = TRUE))) {
       stop(sprintf("the package %s is not installed on the worker", p), call. = FALSE)
     }
@@ -282,8 +290,27 @@ worker_unpack <- function(payload) {
     }
     f
   }
-  for (nm in names(payload$globals)) assign(nm, rebase(payload$globals[[nm]]), envir = genv)
-  lapply(payload[c("value", "gradient", "value_gradient")], rebase)
+  for (nm in names(globals)) assign(nm, rebase(globals[[nm]]), envir = genv)
+  rebase
+}
+
+# A target with what its functions use from the global environment, to be
+# sent to another R process (jko_flows()), and the target made whole there.
+target_functions <- function(tg) {
+  Filter(is.function, c(tg[c("value", "gradient", "value_gradient")],
+                        if (is.list(tg$transform)) tg$transform))
+}
+
+ship_target <- function(tg) c(list(target = tg), closure_globals(target_functions(tg)))
+
+unship_target <- function(sh) {
+  tg <- sh$target
+  rebase <- rebaser(sh$globals, sh$packages)
+  for (nm in c("value", "gradient", "value_gradient")) {
+    if (is.function(tg[[nm]])) tg[[nm]] <- rebase(tg[[nm]])
+  }
+  if (is.list(tg$transform)) tg$transform <- lapply(tg$transform, rebase)
+  tg
 }
 
 # A block of points on a worker: the target's value (and gradient) there,

@@ -163,3 +163,44 @@ test_that("the cluster is stopped at the end", {
   par_env$cl <- NULL
   succeed()
 })
+
+test_that("flows side by side are the flows in sequence, and check each other", {
+  skip_if_not_installed("future.apply")
+  tg <- gauss_target()
+  ctl <- jko_control(hidden = c(8, 8), batch = 256, iters = 40, pool = 2048, monitor = 2048)
+  init <- init_gaussian(gauss_m, 1.2 * diag(sqrt(diag(gauss_S))))
+  old <- future::plan(future::multisession, workers = 2)
+  on.exit(future::plan(old))
+  fl <- jko_flows(tg, seeds = 1:2, init = init, h = 0.5, steps = 2, control = ctl, n = 4000)
+  future::plan(future::sequential)
+  fs <- jko_flows(tg, seeds = 1:2, init = init, h = 0.5, steps = 2, control = ctl, n = 4000)
+  expect_s3_class(fl, "jko_flows")
+  expect_identical(fl$workers, 2L)
+  # a flow's seed decides it, wherever it runs
+  for (i in 1:2) expect_identical(fl$fits[[i]]$theta, fs$fits[[i]]$theta)
+  expect_identical(fl$table$log_z, fs$table$log_z)
+  # each log Z against the closed form, within 4 se (and 0.05); the
+  # weighted mean's se is that of independent estimates
+  truth <- log(2 * pi * sqrt(det(gauss_S)))
+  expect_true(all(abs(fl$table$log_z - truth) < pmax(4 * fl$table$se, 0.05)))
+  expect_equal(fl$check$se, 1 / sqrt(sum(1 / fl$table$se^2)))
+  expect_equal(fl$check$df, 1L)
+  expect_true(all(fl$check$rhat < 1.01))
+  expect_identical(names(fl$check$rhat), c("x1", "x2"))
+  out <- capture.output(print(fl))
+  expect_match(out[1], "2 independent flows of target log-density, side by side on 2 workers")
+  expect_true(any(grepl("R-hat of the flows' draws: largest 1\\.0", out)))
+  # a flow that cannot reach the target in one short step says so
+  far <- jko_flows(tg, seeds = 3:4, init = init_gaussian(c(4, 4), 0.3), h = 0.05, steps = 1,
+                   control = ctl, n = 1000)
+  expect_false(any(far$table$reached))
+  out <- capture.output(print(far))
+  expect_true(any(grepl("0 of 2 flows reached the target; do NOT trust", out)))
+  # many targets: one flow each, no check across them; a failed flow is reported
+  bad <- target_logdensity(function(x) stop("no data"), function(x) -x, dim = 2)
+  many <- jko_flows(list(tg, bad), init = init, h = 0.5, steps = 1, control = ctl, n = 500)
+  expect_null(many$check)
+  expect_match(many$table$verdict[2], "^failed: .*no data")
+  expect_error(jko_flows(tg, seeds = 1), "`seeds` must give at least 2 flows")
+  expect_error(jko_flows(list(tg, 3)), "`target` must be a target")
+})
