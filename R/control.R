@@ -121,6 +121,7 @@ update_control <- function(control, dots, call = sys.call(-1L)) {
 
 #' @export
 print.jko_control <- function(x, ...) {
+  check_dots(...)
   cat(sprintf("JKO training settings: network %s, rank %d, %s; Adam: %d iterations of batch %d per step, lr %g -> %g; pool %d, monitor %d\n",
               paste(x$hidden, collapse = " x "), x$rank, x$activation, x$iters, x$batch,
               x$lr, x$lr_end, x$pool, x$monitor))

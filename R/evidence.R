@@ -81,6 +81,7 @@ jko_evidence <- function(fit, n = 10000, step = NULL, threads = NULL) {
 
 #' @export
 print.jko_evidence <- function(x, digits = 4, ...) {
+  check_dots(...)
   cat("Evidence by importance sampling, the flow at step", x$step, "as proposal\n")
   cat(sprintf("  log Z = %s (se %s) from %d samples; ESS %.0f (%.1f%%)\n",
               format(x$log_z, digits = digits + 3), format(x$se, digits = 2), x$n,

@@ -120,6 +120,7 @@ init_log_density <- function(init, x) {
 
 #' @export
 print.jko_init <- function(x, ...) {
+  check_dots(...)
   cat("Initial distribution:", x$label, "\n")
   invisible(x)
 }

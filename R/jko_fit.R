@@ -136,6 +136,7 @@ new_flow <- function(potential, init, h, steps, beta, control, dots, stationary,
   control <- update_control(control, dots, call = call)
   if (is.null(stationary)) stationary <- is_target(potential)
   stationary <- check_flag(stationary, "stationary")
+  if (!energy) probe_target(potential, init, stationary, call = call)
   if (energy && stationary) {
     abort(paste0("`stationary = TRUE` needs a potential or target alone (its stationary ",
                  "law is exp(-beta Phi)), not a free energy from jko_energy()."), call = call)

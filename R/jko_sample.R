@@ -25,7 +25,7 @@
 #'   under the program's names; the log-density is that of the parameters,
 #'   Jacobian included), or on the `"unconstrained"` scale the flow runs
 #'   on. The same for other targets.
-#' @param ... Unused.
+#' @param ... Unused: a name given here is an error.
 #' @return An object of class `"jko_sample"`: `x` (n x D, columns named by
 #'   the target's variables where it has names), `log_density`
 #'   (`NA` when \eqn{\rho_0} has no log-density), `step` and `time`; on the
@@ -46,6 +46,7 @@
 jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
                        resample = FALSE, scale = c("constrained", "unconstrained"), ...) {
   check_fit(fit)
+  check_dots(...)
   n <- check_count(n, "n")
   scale <- match.arg(scale)
   k <- resolve_step(fit, step, time)
@@ -82,10 +83,14 @@ jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
 }
 
 #' @export
-as.matrix.jko_sample <- function(x, ...) x$x
+as.matrix.jko_sample <- function(x, ...) {
+  check_dots(...)
+  x$x
+}
 
 #' @export
 print.jko_sample <- function(x, ...) {
+  check_dots(...)
   cat(sprintf("%d samples of the flow at step %d (t = %g), dimension %d%s\n",
               nrow(x$x), x$step, x$time, x$dim,
               if (identical(x$scale, "constrained")) ", constrained scale" else ""))
@@ -169,6 +174,7 @@ summary.jko_sample <- function(object, ..., probs = c(0.025, 0.25, 0.5, 0.75, 0.
 
 #' @export
 print.summary.jko_sample <- function(x, digits = 4, ...) {
+  check_dots(...)
   cat(sprintf("%d %s draws of the flow at step %d (t = %g); effective sample size %.0f\n",
               x$n, if (x$resampled) "resampled" else "independent", x$step, x$time, x$ess))
   print(signif(x$statistics, digits))
@@ -178,6 +184,7 @@ print.summary.jko_sample <- function(x, digits = 4, ...) {
 #' @rdname summary.jko_sample
 #' @export
 as.data.frame.jko_sample <- function(x, row.names = NULL, optional = FALSE, ...) {
+  check_dots(...)
   df <- as.data.frame(x$x, row.names = row.names, optional = optional)
   names(df) <- sample_names(x)
   df$log_density <- x$log_density
@@ -188,19 +195,30 @@ sample_names <- function(s) {
   if (!is.null(colnames(s$x))) colnames(s$x) else paste0("x", seq_len(ncol(s$x)))
 }
 
-#' Simulate from a fitted flow
+#' Simulate from a fitted flow or model
 #'
-#' Draws from \eqn{\rho_t} of a fit, as [stats::simulate()] does for fitted
-#' models: the draws of [jko_sample()], as a data frame.
+#' For a fit of a [target_glm()] posterior, as [simulate.glm()]: `nsim`
+#' vectors of responses at the fitted rows, each from its own draw of the
+#' parameters (chosen at random among the fit's posterior draws), on the
+#' scale of [glm()]'s response (0/1, or the proportion of successes of the
+#' row's trials, for the binomial; counts for the Poisson; the gaussian of
+#' \eqn{\sigma_s^2 / w_i}), as a data frame with a column per simulation.
+#'
+#' For a flow (not a target), as [stats::simulate()] does for fitted
+#' models: `nsim` draws from \eqn{\rho_t}, those of [jko_sample()], as a data
+#' frame. Other targets have no responses to simulate: their posterior
+#' draws are `as.matrix(fit)`, new draws of the flow [jko_sample()].
 #'
 #' @param object A `"jko_fit"`.
-#' @param nsim Number of draws.
+#' @param nsim Number of response vectors (for a GLM) or of draws.
 #' @param seed `NULL`, or a seed for [set.seed()] (R's random number
 #'   generator state is restored afterwards, as in [stats::simulate()]).
-#' @param ... Passed to [jko_sample()]: `step` or `time`, `threads`,
-#'   `resample`.
-#' @return A data frame of `nsim` rows (see [as.data.frame.jko_sample()]),
-#'   with the attribute `"seed"` as in [stats::simulate()].
+#' @param ... For a flow, passed to [jko_sample()]: `step` or `time`,
+#'   `threads`, `resample`, `scale`. Any other name is an error.
+#' @return A data frame (for a GLM: a row per fitted observation, columns
+#'   `sim_1`, ...; for a flow: `nsim` rows, see
+#'   [as.data.frame.jko_sample()]), with the attribute `"seed"` as in
+#'   [stats::simulate()].
 #' @examples
 #' set.seed(1)
 #' fit <- jko_fit(potential_double_well(), init_gaussian(0, 0.25), h = 0.1,
@@ -211,16 +229,15 @@ sample_names <- function(s) {
 simulate.jko_fit <- function(object, nsim = 1, seed = NULL, ...) {
   check_fit(object, "object")
   nsim <- check_count(nsim, "nsim")
-  if (!exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)) stats::runif(1)
-  if (is.null(seed)) {
-    rng <- get(".Random.seed", envir = .GlobalEnv)
-  } else {
-    old <- get(".Random.seed", envir = .GlobalEnv)
-    on.exit(assign(".Random.seed", old, envir = .GlobalEnv), add = TRUE)
-    set.seed(seed)
-    rng <- structure(seed, kind = as.list(RNGkind()))
+  if (is_target(object$potential) && has_posterior(object)) {
+    check_dots(...)
+    if (!is_formula_glm(object$potential)) {
+      abort(paste0("simulate() simulates the responses of a target_glm() model; this fit's ",
+                   "target is %s. Its posterior draws are as.matrix(fit); new draws of the ",
+                   "flow, jko_sample(fit, n)."), object$potential$label)
+    }
+    return(simulate_glm(object, nsim, seed))
   }
-  out <- as.data.frame(jko_sample(object, nsim, ...))
-  attr(out, "seed") <- rng
-  out
+  check_dots(..., allowed = c("step", "time", "threads", "resample", "scale"))
+  with_seed(seed, as.data.frame(jko_sample(object, nsim, ...)))
 }

@@ -63,7 +63,7 @@ test_that("jko_fit(target) with nothing else reaches the posterior and says so",
   expect_lt(fit$verdict$kl, fit$settings$kl_tol)
   expect_match(fit$init$label, "Laplace approximation")
   expect_output(print(fit), "The flow reached the target at step [0-9]+: KL\\(rho \\|\\| pi\\)")
-  expect_output(print(summary(fit)), "kl_se.*The flow reached the target")
+  expect_output(print(summary(fit)$training), "kl_se.*The flow reached the target")
   # whitened steps: each map's change of variables is a Cholesky factor
   expect_true(all(vapply(fit$std, function(s) is.matrix(s$L), logical(1))))
   # the history reports h and the iterations actually used
