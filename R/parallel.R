@@ -530,10 +530,13 @@ cluster_blocks <- function(state, blocks, grad) {
   res
 }
 
+# A failure of the cluster itself (a node gone) is every block's failure; a
+# time limit reached while waiting is this session's error, kept as it is.
 cluster_apply <- function(cl, xs, fun, ...) {
   tryCatch(parallel::clusterApply(cl, xs, fun, ...), error = function(e) {
-    list(structure(list(message = paste("a node of the cluster failed:", conditionMessage(e))),
-                   class = "jko_worker_error"))
+    if (grepl("time limit", conditionMessage(e))) stop(e)
+    rep(list(structure(list(message = paste("a node of the cluster failed:", conditionMessage(e))),
+                       class = "jko_worker_error")), length(xs))
   })
 }
 

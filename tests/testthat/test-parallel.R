@@ -135,22 +135,29 @@ test_that("a worker that dies is an error that says so", {
 
 test_that("a fit stopped during a batch keeps its steps, and the cluster stays in step", {
   cl <- get_cluster()
-  slow <- function(x) { Sys.sleep(0.0005 * nrow(x)); -rowSums(x^2) / 2 }
+  # the target turns slow (0.5 s a block) when the file `flag` exists: the
+  # workers see it, being on this machine
+  flag <- tempfile()
+  slow <- function(x) { if (file.exists(flag)) Sys.sleep(0.5); -rowSums(x^2) / 2 }
   tg <- target_logdensity(slow, function(x) -x, dim = 2)
   pt <- target_parallel(tg, cl)
+  ctl <- jko_control(hidden = c(8, 8), batch = 64, iters = 20, pool = 512, monitor = 256)
   set.seed(7)
-  # the limit strikes while the nodes work on a batch (as an interrupt
-  # would): their answers are left in the sockets
+  f1 <- jko_fit(pt, init_gaussian(c(0, 0), 2), h = 0.5, steps = 1, control = ctl,
+                stationary = FALSE, verbose = FALSE)
+  file.create(flag)
+  # a time limit strikes while the nodes work on a batch, as an interrupt
+  # would: their answers are left in the sockets
   e <- tryCatch({
-    setTimeLimit(elapsed = 4, transient = TRUE)
-    jko_fit(pt, init_gaussian(c(0, 0), 2), h = 0.5, steps = 20,
-            control = jko_control(hidden = c(8, 8), batch = 64, iters = 40,
-                                  pool = 512, monitor = 256), verbose = FALSE)
+    setTimeLimit(elapsed = 0.2, transient = TRUE)
+    jko_continue(f1, steps = 3, verbose = FALSE)
   }, error = identity)
   setTimeLimit(elapsed = Inf)
+  unlink(flag)
   expect_s3_class(e, "jkoflow_error_fit")
-  expect_gte(length(e$fit$theta), 1L)
-  expect_lt(length(e$fit$theta), 20L)
+  expect_match(conditionMessage(e), "time limit")
+  expect_identical(e$fit$theta, f1$theta)     # the step done is kept
+  expect_true(pt$parallel$busy)               # answers were left behind
   # the next batches read the right answers, not the stale ones
   x <- matrix(rnorm(40), 20)
   expect_identical(potential_value(pt, x, grad = TRUE), potential_value(tg, x, grad = TRUE))
@@ -167,7 +174,7 @@ test_that("the cluster is stopped at the end", {
 test_that("flows side by side are the flows in sequence, and check each other", {
   skip_if_not_installed("future.apply")
   tg <- gauss_target()
-  ctl <- jko_control(hidden = c(8, 8), batch = 256, iters = 40, pool = 2048, monitor = 2048)
+  ctl <- jko_control(hidden = c(8, 8), batch = 256, iters = 30, pool = 1024, monitor = 1024)
   init <- init_gaussian(gauss_m, 1.2 * diag(sqrt(diag(gauss_S))))
   old <- future::plan(future::multisession, workers = 2)
   on.exit(future::plan(old))
@@ -192,7 +199,7 @@ test_that("flows side by side are the flows in sequence, and check each other", 
   expect_true(any(grepl("R-hat of the flows' draws: largest 1\\.0", out)))
   # a flow that cannot reach the target in one short step says so
   far <- jko_flows(tg, seeds = 3:4, init = init_gaussian(c(4, 4), 0.3), h = 0.05, steps = 1,
-                   control = ctl, n = 1000)
+                   control = ctl, n = 500)
   expect_false(any(far$table$reached))
   out <- capture.output(print(far))
   expect_true(any(grepl("0 of 2 flows reached the target; do NOT trust", out)))
