@@ -25,6 +25,10 @@
 #' stronger check than one flow's own diagnostics: a mode that every flow
 #' misses is the one failure they share.
 #'
+#' A target made by [target_parallel()] is refused under a plan of several
+#' workers: its workers are this session's, and the flows are the unit to
+#' spread.
+#'
 #' @param target A target (see [targets]), or a list of targets: one flow
 #'   for each, with `seeds` recycled.
 #' @param seeds The seeds of the flows (one flow each): whole numbers.
@@ -70,6 +74,12 @@ jko_flows <- function(target, seeds = NULL, ..., n = 4000) {
   shipped <- lapply(targets, ship_target)
   one <- function(i) one_flow(shipped[[i]], seeds[i], dots, n, home)
   use_future <- requireNamespace("future.apply", quietly = TRUE)
+  if (use_future && future::nbrOfWorkers() > 1L &&
+      any(vapply(targets, inherits, NA, "jko_target_parallel"))) {
+    abort(paste0("`target` splits its batches across workers already (target_parallel()): ",
+                 "give jko_flows() the target it was made from to run the flows side by side, ",
+                 "or set future::plan(sequential) to run them in turn with its workers."))
+  }
   t0 <- proc.time()[["elapsed"]]
   res <- if (use_future) {
     future.apply::future_lapply(seq_len(m), one, future.seed = TRUE,
