@@ -322,23 +322,29 @@ worker_block <- function(key, x, grad, payload = NULL) {
     if (!is.null(payload)) worker_cache_put(key, worker_unpack(payload))
     fns <- worker_cache[[key]]
     if (is.null(fns)) return(structure(list(), class = "jko_worker_missing"))
-    before <- if (is.function(fns$rejections)) fns$rejections()
-    out <- if (!grad) list(value = fns$value(x))
-           else if (is.function(fns$value_gradient)) fns$value_gradient(x)
-           else list(value = fns$value(x),
-                     gradient = if (is.function(fns$gradient)) fns$gradient(x)
-                                else fd_gradient(fns$value, x))
-    out <- list(value = out$value, gradient = out$gradient)
-    if (!is.null(before)) {
-      after <- fns$rejections()
-      out$rejections <- list(points = after$points - before$points,
-                             rejected = after$rejected - before$rejected,
-                             first = if (is.na(before$first)) after$first else NA_character_)
-    }
-    out
+    block_eval(fns, x, grad)
   }, error = function(e) {
     structure(list(message = conditionMessage(e)), class = "jko_worker_error")
   })
+}
+
+# The target's functions `fns` at the block x: list(value, gradient,
+# rejections) (the last for a target that counts them: those of this call).
+block_eval <- function(fns, x, grad) {
+  before <- if (is.function(fns$rejections)) fns$rejections()
+  out <- if (!grad) list(value = fns$value(x))
+         else if (is.function(fns$value_gradient)) fns$value_gradient(x)
+         else list(value = fns$value(x),
+                   gradient = if (is.function(fns$gradient)) fns$gradient(x)
+                              else fd_gradient(fns$value, x))
+  out <- list(value = out$value, gradient = out$gradient)
+  if (!is.null(before)) {
+    after <- fns$rejections()
+    out$rejections <- list(points = after$points - before$points,
+                           rejected = after$rejected - before$rejected,
+                           first = if (is.na(before$first)) after$first else NA_character_)
+  }
+  out
 }
 
 # ---- in this session ----------------------------------------------------------
@@ -351,7 +357,10 @@ parallel_batch <- function(state, x, grad) {
   m <- max(1L, min(m, n))
   if (m == 1L && (is.null(state$workers) || n == 1L)) {
     # one worker (sequential plan): this session, its own functions
-    return(worker_result(list(worker_block(state$key, x, grad)), state, grad, count = FALSE))
+    res <- tryCatch(block_eval(state$fns, x, grad), error = function(e) {
+      structure(list(message = conditionMessage(e)), class = "jko_worker_error")
+    })
+    return(worker_result(list(res), state, grad, count = FALSE))
   }
   rows <- split(seq_len(n), rep(seq_len(m), diff(round(seq(0, n, length.out = m + 1L)))))
   blocks <- lapply(rows, function(r) x[r, , drop = FALSE])
