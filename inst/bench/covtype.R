@@ -5,7 +5,7 @@
 # real data when given.
 #
 #   Rscript inst/bench/covtype.R [--n=581012] [--batch=4096] [--mala=3000]
-#       [--chains=2] [--seed=1] [--threads=2] [--data=covtype.rds]
+#       [--chains=2] [--seed=1] [--threads=2] [--max_time=300] [--data=covtype.rds]
 #
 # The design: an intercept, 9 continuous columns (correlated normals, as
 # covtype's standardised elevation, slopes, distances) and 44 binary ones
@@ -40,6 +40,7 @@ chains <- as.integer(arg("chains", 2))
 seed <- as.integer(arg("seed", 1))
 threads <- as.integer(arg("threads", 2))
 data_file <- arg("data", "")
+max_time <- as.numeric(arg("max_time", 300))    # jko_control()'s default
 options(jkoflow.threads = threads)
 
 load_now <- function() {
@@ -79,7 +80,7 @@ full <- jkoflow:::full_data(tg)   # the same data, every row at every evaluation
 
 # ---- jkoflow with the defaults ------------------------------------------------
 gc(reset = TRUE)
-t_fit <- system.time(fit <- jko_fit(tg, verbose = TRUE))[["elapsed"]]
+t_fit <- system.time(fit <- jko_fit(tg, verbose = TRUE, max_time = max_time))[["elapsed"]]
 say("jko_fit(target_logistic(x, y, batch = %d)): %.1f s, %d steps   [%s]; peak memory so far %.0f MB\n",
     batch, t_fit, length(fit$theta), load_now(), peak_mb())
 cat(strwrap(jkoflow:::verdict_text(fit$verdict), indent = 2, exdent = 2), sep = "\n")
