@@ -121,7 +121,7 @@ target_parallel <- function(target, workers = NULL) {
     abort("target_parallel() without `workers` needs the future package: install.packages(\"future\").")
   }
   state <- new.env(parent = emptyenv())
-  state$key <- paste0("jko", paste(sample(c(letters, 0:9), 20L, TRUE), collapse = ""))
+  state$key <- new_key("jko")
   state$payload <- parallel_payload(target)
   state$fns <- target[c("value", "gradient", "value_gradient", "rejections")]
   state$workers <- workers
@@ -211,6 +211,15 @@ closure_globals <- function(funs) {
     }
   }
   list(globals = globals, packages = setdiff(packages, "base"))
+}
+
+# A name no other target or call of this session has, without touching
+# the random number generator (a seeded fit is the same with or without
+# workers).
+new_key <- function(prefix) {
+  worker_cache$count <- (worker_cache$count %||% 0) + 1
+  sprintf("%s%d-%s-%.0f", prefix, Sys.getpid(),
+          format(as.numeric(Sys.time()) * 1e6, scientific = FALSE), worker_cache$count)
 }
 
 binding_env <- function(name, env) {
@@ -554,7 +563,7 @@ cluster_apply <- function(cl, xs, fun, ...) {
 cluster_resync <- function(state) {
   cl <- state$workers
   for (i in seq_along(cl)) {
-    token <- paste0("sync", sample.int(1e9, 1L))
+    token <- new_key("sync")
     r <- parallel::clusterCall(cl[i], identity, token)[[1L]]
     if (!identical(r, token)) {
       con <- cl[[i]]$con

@@ -40,7 +40,9 @@ test_that("blocks on a cluster give the target's values and gradients bit for bi
   x <- matrix(rnorm(2 * 1001), 1001)
   for (grad in c(TRUE, FALSE)) {       # with its gradient, and finite differences
     tg <- gauss_target(grad)
+    seed <- .Random.seed
     pt <- target_parallel(tg, cl)
+    expect_identical(.Random.seed, seed)   # R's generator is left alone
     expect_s3_class(pt, "jko_target_parallel")
     expect_identical(potential_value(pt, x, grad = TRUE), potential_value(tg, x, grad = TRUE))
     expect_identical(potential_value(pt, x), potential_value(tg, x))
