@@ -123,6 +123,19 @@ if (any(parts %in% c("overhead", "model"))) {
   stopCluster(cl2)
 }
 
+# What the machine gives this session: a CPU-bound loop alone, then two
+# copies at once in two processes; 2 x alone / together is the number of
+# cores the other jobs leave (2 on an idle 2-core machine).
+machine_cores <- function() {
+  loop <- function(i) { t0 <- proc.time()[["elapsed"]]; s <- 0
+    for (j in 1:2e7) s <- s + j * 0.5
+    proc.time()[["elapsed"]] - t0 }
+  alone <- loop(1)
+  together <- max(unlist(parallel::mclapply(1:2, loop, mc.cores = 2)))
+  say("  the machine: a loop alone %.2f s, two at once %.2f s: %.2f cores free for this session   [%s]\n",
+      alone, together, 2 * alone / together, load_now())
+}
+
 k <- if (kind == "cpu") calibrate(cost_ms) else 0
 costly <- make_costly(k, sleep = if (kind == "sleep") cost_ms / 1000 else 0)
 free <- make_costly(0)
@@ -153,6 +166,7 @@ if (any(parts %in% c("fit", "model"))) {
   say("  the same fit of a target that costs nothing: %.2f s (the networks' training)   [%s]\n",
       t_rest, load_now())
   for (r in seq_len(reps)) {
+    machine_cores()
     t1[r] <- timed(f1 <- run_fit(costly))
     l1 <- load_now()
     t2[r] <- timed(f2 <- run_fit(p2))
