@@ -32,7 +32,11 @@ the <- new.env(parent = emptyenv())
 jko_run <- function(fit, schedule, threads, verbose, pool = NULL, pool_ld = NULL) {
   K0 <- length(fit$theta)
   budget <- if (is.null(schedule$steps)) fit$settings$max_steps else schedule$steps
-  if (budget == 0L) return(list(fit = fit, pool = pool, pool_ld = pool_ld))
+  # a flow to the stationary law whose start is already a good proposal for
+  # its target is not trained
+  done <- budget == 0L ||
+    (is.null(schedule$steps) && K0 == 0L && identical(stop_reason(fit), "reached"))
+  if (done) return(list(fit = fit, pool = pool, pool_ld = pool_ld))
   # (a fit made before jkoflow had streams gets its seed now)
   if (is.null(fit$seed)) fit$seed <- new_seed()
   if (is.null(pool)) {

@@ -5,6 +5,12 @@
 #' exact for the fitted flow:
 #' \eqn{\log\rho_k(x_k) = \log\rho_0(x_0) - \sum_{j \le k}\log\det\nabla^2\psi_j(x_{j-1})}.
 #'
+#' For a fit run to its stationary law (a target's, by default), the draws
+#' at its last step are by default the target's own: the flow's draws
+#' corrected exactly by independence Metropolis-Hastings, 4 chains with the
+#' flow as proposal (see "Exact draws" in [jko_fit()]); `correct = FALSE`
+#' gives the flow's draws themselves.
+#'
 #' @param fit A `"jko_fit"`.
 #' @param n Number of samples.
 #' @param step The JKO step \eqn{k} (0 is \eqn{\rho_0}); default the last.
@@ -19,6 +25,9 @@
 #'   draws keep the flow's `log_density`; the result also carries the
 #'   effective sample size `ess` and Pareto `pareto_k` of the weights (see
 #'   [jko_evidence()]).
+#' @param correct Exact draws of the stationary law (see above)? `NULL`:
+#'   for a fit run to its stationary law, at its last step and without
+#'   `resample`.
 #' @param scale For a target with constrained parameters ([target_stan()]):
 #'   draws and log-densities on the model's own `"constrained"` scale (the
 #'   default: parameters, transformed parameters and generated quantities
@@ -29,7 +38,9 @@
 #' @return An object of class `"jko_sample"`: `x` (n x D, columns named by
 #'   the target's variables where it has names), `log_density`
 #'   (`NA` when \eqn{\rho_0} has no log-density), `step` and `time`; on the
-#'   constrained scale also `unconstrained`, the draws of the flow itself. A map
+#'   constrained scale also `unconstrained`, the draws on the flow's scale;
+#'   exact draws also carry `chain` (the chain of each draw), `acceptance`
+#'   and `method = "imh"`. A map
 #'   whose Hessian is not positive definite at a sample (possible only when
 #'   its parameters overflow) gives that sample an `NA` log-density, with a
 #'   warning. `summary()` describes the distribution (means, sds,
@@ -44,7 +55,8 @@
 #' head(as.matrix(s))
 #' @export
 jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
-                       resample = FALSE, scale = c("constrained", "unconstrained"), ...) {
+                       resample = FALSE, scale = c("constrained", "unconstrained"),
+                       correct = NULL, ...) {
   check_fit(fit)
   check_dots(...)
   n <- check_count(n, "n")
@@ -52,12 +64,27 @@ jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
   k <- resolve_step(fit, step, time)
   threads <- resolve_threads(threads)
   resample <- check_flag(resample, "resample")
+  exact_ok <- isTRUE(fit$stationary) && k == length(fit$theta) &&
+    !inherits(fit$potential, "jko_energy")
+  correct <- if (is.null(correct)) exact_ok && !resample else check_flag(correct, "correct")
+  if (correct && !exact_ok) {
+    abort(paste0("`correct = TRUE` needs the last step of a fit run to its stationary law ",
+                 "exp(-beta Phi) (jko_fit(stationary = TRUE)), not step %d of this fit."), k)
+  }
+  if (correct && resample) abort("give `correct` or `resample`, not both.")
   law <- fit_law(fit, k)
   has_ld <- law_has_density(law)
-  d <- law_draw(law, n, threads = threads)
+  extra <- list()
+  if (correct) {
+    if (!has_ld) init_log_density(law$base, matrix(0, 1L, fit$dim))
+    d <- correct_draws(law, fit$potential, fit$beta, n, min(4L, n),
+                       thinning(fit$history$ess[k + 1L]), threads)
+    extra <- list(chain = d$chain, acceptance = d$acceptance, method = "imh")
+  } else {
+    d <- law_draw(law, n, threads = threads)
+  }
   x <- d$x
   ld <- if (has_ld) d$log_density else rep(NA_real_, n)
-  extra <- list()
   if (resample) {
     if (!has_ld) init_log_density(law$base, x[1L, , drop = FALSE])
     lw <- importance_log_weights(fit$potential, fit$beta, x, ld)
@@ -149,34 +176,46 @@ summary.jko_sample <- function(object, ..., probs = c(0.025, 0.25, 0.5, 0.75, 0.
   x <- object$x
   colnames(x) <- sample_names(object)
   n <- nrow(x)
-  ess <- if (isTRUE(object$resampled)) object$ess else n
-  se_mean <- function(v) stats::sd(v) / sqrt(ess)
+  # the effective sample size of each coordinate: the draws' number for
+  # independent draws, the importance ESS after resampling, the chains'
+  # bulk ESS (posterior's) for exact draws
+  ess <- if (isTRUE(object$resampled)) rep(object$ess, ncol(x))
+         else if (!is.null(object$chain)) draws_ess(x, object$chain)
+         else rep(n, ncol(x))
+  ess[!is.finite(ess)] <- NA_real_
   quant <- function(v) {
     stats::setNames(stats::quantile(v, probs, names = FALSE),
                     paste0("q", 100 * probs))
   }
   tab <- if (requireNamespace("posterior", quietly = TRUE)) {
     st <- posterior::summarise_draws(posterior::as_draws_matrix(x), mean = mean,
-                                     se_mean = se_mean, sd = stats::sd, quant, ...)
+                                     se_mean = function(v) NA_real_, sd = stats::sd, quant, ...)
     data.frame(lapply(st[-1L], function(v) as.double(unclass(v))), row.names = st$variable,
                check.names = FALSE)
   } else {
     if (...length()) abort("extra summaries in `...` need the posterior package.")
-    data.frame(mean = colMeans(x), se_mean = apply(x, 2L, se_mean),
-               sd = apply(x, 2L, stats::sd),
+    data.frame(mean = colMeans(x), se_mean = NA_real_, sd = apply(x, 2L, stats::sd),
                do.call(rbind, lapply(seq_len(ncol(x)), function(j) quant(x[, j]))),
                check.names = FALSE, row.names = colnames(x))
   }
-  structure(list(statistics = tab, n = n, ess = ess, step = object$step, time = object$time,
-                 resampled = isTRUE(object$resampled)),
+  tab$se_mean <- tab$sd / sqrt(ess)
+  tab$ess <- ess
+  structure(list(statistics = tab, n = n, ess = min(ess), step = object$step,
+                 time = object$time, resampled = isTRUE(object$resampled),
+                 method = object$method, acceptance = object$acceptance,
+                 chains = length(unique(object$chain))),
             class = "summary.jko_sample")
 }
 
 #' @export
 print.summary.jko_sample <- function(x, digits = 4, ...) {
   check_dots(...)
-  cat(sprintf("%d %s draws of the flow at step %d (t = %g); effective sample size %.0f\n",
-              x$n, if (x$resampled) "resampled" else "independent", x$step, x$time, x$ess))
+  what <- if (identical(x$method, "imh")) {
+    sprintf("exact draws (%d chains of independence Metropolis-Hastings, acceptance %.0f%%)",
+            x$chains, 100 * x$acceptance)
+  } else if (x$resampled) "resampled draws" else "independent draws"
+  cat(sprintf("%d %s of the flow at step %d (t = %g); smallest effective sample size %.0f\n",
+              x$n, what, x$step, x$time, x$ess))
   print(signif(x$statistics, digits))
   invisible(x)
 }

@@ -55,12 +55,6 @@ print.jko_fit <- function(x, training = FALSE, digits = 3, ...) {
   invisible(x)
 }
 
-# The points a target rejected (potential_rejections()), in a line.
-rejections_text <- function(rej) {
-  sprintf("The target rejected %.2g%% of the %.0f points evaluated (first: %s).",
-          100 * rej$share, rej$points, rej$first)
-}
-
 # The Adam iterations the steps used ("200 iterations", "150-400 iterations
 # (adaptive, at most 500)").
 iters_text <- function(x) {

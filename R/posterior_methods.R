@@ -217,12 +217,15 @@ draws_text <- function(pd) {
   nchain <- length(unique(pd$chain))
   how <- if (identical(pd$method, "flow")) {
     sprintf("%d independent draws of the fitted flow", pd$n)
+  } else if (identical(pd$method, "imh")) {
+    sprintf("%d exact draws in %d chain%s of independence Metropolis-Hastings (the flow as proposal)",
+            pd$n, nchain, if (nchain == 1L) "" else "s")
   } else {
     sprintf("%d draws in %d chain%s (method \"%s\")", pd$n, nchain,
             if (nchain == 1L) "" else "s", pd$method)
   }
   if (!is.null(pd$acceptance) && !all(is.na(pd$acceptance))) {
-    how <- sprintf("%s, acceptance rate %.2f", how, mean(pd$acceptance, na.rm = TRUE))
+    how <- sprintf("%s, acceptance %.0f%%", how, 100 * mean(pd$acceptance, na.rm = TRUE))
   }
   how
 }
@@ -233,9 +236,11 @@ draws_text <- function(pd) {
 fit_cost <- function(fit) {
   hist <- fit$history[-1L, , drop = FALSE]
   iters <- sum(hist$iters, na.rm = TRUE)
-  list(seconds = sum(fit$history$seconds), steps = nrow(hist), iterations = iters,
+  list(seconds = fit$elapsed %||% sum(fit$history$seconds), steps = nrow(hist),
+       iterations = iters,
        batch = fit$settings$batch, gradient_evals = iters * fit$settings$batch,
-       value_evals = (nrow(hist) + 1L) * fit$settings$monitor)
+       value_evals = (nrow(hist) + 1L) * fit$settings$monitor,
+       proposals = fit$draws$diagnostics$proposals %||% 0)
 }
 
 cost_text <- function(fit) {
@@ -244,11 +249,13 @@ cost_text <- function(fit) {
     is.null(fit$potential$value_gradient)
   sprintf(paste0("Cost: %.1f s; %d JKO step%s, %s Adam iterations of batch %d ",
                  "(%s evaluations of the log-density with its gradient%s, %s at the ",
-                 "monitor samples)."),
+                 "monitor samples%s)."),
           cc$seconds, cc$steps, if (cc$steps == 1L) "" else "s", big(cc$iterations),
           cc$batch, big(cc$gradient_evals),
           if (fd) sprintf(", each by %d calls for finite differences", 2L * fit$dim + 1L)
-          else "", big(cc$value_evals))
+          else "", big(cc$value_evals),
+          if (cc$proposals > 0) sprintf(", %s at the proposals of the exact draws",
+                                        big(cc$proposals)) else "")
 }
 
 big <- function(n) formatC(n, format = "d", big.mark = ",")
@@ -297,7 +304,7 @@ print_posterior <- function(x, digits) {
   cat(sprintf("%s:\n\n", capitalise(draws_text(pd))))
   print_table(posterior_table(pd), digits)
   cat("\n")
-  if (!is.null(x$verdict)) cat(strwrap(verdict_text(x$verdict)), sep = "\n")
+  if (!is.null(x$verdict)) cat(strwrap(verdict_short(x$verdict)), sep = "\n")
   print_rejections(x$verdict$rejections)
   cat(strwrap(cost_text(x)), sep = "\n")
   cat("(The training: print(fit, training = TRUE) or summary(fit)$training.)\n")

@@ -312,6 +312,20 @@ potential_rejections <- function(potential) {
   if (is.function(potential$rejections)) potential$rejections()
 }
 
+# The rejections counted since `before` (an earlier potential_rejections()
+# of the same target, or NULL): one fit's own, where the target counts
+# across fits. The message is the first since the target was made when
+# none came before, else the latest (one of this fit's).
+rejections_since <- function(now, before) {
+  if (is.null(now) || is.null(before)) return(now)
+  points <- now$points - before$points
+  rejected <- now$rejected - before$rejected
+  list(points = points, rejected = rejected,
+       share = if (points > 0) rejected / points else 0,
+       first = if (before$rejected == 0) now$first
+               else if (rejected > 0) now$last %||% NA_character_ else NA_character_)
+}
+
 at_iter <- function(iter) if (iter > 0L) sprintf(" at iteration %d", iter) else ""
 
 # Points of a training batch outside the target's support (or so close to

@@ -10,7 +10,7 @@ test_that("unknown names in `...` are errors naming them, with the closest argum
   expect_error(jko_sample(fit, 10, resmple = TRUE),
                "unknown argument `resmple` \\(did you mean `resample`\\?\\) in jko_sample\\(\\)")
   expect_error(jko_sample(fit, 10, stpe = 0), "unknown argument `stpe` \\(did you mean `step`\\?\\)")
-  expect_error(jko_sample(fit, 10, 0, 0.1, 1, FALSE, "constrained", 3),
+  expect_error(jko_sample(fit, 10, 0, 0.1, 1, FALSE, "constrained", NULL, 3),
                "1 unexpected unnamed argument in jko_sample\\(\\)")
   s <- jko_sample(fit, 10)
   expect_error(print(s, digits = 2), "unknown argument `digits` in print\\(\\)")
