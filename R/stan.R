@@ -133,7 +133,19 @@ target_stan <- function(model, data = list(), seed = NULL, ...) {
                        variables = stan_unconstrained_names(inst, D))
   pot$fit <- sf
   pot$rejections <- function() stan_rejections(tally)
+  # target_parallel(): each worker makes its own model instance from the
+  # compiled model and the data (a stanfit given as `model` has no data)
+  if (!inherits(model, "stanfit")) pot$worker_setup <- stan_worker_setup(sf@stanmodel, data, seed)
   as_target(pot, transform = transform)
+}
+
+# The function that makes the target again in another R process: its
+# frame holds the compiled model (with its shared object) and the data.
+stan_worker_setup <- function(model, data, seed) {
+  data <- as.list(data)
+  force(model)
+  force(seed)
+  function() target_stan(model, data = data, seed = seed)
 }
 
 # A stanfit holding the model instance for `data`.

@@ -297,3 +297,25 @@ model {
   expect_message(try(target_stan(code, data = list(N = 1, ts = array(1))), silent = TRUE),
                  "the program's 2 array declarations in Stan 2.26's syntax are rewritten")
 })
+
+test_that("target_parallel(): a model instance per worker, the same values, rejections counted", {
+  skip_if_not_installed("rstan")
+  d <- nig_data(reject_above = 1.8, ode_above = 1.5)
+  tg <- target_stan(nig_model(), data = d, seed = 1)
+  cl <- parallel::makeCluster(2)
+  on.exit(parallel::stopCluster(cl))
+  pt <- target_parallel(tg, cl)
+  u <- cbind(c(1, 1.6, 2, 0.5, 0.2, 1.1), c(0, 0, 0.5, 1, -0.3, 0.4))
+  ok <- c(1, 4, 5, 6)
+  # the workers' instances give Stan's values and gradients bit for bit
+  expect_identical(potential_value(pt, u[ok, ], grad = TRUE), potential_value(tg, u[ok, ], grad = TRUE))
+  # rejections (2 of 6 points, one on each worker) reach the target's count
+  before <- pt$rejections()
+  v <- jkoflow:::potential_values(pt, u)
+  expect_equal(v, jkoflow:::potential_values(tg, u))
+  expect_equal(v[2:3], c(Inf, Inf))
+  after <- pt$rejections()
+  expect_equal(after$points - before$points, 6 + 6)     # the workers' and tg's own
+  expect_equal(after$rejected - before$rejected, 2 + 2)
+  expect_error(target_parallel(target_stan(tg$fit)), "made from a stanfit")
+})

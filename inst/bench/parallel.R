@@ -1,0 +1,281 @@
+# Batch-parallel targets and flows side by side (issue 29):
+#
+#   Rscript inst/bench/parallel.R [--reps=3] [--cost=1] [--kind=cpu] [--parts=overhead,fit,flows,model,ode]
+#
+# overhead  the dispatch overhead per batch: seconds per evaluation (value
+#           and gradient) of a batch of 512 points in 4-D of a target that
+#           costs nothing, by the target itself, through a parallel cluster
+#           of 1 and 2 nodes (points through shared files) and through
+#           plan(multisession, workers = 2) (future's own transport).
+# fit       seconds per fit of a target of known cost per point with 1 and
+#           2 workers: the same seeded fit (identical maps, checked), run
+#           in alternation, medians of `reps`. --kind=cpu: `cost` ms of
+#           arithmetic per point, calibrated here on one idle core (on a
+#           shared machine it takes what the other jobs leave); --kind=sleep:
+#           `cost` ms of waiting per point (a target whose cost is latency:
+#           a remote simulator, a licence server), which shows what the
+#           dispatch gives when the cores are not the bottleneck.
+# flows     4 flows of one target on 2 workers (future.apply, multisession)
+#           against the same 4 in sequence, and what the check across flows
+#           prints on a posterior the flows reach and one they do not.
+# model     from the rest of a fit (the same fit of a target that costs
+#           nothing: the networks' training), the cost per point c (the
+#           1-worker fit's time beyond the rest, per point evaluated) and
+#           the overhead per batch o(w) = o0 + o1 w (fitted on 1 and 2
+#           nodes: a batch visits its nodes in turn), the time of the same
+#           fit on 8, 64 and 512 workers:
+#           T(w) = rest + sum over batches of (c * ceiling(n_b / w) + o(w)).
+# ode       the Lotka-Volterra posterior of posteriordb (Hudson's Bay lynx and
+#           hare pelts 1900-1920, the Stan case study's model: 4 rates,
+#           2 initial populations, 2 noise scales, on the log scale) with
+#           deSolve's lsoda: the cost per point of the log-density, and the
+#           seconds per batch of 64 points (value and gradient by central
+#           differences, 17 solves a point) with 1 and 2 workers.
+#
+# The machine's load (uptime) is printed beside each timing: on a shared
+# 2-core machine the figures of 2 workers are only as good as the cores
+# other jobs leave free.
+
+suppressPackageStartupMessages({
+  library(jkoflow)
+  library(parallel)
+})
+args <- commandArgs(TRUE)
+arg <- function(name, default) {
+  a <- grep(paste0("^--", name, "="), args, value = TRUE)
+  if (length(a)) sub(".*=", "", a[1]) else default
+}
+reps <- as.integer(arg("reps", 3))
+cost_ms <- as.numeric(arg("cost", 1))
+kind <- arg("kind", "cpu")
+parts <- strsplit(arg("parts", "overhead,fit,flows,model"), ",")[[1]]
+
+load_now <- function() {
+  l <- tryCatch(readLines("/proc/loadavg", n = 1L), error = function(e) NA_character_)
+  sprintf("load %s", paste(strsplit(l, " ")[[1]][1:3], collapse = " "))
+}
+say <- function(...) cat(sprintf(...), sep = "")
+timed <- function(expr) {
+  t0 <- proc.time()[["elapsed"]]
+  force(expr)
+  proc.time()[["elapsed"]] - t0
+}
+
+# A point's cost: `k` square roots and a sum, k calibrated so that one call
+# takes cost_ms on one core (the fastest of 20 calls: the least disturbed).
+calibrate <- function(ms) {
+  k <- 1e5
+  repeat {
+    t <- min(replicate(20, timed(sum(sqrt(seq_len(k))))))
+    if (t > 2e-4) break
+    k <- k * 2
+  }
+  round(k * ms / 1000 / t)
+}
+
+make_costly <- function(k, D = 4, sleep = 0) {
+  # a Gaussian N(1, I) whose every point costs the burn of k square roots,
+  # or `sleep` seconds of waiting
+  force(k)
+  force(sleep)
+  lp <- function(x) {
+    if (sleep > 0) Sys.sleep(sleep * nrow(x))
+    else for (i in seq_len(nrow(x))) sum(sqrt(seq_len(k)))
+    -0.5 * rowSums((x - 1)^2)
+  }
+  target_logdensity(lp, function(x) -(x - 1), dim = D)
+}
+
+cheap <- target_logdensity(function(x) -0.5 * rowSums(x^2), function(x) -x, dim = 4)
+res <- list()
+
+if (any(parts %in% c("overhead", "model"))) {
+  say("== dispatch overhead per batch (512 points, D = 4, value and gradient) ==\n")
+  x <- matrix(rnorm(512 * 4), 512)
+  per_call <- function(tg, calls = 50L) {
+    potential_value(tg, x, grad = TRUE)
+    timed(for (i in seq_len(calls)) potential_value(tg, x, grad = TRUE)) / calls
+  }
+  cl1 <- makeCluster(1)
+  cl2 <- makeCluster(2)
+  p1 <- target_parallel(cheap, cl1)
+  p2 <- target_parallel(cheap, cl2)
+  future::plan(future::multisession, workers = 2)
+  pf <- target_parallel(cheap)
+  rows <- list()
+  for (r in seq_len(reps)) {
+    rows[[r]] <- c(seq = per_call(cheap), cl1 = per_call(p1), cl2 = per_call(p2),
+                   fut2 = per_call(pf, 10L))
+  }
+  tab <- do.call(rbind, rows)
+  med <- apply(tab, 2, median)
+  say("  ms per batch (median of %d): target itself %.2f; cluster of 1 node %.2f; of 2 nodes %.2f; future multisession x2 %.1f   [%s]\n",
+      reps, 1e3 * med["seq"], 1e3 * med["cl1"], 1e3 * med["cl2"], 1e3 * med["fut2"], load_now())
+  o <- med[c("cl1", "cl2")] - med["seq"]
+  say("  overhead per batch: 1 node %.2f ms, 2 nodes %.2f ms, future x2 %.1f ms (aim: at most 5 ms)\n",
+      1e3 * o[1], 1e3 * o[2], 1e3 * (med["fut2"] - med["seq"]))
+  # a batch visits its nodes in turn: o(w) = o0 + o1 w, o1 from 1 and 2
+  # nodes (not below 0: on a loaded machine the difference is noise)
+  res$o1 <- max(0, unname(o[2] - o[1]))
+  res$o0 <- unname(o[2]) - 2 * res$o1
+  future::plan(future::sequential)
+  stopCluster(cl1)
+  stopCluster(cl2)
+}
+
+# What the machine gives this session: a CPU-bound loop alone, then two
+# copies at once in two processes; 2 x alone / together is the number of
+# cores the other jobs leave (2 on an idle 2-core machine).
+machine_cores <- function() {
+  loop <- function(i) { t0 <- proc.time()[["elapsed"]]; s <- 0
+    for (j in 1:2e7) s <- s + j * 0.5
+    proc.time()[["elapsed"]] - t0 }
+  alone <- loop(1)
+  together <- max(unlist(parallel::mclapply(1:2, loop, mc.cores = 2)))
+  say("  the machine: a loop alone %.2f s, two at once %.2f s: %.2f cores free for this session   [%s]\n",
+      alone, together, 2 * alone / together, load_now())
+}
+
+k <- if (kind == "cpu") calibrate(cost_ms) else 0
+costly <- make_costly(k, sleep = if (kind == "sleep") cost_ms / 1000 else 0)
+free <- make_costly(0)
+ctl <- jko_control(hidden = c(16, 16), batch = 128, iters = 25, pool = 1024, monitor = 512)
+run_fit <- function(tg, seed = 1) {
+  set.seed(seed)
+  jko_fit(tg, init_gaussian(rep(0, 4), 2), h = 0.5, steps = 2, control = ctl,
+          stationary = FALSE, verbose = FALSE)
+}
+
+if (any(parts %in% c("fit", "model"))) {
+  say("== a fit of a target of %.3g ms %s per point%s, 2 steps x 25 iterations of batch 128 ==\n",
+      cost_ms, if (kind == "cpu") "of arithmetic" else "of waiting",
+      if (kind == "cpu") sprintf(" (k = %d)", k) else "")
+  x <- matrix(rnorm(128 * 4), 128)
+  c_point <- median(replicate(5, timed(potential_value(costly, x, grad = TRUE)))) / 128
+  say("  measured cost per point: %.3f ms   [%s]\n", 1e3 * c_point, load_now())
+  cl2 <- makeCluster(2)
+  p2 <- target_parallel(costly, cl2)
+  t1 <- t2 <- numeric(reps)
+  # the batches of one fit: the size of every call of the log-density
+  sizes <- integer()
+  counting <- costly
+  counting$value <- function(x) { sizes <<- c(sizes, nrow(x)); costly$value(x) }
+  counting$value_gradient <- NULL
+  f0 <- run_fit(counting)
+  t_rest <- median(replicate(reps, timed(run_fit(free))))
+  say("  the same fit of a target that costs nothing: %.2f s (the networks' training)   [%s]\n",
+      t_rest, load_now())
+  for (r in seq_len(reps)) {
+    machine_cores()
+    t1[r] <- timed(f1 <- run_fit(costly))
+    l1 <- load_now()
+    t2[r] <- timed(f2 <- run_fit(p2))
+    say("  run %d: 1 worker %.1f s [%s]; 2 workers %.1f s [%s]; same fit: %s\n", r, t1[r], l1,
+        t2[r], load_now(), identical(f1$theta, f2$theta))
+  }
+  say("  median: 1 worker %.1f s, 2 workers %.1f s: %.2f times faster (aim: at least 1.7)\n",
+      median(t1), median(t2), median(t1) / median(t2))
+  res$T1 <- median(t1)
+  res$sizes <- sizes
+  res$rest <- t_rest
+  res$c <- max(0, res$T1 - t_rest) / sum(sizes)
+  stopCluster(cl2)
+}
+
+if ("model" %in% parts && !is.null(res$c) && !is.null(res$o0)) {
+  say("== a model of the time on w workers from the measured costs ==\n")
+  # every batch of the fit costs c per point of its largest block and the
+  # overhead o(w); the rest (training the networks in C, bookkeeping) is
+  # what the sequential fit took beyond its target's points
+  rest <- res$rest
+  model <- function(w) {
+    rest + sum(res$c * ceiling(res$sizes / w) + (w > 1) * (res$o0 + res$o1 * w))
+  }
+  say("  the fit: %d batches of %s points (%d points), rest %.2f s, c = %.3f ms per point\n",
+      length(res$sizes), paste(sort(unique(res$sizes)), collapse = "/"), sum(res$sizes), rest,
+      1e3 * res$c)
+  for (w in c(1, 2, 8, 64, 512)) {
+    say("  %4d workers: %7.2f s per fit (speed-up %.1f)\n", w, model(w), model(1) / model(w))
+  }
+  say("  (c = %.3f ms/point, o(w) = %.2f + %.3f w ms; a batch of n points cannot use more than n workers, and o(w) grows with the nodes a batch visits in turn)\n",
+      1e3 * res$c, 1e3 * res$o0, 1e3 * res$o1)
+}
+
+if ("flows" %in% parts) {
+  say("== 4 flows of one target: on 2 workers against in sequence ==\n")
+  S <- matrix(c(1, 0.5, 0.5, 2), 2)
+  P <- solve(S)
+  m <- c(1, -1)
+  gtg <- target_logdensity(function(x) { d <- sweep(x, 2, m); -0.5 * rowSums((d %*% P) * d) },
+                           function(x) -sweep(x, 2, m) %*% P, dim = 2)
+  fctl <- jko_control(hidden = c(16, 16), batch = 256, iters = 100, pool = 2048, monitor = 2048)
+  ts <- tp <- numeric(reps)
+  for (r in seq_len(reps)) {
+    future::plan(future::sequential)
+    ts[r] <- timed(fs <- jko_flows(gtg, seeds = 1:4, control = fctl, n = 4000))
+    l1 <- load_now()
+    future::plan(future::multisession, workers = 2)
+    tp[r] <- timed(fp <- jko_flows(gtg, seeds = 1:4, control = fctl, n = 4000))
+    say("  run %d: in sequence %.1f s [%s]; on 2 workers %.1f s [%s]\n", r, ts[r], l1, tp[r], load_now())
+  }
+  say("  median: in sequence %.1f s, on 2 workers %.1f s: %.2f times faster\n",
+      median(ts), median(tp), median(ts) / median(tp))
+  say("  true log Z = %.4f\n", log(2 * pi * sqrt(det(S))))
+  print(fp)
+  say("-- a posterior they do not reach (one short step from far away) --\n")
+  print(jko_flows(gtg, seeds = 1:4, init = init_gaussian(c(4, 4), 0.3), h = 0.05, steps = 1,
+                  control = fctl, n = 4000))
+  future::plan(future::sequential)
+}
+
+if ("ode" %in% parts) {
+  say("== Lotka-Volterra by deSolve: seconds per batch with 1 and 2 workers ==\n")
+  lynx <- c(4.0, 6.1, 9.8, 35.2, 59.4, 41.7, 19.0, 13.0, 8.3, 9.1, 7.4, 8.0, 12.3, 19.5,
+            45.7, 51.1, 29.7, 15.8, 9.7, 10.1, 8.6)
+  hare <- c(30.0, 47.2, 70.2, 77.4, 36.3, 20.6, 18.1, 21.4, 22.0, 25.4, 27.1, 40.3, 57.0,
+            76.6, 52.3, 19.5, 11.2, 7.6, 14.6, 16.2, 24.7)
+  lv_logd <- local({
+    times <- 0:20
+    ly <- log(cbind(hare, lynx))
+    rhs <- function(t, z, th) {
+      list(c(z[1] * (th[1] - th[2] * z[2]), z[2] * (-th[3] + th[4] * z[1])))
+    }
+    one <- function(u) {
+      p <- exp(u)            # theta (4), z_init (2), sigma (2)
+      sol <- deSolve::ode(p[5:6], times, rhs, p[1:4], method = "lsoda",
+                          rtol = 1e-6, atol = 1e-6)
+      if (nrow(sol) < length(times) || any(!is.finite(sol[, 2:3])) || any(sol[, 2:3] <= 0))
+        return(-Inf)
+      sum(dnorm(ly, log(sol[, 2:3]), rep(p[7:8], each = length(times)), log = TRUE)) +
+        sum(dnorm(p[c(1, 3)], 1, 0.5, log = TRUE)) + sum(dnorm(p[c(2, 4)], 0.05, 0.05, log = TRUE)) +
+        sum(dlnorm(p[5:6], log(10), 1, log = TRUE)) + sum(dlnorm(p[7:8], -1, 1, log = TRUE)) +
+        sum(u)               # the Jacobian of the log scale
+    }
+    function(x) apply(x, 1L, one)
+  })
+  lv <- suppressMessages(target_logdensity(lv_logd, dim = 8))
+  u0 <- log(c(0.55, 0.028, 0.80, 0.024, 33, 6, 0.25, 0.25))
+  x <- sweep(matrix(rnorm(64 * 8, sd = 0.02), 64), 2, u0, "+")
+  c_v <- median(replicate(reps, timed(potential_value(lv, x)))) / 64
+  say("  log-density at the posterior's centre: %.2f; cost %.2f ms per point (one solve)   [%s]\n",
+      lv_logd(matrix(u0, 1)), 1e3 * c_v, load_now())
+  cl2 <- makeCluster(2)
+  lv2 <- target_parallel(lv, cl2)
+  b1 <- b2 <- numeric(reps)
+  for (r in seq_len(reps)) {
+    b1[r] <- timed(v1 <- potential_value(lv, x, grad = TRUE))
+    l1 <- load_now()
+    b2[r] <- timed(v2 <- potential_value(lv2, x, grad = TRUE))
+    say("  run %d: batch of 64 with gradient: 1 worker %.2f s [%s]; 2 workers %.2f s [%s]; identical: %s\n",
+        r, b1[r], l1, b2[r], load_now(), identical(v1, v2))
+  }
+  say("  median: 1 worker %.2f s, 2 workers %.2f s per batch of 64: %.2f times faster\n",
+      median(b1), median(b2), median(b1) / median(b2))
+  per_point <- median(b1) / 64
+  for (w in c(1, 2, 8, 64, 512)) {
+    say("  model, %4d workers: %.2f s per training iteration of batch 512 (%.0f s for 500 iterations)\n",
+        w, per_point * ceiling(512 / w) + (w > 1) * 0.005, 500 * (per_point * ceiling(512 / w) + (w > 1) * 0.005))
+  }
+  say("  (5 ms of overhead per batch assumed beyond one worker; the network's own training, about 10 ms an iteration in 8-D, comes on top)\n")
+  stopCluster(cl2)
+}
