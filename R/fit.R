@@ -52,6 +52,16 @@ validate_fit <- function(fit, arg = "fit", call = sys.call(-1L)) {
   invisible(fit)
 }
 
+# The identity of a fit's law at step k, carried by its draws (jko_sample())
+# so that predict() can tell them from another fit's: the fit's seed, the
+# step, the potential's and the start's labels and a checksum of the
+# step's map.
+fit_id <- function(fit, k) {
+  th <- if (k > 0L) fit$theta[[k]] else numeric(0)
+  sprintf("%s|%d|%.15g|%s|%s", format(fit$seed %||% NA), k, sum(th * cos(seq_along(th))),
+          fit$potential$label %||% "", as_law(fit$init)$label %||% "")
+}
+
 # The number of parameters of a network (the layout of src/icnn.h: per
 # layer l, A_l (w_l r x D), B_l (w_l x D), c_l (w_l), W_l (w_l x w_{l-1},
 # l >= 2); then v (w_L), a (1) and, with two layers or more, v_1 (w_1)).

@@ -69,6 +69,7 @@ jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
     extra <- list(ess = sum(w)^2 / sum(w^2), pareto_k = pareto_khat(lw))
   }
   colnames(x) <- fit$potential$variables
+  extra$fit_id <- fit_id(fit, k)
   tr <- fit$potential$transform
   if (scale == "constrained" && !is.null(tr)) {
     extra$unconstrained <- x

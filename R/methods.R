@@ -2,6 +2,7 @@
 
 #' @export
 print.jko_fit <- function(x, ...) {
+  check_fit(x, "x")
   K <- length(x$theta)
   energy <- inherits(x$potential, "jko_energy")
   cat(if (energy) "JKO flow (Wasserstein gradient flow of a free energy)\n"
@@ -123,6 +124,7 @@ print.summary.jko_fit <- function(x, ...) {
 #' @export
 plot.jko_fit <- function(x, what = c("loss", "free_energy", "density", "samples"),
                          n = 2000, step = NULL, ...) {
+  check_fit(x, "x")
   what <- if (missing(what)) c("loss", "free_energy") else
     match.arg(what, several.ok = TRUE)
   n <- check_count(n, "n")

@@ -32,6 +32,8 @@
 #' @param n Number of posterior samples.
 #' @param samples Optionally a [jko_sample()] of the fit to use instead of
 #'   drawing `n` new ones (e.g. `jko_sample(fit, n, resample = TRUE)`).
+#'   The draws carry the identity of their fit and step; draws of another
+#'   fit, or altered ones, are refused.
 #' @param ... Passed to [jko_sample()] (`step`, `resample`); for a
 #'   [target_glm()] also `summary` (see above).
 #' @return A numeric vector, one value per row of `newdata` (for a
@@ -47,6 +49,7 @@
 #' @export
 predict.jko_fit <- function(object, newdata = NULL, type = c("prob", "link"),
                             n = 4096, samples = NULL, ...) {
+  check_fit(object, "object")
   tg <- object$potential
   if (inherits(tg, "jko_target_glm")) {
     return(predict_glm(object, newdata, if (missing(type)) "response" else type, n, samples,
@@ -62,8 +65,8 @@ predict.jko_fit <- function(object, newdata = NULL, type = c("prob", "link"),
   if (is.null(samples)) {
     n <- check_count(n, "n")
     samples <- jko_sample(object, n, ...)
-  } else if (!inherits(samples, "jko_sample") || samples$dim != object$dim) {
-    abort("`samples` must be a jko_sample() of this fit, not %s.", describe(samples))
+  } else {
+    check_samples_of(samples, object)
   }
   W <- samples$x[, seq_len(tg$p), drop = FALSE]
   n <- nrow(W)
@@ -105,8 +108,8 @@ predict_glm <- function(object, newdata, type, n, samples, summary = TRUE, ...) 
   if (is.null(samples)) {
     n <- check_count(n, "n")
     samples <- jko_sample(object, n, ...)
-  } else if (!inherits(samples, "jko_sample") || samples$dim != object$dim) {
-    abort("`samples` must be a jko_sample() of this fit, not %s.", describe(samples))
+  } else {
+    check_samples_of(samples, object)
   }
   B <- samples$x[, seq_len(tg$p), drop = FALSE]
   inv <- if (type == "response") tg$family$linkinv else identity
@@ -145,4 +148,25 @@ glm_newdata <- function(tg, newdata) {
     off <- off + eval(tg$offset_expr, newdata, environment(tg$terms))
   }
   list(x = X, offset = as.double(off))
+}
+
+# Draws given to predict(): a jko_sample() of this very fit (at any of its
+# steps), told by the identity its draws carry (fit_id()); draws of another
+# fit of the same dimension, or made by hand, are refused.
+check_samples_of <- function(samples, fit, call = sys.call(-1L)) {
+  if (!inherits(samples, "jko_sample")) {
+    abort("`samples` must be a jko_sample() of this fit, not %s.", describe(samples),
+          call = call)
+  }
+  k <- samples$step
+  ok_step <- is.numeric(k) && length(k) == 1L && !is.na(k) && k >= 0 && k <= length(fit$theta)
+  why <- if (is.null(samples$fit_id)) "they carry no fit's identity (made or altered by hand?)"
+         else if (!ok_step || !identical(samples$fit_id, fit_id(fit, as.integer(k))))
+           "they are draws of another fit"
+         else if (!is.matrix(samples$x) || ncol(samples$x) != fit$dim)
+           sprintf("their `x` is not a matrix of %d columns", fit$dim)
+  if (!is.null(why)) {
+    abort("`samples` must be draws of this fit (from jko_sample(fit)): %s.", why, call = call)
+  }
+  invisible(samples)
 }
