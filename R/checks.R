@@ -77,6 +77,12 @@ check_points <- function(x, dim, arg = "x") {
   }
   if (anyNA(x)) abort("`%s` must not contain NA or NaN values.", arg)
   if (any(!is.finite(x))) abort("`%s` must not contain infinite values.", arg)
+  big <- max(abs(x))
+  if (big > sqrt(.Machine$double.xmax)) {
+    abort(paste0("`%s` has values beyond 1e154 in magnitude (the largest %.3g): their squares ",
+                 "overflow double precision, so no map, density or potential can be computed ",
+                 "there."), arg, big, class = "jkoflow_error_overflow")
+  }
   storage.mode(x) <- "double"
   x
 }
@@ -89,6 +95,25 @@ describe <- function(x) {
   if (length(x) == 1L && is.atomic(x)) {
     return(if (is.character(x)) sprintf("\"%s\"", x) else format(x))
   }
+  if (is.atomic(x) && !is.object(x) && (is.numeric(x) || is.logical(x) || is.character(x))) {
+    what <- if (is.matrix(x)) sprintf("a %d x %d %s matrix", nrow(x), ncol(x), typeof_word(x))
+            else if (!length(x)) sprintf("an empty %s vector", typeof_word(x))
+            else sprintf("a %s vector of length %d", typeof_word(x), length(x))
+    # what in it is not a number: NA, NaN and infinite values, named
+    odd <- if (is.numeric(x)) {
+      c(if (any(is.na(x) & !is.nan(x))) "NA", if (any(is.nan(x))) "NaN",
+        if (any(x == Inf, na.rm = TRUE)) "Inf", if (any(x == -Inf, na.rm = TRUE)) "-Inf")
+    } else if (anyNA(x)) "NA"
+    if (length(odd)) {
+      what <- paste0(what, " containing ", paste(odd, collapse = ", "))
+    }
+    return(what)
+  }
   sprintf("an object of class %s and length %d",
           paste0("\"", class(x)[1L], "\""), length(x))
+}
+
+typeof_word <- function(x) {
+  if (is.integer(x)) "integer" else if (is.double(x)) "numeric"
+  else if (is.logical(x)) "logical" else "character"
 }
