@@ -87,6 +87,20 @@ check_points <- function(x, dim, arg = "x") {
   x
 }
 
+# One of `choices` (several with `several`), as match.arg() chooses (the
+# first when `x` is the whole vector of choices, partial matching), with a
+# classed error naming the argument otherwise.
+choose_arg <- function(x, choices, arg, several = FALSE, call = sys.call(-1L)) {
+  if (identical(x, choices)) return(if (several) choices else choices[1L])
+  i <- if (is.character(x) && length(x) >= 1L && (several || length(x) == 1L) && !anyNA(x))
+         pmatch(x, choices, duplicates.ok = TRUE)
+  if (is.null(i) || anyNA(i)) {
+    abort("`%s` must be %s%s, not %s.", arg, if (several) "among " else "one of ",
+          paste0("\"", choices, "\"", collapse = ", "), describe(x), call = call)
+  }
+  choices[unique(i)]
+}
+
 `%||%` <- function(a, b) if (is.null(a)) b else a
 
 describe <- function(x) {

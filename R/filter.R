@@ -472,7 +472,7 @@ print.jko_filter <- function(x, ...) {
 #' @return `x`, invisibly.
 #' @export
 plot.jko_filter <- function(x, what = c("density", "path"), which = NULL, n = 200, ...) {
-  what <- match.arg(what)
+  what <- choose_arg(what, c("density", "path"), "what")
   n <- check_count(n, "n", min = 2)
   tab <- x$table
   if (what == "path" || x$dim > 1L) {

@@ -108,7 +108,7 @@ check_activation <- function(activation, call = sys.call(-1L)) {
 predict.icnn <- function(object, x,
                          type = c("potential", "gradient", "hessian", "logdet"),
                          threads = NULL, ...) {
-  type <- match.arg(type)
+  type <- choose_arg(type, c("potential", "gradient", "hessian", "logdet"), "type")
   x <- check_points(x, object$dim, "x")
   threads <- resolve_threads(threads)
   what <- switch(type, potential = 0L, gradient = 0L, logdet = 1L, hessian = 2L)

@@ -47,7 +47,7 @@ jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
                        resample = FALSE, scale = c("constrained", "unconstrained"), ...) {
   check_fit(fit)
   n <- check_count(n, "n")
-  scale <- match.arg(scale)
+  scale <- choose_arg(scale, c("constrained", "unconstrained"), "scale")
   k <- resolve_step(fit, step, time)
   threads <- resolve_threads(threads)
   resample <- check_flag(resample, "resample")

@@ -402,7 +402,9 @@ tabulated_from <- function(law, g, ld, threads) {
 # A likelihood's values at the rows of x, checked: n numbers, -Inf allowed
 # (zero likelihood), never NaN, NA or +Inf.
 loglik_values <- function(loglik, x) {
-  v <- loglik(x)
+  v <- tryCatch(loglik(x), error = function(e) {
+    abort("`loglik` failed on %d points: %s", nrow(x), conditionMessage(e), call = NULL)
+  })
   if (!is.numeric(v) || length(v) != nrow(x)) {
     abort("`loglik` must return %d log-likelihoods (numbers, -Inf allowed), not %s.",
           nrow(x), describe(v))

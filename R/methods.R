@@ -126,7 +126,7 @@ plot.jko_fit <- function(x, what = c("loss", "free_energy", "density", "samples"
                          n = 2000, step = NULL, ...) {
   check_fit(x, "x")
   what <- if (missing(what)) c("loss", "free_energy") else
-    match.arg(what, several.ok = TRUE)
+    choose_arg(what, c("loss", "free_energy", "density", "samples"), "what", several = TRUE)
   n <- check_count(n, "n")
   k <- resolve_step(x, step)
   if (length(what) > 1L) {

@@ -33,7 +33,8 @@
 #' @param samples Optionally a [jko_sample()] of the fit to use instead of
 #'   drawing `n` new ones (e.g. `jko_sample(fit, n, resample = TRUE)`).
 #'   The draws carry the identity of their fit and step; draws of another
-#'   fit, or altered ones, are refused.
+#'   fit are refused (a `"jko_sample"` made by hand, with no identity, is
+#'   taken as it is).
 #' @param ... Passed to [jko_sample()] (`step`, `resample`); for a
 #'   [target_glm()] also `summary` (see above).
 #' @return A numeric vector, one value per row of `newdata` (for a
@@ -60,7 +61,7 @@ predict.jko_fit <- function(object, newdata = NULL, type = c("prob", "link"),
                  "potential is a %s, which has no predictive distribution. ",
                  "Use jko_sample() or jko_density()."), tg$label)
   }
-  type <- match.arg(type)
+  type <- choose_arg(type, c("prob", "link"), "type")
   newdata <- if (is.null(newdata)) tg$x else check_points(newdata, tg$p, "newdata")
   if (is.null(samples)) {
     n <- check_count(n, "n")
@@ -93,7 +94,7 @@ row_logmeanexp <- function(a) {
 # predict() of a fit of a target_glm(): see predict.jko_fit().
 predict_glm <- function(object, newdata, type, n, samples, summary = TRUE, ...) {
   tg <- object$potential
-  type <- match.arg(type, c("response", "link"))
+  type <- choose_arg(type, c("response", "link"), "type")
   summary <- check_flag(summary, "summary")
   if (is.null(newdata)) {
     X <- tg$x
@@ -152,7 +153,8 @@ glm_newdata <- function(tg, newdata) {
 
 # Draws given to predict(): a jko_sample() of this very fit (at any of its
 # steps), told by the identity its draws carry (fit_id()); draws of another
-# fit of the same dimension, or made by hand, are refused.
+# fit of the same dimension are refused. Draws without an identity (made by
+# hand at chosen points, or by an older jkoflow) are taken as they are.
 check_samples_of <- function(samples, fit, call = sys.call(-1L)) {
   if (!inherits(samples, "jko_sample")) {
     abort("`samples` must be a jko_sample() of this fit, not %s.", describe(samples),
@@ -160,11 +162,11 @@ check_samples_of <- function(samples, fit, call = sys.call(-1L)) {
   }
   k <- samples$step
   ok_step <- is.numeric(k) && length(k) == 1L && !is.na(k) && k >= 0 && k <= length(fit$theta)
-  why <- if (is.null(samples$fit_id)) "they carry no fit's identity (made or altered by hand?)"
-         else if (!ok_step || !identical(samples$fit_id, fit_id(fit, as.integer(k))))
+  why <- if (!is.null(samples$fit_id) &&
+              (!ok_step || !identical(samples$fit_id, fit_id(fit, as.integer(k)))))
            "they are draws of another fit"
-         else if (!is.matrix(samples$x) || ncol(samples$x) != fit$dim)
-           sprintf("their `x` is not a matrix of %d columns", fit$dim)
+         else if (!is.matrix(samples$x) || !is.numeric(samples$x) || ncol(samples$x) != fit$dim)
+           sprintf("their `x` is not a numeric matrix of %d columns", fit$dim)
   if (!is.null(why)) {
     abort("`samples` must be draws of this fit (from jko_sample(fit)): %s.", why, call = call)
   }

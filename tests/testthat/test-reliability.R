@@ -302,9 +302,15 @@ test_that("predict() takes draws of its own fit only", {
   # the same dimension, another fit: refused (before: accepted)
   expect_error(predict(fa, samples = jko_sample(fb, 50)),
                "`samples` must be draws of this fit \\(from jko_sample\\(fit\\)\\): they are draws of another fit")
-  bare <- sa
-  bare$fit_id <- NULL
-  expect_error(predict(fa, samples = bare), "they carry no fit's identity")
+  # draws made by hand at chosen points (no identity) are taken as they are
+  # (the fit's coordinates: the 2 coefficients, then the prior's scale)
+  bare <- structure(list(x = matrix(c(1, -1, 0), 3, 3, byrow = TRUE), dim = 3L),
+                    class = "jko_sample")
+  expect_equal(unname(predict(fa, samples = bare)), plogis(drop(tg$x %*% c(1, -1))),
+               tolerance = 1e-12)
+  narrow <- bare
+  narrow$x <- narrow$x[, 1L, drop = FALSE]
+  expect_error(predict(fa, samples = narrow), "their `x` is not a numeric matrix of 3 columns")
   moved <- sa
   moved$step <- 5
   expect_error(predict(fa, samples = moved), "draws of another fit")
@@ -387,4 +393,19 @@ test_that("messages say what is wrong: NA and Inf, overflow, duplicates, pool, o
   expect_error(interaction_fn(function(z) z[, 2]^2 + z[, 1]), "in dimension 2, W\\(z\\)")
   expect_s3_class(interaction_fn(function(z) sqrt(rowSums(z^2)), function(z) z / sqrt(rowSums(z^2))),
                   "jko_interaction")
+  # found by the fuzzer: base R's errors on the package's behalf
+  e <- tryCatch(jko_sample(fit, 10, scale = function(x) x), error = identity)
+  expect_s3_class(e, "jkoflow_error")
+  expect_match(conditionMessage(e),
+               "`scale` must be one of \"constrained\", \"unconstrained\", not a function.",
+               fixed = TRUE)
+  expect_identical(jko_sample(fit, 3, scale = "unc")$scale, "unconstrained")
+  expect_error(plot(fit, what = c("loss", "nonsense")), "`what` must be among \"loss\"")
+  e <- tryCatch(jko_update(fit, function(x, y) -rowSums((x - y)^2), control = tiny,
+                           verbose = FALSE), error = identity)
+  expect_s3_class(e, "jkoflow_error")
+  expect_match(conditionMessage(e), "`loglik` failed on 16 points: .*\"y\" is missing")
+  e <- tryCatch(target_glm(y ~ a, data = 3), error = identity)
+  expect_s3_class(e, "jkoflow_error")
+  expect_match(conditionMessage(e), "`formula` and `data` .* give no model frame: 'data' must be")
 })
