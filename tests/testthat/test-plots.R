@@ -49,7 +49,8 @@ test_that("plot.jko_fit draws every panel, returns the fit invisibly, restores p
 })
 
 test_that("plot.jko_fit rejects what it cannot draw", {
-  expect_error(plot(fit1, "histogram"), "should be one of")
+  expect_error(plot(fit1, "histogram"),
+               "`what` must be among \"loss\", \"free_energy\", \"density\", \"samples\", not \"histogram\"", fixed = TRUE)
   expect_error(render_png(plot(fit3, "density")), "dimension 1 or 2")
   expect_error(plot(fit1, "samples", step = 9), "`step` must be a whole number in 0..3")
 })
