@@ -377,6 +377,10 @@ test_that("messages say what is wrong: NA and Inf, overflow, duplicates, pool, o
   expect_s3_class(e, "jkoflow_error_overflow")
   expect_match(conditionMessage(e), "`x` has values beyond 1e154 in magnitude \\(the largest 1e\\+155\\)")
   expect_error(init_samples(matrix(c(0, -2e154), 2)), "`x` has values beyond 1e154")
+  # (before: "the loss or the parameters became non-finite" in the first step)
+  expect_error(init_gaussian(1e155, 1), "put draws beyond 1e154 in magnitude",
+               class = "jkoflow_error_overflow")
+  expect_s3_class(init_gaussian(1e150, 1), "jko_init")
   # 1e150 is far, not an overflow: the density is 0 there
   expect_equal(as.numeric(jko_density(fit, 1e150)), 0)
   # before: all accepted silently

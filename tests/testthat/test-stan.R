@@ -297,3 +297,13 @@ model {
   expect_message(try(target_stan(code, data = list(N = 1, ts = array(1))), silent = TRUE),
                  "the program's 2 array declarations in Stan 2.26's syntax are rewritten")
 })
+
+test_that("a program that does not parse is an error of the package's class, with the parser's reason", {
+  skip_if_not_installed("rstan")
+  # (before: rstan's own error, the parser's reason printed apart as messages)
+  e <- tryCatch(target_stan("parameters { real x; } model { x ~ normal(0, 1) }}"),
+                error = identity)
+  expect_s3_class(e, "jkoflow_error_stan")
+  expect_match(conditionMessage(e),
+               "^the Stan program does not compile: SYNTAX ERROR.*PARSER EXPECTED: \";\".*failed to parse")
+})
