@@ -32,6 +32,7 @@ validate_fit <- function(fit, arg = "fit", call = sys.call(-1L)) {
       !(is.na(pot$dim) || pot$dim == D)) {
     bad(sprintf("its `potential` is not a potential of dimension %d", D))
   }
+  if (!is.list(fit$theta)) bad("its maps' parameters `theta` are missing (or not a list)")
   K <- length(fit$theta)
   npar <- icnn_npar(net)
   ok_theta <- vapply(fit$theta, function(th) is.double(th) && length(th) == npar, NA)

@@ -335,7 +335,7 @@ test_that("a tampered or partial fit is refused by every function that takes a f
     "its changes of variables `std`" = set_part(fit, "std", NULL),
     "its `potential` is not a potential of dimension 1" =
       set_part(fit, "potential", potential_quadratic(diag(2))),
-    "its maps' parameters `theta` must be 0 vectors" = set_part(fit, "theta", NULL))
+    "its maps' parameters `theta` are missing" = set_part(fit, "theta", NULL))
   calls <- list(
     sample = function(f) jko_sample(f, 10), density = function(f) jko_density(f, 0),
     init_fit = function(f) init_fit(f), continue = function(f) jko_continue(f, 1, verbose = FALSE),
@@ -347,7 +347,7 @@ test_that("a tampered or partial fit is refused by every function that takes a f
     for (cl in names(calls)) {
       e <- tryCatch(calls[[cl]](broken[[what]]), error = identity)
       expect_s3_class(e, "jkoflow_error")
-      expect_match(conditionMessage(e), "is not a valid fit: ", fixed = TRUE,
+      expect_match(conditionMessage(e), paste("is not a valid fit:", what), fixed = TRUE,
                    label = paste(cl, "of a fit whose", what))
     }
   }
