@@ -206,6 +206,12 @@ step_check <- function(fit, h, before, after, tol = step_gap_tol) {
       !identical(dim(before), dim(after))) {
     return(NULL)
   }
+  # (at most 2^15 of them: the pool is in random order, and a user's
+  # gradient is evaluated on all that are taken)
+  if (nrow(before) > 32768L) {
+    before <- before[seq_len(32768L), , drop = FALSE]
+    after <- after[seq_len(32768L), , drop = FALSE]
+  }
   g <- tryCatch(raw_gradient(pot, before), error = function(e) NULL)
   if (is.null(g) || !identical(dim(g), dim(before)) || any(!is.finite(g))) return(NULL)
   m0 <- colMeans(before)

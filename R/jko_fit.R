@@ -40,7 +40,7 @@
 #' that move mass by many sds (a start far from the potential's minimum, a
 #' stiff potential) or that `iters` iterations did not train: a smaller `h`
 #' or more `iters` is the remedy. `fit$accuracy` has every checked step's
-#' figures (with a pool of at least 500 draws).
+#' figures (with a pool of at least 500 draws; at most \eqn{2^{15}} of them are used).
 #'
 #' @section Flows to the stationary law:
 #' For a target the time of the flow is not the point, its stationary law
