@@ -13,6 +13,8 @@ if (status != 0L) {
   quit(status = 1L)
 }
 .libPaths(c(lib, .libPaths()))
+# the whole suite, as a developer runs it (devtools::test() sets the same)
+Sys.setenv(NOT_CRAN = "true")
 library(testthat)
 library(jkoflow)
 res <- as.data.frame(testthat::test_dir("tests/testthat", package = "jkoflow",

@@ -101,6 +101,17 @@ choose_arg <- function(x, choices, arg, several = FALSE, call = sys.call(-1L)) {
   choices[unique(i)]
 }
 
+# What a function returned, in words: "1 value (-1)", "a 3 x 2 matrix".
+values_text <- function(v) {
+  if (is.numeric(v) && !is.null(dim(v))) {
+    return(sprintf("a %s matrix", paste(dim(v), collapse = " x ")))
+  }
+  if (!is.numeric(v)) return(describe(v))
+  sprintf("%d value%s%s", length(v), if (length(v) == 1L) "" else "s",
+          if (length(v) && length(v) <= 3L)
+            sprintf(" (%s)", paste(format(v, digits = 4), collapse = ", ")) else "")
+}
+
 `%||%` <- function(a, b) if (is.null(a)) b else a
 
 describe <- function(x) {
@@ -130,4 +141,48 @@ describe <- function(x) {
 typeof_word <- function(x) {
   if (is.integer(x)) "integer" else if (is.double(x)) "numeric"
   else if (is.logical(x)) "logical" else "character"
+}
+
+# No silent arguments: names in a function's `...` that it does not use are
+# an error naming them (with the closest known name), as are unnamed
+# extras. `allowed` are names the function passes on; `known` the
+# arguments it has (by default those of the caller), offered as
+# suggestions. Call as check_dots(...).
+check_dots <- function(..., allowed = character(),
+                       known = setdiff(names(formals(sys.function(-1L))), "..."),
+                       call = sys.call(-1L)) {
+  n <- ...length()
+  if (!n) return(invisible())
+  nm <- ...names()
+  if (is.null(nm)) nm <- rep("", n)
+  nm[is.na(nm)] <- ""
+  bad <- nm[!nm %in% allowed | nm == ""]
+  if (!length(bad)) return(invisible())
+  fn <- if (is.call(call)) deparse(call[[1L]], nlines = 1L) else "this function"
+  # a method is named by its generic
+  fn <- sub("[.](summary[.])?(jko_[a-z_]+|icnn)$", "", fn)
+  unnamed <- sum(bad == "")
+  named <- unique(bad[bad != ""])
+  parts <- character()
+  if (length(named)) {
+    cand <- unique(c(known, allowed))
+    hint <- vapply(named, function(b) {
+      if (!length(cand)) return("")
+      d <- utils::adist(b, cand, ignore.case = TRUE)[1L, ]
+      if (min(d) <= max(2, nchar(b) %/% 3)) sprintf(" (did you mean `%s`?)", cand[which.min(d)])
+      else ""
+    }, "")
+    parts <- sprintf("unknown argument%s %s", if (length(named) == 1L) "" else "s",
+                     paste0("`", named, "`", hint, collapse = ", "))
+  }
+  if (unnamed) {
+    parts <- c(parts, sprintf("%d unexpected unnamed argument%s", unnamed,
+                              if (unnamed == 1L) "" else "s"))
+  }
+  abort("%s in %s()%s.", paste(parts, collapse = " and "), fn,
+        if (length(known) || length(allowed))
+          sprintf("; its arguments are %s", paste0("`", unique(c(known, allowed)), "`",
+                                                    collapse = ", "))
+        else "; it takes no further arguments",
+        call = call)
 }

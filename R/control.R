@@ -35,17 +35,29 @@
 #' @param monitor Number of samples used to estimate the free energy.
 #' @param activation,alpha_min The network's activation and lower bound of
 #'   its strong convexity (see [icnn()]).
-#' @param kl_tol,moment_tol,max_steps,max_time For a flow run to its
-#'   stationary law (`jko_fit(stationary = TRUE)`, the default for targets)
-#'   without a given number of `steps`: it stops when it has reached the
-#'   target, that is when the estimated \eqn{KL(\rho_k \| \pi)} is below
-#'   `kl_tol` (by default \eqn{\max(0.01, 0.005 D)} in dimension D: KL adds
-#'   up over independent coordinates, and an sd 5\% off costs 0.0025 in
-#'   each), the Pareto \eqn{\hat k} of the importance weights below 0.7
-#'   and the means and sds of the flow's samples within `moment_tol` of
-#'   their importance-weighted values (in target sds, and relative); or when
-#'   the KL estimate stops decreasing; or after `max_steps` steps or
-#'   `max_time` seconds, whichever comes first.
+#' @param draws,ess_min,kl_tol,moment_tol,max_steps,max_time For a flow
+#'   run to its stationary law \eqn{\pi \propto e^{-\beta\Phi}}
+#'   (`jko_fit(stationary = TRUE)`, the default for targets) without a given
+#'   number of `steps`. Its draws are made exact by the flow's own
+#'   densities (see "Exact draws" in [jko_fit()]): `draws` of them are kept
+#'   in the fit. So the training only has to make the flow a good proposal:
+#'   it stops when the importance weights \eqn{\pi / \rho_k} of the monitor
+#'   samples have a Pareto \eqn{\hat k} below 1/2 (finite variance of the
+#'   weights; below the importance sampling threshold
+#'   \eqn{\min(1 - 1/\log_{10} S, 0.7)} of their number \eqn{S} too),
+#'   an effective sample size
+#'   of at least `ess_min` of the samples, each coordinate's sd at least
+#'   0.9 of its importance-weighted value (a flow too narrow is the one
+#'   error the correction cannot undo in a few thousand draws), and (where
+#'   given) the estimated
+#'   \eqn{KL(\rho_k \| \pi)} below `kl_tol` and the samples' means and sds
+#'   within `moment_tol` of their importance-weighted values (in target sds,
+#'   and relative), with no sample outside the support of \eqn{\pi}; the
+#'   start itself is checked first, and a start that passes is not trained
+#'   at all. It also stops when the KL estimate stops decreasing, after
+#'   `max_steps` steps, or after `max_time` seconds (`Inf` by default: a
+#'   cap of the user's, since a seeded fit stopped by the clock depends on
+#'   the machine's load).
 #' @param adaptive Adaptive iterations: hold the learning rate at `lr`
 #'   until a step's loss has stopped falling within its batch noise (the
 #'   mean of its last 50 values within two standard errors of the 50
@@ -71,9 +83,9 @@
 #' @export
 jko_control <- function(hidden = c(64, 64), rank = 5, batch = 1024, iters = 500,
                         lr = 5e-3, lr_end = lr / 100, pool = NULL, monitor = 2048,
-                        activation = "softplus", alpha_min = 1e-4, kl_tol = NULL,
-                        moment_tol = 0.05, max_steps = 50, max_time = 300,
-                        adaptive = NULL, init_scale = 1) {
+                        activation = "softplus", alpha_min = 1e-4, draws = 4000,
+                        ess_min = 0.1, kl_tol = NULL, moment_tol = NULL, max_steps = 50,
+                        max_time = Inf, adaptive = NULL, init_scale = 1) {
   args <- as.list(match.call())[-1L]
   args <- lapply(args, eval, envir = parent.frame())
   hidden <- check_hidden(hidden)
@@ -82,14 +94,23 @@ jko_control <- function(hidden = c(64, 64), rank = 5, batch = 1024, iters = 500,
   iters <- check_count(iters, "iters")
   lr <- check_positive(lr, "lr")
   lr_end <- check_positive(lr_end, "lr_end")
-  pool <- if (is.null(pool)) as.integer(min(iters * batch, 2^18)) else check_count(pool, "pool")
+  pool <- if (is.null(pool)) as.integer(min(as.double(iters) * batch, 2^18))
+          else check_count(pool, "pool")
   monitor <- check_count(monitor, "monitor")
   check_activation(activation)
   alpha_min <- check_positive(alpha_min, "alpha_min")
+  draws <- check_count(draws, "draws", min = 4)
+  if (!is.numeric(ess_min) || length(ess_min) != 1L || is.na(ess_min) || ess_min <= 0 ||
+      ess_min > 1) {
+    abort("`ess_min` must be a single number in (0, 1], not %s.", describe(ess_min))
+  }
   if (!is.null(kl_tol)) kl_tol <- check_positive(kl_tol, "kl_tol")
-  moment_tol <- check_positive(moment_tol, "moment_tol")
+  if (!is.null(moment_tol)) moment_tol <- check_positive(moment_tol, "moment_tol")
   max_steps <- check_count(max_steps, "max_steps")
-  max_time <- check_positive(max_time, "max_time")
+  if (!is.numeric(max_time) || length(max_time) != 1L || is.na(max_time) || max_time <= 0) {
+    abort("`max_time` must be a positive number of seconds (Inf for no limit), not %s.",
+          describe(max_time))
+  }
   if (!is.null(adaptive)) adaptive <- check_flag(adaptive, "adaptive")
   init_scale <- check_init_scale(init_scale)
   if (pool < batch) {
@@ -99,8 +120,9 @@ jko_control <- function(hidden = c(64, 64), rank = 5, batch = 1024, iters = 500,
   }
   structure(list(hidden = hidden, rank = rank, batch = batch, iters = iters, lr = lr,
                  lr_end = lr_end, pool = pool, monitor = monitor,
-                 activation = activation, alpha_min = alpha_min, kl_tol = kl_tol,
-                 moment_tol = moment_tol, max_steps = max_steps, max_time = max_time,
+                 activation = activation, alpha_min = alpha_min, draws = draws,
+                 ess_min = as.double(ess_min), kl_tol = kl_tol,
+                 moment_tol = moment_tol, max_steps = max_steps, max_time = as.double(max_time),
                  adaptive = adaptive, init_scale = init_scale),
             args = args, class = "jko_control")
 }
@@ -126,6 +148,7 @@ update_control <- function(control, dots, call = sys.call(-1L)) {
 
 #' @export
 print.jko_control <- function(x, ...) {
+  check_dots(...)
   cat(sprintf("JKO training settings: network %s, rank %d, %s; Adam: %d iterations of batch %d per step, lr %g -> %g; pool %d, monitor %d\n",
               paste(x$hidden, collapse = " x "), x$rank, x$activation, x$iters, x$batch,
               x$lr, x$lr_end, x$pool, x$monitor))
@@ -135,15 +158,17 @@ print.jko_control <- function(x, ...) {
 # The training settings of a stationary flow where the user gave none: a
 # narrower network and smaller batches than the time-accurate flow's (each
 # whitened step is a near-Gaussian correction, and the steps end when their
-# loss stops falling), and a larger monitor for the verdict.
+# loss stops falling), a smaller pool (steps end after a few hundred
+# iterations), and a monitor of 4096 samples: enough for the Pareto k-hat
+# (its threshold is 1/2, khat_reached()) and the importance ESS that
+# decide when the flow is a good enough proposal for the exact correction.
 stationary_defaults <- function(control) {
   given <- names(attr(control, "args"))
   args <- attr(control, "args")
   if (!"hidden" %in% given) args$hidden <- c(32, 32)
   if (!"batch" %in% given) args$batch <- 512
-  if (!"pool" %in% given) args$pool <- 2^17
-  # the verdict's estimates need the tails: more monitor samples
-  if (!"monitor" %in% given) args$monitor <- 2^14
+  if (!"pool" %in% given) args$pool <- 2^16
+  if (!"monitor" %in% given) args$monitor <- 2^12
   out <- do.call(jko_control, args)
   attr(out, "args") <- attr(control, "args")
   out

@@ -17,12 +17,14 @@ step_free_energy <- function(potential, phi, log_density, beta) {
 # samples x (n x D), also `moment_gap`: the largest difference, over the
 # coordinates, between the samples' means and sds and their importance-
 # weighted ones (which are pi's), in units of pi's sd (for the means) and
-# relative (for the sds). The reverse KL barely sees a flow's light tails;
-# the weights do.
+# relative (for the sds), and `spread`: the smallest ratio of the samples'
+# sd to the importance-weighted one (below 1 where rho is narrower than pi
+# in some coordinate, the one way a proposal cannot be corrected). The
+# reverse KL barely sees a flow's light tails; the weights do.
 target_divergence <- function(phi, log_q, beta, x = NULL) {
   lw <- -beta * phi - log_q
   out <- data.frame(kl = NA_real_, kl_se = NA_real_, pareto_k = NA_real_, ess = NA_real_,
-                    moment_gap = NA_real_, outside = NA_real_)
+                    moment_gap = NA_real_, spread = NA_real_, outside = NA_real_)
   if (anyNA(lw) || any(lw == Inf)) return(out)
   # A flow's law has a positive density everywhere: outside the support of
   # pi (phi = Inf), which the monitor samples may reach, KL is infinite.
@@ -51,6 +53,7 @@ target_divergence <- function(phi, log_q, beta, x = NULL) {
     sd_x <- sqrt(rowSums((x - m)^2) / (n - 1))
     sd_is <- sqrt(drop((x - m_is)^2 %*% wn))
     out$moment_gap <- max(abs(m - m_is) / sd_is, abs(sd_x / sd_is - 1))
+    out$spread <- min(sd_x / sd_is)
   }
   out
 }
@@ -89,6 +92,19 @@ check_not_energy <- function(potential) {
   }
   invisible(potential)
 }
+
+# The threshold of the Pareto k-hat of S importance weights (Vehtari et
+# al., 2024): below it the importance sampling estimates are reliable.
+khat_threshold <- function(S) min(1 - 1 / log10(max(S, 10)), 0.7)
+
+# The threshold a flow's k-hat must pass to be called the target's
+# proposal: below 1/2 the weights have a finite variance (Vehtari et al.),
+# and an independence Metropolis-Hastings chain with that proposal mixes
+# at the rate its weights allow. Between 1/2 and the importance sampling
+# threshold the estimates of means are still usable, but a part of the
+# target the flow reaches too rarely (a banana's arms at k-hat 0.6 on
+# 10^5 proposals, its sds 45% short) is missed by every chain as well.
+khat_reached <- function(S) min(khat_threshold(S), 0.5)
 
 # Pareto k-hat of importance weights given on the log scale (PSIS, Vehtari
 # et al.): a generalized Pareto fitted to the M = min(0.2 S, 3 sqrt(S))

@@ -1,7 +1,7 @@
 # Free energies beyond Fokker-Planck: a potential, an interaction energy and
 # an internal energy (entropy or porous medium), each a term evaluated in C
-# (src/terms.c: a term is a list of class c(<kind>, "jko_term") whose kind
-# is a row of the table `term_kinds`; its data in `par`).
+# (src/terms.c: a term is a list of class c(<kind>, "jko_term") whose
+# element `builtin` names a row of the table `term_kinds`; its data in `par`).
 
 #' Free energies made of terms
 #'
@@ -105,9 +105,11 @@ jko_energy <- function(potential = NULL, interaction = NULL,
             class = "jko_energy")
 }
 
+# A term evaluated in C: `kind` names its row of src/terms.c's table (by
+# which C knows it, never by a class); its class is "jko_<kind>".
 new_term <- function(kind, family, label, par = numeric(), ...) {
-  structure(list(par = as.double(par), label = label, ...),
-            class = c(kind, family, "jko_term"))
+  structure(list(par = as.double(par), label = label, builtin = kind, ...),
+            class = c(paste0("jko_", kind), family, "jko_term"))
 }
 
 check_block <- function(block) {
@@ -118,7 +120,7 @@ check_block <- function(block) {
 #' @rdname jko_energy
 #' @export
 interaction_quadratic <- function(block = 256L) {
-  new_term("jko_interaction_quadratic", "jko_interaction", "interaction W(z) = |z|^2/2",
+  new_term("interaction_quadratic", "jko_interaction", "interaction W(z) = |z|^2/2",
        block = check_block(block))
 }
 
@@ -131,7 +133,7 @@ interaction_power <- function(a = 2, b = 1, block = 256L) {
   if (!is.numeric(b) || length(b) != 1L || !is.finite(b) || b >= a) {
     abort("`b` must be a single number below `a` (%g), not %s.", a, describe(b))
   }
-  new_term("jko_interaction_power", "jko_interaction",
+  new_term("interaction_power", "jko_interaction",
        sprintf("interaction W(z) = %s", if (b == 0) sprintf("|z|^%g/%g - log|z|", a, a)
                else sprintf("|z|^%g/%g - |z|^%g/%g", a, a, b, b)),
        par = c(a, b), block = check_block(block))
@@ -147,7 +149,7 @@ interaction_fn <- function(W, gradient = NULL, block = 256L) {
   }
   nm <- substitute(W)
   check_even_kernel(W, gradient)
-  new_term("jko_interaction_fn", "jko_interaction",
+  new_term("interaction_fn", "jko_interaction",
        sprintf("interaction W = %s", if (is.name(nm)) as.character(nm) else "an R function"),
        W = W, gradient = gradient, block = check_block(block))
 }
@@ -198,7 +200,7 @@ check_even_kernel <- function(W, gradient, call = sys.call(-1L)) {
 #' @rdname jko_energy
 #' @export
 diffusion_entropy <- function() {
-  new_term("jko_diffusion_entropy", "jko_diffusion", "entropy / beta")
+  new_term("diffusion_entropy", "jko_diffusion", "entropy / beta")
 }
 
 #' @rdname jko_energy
@@ -207,18 +209,20 @@ diffusion_porous <- function(m = 2) {
   if (!is.numeric(m) || length(m) != 1L || !is.finite(m) || m <= 1) {
     abort("`m` must be a single number above 1, not %s.", describe(m))
   }
-  new_term("jko_diffusion_porous", "jko_diffusion",
+  new_term("diffusion_porous", "jko_diffusion",
        sprintf("porous medium rho^%g/%g", m, m - 1), par = m)
 }
 
 #' @export
 print.jko_energy <- function(x, ...) {
+  check_dots(...)
   cat("Free energy:", x$label, "\n")
   invisible(x)
 }
 
 #' @export
 print.jko_term <- function(x, ...) {
+  check_dots(...)
   cat("Free-energy term:", x$label, "\n")
   invisible(x)
 }

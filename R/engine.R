@@ -32,7 +32,11 @@ the <- new.env(parent = emptyenv())
 jko_run <- function(fit, schedule, threads, verbose, pool = NULL, pool_ld = NULL) {
   K0 <- length(fit$theta)
   budget <- if (is.null(schedule$steps)) fit$settings$max_steps else schedule$steps
-  if (budget == 0L) return(list(fit = fit, pool = pool, pool_ld = pool_ld))
+  # a flow to the stationary law whose start is already a good proposal for
+  # its target is not trained
+  done <- budget == 0L ||
+    (is.null(schedule$steps) && K0 == 0L && identical(stop_reason(fit), "reached"))
+  if (done) return(list(fit = fit, pool = pool, pool_ld = pool_ld))
   # (a fit made before jkoflow had streams gets its seed now)
   if (is.null(fit$seed)) fit$seed <- new_seed()
   if (is.null(pool)) {
@@ -53,6 +57,10 @@ jko_run <- function(fit, schedule, threads, verbose, pool = NULL, pool_ld = NULL
            else with_stream(fit$seed, "net", c_icnn_init(fit$net, fit$settings$init_scale %||% 1))
   the$last_fit <- fit
   t_start <- proc.time()[["elapsed"]]
+  # a flow that chooses its steps stops at max_time, within a step too
+  deadline <- if (is.null(schedule$steps)) t_start + fit$settings$max_time else Inf
+  progress <- step_progress(K0, budget, !is.null(schedule$steps), fit$settings$max_time,
+                            verbose)
   for (k in K0 + seq_len(budget)) {
     # Anything that stops step k, in C or in R (an interrupt between two
     # calls into C, setTimeLimit()), becomes the same classed error; all the
@@ -60,8 +68,9 @@ jko_run <- function(fit, schedule, threads, verbose, pool = NULL, pool_ld = NULL
     st <- tryCatch({
         h <- if (!is.null(schedule$h)) schedule$h else next_h(fit)
         res <- with_stream(fit$seed, "step", k = k,
-                           jko_step(fit, k, theta, pool, h, threads, verbose, pool_ld))
-        if (verbose) step_message(res$fit, k, if (!is.null(schedule$steps)) K0 + budget)
+                           jko_step(fit, k, theta, pool, h, threads, verbose, pool_ld,
+                                    max(1e-3, deadline - proc.time()[["elapsed"]])))
+        progress(res$fit, k)
         res$stop <- is.null(schedule$steps) &&
           (!is.na(stop_reason(res$fit)) ||
            proc.time()[["elapsed"]] - t_start > fit$settings$max_time)
@@ -86,24 +95,13 @@ jko_run <- function(fit, schedule, threads, verbose, pool = NULL, pool_ld = NULL
   list(fit = fit, pool = pool, pool_ld = pool_ld)
 }
 
-# The line of a finished step: k of K (of at most max_steps where the flow
-# chooses), its time, loss and free energy, the KL estimate of a
-# stationary flow, its iterations and seconds.
-step_message <- function(fit, k, K = NULL) {
-  last <- fit$history[nrow(fit$history), ]
-  message(sprintf("step %3d/%s  t = %-6g loss %10.4f  free energy %10.4f%s  (%d it., %.1f s)",
-                  k, if (is.null(K)) "?" else K, last$time, last$loss, last$free_energy,
-                  if (isTRUE(fit$stationary) && is.finite(last$kl))
-                    sprintf("  KL %.3g", last$kl) else "",
-                  last$iters, last$seconds))
-}
-
 # Step k from the map theta (that of step k-1) and the pool of rho_{k-1}
 # samples, in one call into C (src/train.c: jko_step): the new fit, map and
 # pool. The network of step k is standardised by the centre and scale (or,
 # for a stationary flow, the covariance) of the pool (of rho_0 for the first
-# step).
-jko_step <- function(fit, k, theta, pool, h, threads, verbose = FALSE, pool_ld = NULL) {
+# step). Its training ends after `time_limit` seconds.
+jko_step <- function(fit, k, theta, pool, h, threads, verbose = FALSE, pool_ld = NULL,
+                     time_limit = Inf) {
   s <- fit$settings
   t0 <- proc.time()[["elapsed"]]
   stationary <- isTRUE(fit$stationary)
@@ -112,7 +110,8 @@ jko_step <- function(fit, k, theta, pool, h, threads, verbose = FALSE, pool_ld =
                 list(h = h, beta = fit$beta, iters = s$iters, batch = s$batch,
                      lr = s$lr, lr_end = s$lr_end,
                      adaptive = if (is.null(s$adaptive)) stationary else s$adaptive,
-                     whiten = stationary, pool_log_density = pool_ld),
+                     whiten = stationary, pool_log_density = pool_ld,
+                     time_limit = time_limit),
                 if (k == 1L) fit$start_std else NULL, threads,
                 if (verbose && interactive()) k else 0L)
   # a time-accurate step that moves the law by a sd or more and whose law

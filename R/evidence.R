@@ -16,20 +16,26 @@
 #' The standard error is the delta-method one,
 #' \eqn{\mathrm{sd}(w) / (\sqrt{n}\,\bar w)}; it is only meaningful when the
 #' weights have a finite variance. The Pareto \eqn{\hat k} of the largest
-#' weights (Vehtari et al., PSIS) tells: \eqn{\hat k < 0.5}, finite variance,
-#' the estimate can be trusted; \eqn{0.5 \le \hat k \le 0.7}, infinite
-#' variance but a usable estimate, with care; \eqn{\hat k > 0.7}, the flow's
-#' tails are too light for the target and the estimate cannot be trusted.
+#' weights (Vehtari et al., PSIS) tells whether it is: below the threshold
+#' \eqn{\min(1 - 1/\log_{10} S, 0.7)} for S weights the estimate is reliable
+#' and its standard error meaningful; above it, the flow's tails are too
+#' light for the target and the estimate cannot be trusted.
 #' The effective sample size is \eqn{(\sum w)^2 / \sum w^2}. \eqn{\hat k}
 #' comes from [loo::psis()] when the loo package is installed, and from
 #' jkoflow's own implementation of the same estimate otherwise.
+#'
+#' For a fit run to its stationary law, `jko_evidence(fit)` uses the
+#' proposals the fit's exact draws were made from (see "Exact draws" in
+#' [jko_fit()]), so that its \eqn{\hat k} and the verdict's are one
+#' estimate on the same draws; give `n` for new ones.
 #'
 #' Samples where \eqn{\Phi = +\infty} (outside the target's support) get
 #' weight zero; samples where \eqn{\Phi} is `NA`/`NaN` are dropped with a
 #' warning, and counted in `n_nonfinite`.
 #'
 #' @param fit A `"jko_fit"` whose initial distribution has a log-density.
-#' @param n Number of importance samples.
+#' @param n Number of importance samples: by default those of the fit's
+#'   exact draws where it has them, else 10000 new ones.
 #' @param step The step whose flow is the proposal (default the last).
 #' @param threads Number of threads.
 #' @return An object of class `"jko_evidence"`: `log_z`, `se`, `ess`,
@@ -50,14 +56,23 @@
 #' ev
 #' log(2 * pi * 0.25)
 #' @export
-jko_evidence <- function(fit, n = 10000, step = NULL, threads = NULL) {
+jko_evidence <- function(fit, n = NULL, step = NULL, threads = NULL) {
   check_fit(fit)
   check_not_energy(fit$potential)
-  n <- check_count(n, "n", min = 10)
-  s <- jko_sample(fit, n, step = step, threads = threads, scale = "unconstrained")
-  law <- as_law(fit$init)
-  if (!law_has_density(law)) init_log_density(law$base, s$x[1L, , drop = FALSE])
-  lw <- importance_log_weights(fit$potential, fit$beta, s$x, s$log_density)
+  K <- length(fit$theta)
+  k <- resolve_step(fit, step)
+  stored <- is.null(n) && k == K && !is.null(fit$draws$log_weights)
+  if (stored) {
+    lw <- fit$draws$log_weights
+    n <- length(lw)
+  } else {
+    n <- check_count(if (is.null(n)) 10000 else n, "n", min = 10)
+    s <- jko_sample(fit, n, step = k, threads = threads, scale = "unconstrained",
+                    correct = FALSE)
+    law <- as_law(fit$init)
+    if (!law_has_density(law)) init_log_density(law$base, s$x[1L, , drop = FALSE])
+    lw <- importance_log_weights(fit$potential, fit$beta, s$x, s$log_density)
+  }
   bad <- is.na(lw)
   if (any(bad)) {
     warning(sprintf("the potential is NA or NaN at %d of %d samples; they are left out.",
@@ -75,12 +90,13 @@ jko_evidence <- function(fit, n = 10000, step = NULL, threads = NULL) {
     ess = ws$ess,
     pareto_k = pareto_khat(lw_ok),
     n = m, n_nonfinite = sum(bad) + sum(lw_ok == -Inf),
-    step = s$step, log_weights = lw
+    step = k, log_weights = lw
   ), class = "jko_evidence")
 }
 
 #' @export
 print.jko_evidence <- function(x, digits = 4, ...) {
+  check_dots(...)
   cat("Evidence by importance sampling, the flow at step", x$step, "as proposal\n")
   cat(sprintf("  log Z = %s (se %s) from %d samples; ESS %.0f (%.1f%%)\n",
               format(x$log_z, digits = digits + 3), format(x$se, digits = 2), x$n,
@@ -90,16 +106,14 @@ print.jko_evidence <- function(x, digits = 4, ...) {
                 x$n_nonfinite))
   }
   k <- x$pareto_k
+  thr <- khat_threshold(x$n)
   verdict <- if (is.na(k)) {
     "too few distinct weights to estimate the tail; no diagnostic."
-  } else if (k > 0.7) {
-    paste("do NOT trust the estimate: the weights are too heavy-tailed (k > 0.7),",
-          "the flow misses part of the target;\n  run more steps or iterations.")
-  } else if (k >= 0.5) {
-    paste("be careful: the weights have infinite variance (0.5 <= k <= 0.7); the",
-          "estimate converges slowly\n  and the standard error understates its error.")
+  } else if (k >= thr) {
+    sprintf(paste("do NOT trust the estimate: the weights are too heavy-tailed for %d samples",
+                  "(k-hat >= %.2f); the flow misses part of the target."), x$n, thr)
   } else {
-    "the estimate can be trusted: the weights have a finite variance (k < 0.5)."
+    sprintf("the estimate is reliable (k-hat < %.2f, the threshold for %d samples).", thr, x$n)
   }
   cat(sprintf("  Pareto k-hat %s: %s\n", if (is.na(k)) "NA" else format(round(k, 2), nsmall = 2),
               verdict))

@@ -438,6 +438,7 @@ user_loglik <- function(loglik, y) {
 
 #' @export
 print.jko_filter <- function(x, ...) {
+  check_dots(...)
   J <- length(x$fits)
   cat(sprintf("JKO filter: %d observation%s in [%g, %g]%s, dimension %d\n", J,
               if (J == 1L) "" else "s", x$times[1L], x$times[J],

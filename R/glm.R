@@ -66,9 +66,15 @@
 #'   prior weights (non-negative; the numbers of trials for a binomial
 #'   proportion), the rows to use, what to do with missing values, a
 #'   known part of the linear predictor, and the contrasts of factors.
-#' @return An object of class `c("jko_target_glm", "jko_potential")`: its
-#'   `dim`, `label`, parameter names `variables`, the model's `terms`, `family`,
-#'   model matrix `x`, response `y`, `weights` and `offset`.
+#' @return A target (see [targets]), of class
+#'   `c("jko_target_glm", "jko_target", "jko_potential")`: its
+#'   `dim`, `label`, `start` (the maximum likelihood fit where glm.fit()
+#'   converges), parameter names `variables`, the model's `terms`,
+#'   `family`, model matrix `x`, response `y`, `weights` and `offset`, and `batch`:
+#'   `NA` (every row at every evaluation) or a number b of rows, when each
+#'   evaluation of the potential draws b of the rows with positive weight
+#'   without replacement (R's RNG) and scales the sum of their log-likelihood
+#'   terms by the number of such rows over b, an unbiased estimate.
 #' @seealso [predict.jko_fit()] for predictions, [glm()] for the maximum
 #'   likelihood fit of the same model, [target_logistic()] for the
 #'   logistic regression of the reference experiment from a matrix.
@@ -160,35 +166,69 @@ target_glm <- function(formula, data, family = stats::binomial(), prior = prior_
             if (length(aliased) > 1L) "s" else "")
     }
   }
-  const <- switch(family$family,
-    binomial = {
-      k <- w * y
-      sum((lgamma(w + 1) - lgamma(k + 1) - lgamma(w - k + 1))[used])
-    },
-    poisson = -sum((w * lgamma(y + 1))[used]),
-    gaussian = sum(0.5 * log(w[used]) - 0.5 * log(2 * pi)))
   pr <- glm_prior_terms(prior, X, y, w, mt, gauss)
   sig <- glm_sigma_prior(prior_sigma, y, w, gauss)
   nm <- c(colnames(X), if (gauss) "log_sigma", if (prior$kind == "hierarchical") "log_alpha")
-  D <- length(nm)
   label <- sprintf("Bayesian GLM posterior (%s, %s link), %d observations, %d coefficient%s, %s%s",
                    family$family, family$link, sum(used), p, if (p == 1L) "" else "s",
                    prior$label, if (gauss) paste0("; sigma: ", sig$label) else "")
-  codes <- c(binomial = 0L, poisson = 1L, gaussian = 2L)
-  links <- c(logit = 0L, probit = 1L, log = 2L, identity = 3L)
-  pot <- builtin_potential(
-    "jko_target_glm", NULL, D, label, variables = nm,
-    x = unname(matrix(as.double(X), N, p)), y = as.double(y), weights = as.double(w),
-    offset = as.double(off), family_code = codes[[family$family]],
-    link_code = links[[family$link]], prior_code = pr$code, prior_loc = pr$loc,
-    prior_prec = pr$prec, prior_const = pr$const, shape = pr$shape, rate = pr$rate,
-    sigma_code = sig$code, sigma_rate = sig$rate, const = const,
-    family = family, prior = prior, prior_sigma = if (gauss) prior_sigma,
+  pot <- glm_target(X, y, w, off, family, pr, sig, label, variables = nm,
+    prior = prior, prior_sigma = if (gauss) prior_sigma,
     terms = mt, xlevels = stats::.getXlevels(mt, mf), contrasts = attr(X, "contrasts"),
     offset_expr = call$offset, na_action = attr(mf, "na.action"),
     row_names = rownames(mf), colnames = colnames(X), call = call)
-  pot$p <- p  # not through builtin_potential(): `p` would match its `par`
+  pot$family <- family  # not through glm_target(): `family` is its argument
   as_target(pot, start = glm_start(pot))
+}
+
+# A glm target from a model matrix X (N x p), the response y, prior weights
+# w and offsets off (checked; NULL for unit weights and no offsets), the
+# family, the prior's terms pr (glm_prior_terms()) and sigma's sig
+# (glm_sigma_prior()): the potential that src/glm.c evaluates, with the
+# constant of the likelihood. `batch`: NA (every row at every evaluation) or
+# the rows of a minibatch; `...` more elements of the object; `class` its
+# classes before "jko_potential".
+glm_target <- function(X, y, w, off, family, pr, sig, label, ..., batch = NA_integer_,
+                       class = "jko_target_glm") {
+  N <- nrow(X)
+  p <- ncol(X)
+  w1 <- if (is.null(w)) rep(1, N) else w
+  used <- w1 > 0
+  const <- switch(family$family,
+    binomial = {
+      k <- w1 * y
+      sum((lgamma(w1 + 1) - lgamma(k + 1) - lgamma(w1 - k + 1))[used])
+    },
+    poisson = -sum((w1 * lgamma(y + 1))[used]),
+    gaussian = sum(0.5 * log(w1[used]) - 0.5 * log(2 * pi)))
+  D <- p + (family$family == "gaussian") + (pr$code == 2L)
+  codes <- c(binomial = 0L, poisson = 1L, gaussian = 2L)
+  links <- c(logit = 0L, probit = 1L, log = 2L, identity = 3L)
+  pot <- builtin_potential(
+    "glm", NULL, D, label,
+    x = unname(matrix(as.double(X), N, p)), y = as.double(y),
+    weights = if (!is.null(w)) as.double(w), offset = if (!is.null(off)) as.double(off),
+    family_code = codes[[family$family]],
+    link_code = links[[family$link]], prior_code = pr$code, prior_loc = pr$loc,
+    prior_prec = pr$prec, prior_const = pr$const, shape = pr$shape, rate = pr$rate,
+    sigma_code = sig$code, sigma_rate = sig$rate, const = const, batch = batch,
+    ..., class = class)
+  pot$p <- p  # not through builtin_potential(): `p` would match its `par`
+  pot
+}
+
+# The prior's part of a glm target (what C_glm_log_prior reads), without
+# its data.
+glm_prior_part <- function(target) {
+  target[c("p", "family_code", "prior_code", "prior_loc", "prior_prec", "prior_const",
+           "shape", "rate", "sigma_code", "sigma_rate")]
+}
+
+# The potential without minibatches.
+#' @export
+full_data.jko_target_glm <- function(potential) {
+  potential$batch <- NA_integer_
+  potential
 }
 
 # A family object from what glm() accepts (object, function or name),
@@ -428,6 +468,7 @@ prior_exponential <- function(rate = 1, autoscale = TRUE) {
 
 #' @export
 print.jko_prior <- function(x, ...) {
+  check_dots(...)
   cat("Prior:", x$label, "\n")
   invisible(x)
 }

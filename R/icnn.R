@@ -98,7 +98,7 @@ check_activation <- function(activation, call = sys.call(-1L)) {
 #'   happens when the parameters are corrupt or overflow).
 #' @param threads Number of OpenMP threads for the per-sample work (default
 #'   the option `jkoflow.threads`, see [jko_control()]).
-#' @param ... Unused.
+#' @param ... Unused: a name given here is an error.
 #' @return See `type`.
 #' @examples
 #' set.seed(1)
@@ -108,6 +108,7 @@ check_activation <- function(activation, call = sys.call(-1L)) {
 predict.icnn <- function(object, x,
                          type = c("potential", "gradient", "hessian", "logdet"),
                          threads = NULL, ...) {
+  check_dots(...)
   type <- choose_arg(type, c("potential", "gradient", "hessian", "logdet"), "type")
   x <- check_points(x, object$dim, "x")
   threads <- resolve_threads(threads)
@@ -132,6 +133,7 @@ predict.icnn <- function(object, x,
 
 #' @export
 print.icnn <- function(x, ...) {
+  check_dots(...)
   cat(sprintf("Input-convex neural network: dimension %d, %d layer%s (%s), rank %d, %s\n",
               x$dim, length(x$hidden), if (length(x$hidden) == 1L) "" else "s",
               paste(x$hidden, collapse = " x "), x$rank, x$activation))

@@ -127,6 +127,7 @@ init_log_density <- function(init, x) {
 
 #' @export
 print.jko_init <- function(x, ...) {
+  check_dots(...)
   cat("Initial distribution:", x$label, "\n")
   invisible(x)
 }
@@ -159,13 +160,17 @@ print.jko_init <- function(x, ...) {
 #'   own `start`, see [targets], else zero).
 #' @param inflate Factor on the standard deviations, at least 1.
 #' @param tries Number of starting points.
+#' @param df Degrees of freedom: `Inf` (the default) for the Gaussian, a
+#'   number for a multivariate Student t with the same centre and scale
+#'   matrix \eqn{s^2 H^{-1}}, whose heavier tails make it a safer proposal
+#'   for importance sampling and exact correction.
 #' @return A `"jko_init"` (see [init_gaussian()]) with the `mode` and the
 #'   optimiser's `convergence` code.
 #' @examples
 #' x <- cbind(1, scale(MASS::Pima.tr[, 1:7]))
 #' init_laplace(target_logistic(x, MASS::Pima.tr$type))
 #' @export
-init_laplace <- function(potential, start = NULL, inflate = 1.5, tries = 10) {
+init_laplace <- function(potential, start = NULL, inflate = 1.5, tries = 10, df = Inf) {
   check_potential(potential)
   D <- potential$dim
   if (is.na(D) && is.null(start)) {
@@ -176,6 +181,9 @@ init_laplace <- function(potential, start = NULL, inflate = 1.5, tries = 10) {
   D <- length(start)
   inflate <- check_positive(inflate, "inflate")
   if (inflate < 1) abort("`inflate` must be at least 1, not %s.", describe(inflate))
+  if (!is.numeric(df) || length(df) != 1L || is.na(df) || df <= 0) {
+    abort("`df` must be a positive number (Inf for a Gaussian), not %s.", describe(df))
+  }
   tries <- check_count(tries, "tries")
   potential <- full_data(potential)
   # Phi and its gradient at one point as the potential gives them, a
@@ -240,10 +248,39 @@ init_laplace <- function(potential, start = NULL, inflate = 1.5, tries = 10) {
   Hinv <- eg$vectors %*% (t(eg$vectors) / pmax(eg$values, floor_ev))
   if (!is.null(sc)) Hinv <- Hinv * outer(sc, sc)
   Hinv <- (Hinv + t(Hinv)) / 2
-  out <- init_gaussian(opt$par, inflate^2 * Hinv)
+  out <- if (is.finite(df)) init_mvt(opt$par, inflate^2 * Hinv, df)
+         else init_gaussian(opt$par, inflate^2 * Hinv)
   out$mode <- opt$par
   out$convergence <- opt$convergence
-  out$label <- sprintf("Laplace approximation at the mode, sd x %g, dimension %d",
+  out$label <- sprintf("Laplace approximation at the mode%s, sd x %g, dimension %d",
+                       if (is.finite(df)) sprintf(" (Student t, %g df)", df) else "",
                        inflate, D)
   out
+}
+
+# The multivariate Student t with `df` degrees of freedom, centre `mean` and
+# scale matrix S (its covariance is S df / (df - 2) for df > 2): exact
+# samples (x = mean + L z / sqrt(g / df), z ~ N(0, I), g ~ chi^2_df) and
+# log-density. Its tails, polynomial, are heavier than any target's that
+# decays like a Gaussian or an exponential, which a proposal for exact
+# correction needs.
+init_mvt <- function(mean, S, df) {
+  D <- length(mean)
+  R <- chol(S)
+  ldet <- 2 * sum(log(diag(R)))
+  mean <- as.double(mean)
+  const <- lgamma((df + D) / 2) - lgamma(df / 2) - D / 2 * log(df * pi) - ldet / 2
+  structure(list(
+    dim = D, mean = mean, cov = if (df > 2) unname(S) * df / (df - 2),
+    sample = function(n) {
+      z <- matrix(stats::rnorm(n * D), n, D) %*% R
+      g <- stats::rchisq(n, df)
+      sweep(z / sqrt(g / df), 2L, mean, "+")
+    },
+    log_density = function(x) {
+      z <- backsolve(R, t(x) - mean, transpose = TRUE)
+      const - (df + D) / 2 * log1p(colSums(z^2) / df)
+    },
+    label = sprintf("Student t (%g df), dimension %d", df, D)
+  ), class = "jko_init")
 }

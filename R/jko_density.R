@@ -61,11 +61,13 @@ jko_density <- function(fit, x, step = NULL, time = NULL, log = FALSE,
 
 #' @export
 as.double.jko_density <- function(x, ...) {
+  check_dots(...)
   if (x$log) x$log_density else exp(x$log_density)
 }
 
 #' @export
 print.jko_density <- function(x, ...) {
+  check_dots(...)
   v <- as.numeric(x)
   cat(sprintf("%s of the flow at step %d (t = %g) at %d point%s, dimension %d\n",
               if (x$log) "Log-density" else "Density", x$step, x$time, length(v),

@@ -55,16 +55,22 @@
 #'   \eqn{KL(\rho_k \| \pi)} falls (up to 8), halved when it rises;
 #' * the iterations: a step's training ends when its loss has stopped
 #'   falling within its noise, then anneals (at most `iters`);
-#' * `steps`: until the flow has reached the target (see `kl_tol` in
-#'   [jko_control()]), the KL estimate stops decreasing, or `max_steps` or
-#'   `max_time` run out;
-#' * `init`: of a widened Laplace approximation ([init_laplace()]) and
+#' * `steps`: until the flow is a good proposal for its target (see
+#'   "Exact draws" and `ess_min` in [jko_control()]; a start that already
+#'   is one is not trained at all), the KL estimate stops decreasing, or
+#'   `max_steps` run out (or the user's own `max_time`);
+#' * `init`: of a Laplace approximation with Student t tails, 7 degrees of
+#'   freedom ([init_laplace()]), and
 #'   \eqn{N(0, I)}, the one with the smaller \eqn{KL(\rho_0 \| \pi)}, that is the
 #'   larger ELBO on 4096 draws (the Laplace approximation where the
 #'   posterior is near-Gaussian; \eqn{N(0, I)} where the mode is degenerate,
-#'   as a funnel's is);
-#' * the network: 32 x 32, batches of 512, a pool of \eqn{2^{17}} and
-#'   \eqn{2^{14}} monitor samples.
+#'   as a funnel's is); where a search from over-dispersed starts
+#'   ([find_modes()]) finds several modes, the Laplace candidate is the
+#'   mixture of their Laplace approximations ([init_mixture()]), and the
+#'   verdict gives the modes' weights ([mode_weights()]) and says what was
+#'   searched;
+#' * the network: 32 x 32, batches of 512, a pool of \eqn{2^{16}} and
+#'   4096 monitor samples.
 #'
 #' After every step `history` records `h`, the iterations used and, from
 #' the exact densities of the monitor samples, \eqn{KL(\rho_k \| \pi)}
@@ -73,6 +79,29 @@
 #' weights, and `moment_gap` (how far the samples' means and sds are from
 #' their importance-weighted values). `fit$verdict` and `print(fit)` say in
 #' words whether the flow reached the target; a fit that did not warns.
+#'
+#' @section Exact draws:
+#' Every draw of a flow comes with its exact density \eqn{\rho_k(x)}, so
+#' the flow corrects itself: an independence Metropolis-Hastings chain that
+#' proposes a fresh draw \eqn{x'} of the flow at every iteration and accepts
+#' it with probability \eqn{\min(1, w(x')/w(x))}, \eqn{w = e^{-\beta\Phi} /
+#' \rho_k}, leaves the target invariant whatever the flow's error; how far
+#' the flow is from the target shows only in the acceptance rate and the
+#' effective sample size. A fit run to its stationary law keeps `draws`
+#' (4000, see [jko_control()]) such draws in 4 chains, each started by
+#' importance resampling and each kept draw the last of as many proposals
+#' as the monitor's importance ESS asks for (one per draw for a flow at the
+#' target, up to 25), with their diagnostics (`fit$draws`: acceptance, the
+#' smallest bulk and tail ESS and the largest R-hat of the posterior
+#' package, the Pareto \eqn{\hat k} of the proposals' weights). They are
+#' what [jko_sample()] returns by default at the last step, and their
+#' proposals' weights give [jko_evidence()]. The flow is therefore trained
+#' only until it is a good proposal, not until it is the target: the
+#' verdict says the draws are the target's when the flow passed as a
+#' proposal and the chains mixed (R-hat below 1.01, bulk ESS at least 400,
+#' \eqn{\hat k} of the proposals below 1/2: weights of finite variance). A flow that misses a
+#' part of the target altogether (a mode it never saw) cannot be corrected
+#' there, and no diagnostic of its draws can see it.
 #'
 #' An error in a user's potential, a divergence or an interrupt stops the fit
 #' with an error of class `"jkoflow_error_fit"` whose `fit` element holds the
@@ -138,10 +167,14 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
                     verbose = interactive(), ..., stationary = NULL) {
   # a fit that fails before its first step leaves no fit behind
   the$last_fit <- NULL
+  t0 <- proc.time()[["elapsed"]]
   flow <- new_flow(potential, if (!missing(init)) init, h, steps, beta, control, list(...),
                    stationary, threads, verbose, call = match.call(),
                    chosen = c(h = missing(h), steps = missing(steps)))
-  run_flow(flow)$fit
+  fit <- run_flow(flow)$fit
+  # the whole call's wall time: the start, the steps, the draws and verdict
+  fit$elapsed <- proc.time()[["elapsed"]] - t0
+  fit
 }
 
 # A flow ready to run: the arguments of jko_fit() checked, the start chosen
@@ -155,9 +188,13 @@ new_flow <- function(potential, init, h, steps, beta, control, dots, stationary,
   # a free energy of terms (R/energy.R) in place of a potential
   energy <- inherits(potential, "jko_energy")
   if (!energy) check_potential(potential)
+  # the target's rejections so far (a Stan program counts them per target,
+  # across fits): the verdict reports this fit's own
+  rejections0 <- if (!energy) potential_rejections(potential)
   control <- update_control(control, dots, call = call)
   if (is.null(stationary)) stationary <- is_target(potential)
   stationary <- check_flag(stationary, "stationary")
+  if (!energy) probe_target(potential, init, stationary, call = call)
   if (energy && stationary) {
     abort(paste0("`stationary = TRUE` needs a potential or target alone (its stationary ",
                  "law is exp(-beta Phi)), not a free energy from jko_energy()."), call = call)
@@ -186,7 +223,6 @@ new_flow <- function(potential, init, h, steps, beta, control, dots, stationary,
           call = call)
   }
   net <- icnn_spec(D, control$hidden, control$rank, control$activation, control$alpha_min)
-  if (is.null(control$kl_tol)) control$kl_tol <- max(0.01, 0.005 * D)
 
   if (is.null(monitor)) {
     monitor <- with_stream(seed, "monitor", law_draw(law, control$monitor, threads = threads))
@@ -200,7 +236,7 @@ new_flow <- function(potential, init, h, steps, beta, control, dots, stationary,
          else c_pot_eval(potential, mon)$value
   fit <- structure(list(
     call = call, potential = potential, init = law, dim = D, h = h, beta = beta,
-    net = net, settings = control, seed = seed,
+    net = net, settings = control, seed = seed, rejections0 = rejections0,
     # stationary: a flow run for its stationary law, in whitened coordinates
     # (each step's network acts on L^{-1} (x - center), L the Cholesky factor
     # of the covariance of rho_{k-1}), with adaptive steps and iterations
@@ -239,12 +275,13 @@ run_flow <- function(flow, pool = NULL) {
   out
 }
 
-# A flow to the stationary law says whether it reached the target, and warns
-# when it did not; a target's fit keeps its posterior draws (R/posterior.R).
+# A flow to the stationary law keeps exact draws of it (R/posterior.R) and
+# says whether it reached the target, with a warning when it did not.
 with_verdict <- function(fit, schedule, threads) {
   if (!isTRUE(fit$stationary)) return(fit)
+  fit$draws <- make_posterior_draws(fit, threads = threads)
+  fit$modes <- fit_modes(fit, threads)  # modes: the modes' weights (R/modes.R)
   fit$verdict <- target_verdict(fit, schedule)
-  if (is_target(fit$potential)) fit$draws <- make_posterior_draws(fit, threads = threads)
   if (!fit$verdict$reached) warning(verdict_text(fit$verdict), call. = FALSE)
   fit
 }
@@ -276,5 +313,8 @@ jko_continue <- function(fit, steps = 1, verbose = interactive(), threads = NULL
   threads <- resolve_threads(threads)
   # a stationary flow goes on with its own choice of h
   schedule <- list(h = if (!isTRUE(fit$stationary)) fit$h, steps = steps)
-  with_verdict(jko_run(fit, schedule, threads, verbose)$fit, schedule, threads)
+  t0 <- proc.time()[["elapsed"]]
+  out <- with_verdict(jko_run(fit, schedule, threads, verbose)$fit, schedule, threads)
+  if (!is.null(fit$elapsed)) out$elapsed <- fit$elapsed + proc.time()[["elapsed"]] - t0
+  out
 }

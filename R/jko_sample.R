@@ -5,6 +5,12 @@
 #' exact for the fitted flow:
 #' \eqn{\log\rho_k(x_k) = \log\rho_0(x_0) - \sum_{j \le k}\log\det\nabla^2\psi_j(x_{j-1})}.
 #'
+#' For a fit run to its stationary law (a target's, by default), the draws
+#' at its last step are by default the target's own: the flow's draws
+#' corrected exactly by independence Metropolis-Hastings, 4 chains with the
+#' flow as proposal (see "Exact draws" in [jko_fit()]); `correct = FALSE`
+#' gives the flow's draws themselves.
+#'
 #' @param fit A `"jko_fit"`.
 #' @param n Number of samples.
 #' @param step The JKO step \eqn{k} (0 is \eqn{\rho_0}); default the last.
@@ -19,17 +25,22 @@
 #'   draws keep the flow's `log_density`; the result also carries the
 #'   effective sample size `ess` and Pareto `pareto_k` of the weights (see
 #'   [jko_evidence()]).
+#' @param correct Exact draws of the stationary law (see above)? `NULL`:
+#'   for a fit run to its stationary law, at its last step and without
+#'   `resample`.
 #' @param scale For a target with constrained parameters ([target_stan()]):
 #'   draws and log-densities on the model's own `"constrained"` scale (the
 #'   default: parameters, transformed parameters and generated quantities
 #'   under the program's names; the log-density is that of the parameters,
 #'   Jacobian included), or on the `"unconstrained"` scale the flow runs
 #'   on. The same for other targets.
-#' @param ... Unused.
+#' @param ... Unused: a name given here is an error.
 #' @return An object of class `"jko_sample"`: `x` (n x D, columns named by
 #'   the target's variables where it has names), `log_density`
 #'   (`NA` when \eqn{\rho_0} has no log-density), `step` and `time`; on the
-#'   constrained scale also `unconstrained`, the draws of the flow itself. A map
+#'   constrained scale also `unconstrained`, the draws on the flow's scale;
+#'   exact draws also carry `chain` (the chain of each draw), `acceptance`
+#'   and `method = "imh"`. A map
 #'   whose Hessian is not positive definite at a sample (possible only when
 #'   its parameters overflow) gives that sample an `NA` log-density, with a
 #'   warning. `summary()` describes the distribution (means, sds,
@@ -44,19 +55,36 @@
 #' head(as.matrix(s))
 #' @export
 jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
-                       resample = FALSE, scale = c("constrained", "unconstrained"), ...) {
+                       resample = FALSE, scale = c("constrained", "unconstrained"),
+                       correct = NULL, ...) {
   check_fit(fit)
+  check_dots(...)
   n <- check_count(n, "n")
   scale <- choose_arg(scale, c("constrained", "unconstrained"), "scale")
   k <- resolve_step(fit, step, time)
   threads <- resolve_threads(threads)
   resample <- check_flag(resample, "resample")
+  exact_ok <- isTRUE(fit$stationary) && k == length(fit$theta) &&
+    !inherits(fit$potential, "jko_energy")
+  correct <- if (is.null(correct)) exact_ok && !resample else check_flag(correct, "correct")
+  if (correct && !exact_ok) {
+    abort(paste0("`correct = TRUE` needs the last step of a fit run to its stationary law ",
+                 "exp(-beta Phi) (jko_fit(stationary = TRUE)), not step %d of this fit."), k)
+  }
+  if (correct && resample) abort("give `correct` or `resample`, not both.")
   law <- fit_law(fit, k)
   has_ld <- law_has_density(law)
-  d <- law_draw(law, n, threads = threads)
+  extra <- list()
+  if (correct) {
+    if (!has_ld) init_log_density(law$base, matrix(0, 1L, fit$dim))
+    d <- correct_draws(law, fit$potential, fit$beta, n, min(4L, n),
+                       thinning(fit$history$ess[k + 1L]), threads)
+    extra <- list(chain = d$chain, acceptance = d$acceptance, method = "imh")
+  } else {
+    d <- law_draw(law, n, threads = threads)
+  }
   x <- d$x
   ld <- if (has_ld) d$log_density else rep(NA_real_, n)
-  extra <- list()
   if (resample) {
     if (!has_ld) init_log_density(law$base, x[1L, , drop = FALSE])
     lw <- importance_log_weights(fit$potential, fit$beta, x, ld)
@@ -83,10 +111,14 @@ jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
 }
 
 #' @export
-as.matrix.jko_sample <- function(x, ...) x$x
+as.matrix.jko_sample <- function(x, ...) {
+  check_dots(...)
+  x$x
+}
 
 #' @export
 print.jko_sample <- function(x, ...) {
+  check_dots(...)
   cat(sprintf("%d samples of the flow at step %d (t = %g), dimension %d%s\n",
               nrow(x$x), x$step, x$time, x$dim,
               if (identical(x$scale, "constrained")) ", constrained scale" else ""))
@@ -145,33 +177,46 @@ summary.jko_sample <- function(object, ..., probs = c(0.025, 0.25, 0.5, 0.75, 0.
   x <- object$x
   colnames(x) <- sample_names(object)
   n <- nrow(x)
-  ess <- if (isTRUE(object$resampled)) object$ess else n
-  se_mean <- function(v) stats::sd(v) / sqrt(ess)
+  # the effective sample size of each coordinate: the draws' number for
+  # independent draws, the importance ESS after resampling, the chains'
+  # bulk ESS (posterior's) for exact draws
+  ess <- if (isTRUE(object$resampled)) rep(object$ess, ncol(x))
+         else if (!is.null(object$chain)) draws_ess(x, object$chain)
+         else rep(n, ncol(x))
+  ess[!is.finite(ess)] <- NA_real_
   quant <- function(v) {
     stats::setNames(stats::quantile(v, probs, names = FALSE),
                     paste0("q", 100 * probs))
   }
   tab <- if (requireNamespace("posterior", quietly = TRUE)) {
     st <- posterior::summarise_draws(posterior::as_draws_matrix(x), mean = mean,
-                                     se_mean = se_mean, sd = stats::sd, quant, ...)
+                                     se_mean = function(v) NA_real_, sd = stats::sd, quant, ...)
     data.frame(lapply(st[-1L], function(v) as.double(unclass(v))), row.names = st$variable,
                check.names = FALSE)
   } else {
     if (...length()) abort("extra summaries in `...` need the posterior package.")
-    data.frame(mean = colMeans(x), se_mean = apply(x, 2L, se_mean),
-               sd = apply(x, 2L, stats::sd),
+    data.frame(mean = colMeans(x), se_mean = NA_real_, sd = apply(x, 2L, stats::sd),
                do.call(rbind, lapply(seq_len(ncol(x)), function(j) quant(x[, j]))),
                check.names = FALSE, row.names = colnames(x))
   }
-  structure(list(statistics = tab, n = n, ess = ess, step = object$step, time = object$time,
-                 resampled = isTRUE(object$resampled)),
+  tab$se_mean <- tab$sd / sqrt(ess)
+  tab$ess <- ess
+  structure(list(statistics = tab, n = n, ess = min(ess), step = object$step,
+                 time = object$time, resampled = isTRUE(object$resampled),
+                 method = object$method, acceptance = object$acceptance,
+                 chains = length(unique(object$chain))),
             class = "summary.jko_sample")
 }
 
 #' @export
 print.summary.jko_sample <- function(x, digits = 4, ...) {
-  cat(sprintf("%d %s draws of the flow at step %d (t = %g); effective sample size %.0f\n",
-              x$n, if (x$resampled) "resampled" else "independent", x$step, x$time, x$ess))
+  check_dots(...)
+  what <- if (identical(x$method, "imh")) {
+    sprintf("exact draws (%d chains of independence Metropolis-Hastings, acceptance %.0f%%)",
+            x$chains, 100 * x$acceptance)
+  } else if (x$resampled) "resampled draws" else "independent draws"
+  cat(sprintf("%d %s of the flow at step %d (t = %g); smallest effective sample size %.0f\n",
+              x$n, what, x$step, x$time, x$ess))
   print(signif(x$statistics, digits))
   invisible(x)
 }
@@ -179,6 +224,7 @@ print.summary.jko_sample <- function(x, digits = 4, ...) {
 #' @rdname summary.jko_sample
 #' @export
 as.data.frame.jko_sample <- function(x, row.names = NULL, optional = FALSE, ...) {
+  check_dots(...)
   df <- as.data.frame(x$x, row.names = row.names, optional = optional)
   names(df) <- sample_names(x)
   df$log_density <- x$log_density
@@ -189,19 +235,30 @@ sample_names <- function(s) {
   if (!is.null(colnames(s$x))) colnames(s$x) else paste0("x", seq_len(ncol(s$x)))
 }
 
-#' Simulate from a fitted flow
+#' Simulate from a fitted flow or model
 #'
-#' Draws from \eqn{\rho_t} of a fit, as [stats::simulate()] does for fitted
-#' models: the draws of [jko_sample()], as a data frame.
+#' For a fit of a [target_glm()] posterior, as [simulate.glm()]: `nsim`
+#' vectors of responses at the fitted rows, each from its own draw of the
+#' parameters (chosen at random among the fit's posterior draws), on the
+#' scale of [glm()]'s response (0/1, or the proportion of successes of the
+#' row's trials, for the binomial; counts for the Poisson; the gaussian of
+#' \eqn{\sigma_s^2 / w_i}), as a data frame with a column per simulation.
+#'
+#' For a flow (not a target), as [stats::simulate()] does for fitted
+#' models: `nsim` draws from \eqn{\rho_t}, those of [jko_sample()], as a data
+#' frame. Other targets have no responses to simulate: their posterior
+#' draws are `as.matrix(fit)`, new draws of the flow [jko_sample()].
 #'
 #' @param object A `"jko_fit"`.
-#' @param nsim Number of draws.
+#' @param nsim Number of response vectors (for a GLM) or of draws.
 #' @param seed `NULL`, or a seed for [set.seed()] (R's random number
 #'   generator state is restored afterwards, as in [stats::simulate()]).
-#' @param ... Passed to [jko_sample()]: `step` or `time`, `threads`,
-#'   `resample`.
-#' @return A data frame of `nsim` rows (see [as.data.frame.jko_sample()]),
-#'   with the attribute `"seed"` as in [stats::simulate()].
+#' @param ... For a flow, passed to [jko_sample()]: `step` or `time`,
+#'   `threads`, `resample`, `scale`. Any other name is an error.
+#' @return A data frame (for a GLM: a row per fitted observation, columns
+#'   `sim_1`, ...; for a flow: `nsim` rows, see
+#'   [as.data.frame.jko_sample()]), with the attribute `"seed"` as in
+#'   [stats::simulate()].
 #' @examples
 #' set.seed(1)
 #' fit <- jko_fit(potential_double_well(), init_gaussian(0, 0.25), h = 0.1,
@@ -212,16 +269,15 @@ sample_names <- function(s) {
 simulate.jko_fit <- function(object, nsim = 1, seed = NULL, ...) {
   check_fit(object, "object")
   nsim <- check_count(nsim, "nsim")
-  if (!exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)) stats::runif(1)
-  if (is.null(seed)) {
-    rng <- get(".Random.seed", envir = .GlobalEnv)
-  } else {
-    old <- get(".Random.seed", envir = .GlobalEnv)
-    on.exit(assign(".Random.seed", old, envir = .GlobalEnv), add = TRUE)
-    set.seed(seed)
-    rng <- structure(seed, kind = as.list(RNGkind()))
+  if (is_target(object$potential) && has_posterior(object)) {
+    check_dots(...)
+    if (!is_formula_glm(object$potential)) {
+      abort(paste0("simulate() simulates the responses of a target_glm() model; this fit's ",
+                   "target is %s. Its posterior draws are as.matrix(fit); new draws of the ",
+                   "flow, jko_sample(fit, n)."), object$potential$label)
+    }
+    return(simulate_glm(object, nsim, seed))
   }
-  out <- as.data.frame(jko_sample(object, nsim, ...))
-  attr(out, "seed") <- rng
-  out
+  check_dots(..., allowed = c("step", "time", "threads", "resample", "scale"))
+  with_seed(seed, as.data.frame(jko_sample(object, nsim, ...)))
 }

@@ -146,6 +146,7 @@ law_log_density <- function(law, x, tol = 1e-10, maxit = 100L, threads = 1L) {
 
 #' @export
 print.jko_law <- function(x, ...) {
+  check_dots(...)
   cat("Initial distribution:", x$label, "\n")
   invisible(x)
 }

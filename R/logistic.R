@@ -1,6 +1,6 @@
-# Bayesian logistic regression as a target: the potential (log-density and
-# gradient in C, src/logistic.c), its prior as an initial distribution, and
-# the posterior predictive of a fit.
+# Bayesian logistic regression as a target: a preset of the glm target
+# (R/glm.R, src/glm.c), its prior as an initial distribution, and the
+# posterior predictive of a fit.
 
 #' Bayesian logistic regression posterior
 #'
@@ -42,7 +42,11 @@
 #' @param prior `"gamma"` (hierarchical, the reference model) or `"normal"`.
 #' @param batch `NULL` (the full data at every evaluation) or the number of
 #'   rows of a minibatch.
-#' @return An object of class `c("jko_target_logistic", "jko_potential")`.
+#' @return An object of class
+#'   `c("jko_target_glm", "jko_target_logistic", "jko_target", "jko_potential")`:
+#'   a [target_glm()] of the binomial family with its `x`, `y`, `prior`
+#'   (`"gamma"` or `"normal"`), `batch`, the factor `levels` of `y`, the
+#'   `start` of the mode search and the prior `init` ([init_prior()]).
 #' @references Mokrov, P., Korotin, A., Li, L., Genevay, A., Solomon, J. and
 #'   Burnaev, E. (2021). Large-scale Wasserstein gradient flows. *Advances in
 #'   Neural Information Processing Systems* 34.
@@ -103,27 +107,28 @@ target_logistic <- function(x, y, prior = c("gamma", "normal"), batch = NULL) {
     batch <- check_count(batch, "batch")
     if (batch >= N) batch <- NULL
   }
-  D <- if (prior == "gamma") p + 1L else p
   label <- sprintf("Bayesian logistic regression posterior, %d observations, %d weights, %s prior%s",
                    N, p, if (prior == "gamma") "Gamma(1, 100)-normal" else "N(0, I)",
                    if (is.null(batch)) "" else sprintf(", minibatches of %d", batch))
-  pot <- builtin_potential("jko_target_logistic", NULL, D, label,
-                           x = unname(matrix(as.double(x), N, p)), y = as.double(y),
-                           prior = prior, shape = 1, rate = 100,
-                           batch = if (is.null(batch)) NA_integer_ else batch,
-                           levels = levels, colnames = colnames(x))
-  pot$p <- p  # not through builtin_potential(): `p` would match its `par`
+  # a preset of the glm target: binomial, logit link, no intercept added;
+  # the hierarchical prior of prior_hierarchical(1, 100), or N(0, I)
+  pr <- if (prior == "gamma") {
+    list(code = 2L, loc = numeric(0), prec = numeric(0), const = 0, shape = 1, rate = 100)
+  } else {
+    list(code = 1L, loc = rep(0, p), prec = as.double(diag(p)), const = -0.5 * p * log(2 * pi),
+         shape = 1, rate = 100)
+  }
+  pot <- glm_target(x, as.double(y), NULL, NULL, stats::binomial(), pr,
+                    list(code = 0L, rate = 1), label, prior = prior, levels = levels,
+                    colnames = colnames(x),
+                    batch = if (is.null(batch)) NA_integer_ else batch,
+                    class = c("jko_target_glm", "jko_target_logistic"))
   # the search for the mode starts at w = 0, with log alpha (the "gamma"
   # prior) at its conditional mode there
+  D <- pot$dim
   start <- rep(0, D)
   if (prior == "gamma") start[D] <- log((p / 2 + pot$shape) / pot$rate)
   as_target(pot, start = start, init = init_prior(pot))
-}
-
-#' @export
-full_data.jko_target_logistic <- function(potential) {
-  potential$batch <- NA_integer_
-  potential
 }
 
 #' The prior of a Bayesian target as an initial distribution
@@ -176,13 +181,17 @@ init_prior <- function(potential, log_alpha_min = -8) {
     out$mass <- 1
     return(out)
   }
-  gamma_normal_prior(potential$p, potential$shape, potential$rate, log_alpha_min)
+  gamma_normal_prior(glm_prior_part(potential), log_alpha_min)
 }
 
-# The Gamma(shape, rate)-normal prior of (w, log alpha), dimension p + 1, cut
-# at log alpha >= log_alpha_min: its closures keep these numbers only (not
-# the data of the target they came from).
-gamma_normal_prior <- function(p, shape, rate, log_alpha_min) {
+# The Gamma(shape, rate)-normal prior of (w, log alpha), dimension p + 1, of
+# the glm target whose prior part is `prior` (glm_prior_part()), cut at log
+# alpha >= log_alpha_min: its closures keep the prior only (not the data of
+# the target it came from). The log-density is the target's own prior, in C.
+gamma_normal_prior <- function(prior, log_alpha_min) {
+  p <- prior$p
+  shape <- prior$shape
+  rate <- prior$rate
   a_min <- exp(log_alpha_min)
   # prior mass above the cut, and its log, computed in the upper tail
   log_mass <- stats::pgamma(a_min, shape, rate = rate, lower.tail = FALSE, log.p = TRUE)
@@ -203,11 +212,8 @@ gamma_normal_prior <- function(p, shape, rate, log_alpha_min) {
       cbind(w, log(alpha))
     },
     log_density = function(x) {
-      tau <- x[, p + 1L]
-      ww <- rowSums(x[, seq_len(p), drop = FALSE]^2)
-      ld <- 0.5 * p * (tau - log(2 * pi)) - 0.5 * exp(tau) * ww +
-        shape * log(rate) - lgamma(shape) + shape * tau - rate * exp(tau) - log_mass
-      ld[tau < log_alpha_min] <- -Inf
+      ld <- c_glm_log_prior(prior, x) - log_mass
+      ld[x[, p + 1L] < log_alpha_min] <- -Inf
       ld
     },
     label = if (log_alpha_min == -Inf) {

@@ -1,8 +1,35 @@
 # print, summary and plot methods for fits, samples and densities.
 
+#' Print a JKO fit
+#'
+#' A fit of a target run to its stationary law (`jko_fit(target)`) prints
+#' as a posterior: a table of its variables under the target's names (mean,
+#' sd, quantiles, the effective sample size of the draws and, for draws in
+#' chains, \eqn{\hat R}), the fit's verdict on whether it reached the
+#' target, and what it cost. Any other fit, or `training = TRUE`, prints the
+#' flow: its potential, start, steps, network and the training's last loss.
+#'
+#' @param x A `"jko_fit"`.
+#' @param training Print the flow's training rather than the posterior?
+#' @param digits Significant digits of the posterior table.
+#' @param ... Unused: a name given here is an error.
+#' @return `x`, invisibly.
+#' @seealso [summary.jko_fit()], [posterior-methods].
+#' @examples
+#' set.seed(1)
+#' tg <- target_logdensity(function(x) -rowSums(x^2) / 2, function(x) -x,
+#'                         variables = c("a", "b"))
+#' fit <- suppressWarnings(jko_fit(tg, hidden = c(8, 8), iters = 100, pool = 2^12,
+#'                                 monitor = 2^11, max_steps = 2, verbose = FALSE))
+#' fit
+#' print(fit, training = TRUE)
 #' @export
-print.jko_fit <- function(x, ...) {
+print.jko_fit <- function(x, training = FALSE, digits = 3, ...) {
+  check_dots(...)
   check_fit(x, "x")
+  training <- check_flag(training, "training")
+  digits <- check_count(digits, "digits")
+  if (!training && has_posterior(x)) return(print_posterior(x, digits))
   K <- length(x$theta)
   energy <- inherits(x$potential, "jko_energy")
   cat(if (energy) "JKO flow (Wasserstein gradient flow of a free energy)\n"
@@ -10,15 +37,16 @@ print.jko_fit <- function(x, ...) {
   cat(sprintf("  %s %s\n  initial:   %s\n", if (energy) "energy:   " else "potential:",
               x$potential$label, as_law(x$init)$label))
   if (isTRUE(x$stationary)) {
-    cat(sprintf("  %d step%s to the stationary law (whitened flow, t = %.3g), beta = %g\n",
-                K, if (K == 1L) "" else "s", step_time(x, K), x$beta))
+    cat(sprintf("  %d step%s to the stationary law (whitened flow, t = %.3g), beta = %g%s\n",
+                K, if (K == 1L) "" else "s", step_time(x, K), x$beta,
+                if (K) paste0("; h ", range_text(x$history$h[-1L])) else ""))
   } else {
     cat(sprintf("  %d step%s of h = %g (t = %g), beta = %g\n", K, if (K == 1L) "" else "s",
                 x$h, step_time(x, K), x$beta))
   }
-  cat(sprintf("  network: %s, rank %d, %s; %d iterations of batch %d per step\n",
+  cat(sprintf("  network: %s, rank %d, %s; %s of batch %d per step\n",
               paste(x$net$hidden, collapse = " x "), x$net$rank, x$net$activation,
-              x$settings$iters, x$settings$batch))
+              iters_text(x), x$settings$batch))
   last <- x$history[nrow(x$history), ]
   cat(sprintf("  last step: loss %.5g, free energy %.5g; %.1f s in all\n",
               last$loss, last$free_energy, sum(x$history$seconds)))
@@ -28,61 +56,113 @@ print.jko_fit <- function(x, ...) {
   invisible(x)
 }
 
-# The points a target rejected (potential_rejections()), in a line.
-rejections_text <- function(rej) {
-  sprintf("The target rejected %.2g%% of the %.0f points evaluated (first: %s).",
-          100 * rej$share, rej$points, rej$first)
+# The Adam iterations the steps used ("200 iterations", "150-400 iterations
+# (adaptive, at most 500)").
+iters_text <- function(x) {
+  used <- x$history$iters[-1L]
+  adaptive <- if (is.null(x$settings$adaptive)) isTRUE(x$stationary) else x$settings$adaptive
+  if (!length(used) || all(is.na(used))) {
+    return(sprintf("%s%d iterations", if (adaptive) "at most " else "", x$settings$iters))
+  }
+  sprintf("%s iterations%s", range_text(used),
+          if (adaptive) sprintf(" (adaptive, at most %d)", x$settings$iters) else "")
+}
+
+# "0.5" or "0.5-2" of a vector of numbers.
+range_text <- function(v) {
+  v <- v[!is.na(v)]
+  if (!length(v)) return("NA")
+  r <- range(v)
+  if (r[1L] == r[2L]) format(r[1L]) else paste0(format(r[1L]), "-", format(r[2L]))
 }
 
 #' Summarise a JKO fit
 #'
+#' For a fit of a target run to its stationary law, a summary of the
+#' posterior as rstanarm gives one: the model, the table of its variables
+#' (mean, the Monte Carlo standard error of the mean `se_mean` = sd /
+#' \eqn{\sqrt{\mathrm{ESS}}}, sd, quantiles, effective sample size and,
+#' for draws in chains, \eqn{\hat R}), the verdict and the cost, with the
+#' training in `$training`. For any other fit, the training itself.
+#'
 #' @param object A `"jko_fit"`.
-#' @param ... Unused.
-#' @return An object of class `"summary.jko_fit"` with the per-step table
-#'   `history` (step, time, h, iterations, loss, free energy, seconds, and
-#'   the estimates of the distance to the stationary law: see [jko_fit()]),
-#'   the settings, and for a flow to the stationary law its `verdict`.
+#' @param probs For a fit of a target, the probabilities of the quantiles
+#'   in the table.
+#' @param ... Unused: a name given here is an error.
+#' @return For a fit of a target, an object of class
+#'   `"summary.jko_posterior"`: `info` (the model), `statistics` (the
+#'   table, a data frame with a row per variable), `draws`, `n`, `method`,
+#'   `verdict`, `cost` (seconds, steps, iterations, evaluations) and
+#'   `training`. The training is an object of class `"summary.jko_fit"` with
+#'   the per-step table `history` (step, time, the h and iterations each
+#'   step used, loss, free energy, seconds, and the estimates of the
+#'   distance to the stationary law: see [jko_fit()]), the settings, and for
+#'   a flow to the stationary law its `verdict`.
 #' @examples
 #' set.seed(1)
 #' fit <- jko_fit(potential_double_well(), init_gaussian(0, 0.25), h = 0.1,
 #'                steps = 2, hidden = c(8, 8), batch = 128, iters = 40)
 #' summary(fit)
 #' @export
-summary.jko_fit <- function(object, ...) {
+summary.jko_fit <- function(object, probs = c(0.025, 0.25, 0.5, 0.75, 0.975), ...) {
   check_fit(object, "object")
-  structure(list(call = object$call, history = object$history,
+  check_dots(...)
+  if (!is.numeric(probs) || !length(probs) || anyNA(probs) || any(probs < 0 | probs > 1)) {
+    abort("`probs` must be numbers in [0, 1], not %s.", describe(probs))
+  }
+  training <- structure(list(call = object$call, history = object$history,
                  potential = object$potential$label, init = as_law(object$init)$label,
                  h = object$h, beta = object$beta, dim = object$dim,
                  nparams = if (length(object$theta)) length(object$theta[[1L]]) else 0L,
+                 stationary = isTRUE(object$stationary), iters = iters_text(object),
                  settings = object$settings, net = object$net, verdict = object$verdict),
             class = "summary.jko_fit")
+  if (has_posterior(object)) return(summarise_posterior(object, probs, training))
+  training
 }
 
 #' @export
 print.summary.jko_fit <- function(x, ...) {
+  check_dots(...)
   cat("Call:\n")
   print(x$call)
   cat(sprintf("\nPotential: %s\nInitial:   %s\n", x$potential, x$init))
-  cat(sprintf("Dimension %d, h = %g, beta = %g; network %s (rank %d), %d parameters per step\n",
-              x$dim, x$h, x$beta, paste(x$net$hidden, collapse = " x "), x$net$rank,
+  steps <- x$history$h[-1L]
+  h <- if (isTRUE(x$stationary)) {
+    sprintf("h chosen step by step (%s)", range_text(steps))
+  } else sprintf("h = %g", x$h)
+  cat(sprintf("Dimension %d, %s, beta = %g; network %s (rank %d), %d parameters per step\n",
+              x$dim, h, x$beta, paste(x$net$hidden, collapse = " x "), x$net$rank,
               x$nparams))
-  cat(sprintf("Adam: %d iterations of batch %d per step, lr = %g; pool %d\n\n",
-              x$settings$iters, x$settings$batch, x$settings$lr, x$settings$pool))
+  cat(sprintf("Adam: %s of batch %d per step, lr = %g; pool %d\n\n",
+              x$iters %||% sprintf("%d iterations", x$settings$iters), x$settings$batch,
+              x$settings$lr, x$settings$pool))
   tab <- x$history
   tab$loss <- signif(tab$loss, 6)
   tab$free_energy <- signif(tab$free_energy, 6)
   tab$seconds <- round(tab$seconds, 2)
   print(tab, row.names = FALSE)
-  if (!is.null(x$verdict)) cat("\n", strwrap(verdict_text(x$verdict)), sep = "\n")
+  if (!is.null(x$verdict)) cat("", strwrap(verdict_text(x$verdict)), sep = "\n")
   invisible(x)
 }
 
 #' Plot a JKO fit
 #'
-#' Draws what a reader wants to see of a flow: how each JKO step's training
-#' went, and how the free energy decreased along the flow. By default both,
-#' side by side.
+#' For a fit of a target run to its stationary law, `plot(fit)` draws the
+#' posterior: a [pairs()] plot of its draws under the target's names, each
+#' variable's marginal density on the diagonal (one variable: its density
+#' alone). The training, and any other fit, is drawn on request:
+#' what a reader wants to see of a flow is how each JKO step's training
+#' went, and how the free energy decreased along the flow (for a flow that
+#' is not of a target, both are drawn by default, side by side).
 #'
+#' * `"pairs"`: the posterior draws of the variables `pars` (by default
+#'   the first six), at most `n` of them (evenly spaced among the fit's
+#'   draws), coloured by their density, with the marginal densities on the
+#'   diagonal;
+#' * `"marginals"`: the marginal posterior density of each variable of
+#'   `pars` (by default the first 16), with its mean (solid line) and its
+#'   central 95% interval (dashed);
 #' * `"loss"`: the training loss of every Adam iteration, step after step
 #'   (alternating colours; the step numbers on the top axis), with the loss
 #'   each step ended at (the mean of its last tenth of iterations) marked by
@@ -99,17 +179,21 @@ print.summary.jko_fit <- function(x, ...) {
 #' * `"density"`: the density at `step` on a grid covering its samples
 #'   (D = 1: a curve; D = 2: an image with contours; see
 #'   [plot.jko_density()]).
-#' * `"samples"`: `n` samples at `step` (see [plot.jko_sample()]).
+#' * `"samples"`: `n` new samples at `step` (see [plot.jko_sample()]).
 #'
-#' Several panels are laid out side by side and `par()` is restored
-#' afterwards (for D > 2, `"samples"` is a [pairs()] plot that takes the
-#' whole page).
+#' Several of the training's panels are laid out side by side; `"pairs"`
+#' and `"marginals"` take the page and are drawn alone. `par()` is restored
+#' afterwards.
 #'
 #' @param x A `"jko_fit"`.
-#' @param what One or more of `"loss"`, `"free_energy"`, `"density"` and
-#'   `"samples"`; default `c("loss", "free_energy")`.
-#' @param n Number of samples for `"samples"` and `"density"`.
+#' @param what One or more of `"pairs"`, `"marginals"`, `"loss"`,
+#'   `"free_energy"`, `"density"` and `"samples"`; default `"pairs"` for a
+#'   fit of a target, `c("loss", "free_energy")` otherwise.
+#' @param n Number of draws for `"pairs"`, of samples for `"samples"` and
+#'   `"density"`.
 #' @param step The JKO step for `"density"` and `"samples"` (default the last).
+#' @param pars For `"pairs"` and `"marginals"`, the variables to draw, by
+#'   name or position.
 #' @param ... Graphical parameters passed to the plotting functions (for
 #'   example `main`, `col`, `xlim`).
 #' @return `x`, invisibly.
@@ -121,14 +205,37 @@ print.summary.jko_fit <- function(x, ...) {
 #' plot(fit)                       # loss per step and free energy over time
 #' plot(fit, "density")
 #' plot(fit, "samples", n = 1000, step = 2)
+#' tg <- target_logdensity(function(x) -rowSums(x^2) / 2, function(x) -x,
+#'                         variables = c("a", "b", "c"))
+#' post <- suppressWarnings(jko_fit(tg, hidden = c(8, 8), iters = 100, pool = 2^12,
+#'                                  monitor = 2^11, max_steps = 2, verbose = FALSE))
+#' plot(post)                      # pairs of the posterior draws
+#' plot(post, "marginals")
+#' plot(post, "loss")              # the training
 #' @export
-plot.jko_fit <- function(x, what = c("loss", "free_energy", "density", "samples"),
-                         n = 2000, step = NULL, ...) {
+plot.jko_fit <- function(x, what = c("pairs", "marginals", "loss", "free_energy", "density",
+                                     "samples"),
+                         n = 2000, step = NULL, pars = NULL, ...) {
   check_fit(x, "x")
-  what <- if (missing(what)) c("loss", "free_energy") else
-    choose_arg(what, c("loss", "free_energy", "density", "samples"), "what", several = TRUE)
+  what <- if (!missing(what))
+            choose_arg(what, c("pairs", "marginals", "loss", "free_energy", "density", "samples"),
+                       "what", several = TRUE)
+          else if (has_posterior(x)) "pairs" else c("loss", "free_energy")
   n <- check_count(n, "n")
   k <- resolve_step(x, step)
+  posterior <- intersect(what, c("pairs", "marginals"))
+  if (length(posterior)) {
+    if (length(what) > 1L) {
+      abort("`what = \"%s\"` takes the whole page: draw it alone.", posterior[1L])
+    }
+    pd <- fit_posterior(x, sprintf("plot(what = \"%s\")", what), "x")
+    vars <- colnames(pd$x)
+    vars <- if (is.null(pars)) utils::head(vars, if (what == "pairs") 6L else 16L)
+            else resolve_variables(pars, vars, vars, "pars")
+    if (what == "pairs" && length(vars) > 1L) plot_pairs(pd, vars, n, ...)
+    else plot_marginals(pd, vars, ...)
+    return(invisible(x))
+  }
   if (length(what) > 1L) {
     op <- graphics::par(mfrow = c(1L, length(what)))
     on.exit(graphics::par(op), add = TRUE)
@@ -148,6 +255,49 @@ plot.jko_fit <- function(x, what = c("loss", "free_energy", "density", "samples"
       samples = plot(jko_sample(x, n, step = k), ...))
   }
   invisible(x)
+}
+
+# Pairs of posterior draws (at most n, evenly spaced), coloured by their
+# density, with each variable's marginal density and name on the diagonal.
+plot_pairs <- function(pd, vars, n, ...) {
+  rows <- unique(round(seq(1, pd$n, length.out = min(n, pd$n))))
+  d <- pd$x[rows, vars, drop = FALSE]
+  ld <- pd$log_density[rows]
+  o <- if (all(is.finite(ld))) order(ld) else seq_along(rows)
+  col <- if (all(is.finite(ld))) density_colours(ld)[o] else "grey30"
+  panel <- new.env()
+  panel$at <- 0L
+  diag <- function(v, ...) {
+    panel$at <- panel$at + 1L
+    usr <- graphics::par("usr")
+    on.exit(graphics::par(usr = usr))
+    dens <- stats::density(v)
+    graphics::par(usr = c(usr[1:2], 0, max(dens$y) * 1.25))
+    graphics::polygon(dens$x, dens$y, col = "grey90", border = "grey40")
+    graphics::text(mean(usr[1:2]), max(dens$y) * 1.13, vars[panel$at], cex = 0.9)
+  }
+  args <- plot_args(list(x = d[o, , drop = FALSE], labels = vars, pch = 16, cex = 0.3,
+                         col = col, diag.panel = diag, text.panel = function(...) NULL,
+                         main = "Posterior draws"), ...)
+  do.call(graphics::pairs, args)
+}
+
+# The marginal density of each variable, with its mean and central 95%
+# interval.
+plot_marginals <- function(pd, vars, ...) {
+  m <- length(vars)
+  nc <- ceiling(sqrt(m))
+  op <- graphics::par(mfrow = c(ceiling(m / nc), nc), mar = c(3, 1, 2, 1))
+  on.exit(graphics::par(op), add = TRUE)
+  for (v in vars) {
+    draws <- pd$x[, v]
+    dens <- stats::density(draws)
+    args <- plot_args(list(x = dens$x, y = dens$y, type = "l", main = v, xlab = "", ylab = "",
+                           yaxt = "n", lwd = 2), ...)
+    do.call(graphics::plot, args)
+    graphics::abline(v = mean(draws))
+    graphics::abline(v = stats::quantile(draws, c(0.025, 0.975), names = FALSE), lty = 2)
+  }
 }
 
 # Training loss of every iteration, steps in alternating colours.
@@ -201,6 +351,9 @@ plot_free_energy <- function(x, ...) {
 # -log(Z) / beta for Z = int exp(-beta Phi), where it has a closed form (or a
 # one-dimensional integral); NA otherwise.
 stationary_free_energy <- function(potential, beta, D) {
+  # only a built-in kind is known (by `builtin`, never by a class, which
+  # new_potential() lets the user choose)
+  if (!is.character(potential$builtin)) return(NA_real_)
   out <- tryCatch(stationary_fe(potential, beta, D), error = function(e) NA_real_)
   if (length(out) != 1L || !is.numeric(out)) NA_real_ else out
 }

@@ -2,19 +2,25 @@
 # the fit, kept in it (fit$draws), with their diagnostics; what print(),
 # summary(), coef(), vcov(), confint() and the draws' conversions read.
 
-# Draws of a stationary fit's last law for its posterior: n draws of the
-# flow (from the fit's own stream), on the flow's scale, with their exact
-# log-densities. list(x, log_density, chain, method, acceptance).
-make_posterior_draws <- function(fit, n = 4000L, threads = 1L) {
-  d <- with_stream(fit$seed, "draws", law_draw(fit_law(fit), n, threads = threads))
-  list(x = d$x, log_density = d$log_density, chain = rep(1L, n), method = "flow",
-       acceptance = NA_real_)
+# The exact draws of a stationary fit: its last law corrected by independence
+# Metropolis-Hastings (R/correct.R), `draws` of them (jko_control()) in 4
+# chains from the fit's own stream, on the flow's scale, each the last of
+# as many proposals as the importance ESS of the last monitor samples asks
+# for, with their diagnostics.
+make_posterior_draws <- function(fit, threads = 1L) {
+  last <- fit$history[nrow(fit$history), ]
+  d <- with_stream(fit$seed, "draws",
+                   correct_draws(fit_law(fit), fit$potential, fit$beta, fit$settings$draws,
+                                 4L, thinning(last$ess), threads))
+  d$diagnostics <- draws_diagnostics(d)
+  d
 }
 
 # The posterior draws of a fit: x (n x D, on the model's constrained scale
 # by default, columns under the target's names), log_density (of the flow's
 # scale), chain (the chain of each draw), method ("flow": independent draws
-# of the flow; more later), acceptance, and per variable `ess` (the
+# of the flow; "imh": chains of independence Metropolis-Hastings with the
+# flow as proposal), acceptance, and per variable `ess` (the
 # effective sample size) and `rhat` (NA for independent draws). NULL for a
 # fit that is not of a target.
 posterior_draws <- function(fit, scale = c("constrained", "unconstrained")) {
@@ -37,20 +43,13 @@ posterior_draws <- function(fit, scale = c("constrained", "unconstrained")) {
 }
 
 # Bulk ESS and R-hat of draws in chains, by the posterior package.
-draws_array <- function(x, chain) {
-  ids <- sort(unique(chain))
-  m <- min(tabulate(match(chain, ids)))
-  arr <- array(NA_real_, c(m, length(ids), ncol(x)), dimnames = list(NULL, NULL, colnames(x)))
-  for (j in seq_along(ids)) arr[, j, ] <- x[chain == ids[j], , drop = FALSE][seq_len(m), ]
-  arr
-}
-
 draws_ess <- function(x, chain) {
   if (!requireNamespace("posterior", quietly = TRUE)) {
     return(stats::setNames(rep(NA_real_, ncol(x)), colnames(x)))
   }
   arr <- draws_array(x, chain)
-  vapply(seq_len(ncol(x)), function(j) posterior::ess_bulk(arr[, , j]), 0)
+  stats::setNames(vapply(seq_len(ncol(x)), function(j) posterior::ess_bulk(arr[, , j]), 0),
+                  colnames(x))
 }
 
 draws_rhat <- function(x, chain) {
@@ -58,5 +57,6 @@ draws_rhat <- function(x, chain) {
     return(stats::setNames(rep(NA_real_, ncol(x)), colnames(x)))
   }
   arr <- draws_array(x, chain)
-  vapply(seq_len(ncol(x)), function(j) posterior::rhat(arr[, , j]), 0)
+  stats::setNames(vapply(seq_len(ncol(x)), function(j) posterior::rhat(arr[, , j]), 0),
+                  colnames(x))
 }

@@ -1,14 +1,18 @@
 # Potentials Phi for jko_fit(). A potential is a list of class
 # c(<kind>, "jko_potential") with its `dim` (NA if any) and a `label`. Built-in
-# kinds (a class that src/potentials.c has in its table) carry their
-# parameters in `par` and are evaluated in C; any other potential carries
-# `value` and `gradient` functions and is evaluated in R (new_potential()).
+# kinds carry the name of their row of src/potentials.c's table in `builtin`
+# (by which C knows them: never by a class, which new_potential() lets the
+# user choose) and their parameters in `par`, and are evaluated in C; any
+# other potential carries `value` and `gradient` functions and is evaluated
+# in R (new_potential()).
 
-# A potential of a kind evaluated in C: `kind` is the class that names it in
-# the C table.
-builtin_potential <- function(kind, par, dim, label, ...) {
-  structure(list(dim = as.integer(dim), label = label, par = as.double(par), ...),
-            class = c(kind, "jko_potential"))
+# A potential of a kind evaluated in C: `kind` names it in the C table;
+# `class` its classes before "jko_potential".
+builtin_potential <- function(kind, par, dim, label, ...,
+                              class = paste0("jko_potential_", kind)) {
+  structure(list(dim = as.integer(dim), label = label, par = as.double(par),
+                 builtin = kind, ...),
+            class = c(class, "jko_potential"))
 }
 
 #' Potentials for Fokker-Planck flows
@@ -82,7 +86,7 @@ potential_quadratic <- function(A = 1, b = NULL) {
           D, describe(b))
   }
   A <- (A + t(A)) / 2
-  builtin_potential("jko_potential_quadratic", c(A, b), D,
+  builtin_potential("quadratic", c(A, b), D,
                     sprintf("quadratic (Ornstein-Uhlenbeck), dimension %d", D),
                     A = unname(A), b = as.double(b))
 }
@@ -105,7 +109,7 @@ potential_gmm <- function(means, sd = 1, weights = NULL) {
           K, describe(weights))
   }
   weights <- weights / sum(weights)
-  builtin_potential("jko_potential_gmm", c(K, sd, log(weights), t(means)), ncol(means),
+  builtin_potential("gmm", c(K, sd, log(weights), t(means)), ncol(means),
                     sprintf("Gaussian mixture, %d components, dimension %d", K, ncol(means)),
                     means = unname(means), sd = sd, weights = weights)
 }
@@ -115,7 +119,7 @@ potential_gmm <- function(means, sd = 1, weights = NULL) {
 potential_double_well <- function(center = 1, height = 1) {
   center <- check_positive(center, "center")
   height <- check_positive(height, "height")
-  builtin_potential("jko_potential_double_well", c(center, height), NA_integer_,
+  builtin_potential("double_well", c(center, height), NA_integer_,
                     sprintf("double well (wells at x1 = +/-%g, barrier %g)", center, height),
                     center = center, height = height)
 }
@@ -172,7 +176,9 @@ check_user_fns <- function(fun, arg, grad, dim, caller) {
 #' and `jko_sample(resample = TRUE)` call `value` directly, so there it may
 #' return `Inf` outside the support of \eqn{e^{-\Phi}}. The class
 #' `class` is put before `"jko_potential"`, so that methods can be written
-#' for it. [potential_fn()] and [target_logdensity()] are made this way.
+#' for it; whatever it is, the potential is evaluated by its functions (a
+#' class never makes it a built-in kind). [potential_fn()] and
+#' [target_logdensity()] are made this way.
 #'
 #' @param value A function of an n x D matrix returning n numbers.
 #' @param gradient `NULL` or a function of an n x D matrix returning the
@@ -255,8 +261,10 @@ potential_eval_r <- function(potential, x, iter = 0L, grad = TRUE) {
   }
   v <- if (is.null(both)) call_user(potential$value, nm[["value"]]) else both$value
   if (!is.numeric(v) || length(v) != n) {
-    fail("the potential's `%s` returned %s%s; expected %d numbers (one per row).",
-         nm[["value"]], describe(v), at_iter(iter), n)
+    # (a target's value is -log pi: its log-density's values are shown)
+    fail("the potential's `%s` returned %s for %d points%s; expected %d numbers (one per row).",
+         nm[["value"]], values_text(if (inherits(potential, "jko_target") && is.numeric(v)) -v
+                                    else v), n, at_iter(iter), n)
   }
   # A target's log-density may be -Inf outside its support (Stan's
   # convention): Phi = +Inf there is allowed in a fit (see outside_support())
@@ -307,6 +315,20 @@ potential_eval_r <- function(potential, x, iter = 0L, grad = TRUE) {
 # or NULL.
 potential_rejections <- function(potential) {
   if (is.function(potential$rejections)) potential$rejections()
+}
+
+# The rejections counted since `before` (an earlier potential_rejections()
+# of the same target, or NULL): one fit's own, where the target counts
+# across fits. The message is the first since the target was made when
+# none came before, else the latest (one of this fit's).
+rejections_since <- function(now, before) {
+  if (is.null(now) || is.null(before)) return(now)
+  points <- now$points - before$points
+  rejected <- now$rejected - before$rejected
+  list(points = points, rejected = rejected,
+       share = if (points > 0) rejected / points else 0,
+       first = if (before$rejected == 0) now$first
+               else if (rejected > 0) now$last %||% NA_character_ else NA_character_)
 }
 
 at_iter <- function(iter) if (iter > 0L) sprintf(" at iteration %d", iter) else ""
@@ -382,8 +404,15 @@ potential_values <- function(potential, x) {
   for (st in seq(1L, nrow(x), by = 1e5)) {
     rows <- st:min(nrow(x), st + 1e5 - 1L)
     xc <- x[rows, , drop = FALSE]
-    out[rows] <- if (is.function(potential$value)) as.double(potential$value(xc))
-                 else c_pot_eval(potential, xc)$value
+    v <- if (is.function(potential$value)) as.double(potential$value(xc))
+         else c_pot_eval(potential, xc)$value
+    if (length(v) != length(rows)) {
+      abort("the potential's `%s` returned %s for %d points; expected one value per row.",
+            potential$names[["value"]] %||% "value",
+            values_text(if (inherits(potential, "jko_target")) -v else v), length(rows),
+            call = NULL)
+    }
+    out[rows] <- v
   }
   out
 }
@@ -405,6 +434,7 @@ full_data.default <- function(potential) potential
 
 #' @export
 print.jko_potential <- function(x, ...) {
+  check_dots(...)
   cat("Potential:", x$label, "\n")
   invisible(x)
 }

@@ -40,6 +40,10 @@ c_pot_eval <- function(potential, x, grad = FALSE) {
   out
 }
 
+# The log prior density of a glm target (its prior part, glm_prior_part())
+# at the rows of x.
+c_glm_log_prior <- function(prior, x) .Call(C_glm_log_prior, prior, t(x))
+
 # A free energy's per-sample values at the rows of x (samples of a law with
 # the log-densities log_density): their mean is the free energy.
 c_energy_eval <- function(energy, x, log_density, beta, threads) {
@@ -50,32 +54,17 @@ c_energy_eval <- function(energy, x, log_density, beta, threads) {
 # covariance) of the rows of x, as a step's change of variables.
 c_moments <- function(x, whiten = FALSE) .Call(C_moments, t(x), whiten)
 
-# Maps (map nodes of a law, see R/law.R) in the order they apply, cut into
-# runs that share a network architecture: C takes one architecture a call.
-map_runs <- function(maps) {
-  key <- vapply(maps, function(m) paste(c(m$arch, m$alpha_min), collapse = " "), "")
-  split(seq_along(maps), cumsum(c(TRUE, key[-1L] != key[-length(key)])))
-}
-
-# Push the rows of x through the maps in turn, carrying log_density (n
-# numbers, or NULL) along: list(x, log_density, status, step), step the
-# first map (counted in `maps`) whose Hessian was not positive definite
-# somewhere (those points' log-densities are NaN), or 0.
+# Push the rows of x through the maps (map nodes of a law, see R/law.R, in
+# the order they apply; each carries its own network, arch and alpha_min,
+# which C reads map by map, so maps of different architectures go in one
+# call), carrying log_density (n numbers, or NULL) along: list(x,
+# log_density, status, step), step the first map (counted in `maps`) whose
+# Hessian was not positive definite somewhere (those points' log-densities
+# are NaN), or 0.
 c_push <- function(maps, x, log_density, threads) {
-  xc <- t(x)
-  status <- "ok"
-  step <- 0L
-  for (run in map_runs(maps)) {
-    m <- maps[[run[1L]]]
-    out <- .Call(C_flow_push, m$arch, m$alpha_min, maps[run], xc, log_density, threads)
-    xc <- out$x
-    log_density <- out$log_density
-    if (out$status != "ok" && status == "ok") {
-      status <- out$status
-      step <- run[out$step]
-    }
-  }
-  list(x = t(xc), log_density = log_density, status = status, step = step)
+  out <- .Call(C_flow_push, NULL, NULL, maps, t(x), log_density, threads)
+  list(x = t(out$x), log_density = out$log_density, status = out$status,
+       step = if (out$status == "ok") 0L else out$step)
 }
 
 # Pull the rows of y back through the maps, last first: list(x (in the
@@ -83,23 +72,9 @@ c_push <- function(maps, x, log_density, threads) {
 # log-determinants), residual (the largest of the inversions), status,
 # step).
 c_pull <- function(maps, y, tol, maxit, threads) {
-  xc <- t(y)
-  log_det <- numeric(nrow(y))
-  residual <- 0
-  status <- "ok"
-  step <- 0L
-  for (run in rev(map_runs(maps))) {
-    m <- maps[[run[1L]]]
-    out <- .Call(C_flow_pull, m$arch, m$alpha_min, maps[run], xc, tol, maxit, threads)
-    xc <- out$x
-    log_det <- log_det + out$log_det
-    residual <- max(residual, out$residual)
-    if (out$status != "ok" && status == "ok") {
-      status <- out$status
-      step <- run[out$step]
-    }
-  }
-  list(x = t(xc), log_det = log_det, residual = residual, status = status, step = step)
+  out <- .Call(C_flow_pull, NULL, NULL, maps, t(y), tol, maxit, threads)
+  list(x = t(out$x), log_det = out$log_det, residual = out$residual, status = out$status,
+       step = if (out$status == "ok") 0L else out$step)
 }
 
 # One JKO step in C (src/train.c): train the map of step k from theta on the

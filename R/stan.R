@@ -231,6 +231,7 @@ stan_rows <- function(x, f, m, inst, tally = NULL) {
     if (any(rejected)) {
       tally$rejected <- tally$rejected + sum(rejected)
       if (is.na(tally$first)) tally$first <- first
+      tally$last <- first
     }
   }
   if (m == 1L) as.double(out) else t(out)
@@ -243,13 +244,14 @@ stan_tally <- function() {
   tally$points <- 0
   tally$rejected <- 0
   tally$first <- NA_character_
+  tally$last <- NA_character_
   tally
 }
 
 stan_rejections <- function(tally) {
   list(points = tally$points, rejected = tally$rejected,
        share = if (tally$points > 0) tally$rejected / tally$points else 0,
-       first = tally$first)
+       first = tally$first, last = tally$last)
 }
 
 # An error that is not the program's own (not a C++ exception): an error if

@@ -14,7 +14,8 @@ new_seed <- function() sample.int(.Machine$integer.max - 1L, 1L)
 # flow with seed `seed`: set.seed() scrambles its argument, so neighbouring
 # seeds give unrelated streams.
 stream_seed <- function(seed, key, k = 0L) {
-  code <- match(key, c("start", "monitor", "pool", "net", "step", "draws"))
+  # modes: the stream "modes" for R/modes.R
+  code <- match(key, c("start", "monitor", "pool", "net", "step", "draws", "modes"))
   if (is.na(code)) stop("internal: unknown stream ", key)
   as.integer((seed + 7919 * (code + 8 * k)) %% (.Machine$integer.max - 1L)) + 1L
 }

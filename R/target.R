@@ -161,6 +161,7 @@ target_logdensity <- function(logd, grad = NULL, dim = NULL, variables = NULL) {
 
 #' @export
 print.jko_target <- function(x, ...) {
+  check_dots(...)
   cat("Target:", x$label, "\n")
   if (!is.null(x$variables)) {
     v <- x$variables
@@ -169,4 +170,64 @@ print.jko_target <- function(x, ...) {
                 if (length(v) > 8L) sprintf(", ... (%d more)", length(v) - 8L) else ""))
   }
   invisible(x)
+}
+
+# Before a flow starts: a potential of R functions given a 2-row matrix of
+# points must return 2 values (and a 2 x D gradient). A log-density written
+# for one parameter vector, as R's optim() takes it, returns one number for
+# the whole matrix; it is found here, with the fix, rather than at the
+# first training batch. A target of unknown dimension with nothing to take
+# it from is named as such.
+probe_target <- function(potential, init, stationary, call = sys.call(-1L)) {
+  if (!inherits(potential, "jko_potential") || !is.function(potential$value)) {
+    return(invisible())
+  }
+  D <- potential$dim
+  if (is.na(D)) {
+    D <- if (!is.null(init)) init$dim else length(potential$start)
+  }
+  if (!length(D) || is.na(D) || D < 1L) {
+    if (!stationary) return(invisible())  # jko_fit() says `init` is needed
+    abort(paste0("%s needs `dim` (or `variables`): the dimension of its points, which ",
+                 "nothing else gives when jko_fit() has no `init` (e.g. ",
+                 "target_logdensity(logd, dim = 2))."), target_name(potential), call = call)
+  }
+  p0 <- if (length(potential$start) == D) potential$start else rep(0, D)
+  x <- rbind(p0, p0 + 0.01, deparse.level = 0L)
+  nm <- potential$names
+  fix <- paste0(" A function written for one parameter vector, f(theta), is vectorised ",
+                "over the rows by `function(x) apply(x, 1, f)`%s.")
+  probe <- function(fun, name, what, grad = FALSE) {
+    out <- tryCatch(fun(x), error = function(e) {
+      abort(paste0("the potential's `%s` failed on a matrix of 2 points (one per row, %s): ",
+                   "%s.", fix), name, columns_text(D), conditionMessage(e),
+            if (grad) " (a gradient by `function(x) t(apply(x, 1, g))`)" else "",
+            call = call)
+    })
+    if (grad && is.list(out)) out <- out$gradient
+    # a target's value is -log pi: its log-density's values are shown
+    if (!grad && is_target(potential) && is.numeric(out)) out <- -out
+    ok <- if (grad) is.numeric(out) && identical(dim(out), c(2L, as.integer(D)))
+          else is.numeric(out) && length(out) == 2L
+    if (!ok) {
+      abort(paste0("the potential's `%s` returned %s for a matrix of 2 points (one per ",
+                   "row, %s); it must return %s.", fix), name, values_text(out), columns_text(D),
+            what, if (grad) " (a gradient by `function(x) t(apply(x, 1, g))`)" else "",
+            call = call)
+    }
+  }
+  probe(potential$value, nm[["value"]], "one value per row")
+  if (is.function(potential$gradient)) {
+    probe(potential$gradient, nm[["gradient"]], sprintf("a 2 x %d matrix, a gradient per row", D),
+          grad = TRUE)
+  }
+  invisible()
+}
+
+columns_text <- function(D) sprintf("%d column%s", D, if (D == 1L) "" else "s")
+
+target_name <- function(potential) {
+  if (inherits(potential, "jko_target_logdensity")) "target_logdensity()"
+  else if (inherits(potential, "jko_potential_fn")) "potential_fn()"
+  else if (is_target(potential)) "the target" else "the potential"
 }

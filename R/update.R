@@ -90,6 +90,17 @@ update_law <- function(prior, loglik, grad = NULL, tabulate = NULL, control = jk
   # the likelihood, checked once on draws of the prior before any training
   loglik_values(loglik, law_draw(prior, 16L, log_density = FALSE, threads = threads)$x)
   pot <- update_potential(prior, loglik, grad, tabulate, threads)
+  # An updated law is used for its density (the next update, the filter's
+  # next prediction), not only for its exact draws: unless the user says
+  # otherwise, its flow trains until KL(rho || pi) < max(0.01, 0.005 D) and
+  # its moments are within 5% of their importance-weighted values, as a
+  # posterior's did before the exact correction
+  args <- attr(control, "args")
+  if (!is.null(args) && !any(c("kl_tol", "moment_tol") %in% names(args))) {
+    args$kl_tol <- max(0.01, 0.005 * D)
+    args$moment_tol <- 0.05
+    control <- do.call(jko_control, args)
+  }
   jko_fit(pot, init = prior, control = control, threads = threads, verbose = verbose,
           stationary = TRUE, ...)
 }

@@ -5,14 +5,16 @@
  * side turns it into a message in one place (jko_status_message()). */
 #include <R.h>
 #include <Rinternals.h>
+#include <R_ext/Utils.h>
+#include <limits.h>
+#include <math.h>
 #include <string.h>
+#include "jko.h"
 #include "icnn.h"
 #include "map.h"
 #include "potentials.h"
-#include "train.h"
 #include "terms.h"
-
-int jko_threads(int requested);   /* threads.c */
+#include "train.h"
 
 static const char *status_name(int st)
 {
@@ -50,12 +52,48 @@ static SEXP head_real(SEXP x, int n)
 /* arch = c(D, L, r, activation, w_1, ..., w_L) */
 static void net_from_sexp(icnn_t *net, SEXP arch, SEXP alpha_min)
 {
-    if (TYPEOF(arch) != INTSXP || LENGTH(arch) < 5)
+    if (TYPEOF(arch) != INTSXP || XLENGTH(arch) < 5)
         Rf_error("'arch' must be an integer vector of length at least 5");
     const int *a = INTEGER(arch);
-    if (LENGTH(arch) != 4 + a[1] ||
-        icnn_setup(net, a[0], a[1], a + 4, a[2], a[3], Rf_asReal(alpha_min)))
-        Rf_error("invalid network architecture");
+    double am = Rf_asReal(alpha_min);
+    if (!(am > 0) || !R_FINITE(am)) Rf_error("'alpha_min' must be a positive number");
+    if (XLENGTH(arch) != 4 + (R_xlen_t) a[1]) Rf_error("invalid network architecture");
+    int st = icnn_setup(net, a[0], a[1], a + 4, a[2], a[3], am);
+    if (st == JKO_ERR_SIZE)
+        Rf_error("the network is too large: its parameters, or width x rank x dimension of "
+                 "a layer, or the dimension squared, exceed %d", INT_MAX);
+    if (st) Rf_error("invalid network architecture");
+}
+
+/* A workspace of the network for batches of nmax points (icnn.h), or an R
+ * error naming the sizes. */
+static void check_ws(const icnn_t *net, int nmax, int hess, int nth)
+{
+    double need;
+    if (icnn_ws_check(net, nmax, hess, nth, &need))
+        Rf_error("batches of %d points of dimension %d are too large for this network "
+                 "(widest layer %d, rank %d): %.4g doubles of workspace, and dimension x "
+                 "points must stay below %d", nmax, net->D, net->wmax, net->r, need, INT_MAX);
+}
+
+/* A count from R: a whole number in [lo, INT_MAX], not NA, as an int (a
+ * double beyond the int range is an error, not NA). */
+static int count_arg(SEXP x, const char *name, int lo)
+{
+    double v = (TYPEOF(x) == INTSXP || TYPEOF(x) == REALSXP || TYPEOF(x) == LGLSXP) &&
+               XLENGTH(x) == 1 ? Rf_asReal(x) : NA_REAL;
+    if (!R_FINITE(v) || v != floor(v) || v < lo || v > INT_MAX)
+        Rf_error("'%s' must be a whole number between %d and %d", name, lo, INT_MAX);
+    return (int) v;
+}
+
+/* A positive finite number from R. */
+static double positive_arg(SEXP x, const char *name)
+{
+    double v = (TYPEOF(x) == INTSXP || TYPEOF(x) == REALSXP) && XLENGTH(x) == 1 ?
+               Rf_asReal(x) : NA_REAL;
+    if (!(v > 0) || !R_FINITE(v)) Rf_error("'%s' must be a positive finite number", name);
+    return v;
 }
 
 static const double *theta_ptr(const icnn_t *net, SEXP theta)
@@ -73,9 +111,39 @@ static const double *batch_ptr(int D, SEXP x, int *n)
     return REAL(x);
 }
 
+/* The threads a call may use. Also starts afresh the record of parallel
+ * regions that the address space left too little room for (blas_threads.c),
+ * which blas_room_warning() reports at the end of the call. */
 static int nthreads(SEXP threads)
 {
+    int asked;
+    jko_blas_room_cut(&asked);
     return jko_threads(Rf_asInteger(threads));
+}
+
+static void blas_room_warning(void)
+{
+    int asked, k = jko_blas_room_cut(&asked);
+    if (k)
+        Rf_warning("the address-space limit (ulimit -v or -d) leaves room for the BLAS work "
+                   "buffers of %d of the %d threads asked for (OpenBLAS maps 128 MiB for "
+                   "each): parts of this call ran on %d thread%s", k, asked, k,
+                   k == 1 ? "" : "s");
+}
+
+/* The potential `obj` (potentials.h) for batches of up to nmax points of
+ * dimension D, or an R error saying what is wrong with it. */
+static void potential_setup(jko_pot *p, SEXP obj, int D, int nmax)
+{
+    char err[JKO_ERRLEN];
+    if (pot_setup(p, obj, D, nmax, err)) Rf_error("%s", err);
+}
+
+/* The same for a free energy (terms.h). */
+static void free_energy_setup(jko_energy *e, SEXP obj, int D, int nmax)
+{
+    char err[JKO_ERRLEN];
+    if (energy_setup(e, obj, D, nmax, err)) Rf_error("%s", err);
 }
 
 /* The change of variables of a step from std = list(center, scale) or
@@ -100,12 +168,35 @@ static void std_from_sexp(jko_map *m, int D, SEXP std)
     if (!(m->scale > 0) || !R_FINITE(m->scale)) Rf_error("a map's 'scale' must be positive");
 }
 
-/* map = list(theta, center, scale or L): step j's map of the network `net` */
-static void map_from_sexp(jko_map *m, const icnn_t *net, SEXP map)
+/* The maps of a flow for points of dimension D: each element of `maps` is
+ * list(theta, center, scale or L) with, optionally, its own network (arch
+ * and alpha_min); where it has none, the call's arch and alpha_min (arch
+ * may be NULL when every map has its own). All are read and checked before
+ * any is used. Returns an R_alloc'ed array of the maps. */
+static jko_map *maps_from_sexp(SEXP maps, SEXP arch, SEXP alpha_min, int D)
 {
-    m->net = *net;
-    m->theta = theta_ptr(net, jko_list_elt(map, "theta"));
-    std_from_sexp(m, net->D, map);
+    if (TYPEOF(maps) != VECSXP) Rf_error("'maps' must be a list");
+    if (!Rf_isNull(arch)) {
+        icnn_t net;
+        net_from_sexp(&net, arch, alpha_min);
+        if (net.D != D) Rf_error("'x' must be a double matrix with %d rows", net.D);
+    }
+    R_xlen_t K = XLENGTH(maps);
+    jko_map *m = (jko_map *) R_alloc(K > 0 ? K : 1, sizeof(jko_map));
+    for (R_xlen_t j = 0; j < K; j++) {
+        SEXP map = VECTOR_ELT(maps, j);
+        SEXP a = jko_list_elt(map, "arch"), am = jko_list_elt(map, "alpha_min");
+        if (Rf_isNull(a)) a = arch;
+        if (Rf_isNull(am)) am = alpha_min;
+        if (Rf_isNull(a)) Rf_error("map %d has no 'arch', and the call gives none", (int) j + 1);
+        net_from_sexp(&m[j].net, a, am);
+        if (m[j].net.D != D)
+            Rf_error("map %d is of dimension %d, the points of dimension %d", (int) j + 1,
+                     m[j].net.D, D);
+        m[j].theta = theta_ptr(&m[j].net, jko_list_elt(map, "theta"));
+        std_from_sexp(&m[j], D, map);
+    }
+    return m;
 }
 
 /* The offsets (0-based) of each block: an integer vector with A, B, c, W
@@ -135,6 +226,7 @@ SEXP C_icnn_init(SEXP arch, SEXP alpha_min, SEXP scale)
     net_from_sexp(&net, arch, alpha_min);
     double sc = Rf_asReal(scale);
     if (!R_FINITE(sc) || sc < 1) Rf_error("the initial scale must be a finite number >= 1");
+    check_ws(&net, 64, 0, 1);   /* icnn_init_params' forward passes */
     SEXP th = PROTECT(Rf_allocVector(REALSXP, net.npar));
     GetRNGstate();
     icnn_init_params(&net, REAL(th), sc);
@@ -153,9 +245,11 @@ SEXP C_icnn_eval(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP what,
     icnn_t net;
     net_from_sexp(&net, arch, alpha_min);
     const double *th = theta_ptr(&net, theta);
-    int n, D = net.D, lev = Rf_asInteger(what), nth = nthreads(threads);
+    int n, D = net.D, lev = count_arg(what, "what", 0), nth = nthreads(threads);
+    if (lev > 2) Rf_error("'what' must be 0, 1 or 2");
     const double *X = batch_ptr(D, x, &n);
     const int chunk = 2048;
+    check_ws(&net, n < chunk ? n : chunk, lev >= 1, nth);
     SEXP v[5];
     v[0] = PROTECT(Rf_allocVector(REALSXP, n));
     v[1] = PROTECT(Rf_allocMatrix(REALSXP, D, n));
@@ -166,6 +260,7 @@ SEXP C_icnn_eval(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP what,
     icnn_prepare(&net, th, &ws);
     int status = JKO_OK;
     for (int s = 0; s < n; s += chunk) {
+        if (s) R_CheckUserInterrupt();
         int m = n - s < chunk ? n - s : chunk;
         const double *Xs = X + (size_t) D * s;
         icnn_forward(&net, th, Xs, m, &ws, REAL(v[0]) + s, REAL(v[1]) + (size_t) D * s);
@@ -177,6 +272,7 @@ SEXP C_icnn_eval(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP what,
         }
     }
     v[4] = PROTECT(Rf_mkString(status_name(status)));
+    blas_room_warning();
     const char *nm[] = {"potential", "gradient", "log_det", "hessian", "status"};
     SEXP ans = named_list(5, nm, v);
     UNPROTECT(5);
@@ -187,19 +283,36 @@ SEXP C_icnn_eval(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP what,
  * status). Non-finite values are returned as they are, with their status. */
 SEXP C_pot_eval(SEXP pot, SEXP x, SEXP grad)
 {
-    int D = Rf_nrows(x), n = Rf_ncols(x), g = Rf_asLogical(grad);
+    int n, D = Rf_nrows(x), g = Rf_asLogical(grad) == TRUE;
+    const double *X = batch_ptr(D, x, &n);
     jko_pot p;
-    pot_setup(&p, pot, D, n);
+    potential_setup(&p, pot, D, n);
     SEXP v[3];
     v[0] = PROTECT(Rf_allocVector(REALSXP, n));
     v[1] = PROTECT(Rf_allocMatrix(REALSXP, D, g ? n : 0));
     GetRNGstate();
-    int st = pot_eval(&p, REAL(x), n, REAL(v[0]), g ? REAL(v[1]) : NULL);
+    int st = pot_eval(&p, X, n, REAL(v[0]), g ? REAL(v[1]) : NULL);
     PutRNGstate();
     v[2] = PROTECT(Rf_mkString(status_name(st)));
     const char *nm[] = {"value", "gradient", "status"};
     SEXP ans = named_list(3, nm, v);
     UNPROTECT(3);
+    return ans;
+}
+
+/* The log-density of a glm target's prior (glm.c) at the columns of x
+ * (D x n, D the target's dimension): n numbers, normalising constants
+ * included. Only the target's prior part is read. */
+SEXP C_glm_log_prior(SEXP target, SEXP x)
+{
+    if (TYPEOF(x) != REALSXP || !Rf_isMatrix(x))
+        Rf_error("'x' must be a double matrix, one point per column");
+    int D = Rf_nrows(x), n = Rf_ncols(x);
+    SEXP ans = PROTECT(Rf_allocVector(REALSXP, n));
+    char err[JKO_ERRLEN];
+    if (glm_log_prior(target, D, REAL(x), n, REAL(ans), err))
+        Rf_error("invalid prior of a glm target: %s", err);
+    UNPROTECT(1);
     return ans;
 }
 
@@ -228,12 +341,15 @@ static SEXP loss_and_gradient(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEX
     jko_energy e;
     jko_pot *pp = &p;
     jko_energy *ep = NULL;
-    icnn_ws_alloc(&m.net, &ws, n, 2, nthreads(threads));
+    double hh = positive_arg(h, "h"), bb = positive_arg(beta, "beta");
+    int nth = nthreads(threads);
+    check_ws(&m.net, n, 2, nth);
+    icnn_ws_alloc(&m.net, &ws, n, 2, nth);
     jko_buf_alloc(&m.net, &b, n);
     if (Rf_isNull(energy)) {
-        pot_setup(&p, pot, m.net.D, n);
+        potential_setup(&p, pot, m.net.D, n);
     } else {
-        energy_setup(&e, energy, m.net.D, n);
+        free_energy_setup(&e, energy, m.net.D, n);
         if (e.density && Rf_isNull(log_density))
             Rf_error("'log_density' is needed by a term of the free energy");
         e.pot.iter = 0;
@@ -244,8 +360,9 @@ static SEXP loss_and_gradient(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEX
     GetRNGstate();
     int st = jko_loss_grad(&m, X, n, &ws, pp, ep,
                            Rf_isNull(log_density) ? NULL : REAL(log_density),
-                           Rf_asReal(h), Rf_asReal(beta), &b, &loss);
+                           hh, bb, &b, &loss);
     PutRNGstate();
+    blas_room_warning();
     if (st) Rf_error("the loss could not be evaluated: %s", status_name(st));
     SEXP v[2];
     v[0] = PROTECT(Rf_ScalarReal(loss));
@@ -283,14 +400,14 @@ SEXP C_energy_eval(SEXP energy, SEXP x, SEXP log_density, SEXP beta, SEXP thread
     if (!Rf_isNull(log_density) && (TYPEOF(log_density) != REALSXP || LENGTH(log_density) != n))
         Rf_error("'log_density' must be a double vector of length %d", n);
     jko_energy e;
-    energy_setup(&e, energy, D, n);
+    free_energy_setup(&e, energy, D, n);
     if (e.density && Rf_isNull(log_density))
         Rf_error("'log_density' is needed by a term of the free energy");
     SEXP v[2];
     v[0] = PROTECT(Rf_allocVector(REALSXP, n));
     for (int i = 0; i < n; i++) REAL(v[0])[i] = 0;
     term_batch tb = {D, n, X, NULL, Rf_isNull(log_density) ? NULL : REAL(log_density),
-                     Rf_asReal(beta), nthreads(threads), -1};
+                     positive_arg(beta, "beta"), nthreads(threads), -1};
     GetRNGstate();
     int st = energy_eval(&e, &tb, REAL(v[0]), NULL, NULL);
     PutRNGstate();
@@ -339,7 +456,8 @@ SEXP C_moments(SEXP x, SEXP whiten)
  * log-densities, train the map of step k and push both. `std` is the step's
  * change of variables, list(center, scale) or list(center, L), or NULL for
  * the moments of the pool (a full L with settings$whiten). settings =
- * list(h, beta, iters, batch, lr, lr_end, adaptive, whiten). `pot` may
+ * list(h, beta, iters, batch, lr, lr_end, adaptive, whiten, time_limit)
+ * (time_limit optional: the seconds the training may take). `pot` may
  * be a free energy (class "jko_energy", terms.h): then monitor_potential
  * holds the energy's per-sample values, and where a term needs the
  * densities of the pool, settings$pool_log_density (the pool's
@@ -366,21 +484,26 @@ SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
     if (TYPEOF(monitor_ld) != REALSXP || LENGTH(monitor_ld) != nmon)
         Rf_error("'monitor_ld' must be a double vector of length %d", nmon);
     jko_settings s;
-    s.h = Rf_asReal(jko_list_elt(settings, "h"));
-    s.beta = Rf_asReal(jko_list_elt(settings, "beta"));
-    s.iters = Rf_asInteger(jko_list_elt(settings, "iters"));
-    s.batch = Rf_asInteger(jko_list_elt(settings, "batch"));
-    s.lr = Rf_asReal(jko_list_elt(settings, "lr"));
-    s.lr_end = Rf_asReal(jko_list_elt(settings, "lr_end"));
+    s.h = positive_arg(jko_list_elt(settings, "h"), "h");
+    s.beta = positive_arg(jko_list_elt(settings, "beta"), "beta");
+    s.iters = count_arg(jko_list_elt(settings, "iters"), "iters", 1);
+    s.batch = count_arg(jko_list_elt(settings, "batch"), "batch", 1);
+    s.lr = positive_arg(jko_list_elt(settings, "lr"), "lr");
+    s.lr_end = positive_arg(jko_list_elt(settings, "lr_end"), "lr_end");
     SEXP ad = jko_list_elt(settings, "adaptive"), wh = jko_list_elt(settings, "whiten");
     s.adaptive = !Rf_isNull(ad) && Rf_asLogical(ad) == TRUE;
     int whiten = !Rf_isNull(wh) && Rf_asLogical(wh) == TRUE;
     s.nth = nthreads(threads);
     s.progress = Rf_asInteger(progress);
-    if (npool < 1 || nmon < 1 || s.iters == NA_INTEGER || s.iters < 1 ||
-        s.batch == NA_INTEGER || s.batch < 1 || !(s.h > 0) || !(s.beta > 0) ||
-        !(s.lr > 0) || !(s.lr_end > 0))
-        Rf_error("invalid settings of a JKO step");
+    if (s.progress == NA_INTEGER) s.progress = 0;
+    /* seconds the training may take: none where absent, not finite or <= 0 */
+    SEXP tl = jko_list_elt(settings, "time_limit");
+    s.time_limit = Rf_isNull(tl) ? 0 : Rf_asReal(tl);
+    if (npool < 1 || nmon < 1) Rf_error("the pool and the monitor must have points");
+    /* the training's workspace and the pushes' (with log-determinants) */
+    check_ws(&m.net, s.batch, 2, s.nth);
+    int pm = npool > nmon ? npool : nmon;
+    check_ws(&m.net, pm < MAP_CHUNK ? pm : MAP_CHUNK, 1, s.nth);
     SEXP ctr = PROTECT(Rf_allocVector(REALSXP, D)); nprot++;
     SEXP Ls = R_NilValue;
     if (Rf_isNull(std)) {
@@ -409,7 +532,7 @@ SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
     jko_energy *pe = NULL;
     SEXP pld = R_NilValue;
     if (Rf_inherits(pot, "jko_energy")) {
-        energy_setup(&e, pot, D, s.batch > nmon ? s.batch : nmon);
+        free_energy_setup(&e, pot, D, s.batch > nmon ? s.batch : nmon);
         pe = &e;
         pp = &e.pot;
         if (e.density) {
@@ -419,7 +542,7 @@ SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
             pld = PROTECT(Rf_duplicate(pool_ld)); nprot++;
         }
     } else {
-        pot_setup(&p, pot, D, s.batch > nmon ? s.batch : nmon);
+        potential_setup(&p, pot, D, s.batch > nmon ? s.batch : nmon);
     }
     int fail = 0, used = 0;
     GetRNGstate();
@@ -427,6 +550,7 @@ SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
                       REAL(pool_out), Xm, nmon, REAL(mon_out), REAL(mon_ld),
                       REAL(mon_phi), pp, pe, &s, REAL(loss), &fail, &used);
     PutRNGstate();
+    blas_room_warning();
     if (used > 0 && used < s.iters) { loss = PROTECT(head_real(loss, used)); nprot++; }
     SEXP v[13];
     v[0] = th; v[1] = loss;
@@ -450,68 +574,71 @@ SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
 }
 
 /* Push the columns of x through the maps (a list of list(theta, center,
- * scale)) in turn; with log_density (a double vector, or NULL for none)
- * subtract each map's log-determinant from it. Returns list(x,
+ * scale or L), each with its own arch and alpha_min or the call's, see
+ * maps_from_sexp) in turn; with log_density (a double vector, or NULL for
+ * none) subtract each map's log-determinant from it. Returns list(x,
  * log_density, status, step): step the first map whose Hessian was not
  * positive definite somewhere (those points' log-densities are NaN), or 0. */
 SEXP C_flow_push(SEXP arch, SEXP alpha_min, SEXP maps, SEXP x, SEXP log_density,
                  SEXP threads)
 {
-    icnn_t net;
-    net_from_sexp(&net, arch, alpha_min);
-    int n, nth = nthreads(threads), status = JKO_OK, bad = 0;
-    batch_ptr(net.D, x, &n);
+    int n, D = Rf_nrows(x), nth = nthreads(threads), status = JKO_OK, bad = 0;
+    batch_ptr(D, x, &n);
     int ld = !Rf_isNull(log_density);
-    if (ld && (TYPEOF(log_density) != REALSXP || LENGTH(log_density) != n))
+    if (ld && (TYPEOF(log_density) != REALSXP || XLENGTH(log_density) != n))
         Rf_error("'log_density' must be a double vector of length %d", n);
+    jko_map *m = maps_from_sexp(maps, arch, alpha_min, D);
+    for (R_xlen_t j = 0; j < XLENGTH(maps); j++)
+        check_ws(&m[j].net, n < MAP_CHUNK ? n : MAP_CHUNK, ld, nth);
     SEXP v[4];
     v[0] = PROTECT(Rf_duplicate(x));
     v[1] = PROTECT(ld ? Rf_duplicate(log_density) : R_NilValue);
     for (R_xlen_t j = 0; j < XLENGTH(maps); j++) {
-        jko_map m;
-        map_from_sexp(&m, &net, VECTOR_ELT(maps, j));
-        int st = map_push(&m, REAL(v[0]), n, nth, REAL(v[0]), ld ? REAL(v[1]) : NULL);
+        R_CheckUserInterrupt();   /* (and between chunks of points) */
+        int st = map_push(m + j, REAL(v[0]), n, nth, REAL(v[0]), ld ? REAL(v[1]) : NULL);
         if (st && !status) { status = st; bad = (int) j + 1; }
     }
     v[2] = PROTECT(Rf_mkString(status_name(status)));
     v[3] = PROTECT(Rf_ScalarInteger(bad));
+    blas_room_warning();
     const char *nm[] = {"x", "log_density", "status", "step"};
     SEXP ans = named_list(4, nm, v);
     UNPROTECT(4);
     return ans;
 }
 
-/* Pull the columns of y back through the maps, last first: list(x (the
- * points in rho_0's space), log_det (minus the sum of the maps'
- * log-determinants at the pulled points), residual (the largest inversion
- * residual), status, step (as for C_flow_push; points lost there have NaN
- * log_det)). */
+/* Pull the columns of y back through the maps (as for C_flow_push), last
+ * first: list(x (the points in rho_0's space), log_det (minus the sum of the
+ * maps' log-determinants at the pulled points), residual (the largest
+ * inversion residual), status, step (as for C_flow_push; points lost there
+ * have NaN log_det)). */
 SEXP C_flow_pull(SEXP arch, SEXP alpha_min, SEXP maps, SEXP y, SEXP tol,
                  SEXP maxit, SEXP threads)
 {
-    icnn_t net;
-    net_from_sexp(&net, arch, alpha_min);
-    int n, nth = nthreads(threads), status = JKO_OK, bad = 0;
-    batch_ptr(net.D, y, &n);
-    double tl = Rf_asReal(tol), rmax = 0;
-    int mi = Rf_asInteger(maxit);
+    int n, D = Rf_nrows(y), nth = nthreads(threads), status = JKO_OK, bad = 0;
+    batch_ptr(D, y, &n);
+    double tl = positive_arg(tol, "tol"), rmax = 0;
+    int mi = count_arg(maxit, "maxit", 1);
+    jko_map *m = maps_from_sexp(maps, arch, alpha_min, D);
+    for (R_xlen_t j = 0; j < XLENGTH(maps); j++)
+        check_ws(&m[j].net, n < MAP_CHUNK ? n : MAP_CHUNK, 1, nth);
     SEXP v[5];
     v[0] = PROTECT(Rf_duplicate(y));
     v[1] = PROTECT(Rf_allocVector(REALSXP, n));
     memset(REAL(v[1]), 0, (size_t) n * sizeof(double));
     double *resid = (double *) R_alloc(n > 0 ? n : 1, sizeof(double));
-    double *X = (double *) R_alloc((size_t) net.D * (n > 0 ? n : 1), sizeof(double));
+    double *X = (double *) R_alloc((size_t) D * (n > 0 ? n : 1), sizeof(double));
     for (R_xlen_t j = XLENGTH(maps) - 1; j >= 0; j--) {
-        jko_map m;
-        map_from_sexp(&m, &net, VECTOR_ELT(maps, j));
-        int st = map_pull(&m, REAL(v[0]), n, tl, mi, nth, X, resid, REAL(v[1]));
+        R_CheckUserInterrupt();   /* (and between chunks, and Newton steps) */
+        int st = map_pull(m + j, REAL(v[0]), n, tl, mi, nth, X, resid, REAL(v[1]));
         if (st && !status) { status = st; bad = (int) j + 1; }
-        memcpy(REAL(v[0]), X, (size_t) net.D * n * sizeof(double));
+        memcpy(REAL(v[0]), X, (size_t) D * n * sizeof(double));
         for (int i = 0; i < n; i++) if (resid[i] > rmax) rmax = resid[i];
     }
     v[2] = PROTECT(Rf_ScalarReal(rmax));
     v[3] = PROTECT(Rf_mkString(status_name(status)));
     v[4] = PROTECT(Rf_ScalarInteger(bad));
+    blas_room_warning();
     const char *nm[] = {"x", "log_det", "residual", "status", "step"};
     SEXP ans = named_list(5, nm, v);
     UNPROTECT(5);

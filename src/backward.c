@@ -21,7 +21,9 @@
 #endif
 #include <math.h>
 #include <string.h>
+#include "jko.h"
 #include "icnn.h"
+#include "linalg.h"
 #include "numerics.h"
 
 /* Gbar = grad Q_l's adjoint Ebar (w x D x n, samples of this part) into
@@ -365,7 +367,7 @@ void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
                    icnn_ws *ws, const double *Ybar, const double *lambda,
                    double *grad)
 {
-    const int nt = jko_nthreads(ws->nth, n), D = net->D;
+    const int nt = jko_blas_room(jko_nthreads(ws->nth, n)), D = net->D;
     const size_t np = net->npar;
     memset(grad, 0, np * sizeof(double));
     if (n < 1) return;

@@ -13,6 +13,13 @@
  * that do not depend on theta (the binomial coefficients, log y_i!, the
  * Gaussian 2 pi and w_i) are summed once in R and passed as `const`.
  *
+ * Minibatches (`batch` b, NA for all rows): each evaluation draws b of the
+ * n_+ rows with w_i > 0 without replacement (R's RNG, a partial
+ * Fisher-Yates shuffle, on the main thread) and estimates the sum of their
+ * log-likelihood terms by n_+ / b times the sum over the b rows drawn, an
+ * unbiased estimate; the constants above, and the -n_+ log sigma of the
+ * Gaussian, are exact. The same draw serves every point of the evaluation.
+ *
  * Priors on beta: flat (0), a normal N(loc, P^{-1}) given by its mean and
  * precision matrix P, with const_prior = log det(P) / 2 - p log(2 pi) / 2 (1), or
  * the hierarchical beta | alpha ~ N(0, I / alpha), alpha ~ Gamma(shape,
@@ -31,11 +38,14 @@
 #include <Rinternals.h>
 #include <Rmath.h>
 #include <R_ext/BLAS.h>
+#include <R_ext/Utils.h>
 #ifndef FCONE
 # define FCONE
 #endif
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
-#include "icnn.h"
+#include "jko.h"
 #include "numerics.h"
 #include "potentials.h"
 
@@ -43,22 +53,38 @@ enum { FAM_BINOMIAL = 0, FAM_POISSON = 1, FAM_GAUSSIAN = 2 };
 enum { LINK_LOGIT = 0, LINK_PROBIT = 1, LINK_LOG = 2, LINK_IDENTITY = 3 };
 enum { PRIOR_FLAT = 0, PRIOR_NORMAL = 1, PRIOR_GAMMA = 2 };
 
+/* The prior of theta: of beta (PRIOR_*) and, for the gaussian family, of
+ * log sigma. */
 typedef struct {
-    const double *X, *y, *w, *off; /* N x p design, N responses, weights,
-                                      offsets                              */
-    int N, p, family, link;
-    int sig;                 /* 1: theta[p] is log sigma (gaussian)       */
-    int prior;               /* PRIOR_*                                   */
+    int p, sig;              /* sig = 1: theta[p] is log sigma (gaussian)  */
+    int code;                /* PRIOR_*                                   */
     const double *loc, *prec;    /* normal prior: mean (p), precision (p x p) */
     double pcst;             /* its log det(P) / 2 - p log(2 pi) / 2       */
-    double *dz;              /* p doubles of scratch                      */
     double shape, rate;      /* Gamma prior of alpha                      */
-    int sprior;              /* prior of sigma: 0 flat in log sigma, 1 exp */
+    int scode;               /* prior of sigma: 0 flat in log sigma, 1 exp */
     double srate;
+    double *dz;              /* p doubles of scratch                      */
+} glm_prior;
+
+typedef struct {
+    const double *X, *y, *w, *off; /* N x p design, N responses, weights
+                                      (NULL: all 1), offsets (NULL: 0)     */
+    int N, p, family, link;
+    int sig;                 /* 1: theta[p] is log sigma (gaussian)       */
+    glm_prior pr;
     double cst;              /* the theta-free part of the log-likelihood */
     double npos;             /* number of rows with w > 0                 */
+    int batch;               /* rows of a minibatch; 0: every row         */
+    int *used, *idx;         /* the npos rows with w > 0; shuffle scratch  */
+    double *Xb, *yb, *wb, *ob;   /* the minibatch drawn: batch x p, batch  */
+    /* the rows of the current evaluation: the data, or the minibatch
+     * whose log-likelihood terms are scaled by `scale` */
+    const double *cX, *cy, *cw, *co;    /* cw, co NULL as w, off */
+    int rows;
+    double scale;
     int nmax;
-    double *eta;             /* N x nmax linear predictors, then residuals */
+    double *eta;             /* rows x nmax linear predictors, then
+                                d loglik / d eta                          */
     double *sw2;             /* nmax sums of w r^2 / sigma^2 (gaussian)    */
 } glm_t;
 
@@ -83,7 +109,7 @@ static inline double log_pnorm_mills(double x, double *m)
 static int get_int(SEXP obj, const char *name, int *out)
 {
     SEXP v = jko_list_elt(obj, name);
-    if (Rf_isNull(v) || LENGTH(v) != 1) return 1;
+    if ((TYPEOF(v) != INTSXP && TYPEOF(v) != REALSXP) || XLENGTH(v) != 1) return 1;
     *out = Rf_asInteger(v);
     return *out == NA_INTEGER;
 }
@@ -95,57 +121,228 @@ static const double *get_dbl(SEXP obj, const char *name, R_xlen_t len)
     return REAL(v);
 }
 
-/* Reads the object's x (N x p), y, weights, offset (N each), family_code,
- * link_code, prior_code (with prior_loc, prior_prec, prior_const or shape,
- * rate),
- * sigma_code (with sigma_rate) and const, made and checked by
- * target_glm(). */
-int glm_setup(jko_pot *pot, SEXP obj, int nmax)
+/* a single finite number above lo (or any finite number for lo = -Inf) */
+static int get_num(SEXP obj, const char *name, double lo, double *out)
+{
+    SEXP v = jko_list_elt(obj, name);
+    if ((TYPEOF(v) != INTSXP && TYPEOF(v) != REALSXP) || XLENGTH(v) != 1) return 1;
+    *out = Rf_asReal(v);
+    return !R_FINITE(*out) || !(*out > lo);
+}
+
+#define FAIL(...) do { snprintf(err, JKO_ERRLEN, __VA_ARGS__); return JKO_ERR_DATA; } while (0)
+
+/* The prior's part of the object: prior_code (with prior_loc, prior_prec,
+ * prior_const or shape, rate) and sigma_code (with sigma_rate), for p
+ * coefficients. */
+static int prior_setup(glm_prior *pr, SEXP obj, int p, int sig, char *err)
+{
+    pr->p = p;
+    pr->sig = sig;
+    pr->loc = pr->prec = NULL;
+    pr->pcst = 0;
+    pr->shape = pr->rate = pr->srate = 1;
+    if (get_int(obj, "prior_code", &pr->code) || pr->code < PRIOR_FLAT || pr->code > PRIOR_GAMMA)
+        FAIL("`prior_code` must be 0 (flat), 1 (normal) or 2 (hierarchical)");
+    if (pr->code == PRIOR_NORMAL) {
+        if (!(pr->loc = get_dbl(obj, "prior_loc", p)) ||
+            !(pr->prec = get_dbl(obj, "prior_prec", (R_xlen_t) p * p)))
+            FAIL("a normal prior needs `prior_loc` and `prior_prec` of %d and %.0f numbers", p,
+                 (double) p * p);
+        if (get_num(obj, "prior_const", R_NegInf, &pr->pcst))
+            FAIL("`prior_const` must be a finite number");
+    }
+    if (pr->code == PRIOR_GAMMA &&
+        (get_num(obj, "shape", 0, &pr->shape) || get_num(obj, "rate", 0, &pr->rate)))
+        FAIL("the hierarchical prior's `shape` and `rate` must be positive finite numbers");
+    pr->scode = 0;
+    if (sig) {
+        if (get_int(obj, "sigma_code", &pr->scode) || pr->scode < 0 || pr->scode > 1)
+            FAIL("`sigma_code` must be 0 (flat) or 1 (exponential)");
+        if (pr->scode == 1 && get_num(obj, "sigma_rate", 0, &pr->srate))
+            FAIL("`sigma_rate` must be a positive finite number");
+    }
+    pr->dz = (double *) R_alloc(p, sizeof(double));
+    return JKO_OK;
+}
+
+/* The dimension of theta under the prior pr */
+static int prior_dim(const glm_prior *pr)
+{
+    return pr->p + pr->sig + (pr->code == PRIOR_GAMMA);
+}
+
+/* log p(theta), the prior of beta (and alpha) and of log sigma, with their
+ * normalising constants (0 for a flat prior). */
+static double prior_logd(const glm_prior *pr, const double *th)
+{
+    const int p = pr->p;
+    double lp = 0;
+    if (pr->code == PRIOR_NORMAL) {
+        double q = 0;
+        for (int c = 0; c < p; c++) pr->dz[c] = th[c] - pr->loc[c];
+        for (int c = 0; c < p; c++) {
+            double pc = 0;
+            for (int e = 0; e < p; e++) pc += pr->prec[c + (size_t) p * e] * pr->dz[e];
+            q += pc * pr->dz[c];
+        }
+        lp = pr->pcst - 0.5 * q;
+    } else if (pr->code == PRIOR_GAMMA) {
+        /* beta | alpha ~ N(0, I / alpha), alpha ~ Gamma(shape, rate), and the
+         * Jacobian alpha of tau = log alpha */
+        double tau = th[p + pr->sig], al = exp(tau), ww = 0;
+        for (int c = 0; c < p; c++) ww += th[c] * th[c];
+        lp = 0.5 * p * (tau - log(2.0 * M_PI)) - 0.5 * al * ww +
+             pr->shape * log(pr->rate) - lgammafn(pr->shape) +
+             pr->shape * tau - pr->rate * al;
+    }
+    if (pr->sig && pr->scode == 1) {
+        double ls = th[p];
+        lp += log(pr->srate) - pr->srate * exp(ls) + ls;
+    }
+    return lp;
+}
+
+/* gr += -grad log p(beta [, alpha]): the prior of the coefficients' part
+ * of grad Phi (log sigma's prior is added with its likelihood term). */
+static void prior_grad(const glm_prior *pr, const double *th, double *gr)
+{
+    const int p = pr->p;
+    if (pr->code == PRIOR_NORMAL) {
+        /* + P (beta - loc) */
+        for (int c = 0; c < p; c++) pr->dz[c] = th[c] - pr->loc[c];
+        for (int c = 0; c < p; c++) {
+            double pc = 0;
+            for (int e = 0; e < p; e++) pc += pr->prec[c + (size_t) p * e] * pr->dz[e];
+            gr[c] += pc;
+        }
+    } else if (pr->code == PRIOR_GAMMA) {
+        double al = exp(th[p + pr->sig]), ww = 0;
+        for (int c = 0; c < p; c++) { gr[c] += al * th[c]; ww += th[c] * th[c]; }
+        gr[p + pr->sig] = -(0.5 * p - 0.5 * al * ww + pr->shape - pr->rate * al);
+    }
+}
+
+/* Reads the object's x (N x p), p, y, weights, offset (N each; weights
+ * and offset may be NULL),
+ * family_code, link_code, the prior (prior_setup), const and batch (NA or
+ * absent: every row), made by glm_target() in R, and checks them against
+ * the dimension of the points. */
+int glm_setup(jko_pot *pot, SEXP obj, int nmax, char *err)
 {
     glm_t *g = (glm_t *) R_alloc(1, sizeof(glm_t));
     SEXP X = jko_list_elt(obj, "x");
-    if (TYPEOF(X) != REALSXP || !Rf_isMatrix(X)) return 1;
+    if (TYPEOF(X) != REALSXP || !Rf_isMatrix(X) || Rf_nrows(X) < 1 || Rf_ncols(X) < 1)
+        FAIL("`x` must be a double matrix with at least one row and one column");
     g->X = REAL(X);
     g->N = Rf_nrows(X);
     g->p = Rf_ncols(X);
-    if (g->N < 1 || g->p < 1) return 1;
-    if (!(g->y = get_dbl(obj, "y", g->N)) || !(g->w = get_dbl(obj, "weights", g->N)) ||
-        !(g->off = get_dbl(obj, "offset", g->N))) return 1;
+    int pp;
+    if (get_int(obj, "p", &pp) || pp != g->p)
+        FAIL("`p` must be the number of columns of `x` (%d)", g->p);
+    /* weights and offsets may be absent (NULL): unit weights, no offsets */
+    SEXP wt = jko_list_elt(obj, "weights"), of = jko_list_elt(obj, "offset");
+    g->w = Rf_isNull(wt) ? NULL : get_dbl(obj, "weights", g->N);
+    g->off = Rf_isNull(of) ? NULL : get_dbl(obj, "offset", g->N);
+    if (!(g->y = get_dbl(obj, "y", g->N)) || (!Rf_isNull(wt) && !g->w) ||
+        (!Rf_isNull(of) && !g->off))
+        FAIL("`y`, `weights` and `offset` must be double vectors of length %d (the rows of `x`)",
+             g->N);
     if (get_int(obj, "family_code", &g->family) || get_int(obj, "link_code", &g->link) ||
-        get_int(obj, "prior_code", &g->prior) || get_int(obj, "sigma_code", &g->sprior))
-        return 1;
+        !((g->family == FAM_BINOMIAL && (g->link == LINK_LOGIT || g->link == LINK_PROBIT)) ||
+          (g->family == FAM_POISSON && g->link == LINK_LOG) ||
+          (g->family == FAM_GAUSSIAN && g->link == LINK_IDENTITY)))
+        FAIL("`family_code` and `link_code` must name binomial (logit, probit), poisson (log) "
+             "or gaussian (identity)");
     g->sig = g->family == FAM_GAUSSIAN;
-    if (pot->D != g->p + g->sig + (g->prior == PRIOR_GAMMA)) return 1;
-    if (g->prior == PRIOR_NORMAL &&
-        (!(g->loc = get_dbl(obj, "prior_loc", g->p)) ||
-         !(g->prec = get_dbl(obj, "prior_prec", (R_xlen_t) g->p * g->p)))) return 1;
-    g->pcst = Rf_asReal(jko_list_elt(obj, "prior_const"));
-    g->dz = (double *) R_alloc(g->p, sizeof(double));
-    g->shape = Rf_asReal(jko_list_elt(obj, "shape"));
-    g->rate = Rf_asReal(jko_list_elt(obj, "rate"));
-    g->srate = Rf_asReal(jko_list_elt(obj, "sigma_rate"));
-    g->cst = Rf_asReal(jko_list_elt(obj, "const"));
-    g->npos = 0;
-    for (int i = 0; i < g->N; i++) g->npos += g->w[i] > 0;
-    /* the linear predictors of at most 2e7 / N points at a time */
-    int cap = (int) (2e7 / g->N);
+    if (prior_setup(&g->pr, obj, g->p, g->sig, err)) return JKO_ERR_DATA;
+    if (pot->D != prior_dim(&g->pr))
+        FAIL("the target has %d parameters (%d coefficients%s%s) but the points have dimension %d",
+             prior_dim(&g->pr), g->p, g->sig ? ", log sigma" : "",
+             g->pr.code == PRIOR_GAMMA ? ", log alpha" : "", pot->D);
+    if (get_num(obj, "const", R_NegInf, &g->cst)) FAIL("`const` must be a finite number");
+    g->npos = g->N;
+    if (g->w) {
+        g->npos = 0;
+        for (int i = 0; i < g->N; i++) {
+            if (!(g->w[i] >= 0) || !R_FINITE(g->w[i]))
+                FAIL("`weights` must be finite and non-negative");
+            g->npos += g->w[i] > 0;
+        }
+    }
+    /* batch: NA or absent for every row */
+    SEXP bt = jko_list_elt(obj, "batch");
+    int b = 0;
+    if (!Rf_isNull(bt)) {
+        double bd = (TYPEOF(bt) == LGLSXP || TYPEOF(bt) == INTSXP || TYPEOF(bt) == REALSXP) &&
+                    XLENGTH(bt) == 1 ? Rf_asReal(bt) : 0;
+        if (!ISNAN(bd) && (!(bd >= 1) || bd != floor(bd) || bd > INT_MAX))
+            FAIL("`batch` must be NA or a whole number >= 1");
+        if (!ISNAN(bd)) b = (int) bd;
+    }
+    g->batch = (b == 0 || b >= g->npos) ? 0 : b;
+    g->cX = g->X; g->cy = g->y; g->cw = g->w; g->co = g->off;
+    g->rows = g->N;
+    g->scale = 1.0;
+    if (g->batch) {
+        const int nb = g->batch, np = (int) g->npos;
+        g->used = (int *) R_alloc(np, sizeof(int));
+        g->idx = (int *) R_alloc(np, sizeof(int));
+        for (int i = 0, k = 0; i < g->N; i++) if (!g->w || g->w[i] > 0) g->used[k++] = i;
+        g->Xb = (double *) R_alloc((size_t) nb * g->p, sizeof(double));
+        g->yb = (double *) R_alloc(nb, sizeof(double));
+        g->wb = g->w ? (double *) R_alloc(nb, sizeof(double)) : NULL;
+        g->ob = g->off ? (double *) R_alloc(nb, sizeof(double)) : NULL;
+        g->cX = g->Xb; g->cy = g->yb; g->cw = g->wb; g->co = g->ob;
+        g->rows = nb;
+        g->scale = g->npos / nb;
+    }
+    /* the linear predictors of at most 2e7 / rows points at a time */
+    int cap = (int) (2e7 / g->rows);
     g->nmax = nmax < 1 ? 1 : nmax;
     if (cap >= 1 && g->nmax > cap) g->nmax = cap;
-    g->eta = (double *) R_alloc((size_t) g->N * g->nmax, sizeof(double));
+    g->eta = (double *) R_alloc((size_t) g->rows * g->nmax, sizeof(double));
     g->sw2 = (double *) R_alloc(g->nmax, sizeof(double));
     pot->state = g;
-    return 0;
+    return JKO_OK;
 }
 
-/* The log-likelihood of one point from its linear predictors es (N), which
- * are overwritten by d loglik / d eta; *sw2 receives sum w r^2 (gaussian). */
+/* A fresh minibatch: `batch` of the rows with w > 0, without replacement
+ * (a partial Fisher-Yates shuffle with R's RNG). */
+void glm_draw(jko_pot *pot)
+{
+    glm_t *g = (glm_t *) pot->state;
+    if (!g->batch) return;
+    const int N = g->N, np = (int) g->npos, nb = g->batch;
+    memcpy(g->idx, g->used, (size_t) np * sizeof(int));
+    for (int i = 0; i < nb; i++) {
+        int j = i + (int) floor(unif_rand() * (np - i));
+        if (j >= np) j = np - 1;
+        int t = g->idx[i]; g->idx[i] = g->idx[j]; g->idx[j] = t;
+    }
+    for (int c = 0; c < g->p; c++)
+        for (int i = 0; i < nb; i++)
+            g->Xb[i + (size_t) nb * c] = g->X[g->idx[i] + (size_t) N * c];
+    for (int i = 0; i < nb; i++) {
+        int r = g->idx[i];
+        g->yb[i] = g->y[r];
+        if (g->wb) g->wb[i] = g->w[r];
+        if (g->ob) g->ob[i] = g->off[r];
+    }
+}
+
+/* The log-likelihood of one point from its linear predictors es (one per
+ * row of the evaluation), which are overwritten by d loglik / d eta
+ * (before the minibatch's scale); *sw2 receives the scaled sum w r^2 /
+ * sigma^2 (gaussian). */
 static double glm_loglik(const glm_t *g, double *es, double ls, double *sw2)
 {
-    const int N = g->N;
+    const int rows = g->rows;
+    const double *w = g->cw, *y = g->cy;
     double ll = 0, s2 = 0;
     const double isig = g->sig ? exp(-ls) : 1.0;
-    for (int i = 0; i < N; i++) {
-        const double wi = g->w[i], yi = g->y[i], t = es[i];
+    for (int i = 0; i < rows; i++) {
+        const double wi = w ? w[i] : 1.0, yi = y[i], t = es[i];
         if (wi == 0) { es[i] = 0; continue; }
         double d = 0;
         switch (g->family * 4 + g->link) {
@@ -179,8 +376,10 @@ static double glm_loglik(const glm_t *g, double *es, double ls, double *sw2)
         }
         es[i] = d;
     }
+    /* (the scale is 1 without minibatches: then these products are exact) */
+    ll *= g->scale;
     if (g->sig) ll -= g->npos * ls;
-    *sw2 = s2;
+    *sw2 = s2 * g->scale;
     return ll + g->cst;
 }
 
@@ -188,67 +387,35 @@ static double glm_loglik(const glm_t *g, double *es, double ls, double *sw2)
 static void glm_part(const glm_t *g, int D, const double *Y, int n, double *phi,
                      double *gphi)
 {
-    const int N = g->N, p = g->p;
+    const int rows = g->rows, p = g->p;
     double *eta = g->eta;
     const double one = 1.0, zero = 0.0;
-    /* eta = X beta for every point: N x n; beta is the first p of each column */
-    F77_CALL(dgemm)("N", "N", &N, &n, &p, &one, g->X, &N, Y, &D, &zero, eta, &N
+    /* eta = X beta for every point: rows x n; beta is the first p of each column */
+    F77_CALL(dgemm)("N", "N", &rows, &n, &p, &one, g->cX, &rows, Y, &D, &zero, eta, &rows
                     FCONE FCONE);
     double *sw2 = g->sw2;
     for (int s = 0; s < n; s++) {
         const double *th = Y + (size_t) D * s;
-        double *es = eta + (size_t) N * s;
-        for (int i = 0; i < N; i++) es[i] += g->off[i];
-        double lp = 0;
-        if (g->prior == PRIOR_NORMAL) {
-            double q = 0;
-            for (int c = 0; c < p; c++) g->dz[c] = th[c] - g->loc[c];
-            for (int c = 0; c < p; c++) {
-                double pc = 0;
-                for (int e = 0; e < p; e++) pc += g->prec[c + (size_t) p * e] * g->dz[e];
-                q += pc * g->dz[c];
-            }
-            lp = g->pcst - 0.5 * q;
-        } else if (g->prior == PRIOR_GAMMA) {
-            double tau = th[p + g->sig], al = exp(tau), ww = 0;
-            for (int c = 0; c < p; c++) ww += th[c] * th[c];
-            lp = 0.5 * p * (tau - log(2.0 * M_PI)) - 0.5 * al * ww +
-                 g->shape * log(g->rate) - lgammafn(g->shape) +
-                 g->shape * tau - g->rate * al;
-        }
-        if (g->sig && g->sprior == 1) {
-            double ls = th[p];
-            lp += log(g->srate) - g->srate * exp(ls) + ls;
-        }
+        double *es = eta + (size_t) rows * s;
+        if (g->co) for (int i = 0; i < rows; i++) es[i] += g->co[i];
+        double lp = prior_logd(&g->pr, th);
         double v = -(glm_loglik(g, es, g->sig ? th[p] : 0.0, sw2 + s) + lp);
         /* an overflow far out is a zero density: Phi = +Inf, not NaN */
         phi[s] = ISNAN(v) ? R_PosInf : v;
     }
     if (!gphi) return;
-    /* grad_beta Phi = -X' dloglik/deta, then the prior's terms */
-    const double mone = -1.0;
-    F77_CALL(dgemm)("T", "N", &p, &n, &N, &mone, g->X, &N, eta, &N, &zero, gphi, &D
+    /* grad_beta Phi = -scale X' dloglik/deta, then the prior's terms */
+    const double msc = -g->scale;
+    F77_CALL(dgemm)("T", "N", &p, &n, &rows, &msc, g->cX, &rows, eta, &rows, &zero, gphi, &D
                     FCONE FCONE);
     for (int s = 0; s < n; s++) {
         const double *th = Y + (size_t) D * s;
         double *gr = gphi + (size_t) D * s;
-        if (g->prior == PRIOR_NORMAL) {
-            /* + P (beta - loc) */
-            for (int c = 0; c < p; c++) g->dz[c] = th[c] - g->loc[c];
-            for (int c = 0; c < p; c++) {
-                double pc = 0;
-                for (int e = 0; e < p; e++) pc += g->prec[c + (size_t) p * e] * g->dz[e];
-                gr[c] += pc;
-            }
-        } else if (g->prior == PRIOR_GAMMA) {
-            double al = exp(th[p + g->sig]), ww = 0;
-            for (int c = 0; c < p; c++) { gr[c] += al * th[c]; ww += th[c] * th[c]; }
-            gr[p + g->sig] = -(0.5 * p - 0.5 * al * ww + g->shape - g->rate * al);
-        }
+        prior_grad(&g->pr, th, gr);
         if (g->sig) {
             /* d loglik / d log sigma = -n + sum w r^2 / sigma^2 */
             double gl = -(-g->npos + sw2[s]);
-            if (g->sprior == 1) gl -= 1.0 - g->srate * exp(th[p]);
+            if (g->pr.scode == 1) gl -= 1.0 - g->pr.srate * exp(th[p]);
             gr[p] = gl;
         }
     }
@@ -259,8 +426,27 @@ int glm_eval(jko_pot *pot, const double *Y, int n, double *phi, double *gphi)
     glm_t *g = (glm_t *) pot->state;
     const int D = pot->D;
     for (int s = 0; s < n; s += g->nmax) {
+        if (s) R_CheckUserInterrupt();   /* rows x nmax terms a part */
         int c = n - s < g->nmax ? n - s : g->nmax;
         glm_part(g, D, Y + (size_t) D * s, c, phi + s, gphi ? gphi + (size_t) D * s : NULL);
     }
+    return JKO_OK;
+}
+
+/* The prior's log-density at the columns of Y (D x n) into lp, from the
+ * prior's part of a glm target (see prior_setup; `p` the number of
+ * coefficients, family_code for log sigma). */
+int glm_log_prior(SEXP obj, int D, const double *Y, int n, double *lp, char *err)
+{
+    glm_prior pr;
+    int p, family;
+    if (TYPEOF(obj) != VECSXP) FAIL("the prior must be a list");
+    if (get_int(obj, "p", &p) || p < 1) FAIL("`p` must be a whole number >= 1");
+    if (get_int(obj, "family_code", &family) || family < FAM_BINOMIAL || family > FAM_GAUSSIAN)
+        FAIL("`family_code` must be 0, 1 or 2");
+    if (prior_setup(&pr, obj, p, family == FAM_GAUSSIAN, err)) return JKO_ERR_DATA;
+    if (prior_dim(&pr) != D)
+        FAIL("the prior has %d parameters but the points have dimension %d", prior_dim(&pr), D);
+    for (int s = 0; s < n; s++) lp[s] = prior_logd(&pr, Y + (size_t) D * s);
     return JKO_OK;
 }

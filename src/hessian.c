@@ -3,11 +3,10 @@
  *   H = sum_l G_l' diag(c_l) G_l + sum_l sum_k 2 u_{l,k} A_{l,k}' A_{l,k} + alpha I
  *   G_1 = grad Q_1,  G_l = W_l J_{l-1} + grad Q_l,  J_l = diag(sigma'(s_l)) G_l
  *
- with G_l = ds_l / dx, u_l = sigma'(s_l) delta_l and c_l = sigma''(s_l)
+ * with G_l = ds_l / dx, u_l = sigma'(s_l) delta_l and c_l = sigma''(s_l)
  * delta_l from the forward pass (u_1 = delta_1, c_1 = 0: no activation on
  * layer 1) and A_{l,k} the r x D rank factor of unit k, so that
- * grad Q_{l,k}(x) = 2 A_{l,k}' A_{l,k} x + b_{l,k}. Also the small dense
- * Cholesky routines used per sample. */
+ * grad Q_{l,k}(x) = 2 A_{l,k}' A_{l,k} x + b_{l,k}. */
 #define USE_FC_LEN_T
 #include <R.h>
 #include <R_ext/BLAS.h>
@@ -16,79 +15,9 @@
 #endif
 #include <math.h>
 #include <string.h>
+#include "jko.h"
 #include "icnn.h"
-
-/* In-place lower Cholesky of the D x D matrix A (column-major); the upper
- * triangle is left alone. Right-looking, so the updates run down columns
- * (contiguous memory). */
-JKO_CLONES int chol_logdet(double *A, int D, double *logdet)
-{
-    double ld = 0;
-    for (int j = 0; j < D; j++) {
-        double *Aj = A + (size_t) D * j;
-        double s = Aj[j];
-        if (!(s > 0) || !isfinite(s)) return JKO_ERR_NOTPD;
-        double ljj = sqrt(s), inv = 1.0 / ljj;
-        Aj[j] = ljj;
-        ld += log(ljj);
-        for (int i = j + 1; i < D; i++) Aj[i] *= inv;
-        for (int k = j + 1; k < D; k++) {
-            double *Ak = A + (size_t) D * k, lkj = Aj[k];
-            JKO_SIMD
-            for (int i = k; i < D; i++) Ak[i] -= Aj[i] * lkj;
-        }
-    }
-    if (logdet) *logdet = 2.0 * ld;
-    return JKO_OK;
-}
-
-/* Solve L L' x = b in place. */
-void chol_solve(const double *Lc, int D, double *b)
-{
-    for (int i = 0; i < D; i++) {
-        double t = b[i];
-        for (int k = 0; k < i; k++) t -= Lc[i + (size_t) D * k] * b[k];
-        b[i] = t / Lc[i + (size_t) D * i];
-    }
-    for (int i = D - 1; i >= 0; i--) {
-        double t = b[i];
-        for (int k = i + 1; k < D; k++) t -= Lc[k + (size_t) D * i] * b[k];
-        b[i] = t / Lc[i + (size_t) D * i];
-    }
-}
-
-/* A^{-1} = L^{-T} L^{-1} from the Cholesky factor; work holds D*D doubles.
- * Column-oriented: X = L^{-1} by forward substitution on each unit
- * vector (updates down columns of L), then A^{-1}_ij = X_.i' X_.j over
- * rows k >= max(i, j) (columns of X are contiguous). */
-JKO_CLONES void chol_inverse(const double *Lc, int D, double *Ainv, double *work)
-{
-    for (int j = 0; j < D; j++) {
-        double *x = work + (size_t) D * j;
-        for (int i = 0; i < D; i++) x[i] = 0.0;
-        x[j] = 1.0;
-        for (int k = j; k < D; k++) {
-            const double *Lk = Lc + (size_t) D * k;
-            double xk = x[k] / Lk[k];
-            x[k] = xk;
-            JKO_SIMD
-            for (int i = k + 1; i < D; i++) x[i] -= Lk[i] * xk;
-        }
-    }
-    for (int j = 0; j < D; j++) {
-        const double *xj = work + (size_t) D * j;
-        for (int i = j; i < D; i++) {
-            const double *xi = work + (size_t) D * i;
-            double t = 0;
-#ifdef _OPENMP
-#pragma omp simd reduction(+:t)
-#endif
-            for (int k = i; k < D; k++) t += xi[k] * xj[k];
-            Ainv[i + (size_t) D * j] = t;
-            Ainv[j + (size_t) D * i] = t;
-        }
-    }
-}
+#include "linalg.h"
 
 /* The Hessians of samples [i0, i0 + n); tmp is this thread's scratch. */
 JKO_CLONES static int hessian_part(const icnn_t *net, const double *th, int i0, int n,
@@ -216,7 +145,7 @@ JKO_CLONES static int hessian_part(const icnn_t *net, const double *th, int i0, 
 int icnn_hessian(const icnn_t *net, const double *th, const double *X, int n,
                  icnn_ws *ws, double *logdet)
 {
-    const int nt = jko_nthreads(ws->nth, n);
+    const int nt = jko_blas_room(jko_nthreads(ws->nth, n));
     (void) X;
     if (n < 1) return JKO_OK;
     int old = jko_blas_set_threads(1), status = JKO_OK;

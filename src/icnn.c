@@ -2,12 +2,16 @@
  * forward pass (potential, the delta recursion and the map grad psi). */
 #define USE_FC_LEN_T
 #include <R.h>
+#include <Rinternals.h>   /* R_XLEN_T_MAX */
 #include <Rmath.h>
 #include <R_ext/BLAS.h>
 #ifndef FCONE
 # define FCONE
 #endif
+#include <limits.h>
+#include <stdint.h>
 #include <string.h>
+#include "jko.h"
 #include "icnn.h"
 #include "numerics.h"
 
@@ -36,13 +40,24 @@ void act_eval(int act, double s, double *f, double *f1, double *f2, double *f3)
 int icnn_setup(icnn_t *net, int D, int L, const int *w, int r, int act,
                double alpha_min)
 {
-    if (D < 1 || L < 1 || L > ICNN_MAX_LAYERS || r < 1) return 1;
+    if (D < 1 || L < 1 || L > ICNN_MAX_LAYERS || r < 1 ||
+        (act != ACT_SOFTPLUS && act != ACT_SQSOFTPLUS)) return JKO_ERR_DATA;
+    for (int l = 0; l < L; l++) if (w[l] < 1) return JKO_ERR_DATA;
+    /* the kernels index and call BLAS with int products of the sizes:
+     * w r D (a rank block), D^2 (a Hessian); and the layout is int */
+    double np = 0;
+    for (int l = 0; l < L; l++) {
+        double wl = w[l];
+        if (wl * r * D > INT_MAX) return JKO_ERR_SIZE;
+        np += wl * r * D + wl * D + wl + (l > 0 ? wl * w[l - 1] : 0);
+    }
+    np += w[L - 1] + 1 + (L > 1 ? w[0] : 0);
+    if ((double) D * D > INT_MAX || np > INT_MAX) return JKO_ERR_SIZE;
     net->D = D; net->L = L; net->r = r; net->act = act;
     net->alpha_min = alpha_min;
     net->wmax = 0;
     size_t off = 0;
     for (int l = 0; l < L; l++) {
-        if (w[l] < 1) return 1;
         net->w[l] = w[l];
         if (w[l] > net->wmax) net->wmax = w[l];
         net->offA[l] = off; off += (size_t) w[l] * r * D;
@@ -54,7 +69,40 @@ int icnn_setup(icnn_t *net, int D, int L, const int *w, int r, int act,
     net->offa = off; off += 1;
     net->offs = off; if (L > 1) off += (size_t) w[0];
     net->npar = off;
-    return 0;
+    return JKO_OK;
+}
+
+/* The doubles of icnn_ws_alloc(net, ws, nmax, hess, nth), counted as it
+ * allocates them (in double precision, so that no product overflows). */
+static double ws_doubles(const icnn_t *net, int nmax, int hess, int nth)
+{
+    const double D = net->D, r = net->r, wm = net->wmax, n = nmax > 0 ? nmax : 1;
+    const double Dp = D * (D + 1) / 2, D2 = D * D, th = nth < 1 ? 1 : nth;
+    const double tmp = wm * (D + 1) + 2 * D2 + r * D;
+    double s = 0;
+    for (int l = 0; l < net->L; l++) {
+        double w = net->w[l];
+        s += w * r * D + w * r * n + 7 * w * n;
+        if (hess) s += Dp * w + 2 * w * D * n;
+        if (hess > 1) s += 4 * w * n + w * r * n;
+    }
+    s += wm * r * n;
+    if (hess) s += 2 * D2 * n + Dp * n + th * tmp;
+    if (hess > 1)
+        s += D2 * n + Dp * n + wm * r * D + 2 * wm * D * n + th * Dp * wm + 2 * wm * n +
+             (th - 1) * (double) net->npar + th;
+    return s;
+}
+
+int icnn_ws_check(const icnn_t *net, int nmax, int hess, int nth, double *need)
+{
+    *need = ws_doubles(net, nmax, hess, nth);
+    /* D n is an int in the kernels (a BLAS dimension); the workspace must be
+     * a size R_alloc can count in bytes */
+    if ((double) net->D * (nmax > 0 ? nmax : 1) > INT_MAX) return JKO_ERR_SIZE;
+    double lim = (double) SIZE_MAX;                /* bytes, as R_alloc counts */
+    if (lim > (double) R_XLEN_T_MAX) lim = (double) R_XLEN_T_MAX;
+    return *need > lim / sizeof(double) ? JKO_ERR_SIZE : JKO_OK;
 }
 
 double icnn_alpha(const icnn_t *net, const double *th)
@@ -398,7 +446,7 @@ JKO_CLONES static void forward_part(const icnn_t *net, const double *th, const d
 void icnn_forward(const icnn_t *net, const double *th, const double *X, int n,
                   icnn_ws *ws, double *psi, double *Y)
 {
-    const int nt = jko_nthreads(ws->nth, n);
+    const int nt = jko_blas_room(jko_nthreads(ws->nth, n));
     if (n < 1) return;
     int old = jko_blas_set_threads(1);
 #ifdef _OPENMP

@@ -32,19 +32,10 @@
 #define JKOFLOW_ICNN_H
 
 #include <stddef.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #define ICNN_MAX_LAYERS 32
 
 enum { ACT_SOFTPLUS = 1, ACT_SQSOFTPLUS = 2 };
-
-enum {
-    JKO_OK = 0,
-    JKO_ERR_NONFINITE = 1,   /* a non-finite value where a finite one is needed */
-    JKO_ERR_NOTPD = 2        /* a Hessian that is not positive definite */
-};
 
 typedef struct {
     int D, L, r, act;
@@ -98,9 +89,16 @@ typedef struct {
     double *tmp;                   /* per-thread jko_tmp_len() scratch     */
 } icnn_ws;
 
-/* icnn.c */
+/* icnn.c. icnn_setup returns JKO_OK, JKO_ERR_DATA (an invalid
+ * architecture) or JKO_ERR_SIZE (a network whose parameters or blocks an
+ * int cannot count). */
 int icnn_setup(icnn_t *net, int D, int L, const int *w, int r, int act,
                double alpha_min);
+/* Whether a workspace for batches of nmax points can be allocated and
+ * indexed: JKO_OK, or JKO_ERR_SIZE when D nmax exceeds an int or the
+ * doubles (*need) exceed what can be allocated. Checked before icnn_ws_alloc
+ * by whoever chooses nmax. */
+int icnn_ws_check(const icnn_t *net, int nmax, int hess, int nth, double *need);
 double icnn_alpha(const icnn_t *net, const double *th);
 void icnn_init_params(const icnn_t *net, double *th, double scale); /* R's RNG */
 void icnn_ws_alloc(const icnn_t *net, icnn_ws *ws, int nmax, int hess, int nth);
@@ -116,22 +114,11 @@ void icnn_prepare(const icnn_t *net, const double *th, icnn_ws *ws);
 /* hessian.c */
 int icnn_hessian(const icnn_t *net, const double *th, const double *X, int n,
                  icnn_ws *ws, double *logdet);
-int chol_logdet(double *A, int D, double *logdet);
-void chol_inverse(const double *Lc, int D, double *Ainv, double *work);
-void chol_solve(const double *Lc, int D, double *b);
 
 /* backward.c */
 void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
                    icnn_ws *ws, const double *Ybar, const double *lambda,
                    double *grad);
-
-/* blas_threads.c: the BLAS's own thread count (OpenBLAS), so that the
- * kernels, which split the batch over OpenMP threads and call BLAS on each
- * part, run the BLAS single-threaded inside; returns the previous count, or
- * 0 where the BLAS offers no such control. */
-int jko_blas_set_threads(int n);
-const char *jko_blas_core(void);
-void jko_cpu_features(int *avx2, int *avx512f);
 
 /* From this dimension on, the per-sample D x D work goes through BLAS and
  * LAPACK rather than hand-written loops: H^{-1} from its Cholesky factor by
@@ -139,44 +126,6 @@ void jko_cpu_features(int *avx2, int *avx512f);
  * G_l' diag(c_l) G_l (hessian.c), A_k S_k and G_i Hbar_i (backward.c) by
  * dgemm. The Cholesky factorisation itself is always chol_logdet. */
 #define JKO_SMALL_D 8
-
-/* Vectorise the loop that follows (the loops over units k run over
- * contiguous memory with no dependence between iterations). */
-#ifdef _OPENMP
-# define JKO_SIMD _Pragma("omp simd")
-#else
-# define JKO_SIMD
-#endif
-
-/* The hand-written per-sample loops are compiled three times on x86-64
- * Linux with GCC >= 6 (function multi-versioning, an ifunc choosing at load
- * time by the CPU): "avx512f" (AVX-512F, which with GCC implies AVX2 and
- * AVX but not FMA), "fma" (FMA and AVX, not AVX2) and "default" (the
- * baseline ISA of R's flags, SSE2). Elsewhere this is empty and the
- * baseline code is used. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    defined(__linux__) && (__GNUC__ >= 6)
-# define JKO_CLONES __attribute__((target_clones("avx512f", "fma", "default")))
-#else
-# define JKO_CLONES
-#endif
-
-/* The part [*i0, *i1) of samples 0..n-1 that thread t of nt works on. */
-static inline void jko_chunk(int n, int t, int nt, int *i0, int *i1)
-{
-    int q = n / nt, rem = n % nt;
-    *i0 = t * q + (t < rem ? t : rem);
-    *i1 = *i0 + q + (t < rem);
-}
-
-static inline int jko_thread_num(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 /* doubles of per-thread scratch (ws->tmp): hessian_part uses wmax D of it,
  * backward_part at most wmax (D + 1) (G_i Hbar_i and one w-vector),
@@ -186,13 +135,6 @@ static inline size_t jko_tmp_len(const icnn_t *net)
 {
     size_t D = net->D;
     return (size_t) net->wmax * (D + 1) + 2 * D * D + (size_t) net->r * D;
-}
-
-/* threads actually used for n samples */
-static inline int jko_nthreads(int nth, int n)
-{
-    if (nth > n) nth = n;
-    return nth < 1 ? 1 : nth;
 }
 
 /* invert.c: x with grad psi(x) = y, by Newton's method with line search */

@@ -2,11 +2,13 @@
 #include <R.h>
 #include <Rinternals.h>
 #include <R_ext/Rdynload.h>
+#include "jko.h"
 
 SEXP C_icnn_layout(SEXP, SEXP);
 SEXP C_icnn_init(SEXP, SEXP, SEXP);
 SEXP C_icnn_eval(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_pot_eval(SEXP, SEXP, SEXP);
+SEXP C_glm_log_prior(SEXP, SEXP);
 SEXP C_jko_loss(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_moments(SEXP, SEXP);
 SEXP C_jko_step(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
@@ -15,13 +17,13 @@ SEXP C_energy_eval(SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_flow_push(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_flow_pull(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_blas_info(void);
-void jko_threads_init(void);
 
 static const R_CallMethodDef call_methods[] = {
     {"icnn_layout", (DL_FUNC) &C_icnn_layout, 2},
     {"icnn_init", (DL_FUNC) &C_icnn_init, 3},
     {"icnn_eval", (DL_FUNC) &C_icnn_eval, 6},
     {"pot_eval", (DL_FUNC) &C_pot_eval, 3},
+    {"glm_log_prior", (DL_FUNC) &C_glm_log_prior, 2},
     {"jko_loss", (DL_FUNC) &C_jko_loss, 8},
     {"moments", (DL_FUNC) &C_moments, 2},
     {"jko_step", (DL_FUNC) &C_jko_step, 11},

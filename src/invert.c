@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 #include "icnn.h"
+#include "linalg.h"
 
 /* Y, Xout: D x n. resid (n) gets max_d |grad psi(x) - y|, iter (n) the
  * Newton iterations used. Returns the number of points not converged. */

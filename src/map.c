@@ -1,13 +1,11 @@
 /* The maps of the flow (map.h): push, pull and the moments that set a
  * step's change of variables. */
 #include <R.h>
+#include <R_ext/Utils.h>
 #include <math.h>
 #include <string.h>
+#include "jko.h"
 #include "map.h"
-
-/* points per pass: bounds the workspace, whose Jacobian blocks grow as
- * width x D x n */
-#define MAP_CHUNK 2048
 
 void map_standardise(const jko_map *m, const double *X, int n, double *Z)
 {
@@ -74,6 +72,7 @@ static int push_chunks(const jko_map *m, const double *X, int std, int n, int nt
     double *ld = (double *) R_alloc(nmax, sizeof(double));
     int status = JKO_OK;
     for (int s = 0; s < n; s += MAP_CHUNK) {
+        if (s) R_CheckUserInterrupt();
         int c = n - s < MAP_CHUNK ? n - s : MAP_CHUNK;
         const double *Zc = X + (size_t) D * s;
         if (!std) {
@@ -113,6 +112,7 @@ int map_pull(const jko_map *m, const double *Y, int n, double tol, int maxit,
     int *its = (int *) R_alloc(nmax, sizeof(int));
     int status = JKO_OK;
     for (int s = 0; s < n; s += MAP_CHUNK) {
+        if (s) R_CheckUserInterrupt();   /* (and per Newton iteration) */
         int c = n - s < MAP_CHUNK ? n - s : MAP_CHUNK;
         const void *vmax = vmaxget();
         map_standardise(m, Y + (size_t) D * s, c, Z);
@@ -170,7 +170,8 @@ double map_moments_full(const double *X, int D, int n, double *center, double *L
 {
     double iso;
     map_moments(X, D, n, center, &iso);
-    for (int e = 0; e < D; e++)
+    for (int e = 0; e < D; e++) {
+        R_CheckUserInterrupt();   /* D^2 n / 2 products in all */
         for (int d = 0; d < D; d++) {
             long double s = 0;
             if (d >= e)
@@ -179,6 +180,7 @@ double map_moments_full(const double *X, int D, int n, double *center, double *L
                          (X[e + (size_t) D * i] - center[e]);
             L[d + (size_t) D * e] = d >= e ? (double) (s / (n - 1)) : 0.0;
         }
+    }
     /* in-place lower Cholesky; on failure the diagonal */
     int ok = n > D;
     double *diag = (double *) R_alloc(D, sizeof(double));

@@ -18,6 +18,11 @@
 
 #include "icnn.h"
 
+/* Points per pass of push and pull: bounds the workspace, whose Jacobian
+ * blocks grow as width x D x n; an interrupt is checked for between
+ * passes. */
+#define MAP_CHUNK 2048
+
 typedef struct {
     icnn_t net;
     const double *theta;

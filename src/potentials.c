@@ -1,20 +1,15 @@
 /* Potentials Phi evaluated on a batch (the protocol is in potentials.h):
- * the built-in kinds, their table, and the path through R for the rest. */
+ * the built-in kinds with the checks of their data, their table, and the
+ * path through R for the rest. */
 #include <R.h>
 #include <Rinternals.h>
 #include <Rmath.h>
+#include <R_ext/Utils.h>
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
-#include "icnn.h"
+#include "jko.h"
 #include "potentials.h"
-
-SEXP jko_list_elt(SEXP s, const char *name)
-{
-    SEXP nms = Rf_getAttrib(s, R_NamesSymbol);
-    if (TYPEOF(s) != VECSXP || Rf_isNull(nms)) return R_NilValue;
-    for (R_xlen_t i = 0; i < XLENGTH(s); i++)
-        if (strcmp(CHAR(STRING_ELT(nms, i)), name) == 0) return VECTOR_ELT(s, i);
-    return R_NilValue;
-}
 
 /* Phi = 0: pure diffusion. */
 static int zero_eval(jko_pot *pot, const double *Y, int n, double *phi,
@@ -27,6 +22,18 @@ static int zero_eval(jko_pot *pot, const double *Y, int n, double *phi,
 }
 
 /* Phi = (y - b)'A(y - b) / 2; par = A (D x D), b (D). */
+static int quadratic_setup(jko_pot *pot, SEXP obj, int nmax, char *err)
+{
+    (void) obj; (void) nmax;
+    const double D = pot->D;
+    if ((double) pot->npar != D * D + D) {
+        snprintf(err, JKO_ERRLEN, "`par` has %.0f numbers; dimension %d needs %.0f (A, %d x %d, "
+                 "then b)", (double) pot->npar, pot->D, D * D + D, pot->D, pot->D);
+        return JKO_ERR_DATA;
+    }
+    return JKO_OK;
+}
+
 static int quadratic_eval(jko_pot *pot, const double *Y, int n, double *phi,
                           double *gphi)
 {
@@ -50,6 +57,27 @@ static int quadratic_eval(jko_pot *pot, const double *Y, int n, double *phi,
 
 /* Phi = -log sum_k w_k N(y; m_k, sd^2 I); par = K, sd, log w (K), means
  * (D x K). */
+static int gmm_setup(jko_pot *pot, SEXP obj, int nmax, char *err)
+{
+    (void) obj; (void) nmax;
+    const double D = pot->D, K = pot->npar >= 2 ? pot->par[0] : NAN;
+    if (!(K >= 1) || K != floor(K) || K > INT_MAX) {
+        snprintf(err, JKO_ERRLEN, "`par` must start with the number of components K >= 1");
+        return JKO_ERR_DATA;
+    }
+    if ((double) pot->npar != 2 + K + K * D) {
+        snprintf(err, JKO_ERRLEN, "`par` has %.0f numbers; %.0f components in dimension %d "
+                 "need %.0f (K, sd, K log-weights, then K means)", (double) pot->npar, K,
+                 pot->D, 2 + K + K * D);
+        return JKO_ERR_DATA;
+    }
+    if (!(pot->par[1] > 0) || !R_FINITE(pot->par[1])) {
+        snprintf(err, JKO_ERRLEN, "the components' sd (`par[2]`) must be positive and finite");
+        return JKO_ERR_DATA;
+    }
+    return JKO_OK;
+}
+
 static int gmm_eval(jko_pot *pot, const double *Y, int n, double *phi,
                     double *gphi)
 {
@@ -85,6 +113,21 @@ static int gmm_eval(jko_pot *pot, const double *Y, int n, double *phi,
 }
 
 /* Phi = height ((y_1 / c)^2 - 1)^2 + sum_{d > 1} y_d^2 / 2; par = c, height. */
+static int double_well_setup(jko_pot *pot, SEXP obj, int nmax, char *err)
+{
+    (void) obj; (void) nmax;
+    if (pot->npar != 2) {
+        snprintf(err, JKO_ERRLEN, "`par` has %.0f numbers; it needs 2 (center, height)",
+                 (double) pot->npar);
+        return JKO_ERR_DATA;
+    }
+    if (!(pot->par[0] > 0) || !R_FINITE(pot->par[0]) || !R_FINITE(pot->par[1])) {
+        snprintf(err, JKO_ERRLEN, "`par` must hold a positive finite center and a finite height");
+        return JKO_ERR_DATA;
+    }
+    return JKO_OK;
+}
+
 static int double_well_eval(jko_pot *pot, const double *Y, int n, double *phi,
                             double *gphi)
 {
@@ -105,13 +148,12 @@ static int double_well_eval(jko_pot *pot, const double *Y, int n, double *phi,
 }
 
 static const pot_kind pot_kinds[] = {
-    {"jko_potential_zero", NULL, zero_eval},
-    {"jko_potential_quadratic", NULL, quadratic_eval},
-    {"jko_potential_gmm", NULL, gmm_eval},
-    {"jko_potential_double_well", NULL, double_well_eval},
-    {"jko_target_logistic", logistic_setup, logistic_eval},
-    {"jko_target_glm", glm_setup, glm_eval},
-    {NULL, NULL, NULL}
+    {"zero", NULL, NULL, zero_eval},
+    {"quadratic", quadratic_setup, NULL, quadratic_eval},
+    {"gmm", gmm_setup, NULL, gmm_eval},
+    {"double_well", double_well_setup, NULL, double_well_eval},
+    {"glm", glm_setup, glm_draw, glm_eval},
+    {NULL, NULL, NULL, NULL}
 };
 
 /* A potential evaluated in R: potential_eval_r(obj, x, iter, grad) with x
@@ -139,37 +181,82 @@ static int r_eval(jko_pot *pot, const double *Y, int n, double *phi,
     return JKO_OK;
 }
 
-void pot_setup(jko_pot *pot, SEXP obj, int D, int nmax)
+int pot_setup(jko_pot *pot, SEXP obj, int D, int nmax, char *err)
 {
     memset(pot, 0, sizeof(*pot));
     pot->D = D;
     pot->obj = obj;
-    SEXP cls = Rf_getAttrib(obj, R_ClassSymbol);
-    for (R_xlen_t c = 0; c < XLENGTH(cls) && !pot->kind; c++)
-        for (const pot_kind *k = pot_kinds; k->cls; k++)
-            if (strcmp(CHAR(STRING_ELT(cls, c)), k->cls) == 0) { pot->kind = k; break; }
-    SEXP par = jko_list_elt(obj, "par");
-    if (TYPEOF(par) == REALSXP) {
-        pot->par = REAL(par);
-        pot->npar = LENGTH(par);
+    if (TYPEOF(obj) != VECSXP) {
+        snprintf(err, JKO_ERRLEN, "a potential must be a list");
+        return JKO_ERR_DATA;
     }
-    pot->work = (double *) R_alloc(D > pot->npar ? D : pot->npar, sizeof(double));
-    if (pot->kind) {
-        if (pot->kind->setup && pot->kind->setup(pot, obj, nmax))
-            Rf_error("invalid data in the potential of class \"%s\"", pot->kind->cls);
-        return;
+    /* its dimension, where it has one, is that of the points */
+    SEXP dim = jko_list_elt(obj, "dim");
+    if ((TYPEOF(dim) == INTSXP || TYPEOF(dim) == REALSXP) && XLENGTH(dim) == 1) {
+        double dd = Rf_asReal(dim);
+        if (!ISNAN(dd) && dd != D) {
+            snprintf(err, JKO_ERRLEN, "the potential has dimension %.0f but the points have "
+                     "dimension %d", dd, D);
+            return JKO_ERR_DATA;
+        }
     }
-    if (!Rf_isFunction(jko_list_elt(obj, "value")))
-        Rf_error("a potential must be of a built-in class or have a `value` function");
+    SEXP bt = jko_list_elt(obj, "builtin");
+    if (!Rf_isNull(bt)) {
+        if (TYPEOF(bt) != STRSXP || XLENGTH(bt) != 1 || STRING_ELT(bt, 0) == NA_STRING) {
+            snprintf(err, JKO_ERRLEN, "a potential's `builtin` must be the name of a built-in kind");
+            return JKO_ERR_DATA;
+        }
+        const char *name = CHAR(STRING_ELT(bt, 0));
+        for (const pot_kind *k = pot_kinds; k->name; k++)
+            if (strcmp(name, k->name) == 0) { pot->kind = k; break; }
+        if (!pot->kind) {
+            snprintf(err, JKO_ERRLEN, "unknown built-in potential \"%.100s\"", name);
+            return JKO_ERR_DATA;
+        }
+        SEXP par = jko_list_elt(obj, "par");
+        if (!Rf_isNull(par) && TYPEOF(par) != REALSXP) {
+            snprintf(err, JKO_ERRLEN, "invalid built-in potential \"%s\": `par` must be a "
+                     "double vector", name);
+            return JKO_ERR_DATA;
+        }
+        if (!Rf_isNull(par)) {
+            pot->par = REAL(par);
+            pot->npar = XLENGTH(par);
+        }
+        pot->work = (double *) R_alloc(D > pot->npar ? D : pot->npar, sizeof(double));
+        char why[JKO_ERRLEN];
+        if (pot->kind->setup && pot->kind->setup(pot, obj, nmax, why)) {
+            snprintf(err, JKO_ERRLEN, "invalid built-in potential \"%s\": %.400s", name, why);
+            return JKO_ERR_DATA;
+        }
+        return JKO_OK;
+    }
+    if (!Rf_isFunction(jko_list_elt(obj, "value"))) {
+        snprintf(err, JKO_ERRLEN, "a potential must be a built-in kind or have a `value` function");
+        return JKO_ERR_DATA;
+    }
     SEXP ns = PROTECT(R_FindNamespace(Rf_mkString("jkoflow")));
     pot->rfun = Rf_findFun(Rf_install("potential_eval_r"), ns);
     UNPROTECT(1);
+    return JKO_OK;
 }
 
 int pot_eval(jko_pot *pot, const double *Y, int n, double *phi, double *gphi)
 {
-    int st = pot->kind ? pot->kind->eval(pot, Y, n, phi, gphi)
-                       : r_eval(pot, Y, n, phi, gphi);
+    const int D = pot->D;
+    int st = JKO_OK;
+    if (!pot->kind) {
+        st = r_eval(pot, Y, n, phi, gphi);   /* R's own loops are interruptible */
+    } else {
+        /* one draw of a minibatch serves the whole batch */
+        if (pot->kind->draw) pot->kind->draw(pot);
+        for (int s = 0; s < n && !st; s += JKO_CHUNK) {
+            if (s) R_CheckUserInterrupt();
+            int c = n - s < JKO_CHUNK ? n - s : JKO_CHUNK;
+            st = pot->kind->eval(pot, Y + (size_t) D * s, c, phi + s,
+                                 gphi ? gphi + (size_t) D * s : NULL);
+        }
+    }
     if (st) return st;
     for (int i = 0; i < n; i++) if (!R_FINITE(phi[i])) return JKO_ERR_NONFINITE;
     if (gphi)

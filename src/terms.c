@@ -3,9 +3,12 @@
  * sum over the terms of an energy. */
 #include <R.h>
 #include <Rinternals.h>
+#include <R_ext/Utils.h>
+#include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
-#include "icnn.h"
+#include "jko.h"
 #include "terms.h"
 
 /* ---- interaction: 1/2 E W(Y - Y'), Y, Y' independent ----
@@ -67,26 +70,33 @@ static int pairs_eval(jko_term *t, const term_batch *b, kern_fn k, double *val,
     const int D = b->D, n = b->n, nb = n_blocks(n, t->block);
     if (n < 2) return JKO_ERR_NONFINITE;
     const double *par = t->par;
+    /* groups of blocks of about JKO_CHUNK points, an interrupt checked
+     * between groups (each block's sums are the same whatever the group) */
+    const int G = JKO_CHUNK / t->block > 1 ? JKO_CHUNK / t->block : 1;
+    for (int q0 = 0; q0 < nb; q0 += G) {
+        const int q1 = nb - q0 < G ? nb : q0 + G;
+        if (q0) R_CheckUserInterrupt();
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(b->nth) schedule(dynamic)
 #endif
-    for (int q = 0; q < nb; q++) {
-        const int s = (int) ((long long) q * n / nb), e = (int) ((long long) (q + 1) * n / nb);
-        const double cv = 0.5 / (e - s - 1), cg = 1.0 / (e - s - 1);
-        double *z = t->work + (size_t) 2 * D * q, *gz = z + D;
-        for (int i = s; i < e; i++) {
-            const double *yi = b->Y + (size_t) D * i;
-            for (int j = i + 1; j < e; j++) {
-                const double *yj = b->Y + (size_t) D * j;
-                for (int d = 0; d < D; d++) z[d] = yi[d] - yj[d];
-                double w = k(par, z, D, g ? gz : NULL);
-                val[i] += cv * w;
-                val[j] += cv * w;
-                if (g) {
-                    double *gi = g + (size_t) D * i, *gj = g + (size_t) D * j;
-                    for (int d = 0; d < D; d++) {
-                        gi[d] += cg * gz[d];
-                        gj[d] -= cg * gz[d];
+        for (int q = q0; q < q1; q++) {
+            const int s = (int) ((long long) q * n / nb), e = (int) ((long long) (q + 1) * n / nb);
+            const double cv = 0.5 / (e - s - 1), cg = 1.0 / (e - s - 1);
+            double *z = t->work + (size_t) 2 * D * q, *gz = z + D;
+            for (int i = s; i < e; i++) {
+                const double *yi = b->Y + (size_t) D * i;
+                for (int j = i + 1; j < e; j++) {
+                    const double *yj = b->Y + (size_t) D * j;
+                    for (int d = 0; d < D; d++) z[d] = yi[d] - yj[d];
+                    double w = k(par, z, D, g ? gz : NULL);
+                    val[i] += cv * w;
+                    val[j] += cv * w;
+                    if (g) {
+                        double *gi = g + (size_t) D * i, *gj = g + (size_t) D * j;
+                        for (int d = 0; d < D; d++) {
+                            gi[d] += cg * gz[d];
+                            gj[d] -= cg * gz[d];
+                        }
                     }
                 }
             }
@@ -95,12 +105,24 @@ static int pairs_eval(jko_term *t, const term_batch *b, kern_fn k, double *val,
     return JKO_OK;
 }
 
-static int interaction_setup(jko_term *t, SEXP obj, int D, int nmax)
+#define FAIL(...) do { snprintf(err, JKO_ERRLEN, __VA_ARGS__); return JKO_ERR_DATA; } while (0)
+
+static int interaction_setup(jko_term *t, SEXP obj, int D, int nmax, char *err)
 {
     (void) obj;
+    if (t->block < 2) FAIL("`block` must be a whole number >= 2");
     int nb = n_blocks(nmax, t->block);
     t->work = (double *) R_alloc((size_t) 2 * D * nb, sizeof(double));
-    return t->block < 2;
+    return JKO_OK;
+}
+
+/* par = a, b with a > 0 and b < a (kern_power) */
+static int power_setup(jko_term *t, SEXP obj, int D, int nmax, char *err)
+{
+    if (t->npar != 2 || !R_FINITE(t->par[0]) || !R_FINITE(t->par[1]) || !(t->par[0] > 0) ||
+        !(t->par[1] < t->par[0]))
+        FAIL("`par` must hold the exponents a > 0 and b < a");
+    return interaction_setup(t, obj, D, nmax, err);
 }
 
 static int quadratic_eval(jko_term *t, const term_batch *b, double *val, double *g,
@@ -121,13 +143,21 @@ static int power_eval(jko_term *t, const term_batch *b, double *val, double *g,
  * the P x D matrix of the pairs' differences y_i - y_j (i < j, block by
  * block) returns list(value = P numbers, gradient = P x D or NULL),
  * checked there. */
-static int r_kernel_setup(jko_term *t, SEXP obj, int D, int nmax)
+static int r_kernel_setup(jko_term *t, SEXP obj, int D, int nmax, char *err)
 {
-    (void) obj; (void) D; (void) nmax;
+    (void) D; (void) nmax;
+    if (t->block < 2) FAIL("`block` must be a whole number >= 2");
+    if (!Rf_isFunction(jko_list_elt(obj, "W"))) FAIL("`W` must be a function");
+    /* the pairs' differences go to R as the rows of a matrix: at most
+     * n (m - 1) / 2 of them for blocks of at most m = min(n, 2 block) points */
+    double m = (double) nmax < 2.0 * t->block ? nmax : 2.0 * t->block;
+    if ((double) nmax * (m - 1) / 2 > INT_MAX)
+        FAIL("batches of %d points in blocks of %d give up to %.0f pairs, more than the "
+             "%d rows of an R matrix", nmax, t->block, (double) nmax * (m - 1) / 2, INT_MAX);
     SEXP ns = PROTECT(R_FindNamespace(Rf_mkString("jkoflow")));
     t->rfun = Rf_findFun(Rf_install("interaction_eval_r"), ns);
     UNPROTECT(1);
-    return t->block < 2;
+    return JKO_OK;
 }
 
 static int r_kernel_eval(jko_term *t, const term_batch *b, double *val, double *g,
@@ -194,6 +224,15 @@ static int entropy_eval(jko_term *t, const term_batch *b, double *val, double *g
     return JKO_OK;
 }
 
+/* par = m > 1 */
+static int porous_setup(jko_term *t, SEXP obj, int D, int nmax, char *err)
+{
+    (void) obj; (void) D; (void) nmax;
+    if (t->npar != 1 || !R_FINITE(t->par[0]) || !(t->par[0] > 1))
+        FAIL("`par` must hold the exponent m > 1");
+    return JKO_OK;
+}
+
 /* int rho^m / (m - 1) = E rho(Y)^(m-1) / (m - 1); par = m. With
  * rho(Y) = rho_{k-1}(x) / det Hess psi(x), d/d logdet = -rho(Y)^(m-1). */
 static int porous_eval(jko_term *t, const term_batch *b, double *val, double *g,
@@ -211,52 +250,66 @@ static int porous_eval(jko_term *t, const term_batch *b, double *val, double *g,
 }
 
 static const term_kind term_kinds[] = {
-    {"jko_interaction_quadratic", interaction_setup, quadratic_eval, 0},
-    {"jko_interaction_power", interaction_setup, power_eval, 0},
-    {"jko_interaction_fn", r_kernel_setup, r_kernel_eval, 0},
-    {"jko_diffusion_entropy", NULL, entropy_eval, 0},
-    {"jko_diffusion_porous", NULL, porous_eval, 1},
+    {"interaction_quadratic", interaction_setup, quadratic_eval, 0},
+    {"interaction_power", power_setup, power_eval, 0},
+    {"interaction_fn", r_kernel_setup, r_kernel_eval, 0},
+    {"diffusion_entropy", NULL, entropy_eval, 0},
+    {"diffusion_porous", porous_setup, porous_eval, 1},
     {NULL, NULL, NULL, 0}
 };
 
-static void term_setup(jko_term *t, SEXP obj, int D, int nmax)
+static int term_setup(jko_term *t, SEXP obj, int D, int nmax, char *err)
 {
     memset(t, 0, sizeof(*t));
     t->D = D;
     t->obj = obj;
-    SEXP cls = Rf_getAttrib(obj, R_ClassSymbol);
-    for (R_xlen_t c = 0; c < XLENGTH(cls) && !t->kind; c++)
-        for (const term_kind *k = term_kinds; k->cls; k++)
-            if (strcmp(CHAR(STRING_ELT(cls, c)), k->cls) == 0) { t->kind = k; break; }
-    if (!t->kind) Rf_error("a term of a free energy must be of a built-in class");
+    SEXP bt = jko_list_elt(obj, "builtin");
+    if (TYPEOF(obj) != VECSXP || TYPEOF(bt) != STRSXP || XLENGTH(bt) != 1 ||
+        STRING_ELT(bt, 0) == NA_STRING)
+        FAIL("a term of a free energy must be one that its constructor made (a list with "
+             "the name of a built-in kind in `builtin`)");
+    const char *name = CHAR(STRING_ELT(bt, 0));
+    for (const term_kind *k = term_kinds; k->name; k++)
+        if (strcmp(name, k->name) == 0) { t->kind = k; break; }
+    if (!t->kind) FAIL("unknown built-in term \"%.100s\"", name);
     SEXP par = jko_list_elt(obj, "par");
-    if (TYPEOF(par) == REALSXP) {
+    if (!Rf_isNull(par) && TYPEOF(par) != REALSXP)
+        FAIL("invalid term \"%s\": `par` must be a double vector", name);
+    if (!Rf_isNull(par)) {
         t->par = REAL(par);
-        t->npar = LENGTH(par);
+        t->npar = XLENGTH(par);
     }
     SEXP bl = jko_list_elt(obj, "block");
-    t->block = Rf_isNull(bl) ? 0 : Rf_asInteger(bl);
-    if (t->kind->setup && t->kind->setup(t, obj, D, nmax))
-        Rf_error("invalid data in the term of class \"%s\"", t->kind->cls);
+    t->block = 0;
+    if ((TYPEOF(bl) == INTSXP || TYPEOF(bl) == REALSXP) && XLENGTH(bl) == 1) {
+        double b = Rf_asReal(bl);
+        if (R_FINITE(b) && b == floor(b) && b >= 2 && b <= INT_MAX) t->block = (int) b;
+    }
+    char why[JKO_ERRLEN];
+    if (t->kind->setup && t->kind->setup(t, obj, D, nmax, why))
+        FAIL("invalid term \"%s\": %.400s", name, why);
+    return JKO_OK;
 }
 
-void energy_setup(jko_energy *e, SEXP obj, int D, int nmax)
+int energy_setup(jko_energy *e, SEXP obj, int D, int nmax, char *err)
 {
     memset(e, 0, sizeof(*e));
+    if (TYPEOF(obj) != VECSXP) FAIL("a free energy must be a list");
     SEXP pot = jko_list_elt(obj, "potential"), terms = jko_list_elt(obj, "terms");
     if (!Rf_isNull(pot)) {
-        pot_setup(&e->pot, pot, D, nmax);
+        if (pot_setup(&e->pot, pot, D, nmax, err)) return JKO_ERR_DATA;
         e->has_pot = 1;
         e->phi = (double *) R_alloc(nmax, sizeof(double));
         e->gphi = (double *) R_alloc((size_t) D * nmax, sizeof(double));
     }
-    if (TYPEOF(terms) != VECSXP) Rf_error("a free energy's `terms` must be a list");
+    if (TYPEOF(terms) != VECSXP) FAIL("a free energy's `terms` must be a list");
     e->nterm = LENGTH(terms);
     e->terms = (jko_term *) R_alloc(e->nterm > 0 ? e->nterm : 1, sizeof(jko_term));
     for (int k = 0; k < e->nterm; k++) {
-        term_setup(e->terms + k, VECTOR_ELT(terms, k), D, nmax);
+        if (term_setup(e->terms + k, VECTOR_ELT(terms, k), D, nmax, err)) return JKO_ERR_DATA;
         if (e->terms[k].kind->density) e->density = 1;
     }
+    return JKO_OK;
 }
 
 int energy_eval(jko_energy *e, const term_batch *b, double *val, double *g,

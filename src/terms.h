@@ -14,8 +14,11 @@
  * log rho_{k-1} less the log-determinant of the map there.
  *
  * A term is an R object of class c(<kind>, ..., "jko_term"); its kind is a
- * row of the table `term_kinds` in terms.c: the class, an optional setup
- * (reads the object's data, allocates scratch with R_alloc) and an eval.
+ * row of the table `term_kinds` in terms.c, chosen by the object's element
+ * `builtin` (the name its R constructor records; never by a class): the
+ * name, an optional setup (reads the object's data, checks them, allocates
+ * scratch with R_alloc; on bad data writes the reason into its `err`, at
+ * most JKO_ERRLEN characters, and returns JKO_ERR_DATA) and an eval.
  * eval estimates the term on a batch as a mean of per-sample values and,
  * in training, gives the cotangents that flow back through the network:
  *
@@ -49,13 +52,13 @@ typedef struct {
 
 typedef struct jko_term jko_term;
 
-typedef int (*term_setup_fn)(jko_term *t, SEXP obj, int D, int nmax);
+typedef int (*term_setup_fn)(jko_term *t, SEXP obj, int D, int nmax, char *err);
 typedef int (*term_eval_fn)(jko_term *t, const term_batch *b, double *val,
                             double *g, double *lam);
 
 typedef struct {
-    const char *cls;      /* the R class of the kind                        */
-    term_setup_fn setup;  /* NULL: the kind needs only `par`                */
+    const char *name;     /* the object's `builtin`                         */
+    term_setup_fn setup;  /* NULL: the kind has no data                     */
     term_eval_fn eval;
     int density;          /* needs the log-densities of the points          */
 } term_kind;
@@ -64,7 +67,7 @@ struct jko_term {
     const term_kind *kind;
     int D;
     const double *par;    /* the object's `par`                             */
-    int npar;
+    R_xlen_t npar;
     int block;            /* pairs are taken within blocks of this size     */
     double *work;         /* scratch set up by the kind                     */
     SEXP obj;
@@ -81,9 +84,11 @@ typedef struct {
 } jko_energy;
 
 /* Reads an R object of class "jko_energy", list(potential (or NULL),
- * terms = list of "jko_term"), for batches of up to nmax points; signals an
- * R error if a term is not one C can evaluate. */
-void energy_setup(jko_energy *e, SEXP obj, int D, int nmax);
+ * terms = list of "jko_term"), for batches of up to nmax points of
+ * dimension D. Returns JKO_OK, or JKO_ERR_DATA with the reason in err
+ * (JKO_ERRLEN characters) if the potential or a term is not one C can
+ * evaluate there. */
+int energy_setup(jko_energy *e, SEXP obj, int D, int nmax, char *err);
 
 /* Adds every term's values and (unless NULL) cotangents, as above; returns
  * JKO_OK or a JKO_ERR_* status (non-finite values are still written). */

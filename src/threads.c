@@ -3,7 +3,7 @@
  * copied, and a parallel region there can hang: a child of a process that
  * has loaded the package runs single-threaded. */
 #include <R.h>
-#include "icnn.h"
+#include "jko.h"
 #if !defined(_WIN32) && defined(__has_include)
 # if __has_include(<pthread.h>)
 #  include <pthread.h>

@@ -6,8 +6,10 @@
 #include <R_ext/Utils.h>
 #include <math.h>
 #include <string.h>
-#include "train.h"
+#include <time.h>
+#include "jko.h"
 #include "adam.h"
+#include "train.h"
 
 void jko_buf_alloc(const icnn_t *net, jko_buf *b, int n)
 {
@@ -112,6 +114,18 @@ static void mean_var(const double *x, int n, double *mean, double *var)
     *var = n > 1 ? v / (n - 1) : 0;
 }
 
+/* Wall-clock seconds from an arbitrary origin (for the time limit). */
+static double wall_seconds(void)
+{
+#ifdef CLOCK_MONOTONIC
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
+#else
+    return (double) time(NULL);
+#endif
+}
+
 int jko_train(const jko_map *m, double *th, const double *Zp, int npool,
               const double *lpool, jko_pot *pot, jko_energy *e,
               const jko_settings *s, double *loss, int *fail_iter, int *iters_used)
@@ -144,6 +158,11 @@ int jko_train(const jko_map *m, double *th, const double *Zp, int npool,
     const int tail = s->adaptive ? (iters / 5 > JKO_WINDOW ? iters / 5 : JKO_WINDOW) : iters;
     int anneal0 = s->adaptive ? -1 : 0, stop = iters;
     if (s->adaptive && tail >= iters) anneal0 = 0;
+    /* The time limit (a flow's max_time, less what its earlier steps took)
+     * ends the training where it is reached, with the map of that
+     * iteration, as the adaptive rule ends a step at its last iteration. */
+    const int timed = s->time_limit > 0 && isfinite(s->time_limit);
+    const double t_end = timed ? wall_seconds() + s->time_limit : 0;
     for (int t = 0; t < stop; t++) {
         R_CheckUserInterrupt();
         size_t start = ((size_t) t * batch) % (size_t) npool;
@@ -206,6 +225,7 @@ int jko_train(const jko_map *m, double *th, const double *Zp, int npool,
         icnn_project(net, th);
         for (size_t q = 0; q < net->npar; q++)
             if (!isfinite(th[q])) { *fail_iter = t + 1; return JKO_ERR_NONFINITE; }
+        if (timed && t + 1 < stop && wall_seconds() >= t_end) stop = t + 1;
         if (s->progress > 0 && ((t + 1) % tick == 0 || t + 1 == iters)) {
             REprintf("\rstep %3d: iteration %d/%d, loss %.5g   ", s->progress, t + 1,
                      stop, loss[t]);

@@ -20,10 +20,9 @@
 /* The loss of an iteration exceeds the first iteration's loss L_1 by more
  * than JKO_DIVERGE_FACTOR * (1 + |L_1|): that batch is an outlier, and its
  * update is skipped. When JKO_DIVERGE_RUN batches in a row are such
- * outliers the training has run away (the first iterate is the previous map,
- * so the loss can only fall in expectation; batch noise is orders of
- * magnitude below this). */
-#define JKO_ERR_DIVERGED 4
+ * outliers the training has run away, JKO_ERR_DIVERGED (the first iterate
+ * is the previous map, so the loss can only fall in expectation; batch
+ * noise is orders of magnitude below this). */
 #define JKO_DIVERGE_FACTOR 1e6
 #define JKO_DIVERGE_RUN 5
 /* A gradient whose norm exceeds JKO_CLIP times a running reference norm is
@@ -40,6 +39,8 @@ typedef struct {
     int adaptive;          /* stop when the loss stops falling (jko_train)  */
     int nth;               /* threads                                       */
     int progress;          /* > 0: show "step <progress>: iteration t/T"    */
+    double time_limit;     /* seconds the training may take (<= 0 or not
+                              finite: no limit); reached, it ends there   */
 } jko_settings;
 
 typedef struct {
@@ -64,7 +65,8 @@ int jko_loss_grad(const jko_map *m, const double *Z, int n, icnn_ws *ws,
                   double beta, jko_buf *b, double *loss);
 
 /* s->iters Adam steps (with s->adaptive, as many as the loss needs, at
- * most s->iters: *iters_used) from th (updated in place; m->theta must be
+ * most s->iters; within s->time_limit seconds where it is set:
+ * *iters_used) from th (updated in place; m->theta must be
  * th) on batches taken in turn from the standardised pool Zp (D x npool).
  * loss (iters) records each iteration's loss; lpool (npool, or NULL) the
  * log-densities of the pool, for a free energy e that needs them. On failure returns the

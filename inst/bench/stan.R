@@ -31,7 +31,7 @@
 # and the worst |quantile - ref quantile| / ref sd over the 5, 25, 50, 75
 # and 95% quantiles, for NUTS's 4000 draws, jkoflow's 4000 draws, and
 # jkoflow's 4000 draws resampled by importance weights (SIR); log Z from
-# jko_evidence() (20000 draws) and from bridgesampling::bridge_sampler() on
+# jko_evidence() (the proposals of the fit's exact draws) and from bridgesampling::bridge_sampler() on
 # the NUTS fit, with their standard errors (and the exact value for the
 # Dirichlet-multinomial); and what one batch of 512 grad_log_prob() calls
 # costs around the posterior. The programs keep every constant (target +=),
@@ -297,11 +297,15 @@ run_program <- function(name, p, seed) {
   e_jko <- e_sir <- NULL
   ev <- list(log_z = NA, se = NA, pareto_k = NA)
   if (!failed) {
-    draws <- elapsed(jko_sample(fit$value, 4000))
+    # the fit's own 4000 exact draws (a stationary fit keeps them); a
+    # version without them is sampled
+    pd <- jkoflow:::posterior_draws(fit$value)
+    draws <- if (!is.null(pd)) list(value = list(x = pd$x), seconds = 0)
+             else elapsed(jko_sample(fit$value, 4000))
     sir <- jko_sample(fit$value, 4000, resample = TRUE)
     e_jko <- errors(draws$value$x, ref)
     e_sir <- errors(sir$x, ref)
-    ev <- jko_evidence(fit$value, 20000)
+    ev <- jko_evidence(fit$value)
     u512 <- jko_sample(fit$value, 512, scale = "unconstrained")$x
     v <- fit$value$verdict
   } else {

@@ -84,10 +84,13 @@ test_that("print.jko_evidence says in words whether to trust the estimate", {
   ev <- structure(list(log_z = -1, se = 0.01, ess = 100, pareto_k = 0.9, n = 1000,
                        n_nonfinite = 0L, step = 3L), class = "jko_evidence")
   expect_output(print(ev), "do NOT trust")
+  # the threshold min(1 - 1/log10(S), 0.7): 2/3 for 1000 weights, 0.41 for 50
   ev$pareto_k <- 0.6
-  expect_output(print(ev), "be careful")
+  expect_output(print(ev), "reliable \\(k-hat < 0.67")
+  ev$n <- 50
+  expect_output(print(ev), "do NOT trust.*k-hat >= 0.41")
   ev$pareto_k <- 0.2
-  expect_output(print(ev), "can be trusted")
+  expect_output(print(ev), "the estimate is reliable")
 })
 
 test_that("jko_evidence and resampling check their arguments", {

@@ -159,6 +159,141 @@ test_that("init_samples without a log-density gives samples but no densities", {
   expect_error(jko_density(fit, 0.5), "densities need the log-density of the initial distribution")
 })
 
+# Maps as C_flow_push / C_flow_pull read them: each with its own network
+# (arch, alpha_min) where `own`, and a change of variables.
+flow_maps <- function(nets, std, own = TRUE) {
+  lapply(seq_along(nets), function(j) {
+    c(list(theta = nets[[j]]$theta),
+      if (own) list(arch = jkoflow:::arch(nets[[j]]), alpha_min = nets[[j]]$alpha_min),
+      std[[j]])
+  })
+}
+flow_push <- function(arch, alpha_min, maps, x, ld, threads = 2L) {
+  .Call(jkoflow:::C_flow_push, arch, alpha_min, maps, x, ld, threads)
+}
+flow_pull <- function(arch, alpha_min, maps, y, threads = 2L) {
+  .Call(jkoflow:::C_flow_pull, arch, alpha_min, maps, y, 1e-10, 100L, threads)
+}
+
+test_that("maps of different architectures push and pull in one call as one by one", {
+  set.seed(31)
+  # near-identity maps (parameters moved by 0.05 from the start), so that
+  # their chain stays invertible to 1e-10
+  tame <- function(...) {
+    net <- icnn(...)
+    net$theta <- net$theta + 0.05 * rnorm(length(net$theta))
+    blocks <- icnn_blocks(net)
+    for (nm in grep("^(W|v)", names(blocks), value = TRUE)) {
+      net$theta[blocks[[nm]]] <- abs(net$theta[blocks[[nm]]])
+    }
+    net
+  }
+  nets <- list(tame(2, c(8, 8), 2), tame(2, c(16, 4, 6), 3, alpha_min = 0.01),
+               tame(2, 5, 1, "squared_softplus"))
+  std <- list(list(center = c(0.1, -0.2), scale = 1.5),
+              list(center = c(0, 0.5), L = matrix(c(1, 0.3, 0, 0.8), 2)),
+              list(center = c(1, 1), scale = 0.7))
+  x <- matrix(rnorm(2 * 500), 2)
+  ld <- rnorm(500)
+  one <- flow_push(NULL, NULL, flow_maps(nets, std), x, ld)
+  expect_identical(one$status, "ok")
+  y <- x
+  l <- ld
+  for (j in 1:3) {
+    r <- flow_push(jkoflow:::arch(nets[[j]]), nets[[j]]$alpha_min,
+                   flow_maps(nets[j], std[j], own = FALSE), y, l)
+    y <- r$x
+    l <- r$log_density
+  }
+  expect_identical(one$x, y)
+  expect_identical(one$log_density, l)
+  # a map without its own network takes the call's
+  mixed <- flow_maps(nets, std)
+  mixed[[1]]$arch <- NULL
+  mixed[[1]]$alpha_min <- NULL
+  expect_identical(flow_push(jkoflow:::arch(nets[[1]]), nets[[1]]$alpha_min, mixed, x, ld), one)
+
+  back <- flow_pull(NULL, NULL, flow_maps(nets, std), one$x)
+  z <- one$x
+  ldet <- 0
+  res <- 0
+  for (j in 3:1) {
+    r <- flow_pull(jkoflow:::arch(nets[[j]]), nets[[j]]$alpha_min,
+                   flow_maps(nets[j], std[j], own = FALSE), z)
+    z <- r$x
+    ldet <- ldet + r$log_det
+    res <- max(res, r$residual)
+  }
+  expect_identical(back$x, z)
+  expect_identical(back$log_det, ldet)
+  expect_identical(back$residual, res)
+  # and the pull inverts the push: Newton to 1e-10 in the maps' units
+  expect_lt(max(abs(back$x - x)), 1e-8)
+  expect_lt(max(abs(back$log_det - (one$log_density - ld))), 1e-8)
+
+  wrong <- flow_maps(list(nets[[1]], icnn(3, 4, 1)),
+                     list(std[[1]], list(center = c(0, 0, 0), scale = 1)))
+  expect_error(flow_push(NULL, NULL, wrong, x, ld), "map 2 is of dimension 3, the points of dimension 2")
+  expect_error(flow_pull(NULL, NULL, flow_maps(nets, std, own = FALSE), x),
+               "map 1 has no 'arch', and the call gives none")
+})
+
+test_that("pushes, pulls, potentials and energies in chunks are those of one call, bit for bit", {
+  set.seed(41)
+  net <- icnn(2, c(8, 8), 2)
+  net$theta <- net$theta + 0.05 * rnorm(length(net$theta))
+  blocks <- icnn_blocks(net)
+  for (nm in grep("^(W|v)", names(blocks), value = TRUE)) {
+    net$theta[blocks[[nm]]] <- abs(net$theta[blocks[[nm]]])
+  }
+  maps <- flow_maps(list(net, net), list(list(center = c(0.3, 0), scale = 1.2),
+                                         list(center = c(0, -1), scale = 0.8)))
+  # n crosses the maps' chunks of 2048 points (between which an interrupt
+  # is checked for); the parts are calls of one or two chunks. (Parts not
+  # aligned with the chunks split the threads' shares of a batch elsewhere,
+  # and a BLAS product may round a point differently with its place in a
+  # share; Newton's method compacts the points still moving likewise.)
+  n <- 3 * 2048 + 5
+  x <- matrix(rnorm(2 * n), 2)
+  ld <- rnorm(n)
+  parts <- list(1:2048, 2049:6144, 6145:n)
+  for (th in 1:2) {
+    whole <- flow_push(NULL, NULL, maps, x, ld, th)
+    pieces <- lapply(parts, function(i) flow_push(NULL, NULL, maps, x[, i], ld[i], th))
+    expect_identical(whole$x, do.call(cbind, lapply(pieces, `[[`, "x")))
+    expect_identical(whole$log_density, unlist(lapply(pieces, `[[`, "log_density")))
+    back <- flow_pull(NULL, NULL, maps, whole$x, th)
+    pieces <- lapply(parts, function(i) flow_pull(NULL, NULL, maps, whole$x[, i], th))
+    expect_identical(back$x, do.call(cbind, lapply(pieces, `[[`, "x")))
+    expect_identical(back$log_det, unlist(lapply(pieces, `[[`, "log_det")))
+  }
+  # potentials: a glm target over more than 2^14 points (C's chunks) and
+  # 2000 rows (its own parts of 2e7 / 2000 = 1e4 points)
+  N <- 2000
+  d <- data.frame(a = rnorm(N), b = rnorm(N))
+  d$y <- rbinom(N, 1, plogis(d$a - d$b))
+  tg <- target_glm(y ~ a + b, d, binomial())
+  m <- 2^14 + 500
+  th <- matrix(rnorm(3 * m, sd = 0.3), m)
+  whole <- potential_value(tg, th, grad = TRUE)
+  rows <- list(1:10000, 10001:2^14, (2^14 + 1):m)
+  pieces <- lapply(rows, function(i) potential_value(tg, th[i, ], grad = TRUE))
+  expect_identical(whole$value, unlist(lapply(pieces, `[[`, "value")))
+  expect_identical(whole$gradient, do.call(rbind, lapply(pieces, `[[`, "gradient")))
+  # an interaction energy over 20000 points in blocks of 4 (groups of blocks
+  # between interrupt checks): the pairs' sums as R computes them
+  y <- matrix(rnorm(2 * 20000), 2)
+  en <- jko_energy(interaction = interaction_quadratic(block = 4), diffusion = NULL)
+  v <- jkoflow:::c_energy_eval(en, t(y), rep(0, 20000), 1, 2L)
+  blk <- array(y, c(2, 4, 5000))
+  ref <- numeric(20000)
+  for (i in 1:4) for (j in setdiff(1:4, i)) {
+    ref[seq(i, 20000, by = 4)] <- ref[seq(i, 20000, by = 4)] +
+      colSums((blk[, i, ] - blk[, j, ])^2) / 2 / (2 * 3)
+  }
+  expect_equal(v, ref, tolerance = 1e-13)
+})
+
 # The JKO scheme on Phi = a x^2 / 2 from N(m, s^2), k steps of h (1-D,
 # beta = 1): mean m / (1 + a h)^k, sd by ou_step()'s root, step by step.
 jko_chain <- function(m, s, a, h, k) {

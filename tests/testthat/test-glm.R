@@ -117,6 +117,111 @@ test_that("target_glm's potential and gradient match R's densities and finite di
                    c("(Intercept)", "fb", "fc", "log_sigma"))
 })
 
+test_that("a minibatch is the scaled log-likelihood of the rows drawn, unbiased for the full one", {
+  d <- glm_data()
+  d$w[c(3, 9)] <- 0   # rows outside the likelihood: never drawn
+  used <- which(d$w > 0)
+  np <- length(used)
+  b <- 7L
+  X <- model.matrix(~ x + f, d)
+  p <- ncol(X)
+  # each case: the per-row log-likelihood l(th) (N values), the part of it
+  # that the minibatch estimates (the rest, theta-free constants and
+  # -log sigma, is summed exactly over `used`) and the log prior
+  cases <- list(
+    gaussian = list(
+      tg = target_glm(yg ~ x + f, d, gaussian(), prior = prior_hierarchical(),
+                      prior_sigma = prior_flat(), weights = w),
+      ll = function(th) dnorm(d$yg, drop(X %*% th[1:p]), exp(th[p + 1]) / sqrt(d$w), log = TRUE),
+      exact = function(th) 0.5 * log(d$w) - 0.5 * log(2 * pi) - th[p + 1],
+      lp = function(th) sum(dnorm(th[1:p], 0, exp(-th[p + 2] / 2), log = TRUE)) +
+        dgamma(exp(th[p + 2]), 1, rate = 100, log = TRUE) + th[p + 2]),
+    poisson = list(
+      tg = target_glm(cnt ~ x + f, d, poisson(), prior = prior_normal(autoscale = FALSE),
+                      weights = w, offset = log(t)),
+      ll = function(th) d$w * dpois(d$cnt, exp(drop(X %*% th) + log(d$t)), log = TRUE),
+      exact = function(th) -d$w * lgamma(d$cnt + 1),
+      lp = function(th) {
+        z0 <- th[1] + sum(colMeans(X[used, -1]) * th[-1])
+        dnorm(z0, 0, 10, log = TRUE) + sum(dnorm(th[-1], 0, 2.5, log = TRUE))
+      }))
+  for (cs in cases) {
+    D <- cs$tg$dim
+    full <- function(th) -(sum(cs$ll(th)[used]) + cs$lp(th))
+    part <- function(th, rows) {
+      -(np / b * sum((cs$ll(th) - cs$exact(th))[rows]) + sum(cs$exact(th)[used]) + cs$lp(th))
+    }
+    mb <- cs$tg
+    mb$batch <- b
+    set.seed(2)
+    th <- matrix(rnorm(3 * D, sd = 0.3), 3)
+    # every row a minibatch can take gives the full potential: NA, or b >= n_+
+    v0 <- potential_value(cs$tg, th, grad = TRUE)
+    expect_lt(max(abs(v0$value - apply(th, 1L, full))), 1e-10 * max(abs(v0$value)))
+    mb_all <- cs$tg
+    mb_all$batch <- np
+    expect_identical(potential_value(mb_all, th, grad = TRUE), v0)
+    # one evaluation, one draw for all its points: the closed form on the
+    # rows drawn, and its gradient by central differences
+    for (seed in 1:3) {
+      set.seed(seed)
+      v <- potential_value(mb, th, grad = TRUE)
+      set.seed(seed)
+      rows <- minibatch_rows(used, b)
+      ref <- apply(th, 1L, part, rows = rows)
+      expect_lt(max(abs(v$value - ref)), 1e-10 * max(abs(ref)))
+      fd <- t(apply(th, 1L, function(t) fd_grad(function(u) part(u, rows), t)))
+      expect_lt(max(abs(v$gradient - fd)), 1e-5 * max(1, abs(fd)))
+    }
+    # unbiased: the mean of 2000 minibatch estimates within 4 standard errors
+    # of the full value and gradient
+    R <- 2000
+    set.seed(7)
+    est <- t(vapply(seq_len(R), function(i) {
+      v <- potential_value(mb, th[1, , drop = FALSE], grad = TRUE)
+      c(v$value, v$gradient)
+    }, numeric(D + 1)))
+    exact <- c(v0$value[1], v0$gradient[1, ])
+    se <- apply(est, 2L, sd) / sqrt(R)
+    noisy <- se > 1e-12 * max(1, abs(exact))
+    expect_lt(max(abs(colMeans(est) - exact)[noisy] / se[noisy]), 4)
+    # the prior's components (log alpha) do not depend on the rows drawn
+    expect_equal(colMeans(est)[!noisy], exact[!noisy], tolerance = 1e-12)
+  }
+})
+
+test_that("C's log prior density of a glm target is its closed form", {
+  d <- glm_data()
+  X <- model.matrix(~ x + f, d)
+  p <- ncol(X)
+  sy <- sd(d$yg)
+  set.seed(4)
+  # autoscaled normal prior of beta (intercept at the column means) and
+  # sigma ~ Exponential(1 / sd(y)), as a density of log sigma
+  tg <- target_glm(yg ~ x + f, d, gaussian())
+  th <- matrix(rnorm(5 * (p + 1)), 5)
+  ref <- apply(th, 1L, function(t) {
+    z0 <- t[1] + sum(colMeans(X[, -1]) * t[2:p])
+    dnorm(z0, mean(d$yg), 10 * sy, log = TRUE) +
+      sum(dnorm(t[2:p], 0, 2.5 * sy / apply(X[, -1], 2L, sd), log = TRUE)) +
+      dexp(exp(t[p + 1]), 1 / sy, log = TRUE) + t[p + 1]
+  })
+  lp <- .Call(jkoflow:::C_glm_log_prior, jkoflow:::glm_prior_part(tg), t(th))
+  expect_equal(lp, ref, tolerance = 1e-12)
+  # the hierarchical prior, and the flat one (0)
+  tg <- target_glm(y01 ~ x + f, d, binomial(), prior = prior_hierarchical(2, 5))
+  th <- cbind(matrix(rnorm(5 * p), 5), log(c(0.1, 1, 3, 0.5, 8)))
+  ref <- apply(th, 1L, function(t) sum(dnorm(t[1:p], 0, exp(-t[p + 1] / 2), log = TRUE)) +
+                 dgamma(exp(t[p + 1]), 2, rate = 5, log = TRUE) + t[p + 1])
+  lp <- .Call(jkoflow:::C_glm_log_prior, jkoflow:::glm_prior_part(tg), t(th))
+  expect_equal(lp, ref, tolerance = 1e-12)
+  tg <- target_glm(y01 ~ x + f, d, binomial(), prior = prior_flat())
+  expect_identical(.Call(jkoflow:::C_glm_log_prior, jkoflow:::glm_prior_part(tg),
+                         t(th[, 1:p])), rep(0, 5))
+  expect_error(.Call(jkoflow:::C_glm_log_prior, jkoflow:::glm_prior_part(tg), t(th)),
+               "invalid prior of a glm target: the prior has 4 parameters but the points have dimension 5")
+})
+
 test_that("the potential stays defined far from the mode", {
   # probit: log Phi and its derivative in the far tail; one observation y = 1
   d1 <- data.frame(y = 1)

@@ -134,7 +134,8 @@ test_that("the fit's verbs check fit, n, points, step and time", {
   expect_error(jko_continue(fit, steps = 0), "`steps` must be a whole number >= 1")
   expect_error(jko_continue(fit, verbose = "no"), "`verbose` must be TRUE or FALSE")
   expect_error(jko_continue(fit, threads = -1), "`threads` must be a whole number >= 1")
-  expect_error(plot(fit, what = "nothing"), "`what` must be among \"loss\"", fixed = TRUE)
+  expect_error(plot(fit, what = "nothing"),
+               "`what` must be among \"pairs\", \"marginals\", \"loss\"", fixed = TRUE)
 })
 
 test_that("icnn() and predict() check their arguments", {

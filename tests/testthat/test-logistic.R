@@ -65,6 +65,31 @@ test_that("the minibatch estimate of the potential and its gradient is unbiased"
   set.seed(1); a <- potential_value(mb, th)
   set.seed(1); b <- potential_value(mb, th)
   expect_identical(a, b)
+  # each estimate is N / b times the log-likelihood of the rows drawn
+  # without replacement, plus the exact prior
+  set.seed(3)
+  v <- potential_value(mb, th)
+  set.seed(3)
+  rows <- minibatch_rows(seq_len(80), 10)
+  eta <- drop(d$x[rows, ] %*% th[1, 1:3])
+  ref <- -(80 / 10 * sum(dbinom(d$y[rows], 1, plogis(eta), log = TRUE)) +
+             sum(dnorm(th[1, 1:3], 0, exp(-th[1, 4] / 2), log = TRUE)) +
+             dgamma(exp(th[1, 4]), 1, rate = 100, log = TRUE) + th[1, 4])
+  expect_equal(v, ref, tolerance = 1e-12)
+})
+
+test_that("target_logistic is a preset of the glm target", {
+  d <- logistic_data()
+  tg <- target_logistic(d$x, d$y, batch = 20)
+  expect_s3_class(tg, "jko_target_glm")
+  expect_identical(class(tg), c("jko_target_glm", "jko_target_logistic", "jko_target", "jko_potential"))
+  expect_identical(tg$batch, 20L)
+  # the same target from a formula without an intercept
+  df <- data.frame(y = d$y, x1 = d$x[, 1], x2 = d$x[, 2], x3 = d$x[, 3])
+  tgl <- target_glm(y ~ 0 + x1 + x2 + x3, df, binomial(), prior = prior_hierarchical(1, 100))
+  th <- cbind(matrix(rnorm(12), 4), log(c(0.01, 0.3, 1, 4)))
+  expect_equal(potential_value(target_logistic(d$x, d$y), th, grad = TRUE),
+               potential_value(tgl, th, grad = TRUE), tolerance = 1e-13)
 })
 
 test_that("target_logistic rejects bad input, naming the argument", {

@@ -50,7 +50,7 @@ test_that("plot.jko_fit draws every panel, returns the fit invisibly, restores p
 
 test_that("plot.jko_fit rejects what it cannot draw", {
   expect_error(plot(fit1, "histogram"),
-               "`what` must be among \"loss\", \"free_energy\", \"density\", \"samples\", not \"histogram\"", fixed = TRUE)
+               "`what` must be among \"pairs\", \"marginals\", \"loss\", \"free_energy\", \"density\", \"samples\", not \"histogram\"", fixed = TRUE)
   expect_error(render_png(plot(fit3, "density")), "dimension 1 or 2")
   expect_error(plot(fit1, "samples", step = 9), "`step` must be a whole number in 0..3")
 })
@@ -111,4 +111,25 @@ test_that("the free-energy minimum drawn is that of the stationary law", {
   fe <- fit1$history$free_energy
   expect_lt(fe[length(fe)], fe[1L])
   expect_gt(fe[length(fe)], sfe(potential_double_well(), 1, 1) - 0.05)
+})
+
+test_that("plot() of a target's fit draws its posterior under the names, the training on request", {
+  set.seed(14)
+  tg <- target_logdensity(function(x) -rowSums(x^2) / 2, function(x) -x,
+                          variables = c("mu", "tau", "theta"))
+  post <- suppressWarnings(jko_fit(tg, hidden = c(4, 4), iters = 20, pool = 2^10,
+                                   monitor = 2^10, max_steps = 1, verbose = FALSE))
+  for (what in list(NULL, "pairs", "marginals", "loss", c("loss", "free_energy"))) {
+    r <- render_png(if (is.null(what)) plot(post) else plot(post, what))
+    expect_identical(r$value, post)
+    expect_false(r$visible)
+    expect_gt(r$size, 3000)
+    expect_identical(r$mfrow, c(1L, 1L))
+    expect_identical(r$mar, c(5.1, 4.1, 4.1, 2.1))
+  }
+  expect_identical(render_png(plot(post, "marginals", pars = c("theta", "mu")))$value, post)
+  expect_identical(render_png(plot(post, pars = 2:3, n = 100))$value, post)
+  expect_error(plot(post, "pairs", pars = "sigma"), "`pars` names no variable of the fit: `sigma`")
+  expect_error(plot(post, c("pairs", "loss")), "takes the whole page: draw it alone")
+  expect_error(plot(fit1, "marginals"), "needs the posterior draws")
 })

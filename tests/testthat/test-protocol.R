@@ -223,3 +223,16 @@ test_that("a target's closures keep only what they use", {
   expect_lt(length(serialize(tg, NULL)), 1.2 * data_bytes)
   expect_false(exists("potential", envir = environment(tg$init$sample), inherits = FALSE))
 })
+
+test_that("a fit reports the rejections of its own evaluations, not the target's lifetime", {
+  before <- list(points = 40, rejected = 4, share = 0.1, first = "a", last = "c")
+  now <- list(points = 100, rejected = 10, share = 0.1, first = "a", last = "b")
+  r <- jkoflow:::rejections_since(now, before)
+  expect_equal(r[c("points", "rejected", "share")], list(points = 60, rejected = 6, share = 0.1))
+  expect_identical(r$first, "b")
+  # nothing rejected before the fit: the target's first message is the fit's first
+  r <- jkoflow:::rejections_since(now, list(points = 40, rejected = 0, share = 0, first = NA, last = NA))
+  expect_identical(r$first, "a")
+  expect_identical(r$rejected, 10)
+  expect_null(jkoflow:::rejections_since(NULL, NULL))
+})

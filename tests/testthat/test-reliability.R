@@ -31,7 +31,7 @@ test_that("a failing potential names the step, the iteration and the problem", {
     error = "the potential's `f` failed at iteration 2: boom in the user's code",
     na = "the potential's `f` returned 1 non-finite value \\(NA, NaN or Inf\\) at iteration 2",
     inf = "the potential's `f` returned 1 non-finite value .* at iteration 2",
-    length = "the potential's `f` returned a numeric vector of length 15 at iteration 2; expected 16 numbers",
+    length = "the potential's `f` returned 15 values for 16 points at iteration 2; expected 16 numbers",
     grad = "the potential's `grad` returned .* at iteration 2; expected a 16 x 2 matrix",
     fe = "estimating the free energy after training: the potential's `f` returned 32 non-finite")
   for (how in names(cases)) {
@@ -283,6 +283,213 @@ test_that("a fit survives saveRDS()/readRDS() in a fresh R session", {
   expect_equal(res$more$theta[[3L]], more$theta[[3L]], tolerance = 1e-12)
 })
 
+test_that("a class never makes a user's potential a built-in kind", {
+  x <- rbind(c(1, 2), c(-1, 0.5))
+  for (cls in c("jko_potential_quadratic", "jko_potential_gmm", "jko_potential_double_well",
+                "jko_target_glm", "jko_target_logistic")) {
+    p <- new_potential(function(x) rowSums(x^2) / 2, function(x) x, class = cls)
+    v <- potential_value(p, x, grad = TRUE)
+    expect_equal(v$value, c(2.5, 0.625))
+    expect_equal(v$gradient, x)
+    expect_equal(potential_value(p, matrix(1, 2, 1)), c(0.5, 0.5))
+    # nor gives it a built-in kind's stationary free energy
+    expect_identical(jkoflow:::stationary_free_energy(p, 1, 2L), NA_real_)
+  }
+  # the built-in kinds' own: -log Z of N(0, I) in 2-D, and a normalised mixture's 0
+  expect_equal(jkoflow:::stationary_free_energy(potential_quadratic(diag(2)), 1, 2L),
+               -log(2 * pi), tolerance = 1e-14)
+  expect_identical(jkoflow:::stationary_free_energy(potential_gmm(rbind(c(0, 0))), 1, 2L), 0)
+})
+
+test_that("forged or tampered built-in data are R errors that say what is wrong", {
+  x1 <- matrix(1, 2, 1)
+  x2 <- matrix(1, 2, 2)
+  forged <- function(...) structure(list(dim = NA_integer_, ...), class = "jko_potential")
+  tamper <- function(p, ...) utils::modifyList(p, list(...))
+  q <- potential_quadratic(diag(2))
+  g <- potential_gmm(rbind(c(-1, 0), c(1, 0)), sd = 0.5)
+  cases <- list(
+    list(forged(builtin = "quadratic", par = 1), x1,
+         "invalid built-in potential \"quadratic\": `par` has 1 numbers; dimension 1 needs 2"),
+    list(forged(builtin = "quadratic"), x2,
+         "`par` has 0 numbers; dimension 2 needs 6"),
+    list(tamper(q, par = q$par[-1]), x2, "`par` has 5 numbers; dimension 2 needs 6"),
+    list(forged(builtin = "quadratic", par = "a"), x1, "`par` must be a double vector"),
+    list(forged(builtin = "cubic", par = 1), x1, "unknown built-in potential \"cubic\""),
+    list(forged(builtin = NA_character_), x1, "`builtin` must be the name of a built-in kind"),
+    list(tamper(g, par = replace(g$par, 1, 0)), x2, "the number of components K >= 1"),
+    list(tamper(g, par = replace(g$par, 1, 1.5)), x2, "the number of components K >= 1"),
+    list(tamper(g, par = replace(g$par, 1, 3)), x2,
+         "`par` has 8 numbers; 3 components in dimension 2 need 11"),
+    list(tamper(g, par = replace(g$par, 2, 0)), x2, "sd \\(`par\\[2\\]`\\) must be positive"),
+    list(forged(builtin = "gmm", par = numeric(0)), x1, "the number of components K >= 1"),
+    list(forged(builtin = "double_well", par = c(1, 1, 1)), x1,
+         "`par` has 3 numbers; it needs 2 \\(center, height\\)"),
+    list(forged(builtin = "double_well", par = c(0, 1)), x1, "a positive finite center"),
+    list(structure(list(dim = NA_integer_), class = "jko_potential"), x1,
+         "a potential must be a built-in kind or have a `value` function"))
+  for (cs in cases) {
+    expect_error(potential_value(cs[[1]], cs[[2]]), cs[[3]])
+  }
+})
+
+test_that("a glm target's data are checked against the points and the kind", {
+  set.seed(1)
+  d <- data.frame(x = rnorm(20), y = rbinom(20, 1, 0.5))
+  tg <- target_glm(y ~ x, d, binomial())
+  th <- matrix(0, 2, 2)
+  tamper <- function(...) utils::modifyList(tg, list(...))
+  cases <- list(
+    list(tamper(x = tg$x[-1, ]), "`y`, `weights` and `offset` must be double vectors of length 19"),
+    list(tamper(x = "a"), "`x` must be a double matrix"),
+    list(tamper(p = 3L), "`p` must be the number of columns of `x` \\(2\\)"),
+    list(tamper(y = tg$y[-1]), "`y`, `weights` and `offset` must be double vectors of length 20"),
+    list(tamper(weights = -tg$weights), "`weights` must be finite and non-negative"),
+    list(tamper(family_code = 7L), "`family_code` and `link_code` must name"),
+    list(tamper(link_code = 2L), "`family_code` and `link_code` must name"),
+    list(tamper(prior_code = 5L), "`prior_code` must be 0 \\(flat\\), 1 \\(normal\\) or 2"),
+    list(tamper(prior_prec = 1), "a normal prior needs `prior_loc` and `prior_prec` of 2 and 4"),
+    list(tamper(batch = 0L), "`batch` must be NA or a whole number >= 1"),
+    list(tamper(batch = 2.5), "`batch` must be NA or a whole number >= 1"),
+    list(tamper(const = NA_real_), "`const` must be a finite number"),
+    list(tamper(prior_code = 2L), "the target has 3 parameters \\(2 coefficients, log alpha\\) but the points have dimension 2"))
+  for (cs in cases) {
+    expect_error(potential_value(cs[[1]], th), paste0("invalid built-in potential \"glm\": ", cs[[2]]))
+  }
+  # a declared dimension that differs from the data's
+  tg$dim <- NA_integer_
+  expect_error(potential_value(tg, matrix(0, 2, 3)),
+               "the target has 2 parameters \\(2 coefficients\\) but the points have dimension 3")
+  tl <- target_logistic(cbind(1, d$x), d$y)
+  tl$shape <- -1
+  expect_error(potential_value(tl, matrix(0, 1, 3)),
+               "the hierarchical prior's `shape` and `rate` must be positive finite numbers")
+})
+
+test_that("forged or tampered terms of a free energy are R errors", {
+  x <- matrix(rnorm(8), 2)
+  ev <- function(en) jkoflow:::c_energy_eval(en, t(x), rep(0, 4), 1, 1L)
+  en <- function(...) jko_energy(potential_quadratic(diag(2)), ...)
+  tamper_term <- function(e, ...) {
+    e$terms[[1]] <- utils::modifyList(e$terms[[1]], list(...))
+    e
+  }
+  pw <- en(interaction_power(2, 1))
+  expect_equal(length(ev(pw)), 4L)
+  forged <- en(interaction_quadratic())
+  forged$terms[[1]] <- structure(list(par = numeric(0)),
+                                 class = c("jko_interaction_power", "jko_interaction", "jko_term"))
+  expect_error(ev(forged), "a term of a free energy must be one that its constructor made")
+  expect_error(ev(tamper_term(pw, par = 1)),
+               "invalid term \"interaction_power\": `par` must hold the exponents a > 0 and b < a")
+  expect_error(ev(tamper_term(pw, par = c(1, 2))), "`par` must hold the exponents a > 0 and b < a")
+  expect_error(ev(tamper_term(pw, block = 1L)), "invalid term \"interaction_power\": `block` must be")
+  expect_error(ev(tamper_term(en(interaction_quadratic()), block = NA)), "`block` must be a whole number >= 2")
+  expect_error(ev(tamper_term(en(interaction_fn(function(z) rowSums(z^2))), W = NULL)),
+               "invalid term \"interaction_fn\": `W` must be a function")
+  expect_error(ev(tamper_term(en(interaction_quadratic()), builtin = "interaction_cubic")),
+               "unknown built-in term \"interaction_cubic\"")
+  pm <- jko_energy(diffusion = diffusion_porous(2))
+  expect_error(ev(tamper_term(pm, par = 0.5)), "invalid term \"diffusion_porous\": `par` must hold the exponent m > 1")
+  # the energy's potential is checked as any potential
+  bad <- en(interaction_quadratic())
+  bad$potential$par <- 1
+  expect_error(ev(bad), "invalid built-in potential \"quadratic\": `par` has 1 numbers")
+})
+
+test_that("a fit whose potential was replaced by one of another dimension stops with an R error", {
+  set.seed(13)
+  fit <- tiny_fit(potential_quadratic(diag(2)), steps = 1)
+  fit$potential <- potential_quadratic(diag(3))
+  # the fit's own check in R (R/fit.R) stops it first; under it, C's setup
+  expect_error(jko_continue(fit, 1, verbose = FALSE),
+               "its `potential` is not a potential of dimension 2")
+  expect_error(jkoflow:::c_pot_eval(fit$potential, matrix(0, 1, 2)),
+               "the potential has dimension 3 but the points have dimension 2")
+  fit$potential$dim <- NA_integer_
+  expect_error(jko_continue(fit, 1, verbose = FALSE), "`par` has 12 numbers; dimension 2 needs 6")
+})
+
+test_that("a 2-thread fit under an address-space limit finishes (it hung in OpenBLAS)", {
+  skip_on_os(c("windows", "mac", "solaris"))
+  # only OpenBLAS retries a failed mapping of a thread's work buffer for ever
+  skip_if(is.na(.Call(jkoflow:::C_blas_info)$core), "the BLAS is not OpenBLAS")
+  skip_if(Sys.which("bash") == "", "no bash for ulimit")
+  # the child's address space once the package is loaded and BLAS has run
+  # (the main thread's work buffer mapped), then a limit that leaves room
+  # for one thread's buffer and stack, not a second's: before the fix this
+  # fit (64 x 64, batches of 1024) never returned there
+  probe <- rscript(c(
+    "suppressMessages(library(jkoflow)); x <- matrix(1, 2, 2) %*% matrix(1, 2, 2)",
+    "cat(sub('[^0-9]*([0-9]+).*', '\\\\1', grep('VmSize', readLines('/proc/self/status'), value = TRUE)))"))
+  vm <- as.numeric(system2(file.path(R.home("bin"), "Rscript"), probe$file, env = probe$env,
+                           stdout = TRUE, stderr = FALSE))
+  skip_if(length(vm) != 1L || is.na(vm), "no VmSize in /proc")
+  out <- tempfile(fileext = ".rds")
+  job <- rscript(c(
+    "suppressMessages(library(jkoflow)); set.seed(1); args <- commandArgs(TRUE)",
+    "x <- matrix(1, 2, 2) %*% matrix(1, 2, 2)",
+    "w <- NULL",
+    "fit <- withCallingHandlers(",
+    "  jko_fit(potential_quadratic(diag(2)), init_gaussian(c(0, 0), 1), h = 0.1, steps = 1,",
+    "          hidden = c(64, 64), batch = 1024, iters = 5, pool = 4096, monitor = 1024,",
+    "          threads = 2, verbose = FALSE),",
+    "  warning = function(cnd) { w <<- c(w, conditionMessage(cnd)); invokeRestart('muffleWarning') })",
+    "saveRDS(list(steps = length(fit$theta), warnings = w), args[1])"))
+  limit <- vm + 150 * 1024
+  cmd <- sprintf("ulimit -v %.0f; exec '%s' '%s' '%s'", limit, file.path(R.home("bin"), "Rscript"),
+                 job$file, out)
+  status <- system2("bash", c("-c", shQuote(cmd)), env = job$env, stdout = FALSE, stderr = FALSE,
+                    timeout = 120)
+  expect_equal(status, 0L)
+  res <- readRDS(out)
+  expect_equal(res$steps, 1L)
+  expect_match(res$warnings, "leaves room for the BLAS work buffers of 1 of the 2 threads", all = FALSE)
+})
+
+test_that("counts beyond the integer range and sizes beyond what C can index are R errors", {
+  set.seed(14)
+  fit <- tiny_fit(potential_quadratic(diag(2)), steps = 1)
+  pull <- function(maxit, tol = 1e-10) {
+    .Call(jkoflow:::C_flow_pull, jkoflow:::arch(fit$net), fit$net$alpha_min,
+          jkoflow:::fit_map_nodes(fit, 1L), matrix(0, 2, 3), tol, maxit, 1L)
+  }
+  expect_equal(pull(100)$residual, 0, tolerance = 1e-10)
+  # 3e9 ran no Newton iteration and returned a wrong density (NA as an int)
+  for (bad in list(3e9, NA, 0, 1.5, -1)) {
+    expect_error(pull(bad), "'maxit' must be a whole number between 1 and 2147483647")
+  }
+  expect_error(pull(10, tol = NA), "'tol' must be a positive finite number")
+  for (nm in c("iters", "batch")) {
+    f <- fit
+    f$settings[[nm]] <- 3e9
+    expect_error(jko_continue(f, 1, verbose = FALSE),
+                 sprintf("'%s' must be a whole number between 1 and 2147483647", nm))
+  }
+  # a network whose rank block (width x rank x dimension) an int cannot count
+  expect_error(icnn(2, hidden = 1e5, rank = 2e4), "the network is too large")
+  # a batch whose dimension x points passes the int range: refused before
+  # any workspace is allocated (the pool itself is two points)
+  expect_error(.Call(jkoflow:::C_icnn_init, c(65536L, 1L, 1L, 1L, 1L), 1e-4, 1),
+               "the network is too large")   # D^2, a Hessian's entries
+  D <- 46340L
+  arch <- c(D, 1L, 1L, 1L, 1L)
+  theta <- .Call(jkoflow:::C_icnn_init, arch, 1e-4, 1)
+  pool <- matrix(0, D, 2)
+  pot <- new_potential(function(x) rowSums(x^2) / 2, function(x) x)
+  settings <- list(h = 0.1, beta = 1, iters = 1L, batch = 50000L, lr = 1e-3, lr_end = 1e-4)
+  expect_error(.Call(jkoflow:::C_jko_step, arch, 1e-4, theta, pool, pool, c(0, 0), pot, settings,
+                     list(center = rep(0, D), scale = 1), 1L, 0L),
+               "batches of 50000 points of dimension 46340 are too large for this network")
+  # an interaction kernel in R: the pairs' differences are the rows of one matrix
+  en <- jko_energy(interaction = interaction_fn(function(z) rowSums(z^2), block = 35000),
+                   diffusion = NULL)
+  expect_error(jkoflow:::c_energy_eval(en, matrix(0, 70000, 1), rep(0, 70000), 1, 1L),
+               "batches of 70000 points in blocks of 35000 give up to 2449965000 pairs")
+  expect_error(.Call(jkoflow:::C_icnn_eval, jkoflow:::arch(fit$net), fit$net$alpha_min,
+                     fit$theta[[1]], matrix(0, 2, 1), 3L, 1L), "'what' must be 0, 1 or 2")
+})
+
 test_that("predict() takes draws of its own fit only", {
   set.seed(61)
   x <- matrix(c(-1, 0.5, 1, -0.3, 2, 1, -2, 0.1), 4, 2)
@@ -404,7 +611,7 @@ test_that("messages say what is wrong: NA and Inf, overflow, duplicates, pool, o
                "`scale` must be one of \"constrained\", \"unconstrained\", not a function.",
                fixed = TRUE)
   expect_identical(jko_sample(fit, 3, scale = "unc")$scale, "unconstrained")
-  expect_error(plot(fit, what = c("loss", "nonsense")), "`what` must be among \"loss\"")
+  expect_error(plot(fit, what = c("loss", "nonsense")), "`what` must be among \"pairs\", \"marginals\", \"loss\"")
   e <- tryCatch(jko_update(fit, function(x, y) -rowSums((x - y)^2), control = tiny,
                            verbose = FALSE), error = identity)
   expect_s3_class(e, "jkoflow_error")

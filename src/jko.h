@@ -1,0 +1,101 @@
+/* What every file of the core shares: the status codes that the cores
+ * return (api.c turns them into words, R into messages), and the one module
+ * for threads: how many a call may use (threads.c), the BLAS's own thread
+ * count (blas_threads.c), how a batch is split among threads, and the
+ * SIMD and multi-versioning hints of the per-sample loops. */
+#ifndef JKOFLOW_JKO_H
+#define JKOFLOW_JKO_H
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+enum {
+    JKO_OK = 0,
+    JKO_ERR_NONFINITE = 1,   /* a non-finite value where a finite one is needed */
+    JKO_ERR_NOTPD = 2,       /* a Hessian that is not positive definite */
+    JKO_ERR_DIVERGED = 4,    /* a training run away (train.h) */
+    JKO_ERR_DATA = 5,        /* an R object whose data do not fit its kind or
+                                the points: the setups say what, in words */
+    JKO_ERR_SIZE = 6         /* a size beyond what can be allocated or
+                                indexed */
+};
+
+/* The length of the messages that setups write for JKO_ERR_DATA; the .Call
+ * wrappers turn them into R errors. */
+#define JKO_ERRLEN 512
+
+/* Points that a long loop over a batch handles between two checks for a
+ * user interrupt (R_CheckUserInterrupt, outside parallel regions; it
+ * longjmps, so all scratch is R_alloc'ed or protected). Chunks never
+ * change the arithmetic: each point's result is computed alone. */
+#define JKO_CHUNK 16384
+
+/* threads.c: the number of OpenMP threads a call may use (1 in a forked
+ * child, at most OMP_THREAD_LIMIT), and the fork handler that knows. */
+int jko_threads(int requested);
+void jko_threads_init(void);
+
+/* blas_threads.c: the BLAS's own thread count (OpenBLAS), so that the
+ * kernels, which split the batch over OpenMP threads and call BLAS on each
+ * part, run the BLAS single-threaded inside; returns the previous count, or
+ * 0 where the BLAS offers no such control. */
+int jko_blas_set_threads(int n);
+/* The threads, of nt about to run BLAS in a parallel region, whose BLAS
+ * work buffers (OpenBLAS maps one for each thread that needs one, and
+ * retries a failed mapping for ever) fit in the address space left: nt
+ * unless a limit is set (ulimit -v or -d, strict overcommit) and the room
+ * is short, else fewer, at least 1. jko_blas_room_cut() returns the
+ * smallest number granted below what was asked (its count in *asked)
+ * since it was last called, or 0 if none was cut, and starts afresh. */
+int jko_blas_room(int nt);
+int jko_blas_room_cut(int *asked);
+const char *jko_blas_core(void);
+void jko_cpu_features(int *avx2, int *avx512f);
+
+/* Vectorise the loop that follows (the loops over units k run over
+ * contiguous memory with no dependence between iterations). */
+#ifdef _OPENMP
+# define JKO_SIMD _Pragma("omp simd")
+#else
+# define JKO_SIMD
+#endif
+
+/* The hand-written per-sample loops are compiled three times on x86-64
+ * Linux with GCC >= 6 (function multi-versioning, an ifunc choosing at load
+ * time by the CPU): "avx512f" (AVX-512F, which with GCC implies AVX2 and
+ * AVX but not FMA), "fma" (FMA and AVX, not AVX2) and "default" (the
+ * baseline ISA of R's flags, SSE2). Elsewhere this is empty and the
+ * baseline code is used. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    defined(__linux__) && (__GNUC__ >= 6)
+# define JKO_CLONES __attribute__((target_clones("avx512f", "fma", "default")))
+#else
+# define JKO_CLONES
+#endif
+
+/* The part [*i0, *i1) of samples 0..n-1 that thread t of nt works on. */
+static inline void jko_chunk(int n, int t, int nt, int *i0, int *i1)
+{
+    int q = n / nt, rem = n % nt;
+    *i0 = t * q + (t < rem ? t : rem);
+    *i1 = *i0 + q + (t < rem);
+}
+
+static inline int jko_thread_num(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* threads actually used for n samples */
+static inline int jko_nthreads(int nth, int n)
+{
+    if (nth > n) nth = n;
+    return nth < 1 ? 1 : nth;
+}
+
+#endif

@@ -1,0 +1,167 @@
+# Targets with several modes: the search for modes, the mixture start, the
+# modes' weights from the exact densities, and a verdict that says what was
+# searched.
+
+# Two equal unit Gaussians at -3 and 3 in 1-D, unnormalised: Z = 2 sqrt(2 pi).
+two_modes <- function(start = 3) {
+  new_target(function(x) log(exp(-(x[, 1] - 3)^2 / 2) + exp(-(x[, 1] + 3)^2 / 2)),
+             function(x) {
+               a <- exp(-(x[, 1] - 3)^2 / 2); b <- exp(-(x[, 1] + 3)^2 / 2)
+               matrix((-(x[, 1] - 3) * a - (x[, 1] + 3) * b) / (a + b))
+             }, dim = 1, start = start)
+}
+
+test_that("the search finds both modes of two equal ones, with equal Laplace weights", {
+  set.seed(1)
+  s <- find_modes(two_modes())
+  expect_s3_class(s, "jko_modes")
+  expect_equal(nrow(s$modes), 2L)
+  expect_equal(sort(s$modes[, 1]), c(-3, 3), tolerance = 1e-5)
+  # each mode's Laplace evidence is that of a unit Gaussian: weights 1/2
+  expect_equal(s$weights, c(0.5, 0.5), tolerance = 1e-6)
+  expect_equal(s$log_z, rep(0.5 * log(2 * pi), 2), tolerance = 1e-6)
+  expect_output(print(s), "found 2 modes")
+})
+
+test_that("a start at a point that is not a mode (a trough between two) is not a mode", {
+  set.seed(2)
+  # the target's start is the local minimum of the density at 0, where the
+  # gradient vanishes and the Hessian of Phi is negative
+  s <- find_modes(two_modes(start = 0))
+  expect_equal(nrow(s$modes), 2L)
+  expect_equal(sort(s$modes[, 1]), c(-3, 3), tolerance = 1e-5)
+  expect_gte(s$failed, 1L)
+  st <- jkoflow:::modes_start(two_modes(start = 0))
+  expect_match(st$label, "mixture of the Laplace approximations")
+})
+
+test_that("a unimodal target costs one batch of starts and keeps the Laplace start", {
+  set.seed(3)
+  A <- crossprod(matrix(rnorm(100), 10)) + diag(10)
+  g10 <- new_target(function(x) -0.5 * rowSums((x %*% A) * x), function(x) -x %*% A, dim = 10)
+  s <- find_modes(g10)
+  expect_equal(nrow(s$modes), 1L)
+  expect_equal(s$starts, 33L)
+  expect_equal(s$missing, 0)
+  expect_equal(drop(s$modes), rep(0, 10), tolerance = 1e-6)
+  st <- jkoflow:::modes_start(g10)
+  expect_match(st$label, "^Laplace approximation")
+  expect_equal(st$modes$starts, 33L)
+})
+
+test_that("init_mixture() draws and evaluates the mixture exactly", {
+  set.seed(4)
+  q <- init_mixture(c(-2, 1), list(0.25, 4), c(0.3, 0.7))
+  x <- matrix(c(-3, 0, 2.5))
+  expect_equal(q$log_density(x),
+               log(0.3 * dnorm(x, -2, 0.5) + 0.7 * dnorm(x, 1, 2))[, 1], tolerance = 1e-12)
+  y <- q$sample(40000)
+  # the share of draws from the first component, near -2: binomial
+  # (0.3 of 40000, sd 0.0023) plus the second's small mass there
+  p_near <- 0.3 * (pnorm(-1, -2, 0.5) - pnorm(-3, -2, 0.5)) + 0.7 * (pnorm(-1, 1, 2) - pnorm(-3, 1, 2))
+  expect_lt(abs(mean(y > -3 & y < -1) - p_near), 4 * sqrt(p_near * (1 - p_near) / 40000))
+  expect_equal(q$mean, 0.3 * -2 + 0.7 * 1)
+  expect_equal(drop(q$cov), 0.3 * 0.25 + 0.7 * 4 + 0.3 * 0.7 * 3^2)
+  expect_error(init_mixture(c(-2, 1), list(1, 1, 1)), "one matrix or a list of 2")
+  expect_error(init_mixture(c(-2, 1), 1, c(1, -1)), "non-negative")
+  expect_error(init_mixture(c(-2, 1), matrix(c(1, 2, 2, 1), 2)), "must be a finite 1 x 1")
+  expect_error(init_mixture(rbind(0, 0), list(-1, 1)), "positive definite")
+})
+
+test_that("mode weights from exact draws are the basins' masses, within their se", {
+  set.seed(5)
+  tg <- two_modes()
+  s <- find_modes(tg)
+  # exact draws of 0.5 N(-3, 1) + 0.5 N(3, 1) with their log-densities:
+  # equal importance weights, so each mode's weight is a binomial share
+  n <- 20000
+  x <- matrix(rnorm(n) + sample(c(-3, 3), n, replace = TRUE))
+  log_q <- log(0.5 * dnorm(x[, 1], -3) + 0.5 * dnorm(x[, 1], 3))
+  m <- jkoflow:::weigh_modes(tg, x, log_q, s)
+  expect_equal(sum(m$weight), 1)
+  tol <- 4 * sqrt(0.25 / n)
+  expect_lt(max(abs(m$weight - 0.5)), tol)
+  expect_equal(m$se, rep(sqrt(0.25 / n), 2), tolerance = 0.02)
+  expect_equal(attr(m, "log_z"), log(2 * sqrt(2 * pi)), tolerance = 1e-10)
+  expect_equal(attr(m, "elsewhere"), 0)
+  # the draws of a mode the search did not know are counted apart
+  s1 <- s
+  keep <- which(s$modes[, 1] > 0)
+  s1$modes <- s$modes[keep, , drop = FALSE]
+  s1$hessian <- s$hessian[keep]
+  s1$weights <- 1
+  m1 <- jkoflow:::weigh_modes(tg, x, log_q, s1)
+  expect_lt(abs(attr(m1, "elsewhere") - 0.5), tol)
+  expect_match(jkoflow:::modes_text(m1), "a mode was missed")
+})
+
+test_that("a fit of two equal modes started at one weighs both and does not claim the target", {
+  set.seed(6)
+  tg <- two_modes()
+  fit <- jko_fit(tg, verbose = FALSE)
+  expect_match(fit$init$label, "mixture of the Laplace approximations .* 2 modes")
+  m <- fit$modes
+  expect_equal(nrow(m), 2L)
+  # binomial tolerance on the importance ESS of the weights' draws
+  tol <- 4 * sqrt(0.25 / attr(m, "ess"))
+  expect_lt(max(abs(m$weight - 0.5)), tol)
+  expect_lt(max(m$se), 1.5 * sqrt(0.25 / attr(m, "ess")))
+  # log Z = log(2 sqrt(2 pi)) within 4 se (not off by log 2)
+  expect_lt(abs(attr(m, "log_z") - log(2 * sqrt(2 * pi))), 4 * attr(m, "log_z_se"))
+  txt <- jkoflow:::verdict_text(fit$verdict)
+  expect_false(grepl("reached the target", txt))
+  expect_match(txt, "[0-9]+ starts over .* found 2 modes")
+  expect_match(txt, "weights from the flow's importance weights")
+  expect_identical(mode_weights(fit, n = 1000)$mode, 1:2)
+  # a continued fit weighs the modes of the same search again
+  fit2 <- suppressWarnings(jko_continue(fit, 1, verbose = FALSE))
+  expect_identical(attr(fit2$modes, "search"), attr(m, "search"))
+  expect_lt(max(abs(fit2$modes$weight - 0.5)), 4 * sqrt(0.25 / attr(fit2$modes, "ess")))
+  expect_error(mode_weights(fit, modes = "a"), "must be NULL or a result of find_modes")
+})
+
+test_that("unequal modes get their weights from the exact densities", {
+  set.seed(7)
+  # 0.25 N(-4, 0.5^2) + 0.75 N(3, 1): normalised, log Z = 0
+  logd <- function(x) log(0.25 * dnorm(x[, 1], -4, 0.5) + 0.75 * dnorm(x[, 1], 3, 1))
+  tg <- new_target(logd, dim = 1, start = 3)
+  # the start (the mixture of the modes' Laplace approximations) is a law
+  # with exact draws and densities: its importance weights correct the
+  # Laplace weights, whatever they are
+  st <- jkoflow:::modes_start(tg)
+  expect_match(st$label, "2 modes")
+  x <- st$sample(20000)
+  m <- jkoflow:::weigh_modes(tg, x, st$log_density(x), st$modes)
+  expect_equal(nrow(m), 2L)
+  w <- m$weight[order(attr(m, "search")$modes[, 1])]
+  tol <- 4 * sqrt(0.25 * 0.75 / attr(m, "ess"))
+  expect_lt(abs(w[1] - 0.25), tol)
+  expect_lt(abs(attr(m, "log_z")), 4 * attr(m, "log_z_se"))
+})
+
+test_that("the search needs a dimension and valid settings", {
+  p <- potential_fn(function(x) rowSums(x^2) / 2, function(x) x)
+  expect_error(find_modes(p), "must know its dimension")
+  expect_error(find_modes(two_modes(), batch = 0), "batch")
+  expect_error(find_modes(two_modes(), scale = -1), "scale")
+})
+
+test_that("init_mixture() with Student t components has their exact density", {
+  set.seed(8)
+  q <- init_mixture(c(-2, 1), list(0.25, 4), c(0.3, 0.7), df = 5)
+  x <- matrix(c(-3, 0, 2.5))
+  expect_equal(q$log_density(x),
+               log(0.3 * dt((x + 2) / 0.5, 5) / 0.5 + 0.7 * dt((x - 1) / 2, 5) / 2)[, 1],
+               tolerance = 1e-12)
+  # draws: the mass below -1, a t's cdf (binomial tolerance)
+  y <- q$sample(40000)
+  p <- 0.3 * pt(2, 5) + 0.7 * pt(-1, 5)
+  expect_lt(abs(mean(y < -1) - p), 4 * sqrt(p * (1 - p) / 40000))
+  expect_equal(drop(q$cov), 0.3 * 0.25 * 5 / 3 + 0.7 * 4 * 5 / 3 + 0.3 * 0.7 * 9)
+  expect_null(init_mixture(0, 1, df = 2)$cov)
+  expect_error(init_mixture(0, 1, df = 0), "`df` must be a positive number")
+})
+
+test_that("the search's time limit is checked", {
+  expect_error(find_modes(two_modes(), max_seconds = 0), "max_seconds")
+})
