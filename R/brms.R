@@ -75,8 +75,14 @@ target_brms <- function(formula, data = NULL, family = stats::gaussian(), prior 
     check_dots(..., allowed = model_args, known = c("formula", "data", "family", "prior",
                                                      "seed", "cache"))
     if (is.null(data)) abort("`data` is needed: the data of the brms model.")
-    template <- brms::brm(formula, data = data, family = family, prior = prior, ...,
-                          empty = TRUE, backend = "rstan")
+    # brms's refusals of a formula, family, prior or data, as the package's
+    template <- tryCatch(
+      brms::brm(formula, data = data, family = family, prior = prior, ...,
+                empty = TRUE, backend = "rstan"),
+      error = function(e) {
+        abort("brms could not make the model of `formula`, `data`, `family` and `prior`: %s",
+              conditionMessage(e), call = NULL)
+      })
     template$data.name <- paste(deparse(substitute(data)), collapse = " ")
   }
   if (!is.null(cache) && (!is.character(cache) || length(cache) != 1L || !dir.exists(cache))) {

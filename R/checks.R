@@ -77,8 +77,28 @@ check_points <- function(x, dim, arg = "x") {
   }
   if (anyNA(x)) abort("`%s` must not contain NA or NaN values.", arg)
   if (any(!is.finite(x))) abort("`%s` must not contain infinite values.", arg)
+  big <- max(abs(x))
+  if (big > sqrt(.Machine$double.xmax)) {
+    abort(paste0("`%s` has values beyond 1e154 in magnitude (the largest %.3g): their squares ",
+                 "overflow double precision, so no map, density or potential can be computed ",
+                 "there."), arg, big, class = "jkoflow_error_overflow")
+  }
   storage.mode(x) <- "double"
   x
+}
+
+# One of `choices` (several with `several`), as match.arg() chooses (the
+# first when `x` is the whole vector of choices, partial matching), with a
+# classed error naming the argument otherwise.
+choose_arg <- function(x, choices, arg, several = FALSE, call = sys.call(-1L)) {
+  if (identical(x, choices)) return(if (several) choices else choices[1L])
+  i <- if (is.character(x) && length(x) >= 1L && (several || length(x) == 1L) && !anyNA(x))
+         pmatch(x, choices, duplicates.ok = TRUE)
+  if (is.null(i) || anyNA(i)) {
+    abort("`%s` must be %s%s, not %s.", arg, if (several) "among " else "one of ",
+          paste0("\"", choices, "\"", collapse = ", "), describe(x), call = call)
+  }
+  choices[unique(i)]
 }
 
 # What a function returned, in words: "1 value (-1)", "a 3 x 2 matrix".
@@ -100,8 +120,27 @@ describe <- function(x) {
   if (length(x) == 1L && is.atomic(x)) {
     return(if (is.character(x)) sprintf("\"%s\"", x) else format(x))
   }
+  if (is.atomic(x) && !is.object(x) && (is.numeric(x) || is.logical(x) || is.character(x))) {
+    what <- if (is.matrix(x)) sprintf("a %d x %d %s matrix", nrow(x), ncol(x), typeof_word(x))
+            else if (!length(x)) sprintf("an empty %s vector", typeof_word(x))
+            else sprintf("a %s vector of length %d", typeof_word(x), length(x))
+    # what in it is not a number: NA, NaN and infinite values, named
+    odd <- if (is.numeric(x)) {
+      c(if (any(is.na(x) & !is.nan(x))) "NA", if (any(is.nan(x))) "NaN",
+        if (any(x == Inf, na.rm = TRUE)) "Inf", if (any(x == -Inf, na.rm = TRUE)) "-Inf")
+    } else if (anyNA(x)) "NA"
+    if (length(odd)) {
+      what <- paste0(what, " containing ", paste(odd, collapse = ", "))
+    }
+    return(what)
+  }
   sprintf("an object of class %s and length %d",
           paste0("\"", class(x)[1L], "\""), length(x))
+}
+
+typeof_word <- function(x) {
+  if (is.integer(x)) "integer" else if (is.double(x)) "numeric"
+  else if (is.logical(x)) "logical" else "character"
 }
 
 # No silent arguments: names in a function's `...` that it does not use are

@@ -113,6 +113,11 @@ jko_control <- function(hidden = c(64, 64), rank = 5, batch = 1024, iters = 500,
   }
   if (!is.null(adaptive)) adaptive <- check_flag(adaptive, "adaptive")
   init_scale <- check_init_scale(init_scale)
+  if (pool < batch) {
+    abort(paste0("`pool` (%d) must be at least `batch` (%d): each step draws its batches from ",
+                 "the pool%s."), pool, batch,
+          if (is.null(args$pool)) " (by default min(iters * batch, 2^18) samples)" else "")
+  }
   structure(list(hidden = hidden, rank = rank, batch = batch, iters = iters, lr = lr,
                  lr_end = lr_end, pool = pool, monitor = monitor,
                  activation = activation, alpha_min = alpha_min, draws = draws,

@@ -32,11 +32,21 @@
 #' flows' own error is then the only one: `update = "flow"` learns each
 #' update as a flow to the posterior instead ([jko_update()], with
 #' `control_update`), which adds the training error of that flow (its
-#' `update_kl`) at every observation, and its maps to the chain. The
-#' reweighting needs a likelihood that the prior's draws cover: its
-#' resampling degenerates when the likelihood is sharp against the
-#' predicted law (an observation many prior sds away, or far more precise
-#' than the prior), where a flow update copes better.
+#' `update_kl`) at every observation, and its maps to the chain.
+#'
+#' A likelihood sharp against the predicted law (an observation many of its
+#' sds away, or far more precise than it) leaves few of the law's draws
+#' with any weight. In dimension 1 the quadrature's grid then follows the
+#' posterior (extended beyond the law's draws, or narrowed to the
+#' posterior, until its ends carry no mass and at least 64 points carry it)
+#' and, below an effective sample size of 2%, the draws of the filtering
+#' law come from that grid (a cell by its weight, then the Metropolis
+#' steps) instead of resampled draws of the law: evidence, density and
+#' samples stay those of the exact posterior. In higher dimensions an
+#' effective sample size below 1% stops the filter with an error of class
+#' `"jkoflow_error_degenerate"` that names the observation: neither the
+#' resampled draws nor the Monte Carlo evidence could be trusted there, and
+#' `update = "flow"` is the way on.
 #'
 #' Each interval between observations is cut into equal JKO steps: the
 #' fewest, of at most `h` each, for which the scheme's own error on the
@@ -124,8 +134,8 @@
 #'   coordinate, from 2048 draws), the steps of the flow and of the update,
 #'   the update's estimated \eqn{KL(\rho \| \pi)} (0 for the exact
 #'   update), `update_ess` (the effective sample size of the likelihood's
-#'   weights on draws of the predicted law, as a fraction of the draws; a
-#'   warning below 1%), `log_evidence`
+#'   weights on draws of the predicted law, as a fraction of the draws; see
+#'   Details for what is done when it is small), `log_evidence`
 #'   (\eqn{\log p(y_j \mid y_1, \dots, y_{j-1})}; both `NA` with
 #'   `update = "flow"`) and the seconds taken; and `times`, `y`, `t_end`.
 #' @references Mokrov, P., Korotin, A., Li, L., Genevay, A., Solomon, J. and
@@ -247,12 +257,16 @@ jko_filter <- function(potential, y, times, sd = 1, loglik = NULL, init = NULL,
     lik <- if (is.null(loglik)) gaussian_loglik(y[j, ], sd) else user_loglik(loglik, y[j, ])
     if (update == "reweight") {
       node <- bayes_node(cur, lik$value, threads, draws = pool)
-      if (node$ess < 0.01) {
-        warning(sprintf(paste0(
-          "the likelihood of observation %d (t = %g) is sharp against the predicted law: ",
-          "its weights have an effective sample size of %.2g%% of the draws, so the ",
-          "filtering law's samples rest on few distinct draws (its density stays exact); ",
-          "update = \"flow\" copes better."), j, times[j], 100 * node$ess), call. = FALSE)
+      if (D > 1L && node$ess < 0.01) {
+        # resampled draws of the prior (a few of them, moved 3 times) and a
+        # Monte Carlo evidence on few effective draws: neither can be trusted
+        abort(paste0(
+          "the reweighting of observation %d (t = %g) degenerates: the likelihood is sharp ",
+          "against the predicted law (the effective sample size of its weights is %.2g%% of ",
+          "%d draws%s), so neither the filtering law's samples nor its evidence can be ",
+          "trusted. Use update = \"flow\"."), j, times[j], 100 * node$ess, 2^16,
+          lik_scale_text(lik, cur_draws = if (!is.null(pool)) pool else law_draws, y = y[j, ], sd = sd, gaussian = is.null(loglik)),
+          class = "jkoflow_error_degenerate", call = call)
       }
       cur <- law_append(cur, list(node))
       spare <- pool
@@ -391,6 +405,20 @@ jko_gauss_error <- function(m, v, g, a, dt, k, beta) {
   0.5 * (vs / ve + ve / vs - 2) + 0.5 * (ms - me)^2 * (1 / vs + 1 / ve)
 }
 
+# For a Gaussian likelihood, where the observation lies against the
+# predicted law (draws `cur_draws`): ", the observation is z sds of the law
+# away, its noise sd r times the law's" for the coordinate of largest z.
+lik_scale_text <- function(lik, cur_draws, y, sd, gaussian) {
+  if (!gaussian || is.null(cur_draws) || nrow(cur_draws) < 2L) return("")
+  m <- colMeans(cur_draws)
+  s <- apply(cur_draws, 2L, stats::sd)
+  z <- abs(y - m) / s
+  r <- rep_len(sd, length(y)) / s
+  i <- which.max(pmax(z, 1 / r))
+  sprintf("; in coordinate %d the observation is %.3g sds of the law from its mean and the noise sd %.3g times the law's",
+          i, z[i], r[i])
+}
+
 # log N(y; x, sd^2 I), normalised (so that the evidence of an update is
 # the density of y), and its gradient in x. (Closures
 # over y and sd only, so that a saved fit does not carry the caller.)
@@ -445,7 +473,7 @@ print.jko_filter <- function(x, ...) {
 #' @return `x`, invisibly.
 #' @export
 plot.jko_filter <- function(x, what = c("density", "path"), which = NULL, n = 200, ...) {
-  what <- match.arg(what)
+  what <- choose_arg(what, c("density", "path"), "what")
   n <- check_count(n, "n", min = 2)
   tab <- x$table
   if (what == "path" || x$dim > 1L) {

@@ -32,6 +32,7 @@ validate_fit <- function(fit, arg = "fit", call = sys.call(-1L)) {
       !(is.na(pot$dim) || pot$dim == D)) {
     bad(sprintf("its `potential` is not a potential of dimension %d", D))
   }
+  if (!is.list(fit$theta)) bad("its maps' parameters `theta` are missing (or not a list)")
   K <- length(fit$theta)
   npar <- icnn_npar(net)
   ok_theta <- vapply(fit$theta, function(th) is.double(th) && length(th) == npar, NA)
@@ -50,6 +51,16 @@ validate_fit <- function(fit, arg = "fit", call = sys.call(-1L)) {
     bad(sprintf("its `history` must have %d rows (steps 0 to %d)", K + 1L, K))
   }
   invisible(fit)
+}
+
+# The identity of a fit's law at step k, carried by its draws (jko_sample())
+# so that predict() can tell them from another fit's: the fit's seed, the
+# step, the potential's and the start's labels and a checksum of the
+# step's map.
+fit_id <- function(fit, k) {
+  th <- if (k > 0L) fit$theta[[k]] else numeric(0)
+  sprintf("%s|%d|%.15g|%s|%s", format(fit$seed %||% NA), k, sum(th * cos(seq_along(th))),
+          fit$potential$label %||% "", as_law(fit$init)$label %||% "")
 }
 
 # The number of parameters of a network (the layout of src/icnn.h: per

@@ -122,9 +122,14 @@ target_glm <- function(formula, data, family = stats::binomial(), prior = prior_
                          names(call), 0L))]
   mf$drop.unused.levels <- TRUE
   mf[[1L]] <- quote(stats::model.frame)
-  mf <- eval(mf, parent.frame())
+  env <- parent.frame()
+  frame_failed <- function(e) {
+    abort("`formula` and `data` (with `subset`, `weights`, `offset`, `contrasts`) give no model frame: %s",
+          conditionMessage(e), call = call)
+  }
+  mf <- tryCatch(eval(mf, env), error = frame_failed)
   mt <- attr(mf, "terms")
-  X <- stats::model.matrix(mt, mf, contrasts)
+  X <- tryCatch(stats::model.matrix(mt, mf, contrasts), error = frame_failed)
   N <- nrow(X)
   p <- ncol(X)
   if (N < 1L) abort("`formula` and `data` give no rows (after `subset` and `na.action`).")

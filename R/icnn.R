@@ -109,7 +109,7 @@ predict.icnn <- function(object, x,
                          type = c("potential", "gradient", "hessian", "logdet"),
                          threads = NULL, ...) {
   check_dots(...)
-  type <- match.arg(type)
+  type <- choose_arg(type, c("potential", "gradient", "hessian", "logdet"), "type")
   x <- check_points(x, object$dim, "x")
   threads <- resolve_threads(threads)
   what <- switch(type, potential = 0L, gradient = 0L, logdet = 1L, hessian = 2L)

@@ -42,6 +42,13 @@ init_gaussian <- function(mean = 0, cov = 1) {
   if (max(abs(cov - t(cov))) > 1e-10 * max(abs(cov))) abort("`cov` must be symmetric.")
   R <- tryCatch(chol(cov), error = function(e) NULL)
   if (is.null(R)) abort("`cov` must be positive definite.")
+  # draws a few sds out must have squares that do not overflow
+  reach <- max(abs(mean)) + 10 * sqrt(max(diag(cov)))
+  if (!is.finite(reach) || reach > sqrt(.Machine$double.xmax)) {
+    abort(paste0("`mean` and `cov` put draws beyond 1e154 in magnitude (mean up to %.3g, sd up ",
+                 "to %.3g): their squares overflow double precision."), max(abs(mean)),
+          sqrt(max(diag(cov))), class = "jkoflow_error_overflow")
+  }
   mean <- as.double(mean)
   ldet <- 2 * sum(log(diag(R)))
   structure(list(

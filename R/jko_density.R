@@ -36,7 +36,7 @@ jko_density <- function(fit, x, step = NULL, time = NULL, log = FALSE,
                         tol = 1e-10, maxit = 100, threads = NULL,
                         scale = c("constrained", "unconstrained")) {
   check_fit(fit)
-  scale <- match.arg(scale)
+  scale <- choose_arg(scale, c("constrained", "unconstrained"), "scale")
   tr <- fit$potential$transform
   if (scale == "constrained" && !is.null(tr)) {
     theta <- constrained_points(x, tr$parameters)

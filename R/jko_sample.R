@@ -60,7 +60,7 @@ jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
   check_fit(fit)
   check_dots(...)
   n <- check_count(n, "n")
-  scale <- match.arg(scale)
+  scale <- choose_arg(scale, c("constrained", "unconstrained"), "scale")
   k <- resolve_step(fit, step, time)
   threads <- resolve_threads(threads)
   resample <- check_flag(resample, "resample")
@@ -97,6 +97,7 @@ jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
     extra <- list(ess = sum(w)^2 / sum(w^2), pareto_k = pareto_khat(lw))
   }
   colnames(x) <- fit$potential$variables
+  extra$fit_id <- fit_id(fit, k)
   tr <- fit$potential$transform
   if (scale == "constrained" && !is.null(tr)) {
     extra$unconstrained <- x

@@ -188,17 +188,28 @@ bayes_node <- function(law, loglik, threads = 1L, moves = NULL, draws = NULL, n_
     d <- if (!is.null(draws)) draws else law_draw(law, 2^14, log_density = FALSE, threads)$x
     tab <- tabulated_log_density(law, threads, draws = d)
     ess <- log_weights_summary(loglik_values(loglik, d))$ess / nrow(d)
-    lo <- tab$grid[1L]
-    hi <- tab$grid[length(tab$grid)]
-    fine <- matrix(seq(lo, hi, length.out = 8L * (length(tab$grid) - 1L) + 1L), ncol = 1L)
-    v <- tab$value(fine) + loglik_values(loglik, fine)
-    m <- max(v)
-    if (!is.finite(m)) abort("the likelihood is zero over the whole span of the prior's draws.")
-    e <- exp(v - m)
-    node$log_z <- m + log((sum(e) - (e[1L] + e[length(e)]) / 2) * (fine[2L] - fine[1L]))
+    q <- bayes_quadrature(tab, loglik)
+    node$log_z <- q$log_z
     node$log_z_se <- 0
-    node$grid <- tab$grid
-    node$values <- tab$values
+    if (q$refined) {
+      node$grid <- seq(q$lo, q$hi, length.out = length(tab$grid))
+      node$values <- tab$value(matrix(node$grid, ncol = 1L))
+      if (anyNA(node$values) || any(!is.finite(node$values))) {
+        abort("the log-density of the prior is not finite where the posterior lies ([%.6g, %.6g]).",
+              q$lo, q$hi)
+      }
+    } else {
+      node$grid <- tab$grid
+      node$values <- tab$values
+    }
+    # few effective draws of the prior: the posterior's draws come from the
+    # quadrature's own grid (bayes_draw()), not from resampled prior draws
+    if (ess < bayes_grid_ess) {
+      node$sampler <- "grid"
+      node$post_x <- q$x
+      node$post_w <- q$w
+      node$post_sd <- q$sd
+    }
   } else {
     d <- if (!is.null(draws) && nrow(draws) >= n_z) draws[seq_len(n_z), , drop = FALSE]
          else law_draw(law, n_z, log_density = FALSE, threads)$x
@@ -215,6 +226,70 @@ bayes_node <- function(law, loglik, threads = 1L, moves = NULL, draws = NULL, n_
   node
 }
 
+# Below this effective sample size of the likelihood's weights on draws of
+# the prior (a fraction of them), a 1-D Bayes node draws from its grid.
+bayes_grid_ess <- 0.02
+
+# The integral Z of rho L in dimension 1 by the trapezoid rule, on a grid
+# that the posterior's mass is made to lie well inside and to cover by many
+# points. It starts on the span of the prior's tabulation `tab`; where the
+# posterior's density at an end of the grid is not negligible (an
+# observation beyond the prior's draws) the grid is extended on that side,
+# and where few points carry the posterior (a likelihood far sharper than
+# the prior) it is narrowed to where the posterior is not negligible; log rho
+# is the tabulation's spline on its span, exact pull-backs beyond.
+# list(log_z, lo, hi (the final span), refined (whether it moved), x, w
+# (the final grid and the posterior's unnormalised weights there), mean, sd).
+bayes_quadrature <- function(tab, loglik, min_points = 64, negligible = 1e-10,
+                             max_rounds = 40L) {
+  lo <- tab$grid[1L]
+  hi <- tab$grid[length(tab$grid)]
+  n <- 8L * (length(tab$grid) - 1L) + 1L
+  refined <- FALSE
+  for (round in seq_len(max_rounds)) {
+    x <- seq(lo, hi, length.out = n)
+    v <- tab$value(matrix(x, ncol = 1L)) + loglik_values(loglik, matrix(x, ncol = 1L))
+    v[is.na(v)] <- -Inf
+    m <- max(v)
+    if (!is.finite(m)) {
+      abort("the likelihood times the prior is zero over the whole span [%.6g, %.6g].", lo, hi,
+            class = "jkoflow_error_degenerate")
+    }
+    w <- exp(v - m)
+    step <- x[2L] - x[1L]
+    points <- sum(w)^2 / sum(w^2)
+    left <- w[1L] > negligible
+    right <- w[n] > negligible
+    if (!left && !right && points >= min_points) {
+      mu <- sum(w * x) / sum(w)
+      return(list(log_z = m + log((sum(w) - (w[1L] + w[n]) / 2) * step), lo = lo, hi = hi,
+                  refined = refined, x = x, w = w, mean = mu,
+                  sd = sqrt(sum(w * (x - mu)^2) / sum(w))))
+    }
+    width <- hi - lo
+    if (left || right) {
+      # the posterior reaches beyond an end: extend there, and drop the
+      # other side's negligible part
+      keep <- which(w > negligible^2)
+      if (left) lo <- lo - 2 * width else lo <- x[max(1L, keep[1L] - 1L)]
+      if (right) hi <- hi + 2 * width else hi <- x[min(n, keep[length(keep)] + 1L)]
+    } else {
+      # too few points carry it: narrow the grid to where it is not negligible
+      keep <- which(w > negligible^2)
+      lo <- x[max(1L, keep[1L] - 2L)]
+      hi <- x[min(n, keep[length(keep)] + 2L)]
+    }
+    if (!is.finite(lo) || !is.finite(hi) || hi - lo <= 64 * .Machine$double.eps * max(1, abs(lo), abs(hi))) {
+      break
+    }
+    refined <- TRUE
+    n <- 4097L
+  }
+  abort(paste0("the posterior could not be resolved on a grid: it is too narrow or too far ",
+               "from the prior (last span [%.6g, %.6g])."), lo, hi,
+        class = "jkoflow_error_degenerate")
+}
+
 # n draws of the law after its Bayes node b, from x, draws (rows) of the law
 # before it: resampled by the likelihood, then moved.
 bayes_draw <- function(law, b, x, n, threads) {
@@ -226,7 +301,17 @@ bayes_draw <- function(law, b, x, n, threads) {
     abort("the likelihood is zero at every one of %d draws of the prior.", nrow(x))
   }
   w <- exp(lw - max(lw))
-  z <- x[systematic_resample(w, n), , drop = FALSE]
+  if (identical(node$sampler, "grid")) {
+    # from the quadrature's grid: a cell by its trapezoid weight, uniform in it
+    px <- node$post_x
+    pw <- node$post_w
+    cell <- (pw[-1L] + pw[-length(pw)]) / 2
+    i <- systematic_resample(cell, n)
+    i <- i[sample.int(n)]
+    z <- matrix(px[i] + stats::runif(n) * (px[2L] - px[1L]), ncol = 1L)
+  } else {
+    z <- x[systematic_resample(w, n), , drop = FALSE]
+  }
   if (node$moves > 0L) {
     # log pi up to log Z at the rows of y; with inside_only, -Inf beyond the
     # grid of a tabulated prior
@@ -249,8 +334,16 @@ bayes_draw <- function(law, b, x, n, threads) {
       }
     }
     # the random walk's covariance: 2.38^2 / D times the law's
-    S <- stats::cov.wt(x, w / sum(w))$cov * (2.38^2 / D)
-    R <- tryCatch(chol(S), error = function(e) diag(sqrt(pmax(diag(S), 1e-12)), D))
+    S <- if (identical(node$sampler, "grid")) matrix(node$post_sd^2, 1L, 1L)
+         else stats::cov.wt(x, w / sum(w))$cov
+    S <- S * (2.38^2 / D)
+    R <- tryCatch(chol(S), error = function(e) NULL)
+    if (is.null(R) || any(!is.finite(R))) {
+      # weights on one draw, or nearly: the spread of the draws themselves
+      sx <- apply(x, 2L, stats::sd)
+      sx[!is.finite(sx) | sx <= 0] <- 1e-6
+      R <- diag(2.38 / sqrt(D) * sx, D)
+    }
     cur <- target(z)
     for (k in seq_len(node$moves)) {
       prop <- z + matrix(stats::rnorm(n * D), n, D) %*% R
@@ -310,7 +403,9 @@ tabulated_from <- function(law, g, ld, threads) {
 # A likelihood's values at the rows of x, checked: n numbers, -Inf allowed
 # (zero likelihood), never NaN, NA or +Inf.
 loglik_values <- function(loglik, x) {
-  v <- loglik(x)
+  v <- tryCatch(loglik(x), error = function(e) {
+    abort("`loglik` failed on %d points: %s", nrow(x), conditionMessage(e), call = NULL)
+  })
   if (!is.numeric(v) || length(v) != nrow(x)) {
     abort("`loglik` must return %d log-likelihoods (numbers, -Inf allowed), not %s.",
           nrow(x), describe(v))

@@ -102,7 +102,7 @@ target_logistic <- function(x, y, prior = c("gamma", "normal"), batch = NULL) {
   if (length(y) != N) {
     abort("`y` has length %d but `x` has %d rows; they must match.", length(y), N)
   }
-  prior <- match.arg(prior)
+  prior <- choose_arg(prior, c("gamma", "normal"), "prior")
   if (!is.null(batch)) {
     batch <- check_count(batch, "batch")
     if (batch >= N) batch <- NULL

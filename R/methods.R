@@ -26,6 +26,7 @@
 #' @export
 print.jko_fit <- function(x, training = FALSE, digits = 3, ...) {
   check_dots(...)
+  check_fit(x, "x")
   training <- check_flag(training, "training")
   digits <- check_count(digits, "digits")
   if (!training && has_posterior(x)) return(print_posterior(x, digits))
@@ -215,7 +216,10 @@ print.summary.jko_fit <- function(x, ...) {
 plot.jko_fit <- function(x, what = c("pairs", "marginals", "loss", "free_energy", "density",
                                      "samples"),
                          n = 2000, step = NULL, pars = NULL, ...) {
-  what <- if (!missing(what)) match.arg(what, several.ok = TRUE)
+  check_fit(x, "x")
+  what <- if (!missing(what))
+            choose_arg(what, c("pairs", "marginals", "loss", "free_energy", "density", "samples"),
+                       "what", several = TRUE)
           else if (has_posterior(x)) "pairs" else c("loss", "free_energy")
   n <- check_count(n, "n")
   k <- resolve_step(x, step)

@@ -222,6 +222,11 @@ new_potential <- function(value, gradient = NULL, dim = NULL, label = "R functio
     abort("`variables` must be NULL or %s names, not %s.",
           if (is.null(dim)) "character" else sprintf("%d", dim), describe(variables))
   }
+  if (!is.null(variables) && anyDuplicated(variables)) {
+    dup <- unique(variables[duplicated(variables)])
+    abort("`variables` must be distinct names: %s appear%s more than once.",
+          paste0("\"", dup, "\"", collapse = ", "), if (length(dup) == 1L) "s" else "")
+  }
   if (!is.character(label) || length(label) != 1L) {
     abort("`label` must be a single string, not %s.", describe(label))
   }

@@ -57,7 +57,9 @@
 #' @param n For a fit with no posterior draws (a time-accurate flow), the
 #'   number of draws to make (default 4096).
 #' @param samples Optionally a [jko_sample()] of the fit to use instead of
-#'   the fit's draws.
+#'   the fit's draws. The draws carry the identity of their fit and step;
+#'   draws of another fit are refused (a `"jko_sample"` made by hand, with
+#'   no identity, is taken as it is).
 #' @param summary `FALSE`: the per-draw predictions (see above).
 #' @param ... Unused: a name given here is an error.
 #' @return A numeric vector, one value per row of `newdata`; with
@@ -81,14 +83,15 @@ predict.jko_fit <- function(object, newdata = NULL, type = NULL, se.fit = FALSE,
   check_fit(object, "object")
   tg <- object$potential
   se.fit <- check_flag(se.fit, "se.fit")
-  interval <- match.arg(interval)
+  interval <- choose_arg(interval, c("none", "credible", "prediction"), "interval")
   level <- check_level(level)
   summary <- check_flag(summary, "summary")
   if (inherits(tg, "jko_target_logistic")) {
     if (se.fit || interval != "none" || !summary) {
       abort("`se.fit`, `interval` and `summary` are for fits of target_glm(); a target_logistic() fit predicts probabilities.")
     }
-    return(predict_logistic(object, newdata, match.arg(type %||% "prob", c("prob", "link")),
+    return(predict_logistic(object, newdata,
+                            choose_arg(type %||% "prob", c("prob", "link"), "type"),
                             predict_draws(object, n, samples, tg$p)))
   }
   if (!is_formula_glm(tg)) {
@@ -96,7 +99,7 @@ predict.jko_fit <- function(object, newdata = NULL, type = NULL, se.fit = FALSE,
                  "potential is a %s, which has no predictive distribution. ",
                  "Use jko_sample() or jko_density()."), tg$label)
   }
-  type <- match.arg(type %||% "response", c("response", "link"))
+  type <- choose_arg(type %||% "response", c("response", "link"), "type")
   if (interval == "prediction" && type != "response") {
     abort("`interval = \"prediction\"` is an interval of new responses: it needs `type = \"response\"`.")
   }
@@ -108,10 +111,7 @@ predict.jko_fit <- function(object, newdata = NULL, type = NULL, se.fit = FALSE,
 # posterior draws, or n new draws of a fit that keeps none.
 predict_draws <- function(object, n, samples, D, call = sys.call(-1L)) {
   if (!is.null(samples)) {
-    if (!inherits(samples, "jko_sample") || samples$dim != object$dim) {
-      abort("`samples` must be a jko_sample() of this fit, not %s.", describe(samples),
-            call = call)
-    }
+    check_samples_of(samples, object, call = call)
     if (!is.null(n)) abort("give `n` or `samples`, not both.", call = call)
     return(samples$x)
   }
@@ -232,4 +232,26 @@ mixture_quantile <- function(family, mu, sigma, w, p) {
     hi <- ifelse(below, hi, mid)
   }
   if (family == "binomial") hi / w else hi
+}
+
+# Draws given to predict(): a jko_sample() of this very fit (at any of its
+# steps), told by the identity its draws carry (fit_id()); draws of another
+# fit of the same dimension are refused. Draws without an identity (made by
+# hand at chosen points, or by an older jkoflow) are taken as they are.
+check_samples_of <- function(samples, fit, call = sys.call(-1L)) {
+  if (!inherits(samples, "jko_sample")) {
+    abort("`samples` must be a jko_sample() of this fit, not %s.", describe(samples),
+          call = call)
+  }
+  k <- samples$step
+  ok_step <- is.numeric(k) && length(k) == 1L && !is.na(k) && k >= 0 && k <= length(fit$theta)
+  why <- if (!is.null(samples$fit_id) &&
+              (!ok_step || !identical(samples$fit_id, fit_id(fit, as.integer(k)))))
+           "they are draws of another fit"
+         else if (!is.matrix(samples$x) || !is.numeric(samples$x) || ncol(samples$x) != fit$dim)
+           sprintf("their `x` is not a numeric matrix of %d columns", fit$dim)
+  if (!is.null(why)) {
+    abort("`samples` must be draws of this fit (from jko_sample(fit)): %s.", why, call = call)
+  }
+  invisible(samples)
 }

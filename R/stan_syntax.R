@@ -219,8 +219,10 @@ stan_compile <- function(code, file = NULL, ...) {
            error = function(e) {
     found <- if (old_parser) stan_modern_constructs(code)
     if (!length(found)) {
-      for (m in said$parser) message(m, appendLF = FALSE)
-      stop(e)
+      # the parser's reason, then rstan's, in the condition itself
+      abort("the Stan program does not compile: %s%s",
+            if (length(said$parser)) paste0(trimws(paste(said$parser, collapse = "")), "\n")
+            else "", conditionMessage(e), class = "jkoflow_error_stan", call = NULL)
     }
     abort(paste0("the Stan program is written for a newer Stan than this rstan's: rstan %s ",
                  "parses the syntax of Stan %s, and the program has %s%s. Install a newer ",

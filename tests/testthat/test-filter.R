@@ -175,19 +175,49 @@ test_that("the filter follows the Kalman recursion of the JKO scheme on an OU pr
   expect_gt(file.size(file), 0)
 })
 
-test_that("a likelihood far sharper than the prior is flagged, its evidence still exact", {
-  set.seed(38)
-  # an observation at t = 0 (no flow) with noise sd 0.001 on N(0, 1): the
-  # weights' effective sample size is about 0.001 * sqrt(2) of the draws
-  expect_warning(
-    f <- jko_filter(potential_quadratic(1), 0, times = 0, sd = 0.001, control = small,
-                    verbose = FALSE),
-    "is sharp against the predicted law")
-  expect_lt(f$table$update_ess, 0.01)
-  # the quadrature of rho L on the fine grid (step about 6e-4, 0.6 sd of
-  # the likelihood: the trapezoid rule on a Gaussian is exact to far below
-  # 1e-6 there)
-  expect_lt(abs(f$table$log_evidence - dnorm(0, 0, sqrt(1 + 1e-6), log = TRUE)), 1e-4)
+test_that("a likelihood far sharper than the prior still gives the exact posterior", {
+  # observations at t = 0 (no flow) on N(0, 1): the posterior of y with noise
+  # sd s is conjugate(0, 1, y, s), the evidence N(y; 0, 1 + s^2). An
+  # observation 30 sds out, one of noise sd 1e-4 and one of 1e-8 leave the
+  # prior's draws few effective ones (ESS 7e-5 of them, the same for the
+  # other two): the grid of the quadrature follows the posterior, and the
+  # draws come from it. (Before: -335 and mean 4.4 with sd 0.2 for the
+  # first, evidence -2.1 for the second, an internal error for the third.)
+  cases <- list(c(y = 30, sd = 1), c(y = 0.5, sd = 1e-4), c(y = 0.5, sd = 1e-8),
+                c(y = -12, sd = 0.01))
+  for (cs in cases) {
+    set.seed(38)
+    expect_no_warning(
+      f <- jko_filter(potential_quadratic(1), cs[["y"]], times = 0, sd = cs[["sd"]],
+                      control = small, verbose = FALSE))
+    expect_lt(f$table$update_ess, 0.01)
+    # the trapezoid rule on a Gaussian over >= 64 points per effective span:
+    # exact far below 1e-6
+    expect_lt(abs(f$table$log_evidence -
+                    dnorm(cs[["y"]], 0, sqrt(1 + cs[["sd"]]^2), log = TRUE)), 1e-6)
+    ex <- conjugate(0, 1, cs[["y"]], cs[["sd"]])
+    s <- jko_sample(f$fits[[1L]], 4000)$x
+    # 4000 draws (the grid's, moved 10 times): the mean's standard error is
+    # sd / 63, the sd's relative one 1.1%; 5 of them allowed
+    expect_lt(abs(mean(s) - ex[["mean"]]), 5 * ex[["sd"]] / sqrt(4000))
+    expect_lt(abs(sd(s) / ex[["sd"]] - 1), 0.06)
+    # the density: prior times likelihood over Z, exact
+    pts <- ex[["mean"]] + c(-1, 0, 2) * ex[["sd"]]
+    expect_equal(as.numeric(jko_density(f$fits[[1L]], pts, log = TRUE)),
+                 dnorm(pts, ex[["mean"]], ex[["sd"]], log = TRUE), tolerance = 1e-6)
+  }
+})
+
+test_that("in dimension 2 a degenerate reweighting stops, naming the observation", {
+  set.seed(39)
+  e <- tryCatch(jko_filter(potential_quadratic(c(1, 1)), matrix(c(1, 30, 0, 0), 2, byrow = TRUE),
+                           times = c(0, 0), init = init_gaussian(c(0, 0), 1), control = small,
+                           verbose = FALSE),
+                error = identity)
+  expect_s3_class(e, "jkoflow_error_degenerate")
+  expect_match(conditionMessage(e), paste0(
+    "the reweighting of observation 1 \\(t = 0\\) degenerates: .*effective sample size .*",
+    "in coordinate 2 the observation is [23][0-9]\\.[0-9] sds of the law from its mean.*update = \"flow\""))
 })
 
 test_that("the filter's update can be a flow to the posterior", {

@@ -293,3 +293,68 @@ test_that("pushes, pulls, potentials and energies in chunks are those of one cal
   }
   expect_equal(v, ref, tolerance = 1e-13)
 })
+
+# The JKO scheme on Phi = a x^2 / 2 from N(m, s^2), k steps of h (1-D,
+# beta = 1): mean m / (1 + a h)^k, sd by ou_step()'s root, step by step.
+jko_chain <- function(m, s, a, h, k) {
+  out <- matrix(NA_real_, k, 2L, dimnames = list(NULL, c("mean", "sd")))
+  for (j in seq_len(k)) {
+    m <- m / (1 + a * h)
+    s <- s * (1 / h + sqrt(1 / h^2 + 4 * (1 / h + a) / s^2)) / (2 * (1 / h + a))
+    out[j, ] <- c(m, s)
+  }
+  out
+}
+
+test_that("a time-accurate step far from its closed form is trained again, then warned of", {
+  ctl <- jko_control(hidden = c(16, 16), batch = 256, iters = 300, pool = 2^14, monitor = 2^12)
+  fits <- list()
+  # a stiff quadratic: one step of h = 0.1 under 100 x^2 / 2 takes N(0, 1)
+  # to sd 0.151, a step of 300 iterations to 0.65 (before: silently); from
+  # N(1000, 1) under x^2 / 2 each step moves the mean by 76-91 sds, and 300
+  # iterations left sds of 32, 92 and 83 where the scheme keeps 1
+  cases <- list(stiff = list(a = 100, m = 0, k = 2L, warn = "at step 1: "),
+                far = list(a = 1, m = 1000, k = 3L, warn = "at steps? [0-9, ]+: "),
+                mild = list(a = 1, m = 1, k = 2L, warn = NULL))
+  for (nm in names(cases)) {
+    cs <- cases[[nm]]
+    set.seed(24)
+    run <- function() jko_fit(potential_quadratic(cs$a), init_gaussian(cs$m, 1), h = 0.1,
+                              steps = cs$k, control = ctl, verbose = FALSE)
+    if (is.null(cs$warn)) {
+      expect_no_warning(fit <- run())
+    } else {
+      expect_warning(fit <- run(), paste0("the flow is not time-accurate ", cs$warn,
+                                          ".*closed-form JKO step.*smaller `h`"))
+    }
+    ref <- jko_chain(cs$m, 1, cs$a, 0.1, cs$k)
+    acc <- fit$accuracy
+    expect_identical(acc$step, seq_len(cs$k))
+    # the closed form of step 1, from the pool's 2^14 draws of N(m, 1): its
+    # sd ratio is the scheme's to the sampling error of their variance
+    # (1.1%, as the root depends on s^2 below linearly), its shift
+    # m a h / (1 + a h) over their sd
+    expect_lt(abs(acc$sd_ratio[1L] / ref[1L, "sd"] - 1), 0.03)
+    # (a h / (1 + a h) times 8 standard errors of the mean, the sd's 5%)
+    e <- cs$a * 0.1 * abs(cs$m) / (1 + cs$a * 0.1)
+    expect_lt(abs(acc$shift[1L] - e), cs$a * 0.1 / (1 + cs$a * 0.1) * 4 / 64 + 0.05 * e)
+    # no silent wrong answer: every step's sd (20000 draws, 1.5% se for a
+    # Gaussian, more for the heavy tails a map can make) within 20% of the
+    # scheme's (the tolerance on the pool is 10%), or that step or an
+    # earlier one flagged
+    for (j in seq_len(cs$k)) {
+      sdj <- sd(jko_sample(fit, 20000, step = j)$x)
+      expect_true(abs(sdj / ref[j, "sd"] - 1) < 0.2 || any(acc$flagged[seq_len(j)]),
+                  label = sprintf("%s, step %d: sd %.3g against %.3g", nm, j, sdj, ref[j, "sd"]))
+    }
+    # flagged steps (all of them moving the law by a sd or more) were trained twice more
+    expect_true(all(acc$retrained[acc$flagged & acc$shift + abs(log(acc$sd_ratio)) >= 1] == 2L))
+    fits[[nm]] <- fit
+  }
+  # the stiff step: flagged, and closer for the training again (0.65 after
+  # 300 iterations; 0.25 after 900)
+  expect_true(fits$stiff$accuracy$flagged[1L])
+  expect_lt(sd(jko_sample(fits$stiff, 20000, step = 1)$x), 0.45)
+  expect_false(any(fits$mild$accuracy$flagged))
+  expect_lt(max(fits$mild$accuracy$gap), 0.01)
+})

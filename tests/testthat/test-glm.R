@@ -401,7 +401,8 @@ test_that("predict() of a target_glm fit is predict.glm() at the same coefficien
                tolerance = 1e-12)
   expect_length(predict(fit, nd, n = 50), 3)
   expect_error(predict(fit, data.frame(x = 1, f = "z", t = 1), samples = s), "new level")
-  expect_error(predict(fit, nd, type = "prob", samples = s), "should be one of")
+  expect_error(predict(fit, nd, type = "prob", samples = s),
+               "`type` must be one of \"response\", \"link\", not \"prob\"", fixed = TRUE)
   expect_error(predict(fit, 1:3, samples = s), "`newdata` must be a data frame")
 
   # offsets in the formula, and the gaussian family's identity link

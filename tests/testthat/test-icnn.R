@@ -112,5 +112,6 @@ test_that("bad input gives errors that name the argument", {
   expect_error(icnn(2, rank = -1), "`rank` must be a whole number >= 1")
   expect_error(icnn(2, rank = NA), "`rank` must be a whole number >= 1")
   expect_error(icnn(2, activation = "relu"), "`activation` must be one of")
-  expect_error(predict(net, matrix(0, 2, 2), type = "foo"), "should be one of")
+  expect_error(predict(net, matrix(0, 2, 2), type = "foo"),
+               "`type` must be one of \"potential\", \"gradient\", \"hessian\", \"logdet\", not \"foo\"", fixed = TRUE)
 })

@@ -134,7 +134,8 @@ test_that("the fit's verbs check fit, n, points, step and time", {
   expect_error(jko_continue(fit, steps = 0), "`steps` must be a whole number >= 1")
   expect_error(jko_continue(fit, verbose = "no"), "`verbose` must be TRUE or FALSE")
   expect_error(jko_continue(fit, threads = -1), "`threads` must be a whole number >= 1")
-  expect_error(plot(fit, what = "nothing"), "'arg' should be one of")
+  expect_error(plot(fit, what = "nothing"),
+               "`what` must be among \"pairs\", \"marginals\", \"loss\"", fixed = TRUE)
 })
 
 test_that("icnn() and predict() check their arguments", {
@@ -146,7 +147,7 @@ test_that("icnn() and predict() check their arguments", {
   net <- icnn(2, hidden = 4, rank = 1)
   expect_error(predict(net, matrix(0, 1, 3)), "`x` must have 2 columns")
   expect_error(predict(net, c(NA, 0)), "`x` must not contain NA")
-  expect_error(predict(net, c(0, 0), type = "jacobian"), "'arg' should be one of")
+  expect_error(predict(net, c(0, 0), type = "jacobian"), "`type` must be one of \"potential\"", fixed = TRUE)
   expect_error(predict(net, c(0, 0), threads = "2"), "`threads` must be a whole number >= 1")
 })
 

@@ -106,7 +106,8 @@ test_that("target_logistic rejects bad input, naming the argument", {
   expect_error(target_logistic(data.frame(a = 1:3, b = c("u", "v", "w")), c(0, 1, 1)),
                "`x` must be numeric; column `b` is not")
   expect_error(target_logistic(d$x, d$y, batch = 0), "`batch` must be a whole number")
-  expect_error(target_logistic(d$x, d$y, prior = "cauchy"), "should be one of")
+  expect_error(target_logistic(d$x, d$y, prior = "cauchy"),
+               "`prior` must be one of \"gamma\", \"normal\", not \"cauchy\"", fixed = TRUE)
   # a factor's second level is the event
   f <- factor(ifelse(d$y == 1, "yes", "no"))
   expect_identical(target_logistic(d$x, f)$y, as.double(d$y))

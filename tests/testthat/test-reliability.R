@@ -489,3 +489,134 @@ test_that("counts beyond the integer range and sizes beyond what C can index are
   expect_error(.Call(jkoflow:::C_icnn_eval, jkoflow:::arch(fit$net), fit$net$alpha_min,
                      fit$theta[[1]], matrix(0, 2, 1), 3L, 1L), "'what' must be 0, 1 or 2")
 })
+
+test_that("predict() takes draws of its own fit only", {
+  set.seed(61)
+  x <- matrix(c(-1, 0.5, 1, -0.3, 2, 1, -2, 0.1), 4, 2)
+  tiny <- jko_control(hidden = 4, rank = 1, batch = 16, iters = 5, pool = 64, monitor = 32)
+  fa <- suppressWarnings(jko_fit(target_logistic(x, c(0, 1, 1, 0)), h = 0.1, steps = 1,
+                                 control = tiny, verbose = FALSE))
+  fb <- suppressWarnings(jko_fit(target_logistic(x, c(1, 1, 0, 0)), h = 0.1, steps = 1,
+                                 control = tiny, verbose = FALSE))
+  sa <- jko_sample(fa, 50)
+  # the same draws give the same predictions as predict()'s own mean
+  p <- predict(fa, samples = sa)
+  tg <- fa$potential
+  expect_equal(unname(p), rowMeans(plogis(tg$x %*% t(sa$x[, seq_len(tg$p)]))),
+               tolerance = 1e-12)
+  # any step of the same fit is its own
+  expect_length(predict(fa, samples = jko_sample(fa, 50, step = 0)), 4L)
+  # the same dimension, another fit: refused (before: accepted)
+  expect_error(predict(fa, samples = jko_sample(fb, 50)),
+               "`samples` must be draws of this fit \\(from jko_sample\\(fit\\)\\): they are draws of another fit")
+  # draws made by hand at chosen points (no identity) are taken as they are
+  # (the fit's coordinates: the 2 coefficients, then the prior's scale)
+  bare <- structure(list(x = matrix(c(1, -1, 0), 3, 3, byrow = TRUE), dim = 3L),
+                    class = "jko_sample")
+  expect_equal(unname(predict(fa, samples = bare)), plogis(drop(tg$x %*% c(1, -1))),
+               tolerance = 1e-12)
+  narrow <- bare
+  narrow$x <- narrow$x[, 1L, drop = FALSE]
+  expect_error(predict(fa, samples = narrow), "their `x` is not a numeric matrix of 3 columns")
+  moved <- sa
+  moved$step <- 5
+  expect_error(predict(fa, samples = moved), "draws of another fit")
+})
+
+test_that("a tampered or partial fit is refused by every function that takes a fit", {
+  set.seed(62)
+  tiny <- jko_control(hidden = 4, rank = 1, batch = 16, iters = 5, pool = 64, monitor = 32)
+  fit <- jko_fit(potential_quadratic(1), init_gaussian(0, 1), h = 0.1, steps = 2,
+                 control = tiny, verbose = FALSE)
+  set_part <- function(f, name, value) {
+    f[name] <- list(value)
+    if (is.null(value)) f[[name]] <- NULL
+    f
+  }
+  th <- fit$theta
+  th[[2]] <- th[[2]][-1]
+  broken <- list(
+    "its maps' parameters `theta`" = set_part(fit, "theta", th),
+    "`dim` differs" = set_part(fit, "dim", 2L),
+    "its `history` must have 3 rows" = set_part(fit, "history", fit$history[1:2, ]),
+    "its changes of variables `std`" = set_part(fit, "std", NULL),
+    "its `potential` is not a potential of dimension 1" =
+      set_part(fit, "potential", potential_quadratic(diag(2))),
+    "its maps' parameters `theta` are missing" = set_part(fit, "theta", NULL))
+  calls <- list(
+    sample = function(f) jko_sample(f, 10), density = function(f) jko_density(f, 0),
+    init_fit = function(f) init_fit(f), continue = function(f) jko_continue(f, 1, verbose = FALSE),
+    update = function(f) jko_update(f, function(x) -x[, 1]^2, control = tiny, verbose = FALSE),
+    evidence = function(f) jko_evidence(f, 100), print = function(f) print(f),
+    summary = function(f) summary(f), plot = function(f) plot(f),
+    simulate = function(f) simulate(f, 2), predict = function(f) predict(f))
+  for (what in names(broken)) {
+    for (cl in names(calls)) {
+      e <- tryCatch(calls[[cl]](broken[[what]]), error = identity)
+      expect_s3_class(e, "jkoflow_error")
+      expect_match(conditionMessage(e), paste("is not a valid fit:", what), fixed = TRUE,
+                   label = paste(cl, "of a fit whose", what))
+    }
+  }
+  # the partial fit of a failure is a valid fit: it is not refused
+  part <- set_part(set_part(set_part(fit, "theta", fit$theta[1]), "std", fit$std[1]),
+                   "history", fit$history[1:2, ])
+  expect_silent(jko_sample(part, 5))
+})
+
+test_that("messages say what is wrong: NA and Inf, overflow, duplicates, pool, odd kernels", {
+  set.seed(63)
+  tiny <- jko_control(hidden = 4, rank = 1, batch = 16, iters = 5, pool = 64, monitor = 32)
+  fit <- jko_fit(potential_quadratic(1), init_gaussian(0, 1), h = 0.1, steps = 1,
+                 control = tiny, verbose = FALSE)
+  # before: "an object of class "numeric" and length 2"
+  expect_error(jko_sample(fit, c(1, NA)),
+               "`n` must be a whole number >= 1, not a numeric vector of length 2 containing NA.",
+               fixed = TRUE)
+  expect_error(jko_fit(potential_quadratic(1), init_gaussian(0, 1), h = c(0.1, Inf)),
+               "not a numeric vector of length 2 containing Inf.", fixed = TRUE)
+  expect_error(init_gaussian(c(0, NaN), 1), "containing NaN", fixed = TRUE)
+  expect_error(jko_sample(fit, matrix(c(1, NA, -Inf, 2), 2)),
+               "not a 2 x 2 numeric matrix containing NA, -Inf.", fixed = TRUE)
+  # before: a residual warning and a density of 0 at 1e155, "a Hessian that
+  # is not positive definite" in a push
+  e <- tryCatch(jko_density(fit, c(1, 1e155)), error = identity)
+  expect_s3_class(e, "jkoflow_error_overflow")
+  expect_match(conditionMessage(e), "`x` has values beyond 1e154 in magnitude \\(the largest 1e\\+155\\)")
+  expect_error(init_samples(matrix(c(0, -2e154), 2)), "`x` has values beyond 1e154")
+  # (before: "the loss or the parameters became non-finite" in the first step)
+  expect_error(init_gaussian(1e155, 1), "put draws beyond 1e154 in magnitude",
+               class = "jkoflow_error_overflow")
+  expect_s3_class(init_gaussian(1e150, 1), "jko_init")
+  # 1e150 is far, not an overflow: the density is 0 there
+  expect_equal(as.numeric(jko_density(fit, 1e150)), 0)
+  # before: all accepted silently
+  expect_error(potential_fn(function(x) rowSums(x^2), function(x) 2 * x,
+                            variables = c("a", "b", "a")),
+               "`variables` must be distinct names: \"a\" appears more than once.", fixed = TRUE)
+  expect_error(jko_control(batch = 256, pool = 100),
+               "`pool` (100) must be at least `batch` (256)", fixed = TRUE)
+  expect_error(jko_fit(potential_quadratic(1), init_gaussian(0, 1), control = tiny, batch = 128),
+               "`pool` (64) must be at least `batch` (128)", fixed = TRUE)
+  expect_error(interaction_fn(function(z) z[, 1]), "`W` must be an even kernel, W\\(-z\\) = W\\(z\\)")
+  expect_error(interaction_fn(function(z) rowSums(z^2) / 2, function(z) abs(z)),
+               "`gradient` must be odd")
+  expect_error(interaction_fn(function(z) z[, 2]^2 + z[, 1]), "in dimension 2, W\\(z\\)")
+  expect_s3_class(interaction_fn(function(z) sqrt(rowSums(z^2)), function(z) z / sqrt(rowSums(z^2))),
+                  "jko_interaction")
+  # found by the fuzzer: base R's errors on the package's behalf
+  e <- tryCatch(jko_sample(fit, 10, scale = function(x) x), error = identity)
+  expect_s3_class(e, "jkoflow_error")
+  expect_match(conditionMessage(e),
+               "`scale` must be one of \"constrained\", \"unconstrained\", not a function.",
+               fixed = TRUE)
+  expect_identical(jko_sample(fit, 3, scale = "unc")$scale, "unconstrained")
+  expect_error(plot(fit, what = c("loss", "nonsense")), "`what` must be among \"pairs\", \"marginals\", \"loss\"")
+  e <- tryCatch(jko_update(fit, function(x, y) -rowSums((x - y)^2), control = tiny,
+                           verbose = FALSE), error = identity)
+  expect_s3_class(e, "jkoflow_error")
+  expect_match(conditionMessage(e), "`loglik` failed on 16 points: .*\"y\" is missing")
+  e <- tryCatch(target_glm(y ~ a, data = 3), error = identity)
+  expect_s3_class(e, "jkoflow_error")
+  expect_match(conditionMessage(e), "`formula` and `data` .* give no model frame: 'data' must be")
+})

@@ -167,13 +167,18 @@ test_that("any exception of the program at a point is a rejection, counted", {
   # a flow goes through the rejections (it stopped at its first batch
   # when only std::domain_error was a rejection), and says how many there were
   set.seed(2)
+  before <- tg$rejections()
   fit <- suppressWarnings(jko_fit(tg, init_gaussian(c(1.3, 0.8), 0.25), h = 0.5, steps = 1,
                                   control = jko_control(hidden = c(8, 8), batch = 128, iters = 30),
                                   verbose = FALSE))
   r <- fit$verdict$rejections
   expect_gt(r$share, 0.01)
   expect_lt(r$share, 0.5)
-  expect_equal(r$rejected, tg$rejections()$rejected)
+  # the fit's own rejections: the target's since the fit began, not the 4
+  # of the calls above; the message one of the fit's own
+  expect_equal(r$rejected, tg$rejections()$rejected - before$rejected)
+  expect_equal(r$points, tg$rejections()$points - before$points)
+  expect_match(r$first, "^Exception: ")
   expect_output(print(fit), sprintf("The target rejected %.2g%% of the %.0f points evaluated \\(first:",
                                     100 * r$share, r$points))
   # a target read back from a file has lost its model: an error, not rejections
@@ -181,7 +186,7 @@ test_that("any exception of the program at a point is a rejection, counted", {
   expect_error(tg2$value(u), "the Stan program's model instance is gone .*make the target again with target_stan\\(\\)")
   expect_error(jko_fit(tg2, init_gaussian(c(1.3, 0.8), 0.25), h = 0.5, steps = 1, verbose = FALSE),
                "model instance is gone")
-  expect_equal(tg2$rejections()$rejected, r$rejected)
+  expect_equal(tg2$rejections()$rejected, tg$rejections()$rejected)
 })
 
 test_that("a batch rejected at every point stops the fit with the first rejection's message", {
@@ -318,4 +323,14 @@ test_that("target_parallel(): a model instance per worker, the same values, reje
   expect_equal(after$points - before$points, 6 + 6)     # the workers' and tg's own
   expect_equal(after$rejected - before$rejected, 2 + 2)
   expect_error(target_parallel(target_stan(tg$fit)), "made from a stanfit")
+})
+
+test_that("a program that does not parse is an error of the package's class, with the parser's reason", {
+  skip_if_not_installed("rstan")
+  # (before: rstan's own error, the parser's reason printed apart as messages)
+  e <- tryCatch(target_stan("parameters { real x; } model { x ~ normal(0, 1) }}"),
+                error = identity)
+  expect_s3_class(e, "jkoflow_error_stan")
+  expect_match(conditionMessage(e),
+               "^the Stan program does not compile: SYNTAX ERROR.*PARSER EXPECTED: \";\".*failed to parse")
 })
