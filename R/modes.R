@@ -170,7 +170,9 @@ mode_distances <- function(x, modes, hessians) {
 #'   a new mode is at most this.
 #' @param prior Draw the starts from the target's prior, where it has one?
 #' @param max_seconds Stop after the batch that passes this time (the
-#'   region in words then says so).
+#'   region in words then says so). `Inf` by default, so that the search a
+#'   fit makes does not depend on the machine's load (as a seeded fit must
+#'   not): its budget is `max_starts`.
 #' @return An object of class `"jko_modes"`: `modes` (a K x D matrix, by
 #'   decreasing Laplace weight), `value` (\eqn{\Phi} there), `hessian` (a
 #'   list of K matrices), `log_z` and `weights` (the Laplace evidence and
@@ -186,21 +188,25 @@ mode_distances <- function(x, modes, hessians) {
 #' find_modes(two)
 #' @export
 find_modes <- function(potential, max_starts = 1000, batch = 32, scale = 10, missing = 0.02,
-                       prior = TRUE, max_seconds = 10) {
+                       prior = TRUE, max_seconds = Inf) {
   check_potential(potential)
   max_starts <- check_count(max_starts, "max_starts")
   batch <- check_count(batch, "batch", min = 1)
   scale <- check_positive(scale, "scale")
   missing <- check_positive(missing, "missing")
   prior <- check_flag(prior, "prior")
-  max_seconds <- check_positive(max_seconds, "max_seconds")
+  if (!is.numeric(max_seconds) || length(max_seconds) != 1L || is.na(max_seconds) ||
+      max_seconds <= 0) {
+    abort("`max_seconds` must be a positive number of seconds (Inf for no limit), not %s.",
+          describe(max_seconds))
+  }
   find_modes_from(potential, NULL, max_starts, batch, scale, missing, prior, max_seconds)
 }
 
 # find_modes() from a first mode already found (`first`, an init_laplace()
 # result, or NULL).
 find_modes_from <- function(potential, first, max_starts = 1000, batch = 32, scale = 10,
-                            missing = 0.02, prior = TRUE, max_seconds = 10) {
+                            missing = 0.02, prior = TRUE, max_seconds = Inf) {
   t0 <- proc.time()[["elapsed"]]
   D <- potential$dim
   if (is.na(D)) abort("`potential` must know its dimension for a search of its modes.")
