@@ -47,7 +47,7 @@
 #'   \eqn{\min(1 - 1/\log_{10} S, 0.7)} of their number \eqn{S} too),
 #'   an effective sample size
 #'   of at least `ess_min` of the samples, each coordinate's sd at least
-#'   0.9 of its importance-weighted value (a flow too narrow is the one
+#'   0.95 of its importance-weighted value (a flow too narrow is the one
 #'   error the correction cannot undo in a few thousand draws), and (where
 #'   given) the estimated
 #'   \eqn{KL(\rho_k \| \pi)} below `kl_tol` and the samples' means and sds

@@ -400,7 +400,7 @@ modes_start <- function(potential, ..., mixture_inflate = 1) {
   df <- if (is.null(dots$df)) Inf else dots$df
   # Gaussian components where they pass as a proposal (as adapt_start()
   # judges one: k-hat of the weights of 4096 draws, no coordinate narrower
-  # than 90% of the target's, none outside the support); else Student t
+  # than 95% of the target's, none outside the support); else Student t
   # components of `df` degrees of freedom, whose tails are the safer
   # proposal where a mode's are heavier than a Gaussian's. (On Gaussian
   # mixtures, t components with 7 df left SymKL 0.11-1.2 to the target at
@@ -585,5 +585,5 @@ passes_as_proposal <- function(q, potential, n = 4096L) {
   d <- target_divergence(phi, lq, 1, x)
   lw <- -phi - lq
   bounded <- all(is.finite(lw)) && max(exp(lw - max(lw))) / mean(exp(lw - max(lw))) <= 1.1
-  isTRUE((d$pareto_k < khat_reached(n) || bounded) && d$spread >= 0.9 && d$outside < 1e-3)
+  isTRUE((d$pareto_k < khat_reached(n) || bounded) && d$spread >= spread_min && d$outside < 1e-3)
 }

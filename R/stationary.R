@@ -49,7 +49,7 @@ stationary_start <- function(potential, prior, beta, n = 4096L) {
 
 # A start moved towards its target by adaptive importance sampling
 # (population Monte Carlo): a Student t (7 df) whose centre and covariance
-# are the importance-weighted mean and covariance of n draws of the last
+# are the importance-weighted mean and covariance (sds times 1.1) of n draws of the last
 # one, the largest weights truncated at sqrt(n) times their mean (Ionides'
 # truncation: a few huge weights would make the covariance a point's), for
 # at most `iters` rounds while the weights carry at least 5 D effective
@@ -77,7 +77,7 @@ adapt_start <- function(q, potential, beta, n = 4096L, iters = 4L, df = 7) {
     k <- d$pareto_k
     # ranked first by passing as a proposal (target_reached()'s k-hat and
     # spread), then by k-hat
-    pass <- is.finite(k) && k < khat_reached(n) && isTRUE(d$spread >= 0.9)
+    pass <- is.finite(k) && k < khat_reached(n) && isTRUE(d$spread >= spread_min)
     score <- if (is.finite(k)) k - 10 * pass else Inf
     if (score < best_k) {
       best <- cur
@@ -95,7 +95,10 @@ adapt_start <- function(q, potential, beta, n = 4096L, iters = 4L, df = 7) {
     C <- (C + t(C)) / 2
     ev <- eigen(C, symmetric = TRUE, only.values = TRUE)$values
     if (!all(is.finite(ev)) || min(ev) <= 1e-12 * max(ev)) break
-    cur <- init_mvt(m, C * (df - 2) / df, df)
+    # sds 1.1 times the weighted ones: a proposal for exact correction
+    # should be over-dispersed, and one matched exactly fails the spread
+    # test (spread_min) by the noise of its own estimate about half the time
+    cur <- init_mvt(m, 1.1^2 * C * (df - 2) / df, df)
   }
   if (!identical(best, q)) {
     best$label <- sprintf("%s, moved by importance sampling (Student t, %g df)", q$label, df)
@@ -136,7 +139,7 @@ stop_reason <- function(fit) {
 # A law is a good proposal for its target when the importance weights of
 # its monitor samples have a Pareto k-hat below khat_reached() and an effective sample
 # size of at least ess_min of the samples, the law is nowhere narrower than
-# the target (each coordinate's sd at least 0.9 of its importance-weighted
+# the target (each coordinate's sd at least spread_min = 0.95 of its importance-weighted
 # value: a proposal too narrow in its tails is the one error the exact
 # correction cannot undo in a few thousand draws, and the importance
 # weights see it only there), and none of its samples is outside the
@@ -144,7 +147,7 @@ stop_reason <- function(fit) {
 # settings give their tolerances.
 target_reached <- function(h, settings) {
   ok <- isTRUE(h$pareto_k < khat_reached(settings$monitor) && h$ess >= settings$ess_min &&
-               h$spread >= 0.9 && h$outside < 1e-3)
+               h$spread >= spread_min && h$outside < 1e-3)
   if (!is.null(settings$kl_tol)) ok <- ok && isTRUE(h$kl < settings$kl_tol)
   if (!is.null(settings$moment_tol)) ok <- ok && isTRUE(h$moment_gap < settings$moment_tol)
   ok

@@ -192,7 +192,8 @@ test_that("adaptive importance sampling moves a Laplace start to a skewed poster
   # the t's covariance against the exact one; the estimate's noise from
   # 4096 weighted draws (ESS > 1000) is a few per cent
   expect_lt(max(abs(q$mean - digamma(a))) / sqrt(trigamma(a)), 0.1)
-  expect_lt(max(abs(diag(q$cov) / trigamma(a) - 1)), 0.12)
+  # (the moved t's sds are 1.1 times the weighted ones: over-dispersed)
+  expect_lt(max(abs(diag(q$cov) / (1.1^2 * trigamma(a)) - 1)), 0.12)
   # where the Laplace t's variance (2 x 7/5) was 57% of the posterior's
   expect_lt(max(diag(lap$cov)) / trigamma(a), 0.6)
 })
