@@ -29,7 +29,7 @@
 #' * `fitted()`: the posterior mean of \eqn{\mu_i} at the fitted rows;
 #'   `residuals()`: as [residuals.glm()] at those means (`"deviance"`,
 #'   `"pearson"`, `"working"` or `"response"`);
-#' * `simulate()`: as [simulate.glm()], `nsim` response vectors, each from
+#' * `simulate()`: as `simulate()` of a `glm()` fit, `nsim` response vectors, each from
 #'   its own posterior draw (a draw chosen at random for each), on the scale
 #'   of [glm()]'s response (the proportion of successes for a binomial
 #'   with trials);
@@ -56,7 +56,6 @@
 #' @param seed For `posterior_predict()` and `simulate()`: `NULL` or a seed
 #'   for [set.seed()], R's generator restored afterwards.
 #' @param type The type of residuals.
-#' @param nsim The number of simulated response vectors.
 #' @param r_eff,cores For `loo()`: the relative efficiencies of the draws
 #'   (default: from the draws, see above) and the cores of [loo::loo()].
 #' @param ... Unused: a name given here is an error.

@@ -237,7 +237,7 @@ sample_names <- function(s) {
 
 #' Simulate from a fitted flow or model
 #'
-#' For a fit of a [target_glm()] posterior, as [simulate.glm()]: `nsim`
+#' For a fit of a [target_glm()] posterior, as [stats::simulate()] of a `glm()` fit: `nsim`
 #' vectors of responses at the fitted rows, each from its own draw of the
 #' parameters (chosen at random among the fit's posterior draws), on the
 #' scale of [glm()]'s response (0/1, or the proportion of successes of the
@@ -264,7 +264,7 @@ sample_names <- function(s) {
 #' fit <- jko_fit(potential_double_well(), init_gaussian(0, 0.25), h = 0.1,
 #'                steps = 2, hidden = c(8, 8), batch = 128, iters = 40)
 #' head(simulate(fit, 5, seed = 42))
-#' @importFrom stats simulate
+#' @importFrom stats simulate coef confint family fitted formula nobs predict residuals sigma update vcov
 #' @export
 simulate.jko_fit <- function(object, nsim = 1, seed = NULL, ...) {
   check_fit(object, "object")

@@ -207,7 +207,9 @@ print.summary.jko_fit <- function(x, ...) {
 #' plot(fit, "samples", n = 1000, step = 2)
 #' tg <- target_logdensity(function(x) -rowSums(x^2) / 2, function(x) -x,
 #'                         variables = c("a", "b", "c"))
-#' post <- suppressWarnings(jko_fit(tg, hidden = c(8, 8), iters = 100, pool = 2^12,
+#' # (from a start it must train from: a good start needs no training)
+#' post <- suppressWarnings(jko_fit(tg, init_gaussian(c(1, 1, 1), 0.25), hidden = c(8, 8),
+#'                                  iters = 100, pool = 2^12,
 #'                                  monitor = 2^11, max_steps = 2, verbose = FALSE))
 #' plot(post)                      # pairs of the posterior draws
 #' plot(post, "marginals")
