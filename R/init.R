@@ -186,17 +186,9 @@ init_laplace <- function(potential, start = NULL, inflate = 1.5, tries = 10, df 
   }
   tries <- check_count(tries, "tries")
   potential <- full_data(potential)
-  # Phi and its gradient at one point as the potential gives them, a
-  # non-finite value being +Inf (BFGS then shortens its step)
-  value <- function(t) {
-    v <- potential_values(potential, matrix(t, 1L))
-    if (is.finite(v)) v else Inf
-  }
-  gradient <- function(t) {
-    g <- raw_gradient(potential, matrix(t, 1L))[1L, ]
-    g[!is.finite(g)] <- 0
-    g
-  }
+  vg <- point_objective(potential)
+  value <- vg$value
+  gradient <- vg$gradient
   # `start`, then (only if it gives no finite minimum that converged)
   # points drawn around zero
   best <- NULL
@@ -283,4 +275,19 @@ init_mvt <- function(mean, S, df) {
     },
     label = sprintf("Student t (%g df), dimension %d", df, D)
   ), class = "jko_init")
+}
+
+# Phi and its gradient at one point as the potential gives them, for
+# optim(): a non-finite value is +Inf (BFGS then shortens its step), a
+# non-finite gradient component 0.
+point_objective <- function(potential) {
+  list(value = function(t) {
+         v <- potential_values(potential, matrix(t, 1L))
+         if (is.finite(v)) v else Inf
+       },
+       gradient = function(t) {
+         g <- raw_gradient(potential, matrix(t, 1L))[1L, ]
+         g[!is.finite(g)] <- 0
+         g
+       })
 }

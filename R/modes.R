@@ -85,15 +85,9 @@ modes_hessian <- function(gradient, t) {
 # BFGS from x0 to a minimum of Phi, and the Hessian there: list(par, value,
 # H, convergence, pd (is H positive definite), log_det).
 polish_mode <- function(potential, x0) {
-  value <- function(t) {
-    v <- potential_values(potential, matrix(t, 1L))
-    if (is.finite(v)) v else Inf
-  }
-  gradient <- function(t) {
-    g <- raw_gradient(potential, matrix(t, 1L))[1L, ]
-    g[!is.finite(g)] <- 0
-    g
-  }
+  vg <- point_objective(potential)
+  value <- vg$value
+  gradient <- vg$gradient
   if (!is.finite(value(x0))) return(NULL)
   opt <- tryCatch(stats::optim(x0, value, gradient, method = "BFGS",
                                control = list(maxit = 2000L, reltol = 1e-14)),
