@@ -73,7 +73,7 @@ for (g in gtg) {
 }
 fit <- suppressWarnings(jko_fit(gtg[[4]], steps = 1, hidden = c(4, 4), rank = 1, batch = 16,
                                 iters = 10, pool = 64, monitor = 64, verbose = FALSE))
-invisible(predict(fit, gd[1:3, ], n = 10))
+invisible(predict(fit, gd[1:3, ]))
 
 # free energies of terms: interaction (C and R kernels), porous medium with
 # the pool's log-densities, entropy; the monitor's energy
