@@ -165,6 +165,7 @@ jko_filter <- function(potential, y, times, sd = 1, loglik = NULL, init = NULL,
                        threads = NULL, verbose = interactive()) {
   call <- match.call()
   check_potential(potential)
+  if (!is.null(init)) check_init(init)
   if (is.data.frame(y)) y <- as.matrix(y)
   if (!is.numeric(y) || length(y) < 1L) {
     abort("`y` must be a numeric vector or matrix of observations, not %s.", describe(y))

@@ -194,6 +194,7 @@ new_flow <- function(potential, init, h, steps, beta, control, dots, stationary,
   control <- update_control(control, dots, call = call)
   if (is.null(stationary)) stationary <- is_target(potential)
   stationary <- check_flag(stationary, "stationary")
+  if (!is.null(init)) check_init(init, call = call)
   if (!energy) probe_target(potential, init, stationary, call = call)
   if (energy && stationary) {
     abort(paste0("`stationary = TRUE` needs a potential or target alone (its stationary ",
@@ -207,8 +208,8 @@ new_flow <- function(potential, init, h, steps, beta, control, dots, stationary,
   verbose <- check_flag(verbose, "verbose")
   # every random choice of the flow comes from a stream of this seed (R/streams.R)
   seed <- new_seed()
-  # A flow to the stationary law starts from a widened Laplace approximation
-  # (or, failing that, the target's prior); the time-accurate flow of a
+  # A flow to the stationary law starts from a Laplace approximation (or,
+  # failing that, the target's prior); the time-accurate flow of a
   # target that carries a prior (target_logistic()) from the prior.
   if (is.null(init)) {
     init <- if (stationary) with_stream(seed, "start", stationary_start(potential, potential$init, beta))

@@ -51,8 +51,13 @@ init_mixture <- function(means, covs, weights = NULL, df = Inf) {
   }
   comps <- lapply(seq_len(K), function(k) {
     S <- covs[[k]]
+    if (!is.numeric(S) || any(!is.finite(S)) ||
+        (is.null(dim(S)) && !length(S) %in% c(1L, D))) {
+      abort("`covs[[%d]]` must be a finite %d x %d matrix (or a number or %d variances), not %s.",
+            k, D, D, D, describe(S))
+    }
     if (is.null(dim(S))) S <- diag(S, D)
-    if (!is.numeric(S) || !identical(dim(S), c(D, D)) || any(!is.finite(S))) {
+    if (!identical(dim(S), c(D, D))) {
       abort("`covs[[%d]]` must be a finite %d x %d matrix.", k, D, D)
     }
     R <- tryCatch(chol((S + t(S)) / 2), error = function(e) NULL)

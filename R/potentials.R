@@ -99,6 +99,10 @@ potential_gmm <- function(means, sd = 1, weights = NULL) {
           describe(means))
   }
   if (is.null(dim(means))) means <- matrix(means, ncol = 1L)
+  if (length(dim(means)) != 2L) {
+    abort("`means` must be a matrix (components in rows) or a vector, not an array of %d dimensions.",
+          length(dim(means)))
+  }
   K <- nrow(means)
   if (K < 1L) abort("`means` must have at least one row.")
   sd <- check_positive(sd, "sd")

@@ -66,6 +66,7 @@ test_that("potential constructors check their arguments", {
   expect_error(potential_quadratic(diag(2), b = c(0, Inf)), "`b` must be a finite numeric vector")
   expect_error(potential_gmm(c(0, NaN)), "`means` must be a finite numeric matrix")
   expect_error(potential_gmm(matrix(0, 0, 2)), "`means` must have at least one row")
+  expect_error(potential_gmm(array(1, c(2, 2, 2))), "`means` must be a matrix \\(components in rows\\) or a vector, not an array of 3 dimensions")
   expect_error(potential_gmm(c(-1, 1), sd = 0), "`sd` must be a single positive finite number")
   expect_error(potential_gmm(c(-1, 1), weights = c(1, -1)), "`weights` must be 2 positive numbers")
   expect_error(potential_gmm(c(-1, 1), weights = 1), "`weights` must be 2 positive numbers")
@@ -160,4 +161,14 @@ test_that("threads beyond the machine's cores are clamped", {
   x <- matrix(c(0.3, -0.2, 1, 2), 2)
   expect_equal(as.numeric(jko_density(fit, x, threads = 1e4, log = TRUE)),
                as.numeric(jko_density(fit, x, threads = 1, log = TRUE)), tolerance = 1e-12)
+})
+
+test_that("a start that is not a law is refused before the target is probed", {
+  # (found by the fuzz test: a probe of a target of unknown dimension read
+  # `init$dim` of a character vector; the filter read it of a function)
+  pot <- potential_fn(function(x) rowSums(x^2) / 2, grad = function(x) x)
+  expect_error(jko_fit(pot, init = character(0), steps = 1, verbose = FALSE),
+               "`init` must be an initial distribution from init_gaussian\\(\\), init_samples\\(\\) or init_fit\\(\\), not")
+  expect_error(jko_filter(pot, 1, 0.1, init = function(x, y) x, verbose = FALSE),
+               "`init` must be an initial distribution from init_gaussian\\(\\)")
 })

@@ -165,3 +165,10 @@ test_that("init_mixture() with Student t components has their exact density", {
 test_that("the search's time limit is checked", {
   expect_error(find_modes(two_modes(), max_seconds = 0), "max_seconds")
 })
+
+test_that("init_mixture() refuses covariances that are not numbers or matrices, naming them", {
+  # (found by the fuzz test: base R's errors from diag())
+  expect_error(init_mixture(1e300, character(0)), "`covs\\[\\[1\\]\\]` must be a finite 1 x 1 matrix")
+  expect_error(init_mixture(-1, function(...) 1), "`covs\\[\\[1\\]\\]` must be a finite 1 x 1 matrix")
+  expect_error(init_mixture(rbind(c(0, 0)), c(1, 2, 3)), "or 2 variances\\), not")
+})
