@@ -89,15 +89,10 @@ correct_draws <- function(law, potential, beta, n, chains = 4L, thin = 1L, threa
 draws_diagnostics <- function(d) {
   x <- d$x
   if (is.null(colnames(x))) colnames(x) <- paste0("x", seq_len(ncol(x)))
-  has_post <- requireNamespace("posterior", quietly = TRUE)
-  arr <- draws_array(x, d$chain)
-  per <- function(f) {
-    if (!has_post) return(NA_real_)
-    vapply(seq_len(ncol(x)), function(j) f(arr[, , j]), 0)
-  }
   list(n = nrow(x), chains = length(unique(d$chain)), acceptance = d$acceptance,
-       ess_bulk = min(per(posterior::ess_bulk)), ess_tail = min(per(posterior::ess_tail)),
-       rhat = max(per(posterior::rhat)), proposals = length(d$log_weights),
+       ess_bulk = min(draws_stat(x, d$chain, "ess_bulk")),
+       ess_tail = min(draws_stat(x, d$chain, "ess_tail")),
+       rhat = max(draws_stat(x, d$chain, "rhat")), proposals = length(d$log_weights),
        pareto_k = pareto_khat(d$log_weights))
 }
 
@@ -109,4 +104,15 @@ draws_array <- function(x, chain) {
   arr <- array(NA_real_, c(m, length(ids), ncol(x)), dimnames = list(NULL, NULL, colnames(x)))
   for (j in seq_along(ids)) arr[, j, ] <- x[chain == ids[j], , drop = FALSE][seq_len(m), ]
   arr
+}
+
+# One of posterior's convergence statistics per variable, of draws in
+# chains (NA without the posterior package).
+draws_stat <- function(x, chain, stat) {
+  if (!requireNamespace("posterior", quietly = TRUE)) {
+    return(stats::setNames(rep(NA_real_, ncol(x)), colnames(x)))
+  }
+  f <- getExportedValue("posterior", stat)
+  arr <- draws_array(x, chain)
+  stats::setNames(vapply(seq_len(ncol(x)), function(j) f(arr[, , j]), 0), colnames(x))
 }

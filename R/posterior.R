@@ -47,13 +47,3 @@ draws_ess <- function(x, chain) draws_stat(x, chain, "ess_bulk")
 
 draws_rhat <- function(x, chain) draws_stat(x, chain, "rhat")
 
-# One of posterior's convergence statistics per variable, of draws in
-# chains (NA without the posterior package).
-draws_stat <- function(x, chain, stat) {
-  if (!requireNamespace("posterior", quietly = TRUE)) {
-    return(stats::setNames(rep(NA_real_, ncol(x)), colnames(x)))
-  }
-  f <- getExportedValue("posterior", stat)
-  arr <- draws_array(x, chain)
-  stats::setNames(vapply(seq_len(ncol(x)), function(j) f(arr[, , j]), 0), colnames(x))
-}

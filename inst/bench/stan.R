@@ -44,6 +44,7 @@ local({
   source(file.path(dir, "common.R"))
   source(file.path(dir, "posteriors-targets.R"), local = globalenv())
   source(file.path(dir, "stan-references.R"), local = globalenv())
+  source(file.path(dir, "stan-programs.R"), local = globalenv())
 })
 suppressPackageStartupMessages({
   library(rstan)
@@ -54,16 +55,14 @@ args <- bench_args()
 seed <- if (length(args) >= 2L) as.integer(args[2]) else 1L
 out_file <- if (length(args) >= 3L) args[3] else NA
 
+# the regression, the time series and the GLM are the programs of
+# stan-programs.R (vs_nuts.R's); eight schools adds its transformed theta,
+# the reference's variable
+vs_nuts_programs <- stan_programs(posterior_battery())
 programs <- list(
   kidiq_momiq = list(
     battery = "kidiq_momiq",
-    code = "
-data { int N; vector[N] kid_score; vector[N] mom_iq; }
-parameters { vector[2] beta; real<lower=0> sigma; }
-model {
-  target += cauchy_lpdf(sigma | 0, 2.5) + log(2);
-  target += normal_lpdf(kid_score | beta[1] + beta[2] * mom_iq, sigma);
-}",
+    code = vs_nuts_programs$kidiq_momiq$code,
     data = function() list(N = length(.pb_data$kid_score), kid_score = .pb_data$kid_score,
                            mom_iq = .pb_data$mom_iq)),
   eight_schools_nc = list(
@@ -81,28 +80,11 @@ model {
                            sigma = c(15, 10, 16, 11, 9, 11, 10, 18))),
   arK = list(
     battery = "arK",
-    code = "
-data { int K; int T; vector[T] y; }
-parameters { real alpha; vector[K] beta; real<lower=0> sigma; }
-model {
-  target += normal_lpdf(alpha | 0, 10) + normal_lpdf(beta | 0, 10);
-  target += cauchy_lpdf(sigma | 0, 2.5) + log(2);
-  for (t in (K + 1):T) {
-    real mu = alpha;
-    for (k in 1:K) mu += beta[k] * y[t - k];
-    target += normal_lpdf(y[t] | mu, sigma);
-  }
-}",
+    code = vs_nuts_programs$arK$code,
     data = function() list(K = 5L, T = length(.pb_data$arK_y), y = .pb_data$arK_y)),
   pima_logistic = list(
     battery = "pima_logistic",
-    code = "
-data { int N; int K; matrix[N, K] X; int<lower=0, upper=1> y[N]; }
-parameters { vector[K] beta; }
-model {
-  target += normal_lpdf(beta | 0, 5);
-  target += bernoulli_logit_lpmf(y | X * beta);
-}",
+    code = vs_nuts_programs$pima_logistic$code,
     data = function() {
       d <- .pb_pima_data()
       list(N = nrow(d$X), K = ncol(d$X), X = unname(d$X), y = as.integer(d$y))
