@@ -34,8 +34,8 @@ c_icnn_eval <- function(net, theta, x, what, threads) {
 
 # A potential at the rows of x: list(value, gradient (n x D, with grad),
 # status). Non-finite values come back as they are.
-c_pot_eval <- function(potential, x, grad = FALSE) {
-  out <- .Call(C_pot_eval, potential, t(x), grad)
+c_pot_eval <- function(potential, x, grad = FALSE, threads = resolve_threads(NULL)) {
+  out <- .Call(C_pot_eval, potential, t(x), grad, threads)
   out$gradient <- if (grad) t(out$gradient)
   out
 }

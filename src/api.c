@@ -281,12 +281,13 @@ SEXP C_icnn_eval(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP what,
 
 /* Phi at the columns of x: list(value, gradient (D x n, or 0 columns),
  * status). Non-finite values are returned as they are, with their status. */
-SEXP C_pot_eval(SEXP pot, SEXP x, SEXP grad)
+SEXP C_pot_eval(SEXP pot, SEXP x, SEXP grad, SEXP threads)
 {
     int n, D = Rf_nrows(x), g = Rf_asLogical(grad) == TRUE;
     const double *X = batch_ptr(D, x, &n);
     jko_pot p;
     potential_setup(&p, pot, D, n);
+    p.threads = nthreads(threads);
     SEXP v[3];
     v[0] = PROTECT(Rf_allocVector(REALSXP, n));
     v[1] = PROTECT(Rf_allocMatrix(REALSXP, D, g ? n : 0));
@@ -348,8 +349,10 @@ static SEXP loss_and_gradient(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEX
     jko_buf_alloc(&m.net, &b, n);
     if (Rf_isNull(energy)) {
         potential_setup(&p, pot, m.net.D, n);
+        p.threads = nth;
     } else {
         free_energy_setup(&e, energy, m.net.D, n);
+        e.pot.threads = nth;
         if (e.density && Rf_isNull(log_density))
             Rf_error("'log_density' is needed by a term of the free energy");
         e.pot.iter = 0;
@@ -533,6 +536,7 @@ SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
     SEXP pld = R_NilValue;
     if (Rf_inherits(pot, "jko_energy")) {
         free_energy_setup(&e, pot, D, s.batch > nmon ? s.batch : nmon);
+        e.pot.threads = s.nth;
         pe = &e;
         pp = &e.pot;
         if (e.density) {
@@ -543,6 +547,7 @@ SEXP C_jko_step(SEXP arch, SEXP alpha_min, SEXP theta, SEXP pool, SEXP monitor,
         }
     } else {
         potential_setup(&p, pot, D, s.batch > nmon ? s.batch : nmon);
+        p.threads = s.nth;
     }
     int fail = 0, used = 0;
     GetRNGstate();

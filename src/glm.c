@@ -66,6 +66,12 @@ typedef struct {
     double *dz;              /* p doubles of scratch                      */
 } glm_prior;
 
+/* Rows a piece of one point's log-likelihood covers: a point's sum over
+ * its rows is the sum, in order, of its pieces' sums, each summed in row
+ * order, so the result is the same whatever the number of threads (and,
+ * below GLM_ROWS rows, the plain sum in row order). */
+#define GLM_ROWS 16384
+
 typedef struct {
     const double *X, *y, *w, *off; /* N x p design, N responses, weights
                                       (NULL: all 1), offsets (NULL: 0)     */
@@ -86,6 +92,8 @@ typedef struct {
     double *eta;             /* rows x nmax linear predictors, then
                                 d loglik / d eta                          */
     double *sw2;             /* nmax sums of w r^2 / sigma^2 (gaussian)    */
+    double *part;            /* 2 per piece of GLM_ROWS rows of nmax points:
+                                their log-likelihood and w r^2 sums        */
 } glm_t;
 
 /* log Phi(x), the standard normal cdf, accurate in both tails (Rmath), and
@@ -303,6 +311,8 @@ int glm_setup(jko_pot *pot, SEXP obj, int nmax, char *err)
     if (cap >= 1 && g->nmax > cap) g->nmax = cap;
     g->eta = (double *) R_alloc((size_t) g->rows * g->nmax, sizeof(double));
     g->sw2 = (double *) R_alloc(g->nmax, sizeof(double));
+    g->part = (double *) R_alloc(2 * (size_t) g->nmax * ((g->rows + GLM_ROWS - 1) / GLM_ROWS),
+                                 sizeof(double));
     pot->state = g;
     return JKO_OK;
 }
@@ -331,25 +341,30 @@ void glm_draw(jko_pot *pot)
     }
 }
 
-/* The log-likelihood of one point from its linear predictors es (one per
- * row of the evaluation), which are overwritten by d loglik / d eta
- * (before the minibatch's scale); *sw2 receives the scaled sum w r^2 /
- * sigma^2 (gaussian). */
-static double glm_loglik(const glm_t *g, double *es, double ls, double *sw2)
+/* The log-likelihood terms of rows [i0, i1) of one point from their linear
+ * predictors es (one per row of the evaluation, offsets not yet added),
+ * which are overwritten by d loglik / d eta (before the minibatch's scale)
+ * when `grad`; their sum into *ll and the sum of w r^2 / sigma^2
+ * (gaussian) into *s2. isig = 1 / sigma (gaussian). */
+static void glm_rows(const glm_t *g, double *es, double isig, int i0, int i1, int grad,
+                     double *ll_out, double *s2_out)
 {
-    const int rows = g->rows;
-    const double *w = g->cw, *y = g->cy;
+    const double *w = g->cw, *y = g->cy, *off = g->co;
     double ll = 0, s2 = 0;
-    const double isig = g->sig ? exp(-ls) : 1.0;
-    for (int i = 0; i < rows; i++) {
-        const double wi = w ? w[i] : 1.0, yi = y[i], t = es[i];
+    for (int i = i0; i < i1; i++) {
+        const double wi = w ? w[i] : 1.0, yi = y[i];
         if (wi == 0) { es[i] = 0; continue; }
+        const double t = off ? es[i] + off[i] : es[i];
         double d = 0;
         switch (g->family * 4 + g->link) {
-        case FAM_BINOMIAL * 4 + LINK_LOGIT:
-            ll += wi * (yi * t - jko_log1p_exp(t));
-            d = wi * (yi - jko_sigmoid(t));
+        case FAM_BINOMIAL * 4 + LINK_LOGIT: {
+            /* log(1 + e^t) and the logistic of t from one exp of -|t|
+             * (jko_log1p_exp() and jko_sigmoid(), the same numbers) */
+            const double e = exp(-fabs(t));
+            ll += wi * (yi * t - ((t > 0 ? t : 0) + log1p(e)));
+            if (grad) d = wi * (yi - (t >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e)));
             break;
+        }
         case FAM_BINOMIAL * 4 + LINK_PROBIT: {
             /* only the terms with a non-zero factor: log Phi(+-t) may be
              * -Inf far out, and 0 * -Inf must not enter the sum */
@@ -374,32 +389,50 @@ static double glm_loglik(const glm_t *g, double *es, double ls, double *sw2)
             break;
         }
         }
-        es[i] = d;
+        if (grad) es[i] = d;
     }
-    /* (the scale is 1 without minibatches: then these products are exact) */
-    ll *= g->scale;
-    if (g->sig) ll -= g->npos * ls;
-    *sw2 = s2 * g->scale;
-    return ll + g->cst;
+    *ll_out = ll;
+    *s2_out = s2;
 }
 
-/* Phi and its gradient at n <= g->nmax points. */
+/* Phi and its gradient at n <= g->nmax points, the pieces of rows of all
+ * points (GLM_ROWS each) shared among nt OpenMP threads. */
 static void glm_part(const glm_t *g, int D, const double *Y, int n, double *phi,
-                     double *gphi)
+                     double *gphi, int nt)
 {
-    const int rows = g->rows, p = g->p;
-    double *eta = g->eta;
+    const int rows = g->rows, p = g->p, nb = (rows + GLM_ROWS - 1) / GLM_ROWS;
+    double *eta = g->eta, *part = g->part;
     const double one = 1.0, zero = 0.0;
     /* eta = X beta for every point: rows x n; beta is the first p of each column */
     F77_CALL(dgemm)("N", "N", &rows, &n, &p, &one, g->cX, &rows, Y, &D, &zero, eta, &rows
                     FCONE FCONE);
+    const int items = n * nb, grad = gphi != NULL;
+    int nth = jko_nthreads(nt, items);
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
+#endif
+    for (int it = 0; it < items; it++) {
+        const int s = it / nb, b = it % nb;
+        const double *th = Y + (size_t) D * s;
+        const int i0 = b * GLM_ROWS, i1 = rows - i0 < GLM_ROWS ? rows : i0 + GLM_ROWS;
+        glm_rows(g, eta + (size_t) rows * s, g->sig ? exp(-th[p]) : 1.0, i0, i1, grad,
+                 part + 2 * (size_t) it, part + 2 * (size_t) it + 1);
+    }
+    (void) nth;
     double *sw2 = g->sw2;
     for (int s = 0; s < n; s++) {
         const double *th = Y + (size_t) D * s;
-        double *es = eta + (size_t) rows * s;
-        if (g->co) for (int i = 0; i < rows; i++) es[i] += g->co[i];
+        double ll = 0, s2 = 0;
+        for (int b = 0; b < nb; b++) {
+            ll += part[2 * ((size_t) s * nb + b)];
+            s2 += part[2 * ((size_t) s * nb + b) + 1];
+        }
+        /* (the scale is 1 without minibatches: then these products are exact) */
+        ll *= g->scale;
+        if (g->sig) ll -= g->npos * th[p];
+        sw2[s] = s2 * g->scale;
         double lp = prior_logd(&g->pr, th);
-        double v = -(glm_loglik(g, es, g->sig ? th[p] : 0.0, sw2 + s) + lp);
+        double v = -((ll + g->cst) + lp);
         /* an overflow far out is a zero density: Phi = +Inf, not NaN */
         phi[s] = ISNAN(v) ? R_PosInf : v;
     }
@@ -428,7 +461,8 @@ int glm_eval(jko_pot *pot, const double *Y, int n, double *phi, double *gphi)
     for (int s = 0; s < n; s += g->nmax) {
         if (s) R_CheckUserInterrupt();   /* rows x nmax terms a part */
         int c = n - s < g->nmax ? n - s : g->nmax;
-        glm_part(g, D, Y + (size_t) D * s, c, phi + s, gphi ? gphi + (size_t) D * s : NULL);
+        glm_part(g, D, Y + (size_t) D * s, c, phi + s, gphi ? gphi + (size_t) D * s : NULL,
+                 pot->threads);
     }
     return JKO_OK;
 }

@@ -7,7 +7,7 @@
 SEXP C_icnn_layout(SEXP, SEXP);
 SEXP C_icnn_init(SEXP, SEXP, SEXP);
 SEXP C_icnn_eval(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
-SEXP C_pot_eval(SEXP, SEXP, SEXP);
+SEXP C_pot_eval(SEXP, SEXP, SEXP, SEXP);
 SEXP C_glm_log_prior(SEXP, SEXP);
 SEXP C_jko_loss(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_moments(SEXP, SEXP);
@@ -22,7 +22,7 @@ static const R_CallMethodDef call_methods[] = {
     {"icnn_layout", (DL_FUNC) &C_icnn_layout, 2},
     {"icnn_init", (DL_FUNC) &C_icnn_init, 3},
     {"icnn_eval", (DL_FUNC) &C_icnn_eval, 6},
-    {"pot_eval", (DL_FUNC) &C_pot_eval, 3},
+    {"pot_eval", (DL_FUNC) &C_pot_eval, 4},
     {"glm_log_prior", (DL_FUNC) &C_glm_log_prior, 2},
     {"jko_loss", (DL_FUNC) &C_jko_loss, 8},
     {"moments", (DL_FUNC) &C_moments, 2},

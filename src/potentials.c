@@ -185,6 +185,7 @@ int pot_setup(jko_pot *pot, SEXP obj, int D, int nmax, char *err)
 {
     memset(pot, 0, sizeof(*pot));
     pot->D = D;
+    pot->threads = 1;
     pot->obj = obj;
     if (TYPEOF(obj) != VECSXP) {
         snprintf(err, JKO_ERRLEN, "a potential must be a list");

@@ -61,6 +61,9 @@ struct jko_pot {
     int D;
     int iter;             /* the training iteration (0 outside training, -1
                              for the free energy), for R errors' messages    */
+    int threads;          /* OpenMP threads a kind's eval may use (1 unless
+                             the caller sets more; each point's result is
+                             computed alone, whatever their number)          */
     const double *par;    /* the object's `par`                              */
     R_xlen_t npar;
     double *work;         /* max(D, npar) doubles of scratch                 */

@@ -415,3 +415,34 @@ test_that("predict() of a target_glm fit is predict.glm() at the same coefficien
   expect_equal(predict(fit2, nd, samples = at_mle2), predict(g2, nd), tolerance = 1e-12)
   expect_identical(colnames(jko_sample(fit2, 3)$x), c(colnames(model.matrix(g2)), "log_sigma"))
 })
+
+test_that("a glm potential over many rows is the same sum on any number of threads", {
+  # 40 000 rows: three pieces of 16 384 rows (glm.c's GLM_ROWS), shared among threads
+  set.seed(11)
+  n <- 40000
+  x <- cbind(1, rnorm(n), rbinom(n, 1, 0.3))
+  eta <- drop(x %*% c(-0.3, 0.8, 0.5))
+  th <- matrix(c(-0.3, 0.8, 0.5, log(2)) + rnorm(12, sd = 0.05), 3, byrow = TRUE)
+  fams <- list(list(y = rbinom(n, 1, plogis(eta)), family = binomial()),
+               list(y = rbinom(n, 1, pnorm(eta)), family = binomial("probit")),
+               list(y = rpois(n, exp(eta)), family = poisson()))
+  for (f in fams) {
+    d <- data.frame(y = f$y, a = x[, 2], b = x[, 3])
+    tg <- target_glm(y ~ a + b, d, f$family, prior = prior_hierarchical())
+    one <- jkoflow:::c_pot_eval(tg, th, TRUE, threads = 1L)
+    two <- jkoflow:::c_pot_eval(tg, th, TRUE, threads = 2L)
+    expect_identical(two$value, one$value)
+    expect_identical(two$gradient, one$gradient)
+    # against R's log-likelihood (the prior's part is tested above)
+    mu <- f$family$linkinv(x %*% t(th[, 1:3]))
+    ll <- if (f$family$family == "poisson") colSums(dpois(f$y, mu, log = TRUE)) else
+      colSums(dbinom(f$y, 1, mu, log = TRUE))
+    lp <- -one$value - ll
+    lp0 <- -jkoflow:::c_pot_eval(target_glm(y ~ a + b, d[1, ], f$family,
+                                            prior = prior_hierarchical()), th)$value -
+      (if (f$family$family == "poisson") dpois(f$y[1], mu[1, ], log = TRUE) else
+        dbinom(f$y[1], 1, mu[1, ], log = TRUE))
+    # the two differ by the same prior: the sums over 40 000 rows agree to rounding
+    expect_lt(max(abs(lp - lp0)), 1e-9 * max(abs(ll)))
+  }
+})
