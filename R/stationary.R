@@ -47,65 +47,6 @@ stationary_start <- function(potential, prior, beta, n = 4096L) {
   with_search(adapt_start(cands[[which.min(kl)]], potential, beta, n), laplace)  # modes
 }
 
-# A start moved towards its target by adaptive importance sampling
-# (population Monte Carlo): a Student t (7 df) whose centre and covariance
-# are the importance-weighted mean and covariance (sds times 1.1) of n draws of the last
-# one, the largest weights truncated at sqrt(n) times their mean (Ionides'
-# truncation: a few huge weights would make the covariance a point's), for
-# at most `iters` rounds while the weights carry at least 5 D effective
-# draws. A Laplace approximation is the curvature at the mode; a skewed or
-# heavy-tailed posterior is wider than it in some direction (a GARCH
-# posterior's sds up to 10% more, k-hat 0.89), which one round of moments
-# repairs at the cost of n evaluations, where training a flow for it costs
-# hundreds of batches. The iterate kept is the first that passes as a
-# proposal, else the one whose weights have the smallest Pareto k-hat (the
-# start itself if none is better).
-adapt_start <- function(q, potential, beta, n = 4096L, iters = 4L, df = 7) {
-  if (is_mixture_start(q)) return(q)  # modes: one t would merge the modes (R/modes.R)
-  D <- q$dim
-  best <- q
-  best_k <- Inf
-  cur <- q
-  for (it in 0:iters) {
-    x <- cur$sample(n)
-    phi <- potential_values(potential, x)
-    lq <- cur$log_density(x)
-    lw <- -beta * phi - lq
-    ok <- is.finite(lw)
-    if (sum(ok) < 10L || anyNA(lw)) break
-    d <- target_divergence(phi, lq, beta, x)
-    k <- d$pareto_k
-    # ranked first by passing as a proposal (target_reached()'s k-hat and
-    # spread), then by k-hat
-    pass <- is.finite(k) && k < khat_reached(n) && isTRUE(d$spread >= spread_min)
-    score <- if (is.finite(k)) k - 10 * pass else Inf
-    if (score < best_k) {
-      best <- cur
-      best_k <- score
-    }
-    if (it == iters || pass) break
-    w <- exp(lw[ok] - max(lw[ok]))
-    w <- pmin(w, sqrt(sum(ok)) * mean(w))
-    w <- w / sum(w)
-    if (1 / sum(w^2) < 5 * D) break
-    xs <- x[ok, , drop = FALSE]
-    m <- colSums(w * xs)
-    xc <- sweep(xs, 2L, m) * sqrt(w)
-    C <- crossprod(xc)
-    C <- (C + t(C)) / 2
-    ev <- eigen(C, symmetric = TRUE, only.values = TRUE)$values
-    if (!all(is.finite(ev)) || min(ev) <= 1e-12 * max(ev)) break
-    # sds 1.1 times the weighted ones: a proposal for exact correction
-    # should be over-dispersed, and one matched exactly fails the spread
-    # test (spread_min) by the noise of its own estimate about half the time
-    cur <- init_mvt(m, 1.1^2 * C * (df - 2) / df, df)
-  }
-  if (!identical(best, q)) {
-    best$label <- sprintf("%s, moved by importance sampling (Student t, %g df)", q$label, df)
-  }
-  best
-}
-
 # The step of a stationary flow: h of the last step doubled while the KL
 # estimate falls (to at most 8), halved when it rises (to at least 0.05);
 # 0.5 for the first step.
