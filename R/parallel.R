@@ -60,8 +60,20 @@
 #' receives them with every batch. With a `parallel` cluster on this machine
 #' the points go through files in a directory shared with the workers
 #' (socket messages over 4 KB wait about 40 ms on R before 4.4), so the
-#' cost per batch is a few milliseconds; each future of a plan costs more
-#' (the `future` framework's own overhead): see `inst/bench/parallel.R`.
+#' cost per batch is a few milliseconds.
+#'
+#' Under a plan whose workers run on this machine (`multisession`,
+#' `cluster` on `"localhost"`, `multicore`), the first batch starts one
+#' long-running future on each worker, a server that evaluates the blocks
+#' of the following batches (their points through the same files): a batch
+#' then costs a millisecond or two, where a future per block costs the
+#' `future` framework's own overhead (some 200 ms a batch, see
+#' `inst/bench/parallel.R`). The servers hold the plan's workers until the
+#' fit ends, the top-level call that used the target ends, the plan changes
+#' or they have had no work for `getOption("jkoflow.resident_idle", 600)`
+#' seconds; [target_release()] lets them go sooner. Workers on other
+#' machines, or plans whose servers cannot start, get a future per block;
+#' so do all plans under `options(jkoflow.resident = FALSE)`.
 #'
 #' jkoflow must be installed where the workers can load it. A target made by
 #' [target_stan()] is made again on each worker from its program and data
@@ -82,7 +94,7 @@
 #'   cluster made by the `parallel` package.
 #' @return The target, of class `c("jko_target_parallel", <its classes>)`,
 #'   whose batches are evaluated by the workers.
-#' @seealso [jko_flows()] for several flows side by side.
+#' @seealso [jko_flows()] for several flows side by side; [target_release()].
 #' @examples
 #' \donttest{
 #' if (requireNamespace("future", quietly = TRUE)) {
@@ -129,11 +141,14 @@ target_parallel <- function(target, workers = NULL) {
   state$always <- FALSE
   state$busy <- FALSE
   state$batches <- 0L
+  state$launched <- 0L        # futures started: per-block ones and resident servers
+  state$servers <- NULL       # the resident servers of a future plan (R/resident.R)
   state$tally <- list(points = 0, rejected = 0, first = NA_character_)
   # this session holds the payload too: sequential and forked evaluation
   # find it here
   worker_cache_put(state$key, state$fns)
   if (!is.null(workers)) cluster_setup(state)
+  else reg.finalizer(state, function(s) resident_stop(s$servers), onexit = TRUE)
   run <- function(x, grad) parallel_batch(state, x, grad)
   out <- target
   out$value <- function(x) run(x, FALSE)$value
@@ -259,8 +274,8 @@ parallel_batch <- function(state, x, grad) {
   }
   rows <- split(seq_len(n), rep(seq_len(m), diff(round(seq(0, n, length.out = m + 1L)))))
   blocks <- lapply(rows, function(r) x[r, , drop = FALSE])
-  res <- if (is.null(state$workers)) future_blocks(state, blocks, grad)
-         else cluster_blocks(state, blocks, grad)
+  res <- if (!is.null(state$workers)) cluster_blocks(state, blocks, grad)
+         else resident_blocks(state, blocks, grad) %||% future_blocks(state, blocks, grad)
   worker_result(res, state, grad)
 }
 
@@ -303,12 +318,14 @@ future_blocks <- function(state, blocks, grad) {
   }
   pay <- if (state$always) state$payload
   fs <- lapply(blocks, launch, payload = pay)
+  state$launched <- state$launched + length(fs)
   res <- lapply(fs, function(f) future_value(f))
   miss <- which(vapply(res, inherits, NA, "jko_worker_missing"))
   if (length(miss)) {
     state$misses <- state$misses + length(miss)
     if (state$misses > 2L * future::nbrOfWorkers()) state$always <- TRUE
     fs <- lapply(blocks[miss], launch, payload = state$payload)
+    state$launched <- state$launched + length(fs)
     res[miss] <- lapply(fs, future_value)
   }
   res
