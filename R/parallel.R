@@ -141,14 +141,12 @@ target_parallel <- function(target, workers = NULL) {
   state$always <- FALSE
   state$busy <- FALSE
   state$batches <- 0L
-  state$launched <- 0L        # futures started: per-block ones and resident servers
-  state$servers <- NULL       # the resident servers of a future plan (R/resident.R)
+  state$launched <- 0L   # futures it started: one a block, or resident servers (R/resident.R)
   state$tally <- list(points = 0, rejected = 0, first = NA_character_)
   # this session holds the payload too: sequential and forked evaluation
   # find it here
   worker_cache_put(state$key, state$fns)
   if (!is.null(workers)) cluster_setup(state)
-  else reg.finalizer(state, function(s) resident_stop(s$servers), onexit = TRUE)
   run <- function(x, grad) parallel_batch(state, x, grad)
   out <- target
   out$value <- function(x) run(x, FALSE)$value

@@ -2,50 +2,53 @@
 # one future a block costs the `future` framework's own overhead, some
 # 200 ms a batch on a 2-worker multisession plan, which a fit of hundreds
 # of batches cannot afford. When the plan's workers run on this machine
-# (multisession, cluster on localhost, multicore), target_parallel() starts
-# instead one long-running future per worker, once: a server that connects
-# back to this session by a local socket and waits there (socketSelect(),
-# which wakes at once) for the name of a block file. It reads the block
-# from the directory of files the cluster transport uses too (in /dev/shm
-# where there is one), evaluates it with the target's functions, which it
-# received when it started, writes the result beside it and answers "done".
-# The socket carries only lines of a few dozen bytes (under the 4 KB beyond
-# which R before 4.4 waits for a delayed TCP acknowledgement).
+# (multisession, cluster on localhost, multicore), the first batch starts
+# instead one long-running future per worker: a server that connects back
+# to this session by a local socket and waits there (socketSelect(), which
+# wakes at once) for a line naming a block file. It reads the block from a
+# directory of files like the cluster transport's (in /dev/shm where there
+# is one), evaluates it with the target's functions from its cache
+# (R/worker.R), writes the result beside it and answers "done". The
+# socket carries only lines of a few dozen bytes (under the 4 KB beyond
+# which R before 4.4 waits for a delayed TCP acknowledgement). The servers
+# serve every parallel target of the session (one set of servers a plan:
+# a second set would wait for workers the first holds); a target's payload
+# goes to a server once, through a file, with a "load" line.
 #
 # The servers hold the plan's workers, so a future the user starts waits
 # for them: they are stopped (a "quit" line, then their futures' values are
 # collected) when a fit ends (jko_fit(), jko_continue()), after the
-# top-level call that started them (a task callback), when the target is
-# garbage collected or the session ends (a finalizer), when a batch is
-# interrupted or fails on the way (an error, a time limit: the servers may
-# be out of step), when the plan is no longer the one they were started
-# under, and by themselves after `jkoflow.resident_idle` seconds without
-# work (600 by default). A batch then starts them again.
+# top-level call that started them (a task callback), by target_release(),
+# when the session ends (a finalizer), when a batch is interrupted or
+# fails on the way (an error, a time limit: the servers may be out of
+# step), when the plan is no longer the one they were started under, and
+# by themselves after `jkoflow.resident_idle` seconds without work (600 by
+# default). A batch then starts them again.
 #
-# Where the servers cannot run (the plan's workers are on other machines,
-# do not see this session's files, or do not start within
-# `jkoflow.resident_wait` seconds), the plan is marked and its batches go
-# as one future a block (future_blocks()); so does a batch whose servers
-# fail during it (a worker that died, a server that stopped while idle),
-# which gives the error a future gives. options(jkoflow.resident = FALSE)
-# turns the servers off.
+# Where the servers cannot run for a target (the plan's workers are on
+# other machines, do not see this session's files, do not start within
+# `jkoflow.resident_wait` seconds, or cannot set the target up), the target
+# marks the plan and its batches go as one future a block
+# (future_blocks()), which gives the error a future gives; a batch whose
+# server fails during it (its worker died) gives the error a future gives.
+# options(jkoflow.resident = FALSE) turns the servers off.
 
 #' Let a parallel target's workers go
 #'
-#' Under a `future` plan whose workers run on this machine, a target made by
-#' [target_parallel()] keeps one server running on each worker while it is
-#' in use, so that a batch costs a millisecond or two instead of a future
-#' per block; those servers hold the plan's workers. They are let go at the
+#' Under a `future` plan whose workers run on this machine, the targets
+#' made by [target_parallel()] keep one server running on each worker while
+#' they are in use, so that a batch costs a millisecond or two instead of a
+#' future per block; those servers hold the plan's workers. They are let go at the
 #' end of [jko_fit()] and [jko_continue()], at the end of the top-level
 #' call that used the target, when the plan changes, and after
 #' `getOption("jkoflow.resident_idle", 600)` seconds without work. Code that
 #' evaluates the target itself (with [potential_value()]) and then starts
 #' futures of its own within one call lets them go with `target_release()`,
-#' or the futures wait for the workers. The target starts its servers again
-#' when it is used again.
+#' or the futures wait for the workers. The servers start again when a
+#' parallel target is used again.
 #'
-#' @param target A target made by [target_parallel()] (any other is left
-#'   alone).
+#' @param target A target made by [target_parallel()] (any other target
+#'   leaves the servers alone).
 #' @return `target`, invisibly.
 #' @examples
 #' \donttest{
@@ -61,15 +64,12 @@
 #' }
 #' @export
 target_release <- function(target) {
-  st <- if (inherits(target, "jko_target_parallel")) target$parallel
-  if (is.environment(st) && !is.null(st$servers)) {
-    resident_stop(st$servers)
-    st$servers <- NULL
-  }
+  if (inherits(target, "jko_target_parallel")) resident_stop_all()
   invisible(target)
 }
 
-# The servers alive, by id, for the task callback that stops them.
+# The servers alive (`sv`, at most one set), and whether the task callback
+# that stops them is set.
 resident_live <- new.env(parent = emptyenv())
 
 # The blocks of a batch on the resident servers: their results, or NULL
@@ -79,38 +79,36 @@ resident_blocks <- function(state, blocks, grad) {
   plan <- future::plan("next")
   if (!inherits(plan, c("cluster", "multicore")) || .Platform$OS.type != "unix") return(NULL)
   if (!is.null(state$resident_no) && identical(state$resident_no, plan)) return(NULL)
-  sv <- state$servers
+  sv <- resident_live$sv
   # servers of another plan, or one that has gone (idle, or its worker
   # stopped with the plan): all are stopped and started again
   if (!is.null(sv) && (!identical(sv$plan, plan) || !resident_ready(sv))) {
     resident_stop(sv)
-    sv <- state$servers <- NULL
+    sv <- NULL
   }
   if (is.null(sv)) {
-    sv <- resident_start(state, plan, future::nbrOfWorkers())
+    sv <- resident_start(plan, future::nbrOfWorkers())
     if (is.null(sv)) {
       state$resident_no <- plan
       return(NULL)
     }
-    state$servers <- sv
+    state$launched <- state$launched + length(sv$cons)
   }
-  if (length(blocks) > length(sv$cons)) return(NULL)
-  res <- resident_run(sv, state$key, blocks, grad)
-  if (is.null(res)) {
-    resident_stop(sv)
-    state$servers <- NULL
+  m <- length(blocks)
+  if (m > length(sv$cons)) return(NULL)
+  if (!resident_load(sv, state, seq_len(m))) {
+    state$resident_no <- plan
+    return(NULL)
   }
-  res
+  resident_run(sv, state$key, blocks, grad)
 }
 
 # Starts a server on each of the plan's `m` workers: an environment holding
 # their sockets and futures, or NULL where they cannot run (then nothing is
 # left running).
-resident_start <- function(state, plan, m) {
+resident_start <- function(plan, m) {
   dir <- tempfile("jkoflow-res-", tmpdir = if (dir.exists("/dev/shm")) "/dev/shm" else tempdir())
   if (!dir.create(dir, showWarnings = FALSE)) return(NULL)
-  probe <- file.path(dir, "probe")
-  writeLines(state$key, probe)
   listen <- resident_listen()
   if (is.null(listen)) {
     unlink(dir, recursive = TRUE)
@@ -122,27 +120,28 @@ resident_start <- function(state, plan, m) {
   sv$dir <- dir
   sv$batches <- 0L
   sv$cons <- vector("list", m)
+  sv$loaded <- rep(list(character()), m)
   sv$futures <- list()
   sv$stopped <- FALSE
-  resident_live[[sv$id]] <- sv
+  probe <- file.path(dir, "probe")
+  writeLines(sv$id, probe)
+  resident_live$sv <- sv
+  reg.finalizer(sv, resident_stop, onexit = TRUE)
   ok <- FALSE
   on.exit({
     try(close(listen$socket), silent = TRUE)
     if (!ok) resident_stop(sv)
   })
-  args <- list(key = state$key, payload = state$payload, probe = probe,
-               host = Sys.info()[["nodename"]], port = listen$port, token = sv$id,
-               idle = as.numeric(getOption("jkoflow.resident_idle", 600)))
+  args <- list(probe = probe, host = Sys.info()[["nodename"]], port = listen$port,
+               token = sv$id, idle = as.numeric(getOption("jkoflow.resident_idle", 600)))
   for (i in seq_len(m)) {
     sv$futures[[i]] <- future::future(
-      quote(resident_serve(key, payload, probe, host, port, token, i, idle)), substitute = FALSE,
+      quote(resident_serve(probe, host, port, token, i, idle)), substitute = FALSE,
       globals = c(list(resident_serve = resident_serve, i = i), args), packages = "jkoflow",
       seed = NULL, lazy = FALSE, stdout = FALSE, conditions = NULL)
-    state$launched <- state$launched + 1L
   }
   # each server connects and says who it is; one whose future has ended
-  # instead could not serve (its files not shared, jkoflow or the target's
-  # packages missing there)
+  # instead could not serve (its files not shared, jkoflow missing there)
   deadline <- proc.time()[["elapsed"]] + getOption("jkoflow.resident_wait", 30)
   while (any(vapply(sv$cons, is.null, NA))) {
     if (proc.time()[["elapsed"]] > deadline) return(NULL)
@@ -184,46 +183,73 @@ resident_ready <- function(sv) {
   !sv$stopped && !any(tryCatch(socketSelect(sv$cons, timeout = 0), error = function(e) TRUE))
 }
 
-# The blocks through the servers, block i on server i: their results (NULL
-# for a server without the target, which the futures of future_blocks()
-# then give it). A server that fails during the batch (its worker died:
-# the target quit R, or ran out of memory) gives its block the error a
-# future gives. A failure, an interrupt or an error here (a time limit)
-# stops the servers: they may be working on blocks whose answers the next
-# batch must not read.
+# Lines to servers `idx`, one each, and their answers: "done", "fail", or
+# NA for a server that failed (its socket closed: the caller stops the
+# servers once it has read what the others wrote). An interrupt or an
+# error here (a time limit) stops the servers: they may be working on
+# blocks whose answers the next batch must not read.
+resident_ask <- function(sv, idx, lines) {
+  done <- FALSE
+  on.exit(if (!done) resident_stop(sv))
+  answer <- rep(NA_character_, length(idx))
+  for (j in seq_along(idx)) {
+    sent <- tryCatch({
+      writeLines(lines[j], sv$cons[[idx[j]]])
+      TRUE
+    }, error = function(e) FALSE)
+    if (sent) answer[j] <- ""
+  }
+  # (in slices of 0.1 s, so that an interrupt or a time limit is seen)
+  waiting <- which(!is.na(answer))
+  while (length(waiting)) {
+    ready <- socketSelect(sv$cons[idx[waiting]], timeout = 0.1)
+    for (j in waiting[ready]) {
+      a <- tryCatch(readLines(sv$cons[[idx[j]]], n = 1L), error = function(e) character())
+      answer[j] <- if (length(a) == 1L && a %in% c("done", "fail")) a else NA_character_
+    }
+    waiting <- waiting[!ready]
+  }
+  done <- TRUE
+  answer
+}
+
+# The target's payload on servers `idx`, through a file, where they do not
+# hold it yet: FALSE where a server cannot set the target up (the futures
+# of future_blocks() then give the error they give).
+resident_load <- function(sv, state, idx) {
+  need <- idx[!vapply(sv$loaded[idx], function(k) state$key %in% k, NA)]
+  if (!length(need)) return(TRUE)
+  path <- file.path(sv$dir, paste0(state$key, "-payload"))
+  if (!file.exists(path)) write_block(state$payload, path)
+  a <- resident_ask(sv, need, rep(paste("load", state$key), length(need)))
+  if (anyNA(a)) resident_stop(sv)
+  if (anyNA(a) || any(a != "done")) return(FALSE)
+  for (i in need) sv$loaded[[i]] <- c(sv$loaded[[i]], state$key)
+  TRUE
+}
+
+# The blocks through the servers, block i on server i: their results, or
+# NULL where a server no longer held the target (its cache of 8 let it go:
+# future_blocks() sends it again). A server that fails during the batch
+# (its worker died: the target quit R, or ran out of memory) gives its
+# block the error a future gives.
 resident_run <- function(sv, key, blocks, grad) {
   m <- length(blocks)
   sv$batches <- sv$batches + 1L
   names <- sprintf("%s-b%d-%d", key, sv$batches, seq_len(m))
-  done <- FALSE
-  on.exit({
-    unlink(file.path(sv$dir, c(names, paste0(names, "-out"))))
-    if (!done) resident_stop(sv)
-  })
+  on.exit(unlink(file.path(sv$dir, c(names, paste0(names, "-out")))))
   for (i in seq_len(m)) write_block(blocks[[i]], file.path(sv$dir, names[i]))
-  failed <- logical(m)
-  for (i in seq_len(m)) {
-    failed[i] <- tryCatch({
-      writeLines(sprintf("%s %d", names[i], as.integer(grad)), sv$cons[[i]])
-      FALSE
-    }, error = function(e) TRUE)
-  }
-  # (in slices of 0.1 s, so that an interrupt or a time limit is seen)
-  waiting <- which(!failed)
-  while (length(waiting)) {
-    ready <- socketSelect(sv$cons[waiting], timeout = 0.1)
-    for (i in waiting[ready]) {
-      a <- tryCatch(readLines(sv$cons[[i]], n = 1L), error = function(e) character())
-      if (!identical(a, "done")) failed[i] <- TRUE
-    }
-    waiting <- waiting[!ready]
-  }
+  a <- resident_ask(sv, seq_len(m), sprintf("run %s %s %d", key, names, as.integer(grad)))
   res <- lapply(seq_len(m), function(i) {
-    if (failed[i]) resident_failure(sv$futures[[i]])
+    if (is.na(a[i])) resident_failure(sv$futures[[i]])
     else read_block(file.path(sv$dir, paste0(names[i], "-out")))
   })
-  if (any(vapply(res, inherits, NA, "jko_worker_missing"))) return(NULL)
-  done <- !any(failed)
+  if (anyNA(a)) resident_stop(sv)
+  missing <- vapply(res, inherits, NA, "jko_worker_missing")
+  if (any(missing)) {
+    for (i in which(missing)) sv$loaded[[i]] <- setdiff(sv$loaded[[i]], key)
+    return(NULL)
+  }
   res
 }
 
@@ -250,6 +276,7 @@ resident_failure <- function(f) {
 resident_stop <- function(sv) {
   if (is.null(sv) || isTRUE(sv$stopped)) return(invisible())
   sv$stopped <- TRUE
+  if (identical(resident_live$sv, sv)) resident_live$sv <- NULL
   for (con in Filter(Negate(is.null), sv$cons)) {
     try(writeLines("quit", con), silent = TRUE)
     try(close(con), silent = TRUE)
@@ -264,7 +291,6 @@ resident_stop <- function(sv) {
   }
   sv$futures <- list()
   unlink(sv$dir, recursive = TRUE)
-  if (exists(sv$id, envir = resident_live, inherits = FALSE)) rm(list = sv$id, envir = resident_live)
   invisible()
 }
 
@@ -272,11 +298,11 @@ resident_resolved <- function(f) {
   tryCatch(future::resolved(f), error = function(e) TRUE)
 }
 
-# Stops every server after the top-level call that started them (the
+# Stops the servers after the top-level call that started them (the
 # callback goes with them).
 resident_callback <- function() {
-  if (isTRUE(resident_live$.callback)) return(invisible())
-  resident_live$.callback <- TRUE
+  if (isTRUE(resident_live$callback)) return(invisible())
+  resident_live$callback <- TRUE
   addTaskCallback(function(...) {
     resident_stop_all()
     FALSE
@@ -285,26 +311,23 @@ resident_callback <- function() {
 }
 
 resident_stop_all <- function() {
-  resident_live$.callback <- FALSE
-  for (id in ls(resident_live)) resident_stop(resident_live[[id]])
+  resident_live$callback <- FALSE
+  resident_stop(resident_live$sv)
   invisible()
 }
 
 # ---- on the worker ---------------------------------------------------------------
 
 # The server: in the future of a worker, until told to quit, its socket
-# closes (this session gone) or `idle` seconds pass without work. Returns
-# why it stopped.
-resident_serve <- function(key, payload, probe, host, port, token, i, idle) {
+# closes (this session gone) or `idle` seconds pass without work. Lines:
+# "load <key>" (the payload of a target, in the file <key>-payload), "run
+# <key> <name> <grad>" (the block in the file <name>, its result or error
+# written to <name>-out), "quit". Returns why it stopped.
+resident_serve <- function(probe, host, port, token, i, idle) {
   shared <- identical(Sys.info()[["nodename"]], host) &&
-    isTRUE(tryCatch(readLines(probe, warn = FALSE) == key, error = function(e) FALSE,
+    isTRUE(tryCatch(readLines(probe, warn = FALSE) == token, error = function(e) FALSE,
                     warning = function(w) FALSE))
   if (!shared) return("files not shared")
-  set <- tryCatch({
-    worker_cache_put(key, worker_unpack(payload))
-    TRUE
-  }, error = function(e) conditionMessage(e))
-  if (!isTRUE(set)) return(set)
   dir <- dirname(probe)
   con <- socketConnection("localhost", port, blocking = TRUE, open = "a+b", timeout = 30 * 86400)
   on.exit(close(con))
@@ -315,9 +338,19 @@ resident_serve <- function(key, payload, probe, host, port, token, i, idle) {
     cmd <- readLines(con, n = 1L)
     if (!length(cmd) || identical(cmd, "quit")) return(sprintf("quit after %d blocks", served))
     part <- strsplit(cmd, " ", fixed = TRUE)[[1L]]
-    out <- worker_file_block(key, part[1L], part[2L] == "1", dir)
-    if (!isTRUE(out)) write_block(out, file.path(dir, paste0(part[1L], "-out")))
-    served <- served + 1L
-    writeLines("done", con)
+    if (identical(part[1L], "load")) {
+      set <- tryCatch({
+        worker_cache_put(part[2L], worker_unpack(read_block(file.path(dir, paste0(part[2L], "-payload")))))
+        TRUE
+      }, error = function(e) FALSE)
+      writeLines(if (set) "done" else "fail", con)
+    } else if (identical(part[1L], "run")) {
+      out <- worker_file_block(part[2L], part[3L], part[4L] == "1", dir)
+      if (!isTRUE(out)) write_block(out, file.path(dir, paste0(part[3L], "-out")))
+      served <- served + 1L
+      writeLines("done", con)
+    } else {
+      writeLines("fail", con)
+    }
   }
 }

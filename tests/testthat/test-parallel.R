@@ -81,6 +81,9 @@ test_that("under a multisession plan, resident servers take the batches", {
   skip_on_os("windows")
   old <- future::plan(future::multisession, workers = 2)
   on.exit(future::plan(old))
+  # (servers left running by mistake would stop within a minute, not ten)
+  oo <- options(jkoflow.resident_idle = 60)
+  on.exit(options(oo), add = TRUE)
   tg <- gauss_target()
   pt <- target_parallel(tg)
   set.seed(3)
@@ -93,12 +96,20 @@ test_that("under a multisession plan, resident servers take the batches", {
                      potential_value(tg, xs[[i]], grad = i %% 2 == 0))
   }
   expect_identical(pt$parallel$launched, 2L)
-  expect_false(pt$parallel$servers$stopped)
   expect_identical(.Random.seed, seed)   # R's generator is left alone
+  # another parallel target shares the servers (a second set would wait
+  # for the workers the first holds)
+  tg2 <- gauss_target(grad = FALSE)
+  pt2 <- target_parallel(tg2)
+  for (i in 1:4) {
+    p <- if (i %% 2) pt else pt2
+    t <- if (i %% 2) tg else tg2
+    expect_identical(potential_value(p, xs[[i]], grad = TRUE), potential_value(t, xs[[i]], grad = TRUE))
+  }
+  expect_identical(c(pt$parallel$launched, pt2$parallel$launched), c(2L, 0L))
   # the servers hold the workers until let go; then a future of the user's
-  # runs at once
+  # runs at once, and the next batch starts new servers
   target_release(pt)
-  expect_null(pt$parallel$servers)
   expect_identical(future::value(future::future(1L)), 1L)
   # they start again when needed; after a fit they are let go
   ctl <- jko_control(hidden = c(8, 8), batch = 64, iters = 20, pool = 512, monitor = 256)
@@ -110,10 +121,11 @@ test_that("under a multisession plan, resident servers take the batches", {
                 stationary = FALSE, verbose = FALSE)
   expect_identical(f1$theta, f0$theta)
   expect_identical(pt$parallel$launched, 4L)
-  expect_true(pt$parallel$servers$stopped)
   expect_identical(future::value(future::future(2L)), 2L)
-  # a plan changed under the servers: they are started again on the new one
+  # the fit let its servers go: the next batch starts new ones
   expect_identical(potential_value(pt, xs[[1]]), potential_value(tg, xs[[1]]))
+  expect_identical(pt$parallel$launched, 6L)
+  # a plan changed under the servers: they are started again on the new one
   future::plan(future::multisession, workers = 2)
   expect_identical(potential_value(pt, xs[[2]]), potential_value(tg, xs[[2]]))
   expect_identical(pt$parallel$launched, 8L)
@@ -123,7 +135,6 @@ test_that("under a multisession plan, resident servers take the batches", {
   on.exit(options(withr_opt), add = TRUE)
   expect_identical(potential_value(pt, xs[[3]]), potential_value(tg, xs[[3]]))
   expect_identical(pt$parallel$launched, 10L)
-  expect_null(pt$parallel$servers)
 })
 
 test_that("a block that fails on a resident server gives the target's own error", {
