@@ -66,11 +66,11 @@
 #' `cluster` on `"localhost"`, `multicore`), the first batch starts one
 #' long-running future on each worker, a server that evaluates the blocks
 #' of the following batches (their points through the same files): a batch
-#' then costs a millisecond or two, where a future per block costs the
+#' then costs a few milliseconds, where a future per block costs the
 #' `future` framework's own overhead (some 200 ms a batch, see
 #' `inst/bench/parallel.R`). The servers hold the plan's workers until the
 #' fit ends, the top-level call that used the target ends, the plan changes
-#' or they have had no work for `getOption("jkoflow.resident_idle", 600)`
+#' or they have had no work for `getOption("jkoflow.resident_idle", 60)`
 #' seconds; [target_release()] lets them go sooner. Workers on other
 #' machines, or plans whose servers cannot start, get a future per block;
 #' so do all plans under `options(jkoflow.resident = FALSE)`.

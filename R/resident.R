@@ -22,8 +22,11 @@
 # when the session ends (a finalizer), when a batch is interrupted or
 # fails on the way (an error, a time limit: the servers may be out of
 # step), when the plan is no longer the one they were started under, and
-# by themselves after `jkoflow.resident_idle` seconds without work (600 by
-# default). A batch then starts them again.
+# by themselves after `jkoflow.resident_idle` seconds without work (60 by
+# default: a user's future started in the same call as a batch, with no
+# fit's end between them to let the workers go, waits at most that long;
+# a fit whose batches are a minute apart pays 0.3 s to start the servers
+# again, under 1%). A batch then starts them again.
 #
 # Where the servers cannot run for a target (the plan's workers are on
 # other machines, do not see this session's files, do not start within
@@ -37,11 +40,11 @@
 #'
 #' Under a `future` plan whose workers run on this machine, the targets
 #' made by [target_parallel()] keep one server running on each worker while
-#' they are in use, so that a batch costs a millisecond or two instead of a
+#' they are in use, so that a batch costs a few milliseconds instead of a
 #' future per block; those servers hold the plan's workers. They are let go at the
 #' end of [jko_fit()] and [jko_continue()], at the end of the top-level
 #' call that used the target, when the plan changes, and after
-#' `getOption("jkoflow.resident_idle", 600)` seconds without work. Code that
+#' `getOption("jkoflow.resident_idle", 60)` seconds without work. Code that
 #' evaluates the target itself (with [potential_value()]) and then starts
 #' futures of its own within one call lets them go with `target_release()`,
 #' or the futures wait for the workers. The servers start again when a
@@ -73,8 +76,15 @@ target_release <- function(target) {
 resident_live <- new.env(parent = emptyenv())
 
 # The blocks of a batch on the resident servers: their results, or NULL
-# where the servers cannot take the batch (the caller sends it as futures).
+# where the servers cannot take the batch (the caller sends it as futures,
+# which would wait for the workers that servers hold: none are left).
 resident_blocks <- function(state, blocks, grad) {
+  res <- resident_try(state, blocks, grad)
+  if (is.null(res)) resident_stop_all()
+  res
+}
+
+resident_try <- function(state, blocks, grad) {
   if (!isTRUE(getOption("jkoflow.resident", TRUE))) return(NULL)
   plan <- future::plan("next")
   if (!inherits(plan, c("cluster", "multicore")) || .Platform$OS.type != "unix") return(NULL)
@@ -87,20 +97,26 @@ resident_blocks <- function(state, blocks, grad) {
     sv <- NULL
   }
   if (is.null(sv)) {
-    sv <- resident_start(plan, future::nbrOfWorkers())
+    m <- future::nbrOfWorkers()
+    sv <- if (is.finite(m) && m >= 2) resident_start(plan, as.integer(m))
     if (is.null(sv)) {
       state$resident_no <- plan
       return(NULL)
     }
     state$launched <- state$launched + length(sv$cons)
   }
-  m <- length(blocks)
-  if (m > length(sv$cons)) return(NULL)
-  if (!resident_load(sv, state, seq_len(m))) {
-    state$resident_no <- plan
-    return(NULL)
+  idx <- seq_along(blocks)
+  if (length(idx) > length(sv$cons)) return(NULL)
+  # (twice: a server whose cache let the target go is given it again)
+  for (round in 1:2) {
+    if (!resident_load(sv, state, idx)) {
+      state$resident_no <- plan
+      return(NULL)
+    }
+    res <- resident_run(sv, state$key, blocks, grad)
+    if (!is.null(res) || sv$stopped) return(res)
   }
-  resident_run(sv, state$key, blocks, grad)
+  NULL
 }
 
 # Starts a server on each of the plan's `m` workers: an environment holding
@@ -133,7 +149,7 @@ resident_start <- function(plan, m) {
     if (!ok) resident_stop(sv)
   })
   args <- list(probe = probe, host = Sys.info()[["nodename"]], port = listen$port,
-               token = sv$id, idle = as.numeric(getOption("jkoflow.resident_idle", 600)))
+               token = sv$id, idle = as.numeric(getOption("jkoflow.resident_idle", 60)))
   for (i in seq_len(m)) {
     sv$futures[[i]] <- future::future(
       quote(resident_serve(probe, host, port, token, i, idle)), substitute = FALSE,

@@ -169,6 +169,15 @@ test_that("a block that fails on a resident server gives the target's own error"
   expect_identical(conditionMessage(f_par), conditionMessage(f_seq))
   # the failed fit let the workers go
   expect_identical(future::value(future::future(3L)), 3L)
+  # a target the servers cannot set up (a package missing there) goes as
+  # futures, which give the error they gave
+  bad <- target_parallel(tg)
+  bad$parallel$payload$packages <- "jkoflowNoSuchPackage"
+  e_bad <- tryCatch(potential_value(bad, x[1:10, ]), error = identity)
+  expect_s3_class(e_bad, "jkoflow_error_potential")
+  expect_match(conditionMessage(e_bad), "jkoflowNoSuchPackage is not installed on the worker")
+  expect_identical(potential_value(pt, x[1:10, ]), potential_value(tg, x[1:10, ]))
+  target_release(pt)
 })
 
 test_that("a resident server idle too long stops, and the next batch starts another", {
