@@ -132,6 +132,7 @@ resident_start <- function(plan, m) {
   }
   sv <- new.env(parent = emptyenv())
   sv$id <- new_key("res")
+  sv$pid <- Sys.getpid()
   sv$plan <- plan
   sv$dir <- dir
   sv$batches <- 0L
@@ -293,6 +294,9 @@ resident_stop <- function(sv) {
   if (is.null(sv) || isTRUE(sv$stopped)) return(invisible())
   sv$stopped <- TRUE
   if (identical(resident_live$sv, sv)) resident_live$sv <- NULL
+  # a forked child (a multicore future) drops its copy: the servers are
+  # its parent's
+  if (!identical(sv$pid, Sys.getpid())) return(invisible())
   for (con in Filter(Negate(is.null), sv$cons)) {
     try(writeLines("quit", con), silent = TRUE)
     try(close(con), silent = TRUE)
