@@ -167,6 +167,8 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
                     verbose = interactive(), ..., stationary = NULL) {
   # a fit that fails before its first step leaves no fit behind
   the$last_fit <- NULL
+  # the resident servers of a parallel target let the plan's workers go
+  on.exit(resident_stop_all(), add = TRUE)
   t0 <- proc.time()[["elapsed"]]
   flow <- new_flow(potential, if (!missing(init)) init, h, steps, beta, control, list(...),
                    stationary, threads, verbose, call = match.call(),
@@ -315,6 +317,7 @@ jko_continue <- function(fit, steps = 1, verbose = interactive(), threads = NULL
   # a stationary flow goes on with its own choice of h
   schedule <- list(h = if (!isTRUE(fit$stationary)) fit$h, steps = steps)
   t0 <- proc.time()[["elapsed"]]
+  on.exit(resident_stop_all(), add = TRUE)
   out <- with_verdict(jko_run(fit, schedule, threads, verbose)$fit, schedule, threads)
   if (!is.null(fit$elapsed)) out$elapsed <- fit$elapsed + proc.time()[["elapsed"]] - t0
   out

@@ -60,8 +60,20 @@
 #' receives them with every batch. With a `parallel` cluster on this machine
 #' the points go through files in a directory shared with the workers
 #' (socket messages over 4 KB wait about 40 ms on R before 4.4), so the
-#' cost per batch is a few milliseconds; each future of a plan costs more
-#' (the `future` framework's own overhead): see `inst/bench/parallel.R`.
+#' cost per batch is a few milliseconds.
+#'
+#' Under a plan whose workers run on this machine (`multisession`,
+#' `cluster` on `"localhost"`, `multicore`), the first batch starts one
+#' long-running future on each worker, a server that evaluates the blocks
+#' of the following batches (their points through the same files): a batch
+#' then costs a few milliseconds, where a future per block costs the
+#' `future` framework's own overhead (some 200 ms a batch, see
+#' `inst/bench/parallel.R`). The servers hold the plan's workers until the
+#' fit ends, the top-level call that used the target ends, the plan changes
+#' or they have had no work for `getOption("jkoflow.resident_idle", 60)`
+#' seconds; [target_release()] lets them go sooner. Workers on other
+#' machines, or plans whose servers cannot start, get a future per block;
+#' so do all plans under `options(jkoflow.resident = FALSE)`.
 #'
 #' jkoflow must be installed where the workers can load it. A target made by
 #' [target_stan()] is made again on each worker from its program and data
@@ -82,7 +94,7 @@
 #'   cluster made by the `parallel` package.
 #' @return The target, of class `c("jko_target_parallel", <its classes>)`,
 #'   whose batches are evaluated by the workers.
-#' @seealso [jko_flows()] for several flows side by side.
+#' @seealso [jko_flows()] for several flows side by side; [target_release()].
 #' @examples
 #' \donttest{
 #' if (requireNamespace("future", quietly = TRUE)) {
@@ -129,6 +141,7 @@ target_parallel <- function(target, workers = NULL) {
   state$always <- FALSE
   state$busy <- FALSE
   state$batches <- 0L
+  state$launched <- 0L   # futures it started: one a block, or resident servers (R/resident.R)
   state$tally <- list(points = 0, rejected = 0, first = NA_character_)
   # this session holds the payload too: sequential and forked evaluation
   # find it here
@@ -213,15 +226,6 @@ closure_globals <- function(funs) {
   list(globals = globals, packages = setdiff(packages, "base"))
 }
 
-# A name no other target or call of this session has, without touching
-# the random number generator (a seeded fit is the same with or without
-# workers).
-new_key <- function(prefix) {
-  worker_cache$count <- (worker_cache$count %||% 0) + 1
-  sprintf("%s%d-%s-%.0f", prefix, Sys.getpid(),
-          format(as.numeric(Sys.time()) * 1e6, scientific = FALSE), worker_cache$count)
-}
-
 binding_env <- function(name, env) {
   while (!identical(env, emptyenv())) {
     if (exists(name, envir = env, inherits = FALSE)) return(env)
@@ -230,78 +234,7 @@ binding_env <- function(name, env) {
   NULL
 }
 
-# ---- on the worker ----------------------------------------------------------
-
-# A cache of the targets' functions on this process, by key; the oldest goes
-# beyond 8.
-worker_cache <- new.env(parent = emptyenv())
-
-worker_cache_put <- function(key, fns) {
-  keys <- setdiff(worker_cache$keys, key)
-  if (length(keys) >= 8L) {
-    rm(list = keys[1L], envir = worker_cache)
-    keys <- keys[-1L]
-  }
-  assign(key, fns, envir = worker_cache)
-  worker_cache$keys <- c(keys, key)
-}
-
-# The functions of a payload, ready to call in this process: a setup is run;
-# functions from another session's global environment are given their
-# variables (an environment of their own, whose parent is this global
-# environment) and their packages are attached.
-worker_unpack <- function(payload) {
-  if (is.function(payload$setup)) {
-    tg <- payload$setup()
-    return(tg[c("value", "gradient", "value_gradient", "rejections")])
-  }
-  rebase <- rebaser(payload$globals, payload$packages)
-  lapply(payload[c("value", "gradient", "value_gradient")], rebase)
-}
-
-# A function that gives closures sent from another session their global
-# variables here: an environment of their own (genv, whose parent is this
-# global environment) holding `globals`, after attaching `packages`.
-rebaser <- function(globals, packages) {
-  for (p in packages) {
-    if (!suppressPackageStartupMessages(require(p, character.only = TRUE, quietly = TRUE))) {
-      stop(sprintf("the package %s is not installed on the worker", p), call. = FALSE)
-    }
-  }
-  genv <- new.env(parent = globalenv())
-  seen <- list()
-  # a closure of the other session's global environment gets genv; the
-  # frames a closure was made in travel with it, and the closures they hold
-  # are treated alike (the jkoflow wrappers of a target hold the user's
-  # functions this way)
-  rebase <- function(f) {
-    if (!is.function(f) || is.primitive(f)) return(f)
-    env <- environment(f)
-    if (identical(env, globalenv())) {
-      environment(f) <- genv
-      return(f)
-    }
-    while (!identical(env, emptyenv()) && !identical(env, globalenv()) &&
-           !identical(env, genv) && !isNamespace(env) && !identical(env, baseenv()) &&
-           !startsWith(environmentName(env), "package:")) {
-      if (any(vapply(seen, identical, NA, env))) break
-      seen[[length(seen) + 1L]] <<- env
-      for (nm in ls(env, all.names = TRUE)) {
-        if (bindingIsActive(nm, env) || bindingIsLocked(nm, env)) next
-        val <- get(nm, envir = env, inherits = FALSE)
-        if (is.function(val) && !is.primitive(val)) assign(nm, rebase(val), envir = env)
-      }
-      if (identical(parent.env(env), globalenv())) {
-        parent.env(env) <- genv
-        break
-      }
-      env <- parent.env(env)
-    }
-    f
-  }
-  for (nm in names(globals)) assign(nm, rebase(globals[[nm]]), envir = genv)
-  rebase
-}
+# ---- a target sent to another process (the worker's side: R/worker.R) ------
 
 # A target with what its functions use from the global environment, to be
 # sent to another R process (jko_flows()), and the target made whole there.
@@ -322,40 +255,6 @@ unship_target <- function(sh) {
   tg
 }
 
-# A block of points on a worker: the target's value (and gradient) there,
-# as potential_eval_r() would call its functions; the points a Stan target
-# rejected in `rejections`. A worker without the payload of `key` says so;
-# an error comes back as its message.
-worker_block <- function(key, x, grad, payload = NULL) {
-  tryCatch({
-    if (!is.null(payload)) worker_cache_put(key, worker_unpack(payload))
-    fns <- worker_cache[[key]]
-    if (is.null(fns)) return(structure(list(), class = "jko_worker_missing"))
-    block_eval(fns, x, grad)
-  }, error = function(e) {
-    structure(list(message = conditionMessage(e)), class = "jko_worker_error")
-  })
-}
-
-# The target's functions `fns` at the block x: list(value, gradient,
-# rejections) (the last for a target that counts them: those of this call).
-block_eval <- function(fns, x, grad) {
-  before <- if (is.function(fns$rejections)) fns$rejections()
-  out <- if (!grad) list(value = fns$value(x))
-         else if (is.function(fns$value_gradient)) fns$value_gradient(x)
-         else list(value = fns$value(x),
-                   gradient = if (is.function(fns$gradient)) fns$gradient(x)
-                              else fd_gradient(fns$value, x))
-  out <- list(value = out$value, gradient = out$gradient)
-  if (!is.null(before)) {
-    after <- fns$rejections()
-    out$rejections <- list(points = after$points - before$points,
-                           rejected = after$rejected - before$rejected,
-                           first = if (is.na(before$first)) after$first else NA_character_)
-  }
-  out
-}
-
 # ---- in this session ----------------------------------------------------------
 
 # The batch x, split into blocks evaluated by the workers: list(value,
@@ -373,8 +272,8 @@ parallel_batch <- function(state, x, grad) {
   }
   rows <- split(seq_len(n), rep(seq_len(m), diff(round(seq(0, n, length.out = m + 1L)))))
   blocks <- lapply(rows, function(r) x[r, , drop = FALSE])
-  res <- if (is.null(state$workers)) future_blocks(state, blocks, grad)
-         else cluster_blocks(state, blocks, grad)
+  res <- if (!is.null(state$workers)) cluster_blocks(state, blocks, grad)
+         else resident_blocks(state, blocks, grad) %||% future_blocks(state, blocks, grad)
   worker_result(res, state, grad)
 }
 
@@ -417,12 +316,14 @@ future_blocks <- function(state, blocks, grad) {
   }
   pay <- if (state$always) state$payload
   fs <- lapply(blocks, launch, payload = pay)
+  state$launched <- state$launched + length(fs)
   res <- lapply(fs, function(f) future_value(f))
   miss <- which(vapply(res, inherits, NA, "jko_worker_missing"))
   if (length(miss)) {
     state$misses <- state$misses + length(miss)
     if (state$misses > 2L * future::nbrOfWorkers()) state$always <- TRUE
     fs <- lapply(blocks[miss], launch, payload = state$payload)
+    state$launched <- state$launched + length(fs)
     res[miss] <- lapply(fs, future_value)
   }
   res
@@ -472,45 +373,6 @@ cluster_setup <- function(state) {
     unlink(dir, recursive = TRUE)
   }
   invisible(state)
-}
-
-# On a node: store the payload; can this node read the file `probe`?
-worker_store_shared <- function(key, payload, probe) {
-  tryCatch({
-    worker_cache_put(key, worker_unpack(payload))
-    isTRUE(tryCatch(readLines(probe, warn = FALSE) == key, error = function(e) FALSE,
-                    warning = function(w) FALSE))
-  }, error = function(e) structure(list(message = conditionMessage(e)), class = "jko_worker_error"))
-}
-
-# On a node: a block read from its file, its result written beside it; the
-# answer over the socket is TRUE or a failure, a few bytes.
-worker_file_block <- function(key, name, grad, dir) {
-  x <- tryCatch(read_block(file.path(dir, name)), error = function(e) {
-    structure(list(message = conditionMessage(e)), class = "jko_worker_error")
-  })
-  if (inherits(x, "jko_worker_error")) return(x)
-  out <- worker_block(key, x, grad)
-  if (inherits(out, c("jko_worker_error", "jko_worker_missing"))) return(out)
-  write_block(out, file.path(dir, paste0(name, "-out")))
-  TRUE
-}
-
-# What goes over the socket for a block: a function of one call, whose
-# body is resolved in jkoflow's namespace there (a call stays near 300 bytes,
-# under the 4 KB beyond which it would wait for a TCP acknowledgement).
-worker_file_entry <- function(...) worker_file_block(...)
-
-read_block <- function(path) {
-  con <- file(path, "rb")
-  on.exit(close(con))
-  unserialize(readBin(con, "raw", file.size(path)))
-}
-
-write_block <- function(obj, path) {
-  tmp <- paste0(path, ".part")
-  writeBin(serialize(obj, NULL, xdr = FALSE), tmp)
-  file.rename(tmp, path)
 }
 
 # Blocks on the nodes of a parallel cluster, one node each. A batch that

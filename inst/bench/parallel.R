@@ -5,11 +5,16 @@
 # overhead  the dispatch overhead per batch: seconds per evaluation (value
 #           and gradient) of a batch of 512 points in 4-D of a target that
 #           costs nothing, by the target itself, through a parallel cluster
-#           of 1 and 2 nodes (points through shared files) and through
-#           plan(multisession, workers = 2) (future's own transport).
+#           of 1 and 2 nodes (points through shared files), and through
+#           plan(multisession, workers = 2): a future per block (future's
+#           own transport, options(jkoflow.resident = FALSE)) and the
+#           resident servers (R/resident.R: one future per worker for all
+#           batches, the points through shared files).
 # fit       seconds per fit of a target of known cost per point with 1 and
-#           2 workers: the same seeded fit (identical maps, checked), run
-#           in alternation, medians of `reps`. --kind=cpu: `cost` ms of
+#           2 workers (a 2-node parallel cluster, and the resident servers
+#           of plan(multisession, workers = 2), started by each fit): the
+#           same seeded fit (identical maps, checked), run in alternation,
+#           medians of `reps`. --kind=cpu: `cost` ms of
 #           arithmetic per point, calibrated here on one idle core (on a
 #           shared machine it takes what the other jobs leave); --kind=sleep:
 #           `cost` ms of waiting per point (a target whose cost is latency:
@@ -102,18 +107,36 @@ if (any(parts %in% c("overhead", "model"))) {
   p2 <- target_parallel(cheap, cl2)
   future::plan(future::multisession, workers = 2)
   pf <- target_parallel(cheap)
+  # a future per block: the resident servers let go and turned off
+  per_future <- function(tg, calls) {
+    target_release(tg)
+    old <- options(jkoflow.resident = FALSE)
+    on.exit(options(old))
+    per_call(tg, calls)
+  }
+  # the resident servers: the futures it launched, batches it ran
+  launched <- 0L
+  per_resident <- function(tg) {
+    n0 <- tg$parallel$launched
+    t <- per_call(tg)
+    launched <<- launched + tg$parallel$launched - n0
+    t
+  }
   rows <- list()
   for (r in seq_len(reps)) {
     rows[[r]] <- c(seq = per_call(cheap), cl1 = per_call(p1), cl2 = per_call(p2),
-                   fut2 = per_call(pf, 10L))
+                   fut2 = per_future(pf, 10L), res2 = per_resident(pf))
   }
+  target_release(pf)
   tab <- do.call(rbind, rows)
   med <- apply(tab, 2, median)
-  say("  ms per batch (median of %d): target itself %.2f; cluster of 1 node %.2f; of 2 nodes %.2f; future multisession x2 %.1f   [%s]\n",
-      reps, 1e3 * med["seq"], 1e3 * med["cl1"], 1e3 * med["cl2"], 1e3 * med["fut2"], load_now())
+  say("  ms per batch (median of %d): target itself %.2f; cluster of 1 node %.2f; of 2 nodes %.2f; future multisession x2 %.1f; future x2 resident %.2f   [%s]\n",
+      reps, 1e3 * med["seq"], 1e3 * med["cl1"], 1e3 * med["cl2"], 1e3 * med["fut2"],
+      1e3 * med["res2"], load_now())
   o <- med[c("cl1", "cl2")] - med["seq"]
-  say("  overhead per batch: 1 node %.2f ms, 2 nodes %.2f ms, future x2 %.1f ms (aim: at most 5 ms)\n",
-      1e3 * o[1], 1e3 * o[2], 1e3 * (med["fut2"] - med["seq"]))
+  say("  overhead per batch: 1 node %.2f ms, 2 nodes %.2f ms, future x2 %.1f ms, future x2 resident %.2f ms (aim: at most 5 ms)\n",
+      1e3 * o[1], 1e3 * o[2], 1e3 * (med["fut2"] - med["seq"]), 1e3 * (med["res2"] - med["seq"]))
+  say("  futures launched by the resident path: %d for %d batches\n", launched, reps * 51L)
   # a batch visits its nodes in turn: o(w) = o0 + o1 w, o1 from 1 and 2
   # nodes (not below 0: on a loaded machine the difference is noise)
   res$o1 <- max(0, unname(o[2] - o[1]))
@@ -155,7 +178,9 @@ if (any(parts %in% c("fit", "model"))) {
   say("  measured cost per point: %.3f ms   [%s]\n", 1e3 * c_point, load_now())
   cl2 <- makeCluster(2)
   p2 <- target_parallel(costly, cl2)
-  t1 <- t2 <- numeric(reps)
+  future::plan(future::multisession, workers = 2)
+  pf2 <- target_parallel(costly)
+  t1 <- t2 <- t3 <- numeric(reps)
   # the batches of one fit: the size of every call of the log-density
   sizes <- integer()
   counting <- costly
@@ -170,11 +195,16 @@ if (any(parts %in% c("fit", "model"))) {
     t1[r] <- timed(f1 <- run_fit(costly))
     l1 <- load_now()
     t2[r] <- timed(f2 <- run_fit(p2))
-    say("  run %d: 1 worker %.1f s [%s]; 2 workers %.1f s [%s]; same fit: %s\n", r, t1[r], l1,
-        t2[r], load_now(), identical(f1$theta, f2$theta))
+    l2 <- load_now()
+    t3[r] <- timed(f3 <- run_fit(pf2))
+    say("  run %d: 1 worker %.1f s [%s]; 2 workers: cluster %.1f s [%s], multisession %.1f s [%s]; same fit: %s\n",
+        r, t1[r], l1, t2[r], l2, t3[r], load_now(),
+        identical(f1$theta, f2$theta) && identical(f1$theta, f3$theta))
   }
-  say("  median: 1 worker %.1f s, 2 workers %.1f s: %.2f times faster (aim: at least 1.7)\n",
-      median(t1), median(t2), median(t1) / median(t2))
+  say("  median: 1 worker %.1f s, 2 workers: cluster %.1f s (%.2f times faster), multisession %.1f s (%.2f times faster; aim: at least 1.7)\n",
+      median(t1), median(t2), median(t1) / median(t2), median(t3), median(t1) / median(t3))
+  say("  futures launched by the multisession fits: %d (%d fits)\n", pf2$parallel$launched, reps)
+  future::plan(future::sequential)
   res$T1 <- median(t1)
   res$sizes <- sizes
   res$rest <- t_rest

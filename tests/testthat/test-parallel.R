@@ -76,6 +76,127 @@ test_that("a future plan's workers give the same values; sequential by default",
   expect_false(pt$parallel$always)
 })
 
+test_that("under a multisession plan, resident servers take the batches", {
+  skip_if_not_installed("future")
+  skip_on_os("windows")
+  old <- future::plan(future::multisession, workers = 2)
+  on.exit(future::plan(old))
+  # (servers left running by mistake would stop within a minute, not ten)
+  oo <- options(jkoflow.resident_idle = 60)
+  on.exit(options(oo), add = TRUE)
+  tg <- gauss_target()
+  pt <- target_parallel(tg)
+  set.seed(3)
+  xs <- lapply(1:20, function(i) matrix(rnorm(2 * (50 + i)), 50 + i))
+  seed <- .Random.seed
+  # 20 batches, values and gradients of the target bit for bit, on 2
+  # servers started once: 2 futures, not one a block
+  for (i in 1:20) {
+    expect_identical(potential_value(pt, xs[[i]], grad = i %% 2 == 0),
+                     potential_value(tg, xs[[i]], grad = i %% 2 == 0))
+  }
+  expect_identical(pt$parallel$launched, 2L)
+  expect_identical(.Random.seed, seed)   # R's generator is left alone
+  # another parallel target shares the servers (a second set would wait
+  # for the workers the first holds)
+  tg2 <- gauss_target(grad = FALSE)
+  pt2 <- target_parallel(tg2)
+  for (i in 1:4) {
+    p <- if (i %% 2) pt else pt2
+    t <- if (i %% 2) tg else tg2
+    expect_identical(potential_value(p, xs[[i]], grad = TRUE), potential_value(t, xs[[i]], grad = TRUE))
+  }
+  expect_identical(c(pt$parallel$launched, pt2$parallel$launched), c(2L, 0L))
+  # the servers hold the workers until let go; then a future of the user's
+  # runs at once, and the next batch starts new servers
+  target_release(pt)
+  expect_identical(future::value(future::future(1L)), 1L)
+  # they start again when needed; after a fit they are let go
+  ctl <- jko_control(hidden = c(8, 8), batch = 64, iters = 20, pool = 512, monitor = 256)
+  set.seed(8)
+  f1 <- jko_fit(pt, init_gaussian(c(0, 0), 2), h = 0.5, steps = 1, control = ctl,
+                stationary = FALSE, verbose = FALSE)
+  set.seed(8)
+  f0 <- jko_fit(tg, init_gaussian(c(0, 0), 2), h = 0.5, steps = 1, control = ctl,
+                stationary = FALSE, verbose = FALSE)
+  expect_identical(f1$theta, f0$theta)
+  expect_identical(pt$parallel$launched, 4L)
+  expect_identical(future::value(future::future(2L)), 2L)
+  # the fit let its servers go: the next batch starts new ones
+  expect_identical(potential_value(pt, xs[[1]]), potential_value(tg, xs[[1]]))
+  expect_identical(pt$parallel$launched, 6L)
+  # a plan changed under the servers: they are started again on the new one
+  future::plan(future::multisession, workers = 2)
+  expect_identical(potential_value(pt, xs[[2]]), potential_value(tg, xs[[2]]))
+  expect_identical(pt$parallel$launched, 8L)
+  target_release(pt)
+  # turned off, a future per block
+  withr_opt <- options(jkoflow.resident = FALSE)
+  on.exit(options(withr_opt), add = TRUE)
+  expect_identical(potential_value(pt, xs[[3]]), potential_value(tg, xs[[3]]))
+  expect_identical(pt$parallel$launched, 10L)
+})
+
+test_that("a block that fails on a resident server gives the target's own error", {
+  skip_if_not_installed("future")
+  skip_on_os("windows")
+  old <- future::plan(future::multisession, workers = 2)
+  on.exit(future::plan(old))
+  far <- function(x) {
+    if (any(x[, 1] > 2.5)) stop("the first coordinate is beyond 2.5")
+    -rowSums(x^2) / 2
+  }
+  tg <- target_logdensity(far, function(x) -x, dim = 2)
+  pt <- target_parallel(tg)
+  x <- rbind(matrix(0, 10, 2), c(3, 0))
+  e_seq <- tryCatch(potential_value(tg, x), error = identity)
+  e_par <- tryCatch(potential_value(pt, x), error = identity)
+  expect_identical(conditionMessage(e_par), conditionMessage(e_seq))
+  expect_identical(class(e_par), class(e_seq))
+  expect_s3_class(e_par, "jkoflow_error_potential")
+  # the servers go on: the next batch is theirs
+  expect_identical(potential_value(pt, x[1:10, ]), potential_value(tg, x[1:10, ]))
+  expect_identical(pt$parallel$launched, 2L)
+  # in a fit: the same classed error, at the same point
+  bad_init <- init_gaussian(c(0, 0), 4)
+  set.seed(5)
+  f_seq <- tryCatch(jko_fit(tg, bad_init, control = small_control(), verbose = FALSE),
+                    error = identity)
+  set.seed(5)
+  f_par <- tryCatch(jko_fit(pt, bad_init, control = small_control(), verbose = FALSE),
+                    error = identity)
+  expect_identical(class(f_par), class(f_seq))
+  expect_identical(conditionMessage(f_par), conditionMessage(f_seq))
+  # the failed fit let the workers go
+  expect_identical(future::value(future::future(3L)), 3L)
+  # a target the servers cannot set up (a package missing there) goes as
+  # futures, which give the error they gave
+  bad <- target_parallel(tg)
+  bad$parallel$payload$packages <- "jkoflowNoSuchPackage"
+  e_bad <- tryCatch(potential_value(bad, x[1:10, ]), error = identity)
+  expect_s3_class(e_bad, "jkoflow_error_potential")
+  expect_match(conditionMessage(e_bad), "jkoflowNoSuchPackage is not installed on the worker")
+  expect_identical(potential_value(pt, x[1:10, ]), potential_value(tg, x[1:10, ]))
+  target_release(pt)
+})
+
+test_that("a resident server idle too long stops, and the next batch starts another", {
+  skip_if_not_installed("future")
+  skip_on_os("windows")
+  old <- future::plan(future::multisession, workers = 2)
+  on.exit(future::plan(old))
+  oo <- options(jkoflow.resident_idle = 0.5)
+  on.exit(options(oo), add = TRUE)
+  tg <- gauss_target()
+  pt <- target_parallel(tg)
+  x <- matrix(seq(-2, 2, length.out = 40), 20)
+  expect_identical(potential_value(pt, x), potential_value(tg, x))
+  Sys.sleep(1.5)
+  expect_identical(potential_value(pt, x, grad = TRUE), potential_value(tg, x, grad = TRUE))
+  expect_identical(pt$parallel$launched, 4L)
+  target_release(pt)
+})
+
 test_that("a fit with 2 workers is the sequential fit with the same seed", {
   cl <- get_cluster()
   tg <- gauss_target()
