@@ -61,7 +61,7 @@ test_that("results from C are named lists", {
   ev <- .Call(jkoflow:::C_icnn_eval, arch, net$alpha_min, net$theta, matrix(0, 2, 3), 2L, 1L)
   expect_named(ev, c("potential", "gradient", "log_det", "hessian", "status"))
   expect_identical(ev$status, "ok")
-  pv <- .Call(jkoflow:::C_pot_eval, potential_quadratic(diag(2)), matrix(1, 2, 3), TRUE)
+  pv <- .Call(jkoflow:::C_pot_eval, potential_quadratic(diag(2)), matrix(1, 2, 3), TRUE, 1L)
   expect_named(pv, c("value", "gradient", "status"))
   expect_equal(pv$value, rep(1, 3))
   set.seed(3)
