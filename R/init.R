@@ -276,33 +276,3 @@ init_mvt <- function(mean, S, df) {
     label = sprintf("Student t (%g df), dimension %d", df, D)
   ), class = "jko_init")
 }
-
-# Phi and its gradient at one point as the potential gives them, for
-# optim(): a non-finite value is +Inf (BFGS then shortens its step), a
-# non-finite gradient component 0. For a compiled potential, the value
-# comes with its gradient from the same call and the gradient is kept:
-# optim() asks for the gradient at the point whose value it has just
-# taken, and for a target whose cost is a pass over its data the two
-# together cost about what one does.
-point_objective <- function(potential) {
-  both <- !is.function(potential$value) && identical(full_data(potential), potential)
-  last <- NULL
-  list(value = function(t) {
-         if (both) {
-           out <- c_pot_eval(potential, matrix(t, 1L), TRUE)
-           v <- out$value
-           g <- out$gradient[1L, ]
-           g[!is.finite(g)] <- 0
-           last <<- list(t = t, g = g)
-         } else {
-           v <- potential_values(potential, matrix(t, 1L))
-         }
-         if (is.finite(v)) v else Inf
-       },
-       gradient = function(t) {
-         if (!is.null(last) && identical(last$t, t)) return(last$g)
-         g <- raw_gradient(potential, matrix(t, 1L))[1L, ]
-         g[!is.finite(g)] <- 0
-         g
-       })
-}
