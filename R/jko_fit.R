@@ -232,11 +232,16 @@ new_flow <- function(potential, init, h, steps, beta, control, dots, stationary,
   mon_ld <- if (is.null(monitor$log_density)) rep(NA_real_, nrow(mon)) else monitor$log_density
   # Phi at the monitor samples: checked, except where a target's support
   # may leave it infinite
+  t_phi <- proc.time()[["elapsed"]]
   phi <- if (energy) c_energy_eval(potential, mon, mon_ld, beta, threads)
          else if (isTRUE(potential$support)) potential_values(potential, mon)
          else c_pot_eval(potential, mon)$value
+  # the potential's cost a point (seconds), which the exact draws' number
+  # of proposals heeds (make_posterior_draws(), R/posterior.R)
+  phi_cost <- (proc.time()[["elapsed"]] - t_phi) / nrow(mon)
   fit <- structure(list(
     call = call, potential = potential, init = law, dim = D, h = h, beta = beta,
+    phi_cost = if (!energy) phi_cost,
     net = net, settings = control, seed = seed, rejections0 = rejections0,
     # stationary: a flow run for its stationary law, in whitened coordinates
     # (each step's network acts on L^{-1} (x - center), L the Cholesky factor
