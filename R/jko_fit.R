@@ -91,7 +91,11 @@
 #' (4000, see [jko_control()]) such draws in 4 chains, each started by
 #' importance resampling and each kept draw the last of as many proposals
 #' as the monitor's importance ESS asks for (one per draw for a flow at the
-#' target, up to 25), with their diagnostics (`fit$draws`: acceptance, the
+#' target, up to 25; where those proposals' evaluations would take over
+#' 10 s, as the target's cost a point measured on the monitor tells, as
+#' many as fit in 10 s or give a bulk ESS of 1000, more only while the
+#' chains' bulk ESS is below 1000 or their R-hat 1.01 or more, and the
+#' verdict says so), with their diagnostics (`fit$draws`: acceptance, the
 #' smallest bulk and tail ESS and the largest R-hat of the posterior
 #' package, the Pareto \eqn{\hat k} of the proposals' weights). They are
 #' what [jko_sample()] returns by default at the last step, and their
