@@ -407,7 +407,16 @@ static inline double glm_log1p01(double e)
  * selections of a clamp or a sign are then made branch-free); this changes
  * no result, only what the compiler may assume of the FP exception flags,
  * which R does not read. */
-#define GLM_VEC JKO_CLONES
+/* Clones of the row loops: as JKO_CLONES, with x86-64-v3 (AVX2 and FMA)
+ * besides, chosen before "fma" (FMA with AVX but not AVX2, whose 128-bit
+ * integers halve the vectors of glm_exp()'s exponent bits: the logistic
+ * rows took about 40% less time a row with AVX2 and FMA than with FMA). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    defined(__linux__) && (__GNUC__ >= 12)
+# define GLM_VEC __attribute__((target_clones("avx512f", "arch=x86-64-v3", "fma", "default")))
+#else
+# define GLM_VEC JKO_CLONES
+#endif
 
 #ifdef _OPENMP
 # define GLM_SIMD_SUM(v) _Pragma("omp simd reduction(+:ll)")
