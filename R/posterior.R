@@ -10,7 +10,7 @@
 #
 # Where the target is costly (its cost a point, `fit$phi_cost`, measured on
 # the monitor's evaluations), the proposals start from what fits in 10 s or
-# is expected to keep the draws' ESS at 1000, and are doubled while the
+# is expected to keep the draws' ESS at 1000, and are raised while the
 # chains' bulk ESS is below 1000 or their R-hat 1.01 or more, up to the
 # usual thinning (draws_thinning(), correct_draws(): R/correct.R); the
 # draws' diagnostics say so.
