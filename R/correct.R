@@ -16,84 +16,149 @@ proposal_log_weights <- function(potential, beta, x, log_q) {
   lw
 }
 
-# Independence Metropolis-Hastings on proposals with log-weights lw (in
-# their order), in `chains` chains of equal length, each started at a point
-# drawn from all the proposals by their weights (sampling-importance
-# resampling: close to the target from the start, so no draw is thrown
-# away). Returns list(index (n, the proposal kept at each iteration), chain
-# (n), accepted (the share of moves accepted), start (the chains' starting
-# proposals)).
-imh_chains <- function(lw, chains) {
-  n <- length(lw)
-  if (!any(is.finite(lw))) {
-    abort("every draw of the flow has a weight of zero: the target is zero (or undefined) at all of them.",
-          call = NULL)
-  }
-  w <- exp(lw - max(lw))
-  start <- sample.int(n, chains, replace = TRUE, prob = w)
-  len <- rep(n %/% chains, chains) + (seq_len(chains) <= n %% chains)
-  chain <- rep(seq_len(chains), len)
-  u <- log(stats::runif(n))
-  index <- integer(n)
-  acc <- 0L
-  i <- 0L
-  for (j in seq_len(chains)) {
-    cur <- start[j]
-    for (t in seq_len(len[j])) {
-      i <- i + 1L
-      # a proposal of weight zero is never taken; the start has weight > 0
-      if (u[i] < lw[i] - lw[cur]) {
-        cur <- i
-        acc <- acc + 1L
-      }
-      index[i] <- cur
-    }
-  }
-  list(index = index, chain = chain, accepted = acc / n, start = start)
+# The draws' worth an independence chain keeps per proposal, from the
+# relative ESS r of its proposal's importance weights: about 0.4 r
+# (0.55 r was measured on the posteriors of inst/bench/posteriors.R; on a
+# 55-D logistic posterior at r = 0.39 the smallest bulk ESS of the 55
+# coordinates was only 0.06 to 0.08 a proposal), and 1 for a proposal
+# that is its target (r = 1: the chain's draws are independent), on the
+# line from 0 at r = 0.6 to 1 at r = 1 where that is more.
+imh_efficiency <- function(r) {
+  if (!is.finite(r) || r <= 0) return(0)
+  r <- min(r, 1)
+  max(0.4 * r, 1 - 2.5 * (1 - r))
 }
 
-# The proposals each kept draw costs: an independence chain whose
-# proposal has importance weights of relative ESS r keeps about 0.55 r of a
-# draw's worth per proposal (measured on the posteriors of
-# inst/bench/posteriors.R), so ceiling(1 / (0.4 r)) proposals a draw, at
-# most 25, give draws worth at least as many independent ones.
+# The proposals each kept draw costs: ceiling(1 / imh_efficiency(r)), at
+# least 1, at most 25 (ceiling(1 / (0.4 r)) up to r = 0.6; fewer above,
+# and 1 at r = 1, where that rule thinned a proposal that is its target by
+# 3).
 thinning <- function(r) {
-  if (!is.finite(r) || r <= 0) return(25L)
-  as.integer(min(25, max(1, ceiling(1 / (0.4 * r)))))
+  e <- imh_efficiency(r)
+  if (e <= 0) return(25L)
+  as.integer(min(25, max(1, ceiling(1 / e - 1e-9))))
+}
+
+# The thinning of exact draws whose target is costly: n draws, each the
+# last of thinning(r) proposals, unless their evaluations would take more
+# than `seconds` at `cost` seconds a point (the target's cost, measured on
+# the evaluations the fit made already); then the fewest proposals that
+# fit in `seconds` or are expected to keep the draws' bulk ESS at `ess_min`
+# (1000: means to 0.03 sd, sds to about 2%), whichever is more, with
+# thinning(r) as the most that correct_draws() may extend them to where
+# the chains' own ESS or R-hat falls short. list(thin, full (thinning(r)),
+# limited (TRUE where the start is below it)).
+draws_thinning <- function(r, n, cost = NULL, seconds = 10, ess_min = 1000) {
+  full <- thinning(r)
+  if (is.null(cost) || !is.finite(cost) || n * full * cost <= seconds) {
+    return(list(thin = full, full = full, limited = FALSE))
+  }
+  e <- imh_efficiency(r)
+  floor_thin <- if (e > 0) ceiling(ess_min / (e * n) - 1e-9) else full
+  thin <- as.integer(min(full, max(1, floor_thin, floor(seconds / (n * cost)))))
+  list(thin = thin, full = full, limited = thin < full)
 }
 
 # Exact draws of the target pi = exp(-beta Phi) from the law `law`: n * thin
 # proposals (draws of the law with their exact log-densities), their
 # log-weights against pi, and `chains` independence Metropolis-Hastings
-# chains through them, each kept draw the last of `thin` proposals. Returns
-# list(x (n x D, the flow's scale), log_density (the flow's, at each
-# draw), chain, method = "imh", acceptance, log_weights (of all the
-# proposals, for the evidence), thin).
-correct_draws <- function(law, potential, beta, n, chains = 4L, thin = 1L, threads = 1L) {
-  M <- n * thin
-  d <- law_draw(law, M, threads = threads)
-  lw <- proposal_log_weights(potential, beta, d$x, d$log_density)
-  ch <- imh_chains(lw, chains)
-  # the chains are in blocks of equal length, multiples of thin: keep the
-  # last of every thin
-  keep <- ch$index[seq(thin, M, by = thin)]
-  list(x = d$x[keep, , drop = FALSE], log_density = d$log_density[keep],
-       chain = ch$chain[seq(thin, M, by = thin)], method = "imh", acceptance = ch$accepted,
-       log_weights = lw, thin = thin)
+# chains through them, each kept draw the last of `thin` proposals. With
+# thin_max > thin (a costly target, draws_thinning()): while the draws'
+# smallest bulk ESS is below ess_min or their largest R-hat is 1.01 or
+# more, the thinning is raised to what the measured ESS asks for (at most
+# thin_max), each chain continued through fresh proposals from where it
+# stood. Returns list(x
+# (n x D, the flow's scale), log_density (the flow's, at each draw), chain,
+# method = "imh", acceptance, log_weights (of all the proposals, for the
+# evidence), thin).
+correct_draws <- function(law, potential, beta, n, chains = 4L, thin = 1L, threads = 1L,
+                          thin_max = thin, ess_min = 1000) {
+  chains <- max(1L, min(as.integer(chains), n))
+  len <- rep(n %/% chains, chains) + (seq_len(chains) <= n %% chains)
+  d <- law_draw(law, n * thin, threads = threads)
+  x <- d$x
+  ld <- d$log_density
+  lw <- proposal_log_weights(potential, beta, x, ld)
+  start <- imh_starts(lw, chains)
+  u <- log(stats::runif(length(lw)))
+  # chain j's proposals, in its order: block j of the first round
+  ends <- cumsum(len * thin)
+  order <- lapply(seq_len(chains), function(j) seq.int(ends[j] - len[j] * thin + 1L, ends[j]))
+  repeat {
+    paths <- lapply(seq_len(chains), function(j) imh_path(lw, order[[j]], start[j], u))
+    keep <- unlist(lapply(paths, function(p) p$index[seq(thin, length(p$index), by = thin)]))
+    chain <- rep(seq_len(chains), len)
+    if (thin >= thin_max) break
+    dg <- draws_diagnostics(list(x = x[keep, , drop = FALSE], chain = chain, acceptance = NA,
+                                 log_weights = numeric(0)), pareto = FALSE)
+    if (isTRUE(dg$ess_bulk >= ess_min && dg$rhat < 1.01)) break
+    # the thinning the measured ESS asks for (15% to spare), at least half
+    # as much again where only R-hat fell short
+    need <- if (isTRUE(dg$ess_bulk > 0)) ceiling(1.15 * thin * ess_min / dg$ess_bulk) else thin_max
+    if (isTRUE(dg$ess_bulk >= ess_min)) need <- ceiling(1.5 * thin)
+    new_thin <- as.integer(min(max(thin + 1L, need), thin_max))
+    more <- n * (new_thin - thin)
+    d2 <- law_draw(law, more, threads = threads)
+    lw2 <- proposal_log_weights(potential, beta, d2$x, d2$log_density)
+    base <- length(lw)
+    x <- rbind(x, d2$x)
+    ld <- c(ld, d2$log_density)
+    lw <- c(lw, lw2)
+    u <- c(u, log(stats::runif(more)))
+    ends <- base + cumsum(len * (new_thin - thin))
+    for (j in seq_len(chains)) {
+      order[[j]] <- c(order[[j]], seq.int(ends[j] - len[j] * (new_thin - thin) + 1L, ends[j]))
+    }
+    thin <- new_thin
+  }
+  acc <- sum(vapply(paths, function(p) p$accepted, 0)) / length(lw)
+  list(x = x[keep, , drop = FALSE], log_density = ld[keep], chain = chain, method = "imh",
+       acceptance = acc, log_weights = lw, thin = thin)
+}
+
+# The starting proposals of `chains` chains, drawn from all the proposals
+# by their weights (sampling-importance resampling: close to the target
+# from the start, so no draw is thrown away).
+imh_starts <- function(lw, chains) {
+  if (!any(is.finite(lw))) {
+    abort("every draw of the flow has a weight of zero: the target is zero (or undefined) at all of them.",
+          call = NULL)
+  }
+  sample.int(length(lw), chains, replace = TRUE, prob = exp(lw - max(lw)))
+}
+
+# One independence Metropolis-Hastings chain from proposal `start` through
+# the proposals `order` (indices into lw, with their log-uniforms u): the
+# proposal kept at each step, and the moves accepted.
+imh_path <- function(lw, order, start, u) {
+  index <- integer(length(order))
+  cur <- start
+  acc <- 0L
+  for (t in seq_along(order)) {
+    i <- order[t]
+    # a proposal of weight zero is never taken; the start has weight > 0
+    if (u[i] < lw[i] - lw[cur]) {
+      cur <- i
+      acc <- acc + 1L
+    }
+    index[t] <- cur
+  }
+  list(index = index, accepted = acc)
 }
 
 # The diagnostics of exact draws: their number, chains, acceptance, the
 # smallest bulk and tail ESS and the largest R-hat over the coordinates
 # (posterior's estimates, on the flow's scale), the proposals' number and
 # the Pareto k-hat of their weights.
-draws_diagnostics <- function(d) {
+draws_diagnostics <- function(d, pareto = TRUE) {
   x <- d$x
   if (is.null(colnames(x))) colnames(x) <- paste0("x", seq_len(ncol(x)))
   list(n = nrow(x), chains = length(unique(d$chain)), acceptance = d$acceptance,
+       thin = d$thin %||% 1L,
        ess_bulk = min(draws_stat(x, d$chain, "ess_bulk")),
-       ess_tail = min(draws_stat(x, d$chain, "ess_tail")),
+       ess_tail = if (pareto) min(draws_stat(x, d$chain, "ess_tail")) else NA_real_,
        rhat = max(draws_stat(x, d$chain, "rhat")), proposals = length(d$log_weights),
-       pareto_k = pareto_khat(d$log_weights))
+       pareto_k = if (pareto) pareto_khat(d$log_weights) else NA_real_)
 }
 
 # Draws in chains as an iterations x chains x variables array (the chains

@@ -212,12 +212,8 @@ init_laplace <- function(potential, start = NULL, inflate = 1.5, tries = 10, df 
   }
   if (is.null(best)) abort("the optimiser found no point where the potential is finite.")
   opt <- best
-  H <- matrix(0, D, D)
-  for (d in seq_len(D)) {
-    e <- 1e-5 * max(1, abs(opt$par[d])) * (seq_len(D) == d)
-    H[, d] <- (gradient(opt$par + e) - gradient(opt$par - e)) / (2 * e[d])
-  }
-  H <- (H + t(H)) / 2
+  # central differences of the gradient, the 2 D points in one call
+  H <- modes_hessian(potential, opt$par)  # R/modes.R
   if (any(!is.finite(H))) {
     abort("the Hessian of the potential at its minimum is not finite.")
   }
@@ -244,6 +240,10 @@ init_laplace <- function(potential, start = NULL, inflate = 1.5, tries = 10, df 
          else init_gaussian(opt$par, inflate^2 * Hinv)
   out$mode <- opt$par
   out$convergence <- opt$convergence
+  # Phi and its Hessian at the mode, for the search of further modes
+  # (find_modes_from(), which would otherwise compute them again)
+  out$value <- opt$value
+  out$hessian <- H
   out$label <- sprintf("Laplace approximation at the mode%s, sd x %g, dimension %d",
                        if (is.finite(df)) sprintf(" (Student t, %g df)", df) else "",
                        inflate, D)
@@ -275,19 +275,4 @@ init_mvt <- function(mean, S, df) {
     },
     label = sprintf("Student t (%g df), dimension %d", df, D)
   ), class = "jko_init")
-}
-
-# Phi and its gradient at one point as the potential gives them, for
-# optim(): a non-finite value is +Inf (BFGS then shortens its step), a
-# non-finite gradient component 0.
-point_objective <- function(potential) {
-  list(value = function(t) {
-         v <- potential_values(potential, matrix(t, 1L))
-         if (is.finite(v)) v else Inf
-       },
-       gradient = function(t) {
-         g <- raw_gradient(potential, matrix(t, 1L))[1L, ]
-         g[!is.finite(g)] <- 0
-         g
-       })
 }

@@ -91,7 +91,11 @@
 #' (4000, see [jko_control()]) such draws in 4 chains, each started by
 #' importance resampling and each kept draw the last of as many proposals
 #' as the monitor's importance ESS asks for (one per draw for a flow at the
-#' target, up to 25), with their diagnostics (`fit$draws`: acceptance, the
+#' target, up to 25; where those proposals' evaluations would take over
+#' 10 s, as the target's cost a point measured on the monitor tells, as
+#' many as fit in 10 s or give a bulk ESS of 1000, more only while the
+#' chains' bulk ESS is below 1000 or their R-hat 1.01 or more, and the
+#' verdict says so), with their diagnostics (`fit$draws`: acceptance, the
 #' smallest bulk and tail ESS and the largest R-hat of the posterior
 #' package, the Pareto \eqn{\hat k} of the proposals' weights). They are
 #' what [jko_sample()] returns by default at the last step, and their
@@ -234,11 +238,16 @@ new_flow <- function(potential, init, h, steps, beta, control, dots, stationary,
   mon_ld <- if (is.null(monitor$log_density)) rep(NA_real_, nrow(mon)) else monitor$log_density
   # Phi at the monitor samples: checked, except where a target's support
   # may leave it infinite
+  t_phi <- proc.time()[["elapsed"]]
   phi <- if (energy) c_energy_eval(potential, mon, mon_ld, beta, threads)
          else if (isTRUE(potential$support)) potential_values(potential, mon)
          else c_pot_eval(potential, mon)$value
+  # the potential's cost a point (seconds), which the exact draws' number
+  # of proposals heeds (make_posterior_draws(), R/posterior.R)
+  phi_cost <- (proc.time()[["elapsed"]] - t_phi) / nrow(mon)
   fit <- structure(list(
     call = call, potential = potential, init = law, dim = D, h = h, beta = beta,
+    phi_cost = if (!energy) phi_cost,
     net = net, settings = control, seed = seed, rejections0 = rejections0,
     # stationary: a flow run for its stationary law, in whitened coordinates
     # (each step's network acts on L^{-1} (x - center), L the Cholesky factor

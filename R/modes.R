@@ -8,122 +8,6 @@
 # starts, over what region, how many modes they found) rather than claiming
 # the target was reached.
 
-# Phi and its gradient at the rows of x as the potential gives them, with
-# any non-finite or undefined value made +Inf (a point no descent moves to)
-# and non-finite gradient entries 0; a potential that fails on the batch
-# gives +Inf everywhere.
-modes_vg <- function(potential, x) {
-  out <- tryCatch({
-    if (is.function(potential$value)) {
-      if (!is.null(potential$value_gradient)) {
-        r <- potential$value_gradient(x)
-        list(value = as.double(r$value), gradient = r$gradient)
-      } else {
-        list(value = as.double(potential$value(x)), gradient = raw_gradient(potential, x))
-      }
-    } else c_pot_eval(potential, x, TRUE)
-  }, error = function(e) NULL)
-  n <- nrow(x)
-  if (is.null(out) || length(out$value) != n) {
-    return(list(value = rep(Inf, n), gradient = matrix(0, n, ncol(x))))
-  }
-  v <- out$value
-  v[!is.finite(v)] <- Inf
-  g <- matrix(as.double(out$gradient), n, ncol(x))
-  g[!is.finite(g)] <- 0
-  list(value = v, gradient = g)
-}
-
-# Preconditioned gradient descent of all the rows of x at once (one call of
-# the potential per iteration for the whole batch): x - eta P grad, eta
-# per point, doubled after a step that satisfies Armijo's condition and
-# quartered (the step undone) after one that does not. A point has
-# converged when its squared Newton decrement in the metric P, g' P g, is
-# below tol. list(x, value (Phi at the start: `value0`, at the end:
-# `value`), converged).
-descend <- function(potential, x, P, maxit = 200L, tol = 1e-4) {
-  vg <- modes_vg(potential, x)
-  f <- vg$value
-  f0 <- f
-  g <- vg$gradient
-  n <- nrow(x)
-  eta <- rep(1, n)
-  live <- is.finite(f)
-  conv <- rep(FALSE, n)
-  for (it in seq_len(maxit)) {
-    pg <- g %*% P
-    dec <- rowSums(g * pg)
-    conv <- live & dec < tol
-    act <- which(live & !conv)
-    if (!length(act)) break
-    y <- x[act, , drop = FALSE] - eta[act] * pg[act, , drop = FALSE]
-    out <- modes_vg(potential, y)
-    ok <- out$value <= f[act] - 1e-4 * eta[act] * dec[act]
-    i <- act[ok]
-    x[i, ] <- y[ok, ]
-    f[i] <- out$value[ok]
-    g[i, ] <- out$gradient[ok, , drop = FALSE]
-    eta[i] <- pmin(2 * eta[i], 1e6)
-    j <- act[!ok]
-    eta[j] <- eta[j] / 4
-    live[j[eta[j] < 1e-12]] <- FALSE
-  }
-  list(x = x, value0 = f0, value = f, converged = conv)
-}
-
-# The Hessian of Phi at t by central differences of its gradient.
-modes_hessian <- function(gradient, t) {
-  D <- length(t)
-  H <- matrix(0, D, D)
-  for (d in seq_len(D)) {
-    e <- 1e-5 * max(1, abs(t[d])) * (seq_len(D) == d)
-    H[, d] <- (gradient(t + e) - gradient(t - e)) / (2 * e[d])
-  }
-  (H + t(H)) / 2
-}
-
-# BFGS from x0 to a minimum of Phi, and the Hessian there: list(par, value,
-# H, convergence, pd (is H positive definite), log_det).
-polish_mode <- function(potential, x0) {
-  vg <- point_objective(potential)
-  value <- vg$value
-  gradient <- vg$gradient
-  if (!is.finite(value(x0))) return(NULL)
-  opt <- tryCatch(stats::optim(x0, value, gradient, method = "BFGS",
-                               control = list(maxit = 2000L, reltol = 1e-14)),
-                  error = function(e) NULL)
-  if (is.null(opt) || !is.finite(opt$value)) return(NULL)
-  H <- modes_hessian(gradient, opt$par)
-  if (any(!is.finite(H))) return(NULL)
-  ev <- eigen(H, symmetric = TRUE, only.values = TRUE)$values
-  # positive definite, judged in units of the diagonal (parameters on
-  # different scales make a well-determined H ill-conditioned)
-  sc <- if (all(diag(H) > 0)) 1 / sqrt(diag(H)) else rep(1, nrow(H))
-  evs <- eigen(H * outer(sc, sc), symmetric = TRUE, only.values = TRUE)$values
-  pd <- min(ev) > 0 && min(evs) > 1e-8 * max(abs(evs), 1e-300)
-  list(par = opt$par, value = opt$value, H = H, convergence = opt$convergence, pd = pd,
-       log_det = if (pd) sum(log(ev)) else NA_real_)
-}
-
-# The inverse of a symmetric H through its eigenvalues, their absolute
-# values floored at 1e-6 of the largest (a metric for the descent and the
-# box even where H is not positive definite).
-abs_inverse <- function(H) {
-  eg <- eigen(H, symmetric = TRUE)
-  a <- pmax(abs(eg$values), 1e-6 * max(abs(eg$values), 1e-300))
-  out <- eg$vectors %*% (t(eg$vectors) / a)
-  (out + t(out)) / 2
-}
-
-# Squared Mahalanobis distances of the rows of x to each mode under its own
-# Hessian: an n x K matrix.
-mode_distances <- function(x, modes, hessians) {
-  vapply(seq_len(nrow(modes)), function(k) {
-    d <- sweep(x, 2L, modes[k, ])
-    rowSums((d %*% hessians[[k]]) * d)
-  }, numeric(nrow(x)))
-}
-
 #' Find the modes of a target
 #'
 #' A search for the local maxima of a target's density (the minima of its
@@ -206,7 +90,14 @@ find_modes_from <- function(potential, first, max_starts = 1000, batch = 32, sca
   if (is.na(D)) abort("`potential` must know its dimension for a search of its modes.")
   potential <- full_data(potential)
   if (is.null(first)) first <- suppressWarnings(init_laplace(potential, inflate = 1))
-  p1 <- polish_mode(potential, first$mode)
+  # init_laplace()'s optimum and Hessian where it converged (its BFGS and
+  # differences are polish_mode()'s: redoing them cost ~230 evaluations of
+  # single points)
+  p1 <- if (isTRUE(first$convergence == 0L) && is.matrix(first$hessian) &&
+            isTRUE(is.finite(first$value))) {
+    mode_point(first$mode, first$value, first$hessian)
+  }
+  if (is.null(p1)) p1 <- polish_mode(potential, first$mode)
   if (is.null(p1)) abort("the potential is not finite at the first mode found.")
   P <- abs_inverse(p1$H)
   modes <- matrix(numeric(0), 0L, D)
@@ -255,18 +146,36 @@ find_modes_from <- function(potential, first, max_starts = 1000, batch = 32, sca
   repeat {
     size <- min(size, max_starts + 1L - n_starts)
     if (size < 1L) break
-    s <- descend(potential, draw(size), P)
+    s <- descend_qn(potential, draw(size), P)
     n_starts <- n_starts + size
     failed <- failed + sum(!is.finite(s$value0))
-    for (i in which(is.finite(s$value0))) {
-      x <- s$x[i, ]
-      k <- 0L
-      if (nrow(modes)) {
-        d2 <- mode_distances(matrix(x, 1L), modes, hess)
-        if (min(d2) < 1) k <- which.min(d2)
+    rows <- which(is.finite(s$value0))
+    # an end point within one sd of a known mode is that mode; the others
+    # are polished together (a tighter quasi-Newton descent, one call of
+    # the potential per iteration for all of them, then their Hessians in
+    # one call each), by BFGS one by one only where that did not converge
+    k0 <- integer(length(rows))
+    if (nrow(modes) && length(rows)) {
+      d2 <- matrix(mode_distances(s$x[rows, , drop = FALSE], modes, hess), length(rows))
+      near <- apply(d2, 1L, min) < 1
+      k0[near] <- max.col(-d2, ties.method = "first")[near]
+    }
+    cand <- rows[k0 == 0L]
+    pol <- vector("list", length(rows))
+    if (length(cand)) {
+      q <- descend_qn(potential, s$x[cand, , drop = FALSE], P, maxit = 200L, tol = 1e-8)
+      for (m in seq_along(cand)) {
+        r <- match(cand[m], rows)
+        pol[[r]] <- if (q$converged[m]) {
+          mode_point(q$x[m, ], q$value[m], modes_hessian(potential, q$x[m, ]))
+        } else polish_mode(potential, s$x[cand[m], ])
       }
+    }
+    for (r in seq_along(rows)) {
+      i <- rows[r]
+      k <- k0[r]
       if (!k) {
-        p <- polish_mode(potential, x)
+        p <- pol[[r]]
         if (is.null(p) || !p$pd) {
           failed <- failed + 1L
           next
@@ -425,8 +334,9 @@ modes_start <- function(potential, ..., mixture_inflate = 1) {
 #' (`elsewhere`): a sign that the search missed a mode.
 #'
 #' A fit's verdict carries the same weights (`fit$modes`), from 16384
-#' draws where several modes are known; with one, from 4096 draws that are
-#' not descended (all in its basin).
+#' draws where several modes are known; with one, from the proposals of
+#' its exact draws (not descended: all in its basin; 4096 fresh draws for a
+#' fit without exact draws).
 #'
 #' These weights are exact in the limit of many draws for the modes that
 #' the flow's law covers; a mode with no draw near it gets no weight, which
@@ -491,6 +401,13 @@ weigh_modes <- function(potential, x, log_q, search, beta = 1, settle = TRUE) {
     basin <- max.col(-d2, ties.method = "first")
     away <- s$converged & d2[cbind(seq_along(basin), basin)] > 9
   }
+  modes_table(lw, basin, away, search)
+}
+
+# The mode weights (weigh_modes()'s result) from log-weights lw of draws,
+# the basin of each (1..K) and whether it settled away from every mode.
+modes_table <- function(lw, basin, away, search) {
+  K <- nrow(search$modes)
   lw[is.na(lw)] <- -Inf
   mx <- max(lw)
   w <- exp(lw - mx)
@@ -521,6 +438,14 @@ fit_modes <- function(fit, threads = 1L) {
   tryCatch({
     search <- fit_search(fit)
     several <- nrow(search$modes) > 1L
+    # with one mode, the weights of the exact draws' proposals serve: draws
+    # of the same law with their exact densities, evaluated already (for a
+    # costly target, 4096 evaluations saved)
+    lw <- fit$draws$log_weights
+    if (!several && length(lw)) {
+      n <- length(lw)
+      return(modes_table(lw, rep(1L, n), rep(FALSE, n), search))
+    }
     d <- with_stream(fit$seed, "modes", law_draw(fit_law(fit), if (several) 16384L else 4096L,
                                                  threads = threads))
     weigh_modes(fit$potential, d$x, d$log_density, search, fit$beta, settle = several)

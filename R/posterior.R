@@ -7,12 +7,24 @@
 # chains from the fit's own stream, on the flow's scale, each the last of
 # as many proposals as the importance ESS of the last monitor samples asks
 # for, with their diagnostics.
+#
+# Where the target is costly (its cost a point, `fit$phi_cost`, measured on
+# the monitor's evaluations), the proposals start from what fits in 10 s or
+# is expected to keep the draws' ESS at 1000, and are raised while the
+# chains' bulk ESS is below 1000 or their R-hat 1.01 or more, up to the
+# usual thinning (draws_thinning(), correct_draws(): R/correct.R); the
+# draws' diagnostics say so.
 make_posterior_draws <- function(fit, threads = 1L) {
   last <- fit$history[nrow(fit$history), ]
+  th <- draws_thinning(last$ess, fit$settings$draws, fit$phi_cost)
   d <- with_stream(fit$seed, "draws",
                    correct_draws(fit_law(fit), fit$potential, fit$beta, fit$settings$draws,
-                                 4L, thinning(last$ess), threads))
+                                 4L, th$thin, threads, thin_max = th$full))
   d$diagnostics <- draws_diagnostics(d)
+  if (d$thin < th$full) {
+    d$diagnostics$thin_full <- th$full
+    d$diagnostics$phi_cost <- fit$phi_cost
+  }
   d
 }
 

@@ -35,16 +35,43 @@ stationary_start <- function(potential, prior, beta, n = 4096L) {
   # KL(q || pi) = log Z - ELBO(q): the candidate with the larger ELBO. (Not
   # the importance-sampling estimate of KL, whose log Z is biased low for
   # a q that misses mass, as a degenerate mode's does.)
-  kl <- vapply(cands, function(q) {
-    x <- q$sample(n)
-    lw <- -beta * potential_values(potential, x) - q$log_density(x)
-    inside <- is.finite(lw)
-    if (!any(inside)) return(Inf)
-    # mass outside the support counts as the log of the mass inside
-    -mean(lw[inside]) - log(mean(inside))
-  }, numeric(1))
-  kl[!is.finite(kl)] <- Inf
-  with_search(adapt_start(cands[[which.min(kl)]], potential, beta, n), laplace)  # modes
+  best <- elbo_choice(cands, potential, beta, n)
+  with_search(adapt_start(cands[[best]], potential, beta, n), laplace)  # modes
+}
+
+# The candidate start with the largest ELBO, estimated on draws of each in
+# rounds of 256, 256, 512, ... up to n: the comparison stops once the best
+# is ahead of every other by 4 standard errors of the difference (for a
+# costly target, a Laplace approximation against N(0, I) is decided on 256
+# draws each, not 4096), else after n draws each.
+elbo_choice <- function(cands, potential, beta, n) {
+  lws <- lapply(cands, function(q) numeric(0))
+  m <- min(256L, n)
+  repeat {
+    for (k in seq_along(cands)) {
+      x <- cands[[k]]$sample(m)
+      lws[[k]] <- c(lws[[k]], -beta * potential_values(potential, x) - cands[[k]]$log_density(x))
+    }
+    est <- vapply(lws, function(lw) {
+      inside <- is.finite(lw)
+      if (!any(inside)) return(c(Inf, 0))
+      # mass outside the support counts as the log of the mass inside
+      c(-mean(lw[inside]) - log(mean(inside)),
+        if (sum(inside) > 1L) stats::sd(lw[inside]) / sqrt(sum(inside)) else Inf)
+    }, numeric(2))
+    kl <- est[1L, ]
+    kl[!is.finite(kl)] <- Inf
+    best <- which.min(kl)
+    used <- length(lws[[1L]])
+    if (used >= n) break
+    o <- setdiff(seq_along(kl), best)
+    gap <- kl[o] - kl[best]
+    if (is.finite(kl[best]) && all(!is.finite(kl[o]) | gap > 4 * sqrt(est[2L, best]^2 + est[2L, o]^2))) {
+      break
+    }
+    m <- min(used, n - used)
+  }
+  best
 }
 
 # The step of a stationary flow: h of the last step doubled while the KL
@@ -140,6 +167,15 @@ verdict_text <- function(v) {
                    "R-hat <= %.3f; Pareto k-hat %.2f of %d proposals"),
             d$n, d$chains, 100 * d$acceptance, d$ess_bulk, d$ess_tail, d$rhat, d$pareto_k,
             as.integer(d$proposals))
+  }
+  if (!is.null(d$thin_full)) {
+    # a costly target: fewer proposals than for draws worth as many
+    # independent ones (draws_thinning(), R/correct.R)
+    draws <- paste0(draws, sprintf(paste0(
+      " (each draw the last of %d proposals, not %d: the target costs %.3g ms a point, so ",
+      "the proposals were as many as fit in 10 s or give a bulk ESS of 1000 and an R-hat ",
+      "below 1.01)"),
+      as.integer(d$thin), as.integer(d$thin_full), 1000 * d$phi_cost))
   }
   if (v$reached) {
     # modes: no figure of the draws can see a mode they never came near:

@@ -22,9 +22,18 @@ resolve_threads <- function(threads) {
   check_threads(threads)
 }
 
+# The machine's cores, asked once a session: parallel::detectCores() runs
+# a shell command on Linux (3 ms), and every evaluation of a potential
+# resolves its threads (hundreds of single points in a BFGS).
+cores_cache <- new.env(parent = emptyenv())
+
 parallel_cores <- function() {
   n <- suppressWarnings(as.integer(Sys.getenv("OMP_THREAD_LIMIT", "")))
-  cores <- tryCatch(parallel::detectCores(logical = TRUE), error = function(e) NA)
+  cores <- cores_cache$cores
+  if (is.null(cores)) {
+    cores <- tryCatch(parallel::detectCores(logical = TRUE), error = function(e) NA)
+    cores_cache$cores <- cores
+  }
   if (is.na(cores)) cores <- 1L
   if (!is.na(n) && n > 0) cores <- min(cores, n)
   cores

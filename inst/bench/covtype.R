@@ -24,8 +24,8 @@
 # iterations each. Printed: the fit's time, the largest |mean difference|
 # in posterior sds and the largest relative sd difference against the
 # reference (aims: 0.1 sd, 10%), the reference's own Monte Carlo error,
-# the verdict, and the peak resident memory of the process (VmHWM) against
-# the data's size.
+# the verdict, the fit's time by phase, and the peak resident memory of the
+# process (VmHWM) against the data's size.
 
 suppressPackageStartupMessages(library(jkoflow))
 args <- commandArgs(TRUE)
@@ -79,10 +79,43 @@ tg <- target_logistic(x, y, batch = batch)
 full <- jkoflow:::full_data(tg)   # the same data, every row at every evaluation
 
 # ---- jkoflow with the defaults ------------------------------------------------
+# The fit's time by phase: timers around the package's own functions (they
+# change nothing in the fit): the first mode (init_laplace()), the search of
+# further modes, the rest of the start (the ELBO choice and adapt_start()),
+# the monitor's evaluation (new_flow() less the start), the exact draws and
+# their diagnostics.
+ns <- asNamespace("jkoflow")
+phase_time <- new.env()
+time_phase <- function(fname) {
+  f <- get(fname, ns)
+  g <- function(...) {
+    t0 <- proc.time()[["elapsed"]]
+    on.exit(phase_time[[fname]] <- (phase_time[[fname]] %||% 0) + proc.time()[["elapsed"]] - t0)
+    f(...)
+  }
+  `%||%` <- function(a, b) if (is.null(a)) b else a
+  environment(g) <- list2env(list(f = f, fname = fname, `%||%` = `%||%`), parent = environment(f))
+  unlockBinding(fname, ns)
+  assign(fname, g, ns)
+}
+phases <- c("init_laplace", "find_modes_from", "elbo_choice", "adapt_start", "stationary_start",
+            "new_flow", "jko_run", "make_posterior_draws", "fit_modes")
+for (f in phases) time_phase(f)
 gc(reset = TRUE)
 t_fit <- system.time(fit <- jko_fit(tg, verbose = TRUE, max_time = max_time))[["elapsed"]]
 say("jko_fit(target_logistic(x, y, batch = %d)): %.1f s, %d steps   [%s]; peak memory so far %.0f MB\n",
     batch, t_fit, length(fit$theta), load_now(), peak_mb())
+pt <- vapply(phases, function(f) if (is.null(phase_time[[f]])) 0 else phase_time[[f]], 0)
+say(paste0("  phases: first mode (init_laplace) %.1f s, search of further modes %.1f s, ",
+           "choice and adaptation of the start %.1f s (ELBO %.1f, adapt_start %.1f), ",
+           "monitor %.1f s, flow steps %.1f s, exact draws with their diagnostics %.1f s ",
+           "(%d proposals, thin %d), mode weights %.1f s, the rest %.1f s\n"),
+    pt[["init_laplace"]], pt[["find_modes_from"]],
+    pt[["stationary_start"]] - pt[["init_laplace"]] - pt[["find_modes_from"]],
+    pt[["elbo_choice"]], pt[["adapt_start"]], pt[["new_flow"]] - pt[["stationary_start"]],
+    pt[["jko_run"]], pt[["make_posterior_draws"]], length(fit$draws$log_weights),
+    as.integer(fit$draws$thin), pt[["fit_modes"]],
+    t_fit - pt[["new_flow"]] - pt[["jko_run"]] - pt[["make_posterior_draws"]] - pt[["fit_modes"]])
 cat(strwrap(jkoflow:::verdict_text(fit$verdict), indent = 2, exdent = 2), sep = "\n")
 draws <- jkoflow:::posterior_draws(fit, "unconstrained")$x
 

@@ -70,3 +70,42 @@ test_that("variables name a potential's coordinates, and are checked", {
                                  variables = 1:2),
                "`variables` must be NULL or character names")
 })
+
+test_that("exact draws are thinned by the proposal's ESS, and held in time for a costly target", {
+  th <- jkoflow:::thinning
+  expect_identical(th(1), 1L)             # a proposal that is its target
+  expect_identical(th(0.39), 7L)          # ceiling(1 / (0.4 r)) up to r = 0.6
+  expect_identical(th(0.2), 13L)
+  expect_identical(th(0), 25L)
+  expect_identical(th(NA_real_), 25L)
+  expect_lte(th(0.9), 2L)
+  dt <- jkoflow:::draws_thinning
+  # cheap (1 microsecond a point): the full thinning
+  expect_identical(dt(0.39, 4000, 1e-6)$thin, 7L)
+  expect_false(dt(0.39, 4000, 1e-6)$limited)
+  expect_identical(dt(0.39, 4000, NULL)$thin, 7L)
+  # costly (5 ms a point): no more than fit in 10 s, but what keeps ESS at 1000
+  d <- dt(0.39, 4000, 5e-3)
+  expect_true(d$limited)
+  expect_identical(d$thin, 2L)
+  expect_identical(d$full, 7L)
+})
+
+test_that("chains of a costly target are continued while their ESS falls short", {
+  set.seed(8)
+  # a N(0, 1) target in 3-D from a proposal twice as wide: r about 0.35
+  tg <- new_target(function(x) -0.5 * rowSums(x^2), function(x) -x, dim = 3)
+  law <- jkoflow:::as_law(init_gaussian(rep(0, 3), 4))
+  d <- jkoflow:::correct_draws(law, tg, 1, 400, 4L, 1L, thin_max = 8L, ess_min = 300)
+  expect_equal(nrow(d$x), 400)
+  expect_gt(d$thin, 1L)
+  expect_lte(d$thin, 8L)
+  expect_identical(length(d$log_weights), 400L * d$thin)
+  dg <- jkoflow:::draws_diagnostics(d)
+  expect_gte(dg$ess_bulk, 300 * 0.8)
+  expect_equal(as.vector(table(d$chain)), rep(100L, 4))
+  # without room to grow, one round
+  d1 <- jkoflow:::correct_draws(law, tg, 1, 400, 4L, 2L)
+  expect_identical(d1$thin, 2L)
+  expect_identical(length(d1$log_weights), 800L)
+})

@@ -446,3 +446,33 @@ test_that("a glm potential over many rows is the same sum on any number of threa
     expect_lt(max(abs(lp - lp0)), 1e-9 * max(abs(ll)))
   }
 })
+
+test_that("the vectorised logistic and Poisson rows are libm's to 1e-15 relative, row by row", {
+  # one row per linear predictor, through an intercept-only model with a
+  # flat prior: Phi is the row's negative log-likelihood term; t spans the
+  # reduced range of e^-|t|, the clamp at 708 and beyond (where the terms
+  # below e^-708 ~ 3e-308 are e^-708: an absolute error under 1e-307, so
+  # the relative one is taken against at least 1e-290)
+  t <- c(0, 1e-300, -1e-12, 1e-8, -0.3465, 0.3466, 0.5, -1, 2.5, -7, 17, -36.7, 40,
+         -100, 300, -707.9, 708.2, -745, 800, -1e5)
+  for (y in c(0, 1)) {
+    d1 <- data.frame(y = y)
+    tg <- target_glm(y ~ 1, d1, binomial(), prior = prior_flat())
+    v <- potential_value(tg, matrix(t, ncol = 1), grad = TRUE)
+    ref <- -(y * t - ifelse(t > 0, t + log1p(exp(-t)), log1p(exp(t))))
+    expect_lt(max(abs(v$value - ref) / pmax(abs(ref), 1e-290)), 1e-15)
+    dref <- -(y - plogis(t))
+    expect_lt(max(abs(v$gradient[, 1] - dref) / pmax(abs(dref), 1e-290)), 1e-15)
+  }
+  tp <- c(-800, -708.5, -50, -3, -0.2, 0, 1e-9, 0.34, 2, 20, 300, 709.7)
+  for (y in c(0, 3)) {
+    d1 <- data.frame(y = y)
+    tg <- target_glm(y ~ 1, d1, poisson(), prior = prior_flat())
+    v <- potential_value(tg, matrix(tp, ncol = 1), grad = TRUE)
+    mu <- exp(tp)
+    ref <- -(y * tp - mu - lgamma(y + 1))
+    # below e^-708 the mean is e^-708, an absolute error under 1e-307
+    expect_lt(max(abs(v$value - ref) / pmax(abs(ref), 1e-290)), 1e-15)
+    expect_lt(max(abs(v$gradient[, 1] + (y - mu)) / pmax(abs(y - mu), 1e-290)), 1e-15)
+  }
+})

@@ -172,3 +172,45 @@ test_that("init_mixture() refuses covariances that are not numbers or matrices, 
   expect_error(init_mixture(-1, function(...) 1), "`covs\\[\\[1\\]\\]` must be a finite 1 x 1 matrix")
   expect_error(init_mixture(rbind(c(0, 0)), c(1, 2, 3)), "or 2 variances\\), not")
 })
+
+test_that("the search reuses init_laplace()'s mode and Hessian and takes Hessians in one call", {
+  set.seed(4)
+  A <- crossprod(matrix(rnorm(36), 6)) + diag(6)
+  calls <- 0L
+  g6 <- new_target(function(x) -0.5 * rowSums((x %*% A) * x) - rowSums(x^4) / 50,
+                   function(x) { calls <<- calls + 1L; -x %*% A - 4 * x^3 / 50 }, dim = 6,
+                   start = rep(1, 6))
+  first <- suppressWarnings(init_laplace(g6, inflate = 1))
+  expect_true(is.matrix(first$hessian) && is.finite(first$value))
+  # the batched central differences are the column-by-column ones
+  H1 <- matrix(0, 6, 6)
+  grad <- jkoflow:::point_objective(g6)$gradient
+  for (d in 1:6) {
+    e <- 1e-5 * max(1, abs(first$mode[d])) * (seq_len(6) == d)
+    H1[, d] <- (grad(first$mode + e) - grad(first$mode - e)) / (2 * e[d])
+  }
+  expect_equal(first$hessian, (H1 + t(H1)) / 2, tolerance = 1e-12)
+  calls <- 0L
+  H <- jkoflow:::modes_hessian(g6, first$mode)
+  expect_identical(calls, 1L)
+  s <- jkoflow:::find_modes_from(g6, first)
+  expect_equal(nrow(s$modes), 1L)
+  expect_identical(s$modes[1, ], first$mode)
+  expect_identical(s$hessian[[1]], first$hessian)
+})
+
+test_that("the quasi-Newton descent settles far starts that the fixed metric does not", {
+  # a narrow curved valley (Rosenbrock's, scaled), its metric taken at the minimum
+  f <- function(x) 100 * (x[, 2] - x[, 1]^2)^2 + (1 - x[, 1])^2
+  gr <- function(x) cbind(-400 * x[, 1] * (x[, 2] - x[, 1]^2) - 2 * (1 - x[, 1]),
+                          200 * (x[, 2] - x[, 1]^2))
+  rb <- new_target(function(x) -f(x), function(x) -gr(x), dim = 2)
+  P <- jkoflow:::abs_inverse(matrix(c(802, -400, -400, 200), 2))
+  set.seed(6)
+  x0 <- matrix(runif(32, -30, 30), 16)
+  a <- jkoflow:::descend(rb, x0, P)
+  b <- jkoflow:::descend_qn(rb, x0, P)
+  expect_true(all(b$converged))
+  expect_lt(sum(a$converged), 16)
+  expect_equal(b$x, matrix(1, 16, 2), tolerance = 1e-2)
+})
