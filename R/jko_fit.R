@@ -217,11 +217,22 @@ new_flow <- function(potential, init, h, steps, beta, control, dots, stationary,
   # A flow to the stationary law starts from a Laplace approximation (or,
   # failing that, the target's prior); the time-accurate flow of a
   # target that carries a prior (target_logistic()) from the prior.
+  chose_start <- is.null(init) && stationary
   if (is.null(init)) {
     init <- if (stationary) with_stream(seed, "start", stationary_start(potential, potential$init, beta))
             else if (!is.null(potential$init)) potential$init
             else abort("`init` is needed: the initial distribution of the flow.", call = call)
   }
+  # draws of a chosen start with their potentials, made already by its
+  # importance sampling (adapt_start(), R/pmc.R): the monitor samples
+  reuse <- NULL
+  if (chose_start && !is.null(init$draws)) {
+    reuse <- init$draws
+    init$draws <- NULL
+  }
+  if (is.null(monitor) && !is.null(reuse) && nrow(reuse$x) == control$monitor) {
+    monitor <- list(x = reuse$x, log_density = reuse$log_density)
+  } else reuse <- NULL
   law <- as_law(init)
   if (energy) check_energy_fit(potential, law_has_density(law), control)
   D <- law$dim
@@ -239,12 +250,14 @@ new_flow <- function(potential, init, h, steps, beta, control, dots, stationary,
   # Phi at the monitor samples: checked, except where a target's support
   # may leave it infinite
   t_phi <- proc.time()[["elapsed"]]
-  phi <- if (energy) c_energy_eval(potential, mon, mon_ld, beta, threads)
+  phi <- if (!is.null(reuse)) reuse$phi
+         else if (energy) c_energy_eval(potential, mon, mon_ld, beta, threads)
          else if (isTRUE(potential$support)) potential_values(potential, mon)
          else c_pot_eval(potential, mon)$value
   # the potential's cost a point (seconds), which the exact draws' number
   # of proposals heeds (make_posterior_draws(), R/posterior.R)
-  phi_cost <- (proc.time()[["elapsed"]] - t_phi) / nrow(mon)
+  phi_cost <- (if (!is.null(reuse)) reuse$seconds else proc.time()[["elapsed"]] - t_phi) /
+    nrow(mon)
   fit <- structure(list(
     call = call, potential = potential, init = law, dim = D, h = h, beta = beta,
     phi_cost = if (!energy) phi_cost,

@@ -115,7 +115,9 @@ next_t <- function(cur, r) {
 # draws have a finite weight.
 pmc_round <- function(q, potential, beta, n, ess_min) {
   x <- q$sample(n)
+  t0 <- proc.time()[["elapsed"]]
   phi <- potential_values(potential, x)
+  seconds <- proc.time()[["elapsed"]] - t0
   lq <- q$log_density(x)
   lw <- -beta * phi - lq
   ok <- is.finite(lw)
@@ -127,7 +129,7 @@ pmc_round <- function(q, potential, beta, n, ess_min) {
   # ranked first by passing, then by ESS (passing) or k-hat
   score <- if (pass) -10 - d$ess else if (is.finite(k)) k else Inf
   list(x = x[ok, , drop = FALSE], lw = lw[ok], lq = lq[ok], d = d, pass = pass,
-       score = score)
+       score = score, draws = list(x = x, log_density = lq, phi = phi, seconds = seconds))
 }
 
 # The start q moved towards its target: at most `iters` rounds of one t
@@ -142,9 +144,11 @@ adapt_start <- function(q, potential, beta, n = 4096L, iters = 4L, ess_min = 0.1
   D <- q$dim
   best <- list(q = q, score = Inf, round = NULL)
   cur <- q
+  last <- NULL
   for (it in 0:iters) {
     r <- pmc_round(cur, potential, beta, n, ess_min)
     if (is.null(r)) break
+    last <- r
     if (r$score < best$score) best <- list(q = cur, score = r$score, round = r)
     if (it == iters) break
     w <- truncated_weights(r$lw)
@@ -157,5 +161,9 @@ adapt_start <- function(q, potential, beta, n = 4096L, iters = 4L, ess_min = 0.1
   if (!identical(out, q)) {
     out$label <- sprintf("%s, moved by importance sampling (%s)", q$label, out$label)
   }
+  # the last round's draws, where they are the proposal's kept: the fit's
+  # monitor samples at step 0 (new_flow()), n evaluations of the target
+  # not made twice
+  if (!is.null(last) && identical(best$round, last)) out$draws <- last$draws
   out
 }

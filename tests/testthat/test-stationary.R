@@ -225,3 +225,25 @@ test_that("in many dimensions the moved t takes lighter tails where they carry m
   # still over-dispersed: every sd at least the target's
   expect_gte(min(sqrt(diag(q$cov) / diag(S))), 1)
 })
+
+test_that("the start's last round of importance sampling is the fit's monitor, not drawn again", {
+  # a 2-D Gaussian (means 1, -1, sds 2, 0.5): its Laplace t passes at its
+  # first round, whose 4096 draws (with their potentials) are the monitor
+  # samples at step 0; the target sees 4096 points at once only there
+  sizes <- integer(0)
+  m <- c(1, -1)
+  s <- c(2, 0.5)
+  tg <- target_logdensity(function(x) {
+    sizes <<- c(sizes, nrow(x))
+    -0.5 * rowSums(sweep(sweep(x, 2L, m), 2L, s, "/")^2)
+  }, function(x) -sweep(sweep(x, 2L, m), 2L, s^2, "/"), dim = 2)
+  set.seed(12)
+  fit <- jko_fit(tg, verbose = FALSE)
+  expect_true(fit$verdict$reached)
+  expect_equal(length(fit$theta), 0L)
+  expect_equal(sum(sizes == 4096L), 1L)
+  expect_equal(nrow(fit$monitor$points), 4096L)
+  # the monitor's figures are those of the start's draws: a Gaussian's
+  # weights against its own Laplace t are bounded (k-hat < 0)
+  expect_lt(fit$history$pareto_k[1], 0.5)
+})
