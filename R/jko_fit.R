@@ -68,7 +68,11 @@
 #'   ([find_modes()]) finds several modes, the Laplace candidate is the
 #'   mixture of their Laplace approximations ([init_mixture()]), and the
 #'   verdict gives the modes' weights ([mode_weights()]) and says what was
-#'   searched;
+#'   searched; for one mode, the start is then moved by rounds of adaptive
+#'   importance sampling on 4096 draws each (a Student t whose centre,
+#'   covariance and tails, 7 to 100 degrees of freedom, follow the
+#'   importance weights), and the last round's draws are the monitor
+#'   samples of step 0;
 #' * the network: 32 x 32, batches of 512, a pool of \eqn{2^{16}} and
 #'   4096 monitor samples.
 #'
