@@ -111,7 +111,7 @@ next_t <- function(cur, r) {
 
 # One round: n draws of q, their potentials and weights, the divergence
 # figures (target_divergence()) and whether q passes as a proposal
-# (target_reached()'s k-hat, ESS and spread). NULL where fewer than 10
+# (target_reached(), as the fit's monitor judges it). NULL where fewer than 10
 # draws have a finite weight.
 pmc_round <- function(q, potential, beta, n, ess_min) {
   x <- q$sample(n)
@@ -124,8 +124,7 @@ pmc_round <- function(q, potential, beta, n, ess_min) {
   if (sum(ok) < 10L || anyNA(lw)) return(NULL)
   d <- target_divergence(phi, lq, beta, x)
   k <- d$pareto_k
-  pass <- is.finite(k) && k < khat_reached(n) && isTRUE(d$ess >= ess_min) &&
-    isTRUE(d$spread >= spread_min) && isTRUE(d$outside < 1e-3)
+  pass <- target_reached(d, list(monitor = n, ess_min = ess_min))
   # ranked first by passing, then by ESS (passing) or k-hat
   score <- if (pass) -10 - d$ess else if (is.finite(k)) k else Inf
   list(x = x[ok, , drop = FALSE], lw = lw[ok], lq = lq[ok], d = d, pass = pass,

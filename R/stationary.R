@@ -104,23 +104,6 @@ stop_reason <- function(fit) {
   NA_character_
 }
 
-# A law is a good proposal for its target when the importance weights of
-# its monitor samples have a Pareto k-hat below khat_reached() and an effective sample
-# size of at least ess_min of the samples, the law is nowhere narrower than
-# the target (each coordinate's sd at least spread_min = 0.95 of its importance-weighted
-# value: a proposal too narrow in its tails is the one error the exact
-# correction cannot undo in a few thousand draws, and the importance
-# weights see it only there), and none of its samples is outside the
-# target's support; a KL and the moments are asked for only where the
-# settings give their tolerances.
-target_reached <- function(h, settings) {
-  ok <- isTRUE(h$pareto_k < khat_reached(settings$monitor) && h$ess >= settings$ess_min &&
-               h$spread >= spread_min && h$outside < 1e-3)
-  if (!is.null(settings$kl_tol)) ok <- ok && isTRUE(h$kl < settings$kl_tol)
-  if (!is.null(settings$moment_tol)) ok <- ok && isTRUE(h$moment_gap < settings$moment_tol)
-  ok
-}
-
 # The verdict of a stationary flow at its last step, with the diagnostics of
 # its exact draws (fit$draws, R/correct.R) where it has them: reached when
 # the flow stopped as a good proposal and the draws' chains mixed (R-hat
