@@ -164,6 +164,55 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
         } else {
             memset(Ub, 0, (size_t) w * n * sizeof(double));
         }
+        if (D < JKO_SMALL_D) {
+            /* the products below with an inner or outer dimension of D, by
+             * hand: each sample's columns once, Abar and Bbar in cache */
+            const double *Ap = ws->Ap[l], *B = th + net->offB[l];
+            double *Bb = grad + net->offB[l];
+            for (int i = 0; i < n; i++) {
+                const double *Ui = U + (size_t) w * i, *yb = Ybar + (size_t) D * i;
+                double *Ubi = Ub + (size_t) w * i;
+                for (int j = 0; j < r; j++) {
+                    size_t o = (size_t) wr * i + (size_t) w * j;
+                    const double *Pj = P + o, *Aj = Ap + (size_t) w * j;
+                    double *Pbj = Pb + o, *Q = PU + o, *Abj = Ab + (size_t) w * j;
+                    /* Q = A_j ybar */
+                    JKO_SIMD
+                    for (int k = 0; k < w; k++) Q[k] = Aj[k] * yb[0];
+                    for (int d = 1; d < D; d++) {
+                        const double *Ajd = Aj + (size_t) wr * d, yd = yb[d];
+                        JKO_SIMD
+                        for (int k = 0; k < w; k++) Q[k] += Ajd[k] * yd;
+                    }
+                    /* ubar += 2 p (A ybar), pbar = 2 u (A ybar),
+                     * Abar += (2 p u) ybar' */
+                    JKO_SIMD
+                    for (int k = 0; k < w; k++) {
+                        Ubi[k] += 2.0 * Pj[k] * Q[k];
+                        Pbj[k] = 2.0 * Ui[k] * Q[k];
+                    }
+                    for (int d = 0; d < D; d++) {
+                        double *Abjd = Abj + (size_t) wr * d;
+                        const double yd2 = 2.0 * yb[d];
+                        JKO_SIMD
+                        for (int k = 0; k < w; k++) Abjd[k] += Pj[k] * Ui[k] * yd2;
+                    }
+                }
+                /* ubar += B ybar, Bbar += u ybar' */
+                for (int d = 0; d < D; d++) {
+                    const double *Bd = B + (size_t) w * d, yd = yb[d];
+                    double *Bbd = Bb + (size_t) w * d;
+                    JKO_SIMD
+                    for (int k = 0; k < w; k++) {
+                        Ubi[k] += Bd[k] * yd;
+                        Bbd[k] += Ui[k] * yd;
+                    }
+                }
+            }
+            memset(ws->Sb[l] + (size_t) w * i0, 0, (size_t) w * n * sizeof(double));
+            memset(ws->Cb[l] + (size_t) w * i0, 0, (size_t) w * n * sizeof(double));
+            continue;
+        }
         /* Abar += (2 p u) ybar' */
         for (int i = 0; i < n; i++) {
             const double *Ui = U + (size_t) w * i;
@@ -346,6 +395,35 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                             &w, &zero, Zb, &wp FCONE FCONE);
         }
         double *cb = grad + net->offc[l];
+        if (D < JKO_SMALL_D) {
+            /* with Bbar += sbar x' and Abar += pbar x' by hand */
+            double *Bb = grad + net->offB[l], *Ab = grad + net->offA[l];
+            for (int i = 0; i < n; i++) {
+                const double *sb = Sb + (size_t) w * i, *xi = X + (size_t) D * i;
+                JKO_SIMD
+                for (int k = 0; k < w; k++) cb[k] += sb[k];
+                for (int d = 0; d < D; d++) {
+                    double *Bbd = Bb + (size_t) w * d;
+                    const double xd = xi[d];
+                    JKO_SIMD
+                    for (int k = 0; k < w; k++) Bbd[k] += sb[k] * xd;
+                }
+                for (int j = 0; j < r; j++) {
+                    size_t o = (size_t) wr * i + (size_t) w * j;
+                    double *pb = Pb + o;
+                    const double *pj = P + o;
+                    JKO_SIMD
+                    for (int k = 0; k < w; k++) pb[k] += 2.0 * pj[k] * sb[k];
+                    for (int d = 0; d < D; d++) {
+                        double *Abjd = Ab + (size_t) w * j + (size_t) wr * d;
+                        const double xd = xi[d];
+                        JKO_SIMD
+                        for (int k = 0; k < w; k++) Abjd[k] += pb[k] * xd;
+                    }
+                }
+            }
+            continue;
+        }
         for (int i = 0; i < n; i++) {
             const double *sb = Sb + (size_t) w * i;
             JKO_SIMD
@@ -382,8 +460,15 @@ void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
         if (t > 0) memset(g, 0, np * sizeof(double));
         double *Sp = ws->Mbar + (size_t) t * ws->Dp * net->wmax;
         double *tmp = ws->tmp + (size_t) t * jko_tmp_len(net);
-        backward_part(net, th, X, i0, i1 - i0, ws, Ybar, lambda, g, Sp, tmp,
-                      ws->abarT + t);
+        int nb = icnn_block(net);
+        double ab = 0;
+        for (int b = i0; b < i1; b += (i1 - b < nb ? i1 - b : nb)) {
+            double a1;
+            backward_part(net, th, X, b, (i1 - b < nb ? i1 - b : nb), ws, Ybar, lambda,
+                          g, Sp, tmp, &a1);
+            ab += a1;
+        }
+        ws->abarT[t] = ab;
     }
     if (old > 1) jko_blas_set_threads(old);
     /* the parts' sums, in thread order: the same result for a given

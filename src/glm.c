@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "jko.h"
+#include "vmath.h"
 #include "numerics.h"
 #include "potentials.h"
 
@@ -342,81 +343,8 @@ void glm_draw(jko_pot *pot)
     }
 }
 
-#if defined(__GNUC__) && !defined(__clang__)
-# pragma GCC push_options
-# pragma GCC optimize ("no-trapping-math")
-#endif
-
-/* e^x for x in [-708, 709.78] (NaN stays NaN), in operations a compiler
- * vectorises (no call, no branch): x = k ln 2 + r, |r| <= ln 2 / 2, k from
- * the round-to-nearest of adding 1.5 * 2^52 (whose low bits are then k),
- * ln 2 in two parts (the first with trailing zeros, so k ln2_hi is exact),
- * the bits read through a union (memcpy would make the loop's locals
- * addressable, which keeps OpenMP's simd from vectorising it),
- * e^r by its Taylor polynomial of degree 13 (remainder below 5e-18
- * relative) and 2^k built in the exponent bits, as 2^(k-1) * 2 so that k =
- * 1024 does not overflow the exponent field. Within 2 ulp of libm's exp. */
-static inline double glm_exp(double x)
-{
-    const double shift = 0x1.8p52;
-    union { double d; uint64_t u; } k, sc;
-    k.d = x * 0x1.71547652b82fep0 + shift;
-    const uint64_t ki = k.u;
-    const double kd = k.d - shift;
-    double r = (x - kd * 0x1.62e42fefa3800p-1) - kd * 0x1.ef35793c7673p-45;
-    double q = 1.0 / 6227020800.0;               /* 1/13! */
-    q = q * r + 1.0 / 479001600.0;
-    q = q * r + 1.0 / 39916800.0;
-    q = q * r + 1.0 / 3628800.0;
-    q = q * r + 1.0 / 362880.0;
-    q = q * r + 1.0 / 40320.0;
-    q = q * r + 1.0 / 5040.0;
-    q = q * r + 1.0 / 720.0;
-    q = q * r + 1.0 / 120.0;
-    q = q * r + 1.0 / 24.0;
-    q = q * r + 1.0 / 6.0;
-    q = q * r + 0.5;
-    q = q * r + 1.0;
-    q = q * r + 1.0;
-    sc.u = (ki + 1022) << 52;
-    return q * sc.d * 2.0;
-}
-
-/* log(1 + e) for e in [0, 1]: 2 atanh(u), u = e / (2 + e) in [0, 1/3], by
- * its series 2u (1 + u^2/3 + u^4/5 + ...) to u^34 (the rest below 2e-18
- * relative, u^2 <= 1/9): relative error a few ulp, small e kept exactly
- * (no 1 + e is formed). */
-static inline double glm_log1p01(double e)
-{
-    const double u = e / (2.0 + e), v = u * u;
-    double q = 2.0 / 35;
-    q = q * v + 2.0 / 33; q = q * v + 2.0 / 31; q = q * v + 2.0 / 29;
-    q = q * v + 2.0 / 27; q = q * v + 2.0 / 25; q = q * v + 2.0 / 23;
-    q = q * v + 2.0 / 21; q = q * v + 2.0 / 19; q = q * v + 2.0 / 17;
-    q = q * v + 2.0 / 15; q = q * v + 2.0 / 13; q = q * v + 2.0 / 11;
-    q = q * v + 2.0 / 9;  q = q * v + 2.0 / 7;  q = q * v + 2.0 / 5;
-    q = q * v + 2.0 / 3;  q = q * v + 2.0;
-    return u * q;
-}
-
-/* (the pragma covers glm_exp() and glm_log1p01() above too: a function
- * compiled under other options is not inlined into these) */
-/* The row loops below are vectorised by OpenMP's simd (with its sum
- * reassociated) in every clone of JKO_CLONES only where GCC may assume that
- * floating point comparisons do not trap (-fno-trapping-math: the
- * selections of a clamp or a sign are then made branch-free); this changes
- * no result, only what the compiler may assume of the FP exception flags,
- * which R does not read. */
-/* Clones of the row loops: as JKO_CLONES, with x86-64-v3 (AVX2 and FMA)
- * besides, chosen before "fma" (FMA with AVX but not AVX2, whose 128-bit
- * integers halve the vectors of glm_exp()'s exponent bits: the logistic
- * rows took about 40% less time a row with AVX2 and FMA than with FMA). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    defined(__linux__) && (__GNUC__ >= 12)
-# define GLM_VEC __attribute__((target_clones("avx512f", "arch=x86-64-v3", "fma", "default")))
-#else
-# define GLM_VEC JKO_CLONES
-#endif
+/* The row loops are compiled without trapping math (vmath.h explains) */
+JKO_VMATH_BEGIN
 
 #ifdef _OPENMP
 # define GLM_SIMD_SUM(v) _Pragma("omp simd reduction(+:ll)")
@@ -428,7 +356,7 @@ static inline double glm_log1p01(double e)
  * without calls or branches that the compiler vectorises (compiled for
  * AVX-512, FMA and the baseline by JKO_CLONES): the same terms,
  * log(1 + e^t) = max(t, 0) + log(1 + e^{-|t|}) and the logistic of t from
- * the one e^{-|t|}, by glm_exp() and glm_log1p01() in place of libm's exp
+ * the one e^{-|t|}, by jko_vexp() and jko_vlog1p01() in place of libm's exp
  * and log1p (a row's term within a few ulp of theirs; e^{-|t|} floored at
  * e^{-708}, whose log(1 + e) is below 1e-307). A row of weight 0 adds 0
  * and has derivative 0. */
@@ -436,8 +364,8 @@ static inline double glm_log1p01(double e)
     GLM_SIMD_SUM(ll)                                                              \
     for (int i = i0; i < i1; i++) {                                               \
         const double wi = (WI), yi = y[i], t = es[i] + (OI);                      \
-        const double a = fabs(t), e = glm_exp(-(a > 708.0 ? 708.0 : a));          \
-        const double term = yi * t - ((t > 0 ? t : 0) + glm_log1p01(e));         \
+        const double a = fabs(t), e = jko_vexp(-(a > 708.0 ? 708.0 : a));          \
+        const double term = yi * t - ((t > 0 ? t : 0) + jko_vlog1p01(e));         \
         ll += wi == 0 ? 0.0 : wi * term;                                          \
         if (GRAD) {                                                               \
             const double inv = 1.0 / (1.0 + e);                                   \
@@ -445,7 +373,7 @@ static inline double glm_log1p01(double e)
         }                                                                         \
     }
 
-GLM_VEC static double glm_rows_logit(const double *w, const double *y, const double *off,
+JKO_VEC static double glm_rows_logit(const double *w, const double *y, const double *off,
                                         double *es, int i0, int i1, int grad)
 {
     double ll = 0;
@@ -463,7 +391,7 @@ GLM_VEC static double glm_rows_logit(const double *w, const double *y, const dou
     return ll;
 }
 
-/* The Poisson rows (log link) likewise: mu = e^t by glm_exp() (t above
+/* The Poisson rows (log link) likewise: mu = e^t by jko_vexp() (t above
  * log of the largest double: +Inf, as libm's; below -708, e^{-708}, an
  * error below 1e-307 in a term). */
 #define GLM_POIS_LOOP(WI, OI, GRAD)                                               \
@@ -471,12 +399,12 @@ GLM_VEC static double glm_rows_logit(const double *w, const double *y, const dou
     for (int i = i0; i < i1; i++) {                                               \
         const double wi = (WI), yi = y[i], t = es[i] + (OI);                      \
         const double mu = t > 0x1.62e42fefa39efp+9 ? R_PosInf                     \
-                          : glm_exp(t < -708.0 ? -708.0 : t);                     \
+                          : jko_vexp(t < -708.0 ? -708.0 : t);                     \
         ll += wi == 0 ? 0.0 : wi * ((yi > 0 ? yi * t : 0) - mu);                  \
         if (GRAD) es[i] = wi == 0 ? 0.0 : wi * (yi - mu);                         \
     }
 
-GLM_VEC static double glm_rows_pois(const double *w, const double *y, const double *off,
+JKO_VEC static double glm_rows_pois(const double *w, const double *y, const double *off,
                                        double *es, int i0, int i1, int grad)
 {
     double ll = 0;
@@ -494,9 +422,7 @@ GLM_VEC static double glm_rows_pois(const double *w, const double *y, const doub
     return ll;
 }
 
-#if defined(__GNUC__) && !defined(__clang__)
-# pragma GCC pop_options
-#endif
+JKO_VMATH_END
 
 /* The log-likelihood terms of rows [i0, i1) of one point from their linear
  * predictors es (one per row of the evaluation, offsets not yet added),

@@ -156,8 +156,11 @@ int icnn_hessian(const icnn_t *net, const double *th, const double *X, int n,
         int t = jko_thread_num(), i0, i1;
         jko_chunk(n, t, nt, &i0, &i1);
         double *tmp = ws->tmp + (size_t) t * jko_tmp_len(net);
-        int st = hessian_part(net, th, i0, i1 - i0, ws, logdet, tmp);
-        if (st > status) status = st;
+        int nb = icnn_block(net);
+        for (int b = i0; b < i1; b += (i1 - b < nb ? i1 - b : nb)) {
+            int st = hessian_part(net, th, b, (i1 - b < nb ? i1 - b : nb), ws, logdet, tmp);
+            if (st > status) status = st;
+        }
     }
     if (old > 1) jko_blas_set_threads(old);
     return status;

@@ -142,7 +142,10 @@ int icnn_invert(const icnn_t *net, const double *th, const double *Y, int n,
                 double tol, int maxit, int nth, double *Xout, double *resid,
                 int *iter);
 
-/* activation helpers shared by the kernels */
-void act_eval(int act, double s, double *f, double *f1, double *f2, double *f3);
+/* Samples a thread passes through forward_part, hessian_part or
+ * backward_part at a time (icnn.c): blocks small enough that a block's
+ * per-layer arrays stay in cache between the passes over them. */
+int icnn_block(const icnn_t *net);
+
 
 #endif

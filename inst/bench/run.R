@@ -11,7 +11,8 @@
 # Each configuration (D, width) runs in a child R process, so its peak
 # resident memory (VmHWM from /proc/self/status, Linux; it includes R
 # itself, about 60 MB) is its own, that of its one- and two-thread runs
-# together. Times are medians of `reps` runs of several iterations each,
+# together. Times are medians of `reps` runs, each the slope between calls
+# of k and 2k iterations (see the child mode below),
 # wall clock, with the one- and two-thread runs in alternation: the speed
 # of a shared virtual machine drifts over minutes, and runs made minutes
 # apart put that drift into the ratio of two threads to one (1.07 against
@@ -30,9 +31,16 @@ vmhwm_mb <- function() {
   if (length(v)) as.numeric(gsub("[^0-9]", "", v)) / 1024 else NA_real_
 }
 
-## child mode: --child D width reps -> "s_per_iter_1 s_per_iter_2 peak_MB",
-## one and two threads measured in alternation, so that a machine whose
-## speed drifts over minutes (a shared virtual machine) moves both alike
+## child mode: --child D width reps -> "s_per_iter_1 s_per_iter_2 peak_MB
+## fixed_1 fixed_2", one and two threads measured in alternation, so that a
+## machine whose speed drifts over minutes (a shared virtual machine) moves
+## both alike. A call of k iterations also allocates its scratch (the
+## kernel's first touch of every page) and pushes the pool: a cost per JKO
+## step, not per iteration, which a call of a few iterations would spread
+## over them (at D = 12, width 256, ~0.15 s a call against ~0.12 s an
+## iteration). So each run times k and 2k iterations, alternated: the
+## seconds per iteration are the median of (t_2k - t_k) / k, and the fixed
+## cost the median of 2 t_k - t_2k.
 if (length(args) && args[1] == "--child") {
   a <- as.integer(args[-1])
   pb <- bench_problem(a[1], a[2])
@@ -41,9 +49,12 @@ if (length(args) && args[1] == "--child") {
   iters <- as.integer(min(50, max(3, round(0.5 / max(est, 1e-4)))))
   for (th in 1:2) invisible(jk_step_call(pb, th, 2L))   # warm-up
   t <- vapply(seq_len(a[3]), function(i) vapply(1:2, function(th) {
-    system.time(jk_step_call(pb, th, iters))[["elapsed"]] / iters
-  }, 0), numeric(2))
-  cat(sprintf("%.6g %.6g %.1f\n", stats::median(t[1, ]), stats::median(t[2, ]), vmhwm_mb()))
+    t1 <- system.time(jk_step_call(pb, th, iters))[["elapsed"]]
+    t2 <- system.time(jk_step_call(pb, th, 2L * iters))[["elapsed"]]
+    c((t2 - t1) / iters, 2 * t1 - t2)
+  }, numeric(2)), matrix(0, 2, 2))
+  cat(sprintf("%.6g %.6g %.1f %.6g %.6g\n", stats::median(t[1, 1, ]), stats::median(t[1, 2, ]),
+              vmhwm_mb(), stats::median(t[2, 1, ]), stats::median(t[2, 2, ])))
   quit(save = "no")
 }
 
@@ -81,6 +92,7 @@ for (D in dims) for (width in widths) {
       `s/iter` = r[threads], `GFLOP/s` = gf, `dgemm GFLOP/s` = dg[[as.character(threads)]],
       `% dgemm` = 100 * gf / dg[[as.character(threads)]],
       `torch s/iter` = tt, `x torch` = tt / r[threads], `peak MB` = r[3],
+      `fixed s/call` = r[3L + threads],
       check.names = FALSE)
   }
 }

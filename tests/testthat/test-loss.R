@@ -64,6 +64,27 @@ test_that("the loss value is the JKO objective", {
   expect_equal(jko_loss(net, net$theta, x, pot, h, beta)[[1L]], ref, tolerance = 1e-12)
 })
 
+test_that("a batch split in blocks and over threads gives the mean of its halves", {
+  # the kernels pass a thread's part of the batch in blocks of 128 samples,
+  # by hand below D = 8 and through BLAS from D = 8: the loss and gradient of
+  # 300 samples (blocks of 128, 128, 44 on one thread; 150 a thread on two)
+  # are the means of those of the halves, computed in one block each
+  set.seed(15)
+  for (a in list(list(d = 2, w = c(16, 12), r = 3), list(d = 9, w = c(10, 8), r = 2))) {
+    net <- random_net(a$d, a$w, a$r)
+    pot <- potential_quadratic(diag(a$d) + 0.3, rnorm(a$d))
+    x <- matrix(rnorm(300 * a$d), 300, a$d)
+    half <- function(i) jko_loss(net, net$theta, x[i, , drop = FALSE], pot, 0.1, 1.3)
+    h1 <- half(1:150); h2 <- half(151:300)
+    for (th in 1:2) {
+      all <- .Call(jkoflow:::C_jko_loss, jkoflow:::arch(net), net$alpha_min, net$theta,
+                   t(x), pot, 0.1, 1.3, as.integer(th))
+      expect_equal(all[[1L]], (h1[[1L]] + h2[[1L]]) / 2, tolerance = 1e-12)
+      expect_equal(all[[2L]], (h1[[2L]] + h2[[2L]]) / 2, tolerance = 1e-10)
+    }
+  }
+})
+
 test_that("built-in potentials have the documented values and gradients", {
   set.seed(14)
   x <- matrix(rnorm(12), 4, 3)
