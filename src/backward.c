@@ -31,13 +31,49 @@
  *   E_{k,d} = 2 sum_j p_kj a_kjd + b_kd. */
 JKO_CLONES static void grad_q_reverse(const icnn_t *net, int l, const double *th,
                            const double *Eb, int i0, int n, icnn_ws *ws,
-                           double *grad)
+                           double *grad, const double *X, double *tmp)
 {
     const int D = net->D, r = net->r, w = net->w[l], wr = w * r;
     const double *A = ws->Ap[l], *P = ws->P[l] + (size_t) wr * i0;
     double *Ab = grad + net->offA[l], *Bb = grad + net->offB[l],
            *Pb = ws->Pb[l] + (size_t) wr * i0;
     (void) th;
+    if (D < JKO_HAND_D) {
+        /* pbar_j = sum_d 2 E_d a_jd is not stored: its share pbar_j x' of
+         * Abar is added here (X: this part's samples; tmp: w doubles) */
+        double *pb = tmp;
+        for (int i = 0; i < n; i++) {
+            const double *Ei = Eb + (size_t) w * D * i, *xi = X + (size_t) D * i;
+            for (int d = 0; d < D; d++) {
+                const double *Ed = Ei + (size_t) w * d;
+                double *Bbd = Bb + (size_t) w * d;
+                JKO_SIMD
+                for (int k = 0; k < w; k++) Bbd[k] += Ed[k];
+            }
+            for (int j = 0; j < r; j++) {
+                const double *Pj = P + (size_t) wr * i + (size_t) w * j;
+                JKO_SIMD
+                for (int k = 0; k < w; k++) pb[k] = 0;
+                for (int d = 0; d < D; d++) {
+                    const double *Ed = Ei + (size_t) w * d, *Ajd = A + (size_t) wr * d + (size_t) w * j;
+                    double *Abjd = Ab + (size_t) wr * d + (size_t) w * j;
+                    JKO_SIMD
+                    for (int k = 0; k < w; k++) {
+                        double e2 = 2.0 * Ed[k];
+                        Abjd[k] += e2 * Pj[k];
+                        pb[k] += e2 * Ajd[k];
+                    }
+                }
+                for (int d = 0; d < D; d++) {
+                    double *Abjd = Ab + (size_t) wr * d + (size_t) w * j;
+                    const double xd = xi[d];
+                    JKO_SIMD
+                    for (int k = 0; k < w; k++) Abjd[k] += pb[k] * xd;
+                }
+            }
+        }
+        return;
+    }
     /* blocks of samples: a block's P, Pbar and Ebar stay in cache while
      * each row of Abar and A is reused across the block */
     enum { NB = 16 };
@@ -164,7 +200,7 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
         } else {
             memset(Ub, 0, (size_t) w * n * sizeof(double));
         }
-        if (D < JKO_SMALL_D) {
+        if (D < JKO_HAND_D) {
             /* the products below with an inner or outer dimension of D, by
              * hand: each sample's columns once, Abar and Bbar in cache */
             const double *Ap = ws->Ap[l], *B = th + net->offB[l];
@@ -172,10 +208,11 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
             for (int i = 0; i < n; i++) {
                 const double *Ui = U + (size_t) w * i, *yb = Ybar + (size_t) D * i;
                 double *Ubi = Ub + (size_t) w * i;
+                const double *xi = X + (size_t) D * i;
                 for (int j = 0; j < r; j++) {
                     size_t o = (size_t) wr * i + (size_t) w * j;
                     const double *Pj = P + o, *Aj = Ap + (size_t) w * j;
-                    double *Pbj = Pb + o, *Q = PU + o, *Abj = Ab + (size_t) w * j;
+                    double *Q = tmp, *Abj = Ab + (size_t) w * j;
                     /* Q = A_j ybar */
                     JKO_SIMD
                     for (int k = 0; k < w; k++) Q[k] = Aj[k] * yb[0];
@@ -184,18 +221,17 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                         JKO_SIMD
                         for (int k = 0; k < w; k++) Q[k] += Ajd[k] * yd;
                     }
-                    /* ubar += 2 p (A ybar), pbar = 2 u (A ybar),
-                     * Abar += (2 p u) ybar' */
+                    /* ubar += 2 p (A ybar); Abar += (2 p u) ybar' and, for
+                     * pbar = 2 u (A ybar), pbar x' (pbar is not stored:
+                     * each of its terms goes to Abar as it is made) */
                     JKO_SIMD
-                    for (int k = 0; k < w; k++) {
-                        Ubi[k] += 2.0 * Pj[k] * Q[k];
-                        Pbj[k] = 2.0 * Ui[k] * Q[k];
-                    }
+                    for (int k = 0; k < w; k++) Ubi[k] += 2.0 * Pj[k] * Q[k];
                     for (int d = 0; d < D; d++) {
                         double *Abjd = Abj + (size_t) wr * d;
-                        const double yd2 = 2.0 * yb[d];
+                        const double yd = yb[d], xd = xi[d];
                         JKO_SIMD
-                        for (int k = 0; k < w; k++) Abjd[k] += Pj[k] * Ui[k] * yd2;
+                        for (int k = 0; k < w; k++)
+                            Abjd[k] += 2.0 * Ui[k] * (Pj[k] * yd + Q[k] * xd);
                     }
                 }
                 /* ubar += B ybar, Bbar += u ybar' */
@@ -323,13 +359,13 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                 F77_CALL(dgemm)("N", "T", &w, &wp, &Dn, &one, Gb, &w,
                                 ws->J[l - 1] + (size_t) wp * D * i0, &wp, &one,
                                 grad + net->offW[l], &w FCONE FCONE);
-                grad_q_reverse(net, l, th, Gb, i0, n, ws, grad);
+                grad_q_reverse(net, l, th, Gb, i0, n, ws, grad, X, tmp);
                 F77_CALL(dgemm)("T", "N", &wp, &Dn, &w, &one, th + net->offW[l], &w,
                                 Gb, &w, &zero, Jb, &wp FCONE FCONE);
                 double *t = Gb; Gb = Jb; Jb = t;
             } else {
                 /* layer 1 has no activation: Gbar_1 = Jbar_1 */
-                grad_q_reverse(net, 0, th, Gb, i0, n, ws, grad);
+                grad_q_reverse(net, 0, th, Gb, i0, n, ws, grad, X, tmp);
             }
         }
     }
@@ -395,8 +431,8 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                             &w, &zero, Zb, &wp FCONE FCONE);
         }
         double *cb = grad + net->offc[l];
-        if (D < JKO_SMALL_D) {
-            /* with Bbar += sbar x' and Abar += pbar x' by hand */
+        if (D < JKO_HAND_D) {
+            /* with Bbar += sbar x' and Abar's share of pbar x' by hand */
             double *Bb = grad + net->offB[l], *Ab = grad + net->offA[l];
             for (int i = 0; i < n; i++) {
                 const double *sb = Sb + (size_t) w * i, *xi = X + (size_t) D * i;
@@ -409,16 +445,12 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                     for (int k = 0; k < w; k++) Bbd[k] += sb[k] * xd;
                 }
                 for (int j = 0; j < r; j++) {
-                    size_t o = (size_t) wr * i + (size_t) w * j;
-                    double *pb = Pb + o;
-                    const double *pj = P + o;
-                    JKO_SIMD
-                    for (int k = 0; k < w; k++) pb[k] += 2.0 * pj[k] * sb[k];
+                    const double *pj = P + (size_t) wr * i + (size_t) w * j;
                     for (int d = 0; d < D; d++) {
                         double *Abjd = Ab + (size_t) w * j + (size_t) wr * d;
-                        const double xd = xi[d];
+                        const double xd2 = 2.0 * xi[d];
                         JKO_SIMD
-                        for (int k = 0; k < w; k++) Abjd[k] += pb[k] * xd;
+                        for (int k = 0; k < w; k++) Abjd[k] += pj[k] * sb[k] * xd2;
                     }
                 }
             }

@@ -346,7 +346,7 @@ JKO_CLONES static void forward_part(const icnn_t *net, const double *th, const d
         const double *A = ws->Ap[l], *B = th + net->offB[l],
                      *c = th + net->offc[l];
         double *P = ws->P[l] + (size_t) wr * i0, *S = ws->S[l] + (size_t) w * i0;
-        if (D < JKO_SMALL_D) {
+        if (D < JKO_HAND_D) {
             /* products with an inner dimension of D: by hand, each sample's
              * columns once (a BLAS call would pack and zero them first) */
             for (int i = 0; i < n; i++) {
@@ -463,30 +463,27 @@ JKO_CLONES static void forward_part(const icnn_t *net, const double *th, const d
             /* PU is shared scratch sized for the widest layer: parts are
              * placed by wmax so they never overlap across layers */
             double *PU = ws->PU + (size_t) net->wmax * r * i0;
-            if (D < JKO_SMALL_D) {
+            if (D < JKO_HAND_D) {
                 /* y_d += sum_k (2 sum_j a_kjd p_kj + b_kd) u_k, by hand */
                 const double *Ap = ws->Ap[l], *B = th + net->offB[l];
                 for (int i = 0; i < n; i++) {
                     const double *Ui = U + (size_t) w * i, *Pi = P + (size_t) wr * i;
-                    double *PUi = PU + (size_t) wr * i, *yi = Y + (size_t) D * i;
-                    for (int j = 0; j < r; j++) {
-                        const double *Pj = Pi + (size_t) w * j;
-                        double *Qj = PUi + (size_t) w * j;
-                        JKO_SIMD
-                        for (int k = 0; k < w; k++) Qj[k] = 2.0 * Pj[k] * Ui[k];
-                    }
+                    double *yi = Y + (size_t) D * i;
                     for (int d = 0; d < D; d++) {
                         const double *Ad = Ap + (size_t) wr * d, *Bd = B + (size_t) w * d;
-                        double s = 0;
+                        double s = 0, t = 0;
+                        for (int j = 0; j < r; j++) {
+                            const double *Adj = Ad + (size_t) w * j, *Pj = Pi + (size_t) w * j;
 #ifdef _OPENMP
 #pragma omp simd reduction(+:s)
 #endif
-                        for (int q = 0; q < wr; q++) s += Ad[q] * PUi[q];
+                            for (int k = 0; k < w; k++) s += Adj[k] * Pj[k] * Ui[k];
+                        }
 #ifdef _OPENMP
-#pragma omp simd reduction(+:s)
+#pragma omp simd reduction(+:t)
 #endif
-                        for (int k = 0; k < w; k++) s += Bd[k] * Ui[k];
-                        yi[d] += s;
+                        for (int k = 0; k < w; k++) t += Bd[k] * Ui[k];
+                        yi[d] += 2.0 * s + t;
                     }
                 }
                 continue;

@@ -127,6 +127,14 @@ void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
  * dgemm. The Cholesky factorisation itself is always chol_logdet. */
 #define JKO_SMALL_D 8
 
+/* Below this dimension the products whose inner or outer dimension is D
+ * (A x and B x, A' (p u) and B' u in the map, A ybar, B ybar and the
+ * outer products into Abar and Bbar in the backward sweep) are loops by
+ * hand over each sample's columns; from it on, BLAS calls over the block. */
+#ifndef JKO_HAND_D
+# define JKO_HAND_D 8
+#endif
+
 /* doubles of per-thread scratch (ws->tmp): hessian_part uses wmax D of it,
  * backward_part at most wmax (D + 1) (G_i Hbar_i and one w-vector),
  * D^2 + r D (S_k and A_k S_k) or D^2 (chol_inverse's work) at a time;

@@ -61,13 +61,19 @@ void jko_cpu_features(int *avx2, int *avx512f);
 # define JKO_SIMD
 #endif
 
-/* The hand-written per-sample loops are compiled three times on x86-64
+/* The hand-written per-sample loops are compiled several times on x86-64
  * Linux with GCC >= 6 (function multi-versioning, an ifunc choosing at load
  * time by the CPU): "avx512f" (AVX-512F, which with GCC implies AVX2 and
- * AVX but not FMA), "fma" (FMA and AVX, not AVX2) and "default" (the
- * baseline ISA of R's flags, SSE2). Elsewhere this is empty and the
- * baseline code is used. */
+ * AVX but not FMA), with GCC >= 12 "arch=x86-64-v3" (AVX2 and FMA: 256-bit
+ * integer lanes besides, for vmath.h's exponent bits), "fma" (FMA and AVX,
+ * not AVX2) and "default" (the baseline ISA of R's flags, SSE2). A cloned
+ * function calls the clone of its own target of a cloned callee, so every
+ * kernel carries the same list. Elsewhere this is empty and the baseline
+ * code is used. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    defined(__linux__) && (__GNUC__ >= 12)
+# define JKO_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "fma", "default")))
+#elif defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
     defined(__linux__) && (__GNUC__ >= 6)
 # define JKO_CLONES __attribute__((target_clones("avx512f", "fma", "default")))
 #else

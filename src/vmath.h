@@ -8,11 +8,11 @@
  * of the FP exception flags, which R does not read. The functions here and
  * the loops that call them are compiled under that option, between
  * JKO_VMATH_BEGIN and JKO_VMATH_END (a function compiled under other
- * options is not inlined into them), and cloned by JKO_VEC: as JKO_CLONES,
- * with x86-64-v3 (AVX2 and FMA) besides, chosen before "fma" (FMA with AVX
- * but not AVX2, whose 128-bit integers halve the vectors of jko_vexp()'s
- * exponent bits: the logistic rows of glm.c took about 40% less time a row
- * with AVX2 and FMA than with FMA). */
+ * options is not inlined into them), and cloned by JKO_VEC, which is
+ * JKO_CLONES: its x86-64-v3 clone (AVX2 and FMA) is chosen before "fma"
+ * (FMA with AVX but not AVX2, whose 128-bit integers halve the vectors of
+ * jko_vexp()'s exponent bits: the logistic rows of glm.c took about 40%
+ * less time a row with AVX2 and FMA than with FMA). */
 #ifndef JKOFLOW_VMATH_H
 #define JKOFLOW_VMATH_H
 
@@ -28,12 +28,7 @@
 # define JKO_VMATH_END
 #endif
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    defined(__linux__) && (__GNUC__ >= 12)
-# define JKO_VEC __attribute__((target_clones("avx512f", "arch=x86-64-v3", "fma", "default")))
-#else
-# define JKO_VEC JKO_CLONES
-#endif
+#define JKO_VEC JKO_CLONES
 
 JKO_VMATH_BEGIN
 
