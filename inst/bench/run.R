@@ -32,7 +32,7 @@ vmhwm_mb <- function() {
 }
 
 ## child mode: --child D width reps -> "s_per_iter_1 s_per_iter_2 peak_MB
-## fixed_1 fixed_2", one and two threads measured in alternation, so that a
+## fixed_1 fixed_2 min_2 max_2", one and two threads measured in alternation, so that a
 ## machine whose speed drifts over minutes (a shared virtual machine) moves
 ## both alike. A call of k iterations also allocates its scratch (the
 ## kernel's first touch of every page) and pushes the pool: a cost per JKO
@@ -55,8 +55,9 @@ if (length(args) && args[1] == "--child") {
     t2 <- system.time(jk_step_call(pb, th, 2L * iters))[["elapsed"]]
     c((t2 - t1) / iters, 2 * t1 - t2)
   }, numeric(2)), matrix(0, 2, 2))
-  cat(sprintf("%.6g %.6g %.1f %.6g %.6g\n", stats::median(t[1, 1, ]), stats::median(t[1, 2, ]),
-              vmhwm_mb(), stats::median(t[2, 1, ]), stats::median(t[2, 2, ])))
+  cat(sprintf("%.6g %.6g %.1f %.6g %.6g %.6g %.6g\n", stats::median(t[1, 1, ]),
+              stats::median(t[1, 2, ]), vmhwm_mb(), stats::median(t[2, 1, ]),
+              stats::median(t[2, 2, ]), min(t[1, 2, ]), max(t[1, 2, ])))
   quit(save = "no")
 }
 
@@ -95,6 +96,11 @@ for (D in dims) for (width in widths) {
       `% dgemm` = 100 * gf / dg[[as.character(threads)]],
       `torch s/iter` = tt, `x torch` = tt / r[threads], `peak MB` = r[3],
       `fixed s/call` = r[3L + threads],
+      # the spread of the runs (two threads): their slowest and fastest
+      # seconds per iteration as shares of dgemm, in %
+      `% dgemm range` = if (threads == 2L)
+        sprintf("%.0f-%.0f", 100 * 2 * jk_madds(D, width) * 1024 / r[7] / 1e9 / dg[["2"]],
+                100 * 2 * jk_madds(D, width) * 1024 / r[6] / 1e9 / dg[["2"]]) else "",
       check.names = FALSE)
   }
 }
