@@ -245,40 +245,31 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                     }
                 }
             }
-            memset(ws->Sb[l] + (size_t) w * i0, 0, (size_t) w * n * sizeof(double));
-            memset(ws->Cb[l] + (size_t) w * i0, 0, (size_t) w * n * sizeof(double));
-            continue;
-        }
-        /* Abar += (2 p u) ybar' */
-        for (int i = 0; i < n; i++) {
-            const double *Ui = U + (size_t) w * i;
-            for (int j = 0; j < r; j++) {
-                size_t o = (size_t) wr * i + (size_t) w * j;
-                JKO_SIMD
-                for (int k = 0; k < w; k++) PU[o + k] = 2.0 * P[o + k] * Ui[k];
-            }
-        }
-        F77_CALL(dgemm)("N", "T", &wr, &D, &n, &one, PU, &wr, Ybar, &D, &one,
-                        Ab, &wr FCONE FCONE);
-        /* PU = A ybar; ubar += 2 p . (A ybar), pbar = 2 u (A ybar) */
-        F77_CALL(dgemm)("N", "N", &wr, &n, &D, &one, ws->Ap[l], &wr, Ybar, &D,
-                        &zero, PU, &wr FCONE FCONE);
-        for (int i = 0; i < n; i++) {
-            const double *Ui = U + (size_t) w * i;
-            double *Ubi = Ub + (size_t) w * i;
-            for (int j = 0; j < r; j++) {
-                size_t o = (size_t) wr * i + (size_t) w * j;
-                JKO_SIMD
-                for (int k = 0; k < w; k++) {
-                    Ubi[k] += 2.0 * P[o + k] * PU[o + k];
-                    Pb[o + k] = 2.0 * Ui[k] * PU[o + k];
+        } else {
+            /* Abar += (2 p u) ybar' */
+            icnn_rank_times_u(P, U, n, w, r, 2.0, PU);
+            F77_CALL(dgemm)("N", "T", &wr, &D, &n, &one, PU, &wr, Ybar, &D, &one,
+                            Ab, &wr FCONE FCONE);
+            /* PU = A ybar; ubar += 2 p . (A ybar), pbar = 2 u (A ybar) */
+            F77_CALL(dgemm)("N", "N", &wr, &n, &D, &one, ws->Ap[l], &wr, Ybar, &D,
+                            &zero, PU, &wr FCONE FCONE);
+            for (int i = 0; i < n; i++) {
+                const double *Ui = U + (size_t) w * i;
+                double *Ubi = Ub + (size_t) w * i;
+                for (int j = 0; j < r; j++) {
+                    size_t o = (size_t) wr * i + (size_t) w * j;
+                    JKO_SIMD
+                    for (int k = 0; k < w; k++) {
+                        Ubi[k] += 2.0 * P[o + k] * PU[o + k];
+                        Pb[o + k] = 2.0 * Ui[k] * PU[o + k];
+                    }
                 }
             }
+            F77_CALL(dgemm)("N", "N", &w, &n, &D, &one, th + net->offB[l], &w, Ybar,
+                            &D, &one, Ub, &w FCONE FCONE);
+            F77_CALL(dgemm)("N", "T", &w, &D, &n, &one, U, &w, Ybar, &D, &one,
+                            grad + net->offB[l], &w FCONE FCONE);
         }
-        F77_CALL(dgemm)("N", "N", &w, &n, &D, &one, th + net->offB[l], &w, Ybar,
-                        &D, &one, Ub, &w FCONE FCONE);
-        F77_CALL(dgemm)("N", "T", &w, &D, &n, &one, U, &w, Ybar, &D, &one,
-                        grad + net->offB[l], &w FCONE FCONE);
         memset(ws->Sb[l] + (size_t) w * i0, 0, (size_t) w * n * sizeof(double));
         memset(ws->Cb[l] + (size_t) w * i0, 0, (size_t) w * n * sizeof(double));
     }

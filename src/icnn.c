@@ -488,14 +488,7 @@ JKO_CLONES static void forward_part(const icnn_t *net, const double *th, const d
                 }
                 continue;
             }
-            for (int i = 0; i < n; i++) {
-                const double *Ui = U + (size_t) w * i;
-                for (int j = 0; j < r; j++) {
-                    size_t o = (size_t) wr * i + (size_t) w * j;
-                    JKO_SIMD
-                    for (int k = 0; k < w; k++) PU[o + k] = P[o + k] * Ui[k];
-                }
-            }
+            icnn_rank_times_u(P, U, n, w, r, 1.0, PU);
             F77_CALL(dgemm)("T", "N", &D, &n, &wr, &two, ws->Ap[l], &wr,
                             PU, &wr, &one, Y, &D FCONE FCONE);
             F77_CALL(dgemm)("T", "N", &D, &n, &w, &one, th + net->offB[l], &w,

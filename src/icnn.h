@@ -32,6 +32,7 @@
 #define JKOFLOW_ICNN_H
 
 #include <stddef.h>
+#include "jko.h"
 
 #define ICNN_MAX_LAYERS 32
 
@@ -110,6 +111,22 @@ void icnn_project(const icnn_t *net, double *th);
  * factors A_l with rows reordered (ws->Ap) and, when ws->hess, the rank
  * matrices M_{l,k} = A_{l,k}' A_{l,k} (ws->Mp, packed). */
 void icnn_prepare(const icnn_t *net, const double *th, icnn_ws *ws);
+
+/* PU = a p_j * u for each rank slice j of n samples (P and PU: w r x n
+ * in the row order j w + k; U: w x n) */
+static inline void icnn_rank_times_u(const double *P, const double *U, int n, int w,
+                                     int r, double a, double *PU)
+{
+    const size_t wr = (size_t) w * r;
+    for (int i = 0; i < n; i++) {
+        const double *Ui = U + (size_t) w * i;
+        for (int j = 0; j < r; j++) {
+            size_t o = wr * i + (size_t) w * j;
+            JKO_SIMD
+            for (int k = 0; k < w; k++) PU[o + k] = a * P[o + k] * Ui[k];
+        }
+    }
+}
 
 /* hessian.c */
 int icnn_hessian(const icnn_t *net, const double *th, const double *X, int n,
