@@ -38,7 +38,7 @@ JKO_CLONES static void grad_q_reverse(const icnn_t *net, int l, const double *th
     double *Ab = grad + net->offA[l], *Bb = grad + net->offB[l],
            *Pb = ws->Pb[l] + (size_t) wr * i0;
     (void) th;
-    if (D < JKO_HAND_D) {
+    if (D < JKO_SMALL_D) {
         /* pbar_j = sum_d 2 E_d a_jd is not stored: its share pbar_j x' of
          * Abar is added here (X: this part's samples; tmp: w doubles) */
         double *pb = tmp;
@@ -200,7 +200,7 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
         } else {
             memset(Ub, 0, (size_t) w * n * sizeof(double));
         }
-        if (D < JKO_HAND_D) {
+        if (D < JKO_SMALL_D) {
             /* the products below with an inner or outer dimension of D, by
              * hand: each sample's columns once, Abar and Bbar in cache */
             const double *Ap = ws->Ap[l], *B = th + net->offB[l];
@@ -247,8 +247,8 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
             }
         } else {
             /* Abar += (2 p u) ybar' */
-            icnn_rank_times_u(P, U, n, w, r, 2.0, PU);
-            F77_CALL(dgemm)("N", "T", &wr, &D, &n, &one, PU, &wr, Ybar, &D, &one,
+            icnn_rank_times_u(P, U, n, w, r, PU);
+            F77_CALL(dgemm)("N", "T", &wr, &D, &n, &two, PU, &wr, Ybar, &D, &one,
                             Ab, &wr FCONE FCONE);
             /* PU = A ybar; ubar += 2 p . (A ybar), pbar = 2 u (A ybar) */
             F77_CALL(dgemm)("N", "N", &wr, &n, &D, &one, ws->Ap[l], &wr, Ybar, &D,
@@ -422,7 +422,7 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                             &w, &zero, Zb, &wp FCONE FCONE);
         }
         double *cb = grad + net->offc[l];
-        if (D < JKO_HAND_D) {
+        if (D < JKO_SMALL_D) {
             /* with Bbar += sbar x' and Abar's share of pbar x' by hand */
             double *Bb = grad + net->offB[l], *Ab = grad + net->offA[l];
             for (int i = 0; i < n; i++) {
@@ -483,12 +483,12 @@ void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
         if (t > 0) memset(g, 0, np * sizeof(double));
         double *Sp = ws->Mbar + (size_t) t * ws->Dp * net->wmax;
         double *tmp = ws->tmp + (size_t) t * jko_tmp_len(net);
-        int nb = icnn_block(net);
+        const int nb = icnn_block(net);
         double ab = 0;
-        for (int b = i0; b < i1; b += (i1 - b < nb ? i1 - b : nb)) {
+        for (int b = i0, m; b < i1; b += m) {
             double a1;
-            backward_part(net, th, X, b, (i1 - b < nb ? i1 - b : nb), ws, Ybar, lambda,
-                          g, Sp, tmp, &a1);
+            m = icnn_block_len(b, i1, nb);
+            backward_part(net, th, X, b, m, ws, Ybar, lambda, g, Sp, tmp, &a1);
             ab += a1;
         }
         ws->abarT[t] = ab;

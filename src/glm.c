@@ -43,7 +43,6 @@
 # define FCONE
 #endif
 #include <limits.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include "jko.h"
@@ -347,21 +346,37 @@ void glm_draw(jko_pot *pot)
 JKO_VMATH_BEGIN
 
 #ifdef _OPENMP
-# define GLM_SIMD_SUM(v) _Pragma("omp simd reduction(+:ll)")
+# define GLM_SIMD_SUM _Pragma("omp simd reduction(+:ll)")
 #else
-# define GLM_SIMD_SUM(v)
+# define GLM_SIMD_SUM
 #endif
 
+/* A row loop specialised on whether the rows have weights and offsets and
+ * whether the derivatives are wanted (each a loop the compiler vectorises
+ * without tests inside), into ll */
+#define GLM_ROWS_DISPATCH(LOOP)                                                   \
+    if (grad) {                                                                   \
+        if (w && off) { LOOP(w[i], off[i], 1) }                                   \
+        else if (w) { LOOP(w[i], 0.0, 1) }                                        \
+        else if (off) { LOOP(1.0, off[i], 1) }                                    \
+        else { LOOP(1.0, 0.0, 1) }                                                \
+    } else {                                                                      \
+        if (w && off) { LOOP(w[i], off[i], 0) }                                   \
+        else if (w) { LOOP(w[i], 0.0, 0) }                                        \
+        else if (off) { LOOP(1.0, off[i], 0) }                                    \
+        else { LOOP(1.0, 0.0, 0) }                                                \
+    }
+
 /* The logistic rows (binomial, logit link) of glm_rows(), as one loop
- * without calls or branches that the compiler vectorises (compiled for
- * AVX-512, FMA and the baseline by JKO_CLONES): the same terms,
+ * without calls or branches that the compiler vectorises (cloned by
+ * JKO_CLONES): the same terms,
  * log(1 + e^t) = max(t, 0) + log(1 + e^{-|t|}) and the logistic of t from
  * the one e^{-|t|}, by jko_vexp() and jko_vlog1p01() in place of libm's exp
  * and log1p (a row's term within a few ulp of theirs; e^{-|t|} floored at
  * e^{-708}, whose log(1 + e) is below 1e-307). A row of weight 0 adds 0
  * and has derivative 0. */
 #define GLM_LOGIT_LOOP(WI, OI, GRAD)                                              \
-    GLM_SIMD_SUM(ll)                                                              \
+    GLM_SIMD_SUM                                                                  \
     for (int i = i0; i < i1; i++) {                                               \
         const double wi = (WI), yi = y[i], t = es[i] + (OI);                      \
         const double a = fabs(t), e = jko_vexp(-(a > 708.0 ? 708.0 : a));          \
@@ -373,21 +388,11 @@ JKO_VMATH_BEGIN
         }                                                                         \
     }
 
-JKO_VEC static double glm_rows_logit(const double *w, const double *y, const double *off,
+JKO_CLONES static double glm_rows_logit(const double *w, const double *y, const double *off,
                                         double *es, int i0, int i1, int grad)
 {
     double ll = 0;
-    if (grad) {
-        if (w && off) { GLM_LOGIT_LOOP(w[i], off[i], 1) }
-        else if (w) { GLM_LOGIT_LOOP(w[i], 0.0, 1) }
-        else if (off) { GLM_LOGIT_LOOP(1.0, off[i], 1) }
-        else { GLM_LOGIT_LOOP(1.0, 0.0, 1) }
-    } else {
-        if (w && off) { GLM_LOGIT_LOOP(w[i], off[i], 0) }
-        else if (w) { GLM_LOGIT_LOOP(w[i], 0.0, 0) }
-        else if (off) { GLM_LOGIT_LOOP(1.0, off[i], 0) }
-        else { GLM_LOGIT_LOOP(1.0, 0.0, 0) }
-    }
+    GLM_ROWS_DISPATCH(GLM_LOGIT_LOOP)
     return ll;
 }
 
@@ -395,7 +400,7 @@ JKO_VEC static double glm_rows_logit(const double *w, const double *y, const dou
  * log of the largest double: +Inf, as libm's; below -708, e^{-708}, an
  * error below 1e-307 in a term). */
 #define GLM_POIS_LOOP(WI, OI, GRAD)                                               \
-    GLM_SIMD_SUM(ll)                                                              \
+    GLM_SIMD_SUM                                                                  \
     for (int i = i0; i < i1; i++) {                                               \
         const double wi = (WI), yi = y[i], t = es[i] + (OI);                      \
         const double mu = t > 0x1.62e42fefa39efp+9 ? R_PosInf                     \
@@ -404,21 +409,11 @@ JKO_VEC static double glm_rows_logit(const double *w, const double *y, const dou
         if (GRAD) es[i] = wi == 0 ? 0.0 : wi * (yi - mu);                         \
     }
 
-JKO_VEC static double glm_rows_pois(const double *w, const double *y, const double *off,
+JKO_CLONES static double glm_rows_pois(const double *w, const double *y, const double *off,
                                        double *es, int i0, int i1, int grad)
 {
     double ll = 0;
-    if (grad) {
-        if (w && off) { GLM_POIS_LOOP(w[i], off[i], 1) }
-        else if (w) { GLM_POIS_LOOP(w[i], 0.0, 1) }
-        else if (off) { GLM_POIS_LOOP(1.0, off[i], 1) }
-        else { GLM_POIS_LOOP(1.0, 0.0, 1) }
-    } else {
-        if (w && off) { GLM_POIS_LOOP(w[i], off[i], 0) }
-        else if (w) { GLM_POIS_LOOP(w[i], 0.0, 0) }
-        else if (off) { GLM_POIS_LOOP(1.0, off[i], 0) }
-        else { GLM_POIS_LOOP(1.0, 0.0, 0) }
-    }
+    GLM_ROWS_DISPATCH(GLM_POIS_LOOP)
     return ll;
 }
 

@@ -156,9 +156,10 @@ int icnn_hessian(const icnn_t *net, const double *th, const double *X, int n,
         int t = jko_thread_num(), i0, i1;
         jko_chunk(n, t, nt, &i0, &i1);
         double *tmp = ws->tmp + (size_t) t * jko_tmp_len(net);
-        int nb = icnn_block(net);
-        for (int b = i0; b < i1; b += (i1 - b < nb ? i1 - b : nb)) {
-            int st = hessian_part(net, th, b, (i1 - b < nb ? i1 - b : nb), ws, logdet, tmp);
+        const int nb = icnn_block(net);
+        for (int b = i0, m; b < i1; b += m) {
+            m = icnn_block_len(b, i1, nb);
+            int st = hessian_part(net, th, b, m, ws, logdet, tmp);
             if (st > status) status = st;
         }
     }

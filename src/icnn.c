@@ -27,26 +27,25 @@ JKO_VMATH_BEGIN
         const double s = S[q], a = fabs(s);                                     \
         const double e = jko_vexp(-(a > 708.0 ? 708.0 : a)), i1e = 1.0 / (1.0 + e); \
         const double g = s >= 0 ? i1e : e * i1e;                                \
-        const double g1 = g * (1.0 - g), g2 = g1 * (1.0 - 2.0 * g);             \
+        const double g1 = g * (1.0 - g);                                        \
         const double sp = (s > 0 ? s : 0.0) + jko_vlog1p01(e);                  \
         BODY                                                                    \
     }
-JKO_VEC static void act_batch(int act, const double *S, size_t m, double *f,
+JKO_CLONES static void act_batch(int act, const double *S, size_t m, double *f,
                               double *f1, double *f2, double *f3)
 {
     if (act == ACT_SQSOFTPLUS) {      /* sigma = softplus^2 / 2 */
         if (f3) {
             ACT_LOOP(f[q] = 0.5 * sp * sp; f1[q] = sp * g; f2[q] = g * g + sp * g1;
-                     f3[q] = 3.0 * g * g1 + sp * g2;)
+                     f3[q] = 3.0 * g * g1 + sp * (g1 * (1.0 - 2.0 * g));)
         } else {
-            ACT_LOOP(f[q] = 0.5 * sp * sp; f1[q] = sp * g; f2[q] = g * g + sp * g1;
-                     (void) g2;)
+            ACT_LOOP(f[q] = 0.5 * sp * sp; f1[q] = sp * g; f2[q] = g * g + sp * g1;)
         }
     } else {                          /* sigma = softplus */
         if (f3) {
-            ACT_LOOP(f[q] = sp; f1[q] = g; f2[q] = g1; f3[q] = g2;)
+            ACT_LOOP(f[q] = sp; f1[q] = g; f2[q] = g1; f3[q] = g1 * (1.0 - 2.0 * g);)
         } else {
-            ACT_LOOP(f[q] = sp; f1[q] = g; f2[q] = g1; (void) g2;)
+            ACT_LOOP(f[q] = sp; f1[q] = g; f2[q] = g1;)
         }
     }
 }
@@ -346,7 +345,7 @@ JKO_CLONES static void forward_part(const icnn_t *net, const double *th, const d
         const double *A = ws->Ap[l], *B = th + net->offB[l],
                      *c = th + net->offc[l];
         double *P = ws->P[l] + (size_t) wr * i0, *S = ws->S[l] + (size_t) w * i0;
-        if (D < JKO_HAND_D) {
+        if (D < JKO_SMALL_D) {
             /* products with an inner dimension of D: by hand, each sample's
              * columns once (a BLAS call would pack and zero them first) */
             for (int i = 0; i < n; i++) {
@@ -463,7 +462,7 @@ JKO_CLONES static void forward_part(const icnn_t *net, const double *th, const d
             /* PU is shared scratch sized for the widest layer: parts are
              * placed by wmax so they never overlap across layers */
             double *PU = ws->PU + (size_t) net->wmax * r * i0;
-            if (D < JKO_HAND_D) {
+            if (D < JKO_SMALL_D) {
                 /* y_d += sum_k (2 sum_j a_kjd p_kj + b_kd) u_k, by hand */
                 const double *Ap = ws->Ap[l], *B = th + net->offB[l];
                 for (int i = 0; i < n; i++) {
@@ -488,7 +487,7 @@ JKO_CLONES static void forward_part(const icnn_t *net, const double *th, const d
                 }
                 continue;
             }
-            icnn_rank_times_u(P, U, n, w, r, 1.0, PU);
+            icnn_rank_times_u(P, U, n, w, r, PU);
             F77_CALL(dgemm)("T", "N", &D, &n, &wr, &two, ws->Ap[l], &wr,
                             PU, &wr, &one, Y, &D FCONE FCONE);
             F77_CALL(dgemm)("T", "N", &D, &n, &w, &one, th + net->offB[l], &w,
@@ -527,10 +526,13 @@ void icnn_forward(const icnn_t *net, const double *th, const double *X, int n,
 #pragma omp parallel num_threads(nt)
 #endif
     {
-        int i0, i1, nb = icnn_block(net);
+        int i0, i1;
+        const int nb = icnn_block(net);
         jko_chunk(n, jko_thread_num(), nt, &i0, &i1);
-        for (int b = i0; b < i1; b += (i1 - b < nb ? i1 - b : nb))
-            forward_part(net, th, X, b, (i1 - b < nb ? i1 - b : nb), ws, psi, Y);
+        for (int b = i0, m; b < i1; b += m) {
+            m = icnn_block_len(b, i1, nb);
+            forward_part(net, th, X, b, m, ws, psi, Y);
+        }
     }
     if (old > 1) jko_blas_set_threads(old);
 }

@@ -112,10 +112,10 @@ void icnn_project(const icnn_t *net, double *th);
  * matrices M_{l,k} = A_{l,k}' A_{l,k} (ws->Mp, packed). */
 void icnn_prepare(const icnn_t *net, const double *th, icnn_ws *ws);
 
-/* PU = a p_j * u for each rank slice j of n samples (P and PU: w r x n
+/* PU = p_j * u for each rank slice j of n samples (P and PU: w r x n
  * in the row order j w + k; U: w x n) */
 static inline void icnn_rank_times_u(const double *P, const double *U, int n, int w,
-                                     int r, double a, double *PU)
+                                     int r, double *PU)
 {
     const size_t wr = (size_t) w * r;
     for (int i = 0; i < n; i++) {
@@ -123,7 +123,7 @@ static inline void icnn_rank_times_u(const double *P, const double *U, int n, in
         for (int j = 0; j < r; j++) {
             size_t o = wr * i + (size_t) w * j;
             JKO_SIMD
-            for (int k = 0; k < w; k++) PU[o + k] = a * P[o + k] * Ui[k];
+            for (int k = 0; k < w; k++) PU[o + k] = P[o + k] * Ui[k];
         }
     }
 }
@@ -137,20 +137,19 @@ void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
                    icnn_ws *ws, const double *Ybar, const double *lambda,
                    double *grad);
 
-/* From this dimension on, the per-sample D x D work goes through BLAS and
- * LAPACK rather than hand-written loops: H^{-1} from its Cholesky factor by
- * LAPACK's dpotri instead of chol_inverse (backward.c), and the products
- * G_l' diag(c_l) G_l (hessian.c), A_k S_k and G_i Hbar_i (backward.c) by
- * dgemm. The Cholesky factorisation itself is always chol_logdet. */
+/* From this dimension on, the work whose size is set by D goes through
+ * BLAS and LAPACK rather than hand-written loops:
+ *  - per sample, H^{-1} from its Cholesky factor by LAPACK's dpotri
+ *    instead of chol_inverse (backward.c), and the products
+ *    G_l' diag(c_l) G_l (hessian.c), A_k S_k and G_i Hbar_i (backward.c);
+ *  - over a block, the products whose inner or outer dimension is D (A x
+ *    and B x, A'(p u) and B'u in the map, A ybar, B ybar and the outer
+ *    products into Abar and Bbar in the backward sweep), which below it
+ *    are loops over each sample's columns (at D = 2 a BLAS call packed and
+ *    zeroed a block for 2 multiply-adds an entry; from D = 8 the loops
+ *    were 1.3-1.6 times slower than BLAS).
+ * The Cholesky factorisation itself is always chol_logdet. */
 #define JKO_SMALL_D 8
-
-/* Below this dimension the products whose inner or outer dimension is D
- * (A x and B x, A' (p u) and B' u in the map, A ybar, B ybar and the
- * outer products into Abar and Bbar in the backward sweep) are loops by
- * hand over each sample's columns; from it on, BLAS calls over the block. */
-#ifndef JKO_HAND_D
-# define JKO_HAND_D 8
-#endif
 
 /* doubles of per-thread scratch (ws->tmp): hessian_part uses wmax D of it,
  * backward_part at most wmax (D + 1) (G_i Hbar_i and one w-vector),
@@ -169,8 +168,12 @@ int icnn_invert(const icnn_t *net, const double *th, const double *Y, int n,
 
 /* Samples a thread passes through forward_part, hessian_part or
  * backward_part at a time (icnn.c): blocks small enough that a block's
- * per-layer arrays stay in cache between the passes over them. */
+ * per-layer arrays stay in cache between the passes over them. The part
+ * [i0, i1) goes as blocks [b, b + m): m = icnn_block_len(b, i1, nb). */
 int icnn_block(const icnn_t *net);
-
+static inline int icnn_block_len(int b, int i1, int nb)
+{
+    return i1 - b < nb ? i1 - b : nb;
+}
 
 #endif

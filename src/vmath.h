@@ -8,8 +8,8 @@
  * of the FP exception flags, which R does not read. The functions here and
  * the loops that call them are compiled under that option, between
  * JKO_VMATH_BEGIN and JKO_VMATH_END (a function compiled under other
- * options is not inlined into them), and cloned by JKO_VEC, which is
- * JKO_CLONES: its x86-64-v3 clone (AVX2 and FMA) is chosen before "fma"
+ * options is not inlined into them), and cloned by JKO_CLONES (jko.h):
+ * its x86-64-v3 clone (AVX2 and FMA) is chosen before "fma"
  * (FMA with AVX but not AVX2, whose 128-bit integers halve the vectors of
  * jko_vexp()'s exponent bits: the logistic rows of glm.c took about 40%
  * less time a row with AVX2 and FMA than with FMA). */
@@ -27,8 +27,6 @@
 # define JKO_VMATH_BEGIN
 # define JKO_VMATH_END
 #endif
-
-#define JKO_VEC JKO_CLONES
 
 JKO_VMATH_BEGIN
 
