@@ -119,7 +119,7 @@ target_verdict <- function(fit, schedule) {
   }
   v <- list(reached = identical(why, "reached"), reason = why, step = last$step,
             kl = last$kl, kl_se = last$kl_se, pareto_k = last$pareto_k, ess = last$ess,
-            moment_gap = last$moment_gap, outside = last$outside,
+            moment_gap = last$moment_gap, outside = last$outside, growth = last$growth,
             monitor = fit$settings$monitor, ess_min = fit$settings$ess_min,
             kl_tol = fit$settings$kl_tol, moment_tol = fit$settings$moment_tol,
             rejections = rejections_since(potential_rejections(fit$potential), fit$rejections0))
@@ -140,9 +140,14 @@ verdict_text <- function(v) {
   flow <- sprintf(paste0("importance weights of the flow's %d monitor samples: Pareto k-hat %.2f, ",
                          "ESS %.0f%%; KL(rho || pi) = %.3g (se %.2g)%s"),
                   as.integer(v$monitor %||% NA), v$pareto_k, 100 * v$ess, v$kl, v$kl_se,
-                  if (isTRUE(v$outside > 0))
-                    sprintf("; %.2g%% of them outside the support of pi (KL over the rest)",
-                            100 * v$outside) else "")
+                  paste0(if (isTRUE(v$outside > 0))
+                           sprintf("; %.2g%% of them outside the support of pi (KL over the rest)",
+                                   100 * v$outside) else "",
+                         if (isTRUE(v$growth >= growth_max()))
+                           sprintf(paste0("; their log-weights grow outwards along the flow's ",
+                                          "level sets at %.2f (at most %.2f passes): the flow is ",
+                                          "narrower than the target"),
+                                   v$growth, growth_max()) else ""))
   d <- v$draws
   draws <- if (!is.null(d)) {
     sprintf(paste0("%d exact draws in %d chains of independence Metropolis-Hastings with the ",

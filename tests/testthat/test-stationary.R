@@ -31,6 +31,41 @@ test_that("the KL estimate log Z - ELBO matches the closed form for Gaussians", 
   expect_lt(abs(est2$kl - kl2), 4 * est2$kl_se + 1e-3)
 })
 
+test_that("the weights' growth with the flow's surprise is 1 - sigma^2 for a Gaussian flow", {
+  # rho = N(0, sigma^2 I_D), pi = N(0, I_D): log w = (1 - sigma^2) s + const
+  # exactly, s = -log rho, so the growth is 1 - sigma^2 to rounding
+  set.seed(2)
+  D <- 3; n <- 4096
+  for (sigma in c(0.8, 0.97, 1.3)) {
+    x <- sigma * matrix(rnorm(n * D), n, D)
+    log_q <- -rowSums(x^2) / (2 * sigma^2) - D * log(sigma) - D / 2 * log(2 * pi)
+    est <- jkoflow:::target_divergence(rowSums(x^2) / 2, log_q, beta = 1, x)
+    expect_equal(est$growth, 1 - sigma^2, tolerance = 1e-8)
+  }
+  # A curved flow: x = (z1, z2 + b z1^2) with z ~ N(0, diag(0.8^2, 0.1^2)),
+  # against the same map of N(0, diag(1, 0.1^2)) (unit Jacobians). log w =
+  # (1 - 0.64) z1^2 / (2 * 0.64) + const depends on the first half of the
+  # surprise s = z1^2 / (2 * 0.64) + z2^2 / (2 * 0.01) + const, whose two
+  # halves are exchangeable: E(log w | s) = 0.36 s / 2 + const, growth 0.18.
+  # Each coordinate's sd is 0.8 or more of the target's importance-weighted
+  # one; along the flow's own level sets the weights grow all the same.
+  b <- 2; n <- 2e5
+  z <- cbind(0.8 * rnorm(n), 0.1 * rnorm(n))
+  x <- cbind(z[, 1], z[, 2] + b * z[, 1]^2)
+  log_q <- -z[, 1]^2 / (2 * 0.64) - z[, 2]^2 / (2 * 0.01) - log(0.8 * 0.1 * 2 * pi)
+  phi <- x[, 1]^2 / 2 + (x[, 2] - b * x[, 1]^2)^2 / (2 * 0.01)
+  est <- jkoflow:::target_divergence(phi, log_q, beta = 1, x)
+  expect_equal(est$growth, 0.18, tolerance = 0.01 / 0.18)
+  # and a flow that passes every other rule is not taken as the target's
+  # proposal where its weights grow by more than 1 - 0.95^2
+  h <- data.frame(pareto_k = 0.3, ess = 0.7, spread = 0.97, outside = 0, growth = 0.2)
+  settings <- list(monitor = 4096, ess_min = 0.1)
+  expect_false(jkoflow:::target_reached(h, settings))
+  h$growth <- 0.05
+  expect_true(jkoflow:::target_reached(h, settings))
+  expect_equal(jkoflow:::growth_max(), 1 - 0.95^2)
+})
+
 # theta ~ N(0, I), y_j | theta ~ N(theta, I), j = 1..m, in D = 6, with a
 # correlated design made by a linear change of variables: the posterior is
 # N(mu, V) with V far from isotropic.
