@@ -40,35 +40,53 @@ JKO_CLONES static void grad_q_reverse(const icnn_t *net, int l, const double *th
     (void) th;
     if (D < JKO_SMALL_D) {
         /* pbar_j = sum_d 2 E_d a_jd is not stored: its share pbar_j x' of
-         * Abar is added here (X: this part's samples; tmp: w doubles) */
+         * Abar is added here (X: this part's samples; tmp: JKO_GROUP w
+         * doubles). Samples go in groups of JKO_GROUP, whose terms are
+         * summed in registers before each entry of Abar and Bbar is
+         * loaded and stored once a group, not once a sample. */
         double *pb = tmp;
-        for (int i = 0; i < n; i++) {
-            const double *Ei = Eb + (size_t) w * D * i, *xi = X + (size_t) D * i;
+        const size_t wD = (size_t) w * D;
+        for (int ib = 0; ib < n; ib += JKO_GROUP) {
+            const int g = n - ib < JKO_GROUP ? n - ib : JKO_GROUP;
+            const double *Eg = Eb + wD * ib, *xg = X + (size_t) D * ib,
+                         *Pg = P + (size_t) wr * ib;
             for (int d = 0; d < D; d++) {
-                const double *Ed = Ei + (size_t) w * d;
                 double *Bbd = Bb + (size_t) w * d;
-                JKO_SIMD
-                for (int k = 0; k < w; k++) Bbd[k] += Ed[k];
+                const double *Ed = Eg + (size_t) w * d;
+#define GQ_B(VT, LD, ST) {                                                      \
+                    VT t = LD(Ed + k);                                          \
+                    for (int q = 1; q < G_; q++) t += LD(Ed + wD * q + k);       \
+                    ST(Bbd + k, LD(Bbd + k) + t);                               \
+                }
+                JKO_GROUPED(g, JKO_CHUNKS(k, w, GQ_B););
+#undef GQ_B
             }
             for (int j = 0; j < r; j++) {
-                const double *Pj = P + (size_t) wr * i + (size_t) w * j;
-                JKO_SIMD
-                for (int k = 0; k < w; k++) pb[k] = 0;
-                for (int d = 0; d < D; d++) {
-                    const double *Ed = Ei + (size_t) w * d, *Ajd = A + (size_t) wr * d + (size_t) w * j;
-                    double *Abjd = Ab + (size_t) wr * d + (size_t) w * j;
-                    JKO_SIMD
-                    for (int k = 0; k < w; k++) {
-                        double e2 = 2.0 * Ed[k];
-                        Abjd[k] += e2 * Pj[k];
-                        pb[k] += e2 * Ajd[k];
-                    }
+                const double *Aj = A + (size_t) w * j, *Pj = Pg + (size_t) w * j;
+                for (int q = 0; q < g; q++) {
+                    const double *Eq = Eg + wD * q;
+                    double *pq = pb + (size_t) w * q;
+#define GQ_P(VT, LD, ST) {                                                      \
+                    VT t = LD(Eq + k) * LD(Aj + k);                             \
+                    for (int d = 1; d < D; d++)                                 \
+                        t += LD(Eq + (size_t) w * d + k) * LD(Aj + (size_t) wr * d + k); \
+                    ST(pq + k, 2.0 * t);                                        \
+                }
+                    JKO_CHUNKS(k, w, GQ_P);
+#undef GQ_P
                 }
                 for (int d = 0; d < D; d++) {
                     double *Abjd = Ab + (size_t) wr * d + (size_t) w * j;
-                    const double xd = xi[d];
-                    JKO_SIMD
-                    for (int k = 0; k < w; k++) Abjd[k] += pb[k] * xd;
+                    const double *Ed = Eg + (size_t) w * d, *xd = xg + d;
+#define GQ_A(VT, LD, ST) {                                                      \
+                    VT t = 2.0 * LD(Ed + k) * LD(Pj + k) + LD(pb + k) * xd[0];  \
+                    for (int q = 1; q < G_; q++)                                 \
+                        t += 2.0 * LD(Ed + wD * q + k) * LD(Pj + (size_t) wr * q + k) + \
+                             LD(pb + (size_t) w * q + k) * xd[(size_t) D * q];  \
+                    ST(Abjd + k, LD(Abjd + k) + t);                             \
+                }
+                    JKO_GROUPED(g, JKO_CHUNKS(k, w, GQ_A););
+#undef GQ_A
                 }
             }
         }
@@ -202,47 +220,72 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
         }
         if (D < JKO_SMALL_D) {
             /* the products below with an inner or outer dimension of D, by
-             * hand: each sample's columns once, Abar and Bbar in cache */
+             * hand: each sample's columns once, Abar and Bbar in cache.
+             * Samples go in groups of JKO_GROUP: their terms are summed in
+             * registers before each entry of Abar and Bbar is loaded and
+             * stored, once a group (tmp: JKO_GROUP w doubles) */
             const double *Ap = ws->Ap[l], *B = th + net->offB[l];
-            double *Bb = grad + net->offB[l];
-            for (int i = 0; i < n; i++) {
-                const double *Ui = U + (size_t) w * i, *yb = Ybar + (size_t) D * i;
-                double *Ubi = Ub + (size_t) w * i;
-                const double *xi = X + (size_t) D * i;
+            double *Bb = grad + net->offB[l], *Q = tmp;
+            for (int ib = 0; ib < n; ib += JKO_GROUP) {
+                const int g = n - ib < JKO_GROUP ? n - ib : JKO_GROUP;
+                const double *Ug = U + (size_t) w * ib, *Pg = P + (size_t) wr * ib,
+                             *yg = Ybar + (size_t) D * ib, *xg = X + (size_t) D * ib;
+                double *Ubg = Ub + (size_t) w * ib;
                 for (int j = 0; j < r; j++) {
-                    size_t o = (size_t) wr * i + (size_t) w * j;
-                    const double *Pj = P + o, *Aj = Ap + (size_t) w * j;
-                    double *Q = tmp, *Abj = Ab + (size_t) w * j;
-                    /* Q = A_j ybar */
-                    JKO_SIMD
-                    for (int k = 0; k < w; k++) Q[k] = Aj[k] * yb[0];
-                    for (int d = 1; d < D; d++) {
-                        const double *Ajd = Aj + (size_t) wr * d, yd = yb[d];
-                        JKO_SIMD
-                        for (int k = 0; k < w; k++) Q[k] += Ajd[k] * yd;
+                    const double *Aj = Ap + (size_t) w * j, *Pj = Pg + (size_t) w * j;
+                    double *Abj = Ab + (size_t) w * j;
+                    /* Q_q = A_j ybar_q; ubar_q += 2 p_qj (A_j ybar_q) */
+                    for (int q = 0; q < g; q++) {
+                        const double *yq = yg + (size_t) D * q, *Pq = Pj + (size_t) wr * q;
+                        double *Qq = Q + (size_t) w * q, *Ubq = Ubg + (size_t) w * q;
+#define BW_Q(VT, LD, ST) {                                                      \
+                        VT t = LD(Aj + k) * yq[0];                              \
+                        for (int d = 1; d < D; d++) t += LD(Aj + (size_t) wr * d + k) * yq[d]; \
+                        ST(Qq + k, t);                                          \
+                        ST(Ubq + k, LD(Ubq + k) + 2.0 * LD(Pq + k) * t);        \
                     }
-                    /* ubar += 2 p (A ybar); Abar += (2 p u) ybar' and, for
-                     * pbar = 2 u (A ybar), pbar x' (pbar is not stored:
-                     * each of its terms goes to Abar as it is made) */
-                    JKO_SIMD
-                    for (int k = 0; k < w; k++) Ubi[k] += 2.0 * Pj[k] * Q[k];
+                        JKO_CHUNKS(k, w, BW_Q);
+#undef BW_Q
+                    }
+                    /* Abar += (2 p u) ybar' and, for pbar = 2 u (A ybar),
+                     * pbar x' (pbar is not stored) */
                     for (int d = 0; d < D; d++) {
                         double *Abjd = Abj + (size_t) wr * d;
-                        const double yd = yb[d], xd = xi[d];
-                        JKO_SIMD
-                        for (int k = 0; k < w; k++)
-                            Abjd[k] += 2.0 * Ui[k] * (Pj[k] * yd + Q[k] * xd);
+                        const double *yd = yg + d, *xd = xg + d;
+#define BW_A(VT, LD, ST) {                                                      \
+                        VT t = LD(Ug + k) * (LD(Pj + k) * yd[0] + LD(Q + k) * xd[0]); \
+                        for (int q = 1; q < G_; q++)                             \
+                            t += LD(Ug + (size_t) w * q + k) *                  \
+                                 (LD(Pj + (size_t) wr * q + k) * yd[(size_t) D * q] + \
+                                  LD(Q + (size_t) w * q + k) * xd[(size_t) D * q]); \
+                        ST(Abjd + k, LD(Abjd + k) + 2.0 * t);                   \
+                    }
+                        JKO_GROUPED(g, JKO_CHUNKS(k, w, BW_A););
+#undef BW_A
                     }
                 }
                 /* ubar += B ybar, Bbar += u ybar' */
+                for (int q = 0; q < g; q++) {
+                    const double *yq = yg + (size_t) D * q;
+                    double *Ubq = Ubg + (size_t) w * q;
+#define BW_UB(VT, LD, ST) {                                                     \
+                    VT t = LD(B + k) * yq[0];                                   \
+                    for (int d = 1; d < D; d++) t += LD(B + (size_t) w * d + k) * yq[d]; \
+                    ST(Ubq + k, LD(Ubq + k) + t);                               \
+                }
+                    JKO_CHUNKS(k, w, BW_UB);
+#undef BW_UB
+                }
                 for (int d = 0; d < D; d++) {
-                    const double *Bd = B + (size_t) w * d, yd = yb[d];
                     double *Bbd = Bb + (size_t) w * d;
-                    JKO_SIMD
-                    for (int k = 0; k < w; k++) {
-                        Ubi[k] += Bd[k] * yd;
-                        Bbd[k] += Ui[k] * yd;
-                    }
+                    const double *yd = yg + d;
+#define BW_BB(VT, LD, ST) {                                                     \
+                    VT t = LD(Ug + k) * yd[0];                                  \
+                    for (int q = 1; q < G_; q++) t += LD(Ug + (size_t) w * q + k) * yd[(size_t) D * q]; \
+                    ST(Bbd + k, LD(Bbd + k) + t);                               \
+                }
+                    JKO_GROUPED(g, JKO_CHUNKS(k, w, BW_BB););
+#undef BW_BB
                 }
             }
         } else {
@@ -300,50 +343,54 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                         F77_CALL(dgemm)("N", "N", &w, &D, &D, &one, Gi, &w, Hb, &D,
                                         &zero, T, &w FCONE FCONE);
                     } else {
-                        memset(T, 0, (size_t) wD * sizeof(double));
-                        for (int e = 0; e < D; e++)
-                            for (int d = 0; d < D; d++) {
-                                double h = Hb[d + D * e];
-                                const double *Gd = Gi + (size_t) w * d;
-                                double *Te = T + (size_t) w * e;
-                                JKO_SIMD
-                                for (int k = 0; k < w; k++) Te[k] += Gd[k] * h;
-                            }
+                        for (int e = 0; e < D; e++) {
+                            const double *He = Hb + (size_t) D * e;
+                            double *Te = T + (size_t) w * e;
+#define C_T(VT, LD, ST) {                                                       \
+                            VT t = LD(Gi + k) * He[0];                          \
+                            for (int d = 1; d < D; d++) t += LD(Gi + (size_t) w * d + k) * He[d]; \
+                            ST(Te + k, t);                                      \
+                        }
+                            JKO_CHUNKS(k, w, C_T);
+#undef C_T
+                        }
                     }
                     const double *f1 = F1 + (size_t) w * i, *f2 = F2 + (size_t) w * i,
                                  *ci = Cc + (size_t) w * i;
                     double *cbi = Cb + (size_t) w * i, *sbi = Sb + (size_t) w * i;
-                    JKO_SIMD
-                    for (int k = 0; k < w; k++) cbi[k] = 0;
                     /* below the top, gb holds Jbar_l: Gbar_l = sigma'(s_l)
                      * Jbar_l + 2 c_l T, and jg_k = sum_d Jbar_{l,kd} G_{l,kd}
-                     * feeds sbar through sigma''(s_l) */
-                    double *jg = T + (size_t) wD;   /* w more doubles */
-                    if (!top) {
-                        JKO_SIMD
-                        for (int k = 0; k < w; k++) jg[k] = 0;
+                     * feeds sbar through sigma''(s_l); the sums over d in
+                     * registers */
+                    if (top) {
+#define C_TOP(VT, LD, ST) {                                                     \
+                        VT cb = LD(T + k) * LD(Gi + k);                         \
+                        const VT c2 = 2.0 * LD(ci + k);                         \
+                        for (int d = 0; d < D; d++) {                           \
+                            const size_t o = (size_t) w * d + k;                \
+                            const VT td = LD(T + o);                            \
+                            if (d) cb += td * LD(Gi + o);                       \
+                            ST(gb + o, LD(gb + o) + c2 * td);                   \
+                        }                                                       \
+                        ST(cbi + k, cb);                                        \
                     }
-                    for (int d = 0; d < D; d++) {
-                        const double *Td = T + (size_t) w * d, *Gd = Gi + (size_t) w * d;
-                        double *gd = gb + (size_t) w * d;
-                        if (top) {
-                            JKO_SIMD
-                            for (int k = 0; k < w; k++) {
-                                cbi[k] += Td[k] * Gd[k];
-                                gd[k] += 2.0 * ci[k] * Td[k];
-                            }
-                        } else {
-                            JKO_SIMD
-                            for (int k = 0; k < w; k++) {
-                                cbi[k] += Td[k] * Gd[k];
-                                jg[k] += gd[k] * Gd[k];
-                                gd[k] = gd[k] * f1[k] + 2.0 * ci[k] * Td[k];
-                            }
-                        }
+                        JKO_CHUNKS(k, w, C_TOP);
+#undef C_TOP
+                    } else {
+#define C_IN(VT, LD, ST) {                                                      \
+                        VT cb = LD(T + k) * LD(Gi + k), jg = LD(gb + k) * LD(Gi + k); \
+                        const VT c2 = 2.0 * LD(ci + k), f = LD(f1 + k);         \
+                        for (int d = 0; d < D; d++) {                           \
+                            const size_t o = (size_t) w * d + k;                \
+                            const VT td = LD(T + o), gd = LD(Gi + o), go = LD(gb + o); \
+                            if (d) { cb += td * gd; jg += go * gd; }            \
+                            ST(gb + o, go * f + c2 * td);                       \
+                        }                                                       \
+                        ST(cbi + k, cb);                                        \
+                        ST(sbi + k, LD(sbi + k) + LD(f2 + k) * jg);             \
                     }
-                    if (!top) {
-                        JKO_SIMD
-                        for (int k = 0; k < w; k++) sbi[k] += f2[k] * jg[k];
+                        JKO_CHUNKS(k, w, C_IN);
+#undef C_IN
                     }
                 }
                 int wp = net->w[l - 1];
@@ -423,25 +470,45 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
         }
         double *cb = grad + net->offc[l];
         if (D < JKO_SMALL_D) {
-            /* with Bbar += sbar x' and Abar's share of pbar x' by hand */
+            /* with Bbar += sbar x' and Abar's share of pbar x' by hand, in
+             * groups of samples (JKO_GROUP) */
             double *Bb = grad + net->offB[l], *Ab = grad + net->offA[l];
-            for (int i = 0; i < n; i++) {
-                const double *sb = Sb + (size_t) w * i, *xi = X + (size_t) D * i;
-                JKO_SIMD
-                for (int k = 0; k < w; k++) cb[k] += sb[k];
+            for (int ib = 0; ib < n; ib += JKO_GROUP) {
+                const int g = n - ib < JKO_GROUP ? n - ib : JKO_GROUP;
+                const double *Sg = Sb + (size_t) w * ib, *xg = X + (size_t) D * ib,
+                             *Pg = P + (size_t) wr * ib;
+#define E_C(VT, LD, ST) {                                                       \
+                VT t = LD(Sg + k);                                              \
+                for (int q = 1; q < G_; q++) t += LD(Sg + (size_t) w * q + k);  \
+                ST(cb + k, LD(cb + k) + t);                                     \
+            }
+                JKO_GROUPED(g, JKO_CHUNKS(k, w, E_C););
+#undef E_C
                 for (int d = 0; d < D; d++) {
                     double *Bbd = Bb + (size_t) w * d;
-                    const double xd = xi[d];
-                    JKO_SIMD
-                    for (int k = 0; k < w; k++) Bbd[k] += sb[k] * xd;
+                    const double *xd = xg + d;
+#define E_B(VT, LD, ST) {                                                       \
+                    VT t = LD(Sg + k) * xd[0];                                  \
+                    for (int q = 1; q < G_; q++) t += LD(Sg + (size_t) w * q + k) * xd[(size_t) D * q]; \
+                    ST(Bbd + k, LD(Bbd + k) + t);                               \
+                }
+                    JKO_GROUPED(g, JKO_CHUNKS(k, w, E_B););
+#undef E_B
                 }
                 for (int j = 0; j < r; j++) {
-                    const double *pj = P + (size_t) wr * i + (size_t) w * j;
+                    const double *Pj = Pg + (size_t) w * j;
                     for (int d = 0; d < D; d++) {
                         double *Abjd = Ab + (size_t) w * j + (size_t) wr * d;
-                        const double xd2 = 2.0 * xi[d];
-                        JKO_SIMD
-                        for (int k = 0; k < w; k++) Abjd[k] += pj[k] * sb[k] * xd2;
+                        const double *xd = xg + d;
+#define E_A(VT, LD, ST) {                                                       \
+                        VT t = LD(Pj + k) * LD(Sg + k) * xd[0];                 \
+                        for (int q = 1; q < G_; q++)                            \
+                            t += LD(Pj + (size_t) wr * q + k) * LD(Sg + (size_t) w * q + k) * \
+                                 xd[(size_t) D * q];                            \
+                        ST(Abjd + k, LD(Abjd + k) + 2.0 * t);                   \
+                    }
+                        JKO_GROUPED(g, JKO_CHUNKS(k, w, E_A););
+#undef E_A
                     }
                 }
             }

@@ -41,13 +41,15 @@ JKO_CLONES static int hessian_part(const icnn_t *net, const double *th, int i0, 
             for (int d = 0; d < D; d++) {
                 const double *Ad = A + (size_t) wr * d, *Bd = B + (size_t) w * d;
                 double *Gd = Gi + (size_t) w * d;
-                JKO_SIMD
-                for (int k = 0; k < w; k++) Gd[k] = Bd[k];
-                for (int j = 0; j < r; j++) {
-                    const double *Pj = Pi + (size_t) w * j, *Aj = Ad + (size_t) w * j;
-                    JKO_SIMD
-                    for (int k = 0; k < w; k++) Gd[k] += 2.0 * Pj[k] * Aj[k];
+                /* the sum over j in registers, one store per unit */
+#define HESS_G(VT, LD, ST) {                                                    \
+                    VT g = LD(Pi + k) * LD(Ad + k);                             \
+                    for (int j = 1; j < r; j++)                                 \
+                        g += LD(Pi + (size_t) w * j + k) * LD(Ad + (size_t) w * j + k); \
+                    ST(Gd + k, LD(Bd + k) + 2.0 * g);                           \
                 }
+                JKO_CHUNKS(k, w, HESS_G);
+#undef HESS_G
             }
         }
         if (l > 0) {

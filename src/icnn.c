@@ -93,7 +93,7 @@ static double ws_doubles(const icnn_t *net, int nmax, int hess, int nth)
 {
     const double D = net->D, r = net->r, wm = net->wmax, n = nmax > 0 ? nmax : 1;
     const double Dp = D * (D + 1) / 2, D2 = D * D, th = nth < 1 ? 1 : nth;
-    const double tmp = wm * (D + 1) + 2 * D2 + r * D;
+    const double tmp = wm * (D + JKO_GROUP) + 2 * D2 + r * D;   /* jko_tmp_len() */
     double s = 0;
     for (int l = 0; l < net->L; l++) {
         double w = net->w[l];
@@ -351,26 +351,21 @@ JKO_CLONES static void forward_part(const icnn_t *net, const double *th, const d
             for (int i = 0; i < n; i++) {
                 const double *xi = X + (size_t) D * i;
                 double *Pi = P + (size_t) wr * i, *Si = S + (size_t) w * i;
-                JKO_SIMD
-                for (int k = 0; k < w; k++) Si[k] = c[k];
-                for (int d = 0; d < D; d++) {
-                    const double *Bd = B + (size_t) w * d, xd = xi[d];
-                    JKO_SIMD
-                    for (int k = 0; k < w; k++) Si[k] += Bd[k] * xd;
+                /* the sums over d in registers: one store per entry */
+#define FWD_SP(VT, LD, ST) {                                                    \
+                    VT s = LD(c + k);                                           \
+                    for (int d = 0; d < D; d++) s += LD(B + (size_t) w * d + k) * xi[d]; \
+                    for (int j = 0; j < r; j++) {                               \
+                        const double *Aj = A + (size_t) w * j + k;              \
+                        VT p = LD(Aj) * xi[0];                                  \
+                        for (int d = 1; d < D; d++) p += LD(Aj + (size_t) wr * d) * xi[d]; \
+                        ST(Pi + (size_t) w * j + k, p);                         \
+                        s += p * p;                                             \
+                    }                                                           \
+                    ST(Si + k, s);                                              \
                 }
-                for (int j = 0; j < r; j++) {
-                    double *Pj = Pi + (size_t) w * j;
-                    const double *Aj = A + (size_t) w * j, x0 = xi[0];
-                    JKO_SIMD
-                    for (int k = 0; k < w; k++) Pj[k] = Aj[k] * x0;
-                    for (int d = 1; d < D; d++) {
-                        const double *Ajd = Aj + (size_t) wr * d, xd = xi[d];
-                        JKO_SIMD
-                        for (int k = 0; k < w; k++) Pj[k] += Ajd[k] * xd;
-                    }
-                    JKO_SIMD
-                    for (int k = 0; k < w; k++) Si[k] += Pj[k] * Pj[k];
-                }
+                JKO_CHUNKS(k, w, FWD_SP);
+#undef FWD_SP
             }
         } else {
             F77_CALL(dgemm)("N", "N", &wr, &n, &D, &one, A, &wr, X, &D, &zero,
