@@ -364,12 +364,12 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                      * registers */
                     if (top) {
 #define C_TOP(VT, LD, ST) {                                                     \
-                        VT cb = LD(T + k) * LD(Gi + k);                         \
+                        VT cb = (VT) {0};                                       \
                         const VT c2 = 2.0 * LD(ci + k);                         \
                         for (int d = 0; d < D; d++) {                           \
                             const size_t o = (size_t) w * d + k;                \
                             const VT td = LD(T + o);                            \
-                            if (d) cb += td * LD(Gi + o);                       \
+                            cb += td * LD(Gi + o);                              \
                             ST(gb + o, LD(gb + o) + c2 * td);                   \
                         }                                                       \
                         ST(cbi + k, cb);                                        \
@@ -378,12 +378,13 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
 #undef C_TOP
                     } else {
 #define C_IN(VT, LD, ST) {                                                      \
-                        VT cb = LD(T + k) * LD(Gi + k), jg = LD(gb + k) * LD(Gi + k); \
+                        VT cb = (VT) {0}, jg = (VT) {0};                        \
                         const VT c2 = 2.0 * LD(ci + k), f = LD(f1 + k);         \
                         for (int d = 0; d < D; d++) {                           \
                             const size_t o = (size_t) w * d + k;                \
                             const VT td = LD(T + o), gd = LD(Gi + o), go = LD(gb + o); \
-                            if (d) { cb += td * gd; jg += go * gd; }            \
+                            cb += td * gd;                                      \
+                            jg += go * gd;                                      \
                             ST(gb + o, go * f + c2 * td);                       \
                         }                                                       \
                         ST(cbi + k, cb);                                        \
