@@ -26,6 +26,16 @@
 #include "linalg.h"
 #include "numerics.h"
 
+/* A group's outer product into a row of a parameter's adjoint, by
+ * JKO_GROUPED and JKO_CHUNKS (icnn.h): gdst_k += sum_q gv_{q k} gc_q, the
+ * group's w-vectors gv w apart and its numbers gc D apart (a coordinate of
+ * consecutive samples). */
+#define GROUP_OUTER(VT, LD, ST) {                                               \
+        VT t = LD(gv + k) * gc[0];                                              \
+        for (int q = 1; q < G_; q++) t += LD(gv + (size_t) w * q + k) * gc[(size_t) D * q]; \
+        ST(gdst + k, LD(gdst + k) + t);                                         \
+    }
+
 /* Gbar = grad Q_l's adjoint Ebar (w x D x n, samples of this part) into
  * Bbar, Pbar and Abar (Abar in the row order j w + k of ws->Ap):
  *   E_{k,d} = 2 sum_j p_kj a_kjd + b_kd. */
@@ -277,15 +287,9 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
 #undef BW_UB
                 }
                 for (int d = 0; d < D; d++) {
-                    double *Bbd = Bb + (size_t) w * d;
-                    const double *yd = yg + d;
-#define BW_BB(VT, LD, ST) {                                                     \
-                    VT t = LD(Ug + k) * yd[0];                                  \
-                    for (int q = 1; q < G_; q++) t += LD(Ug + (size_t) w * q + k) * yd[(size_t) D * q]; \
-                    ST(Bbd + k, LD(Bbd + k) + t);                               \
-                }
-                    JKO_GROUPED(g, JKO_CHUNKS(k, w, BW_BB););
-#undef BW_BB
+                    double *gdst = Bb + (size_t) w * d;
+                    const double *gv = Ug, *gc = yg + d;
+                    JKO_GROUPED(g, JKO_CHUNKS(k, w, GROUP_OUTER););
                 }
             }
         } else {
@@ -486,15 +490,9 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                 JKO_GROUPED(g, JKO_CHUNKS(k, w, E_C););
 #undef E_C
                 for (int d = 0; d < D; d++) {
-                    double *Bbd = Bb + (size_t) w * d;
-                    const double *xd = xg + d;
-#define E_B(VT, LD, ST) {                                                       \
-                    VT t = LD(Sg + k) * xd[0];                                  \
-                    for (int q = 1; q < G_; q++) t += LD(Sg + (size_t) w * q + k) * xd[(size_t) D * q]; \
-                    ST(Bbd + k, LD(Bbd + k) + t);                               \
-                }
-                    JKO_GROUPED(g, JKO_CHUNKS(k, w, E_B););
-#undef E_B
+                    double *gdst = Bb + (size_t) w * d;
+                    const double *gv = Sg, *gc = xg + d;
+                    JKO_GROUPED(g, JKO_CHUNKS(k, w, GROUP_OUTER););
                 }
                 for (int j = 0; j < r; j++) {
                     const double *Pj = Pg + (size_t) w * j;
