@@ -48,8 +48,12 @@
 #'   an effective sample size
 #'   of at least `ess_min` of the samples, each coordinate's sd at least
 #'   0.95 of its importance-weighted value (a flow too narrow is the one
-#'   error the correction cannot undo in a few thousand draws), and (where
-#'   given) the estimated
+#'   error the correction cannot undo in a few thousand draws), log-weights
+#'   that grow with the flow's surprise \eqn{-\log\rho_k} (between its
+#'   central 50% and its next 40%) by less than \eqn{1 - 0.95^2} (the
+#'   growth of a Gaussian flow 0.95 times as wide as its target; along the
+#'   flow's own level sets, it sees a curved target's arms that the flow
+#'   covers too thinly), and (where given) the estimated
 #'   \eqn{KL(\rho_k \| \pi)} below `kl_tol` and the samples' means and sds
 #'   within `moment_tol` of their importance-weighted values (in target sds,
 #'   and relative), with no sample outside the support of \eqn{\pi}; the
