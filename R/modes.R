@@ -504,6 +504,5 @@ passes_as_proposal <- function(q, potential, n = 4096L) {
   d <- target_divergence(phi, lq, 1, x)
   lw <- -phi - lq
   bounded <- all(is.finite(lw)) && max(exp(lw - max(lw))) / mean(exp(lw - max(lw))) <= 1.1
-  isTRUE((d$pareto_k < khat_reached(n) || bounded) && d$spread >= spread_min && d$outside < 1e-3) &&
-    !isTRUE(d$growth >= growth_max())
+  isTRUE(d$pareto_k < khat_reached(n) || bounded) && covers_target(d)
 }

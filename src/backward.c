@@ -249,8 +249,7 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                         const double *yq = yg + (size_t) D * q, *Pq = Pj + (size_t) wr * q;
                         double *Qq = Q + (size_t) w * q, *Ubq = Ubg + (size_t) w * q;
 #define BW_Q(VT, LD, ST) {                                                      \
-                        VT t = LD(Aj + k) * yq[0];                              \
-                        for (int d = 1; d < D; d++) t += LD(Aj + (size_t) wr * d + k) * yq[d]; \
+                        JKO_COLS(VT, LD, t, Aj + k, wr, yq, D);                 \
                         ST(Qq + k, t);                                          \
                         ST(Ubq + k, LD(Ubq + k) + 2.0 * LD(Pq + k) * t);        \
                     }
@@ -279,8 +278,7 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                     const double *yq = yg + (size_t) D * q;
                     double *Ubq = Ubg + (size_t) w * q;
 #define BW_UB(VT, LD, ST) {                                                     \
-                    VT t = LD(B + k) * yq[0];                                   \
-                    for (int d = 1; d < D; d++) t += LD(B + (size_t) w * d + k) * yq[d]; \
+                    JKO_COLS(VT, LD, t, B + k, w, yq, D);                       \
                     ST(Ubq + k, LD(Ubq + k) + t);                               \
                 }
                     JKO_CHUNKS(k, w, BW_UB);
@@ -351,8 +349,7 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                             const double *He = Hb + (size_t) D * e;
                             double *Te = T + (size_t) w * e;
 #define C_T(VT, LD, ST) {                                                       \
-                            VT t = LD(Gi + k) * He[0];                          \
-                            for (int d = 1; d < D; d++) t += LD(Gi + (size_t) w * d + k) * He[d]; \
+                            JKO_COLS(VT, LD, t, Gi + k, w, He, D);              \
                             ST(Te + k, t);                                      \
                         }
                             JKO_CHUNKS(k, w, C_T);

@@ -356,9 +356,7 @@ JKO_CLONES static void forward_part(const icnn_t *net, const double *th, const d
                     VT s = LD(c + k);                                           \
                     for (int d = 0; d < D; d++) s += LD(B + (size_t) w * d + k) * xi[d]; \
                     for (int j = 0; j < r; j++) {                               \
-                        const double *Aj = A + (size_t) w * j + k;              \
-                        VT p = LD(Aj) * xi[0];                                  \
-                        for (int d = 1; d < D; d++) p += LD(Aj + (size_t) wr * d) * xi[d]; \
+                        JKO_COLS(VT, LD, p, A + (size_t) w * j + k, wr, xi, D); \
                         ST(Pi + (size_t) w * j + k, p);                         \
                         s += p * p;                                             \
                     }                                                           \

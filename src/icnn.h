@@ -173,6 +173,11 @@ typedef double jko_v4;
 #define JKO_V4_ST(p, v) (*(jko_v4 *) (p) = (v))
 #define JKO_D_LD(p) (*(p))
 #define JKO_D_ST(p, v) (*(p) = (v))
+/* Inside a BODY: VT t = sum_d M[stride d] v[d] over d < D, for a unit's
+ * entries M of the D columns of a matrix (stride apart) and a vector v. */
+#define JKO_COLS(VT, LD, t, M, stride, v, D)                                    \
+    VT t = LD(M) * (v)[0];                                                      \
+    for (int d_ = 1; d_ < (D); d_++) t += LD((M) + (size_t) (stride) * d_) * (v)[d_]
 #define JKO_CHUNKS(k, w, BODY)                                                  \
     do {                                                                        \
         int k = 0;                                                              \
