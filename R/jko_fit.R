@@ -91,7 +91,12 @@
 #' it with probability \eqn{\min(1, w(x')/w(x))}, \eqn{w = e^{-\beta\Phi} /
 #' \rho_k}, leaves the target invariant whatever the flow's error; how far
 #' the flow is from the target shows only in the acceptance rate and the
-#' effective sample size. A fit run to its stationary law keeps `draws`
+#' effective sample size. The proposals are the flow's draws with a tenth
+#' of its start widened twice about its centre (the flow of the mixture
+#' \eqn{0.9\rho_0 + 0.1\rho_0^{w}}, whose density stays exact): where the
+#' target's tail is longer than the flow's, those proposals bound the
+#' weights that would otherwise hold a chain in place for hundreds of
+#' proposals. A fit run to its stationary law keeps `draws`
 #' (4000, see [jko_control()]) such draws in 4 chains, each started by
 #' importance resampling and each kept draw the last of as many proposals
 #' as the monitor's importance ESS asks for (one per draw for a flow at the
