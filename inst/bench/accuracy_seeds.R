@@ -34,10 +34,7 @@ local({
 })
 
 args <- bench_args()
-opt <- function(name, default) {
-  a <- grep(paste0("^--", name, "="), args, value = TRUE)
-  if (length(a)) sub(paste0("^--", name, "="), "", a[1L]) else default
-}
+opt <- function(name, default) bench_opt(name, default, args)
 seeds <- seq_len(as.integer(opt("seeds", "12")))
 threads <- as.integer(opt("threads", "2"))
 nuts <- !("--no-nuts" %in% args)
@@ -55,11 +52,7 @@ if (nuts) {
   programs <- stan_programs(battery)
 }
 
-quiet <- function(expr) {
-  out <- NULL
-  utils::capture.output(out <- suppressMessages(suppressWarnings(expr)))
-  out
-}
+quiet <- bench_quiet
 signed <- function(u, ref) {
   u <- unname(as.matrix(u))
   nm <- names(ref$sd)

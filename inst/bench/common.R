@@ -1,4 +1,4 @@
-# Shared pieces of the benchmarks in inst/bench (sourced by step.R and run.R).
+# Shared pieces of the benchmarks in inst/bench (sourced by most of them).
 #
 # Times are wall-clock seconds, medians of several repetitions. The PyTorch
 # peer (../shared/peers/torch_jko.py next to the repository) runs in the same
@@ -16,6 +16,22 @@ bench_repo <- function() {
 }
 
 bench_args <- function() commandArgs(TRUE)
+
+# The value of expr, its printed output, messages and warnings silenced (a
+# fit's progress and verdict, rstan's chatter).
+bench_quiet <- function(expr) {
+  out <- NULL
+  utils::capture.output(out <- suppressMessages(withCallingHandlers(
+    expr, warning = function(w) invokeRestart("muffleWarning"))))
+  out
+}
+
+# The value of the option --name=value among a script's arguments (the
+# first, as a string), else `default`.
+bench_opt <- function(name, default, args = bench_args()) {
+  a <- grep(paste0("^--", name, "="), args, value = TRUE)
+  if (length(a)) sub(paste0("^--", name, "="), "", a[1L]) else default
+}
 
 # The peer: a python with torch and the script, or NULL with a message why not.
 torch_peer <- function(repo = bench_repo()) {

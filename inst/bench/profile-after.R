@@ -31,10 +31,7 @@ local({
 })
 
 args <- bench_args()
-opt <- function(name, default) {
-  a <- grep(paste0("^--", name, "="), args, value = TRUE)
-  if (length(a)) sub(paste0("^--", name, "="), "", a[1L]) else default
-}
+opt <- function(name, default) bench_opt(name, default, args)
 reps <- as.integer(opt("reps", "3"))
 out_file <- opt("out", NA)
 sel <- setdiff(args, grep("^--", args, value = TRUE))

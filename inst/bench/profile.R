@@ -93,10 +93,7 @@ local({
 })
 
 args <- bench_args()
-opt <- function(name, default) {
-  a <- grep(paste0("^--", name, "="), args, value = TRUE)
-  if (length(a)) sub(paste0("^--", name, "="), "", a[1L]) else default
-}
+opt <- function(name, default) bench_opt(name, default, args)
 pos <- grep("^--", args, value = TRUE, invert = TRUE)
 threads <- as.integer(opt("threads", "2"))
 out_file <- opt("out", NA)

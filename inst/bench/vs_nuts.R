@@ -74,10 +74,7 @@ suppressPackageStartupMessages({
 })
 
 args <- bench_args()
-opt <- function(name, default) {
-  a <- grep(paste0("^--", name, "="), args, value = TRUE)
-  if (length(a)) sub(paste0("^--", name, "="), "", a[1L]) else default
-}
+opt <- function(name, default) bench_opt(name, default, args)
 seed <- as.integer(opt("seed", "1"))
 reps <- as.integer(opt("reps", "1"))
 threads <- as.integer(opt("threads", "2"))
@@ -102,12 +99,7 @@ clock <- function() {
   t <- proc.time()
   c(wall = t[[3L]], cpu = t[[1L]] + t[[2L]], child = sum(t[4:5], na.rm = TRUE))
 }
-quiet <- function(expr) {
-  out <- NULL
-  utils::capture.output(out <- suppressMessages(withCallingHandlers(
-    expr, warning = function(w) invokeRestart("muffleWarning"))))
-  out
-}
+quiet <- bench_quiet
 accuracy <- function(u, ref) {
   u <- as.matrix(u)
   if (!is.numeric(u) || ncol(u) != ref$dim) return(c(mean = NA, sd = NA))
