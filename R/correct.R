@@ -60,25 +60,25 @@ draws_thinning <- function(r, n, cost = NULL, seconds = 10, ess_min = 1000) {
 }
 
 # Exact draws of the target pi = exp(-beta Phi) from the law `law`: n * thin
-# proposals (draws of the law with their exact log-densities), their
-# log-weights against pi, and `chains` independence Metropolis-Hastings
-# chains through them, each kept draw the last of `thin` proposals. With
+# proposals (draws of the law, a tenth of them from its start widened:
+# proposal_draw()), their log-weights against pi, and `chains` independence
+# Metropolis-Hastings chains through them, each kept draw the last of `thin` proposals. With
 # thin_max > thin (a costly target, draws_thinning()): while the draws'
 # smallest bulk ESS is below ess_min or their largest R-hat is 1.01 or
 # more, the thinning is raised to what the measured ESS asks for (at most
 # thin_max), each chain continued through fresh proposals from where it
 # stood. Returns list(x
 # (n x D, the flow's scale), log_density (the flow's, at each draw), chain,
-# method = "imh", acceptance, log_weights (of all the proposals, for the
-# evidence), thin).
+# method = "imh", acceptance, log_weights (of all the proposals, against
+# their own density: for the evidence), thin).
 correct_draws <- function(law, potential, beta, n, chains = 4L, thin = 1L, threads = 1L,
                           thin_max = thin, ess_min = 1000) {
   chains <- max(1L, min(as.integer(chains), n))
   len <- rep(n %/% chains, chains) + (seq_len(chains) <= n %% chains)
-  d <- law_draw(law, n * thin, threads = threads)
+  d <- proposal_draw(law, n * thin, threads)
   x <- d$x
-  ld <- d$log_density
-  lw <- proposal_log_weights(potential, beta, x, ld)
+  ld <- d$flow_log_density
+  lw <- proposal_log_weights(potential, beta, x, d$log_density)
   start <- imh_starts(lw, chains)
   u <- log(stats::runif(length(lw)))
   # chain j's proposals, in its order: block j of the first round
@@ -98,11 +98,11 @@ correct_draws <- function(law, potential, beta, n, chains = 4L, thin = 1L, threa
     if (isTRUE(dg$ess_bulk >= ess_min)) need <- ceiling(1.5 * thin)
     new_thin <- as.integer(min(max(thin + 1L, need), thin_max))
     more <- n * (new_thin - thin)
-    d2 <- law_draw(law, more, threads = threads)
+    d2 <- proposal_draw(law, more, threads)
     lw2 <- proposal_log_weights(potential, beta, d2$x, d2$log_density)
     base <- length(lw)
     x <- rbind(x, d2$x)
-    ld <- c(ld, d2$log_density)
+    ld <- c(ld, d2$flow_log_density)
     lw <- c(lw, lw2)
     u <- c(u, log(stats::runif(more)))
     ends <- base + cumsum(len * (new_thin - thin))
@@ -172,6 +172,31 @@ defensive_start <- function(b, eps, widen) {
   if (!is.null(b$cov)) out$cov <- (1 - eps + eps * widen^2) * b$cov
   out$label <- sprintf("%s, with %g%% of it widened %g times", b$label %||% "start", 100 * eps, widen)
   out
+}
+
+# m proposals for the exact draws from `law`: x, log_density (the density
+# they were drawn from: the flow of defensive_law()'s mixture start, for
+# their weights) and flow_log_density (the law's own density at x, what
+# jko_density() gives: the mixture's over the same Jacobians, less log of
+# the mixture's density over the start's at the point the maps pushed).
+proposal_draw <- function(law, m, threads = 1L) {
+  dl <- defensive_law(law)
+  if (identical(dl, law)) {
+    d <- law_draw(law, m, threads = threads)
+    return(list(x = d$x, log_density = d$log_density, flow_log_density = d$log_density))
+  }
+  z <- dl$base$sample(m)
+  l_mix <- init_log_density(dl$base, z)
+  shift <- init_log_density(law$base, z) - l_mix
+  x <- z
+  ld <- l_mix
+  if (length(law$nodes)) {
+    out <- c_push(law$nodes, z, l_mix, threads)
+    x <- out$x
+    ld <- out$log_density
+    if (out$status != "ok") ld <- push_status_warning(out, 0L, "log-densities")
+  }
+  list(x = x, log_density = ld, flow_log_density = ld + shift)
 }
 
 # The starting proposals of `chains` chains, drawn from all the proposals

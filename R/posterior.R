@@ -18,7 +18,7 @@ make_posterior_draws <- function(fit, threads = 1L) {
   last <- fit$history[nrow(fit$history), ]
   th <- draws_thinning(last$ess, fit$settings$draws, fit$phi_cost)
   d <- with_stream(fit$seed, "draws",
-                   correct_draws(defensive_law(fit_law(fit)), fit$potential, fit$beta, fit$settings$draws,
+                   correct_draws(fit_law(fit), fit$potential, fit$beta, fit$settings$draws,
                                  4L, th$thin, threads, thin_max = th$full))
   d$diagnostics <- draws_diagnostics(d)
   if (d$thin < th$full) {
