@@ -153,10 +153,20 @@ defensive_law <- function(law, eps = 0.1, widen = 2) {
 }
 
 # The start b as that mixture: its draws, a Binomial(n, eps) share of
-# them (at random places) moved out about its centre, and its log-density.
+# them (at random places) moved out about its centre, its log-density, and
+# log_density_parts(x): list(start (b's own), mixture), from one evaluation
+# of b's density at x and one at x pulled in about the centre.
 defensive_start <- function(b, eps, widen) {
   c0 <- b$mean
   D <- length(c0)
+  parts <- function(x) {
+    l0 <- init_log_density(b, x)
+    a <- log1p(-eps) + l0
+    w <- log(eps) - D * log(widen) +
+      init_log_density(b, sweep(sweep(x, 2L, c0) / widen, 2L, c0, "+"))
+    m <- pmax(a, w)
+    list(start = l0, mixture = ifelse(is.finite(m), m + log1p(exp(-abs(a - w))), m))
+  }
   out <- b
   out$sample <- function(n) {
     x <- b$sample(n)
@@ -167,13 +177,8 @@ defensive_start <- function(b, eps, widen) {
     }
     x
   }
-  out$log_density <- function(x) {
-    a <- log1p(-eps) + init_log_density(b, x)
-    z <- sweep(sweep(x, 2L, c0) / widen, 2L, c0, "+")
-    w <- log(eps) - D * log(widen) + init_log_density(b, z)
-    m <- pmax(a, w)
-    ifelse(is.finite(m), m + log1p(exp(-abs(a - w))), m)
-  }
+  out$log_density <- function(x) parts(x)$mixture
+  out$log_density_parts <- parts
   out
 }
 
@@ -183,14 +188,15 @@ defensive_start <- function(b, eps, widen) {
 # jko_density() gives: the mixture's over the same Jacobians, less log of
 # the mixture's density over the start's at the point the maps pushed).
 proposal_draw <- function(law, m, threads = 1L) {
-  dl <- defensive_law(law)
-  if (identical(dl, law)) {
+  mix <- defensive_law(law)$base
+  if (is.null(mix$log_density_parts)) {
     d <- law_draw(law, m, threads = threads)
     return(list(x = d$x, log_density = d$log_density, flow_log_density = d$log_density))
   }
-  z <- dl$base$sample(m)
-  l_mix <- init_log_density(dl$base, z)
-  shift <- init_log_density(law$base, z) - l_mix
+  z <- mix$sample(m)
+  lp <- mix$log_density_parts(z)
+  l_mix <- lp$mixture
+  shift <- lp$start - l_mix
   x <- z
   ld <- l_mix
   if (length(law$nodes)) {

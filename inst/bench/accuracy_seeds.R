@@ -53,12 +53,6 @@ if (nuts) {
 }
 
 quiet <- bench_quiet
-signed <- function(u, ref) {
-  u <- unname(as.matrix(u))
-  nm <- names(ref$sd)
-  list(mean = stats::setNames((colMeans(u) - ref$mean) / ref$sd, nm),
-       sd = stats::setNames(apply(u, 2L, stats::sd) / ref$sd - 1, nm))
-}
 meets_aims <- function(e) max(abs(e$mean)) <= 0.05 && max(abs(e$sd)) <= 0.03
 
 runs <- list()
@@ -74,7 +68,7 @@ for (nm in sel) {
     tg <- target_logdensity(ref$logd, ref$grad, dim = ref$dim)
     fit <- quiet(jko_fit(tg, verbose = FALSE))
     secs <- proc.time()[["elapsed"]] - t0
-    e <- signed(jkoflow:::posterior_draws(fit, "unconstrained")$x, ref)
+    e <- bench_errors(jkoflow:::posterior_draws(fit, "unconstrained")$x, ref)
     runs[[length(runs) + 1L]] <- list(model = nm, method = "jkoflow", seed = s, seconds = secs,
                                       verdict = fit$verdict$reason, err = e)
     if (nuts) {
@@ -82,7 +76,7 @@ for (nm in sel) {
       sf <- quiet(rstan::sampling(sm, data = data, chains = 4, cores = min(threads, 4L),
                                   seed = s, refresh = 0))
       secs <- proc.time()[["elapsed"]] - t0
-      e <- signed(stan_unconstrained_draws(sf), ref)
+      e <- bench_errors(stan_unconstrained_draws(sf), ref)
       runs[[length(runs) + 1L]] <- list(model = nm, method = "NUTS", seed = s, seconds = secs,
                                         verdict = NA_character_, err = e)
     }

@@ -26,6 +26,16 @@ bench_quiet <- function(expr) {
   out
 }
 
+# The errors of draws u (one per row) against a reference (its mean and sd
+# per coordinate): the signed mean error in reference sds and the signed
+# relative sd error, each coordinate under the reference's names.
+bench_errors <- function(u, ref) {
+  u <- unname(as.matrix(u))
+  nm <- names(ref$sd)
+  list(mean = stats::setNames((colMeans(u) - ref$mean) / ref$sd, nm),
+       sd = stats::setNames(apply(u, 2L, stats::sd) / ref$sd - 1, nm))
+}
+
 # The value of the option --name=value among a script's arguments (the
 # first, as a string), else `default`.
 bench_opt <- function(name, default, args = bench_args()) {
