@@ -37,7 +37,7 @@
 # method's own weight error). --particles=0 skips the particles.
 #
 #   Rscript inst/bench/gmm.R --dims=2,4,6,8,10,12 --seeds=3 [--hidden=64,64]
-#     [--rank=5] [--iters=1200] [--batch=256] [--lr=5e-3] [--adaptive=0] [--init_scale=1]
+#     [--rank=5] [--iters=1200] [--batch=256] [--lr=5e-3] [--lr_end=lr/100] [--h=0.1] [--adaptive=0] [--init_scale=1]
 #     [--threads=2] [--n=8192] [--kde_max=6] [--particles=50000]
 #     [--seed0=1] [--centres=paper] [--out=gmm.rds] [--save_fit=fit.rds]
 #     [--grid=grid.rds]
@@ -71,6 +71,7 @@ rank <- as.integer(num("rank", "5"))
 iters <- as.integer(num("iters", "1200"))
 batch <- as.integer(num("batch", "256"))
 lr <- num("lr", "5e-3")
+lr_end <- num("lr_end", as.character(lr / 100))
 adaptive <- as.logical(as.integer(num("adaptive", "0")))
 init_scale <- num("init_scale", "1")
 threads <- as.integer(num("threads", "2"))
@@ -84,7 +85,8 @@ if (kde_max > 0L && !requireNamespace("ks", quietly = TRUE)) {
   message("the package `ks` is not installed: no particles + KDE column")
   kde_max <- 0L
 }
-h <- 0.1; steps <- 40L
+# --h: the step (default the paper's 0.1), with 4 / h steps to t = 4
+h <- num("h", "0.1"); steps <- as.integer(round(4 / h))
 # Components of the mixture: the reference experiments' configurations
 # used 5, 6, 7, 8, 9, 10 for D = 2, 4, ..., 12 (their published SymKL are
 # for those); --centres=10 gives every D ten.
@@ -163,7 +165,7 @@ for (D in dims) {
     centres <- matrix(runif(K * D, -5, 5), K, D)
     pot <- potential_gmm(centres, sd = 1)
     ctl <- jko_control(hidden = hidden, rank = rank, batch = batch, iters = iters,
-                       lr = lr, adaptive = adaptive, init_scale = init_scale)
+                       lr = lr, lr_end = lr_end, adaptive = adaptive, init_scale = init_scale)
     p0 <- proc.time()
     t0 <- p0[["elapsed"]]
     fit <- jko_fit(pot, init_gaussian(rep(0, D), 16), h = h, steps = steps, beta = 1,
