@@ -316,7 +316,7 @@ with_verdict <- function(fit, schedule, threads) {
   fit$draws <- make_posterior_draws(fit, threads = threads)
   fit$modes <- fit_modes(fit, threads)  # modes: the modes' weights (R/modes.R)
   fit$verdict <- target_verdict(fit, schedule)
-  if (!fit$verdict$reached) warning(verdict_text(fit$verdict), call. = FALSE)
+  if (!fit$verdict$reached) warn_whole(verdict_text(fit$verdict))
   fit
 }
 

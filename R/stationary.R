@@ -179,11 +179,36 @@ verdict_text <- function(v) {
     max_steps = "the step budget (`max_steps`) ran out",
     max_time = "the time budget (`max_time`) ran out",
     "it was stopped")
-  paste(sprintf(paste0("The flow did NOT reach the target: %s at step %d (%s)%s. ",
-                       "Its draws may not be the target's: continue it (jko_continue()), or widen ",
-                       "the network or the iterations (jko_control())."),
-                why, v$step, flow, if (is.null(draws)) "" else paste0("; ", draws)),
+  paste(sprintf("The flow did NOT reach the target: %s at step %d (%s)%s. %s",
+                why, v$step, flow, if (is.null(draws)) "" else paste0("; ", draws),
+                verdict_advice(v$reason)),
         modes_text(v$modes))  # modes: R/modes.R
+}
+
+# What to do about a flow that did not reach its target, by the reason it
+# stopped. A stalled flow is not sent back to more steps or a wider network:
+# on the banana and Neal's funnel of inst/bench/posteriors.R (2026-12-05,
+# seed 1 or 2), six more steps (jko_continue()) left the banana at KL
+# 0.22 and took the funnel from 0.185 to 0.204; width 64 stalled at 0.21
+# and 0.11-0.12 (width 32: 0.22, 0.12-0.19), and batches of 128 to 2048,
+# a cap of 32 on h, the squared softplus and a tempered first flow
+# (beta = 0.5) stalled at 0.17-0.28 or worse.
+verdict_advice <- function(reason) {
+  switch(reason,
+    stalled = paste0(
+      "Its draws may not be the target's, and more steps or a wider network are unlikely to ",
+      "help once the KL has stopped decreasing (they did not on a banana or Neal's funnel): ",
+      "where the target has a thin curved ridge or a funnel's neck, reparameterise it (a ",
+      "hierarchical model in its non-centred form) or check the draws against another ",
+      "sampler's."),
+    draws = paste0(
+      "Its draws may not be the target's: continue it (jko_continue()) to make it a better ",
+      "proposal, or draw more with jko_sample(fit, n)."),
+    steps = , max_steps = , max_time = paste0(
+      "Its draws may not be the target's: continue it (jko_continue()), or give it more steps ",
+      "or time (`max_steps`, `max_time`)."),
+    paste0("Its draws may not be the target's: continue it (jko_continue()), or widen the ",
+           "network or the iterations (jko_control())."))
 }
 
 # The verdict in a line or two, for the posterior's print (the whole of it

@@ -118,3 +118,25 @@ test_that("a fit reports step k of at most K with the time left", {
   expect_length(steps, 3L)
   expect_match(steps[[1]]$message, "step 1 of 3, about")
 })
+
+test_that("a long warning (a verdict) is shown whole, and warning.length is left as it was", {
+  # R's default handler cuts a warning at the option warning.length, read
+  # when the warning is signalled: warn_whole() raises it for that moment
+  msg <- paste0("start ", strrep("x", 1500), " end")
+  old <- options(warning.length = 1000)
+  on.exit(options(old))
+  seen <- NULL
+  withCallingHandlers(jkoflow:::warn_whole(msg), warning = function(w) {
+    seen <<- list(length = getOption("warning.length"), message = conditionMessage(w))
+    invokeRestart("muffleWarning")
+  })
+  expect_gte(seen$length, nchar(msg, "bytes"))
+  expect_identical(seen$message, msg)
+  expect_equal(getOption("warning.length"), 1000)
+  # a short one leaves the option alone
+  withCallingHandlers(jkoflow:::warn_whole("short"), warning = function(w) {
+    seen <<- list(length = getOption("warning.length"))
+    invokeRestart("muffleWarning")
+  })
+  expect_equal(seen$length, 1000)
+})

@@ -141,6 +141,26 @@ test_that("a flow stopped before its target says so, with a warning", {
   expect_lt(fit2$history$kl[6], fit$history$kl[2])
 })
 
+test_that("the advice of a verdict follows why the flow stopped", {
+  v <- list(reached = FALSE, reason = "stalled", step = 9L, monitor = 4096L, pareto_k = 0.41,
+            ess = 0.58, kl = 0.217, kl_se = 0.019, outside = 0, growth = 0.19)
+  # a stalled flow is not sent back to more steps or a wider network
+  txt <- jkoflow:::verdict_text(v)
+  expect_match(txt, "KL estimate stopped decreasing at step 9")
+  expect_match(txt, "unlikely to help once the KL has stopped decreasing")
+  expect_match(txt, "reparameterise it")
+  expect_false(grepl("widen the network", txt, fixed = TRUE))
+  # a flow whose budget ran out is sent back to more of it
+  for (r in c("steps", "max_steps", "max_time")) {
+    v$reason <- r
+    txt <- jkoflow:::verdict_text(v)
+    expect_match(txt, "continue it (jko_continue()), or give it more steps or time", fixed = TRUE)
+    expect_false(grepl("reparameterise", txt, fixed = TRUE))
+  }
+  v$reason <- "draws"
+  expect_match(jkoflow:::verdict_text(v), "to make it a better proposal", fixed = TRUE)
+})
+
 test_that("init_laplace() survives a log-density that is -Inf or NaN away from the mode", {
   # a 3-D regression with log sigma whose log-density overflows (NaN) for
   # log sigma below -30 and is -Inf outside |beta| < 50
