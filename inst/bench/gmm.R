@@ -37,8 +37,9 @@
 # method's own weight error). --particles=0 skips the particles.
 #
 #   Rscript inst/bench/gmm.R --dims=2,4,6,8,10,12 --seeds=3 [--hidden=64,64]
-#     [--rank=5] [--iters=1200] [--batch=256] [--lr=5e-3] [--lr_end=lr/100] [--h=0.1] [--adaptive=0] [--init_scale=1]
-#     [--threads=2] [--n=8192] [--kde_max=6] [--particles=50000]
+#     [--rank=5] [--iters=1200] [--batch=256] [--lr=5e-3] [--lr_end=lr/100]
+#     [--h=0.1] [--adaptive=0] [--init_scale=1] [--threads=2] [--n=8192]
+#     [--kde_max=6] [--particles=50000]
 #     [--seed0=1] [--centres=paper] [--out=gmm.rds] [--save_fit=fit.rds]
 #     [--grid=grid.rds]
 #
