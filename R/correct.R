@@ -200,10 +200,9 @@ proposal_draw <- function(law, m, threads = 1L) {
   x <- z
   ld <- l_mix
   if (length(law$nodes)) {
-    out <- c_push(law$nodes, z, l_mix, threads)
+    out <- push_maps(law$nodes, z, l_mix, threads)
     x <- out$x
     ld <- out$log_density
-    if (out$status != "ok") ld <- push_status_warning(out, 0L, "log-densities")
   }
   list(x = x, log_density = ld, flow_log_density = ld + shift)
 }

@@ -80,10 +80,9 @@ law_draw <- function(law, n, log_density = TRUE, threads = 1L, start = NULL) {
   }
   for (run in law_runs(law, from)) {
     if (run$type == "map") {
-      out <- c_push(law$nodes[run$from:run$to], x, ld, threads)
+      out <- push_maps(law$nodes[run$from:run$to], x, ld, threads, run$from - 1L)
       x <- out$x
       ld <- out$log_density
-      if (out$status != "ok") ld <- push_status_warning(out, run$from - 1L, "log-densities")
     } else {
       x <- bayes_draw(law, run$from, x, n, threads)
       ld <- if (want_ld && run$from == last_bayes) {
@@ -92,6 +91,16 @@ law_draw <- function(law, n, log_density = TRUE, threads = 1L, start = NULL) {
     }
   }
   list(x = x, log_density = ld)
+}
+
+# The rows of x pushed through the maps `maps` (steps offset + 1, ...),
+# carrying their log-densities ld (or none, NULL): list(x, log_density),
+# the points lost to a Hessian that is not positive definite warned of and
+# NA.
+push_maps <- function(maps, x, ld, threads, offset = 0L) {
+  out <- c_push(maps, x, ld, threads)
+  list(x = out$x, log_density = if (out$status != "ok")
+    push_status_warning(out, offset, "log-densities") else out$log_density)
 }
 
 # A push or pull that met a Hessian that is not positive definite (possible

@@ -17,6 +17,20 @@ bench_repo <- function() {
 
 bench_args <- function() commandArgs(TRUE)
 
+# The folder of the running script (its --file=), where this file and the
+# other pieces are; inst/bench when there is none (source() at a console).
+bench_dir <- function() {
+  f <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+  if (length(f)) dirname(f) else "inst/bench"
+}
+
+# Sources pieces of inst/bench (posteriors-targets.R, stan-programs.R, ...)
+# into the global environment.
+bench_source <- function(...) {
+  for (p in c(...)) source(file.path(bench_dir(), p), local = globalenv())
+  invisible()
+}
+
 # The value of expr, its printed output, messages and warnings silenced (a
 # fit's progress and verdict, rstan's chatter).
 bench_quiet <- function(expr) {

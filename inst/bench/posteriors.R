@@ -18,10 +18,9 @@
 
 local({
   f <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
-  dir <- if (length(f)) dirname(f) else "inst/bench"
-  source(file.path(dir, "common.R"))
-  source(file.path(dir, "posteriors-targets.R"), local = globalenv())
+  source(file.path(if (length(f)) dirname(f) else "inst/bench", "common.R"))
 })
+bench_source("posteriors-targets.R")
 
 options(width = 200, jkoflow.threads = 2)
 args <- bench_args()

@@ -85,12 +85,9 @@
 
 local({
   f <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
-  dir <- if (length(f)) dirname(f) else "inst/bench"
-  source(file.path(dir, "common.R"))
-  source(file.path(dir, "posteriors-targets.R"), local = globalenv())
-  source(file.path(dir, "stan-programs.R"), local = globalenv())
-  source(file.path(dir, "profile-hooks.R"), local = globalenv())
+  source(file.path(if (length(f)) dirname(f) else "inst/bench", "common.R"))
 })
+bench_source("posteriors-targets.R", "stan-programs.R", "profile-hooks.R")
 
 args <- bench_args()
 opt <- function(name, default) bench_opt(name, default, args)

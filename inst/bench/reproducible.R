@@ -27,10 +27,9 @@
 
 local({
   f <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
-  dir <- if (length(f)) dirname(f) else "inst/bench"
-  source(file.path(dir, "common.R"))
-  source(file.path(dir, "posteriors-targets.R"), local = globalenv())
+  source(file.path(if (length(f)) dirname(f) else "inst/bench", "common.R"))
 })
+bench_source("posteriors-targets.R")
 args <- bench_args()
 name <- if (length(args) >= 1L) args[1] else "banana"
 seed <- if (length(args) >= 2L) as.integer(args[2]) else 6L
