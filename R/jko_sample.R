@@ -77,8 +77,9 @@ jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
   extra <- list()
   if (correct) {
     if (!has_ld) init_log_density(law$base, matrix(0, 1L, fit$dim))
-    d <- correct_draws(law, fit$potential, fit$beta, n, min(4L, n),
-                       thinning(fit$history$ess[k + 1L]), threads)
+    r <- fit$history$ess[k + 1L]
+    d <- correct_draws(law, fit$potential, fit$beta, n, min(4L, n), thinning(r), threads,
+                       most = tail_most(fit, draws_thinning(r, n, fit$phi_cost)))
     extra <- list(chain = d$chain, acceptance = d$acceptance, method = "imh")
   } else {
     d <- law_draw(law, n, threads = threads)

@@ -91,6 +91,109 @@ test_that("exact draws are thinned by the proposal's ESS, and held in time for a
   expect_identical(d$full, 7L)
 })
 
+test_that("the functional ESS of importance weights matches its closed form", {
+  # target N(0, 1), proposal N(0, s^2), w = pi / q: for f with E_pi f = mu,
+  # ESS_f / N = Var f / E_pi[w (f - mu)^2], and with a = 2 - 1 / s^2,
+  # E_pi[w x^2] = s a^(-3/2), E_pi[w (x^2 - 1)^2] = s a^(-1/2) (3 / a^2 - 2 / a + 1)
+  fe <- jkoflow:::functional_ess
+  closed <- function(s) {
+    a <- 2 - 1 / s^2
+    c(mean = a^1.5 / s, sd = 2 / (s * a^-0.5 * (3 / a^2 - 2 / a + 1)))
+  }
+  set.seed(3)
+  for (s in c(0.9, 1.5)) {
+    x <- matrix(rnorm(1e5, 0, s))
+    lw <- dnorm(x, log = TRUE) - dnorm(x, 0, s, log = TRUE)
+    # the sd's ESS is the smaller at s = 0.9 (0.554), the mean's at 1.5
+    # (1.293); over 40 seeds the estimate's sd was 0.021 and 0.0011
+    expect_lt(abs(fe(x, lw) - min(closed(s))), if (s < 1) 0.1 else 0.006)
+  }
+  # weights of zero (the target undefined) count as draws that carry nothing
+  x <- matrix(rnorm(2e4))
+  lw <- rep(0, 2e4); lw[1:1e4] <- -Inf
+  expect_equal(fe(x, lw), 0.5, tolerance = 1e-12)
+  expect_identical(fe(x, rep(-Inf, 2e4)), 0)
+  # the proposals a draw needs: 2 (1 / e - 1), at least 1
+  tt <- jkoflow:::tail_thin
+  expect_identical(tt(1), 1)
+  expect_identical(tt(0.5), 2)
+  expect_identical(tt(0.1), 18)
+  expect_identical(tt(0), Inf)
+})
+
+test_that("exact draws take more proposals where the proposal is thin in a tail", {
+  # two log-gamma coordinates (the log of a Gamma(1, 3) and of a Gamma(2, 2)
+  # rate, as a Poisson-gamma posterior's with counts 0 and 1) from the
+  # Gaussian of their means and variances: on 10^6 proposals the weights'
+  # relative ESS is 0.83 (thinning 2), the sds' functional ESS 0.44 (left
+  # tails longer than the Gaussian's), so 2 (1 / 0.44 - 1) = 2.5 -> 3
+  a <- c(1, 2); b <- c(3, 2)
+  tg <- new_target(function(x) drop(x %*% a) - drop(exp(x) %*% b),
+                   function(x) matrix(a, nrow(x), 2, byrow = TRUE) -
+                     exp(x) * matrix(b, nrow(x), 2, byrow = TRUE), dim = 2)
+  m <- digamma(a) - log(b)
+  v <- trigamma(a)
+  law <- jkoflow:::as_law(init_gaussian(m, diag(v)))
+  th <- jkoflow:::thinning(0.83)
+  expect_identical(th, 2L)
+  runs <- lapply(1:8, function(s) {
+    set.seed(s)
+    jkoflow:::correct_draws(law, tg, 1, 4000, 4L, th)
+  })
+  thin <- vapply(runs, `[[`, 0L, "thin")
+  # each run's thinning is what its first 8000 proposals' functional ESS
+  # asks for, within [th, 32]
+  for (d in runs) {
+    expect_identical(d$thin, as.integer(max(th, min(32, jkoflow:::tail_thin(d$tail_ess)))))
+    expect_identical(length(d$log_weights), 4000L * d$thin)
+    expect_equal(as.vector(table(d$chain)), rep(1000L, 4))
+  }
+  # the estimate scatters (0.18 to 0.61 over 30 seeds of 8000 proposals)
+  # about the 10^6 proposals' 0.44: its median asks for 2 or 3
+  expect_gte(stats::median(thin), 2)
+  expect_lte(stats::median(thin), 4)
+  expect_gt(max(thin), th)
+  # the draws are the target's: the pooled sds of the 8 runs (32000 draws,
+  # se of a sd about sqrt((kurtosis - 1) / (4 n)), kurtosis of a log-gamma
+  # below 9) within 5 se of sqrt(trigamma(a))
+  x <- do.call(rbind, lapply(runs, `[[`, "x"))
+  expect_lt(max(abs(apply(x, 2, sd) / sqrt(v) - 1)), 5 * sqrt(8 / (4 * 32000)))
+  # no room to take more
+  set.seed(6)
+  d1 <- jkoflow:::correct_draws(law, tg, 1, 4000, 4L, th, most = th)
+  expect_identical(d1$thin, th)
+  # a proposal that is its target is not thinned
+  tn <- new_target(function(x) -0.5 * rowSums(x^2), function(x) -x, dim = 3)
+  d2 <- jkoflow:::correct_draws(jkoflow:::as_law(init_gaussian(rep(0, 3), 1)), tn, 1, 2000, 4L, 1L)
+  expect_identical(d2$thin, 1L)
+  # the time a costly target allows bounds it: 10 s at 1 ms a point for
+  # 4000 draws is 2 proposals a draw
+  expect_identical(jkoflow:::draws_thinning(0.86, 4000, 1e-3)$most, 2L)
+  expect_identical(jkoflow:::draws_thinning(0.86, 4000, 1e-7)$most, 32L)
+  expect_identical(jkoflow:::draws_thinning(0.86, 4000, NULL)$most, 32L)
+})
+
+test_that("only a flow that passed as a proposal takes more proposals for its tails", {
+  th <- list(thin = 3L, full = 3L, limited = FALSE, most = 32L)
+  row <- function(kl, pareto_k, ess) {
+    data.frame(step = seq_along(kl) - 1L, kl = kl, kl_se = 0.01, pareto_k = pareto_k,
+               ess = ess, spread = 1, outside = 0, growth = 0, moment_gap = 0.01)
+  }
+  settings <- list(monitor = 4096, ess_min = 0.1)
+  # passed: k-hat 0.3 and an ESS of 60% at the last step
+  passed <- list(history = row(c(NA, 2, 0.5), c(NA, 0.9, 0.3), c(NA, 0.01, 0.6)),
+                 settings = settings)
+  expect_identical(jkoflow:::stop_reason(passed), "reached")
+  expect_identical(jkoflow:::tail_most(passed, th), 32L)
+  # stalled: the KL no lower than two standard errors below its best
+  # before the last three steps, k-hat 0.9
+  stalled <- list(history = row(c(NA, 2, 0.5, 0.21, 0.2, 0.205, 0.2),
+                                c(NA, rep(0.9, 6)), c(NA, rep(0.05, 6))),
+                  settings = settings)
+  expect_identical(jkoflow:::stop_reason(stalled), "stalled")
+  expect_identical(jkoflow:::tail_most(stalled, th), 0L)
+})
+
 test_that("chains of a costly target are continued while their ESS falls short", {
   set.seed(8)
   # a N(0, 1) target in 3-D from a proposal twice as wide: r about 0.35
@@ -105,7 +208,7 @@ test_that("chains of a costly target are continued while their ESS falls short",
   expect_gte(dg$ess_bulk, 300 * 0.8)
   expect_equal(as.vector(table(d$chain)), rep(100L, 4))
   # without room to grow, one round
-  d1 <- jkoflow:::correct_draws(law, tg, 1, 400, 4L, 2L)
+  d1 <- jkoflow:::correct_draws(law, tg, 1, 400, 4L, 2L, most = 2L)
   expect_identical(d1$thin, 2L)
   expect_identical(length(d1$log_weights), 800L)
 })
