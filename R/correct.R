@@ -77,19 +77,29 @@ functional_ess <- function(x, lw) {
   if (!any(ok)) return(0)
   w <- numeric(length(lw))
   w[ok] <- exp(lw[ok] - max(lw[ok]))
-  w <- w / sum(w)
-  N <- length(w)
-  e <- vapply(seq_len(ncol(x)), function(j) {
-    v <- x[, j]
-    v[!ok] <- 0
-    m <- sum(w * v)
-    dv <- (v - m)^2
-    s2 <- sum(w * dv)
-    f <- dv - s2
-    c(s2 / sum(w^2 * dv), sum(w * f^2) / sum(w^2 * f^2))
-  }, numeric(2))
+  w <- w / mean(w)
+  x[!ok, ] <- 0
+  e <- functional_ess_under(moment_functions(x, w), w^2)
   e[!is.finite(e)] <- 1  # a constant coordinate: nothing to estimate
-  min(e) / N
+  min(e)
+}
+
+# What functional_ess() reads of draws x under weights w (normalised to a
+# mean of 1): each coordinate centred (xc), its variance v, and its
+# centred square f2 = xc^2 - v with that one's variance v2.
+moment_functions <- function(x, w) {
+  xc <- sweep(x, 2L, colMeans(w * x))
+  v <- colMeans(w * xc^2)
+  f2 <- sweep(xc^2, 2L, v)
+  list(xc = xc, v = v, f2 = f2, v2 = colMeans(w * f2^2))
+}
+
+# The relative functional ESS of each coordinate's mean (row 1) and sd
+# (row 2), from moment_functions() and the squared weights w2 of the
+# proposal they are judged for: for the draws' own proposal w^2, for
+# another q1 (choose_tails(), R/pmc.R) w^2 q / q1.
+functional_ess_under <- function(mf, w2) {
+  rbind(mf$v / colMeans(w2 * mf$xc^2), mf$v2 / colMeans(w2 * mf$f2^2))
 }
 
 # The proposals each of n exact draws needs for its chains' draws to hold

@@ -53,18 +53,14 @@ tail_grid <- data.frame(df = c(7, 15, 30, 100, 7, 15, 30, 100),
 choose_tails <- function(m, C, x, lw, lq) {
   w <- exp(lw - max(lw))
   w <- w / mean(w)
-  mu <- colMeans(w * x)
-  xc <- sweep(x, 2L, mu)
-  v <- colMeans(w * xc^2)
-  f2 <- xc^2 - matrix(v, nrow(x), ncol(x), byrow = TRUE)
-  v2 <- colMeans(w * f2^2)
+  mf <- moment_functions(x, w)  # R/correct.R
   est <- vapply(seq_len(nrow(tail_grid)), function(j) {
     df <- tail_grid$df[j]
     q1 <- tryCatch(init_mvt(m, tail_grid$inflate[j]^2 * C * (df - 2) / df, df),
                    error = function(e) NULL)
     if (is.null(q1)) return(c(0, 0))
     w2r <- w^2 * exp(lq - q1$log_density(x))
-    c(1 / mean(w2r), min(v / colMeans(w2r * xc^2), v2 / colMeans(w2r * f2^2)))
+    c(1 / mean(w2r), min(functional_ess_under(mf, w2r)))
   }, numeric(2))
   est[!is.finite(est)] <- 0
   j <- 1L
