@@ -17,7 +17,7 @@
 #     exact for a quadratic);
 #   * exact up to a grid: eight_schools_nc, kidiq_momiq, arK, Gaussian given
 #     their scale parameters: the scales drawn from the grid of .pb_quad's
-#     quadrature (eight_schools_nc: a cell of the (mu, log tau) grid, then a
+#     quadrature (.pb_grid; eight_schools_nc: a cell of the (mu, log tau) grid, then a
 #     uniform point in it), the rest from the Gaussian conditional;
 #   * sampling-importance-resampling: pima_logistic, garch11: 10^6 proposals
 #     from a Student t (5 df) about the mode (scale 1.2 times the Laplace
@@ -35,7 +35,7 @@ local({
   f <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
   source(file.path(if (length(f)) dirname(f) else "inst/bench", "common.R"))
 })
-bench_source("posteriors-targets.R")
+bench_source("posteriors-targets.R")  # the battery, .pb_exact, .pb_grid
 
 args <- bench_args()
 opt <- function(name, default) bench_opt(name, default, args)
@@ -65,59 +65,44 @@ grid_draw <- function(n, w, centres, widths) {
   centres[i] + (runif(n) - 0.5) * widths
 }
 
+# The grids of the quadrature references (.pb_grid, posteriors-targets.R):
+# a point of the scale parameters' grid, then the Gaussian given it.
 eight_schools_sampler <- function() {
-  y <- c(28, 8, -3, 7, -1, 1, 18, 12); sig <- c(15, 10, 16, 11, 9, 11, 10, 18)
-  mu <- seq(-25, 35, length.out = 601); lt <- seq(-14, 6, length.out = 801)
-  G <- expand.grid(mu = mu, lt = lt); tau <- exp(G$lt)
-  lp <- dnorm(G$mu, 0, 5, log = TRUE) - log1p((tau / 5)^2) + G$lt
-  for (j in 1:8) lp <- lp + dnorm(y[j], G$mu, sqrt(sig[j]^2 + tau^2), log = TRUE)
-  w <- exp(lp - max(lp))
+  g <- .pb_grid$eight_schools_nc()
   function(n) {
-    i <- sample.int(length(w), n, replace = TRUE, prob = w)
-    m <- G$mu[i] + (runif(n) - 0.5) * diff(mu[1:2])
-    l <- G$lt[i] + (runif(n) - 0.5) * diff(lt[1:2]); ta <- exp(l)
+    i <- sample.int(length(g$w), n, replace = TRUE, prob = g$w)
+    m <- g$G$mu[i] + (runif(n) - 0.5) * g$step[1]
+    l <- g$G$lt[i] + (runif(n) - 0.5) * g$step[2]
     th <- sapply(1:8, function(j) {
-      v <- 1 / (1 + ta^2 / sig[j]^2)
-      rnorm(n, v * ta * (y[j] - m) / sig[j]^2, sqrt(v))
+      cj <- g$cond(j, m, exp(l))
+      rnorm(n, cj$m, sqrt(cj$v))
     })
     cbind(th, m, l)
   }
 }
 
 kidiq_sampler <- function() {
-  yk <- .pb_data$kid_score; W <- cbind(1, .pb_data$mom_iq); N <- length(yk)
-  fit <- lm.fit(W, yk); rss <- sum(fit$residuals^2); L <- t(chol(solve(crossprod(W))))
-  ls <- seq(2.4, 3.4, length.out = 4001)
-  lp <- -(N - 2) * ls - rss / (2 * exp(2 * ls)) - log1p(exp(2 * ls) / 2.5^2) + ls
-  w <- exp(lp - max(lp))
+  g <- .pb_grid$kidiq_momiq()
+  L <- t(chol(g$V))
   function(n) {
-    l <- grid_draw(n, w, ls, diff(ls[1:2]))
-    b <- t(L %*% matrix(rnorm(2 * n), 2)) * exp(l) + matrix(fit$coefficients, n, 2, byrow = TRUE)
+    l <- grid_draw(n, g$w, g$ls, diff(g$ls[1:2]))
+    b <- t(L %*% matrix(rnorm(2 * n), 2)) * exp(l) + matrix(g$coef, n, 2, byrow = TRUE)
     cbind(b, l)
   }
 }
 
 arK_sampler <- function() {
-  yt <- .pb_data$arK_y; K <- 5L; TT <- length(yt); Y <- yt[(K + 1):TT]; M <- length(Y)
-  W <- cbind(1, sapply(1:K, function(k) yt[(K + 1 - k):(TT - k)]))
-  WtW <- crossprod(W); WtY <- drop(crossprod(W, Y)); YtY <- sum(Y^2)
-  ls <- seq(-2.6, -1.2, length.out = 2001)
-  post <- lapply(ls, function(l) {
-    s2 <- exp(2 * l); P <- WtW / s2 + diag(K + 1) / 100
-    R <- chol(P); m <- backsolve(R, backsolve(R, WtY / s2, transpose = TRUE))
-    list(R = R, m = m, lp = -M * l - 0.5 * YtY / s2 + 0.5 * sum(m * (P %*% m)) -
-           sum(log(diag(R))) - log1p(s2 / 2.5^2) + l)
-  })
-  lp <- vapply(post, `[[`, 0, "lp"); w <- exp(lp - max(lp))
+  g <- .pb_grid$arK()
+  K <- g$K
   function(n) {
-    i <- sample.int(length(w), n, replace = TRUE, prob = w)
+    i <- sample.int(length(g$w), n, replace = TRUE, prob = g$w)
     x <- matrix(0, n, K + 2L)
-    for (g in unique(i)) {
-      k <- which(i == g); p <- post[[g]]
+    for (k in unique(i)) {
+      r <- which(i == k); p <- g$post[[k]]
       # w ~ N(m, P^-1): m + R^-1 z with P = R'R
-      x[k, 1:(K + 1)] <- t(p$m + backsolve(p$R, matrix(rnorm((K + 1) * length(k)), K + 1)))
+      x[r, 1:(K + 1)] <- t(p$m + backsolve(p$R, matrix(rnorm((K + 1) * length(r)), K + 1)))
     }
-    x[, K + 2L] <- ls[i] + (runif(n) - 0.5) * diff(ls[1:2])
+    x[, K + 2L] <- g$ls[i] + (runif(n) - 0.5) * diff(g$ls[1:2])
     x
   }
 }

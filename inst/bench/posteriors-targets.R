@@ -608,11 +608,10 @@ posterior_battery <- function(reference = c("posteriordb", "quadrature")) {
   }
 )
 
-# Near-exact references by quadrature for three posteriordb models, used by
-# check_battery() as a second, independent check of the stored numbers (and
-# of the translation from Stan): conditionally on the scale parameters these
-# models are Gaussian, so only a 1-D or 2-D grid integral is left.
-.pb_quad <- list(
+# The grids behind .pb_quad (and the exact draws of iid_ceiling.R):
+# conditionally on the scale parameters these models are Gaussian, so the
+# posterior is a grid over them with a Gaussian given each point.
+.pb_grid <- list(
   eight_schools_nc = function() {
     # theta integrated out: y_j | mu, tau ~ N(mu, sigma_j^2 + tau^2); then
     # theta_trans_j | mu, tau, y ~ N(m_j, v_j), v_j = 1 / (1 + tau^2 / sigma_j^2),
@@ -622,15 +621,13 @@ posterior_battery <- function(reference = c("posteriordb", "quadrature")) {
     G <- expand.grid(mu = mu, lt = lt); tau <- exp(G$lt)
     lp <- dnorm(G$mu, 0, 5, log = TRUE) - log1p((tau / 5)^2) + G$lt
     for (j in 1:8) lp <- lp + dnorm(y[j], G$mu, sqrt(sig[j]^2 + tau^2), log = TRUE)
-    w <- exp(lp - max(lp)); w <- w / sum(w)
-    m <- s <- numeric(10)
-    for (j in 1:8) {
-      v <- 1 / (1 + tau^2 / sig[j]^2); mj <- v * tau * (y[j] - G$mu) / sig[j]^2
-      m[j] <- sum(w * mj); s[j] <- sqrt(sum(w * (v + mj^2)) - m[j]^2)
+    # theta_trans_j's conditional mean and variance at (mu, tau)
+    cond <- function(j, mu, tau) {
+      v <- 1 / (1 + tau^2 / sig[j]^2)
+      list(m = v * tau * (y[j] - mu) / sig[j]^2, v = v)
     }
-    m[9] <- sum(w * G$mu); s[9] <- sqrt(sum(w * G$mu^2) - m[9]^2)
-    m[10] <- sum(w * G$lt); s[10] <- sqrt(sum(w * G$lt^2) - m[10]^2)
-    list(mean = m, sd = s)
+    list(G = G, tau = tau, w = exp(lp - max(lp)), cond = cond,
+         step = c(diff(mu[1:2]), diff(lt[1:2])))
   },
   kidiq_momiq = function() {
     # flat prior on beta: beta | sigma ~ N(OLS, sigma^2 (W'W)^-1) and
@@ -639,27 +636,55 @@ posterior_battery <- function(reference = c("posteriordb", "quadrature")) {
     fit <- lm.fit(W, yk); rss <- sum(fit$residuals^2); V <- solve(crossprod(W))
     ls <- seq(2.4, 3.4, length.out = 4001)
     lp <- -(N - 2) * ls - rss / (2 * exp(2 * ls)) - log1p(exp(2 * ls) / 2.5^2) + ls
-    w <- exp(lp - max(lp)); w <- w / sum(w)
-    e_s2 <- sum(w * exp(2 * ls)); mls <- sum(w * ls)
-    list(mean = c(fit$coefficients, mls),
-         sd = c(sqrt(e_s2 * diag(V)), sqrt(sum(w * ls^2) - mls^2)))
+    list(ls = ls, w = exp(lp - max(lp)), coef = fit$coefficients, V = V)
   },
   arK = function() {
-    # w = (alpha, beta) ~ N(0, 10^2 I) is conjugate given sigma; grid over log sigma
+    # w = (alpha, beta) ~ N(0, 10^2 I) is conjugate given sigma; grid over log sigma:
+    # at each point the Cholesky factor R of the precision and the mean m
     yt <- .pb_data$arK_y; K <- 5L; TT <- length(yt); Y <- yt[(K + 1):TT]; M <- length(Y)
     W <- cbind(1, sapply(1:K, function(k) yt[(K + 1 - k):(TT - k)]))
     WtW <- crossprod(W); WtY <- drop(crossprod(W, Y)); YtY <- sum(Y^2)
     ls <- seq(-2.6, -1.2, length.out = 2001); lp <- numeric(length(ls))
-    mm <- matrix(0, length(ls), K + 1); ss <- array(0, c(length(ls), K + 1, K + 1))
+    post <- vector("list", length(ls))
     for (i in seq_along(ls)) {
       s2 <- exp(2 * ls[i]); P <- WtW / s2 + diag(K + 1) / 100
       R <- chol(P); m <- backsolve(R, backsolve(R, WtY / s2, transpose = TRUE))
       lp[i] <- -M * ls[i] - 0.5 * YtY / s2 + 0.5 * sum(m * (P %*% m)) - sum(log(diag(R))) -
         log1p(s2 / 2.5^2) + ls[i]
-      mm[i, ] <- m; ss[i, , ] <- chol2inv(R) + tcrossprod(m)
+      post[[i]] <- list(R = R, m = m)
     }
-    w <- exp(lp - max(lp)); w <- w / sum(w)
-    m <- colSums(w * mm); S <- apply(w * ss, c(2, 3), sum) - tcrossprod(m)
+    list(ls = ls, w = exp(lp - max(lp)), post = post, K = K)
+  }
+)
+
+# Near-exact references by quadrature for three posteriordb models, used by
+# check_battery() as a second, independent check of the stored numbers (and
+# of the translation from Stan), over the grids of .pb_grid.
+.pb_quad <- list(
+  eight_schools_nc = function() {
+    g <- .pb_grid$eight_schools_nc(); G <- g$G; w <- g$w / sum(g$w)
+    m <- s <- numeric(10)
+    for (j in 1:8) {
+      cj <- g$cond(j, G$mu, g$tau)
+      m[j] <- sum(w * cj$m); s[j] <- sqrt(sum(w * (cj$v + cj$m^2)) - m[j]^2)
+    }
+    m[9] <- sum(w * G$mu); s[9] <- sqrt(sum(w * G$mu^2) - m[9]^2)
+    m[10] <- sum(w * G$lt); s[10] <- sqrt(sum(w * G$lt^2) - m[10]^2)
+    list(mean = m, sd = s)
+  },
+  kidiq_momiq = function() {
+    g <- .pb_grid$kidiq_momiq(); ls <- g$ls; w <- g$w / sum(g$w)
+    e_s2 <- sum(w * exp(2 * ls)); mls <- sum(w * ls)
+    list(mean = c(g$coef, mls),
+         sd = c(sqrt(e_s2 * diag(g$V)), sqrt(sum(w * ls^2) - mls^2)))
+  },
+  arK = function() {
+    g <- .pb_grid$arK(); ls <- g$ls; w <- g$w / sum(g$w)
+    mm <- t(vapply(g$post, `[[`, numeric(g$K + 1L), "m"))
+    m <- colSums(w * mm)
+    ss <- array(0, c(length(ls), g$K + 1L, g$K + 1L))
+    for (i in seq_along(ls)) ss[i, , ] <- chol2inv(g$post[[i]]$R) + tcrossprod(g$post[[i]]$m)
+    S <- apply(w * ss, c(2, 3), sum) - tcrossprod(m)
     mls <- sum(w * ls)
     list(mean = c(m, mls), sd = c(sqrt(diag(S)), sqrt(sum(w * ls^2) - mls^2)))
   }
