@@ -52,10 +52,12 @@ thinning <- function(r) {
 # correct_draws() may go for the proposals' functional ESS)).
 draws_thinning <- function(r, n, cost = NULL, seconds = 10, ess_min = 1000) {
   full <- thinning(r)
-  most <- if (is.null(cost) || !is.finite(cost) || cost <= 0) tail_thin_max else
-    as.integer(min(tail_thin_max, max(1, floor(seconds / (n * cost)))))
-  if (is.null(cost) || !is.finite(cost) || n * full * cost <= seconds) {
-    return(list(thin = full, full = full, limited = FALSE, most = max(full, most)))
+  known <- !is.null(cost) && is.finite(cost) && cost > 0
+  most <- if (known) as.integer(min(tail_thin_max, max(1, floor(seconds / (n * cost))))) else
+    tail_thin_max
+  # (cheap: most >= full, as full <= 25)
+  if (!known || n * full * cost <= seconds) {
+    return(list(thin = full, full = full, limited = FALSE, most = most))
   }
   e <- imh_efficiency(r)
   floor_thin <- if (e > 0) ceiling(ess_min / (e * n) - 1e-9) else full
