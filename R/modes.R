@@ -327,7 +327,11 @@ modes_start <- function(potential, ..., mixture_inflate = 1) {
 #' assigned to the basin of the mode it descends to (the same batched
 #' descent as [find_modes()]; a draw that has not settled after 100
 #' iterations goes to the mode nearest in the Mahalanobis distance under
-#' each mode's Hessian). A mode's weight is the self-normalised share of
+#' each mode's Hessian). A draw within the 99% ellipsoid of its nearest
+#' mode's Laplace approximation, and whose responsibility in the mixture of
+#' the modes' Laplace approximations is that mode's above 0.99, is in that
+#' mode's basin without a descent (attribute `settled`: the draws that
+#' descended). A mode's weight is the self-normalised share of
 #' the weights in its basin, with the delta-method standard error
 #' \eqn{\sqrt{\sum_i \tilde w_i^2 (1_{i \in k} - p_k)^2}}. Draws that settle
 #' at a stationary point the search had not found are counted apart
@@ -388,20 +392,61 @@ fit_search <- function(fit) {
 # settle = FALSE: no descent, every draw in the basin of the one mode.
 weigh_modes <- function(potential, x, log_q, search, beta = 1, settle = TRUE) {
   potential <- full_data(potential)
-  K <- nrow(search$modes)
-  if (!settle && K == 1L) {
+  n <- nrow(x)
+  if (!settle && nrow(search$modes) == 1L) {
     lw <- -beta * potential_values(potential, x) - log_q
-    basin <- rep(1L, nrow(x))
-    away <- rep(FALSE, nrow(x))
-  } else {
-    s <- descend(potential, x, search$precond, maxit = 100L)
-    lw <- -beta * s$value0 - log_q
-    d2 <- mode_distances(s$x, search$modes, search$hessian)
-    if (is.null(dim(d2))) d2 <- matrix(d2, nrow(x))
-    basin <- max.col(-d2, ties.method = "first")
-    away <- s$converged & d2[cbind(seq_along(basin), basin)] > 9
+    return(modes_table(lw, rep(1L, n), rep(FALSE, n), search))
   }
-  modes_table(lw, basin, away, search)
+  phi <- tryCatch(potential_values(potential, x), error = function(e) rep(Inf, n))
+  phi[!is.finite(phi)] <- Inf
+  b <- settle_basins(potential, x, phi, search)
+  basin <- b$basin
+  attr(basin, "settled") <- length(b$settled)
+  modes_table(-beta * phi - log_q, basin, b$away, search)
+}
+
+# The basin of each draw (rows of x, with their potentials phi: Inf where
+# not finite) among the modes of `search`, whether it settled at no known
+# mode (away), and which draws descended (settled).
+#
+# Which draws descend. A draw within the 99% ellipsoid of the nearest
+# mode's Laplace approximation (its squared Mahalanobis distance under the
+# mode's Hessian below the chi-square quantile), whose responsibility in the
+# mixture of the modes' Laplace approximations (in their Laplace weights)
+# is above 0.99, is that mode's without a descent; the others (between
+# modes, or out where a mode the search missed would be) descend. A
+# descent costs about ten gradients a draw: on the Lotka-Volterra
+# posterior, whose search finds two further modes of Laplace weight 1e-15,
+# the 16384 settled draws took 23 s of a 31 s fit.
+#
+# Where a narrow mode lies within a wide one, the two differ: a descent
+# from beyond the narrow mode, on the far side from the wide one's centre,
+# passes through the narrow mode's basin and stays there, so that the
+# narrow mode's "basin" takes a shadow of the wide one's mass. Of 4000
+# draws of 0.5 N(0, 0.1^2 I) + 0.5 N((1.5, 0), I), 1956 from the narrow
+# component, 2043 descended to its mode, and 2017 are its by this rule
+# (668 descended).
+settle_basins <- function(potential, x, phi, search) {
+  n <- nrow(x)
+  d2 <- matrix(mode_distances(x, search$modes, search$hessian), n)
+  basin <- max.col(-d2, ties.method = "first")
+  away <- rep(FALSE, n)
+  # the mixture of the modes' Laplace approximations in their Laplace
+  # weights: the responsibility of the nearest mode
+  ld <- vapply(search$hessian, function(H) as.double(determinant(H)$modulus), 0)
+  lp <- sweep(-d2 / 2, 2L, ld / 2 + log(search$weights), "+")
+  lp <- lp - lp[cbind(seq_len(n), basin)]
+  resp <- 1 / rowSums(exp(lp))
+  inside <- d2[cbind(seq_len(n), basin)] < stats::qchisq(0.99, ncol(x)) & resp > 0.99
+  todo <- which(!inside & is.finite(phi))
+  if (length(todo)) {
+    s <- descend(potential, x[todo, , drop = FALSE], search$precond, maxit = 100L)
+    d2s <- matrix(mode_distances(s$x, search$modes, search$hessian), length(todo))
+    b <- max.col(-d2s, ties.method = "first")
+    basin[todo] <- b
+    away[todo] <- s$converged & d2s[cbind(seq_along(b), b)] > 9
+  }
+  list(basin = basin, away = away, settled = todo)
 }
 
 # The mode weights (weigh_modes()'s result) from log-weights lw of draws,
@@ -423,6 +468,7 @@ modes_table <- function(lw, basin, away, search) {
   attr(out, "elsewhere_se") <- sqrt(sum(wn^2 * (away - sum(wn[away]))^2))
   attr(out, "ess") <- 1 / sum(wn^2)
   attr(out, "n") <- n
+  attr(out, "settled") <- attr(basin, "settled") %||% 0L  # the draws that descended
   attr(out, "search") <- search
   out
 }

@@ -84,6 +84,12 @@ test_that("mode weights from exact draws are the basins' masses, within their se
   expect_equal(m$se, rep(sqrt(0.25 / n), 2), tolerance = 0.02)
   expect_equal(attr(m, "log_z"), log(2 * sqrt(2 * pi)), tolerance = 1e-10)
   expect_equal(attr(m, "elsewhere"), 0)
+  # the draws near 0 descend (responsibility near 1/2), the others are in
+  # the basin of their nearest mode, as a descent of every draw has them
+  expect_lt(attr(m, "settled"), 0.05 * n)
+  d <- jkoflow:::descend(tg, x, s$precond, maxit = 100L)
+  full <- max.col(-jkoflow:::mode_distances(d$x, s$modes, s$hessian), ties.method = "first")
+  expect_identical(m$draws, tabulate(full, 2L))
   # the draws of a mode the search did not know are counted apart
   s1 <- s
   keep <- which(s$modes[, 1] > 0)
@@ -118,6 +124,49 @@ test_that("a fit of two equal modes started at one weighs both and does not clai
   expect_identical(attr(fit2$modes, "search"), attr(m, "search"))
   expect_lt(max(abs(fit2$modes$weight - 0.5)), 4 * sqrt(0.25 / attr(fit2$modes, "ess")))
   expect_error(mode_weights(fit, modes = "a"), "must be NULL or a result of find_modes")
+})
+
+test_that("draws well inside one mode's ellipsoid skip the descent and land in its basin", {
+  set.seed(11)
+  # 0.5 N((0, 0), 0.1^2 I) + 0.5 N((1.5, 0), I): a narrow and a wide mode,
+  # where the Mahalanobis distance alone puts draws of the narrow one's
+  # basin in the wide one's
+  logd <- function(x) {
+    log(0.5 * exp(-rowSums(x^2) / 0.02) / (2 * pi * 0.01) +
+          0.5 * exp(-((x[, 1] - 1.5)^2 + x[, 2]^2) / 2) / (2 * pi))
+  }
+  tg <- new_target(logd, dim = 2, start = c(0, 0))
+  s <- find_modes(tg)
+  expect_equal(nrow(s$modes), 2L)
+  n <- 4000
+  narrow <- stats::runif(n) < 0.5
+  x <- matrix(stats::rnorm(2 * n), n) * ifelse(narrow, 0.1, 1)
+  x[!narrow, 1] <- x[!narrow, 1] + 1.5
+  log_q <- logd(x)
+  m <- jkoflow:::weigh_modes(tg, x, log_q, s)
+  # the draws that descended: those outside their mode's 99% ellipsoid
+  # (1% of each mode's) and those of responsibility at most 0.99 (the
+  # narrow mode's beyond 0.15 of its centre, 32% of it; the wide mode's
+  # near the narrow one's centre)
+  expect_gt(attr(m, "settled"), 0.1 * n)
+  expect_lt(attr(m, "settled"), 0.25 * n)
+  # the others are their own component's: of responsibility above 0.99,
+  # at most 1% of them are not
+  b <- jkoflow:::settle_basins(tg, x, -logd(x), s)
+  expect_identical(length(b$settled), as.integer(attr(m, "settled")))
+  skip <- setdiff(seq_len(n), b$settled)
+  comp <- ifelse(narrow, which.min(abs(s$modes[, 1])), which.max(s$modes[, 1]))
+  expect_lte(sum(b$basin[skip] != comp[skip]), 0.01 * length(skip))
+  # where a descent of every draw (their own basins' definition) agrees
+  # with them, except behind the narrow mode: a descent from there crosses
+  # its basin and stays
+  d <- jkoflow:::descend(tg, x, s$precond, maxit = 100L)
+  full <- max.col(-jkoflow:::mode_distances(d$x, s$modes, s$hessian), ties.method = "first")
+  differ <- skip[full[skip] != b$basin[skip]]
+  expect_true(all(x[differ, 1] < 0))
+  # equal weights, within the binomial error of the exact draws
+  expect_lt(max(abs(m$weight - 0.5)), 4 * sqrt(0.25 / n))
+  expect_equal(attr(m, "elsewhere"), 0)
 })
 
 test_that("unequal modes get their weights from the exact densities", {
