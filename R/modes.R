@@ -337,10 +337,12 @@ modes_start <- function(potential, ..., mixture_inflate = 1) {
 #' at a stationary point the search had not found are counted apart
 #' (`elsewhere`): a sign that the search missed a mode.
 #'
-#' A fit's verdict carries the same weights (`fit$modes`), from 16384
-#' draws where several modes are known; with one, from the proposals of
-#' its exact draws (not descended: all in its basin; 4096 fresh draws for a
-#' fit without exact draws).
+#' A fit's verdict carries the same weights (`fit$modes`). Where several
+#' modes are known, they come from 16384 draws: the first proposals of its
+#' exact draws, whose weights are known already, and fresh draws of its
+#' law where there are fewer proposals; with one, from all those
+#' proposals, not descended (all in its basin; 4096 fresh draws for a fit
+#' without exact draws).
 #'
 #' These weights are exact in the limit of many draws for the modes that
 #' the flow's law covers; a mode with no draw near it gets no weight, which
@@ -388,21 +390,32 @@ fit_search <- function(fit) {
   s
 }
 
-# Mode weights from draws x of q with log-densities log_q.
-# settle = FALSE: no descent, every draw in the basin of the one mode.
-weigh_modes <- function(potential, x, log_q, search, beta = 1, settle = TRUE) {
+# Mode weights from draws x of q with log-densities log_q, and their
+# log-weights lw where known (NA: not known; the target is evaluated only
+# there). settle = FALSE: no descent, every draw in the basin of the one
+# mode.
+weigh_modes <- function(potential, x, log_q, search, beta = 1, settle = TRUE,
+                        lw = rep(NA_real_, nrow(x))) {
   potential <- full_data(potential)
   n <- nrow(x)
   if (!settle && nrow(search$modes) == 1L) {
     lw <- -beta * potential_values(potential, x) - log_q
     return(modes_table(lw, rep(1L, n), rep(FALSE, n), search))
   }
-  phi <- tryCatch(potential_values(potential, x), error = function(e) rep(Inf, n))
-  phi[!is.finite(phi)] <- Inf
+  # (of Phi, only whether it is finite matters below where lw is known)
+  phi <- ifelse(is.finite(lw), 0, Inf)
+  todo <- which(is.na(lw))
+  if (length(todo)) {
+    ph <- tryCatch(potential_values(potential, x[todo, , drop = FALSE]),
+                   error = function(e) rep(Inf, length(todo)))
+    ph[!is.finite(ph)] <- Inf
+    phi[todo] <- ph
+    lw[todo] <- -beta * ph - log_q[todo]
+  }
   b <- settle_basins(potential, x, phi, search)
   basin <- b$basin
   attr(basin, "settled") <- length(b$settled)
-  modes_table(-beta * phi - log_q, basin, b$away, search)
+  modes_table(lw, basin, b$away, search)
 }
 
 # The basin of each draw (rows of x, with their potentials phi: Inf where
@@ -473,6 +486,9 @@ modes_table <- function(lw, basin, away, search) {
   out
 }
 
+# How many draws weigh a fit's several modes.
+modes_draws <- 16384L
+
 # The modes of a stationary fit for its verdict: the search and the mode
 # weights (NULL where the potential's dimension is unknown or the law has
 # no density).
@@ -480,7 +496,8 @@ fit_modes <- function(fit, threads = 1L) {
   if (is.na(fit$potential$dim) || !law_has_density(fit$init)) return(NULL)
   # with one mode known, 4096 draws and no descent (whose cost, a
   # hundred gradients a draw, would buy only the chance that a draw
-  # settles at a mode the search missed); with several, 16384 settled
+  # settles at a mode the search missed); with several, modes_draws
+  # settled (settle_basins())
   tryCatch({
     search <- fit_search(fit)
     several <- nrow(search$modes) > 1L
@@ -492,9 +509,25 @@ fit_modes <- function(fit, threads = 1L) {
       n <- length(lw)
       return(modes_table(lw, rep(1L, n), rep(FALSE, n), search))
     }
-    d <- with_stream(fit$seed, "modes", law_draw(fit_law(fit), if (several) 16384L else 4096L,
-                                                 threads = threads))
-    weigh_modes(fit$potential, d$x, d$log_density, search, fit$beta, settle = several)
+    if (!several) {
+      d <- with_stream(fit$seed, "modes", law_draw(fit_law(fit), 4096L, threads = threads))
+      return(weigh_modes(fit$potential, d$x, d$log_density, search, fit$beta, settle = FALSE))
+    }
+    # with several, the first proposals of the exact draws where they were
+    # kept (correct_draws(): their weights known), and fresh draws of the
+    # law up to modes_draws in all (each draw weighted by its own density)
+    p <- fit$draws$proposals
+    x <- p$x
+    lq <- p$log_density
+    lw <- p$log_weights
+    more <- modes_draws - length(lw)
+    if (more > 0L) {
+      d <- with_stream(fit$seed, "modes", law_draw(fit_law(fit), more, threads = threads))
+      x <- rbind(x, d$x)
+      lq <- c(lq, d$log_density)
+      lw <- c(lw, rep(NA_real_, more))
+    }
+    weigh_modes(fit$potential, x, lq, search, fit$beta, lw = lw)
   }, error = function(e) NULL)
 }
 

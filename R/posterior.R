@@ -19,10 +19,13 @@
 make_posterior_draws <- function(fit, threads = 1L) {
   last <- fit$history[nrow(fit$history), ]
   th <- draws_thinning(last$ess, fit$settings$draws, fit$phi_cost)
+  # the first proposals serve the weights of several modes (fit_modes())
+  s <- fit$init$base$modes
+  keep <- if (!is.null(s) && nrow(s$modes) > 1L) modes_draws else 0L
   d <- with_stream(fit$seed, "draws",
                    correct_draws(fit_law(fit), fit$potential, fit$beta, fit$settings$draws,
                                  4L, th$thin, threads, thin_max = th$full,
-                                 most = tail_most(fit, th)))
+                                 most = tail_most(fit, th), keep = keep))
   d$diagnostics <- draws_diagnostics(d)
   if (d$thin < th$full) {
     d$diagnostics$thin_full <- th$full

@@ -84,6 +84,10 @@ test_that("mode weights from exact draws are the basins' masses, within their se
   expect_equal(m$se, rep(sqrt(0.25 / n), 2), tolerance = 0.02)
   expect_equal(attr(m, "log_z"), log(2 * sqrt(2 * pi)), tolerance = 1e-10)
   expect_equal(attr(m, "elsewhere"), 0)
+  # log-weights known in part (the exact draws' proposals) give the same
+  lw <- -potential_value(tg, x) - log_q
+  part <- ifelse(seq_len(n) %% 3L == 0L, NA, lw)
+  expect_equal(jkoflow:::weigh_modes(tg, x, log_q, s, lw = part), m)
   # the draws near 0 descend (responsibility near 1/2), the others are in
   # the basin of their nearest mode, as a descent of every draw has them
   expect_lt(attr(m, "settled"), 0.05 * n)
@@ -108,6 +112,10 @@ test_that("a fit of two equal modes started at one weighs both and does not clai
   expect_match(fit$init$label, "mixture of the Laplace approximations .* 2 modes")
   m <- fit$modes
   expect_equal(nrow(m), 2L)
+  # weighed on 16384 draws, the exact draws' first proposals among them
+  # (their weights known), which the fit does not keep
+  expect_equal(attr(m, "n"), 16384)
+  expect_null(fit$draws$proposals)
   # binomial tolerance on the importance ESS of the weights' draws
   tol <- 4 * sqrt(0.25 / attr(m, "ess"))
   expect_lt(max(abs(m$weight - 0.5)), tol)
