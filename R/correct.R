@@ -39,6 +39,31 @@ thinning <- function(r) {
   as.integer(min(25, max(1, ceiling(1 / e - 1e-9))))
 }
 
+# The seconds the evaluation of `potential` took since proc.time() was t0,
+# as the thinning of exact draws heeds them: the smaller of the wall and
+# the CPU seconds (user and system, all threads, of this process and of
+# the child processes it waited for, such as a system() call). On a busy
+# machine the wall seconds grow and the CPU seconds do not; with threads it
+# is the other way round. The wall seconds for a parallel target, whose
+# work is in its workers. (A target that waits without computing, on a
+# remote service say, counts as cheap: its draws take the full thinning.)
+cost_seconds <- function(t0, potential) {
+  t <- proc.time() - t0
+  if (inherits(potential, "jko_target_parallel")) return(t[["elapsed"]])
+  cpu <- sum(t[c("user.self", "sys.self", "user.child", "sys.child")], na.rm = TRUE)
+  min(t[["elapsed"]], cpu)
+}
+
+# The cost a point of `seconds` over n points, rounded to a power of 2: a
+# seeded fit of a costly target then takes the same number of proposals
+# (draws_thinning()) whatever the machine's load, unless its cost lies
+# within the timing noise of a rounding boundary (2^(k + 1/2)). NULL where
+# unknown.
+point_cost <- function(seconds, n) {
+  if (is.null(seconds) || !is.finite(seconds) || seconds <= 0 || n < 1) return(NULL)
+  2^round(log2(seconds / n))
+}
+
 # The thinning of exact draws whose target is costly: n draws, each the
 # last of thinning(r) proposals, unless their evaluations would take more
 # than `seconds` at `cost` seconds a point (the target's cost, measured on

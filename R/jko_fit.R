@@ -104,7 +104,12 @@
 #' 10 s, as the target's cost a point measured on the monitor tells, as
 #' many as fit in 10 s or give a bulk ESS of 1000, more only while the
 #' chains' bulk ESS is below 1000 or their R-hat 1.01 or more, and the
-#' verdict says so). Where a flow that passed as a proposal is thin in a tail, the weights'
+#' verdict says so). That cost is the smaller of the wall and the CPU
+#' seconds, rounded to a power of 2, so that a seeded fit gives the same
+#' draws on a busy machine (unless the cost lies within its timing noise of
+#' a rounding boundary; a parallel target's cost is its wall seconds, and a
+#' target that waits without computing, on a remote service say, counts as
+#' cheap). Where a flow that passed as a proposal is thin in a tail, the weights'
 #' ESS overstates what they carry for a sd: the first proposals' effective
 #' sample size for every coordinate's mean and sd (that of self-normalised
 #' importance sampling, a fraction \eqn{e} a proposal) then asks for
@@ -264,15 +269,15 @@ new_flow <- function(potential, init, h, steps, beta, control, dots, stationary,
   mon_ld <- if (is.null(monitor$log_density)) rep(NA_real_, nrow(mon)) else monitor$log_density
   # Phi at the monitor samples: checked, except where a target's support
   # may leave it infinite
-  t_phi <- proc.time()[["elapsed"]]
+  t_phi <- proc.time()
   phi <- if (!is.null(reuse)) reuse$phi
          else if (energy) c_energy_eval(potential, mon, mon_ld, beta, threads)
          else if (isTRUE(potential$support)) potential_values(potential, mon)
          else c_pot_eval(potential, mon)$value
   # the potential's cost a point (seconds), which the exact draws' number
   # of proposals heeds (make_posterior_draws(), R/posterior.R)
-  phi_cost <- (if (!is.null(reuse)) reuse$seconds else proc.time()[["elapsed"]] - t_phi) /
-    nrow(mon)
+  phi_cost <- point_cost(if (!is.null(reuse)) reuse$seconds else cost_seconds(t_phi, potential),
+                         nrow(mon))
   fit <- structure(list(
     call = call, potential = potential, init = law, dim = D, h = h, beta = beta,
     phi_cost = if (!energy) phi_cost,

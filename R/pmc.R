@@ -131,9 +131,9 @@ next_t <- function(cur, r) {
 # draws have a finite weight.
 pmc_round <- function(q, potential, beta, n, ess_min) {
   x <- q$sample(n)
-  t0 <- proc.time()[["elapsed"]]
+  t0 <- proc.time()
   phi <- potential_values(potential, x)
-  seconds <- proc.time()[["elapsed"]] - t0
+  seconds <- cost_seconds(t0, potential)
   lq <- q$log_density(x)
   lw <- -beta * phi - lq
   ok <- is.finite(lw)

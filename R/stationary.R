@@ -160,10 +160,10 @@ verdict_text <- function(v) {
     # a costly target: fewer proposals than for draws worth as many
     # independent ones (draws_thinning(), R/correct.R)
     draws <- paste0(draws, sprintf(paste0(
-      " (each draw the last of %d proposals, not %d: the target costs %.3g ms a point, so ",
+      " (each draw the last of %d proposals, not %d: the target costs about %s ms a point, so ",
       "the proposals were as many as fit in 10 s or give a bulk ESS of 1000 and an R-hat ",
       "below 1.01)"),
-      as.integer(d$thin), as.integer(d$thin_full), 1000 * d$phi_cost))
+      as.integer(d$thin), as.integer(d$thin_full), format(signif(1000 * d$phi_cost, 1))))
   }
   if (v$reached) {
     # modes: no figure of the draws can see a mode they never came near:

@@ -9,7 +9,13 @@
 # with seed 11 needs no step on jkoflow 0.1.0: its start and the exact
 # correction suffice, so only the start and the draws are compared);
 # burners: how many busy processes run beside the second fit (2 by default,
-# one per core of a 2-core machine).
+# one per core of a 2-core machine). name may also be stan:<program> for a
+# program of inst/bench/stan.R whose data are in stan-references.R
+# (lotka_volterra, one_comp_mm_elim_abs), compiled and cached by stan.R
+# under JKOFLOW_STAN_CACHE: costly targets, whose exact draws take as
+# many proposals as their cost a point allows (draws_thinning()); that
+# cost is the smaller of the wall and the CPU seconds, rounded to a power
+# of 2, so that it reads the same on a busy machine.
 #
 # The fit, jko_fit(target_logdensity(logd, grad)) with the defaults (its
 # stopping rule counts steps and iterations; max_time is Inf unless the user
@@ -29,15 +35,32 @@ local({
   f <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
   source(file.path(if (length(f)) dirname(f) else "inst/bench", "common.R"))
 })
-bench_source("posteriors-targets.R")
+bench_source("posteriors-targets.R", "stan-references.R")
 args <- bench_args()
 name <- if (length(args) >= 1L) args[1] else "banana"
 seed <- if (length(args) >= 2L) as.integer(args[2]) else 6L
 burners <- if (length(args) >= 3L) as.integer(args[3]) else 2L
 out_file <- if (length(args) >= 4L) args[4] else NA
 
-ref <- posterior_battery()[[name]]
-if (is.null(ref)) stop("no posterior named ", name, " in posteriors-targets.R")
+if (startsWith(name, "stan:")) {
+  # a costly program of stan.R, as that benchmark compiled and cached it
+  prog <- sub("^stan:", "", name)
+  cache <- Sys.getenv("JKOFLOW_STAN_CACHE")
+  f <- if (nzchar(cache)) list.files(cache, paste0("^bench-", prog, "-.*[.]rds$"), full.names = TRUE)
+  if (!length(f) || is.null(.sr_data[[prog]])) {
+    stop("stan:", prog, " needs the program compiled by inst/bench/stan.R with ",
+         "JKOFLOW_STAN_CACHE set, and its data in stan-references.R")
+  }
+  suppressPackageStartupMessages(library(rstan))
+  comp <- readRDS(f[1L])
+  make_target <- function() target_stan(comp$model, data = .sr_data[[prog]])
+  dim_text <- "a Stan program"
+} else {
+  ref <- posterior_battery()[[name]]
+  if (is.null(ref)) stop("no posterior named ", name, " in posteriors-targets.R")
+  make_target <- function() target_logdensity(ref$logd, ref$grad, dim = ref$dim)
+  dim_text <- sprintf("D = %d", ref$dim)
+}
 
 loadavg <- function() paste(readLines("/proc/loadavg", warn = FALSE), collapse = "")
 
@@ -45,7 +68,7 @@ one_fit <- function(label) {
   load0 <- loadavg()
   set.seed(seed)
   t0 <- proc.time()
-  fit <- jko_fit(target_logdensity(ref$logd, ref$grad, dim = ref$dim), verbose = FALSE)
+  fit <- jko_fit(make_target(), verbose = FALSE)
   t <- proc.time() - t0
   cat(sprintf("%-6s %6.1f s elapsed, %6.1f s CPU; steps %d; load before: %s; after: %s\n",
               label, t[["elapsed"]], t[["user.self"]] + t[["sys.self"]],
@@ -59,8 +82,8 @@ start_burner <- function() {
   as.integer(pid)
 }
 
-cat(sprintf("jkoflow %s; %s, seed %d, D = %d; %d burner(s) beside the second run; %d cores; threads %s\n",
-            as.character(utils::packageVersion("jkoflow")), name, seed, ref$dim, burners,
+cat(sprintf("jkoflow %s; %s, seed %d, %s; %d burner(s) beside the second run; %d cores; threads %s\n",
+            as.character(utils::packageVersion("jkoflow")), name, seed, dim_text, burners,
             parallel::detectCores(), format(getOption("jkoflow.threads", 2))))
 
 quiet <- one_fit("quiet")

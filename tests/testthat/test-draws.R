@@ -91,6 +91,39 @@ test_that("exact draws are thinned by the proposal's ESS, and held in time for a
   expect_identical(d$full, 7L)
 })
 
+test_that("a target's cost a point does not move with the machine's load", {
+  pc <- jkoflow:::point_cost
+  # powers of 2, the nearest in log2
+  expect_identical(pc(4.096, 4096), 2^-10)
+  expect_identical(pc(1.3 * 4.096, 4096), 2^-10)
+  expect_identical(pc(1.5 * 4.096, 4096), 2^-9)
+  expect_null(pc(0, 4096))
+  expect_null(pc(NULL, 4096))
+  # the smaller of the wall and this process's CPU seconds: a loop that
+  # sleeps (as a busy machine's wall clock runs on) is not counted
+  tg <- new_target(function(x) -rowSums(x^2) / 2, dim = 1)
+  t0 <- proc.time()
+  Sys.sleep(0.3)
+  expect_lt(jkoflow:::cost_seconds(t0, tg), 0.1)
+  # CPU seconds are counted up to the wall seconds
+  t0 <- proc.time()
+  u <- 0
+  while ((proc.time() - t0)[["elapsed"]] < 0.3) u <- u + 1
+  expect_gt(jkoflow:::cost_seconds(t0, tg), 0.15)
+  # and those of a child process it waited for
+  if (.Platform$OS.type == "unix") {
+    t0 <- proc.time()
+    system2(file.path(R.home("bin"), "Rscript"),
+            c("-e", shQuote("t0 <- proc.time(); while ((proc.time() - t0)[[3]] < 0.5) NULL")))
+    expect_gt(jkoflow:::cost_seconds(t0, tg), 0.3)
+  }
+  # a parallel target's work is in its workers: the wall seconds
+  ptg <- structure(tg, class = c("jko_target_parallel", class(tg)))
+  t0 <- proc.time()
+  Sys.sleep(0.3)
+  expect_gt(jkoflow:::cost_seconds(t0, ptg), 0.25)
+})
+
 test_that("the functional ESS of importance weights matches its closed form", {
   # target N(0, 1), proposal N(0, s^2), w = pi / q: for f with E_pi f = mu,
   # ESS_f / N = Var f / E_pi[w (f - mu)^2], and with a = 2 - 1 / s^2,
