@@ -168,20 +168,21 @@ tail_thin_max <- 32L
 # (n x D, the flow's scale), log_density (the flow's, at each draw), chain,
 # method = "imh", acceptance, log_weights (of all the proposals, against
 # their own density: for the evidence), thin, tail_ess (the first
-# proposals' functional ESS, a proposal)); with keep > 0, also proposals:
-# list(x, log_density (their own), log_weights) of the first min(keep,
-# n thin) proposals (the modes' weights of a fit, fit_modes(), without
-# evaluating the target again).
+# proposals' functional ESS, a proposal)); with keep_proposals > 0, also
+# proposals: list(x, log_density (their own), log_weights) of the first
+# min(keep_proposals, n thin) proposals (for the modes' weights of a fit,
+# fit_modes(), without evaluating the target again).
 correct_draws <- function(law, potential, beta, n, chains = 4L, thin = 1L, threads = 1L,
-                          thin_max = thin, ess_min = 1000, most = tail_thin_max, keep = 0L) {
+                          thin_max = thin, ess_min = 1000, most = tail_thin_max,
+                          keep_proposals = 0L) {
   chains <- max(1L, min(as.integer(chains), n))
   len <- rep(n %/% chains, chains) + (seq_len(chains) <= n %% chains)
   d <- proposal_draw(law, n * thin, threads)
   x <- d$x
   ld <- d$flow_log_density
   lw <- proposal_log_weights(potential, beta, x, d$log_density)
-  kept <- if (keep > 0L) {
-    i <- seq_len(min(keep, length(lw)))
+  kept <- if (keep_proposals > 0L) {
+    i <- seq_len(min(keep_proposals, length(lw)))
     list(x = x[i, , drop = FALSE], log_density = d$log_density[i], log_weights = lw[i])
   }
   start <- imh_starts(lw, chains)

@@ -326,7 +326,7 @@ with_verdict <- function(fit, schedule, threads) {
   if (!isTRUE(fit$stationary)) return(fit)
   fit$draws <- make_posterior_draws(fit, threads = threads)
   fit$modes <- fit_modes(fit, threads)  # modes: the modes' weights (R/modes.R)
-  fit$draws$proposals <- NULL  # (kept for fit_modes() alone)
+  if (!is.null(fit$draws)) fit$draws$proposals <- NULL  # (kept for fit_modes() alone)
   fit$verdict <- target_verdict(fit, schedule)
   if (!fit$verdict$reached) warn_whole(verdict_text(fit$verdict))
   fit

@@ -25,7 +25,7 @@ make_posterior_draws <- function(fit, threads = 1L) {
   d <- with_stream(fit$seed, "draws",
                    correct_draws(fit_law(fit), fit$potential, fit$beta, fit$settings$draws,
                                  4L, th$thin, threads, thin_max = th$full,
-                                 most = tail_most(fit, th), keep = keep))
+                                 most = tail_most(fit, th), keep_proposals = keep))
   d$diagnostics <- draws_diagnostics(d)
   if (d$thin < th$full) {
     d$diagnostics$thin_full <- th$full
