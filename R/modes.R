@@ -451,6 +451,7 @@ settle_basins <- function(potential, x, phi, search) {
   lp <- lp - lp[cbind(seq_len(n), basin)]
   resp <- 1 / rowSums(exp(lp))
   inside <- d2[cbind(seq_len(n), basin)] < stats::qchisq(0.99, ncol(x)) & resp > 0.99
+  inside[is.na(inside)] <- FALSE  # (nearest to a mode of Laplace weight 0: it descends)
   todo <- which(!inside & is.finite(phi))
   if (length(todo)) {
     s <- descend(potential, x[todo, , drop = FALSE], search$precond, maxit = 100L)

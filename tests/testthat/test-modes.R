@@ -172,6 +172,14 @@ test_that("draws well inside one mode's ellipsoid skip the descent and land in i
   full <- max.col(-jkoflow:::mode_distances(d$x, s$modes, s$hessian), ties.method = "first")
   differ <- skip[full[skip] != b$basin[skip]]
   expect_true(all(x[differ, 1] < 0))
+  # a mode whose Laplace weight underflows to 0: the draws nearest it
+  # descend rather than go unassigned
+  s0 <- s
+  s0$weights <- c(1, 0)[rank(-s$weights)]
+  b0 <- jkoflow:::settle_basins(tg, x, -logd(x), s0)
+  light <- which.min(s0$weights)
+  expect_true(all(which(b$basin == light & !seq_len(n) %in% b$settled) %in% b0$settled))
+  expect_false(anyNA(b0$basin))
   # equal weights, within the binomial error of the exact draws
   expect_lt(max(abs(m$weight - 0.5)), 4 * sqrt(0.25 / n))
   expect_equal(attr(m, "elsewhere"), 0)
