@@ -263,7 +263,7 @@ init_mvt <- function(mean, S, df) {
   mean <- as.double(mean)
   const <- lgamma((df + D) / 2) - lgamma(df / 2) - D / 2 * log(df * pi) - ldet / 2
   structure(list(
-    dim = D, mean = mean, cov = if (df > 2) unname(S) * df / (df - 2),
+    dim = D, mean = mean, cov = if (df > 2) unname(S) * df / (df - 2), df = df,
     sample = function(n) {
       z <- matrix(stats::rnorm(n * D), n, D) %*% R
       g <- stats::rchisq(n, df)

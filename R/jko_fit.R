@@ -72,7 +72,9 @@
 #'   importance sampling on 4096 draws each (a Student t whose centre,
 #'   covariance and tails, 7 to 100 degrees of freedom, follow the
 #'   importance weights), and the last round's draws are the monitor
-#'   samples of step 0;
+#'   samples of step 0; where no round passes as a proposal, the flow
+#'   trains from the Gaussian of the kept t's mean and covariance (a t's
+#'   far draws would dominate the training's first steps);
 #' * the network: 32 x 32, batches of 512, a pool of \eqn{2^{16}} and
 #'   4096 monitor samples.
 #'

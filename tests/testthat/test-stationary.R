@@ -253,6 +253,33 @@ test_that("adaptive importance sampling moves a Laplace start to a skewed poster
   expect_lt(max(diag(lap$cov)) / trigamma(a), 0.6)
 })
 
+test_that("a t start that does not pass gives the flow a Gaussian of its moments to train from", {
+  # target N(0, I) in 3-D; a t start 6 sds off centre with sds 1/2: no
+  # round passes with iters = 0, so the start kept is the t itself, and
+  # the flow trains from the Gaussian of its mean and covariance
+  tg <- target_logdensity(function(x) -0.5 * rowSums(x^2), function(x) -x, dim = 3)
+  t0 <- jkoflow:::init_mvt(rep(6, 3), diag(3) * 0.25 * 5 / 7, 7)
+  t0$label <- "far"
+  set.seed(21)
+  q <- jkoflow:::adapt_start(t0, tg, 1, iters = 0L)
+  expect_match(q$label, "far, as the Gaussian of its mean and covariance \\(to train from\\)")
+  expect_null(q$df)
+  expect_equal(q$mean, t0$mean)
+  expect_equal(q$cov, t0$cov)
+  # its draws: the Gaussian's (the mass beyond 3 sds of the t's first
+  # coordinate: 0.27% for a Gaussian, 1.9% for a t with 7 df)
+  x <- q$sample(40000)
+  z <- (x[, 1] - 6) / sqrt(t0$cov[1, 1])
+  expect_lt(abs(mean(abs(z) > 3) - 2 * pnorm(-3)), 4 * sqrt(0.0027 / 40000))
+  # a t that passes is kept: N(0, I) from a t of 7 df whose core is 1.1
+  # times wider (scale matrix 1.21 I)
+  t1 <- jkoflow:::init_mvt(rep(0, 3), diag(3) * 1.21, 7)
+  t1$label <- "near"
+  q1 <- jkoflow:::adapt_start(t1, tg, 1, iters = 0L)
+  expect_identical(q1$df, 7)
+  expect_null(jkoflow:::train_start(init_gaussian(rep(0, 3), 1)))
+})
+
 test_that("a t's tails are chosen by what they carry for the means and sds", {
   # target N(0, I); draws of a t with 7 df (sds 1.1 times): the estimate of
   # what a candidate would carry for a coordinate's mean and sd,
