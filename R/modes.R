@@ -402,25 +402,22 @@ weigh_modes <- function(potential, x, log_q, search, beta = 1, settle = TRUE,
     lw <- -beta * potential_values(potential, x) - log_q
     return(modes_table(lw, rep(1L, n), rep(FALSE, n), search))
   }
-  # (of Phi, only whether it is finite matters below where lw is known)
-  phi <- ifelse(is.finite(lw), 0, Inf)
   todo <- which(is.na(lw))
   if (length(todo)) {
     ph <- tryCatch(potential_values(potential, x[todo, , drop = FALSE]),
                    error = function(e) rep(Inf, length(todo)))
     ph[!is.finite(ph)] <- Inf
-    phi[todo] <- ph
     lw[todo] <- -beta * ph - log_q[todo]
   }
-  b <- settle_basins(potential, x, phi, search)
+  b <- settle_basins(potential, x, is.finite(lw), search)
   basin <- b$basin
   attr(basin, "settled") <- length(b$settled)
   modes_table(lw, basin, b$away, search)
 }
 
-# The basin of each draw (rows of x, with their potentials phi: Inf where
-# not finite) among the modes of `search`, whether it settled at no known
-# mode (away), and which draws descended (settled).
+# The basin of each draw (rows of x; ok: where the target is finite, the
+# draws that may descend) among the modes of `search`, whether it settled
+# at no known mode (away), and which draws descended (settled).
 #
 # Which draws descend. A draw within the 99% ellipsoid of the nearest
 # mode's Laplace approximation (its squared Mahalanobis distance under the
@@ -439,7 +436,7 @@ weigh_modes <- function(potential, x, log_q, search, beta = 1, settle = TRUE,
 # draws of 0.5 N(0, 0.1^2 I) + 0.5 N((1.5, 0), I), 1956 from the narrow
 # component, 2043 descended to its mode, and 2017 are its by this rule
 # (668 descended).
-settle_basins <- function(potential, x, phi, search) {
+settle_basins <- function(potential, x, ok, search) {
   n <- nrow(x)
   d2 <- matrix(mode_distances(x, search$modes, search$hessian), n)
   basin <- max.col(-d2, ties.method = "first")
@@ -452,7 +449,7 @@ settle_basins <- function(potential, x, phi, search) {
   resp <- 1 / rowSums(exp(lp))
   inside <- d2[cbind(seq_len(n), basin)] < stats::qchisq(0.99, ncol(x)) & resp > 0.99
   inside[is.na(inside)] <- FALSE  # (nearest to a mode of Laplace weight 0: it descends)
-  todo <- which(!inside & is.finite(phi))
+  todo <- which(!inside & ok)
   if (length(todo)) {
     s <- descend(potential, x[todo, , drop = FALSE], search$precond, maxit = 100L)
     d2s <- matrix(mode_distances(s$x, search$modes, search$hessian), length(todo))
@@ -502,15 +499,13 @@ fit_modes <- function(fit, threads = 1L) {
   tryCatch({
     search <- fit_search(fit)
     several <- nrow(search$modes) > 1L
-    # with one mode, the weights of the exact draws' proposals serve: draws
-    # of the same law with their exact densities, evaluated already (for a
-    # costly target, 4096 evaluations saved)
-    lw <- fit$draws$log_weights
-    if (!several && length(lw)) {
-      n <- length(lw)
-      return(modes_table(lw, rep(1L, n), rep(FALSE, n), search))
-    }
     if (!several) {
+      # with one mode, the weights of the exact draws' proposals serve:
+      # draws of the same law with their exact densities, evaluated already
+      # (for a costly target, 4096 evaluations saved)
+      lw <- fit$draws$log_weights
+      n <- length(lw)
+      if (n) return(modes_table(lw, rep(1L, n), rep(FALSE, n), search))
       d <- with_stream(fit$seed, "modes", law_draw(fit_law(fit), 4096L, threads = threads))
       return(weigh_modes(fit$potential, d$x, d$log_density, search, fit$beta, settle = FALSE))
     }
