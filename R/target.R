@@ -38,7 +38,11 @@
 #'
 #' Every function's result is checked on every call during a fit (the
 #' number of values, the shape of the gradient, non-finite values) and an
-#' error names the function and the iteration. The class of a target is
+#' error names the function and the iteration. Before the fit, [jko_fit()]
+#' also calls each function on two points, together and one by one: a
+#' function that fails on a single row, or gives a row another value than
+#' its point alone (a sum over data recycled against several points), is
+#' refused with the fix. The class of a target is
 #' `c(class, "jko_target", "jko_potential")`, so methods can be written for
 #' it.
 #'
@@ -213,6 +217,44 @@ probe_target <- function(potential, init, stationary, call = sys.call(-1L)) {
       abort(paste0("the potential's `%s` returned %s for a matrix of 2 points (one per ",
                    "row, %s); it must return %s.", fix), name, values_text(out), columns_text(D),
             what, if (grad) " (a gradient by `function(x) t(apply(x, 1, g))`)" else "",
+            call = call)
+    }
+    # The right number of values is not enough: a function that mixes the
+    # rows (sum(dnorm(y, x, 1, log = TRUE)) over data y recycled against the
+    # points, a sum or mean over x) gives each row a value that is not its
+    # own, silently. Each point alone must give the batch's row.
+    one <- function(i) {
+      o <- tryCatch(fun(x[i, , drop = FALSE]), error = function(e) e)
+      if (inherits(o, "error")) {
+        abort(paste0("the potential's `%s` failed on a matrix of 1 point (one row, %s): %s; ",
+                     "it is called on batches of any number of rows, one or more. (For one ",
+                     "row, sapply() and vapply() return a vector where they return a matrix ",
+                     "for several, and x[, j] drops to a number: keep the shape with ",
+                     "matrix(..., nrow = nrow(x)) or x[, j, drop = FALSE].)"),
+              name, columns_text(D), conditionMessage(o), call = call)
+      }
+      if (grad && is.list(o)) o <- o$gradient
+      if (!grad && is_target(potential) && is.numeric(o)) o <- -o
+      o
+    }
+    alone <- lapply(1:2, one)
+    both <- if (grad) out else matrix(out, 2L)
+    same <- vapply(1:2, function(i) {
+      a <- as.numeric(alone[[i]])
+      b <- as.numeric(both[i, ])
+      length(a) == length(b) &&
+        all((is.na(a) & is.na(b)) | a == b |
+              (is.finite(a) & is.finite(b) & abs(a - b) <= 1e-6 * (1 + abs(b))))
+    }, TRUE)
+    if (!all(same)) {
+      abort(paste0("the potential's `%s` gives a row of a matrix of 2 points (one per row, %s) ",
+                   "another %s than that point alone (%s against %s): it must treat each ",
+                   "row as one point. A sum over data, such as sum(dnorm(y, x, 1, log = TRUE)), ",
+                   "also sums over the rows, recycled against the data, when x has several.",
+                   fix), name, columns_text(D), if (grad) "gradient" else "value",
+            values_text(as.numeric(both[which(!same)[1L], ])),
+            values_text(as.numeric(alone[[which(!same)[1L]]])),
+            if (grad) " (a gradient by `function(x) t(apply(x, 1, g))`)" else "",
             call = call)
     }
   }

@@ -40,6 +40,22 @@ test_that("a log-density for one parameter vector is found before the fit, with 
   named <- function(theta) dnorm(theta[["mu"]], log = TRUE)
   expect_error(suppressMessages(jko_fit(target_logdensity(named, dim = 1), verbose = FALSE)),
                "`logd` failed on a matrix of 2 points \\(one per row, 1 column\\): subscript out of bounds")
+  # the right number of values, but each row's is not its own: the data
+  # recycled against the points and summed over both
+  y <- c(1.2, 0.8, 2.1)
+  mixes <- function(x) dnorm(x[, 1], 0, 2, log = TRUE) + sum(dnorm(y, x[, 1], 1, log = TRUE))
+  expect_error(suppressMessages(jko_fit(target_logdensity(mixes, dim = 1), verbose = FALSE)),
+               paste0("`logd` gives a row of a matrix of 2 points \\(one per row, 1 column\\) ",
+                      "another value than that point alone \\(1 value \\(",
+                      format(mixes(matrix(c(0, 0.01)))[1], digits = 4), "\\) against 1 value \\(",
+                      format(mixes(matrix(0)), digits = 4), "\\)\\): it must treat each row"))
+  mean_grad <- target_logdensity(function(x) -rowSums(x^2) / 2,
+                                 function(x) -x + mean(x), dim = 2)
+  expect_error(jko_fit(mean_grad, verbose = FALSE),
+               "`grad` gives a row of a matrix of 2 points .* another gradient than that point alone")
+  one_row <- target_logdensity(function(x) -rowSums(x[1:2, ]^2), dim = 2)
+  expect_error(jko_fit(one_row, verbose = FALSE),
+               "`logd` failed on a matrix of 1 point \\(one row, 2 columns\\): subscript out of bounds")
   # vectorised as the message says, it runs
   tg <- suppressMessages(target_logdensity(function(x) apply(x, 1, vec), dim = 2))
   set.seed(1)
