@@ -248,12 +248,17 @@ print.jko_modes <- function(x, ...) {
 
 # What the search did, in words.
 modes_search_text <- function(s) {
-  K <- nrow(s$modes)
-  sprintf(paste0("%d start%s over %s found %d mode%s (a further start would find a new mode ",
+  K <- nrow(s$modes) - (if (isTRUE(s$from_draws > 0L)) s$from_draws else 0L)
+  out <- sprintf(paste0("%d start%s over %s found %d mode%s (a further start would find a new mode ",
                  "with a chance of about %.2g, by Good-Turing%s)"),
           s$starts, if (s$starts == 1L) "" else "s", s$region, K, if (K == 1L) "" else "s",
           s$missing, if (s$failed > 0L) sprintf("; %d starts failed or ended at no mode",
                                                 s$failed) else "")
+  if (isTRUE(s$from_draws > 0L)) {
+    out <- sprintf("%s; descents from %d draws (of the start or the flow) found %d more",
+                   out, s$descents, s$from_draws)
+  }
+  out
 }
 
 # The start of a flow to a target: init_laplace() (its arguments in ...)
@@ -298,9 +303,14 @@ modes_start <- function(potential, ..., mixture_inflate = 1) {
     out$modes <- search
     return(out)
   }
+  mixture_start(search, potential, inflate, if (is.null(dots$df)) Inf else dots$df)
+}
+
+# The start of a flow from a search of K > 1 modes (modes_start()).
+mixture_start <- function(search, potential, inflate = 1, df = Inf) {
+  K <- nrow(search$modes)
   w <- 0.95 * search$weights + 0.05 / K
   covs <- lapply(search$hessian, function(H) inflate^2 * abs_inverse(H))
-  df <- if (is.null(dots$df)) Inf else dots$df
   # Gaussian components where they pass as a proposal (as adapt_start()
   # judges one: k-hat of the weights of 4096 draws, no coordinate narrower
   # than 95% of the target's, none outside the support); else Student t
@@ -346,7 +356,10 @@ modes_start <- function(potential, ..., mixture_inflate = 1) {
 #'
 #' These weights are exact in the limit of many draws for the modes that
 #' the flow's law covers; a mode with no draw near it gets no weight, which
-#' is why the fit's verdict says how the modes were searched.
+#' is why the fit's verdict says how the modes were searched. A fit also
+#' descends the 32 of its draws of largest weight beyond every known mode's
+#' 99.9% ellipsoid, and adds a mode they find to its search (the search's
+#' `from_draws`), which `mode_weights(fit)` then uses.
 #'
 #' @param fit A `"jko_fit"` of a target (its last step is used).
 #' @param n Number of draws.
@@ -381,11 +394,12 @@ mode_weights <- function(fit, n = 16384, modes = NULL, threads = NULL) {
   weigh_modes(fit$potential, d$x, d$log_density, modes, fit$beta)
 }
 
-# The search of a fit: its start's, else that of its last verdict, else a
-# new one (from the fit's own stream).
+# The search of a fit: that of its last verdict (the start's search with
+# any modes that the fit's draws found: modes_from_draws()), else its
+# start's, else a new one (from the fit's own stream).
 fit_search <- function(fit) {
-  s <- fit$init$base$modes
-  if (is.null(s) && !is.null(fit$modes)) s <- attr(fit$modes, "search")
+  s <- if (!is.null(fit$modes)) attr(fit$modes, "search")
+  if (is.null(s)) s <- fit$init$base$modes
   if (is.null(s)) s <- with_stream(fit$seed, "modes", find_modes(fit$potential), k = 1L)
   s
 }
@@ -460,6 +474,89 @@ settle_basins <- function(potential, x, ok, search) {
   list(basin = basin, away = away, settled = todo)
 }
 
+# The search with the modes that draws x of a fit (log-weights lw) reveal
+# beyond its own. A search from starts over a box finds a narrow mode only
+# where a start falls in its basin (a mode of sd 0.3 and weight 0.2, 4 sds
+# from a wide one in 3-D: a basin of about 1/5000 of the box, missed by 33
+# starts), but a flow pulled towards the target puts its weight's share of
+# draws there (20% of them, in that case). The draws outside the 99.9%
+# ellipsoid of every known mode's Laplace approximation, the `max` of
+# largest weight, descend (as the search's starts do: one call of the
+# target per iteration for all of them); an end that is no known mode is
+# polished and added, its Laplace weight with the others', where the draws
+# within its 99% ellipsoid carry at least 1% of their weight. `from_draws`
+# counts the modes added (`new_from_draws` those of this call), `descents`
+# the draws that descended.
+modes_from_draws <- function(potential, x, lw, search, max = 32L) {
+  D <- ncol(x)
+  search$descents <- search$descents %||% 0L
+  search$from_draws <- search$from_draws %||% 0L
+  search$new_from_draws <- 0L
+  if (is.null(x) || !nrow(x) || length(lw) != nrow(x)) return(search)
+  d2 <- matrix(mode_distances(x, search$modes, search$hessian), nrow(x))
+  far <- which(apply(d2, 1L, min) > stats::qchisq(0.999, D) & is.finite(lw))
+  if (!length(far)) return(search)
+  far <- far[order(-lw[far])][seq_len(min(max, length(far)))]
+  potential <- full_data(potential)
+  s <- descend_qn(potential, x[far, , drop = FALSE], search$precond, maxit = 100L)
+  search$descents <- search$descents + length(far)
+  known <- function(p) {
+    d2 <- mode_distances(matrix(p$par, 1L), search$modes, search$hessian)
+    d2b <- vapply(seq_len(nrow(search$modes)), function(j) {
+      d <- search$modes[j, ] - p$par
+      sum(d * (p$H %*% d))
+    }, 0)
+    min(pmin(d2, d2b)) < 1
+  }
+  ends <- which(s$converged & is.finite(s$value))
+  if (length(ends)) {
+    e2 <- matrix(mode_distances(s$x[ends, , drop = FALSE], search$modes, search$hessian),
+                 length(ends))
+    ends <- ends[apply(e2, 1L, min) >= 1]
+  }
+  if (!length(ends)) return(search)
+  # the ends polished together (a tighter quasi-Newton descent, as the
+  # search's), each then with its Hessian in one call. A new mode is taken
+  # where the draws within its 99% ellipsoid carry at least 1% of their
+  # weight: a stationary point deep in a funnel's neck, where descents from
+  # its draws end (Neal's funnel: at v = -32, its ellipsoid a needle that
+  # holds no draw, its Laplace weight above the search's mode's at
+  # v = -40.5), is no mode worth a start's share (the mixture start with it
+  # cost 47 s where the flow alone took 11)
+  q <- descend_qn(potential, s$x[ends, , drop = FALSE], search$precond, maxit = 200L,
+                  tol = 1e-8)
+  ok <- is.finite(lw)
+  wn <- exp(lw[ok] - max(lw[ok]))
+  wn <- wn / sum(wn)
+  xo <- x[ok, , drop = FALSE]
+  added <- 0L
+  for (m in which(q$converged & is.finite(q$value))) {
+    if (added && min(mode_distances(q$x[m, , drop = FALSE], search$modes,
+                                     search$hessian)) < 1) next
+    p <- mode_point(q$x[m, ], q$value[m], modes_hessian(potential, q$x[m, ]))
+    if (is.null(p) || !p$pd || known(p)) next
+    share <- sum(wn[mode_distances(xo, matrix(p$par, 1L), list(p$H)) < stats::qchisq(0.99, D)])
+    if (!(share >= 0.01)) next
+    search$modes <- rbind(search$modes, p$par)
+    search$hessian[[length(search$hessian) + 1L]] <- p$H
+    search$value <- c(search$value, p$value)
+    search$hits <- c(search$hits, 0L)
+    search$log_z <- c(search$log_z, -p$value + D / 2 * log(2 * pi) - p$log_det / 2)
+    added <- added + 1L
+  }
+  if (!added) return(search)
+  w <- exp(search$log_z - max(search$log_z))
+  w <- w / sum(w)
+  o <- order(-w)
+  search$weights <- w
+  for (f in c("modes", "hessian", "value", "hits", "log_z", "weights")) {
+    search[[f]] <- if (is.matrix(search[[f]])) search[[f]][o, , drop = FALSE] else search[[f]][o]
+  }
+  search$from_draws <- search$from_draws + added
+  search$new_from_draws <- added
+  search
+}
+
 # The mode weights (weigh_modes()'s result) from log-weights lw of draws,
 # the basin of each (1..K) and whether it settled away from every mode.
 modes_table <- function(lw, basin, away, search) {
@@ -498,6 +595,9 @@ fit_modes <- function(fit, threads = 1L) {
   # settled (settle_basins())
   tryCatch({
     search <- fit_search(fit)
+    p <- fit$draws$proposals
+    search$new_from_draws <- 0L  # (those of the start's draws are in its mixture)
+    if (!is.null(p)) search <- modes_from_draws(fit$potential, p$x, p$log_weights, search)
     several <- nrow(search$modes) > 1L
     if (!several) {
       # with one mode, the weights of the exact draws' proposals serve:
@@ -512,7 +612,6 @@ fit_modes <- function(fit, threads = 1L) {
     # with several, the first proposals of the exact draws where they were
     # kept (correct_draws(): their weights known), and fresh draws of the
     # law up to modes_draws in all (each draw weighted by its own density)
-    p <- fit$draws$proposals
     x <- p$x
     lq <- p$log_density
     lw <- p$log_weights

@@ -181,10 +181,12 @@ adapt_start <- function(q, potential, beta, n = 4096L, iters = 4L, ess_min = 0.1
   best <- list(q = q, score = Inf, round = NULL)
   cur <- q
   last <- NULL
+  seen <- list()
   for (it in 0:iters) {
     r <- pmc_round(cur, potential, beta, n, ess_min)
     if (is.null(r)) break
     last <- r
+    seen[[length(seen) + 1L]] <- r$draws
     if (r$score < best$score) best <- list(q = cur, score = r$score, round = r)
     if (it == iters) break
     w <- truncated_weights(r$lw)
@@ -197,12 +199,21 @@ adapt_start <- function(q, potential, beta, n = 4096L, iters = 4L, ess_min = 0.1
   if (!identical(out, q)) {
     out$label <- sprintf("%s, moved by importance sampling (%s)", q$label, out$label)
   }
+  # every round's draws with their log-weights, where modes the search
+  # missed may show (start_modes(), R/stationary.R)
+  seen <- if (length(seen)) list(
+    x = do.call(rbind, lapply(seen, `[[`, "x")),
+    lw = unlist(lapply(seen, function(d) -beta * d$phi - d$log_density)))
   # no round passed: the flow will train, from the Gaussian of the same
   # centre and covariance (see train_start())
   if (!(best$score < -10)) {
     g <- train_start(out)
-    if (!is.null(g)) return(g)
+    if (!is.null(g)) {
+      g$seen <- seen
+      return(g)
+    }
   }
+  out$seen <- seen
   # the last round's draws, where they are the proposal's kept: the fit's
   # monitor samples at step 0 (new_flow()), n evaluations of the target
   # not made twice

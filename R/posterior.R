@@ -20,8 +20,9 @@ make_posterior_draws <- function(fit, threads = 1L) {
   last <- fit$history[nrow(fit$history), ]
   th <- draws_thinning(last$ess, fit$settings$draws, fit$phi_cost)
   # the first proposals serve the weights of several modes (fit_modes())
+  # (and, with one, show modes that the search missed: modes_from_draws())
   s <- fit$init$base$modes
-  keep <- if (!is.null(s) && nrow(s$modes) > 1L) modes_draws else 0L
+  keep <- if (!is.null(s)) modes_draws else 0L
   d <- with_stream(fit$seed, "draws",
                    correct_draws(fit_law(fit), fit$potential, fit$beta, fit$settings$draws,
                                  4L, th$thin, threads, thin_max = th$full,

@@ -249,13 +249,18 @@ cost_text <- function(fit) {
     is.null(fit$potential$value_gradient)
   sprintf(paste0("Cost: %.1f s; %d JKO step%s, %s Adam iterations of batch %d ",
                  "(%s evaluations of the log-density with its gradient%s, %s at the ",
-                 "monitor samples%s)."),
+                 "monitor samples%s).%s"),
           cc$seconds, cc$steps, if (cc$steps == 1L) "" else "s", big(cc$iterations),
           cc$batch, big(cc$gradient_evals),
           if (fd) sprintf(", each by %d calls for finite differences", 2L * fit$dim + 1L)
           else "", big(cc$value_evals),
           if (cc$proposals > 0) sprintf(", %s at the proposals of the exact draws",
-                                        big(cc$proposals)) else "")
+                                        big(cc$proposals)) else "",
+          if (is.null(ff <- fit$first_flow)) "" else
+            sprintf(paste0(" The seconds include %.1f s of a first flow (%d step%s, %s ",
+                           "iterations), run again from all the modes once its draws had ",
+                           "found one that the search missed."), ff$seconds, ff$steps,
+                    if (ff$steps == 1L) "" else "s", big(ff$iterations)))
 }
 
 big <- function(n) formatC(n, format = "d", big.mark = ",")

@@ -129,7 +129,9 @@ test_that("a fit of two equal modes started at one weighs both and does not clai
   expect_identical(mode_weights(fit, n = 1000)$mode, 1:2)
   # a continued fit weighs the modes of the same search again
   fit2 <- suppressWarnings(jko_continue(fit, 1, verbose = FALSE))
-  expect_identical(attr(fit2$modes, "search"), attr(m, "search"))
+  for (f in c("modes", "weights", "hessian")) {
+    expect_identical(attr(fit2$modes, "search")[[f]], attr(m, "search")[[f]])
+  }
   expect_lt(max(abs(fit2$modes$weight - 0.5)), 4 * sqrt(0.25 / attr(fit2$modes, "ess")))
   expect_error(mode_weights(fit, modes = "a"), "must be NULL or a result of find_modes")
 })
@@ -278,4 +280,83 @@ test_that("the quasi-Newton descent settles far starts that the fixed metric doe
   expect_true(all(b$converged))
   expect_lt(sum(a$converged), 16)
   expect_equal(b$x, matrix(1, 16, 2), tolerance = 1e-2)
+})
+
+# 0.8 N(0, I) + 0.2 N((4, 0, 0), 0.3^2 I) in 3-D, normalised (log Z = 0): the
+# narrow mode's basin is about 1/5000 of the search's box, and its 33 starts
+# miss it
+narrow_mixture <- function() {
+  comp <- function(x, m, s) rowSums(dnorm(x, rep(m, each = nrow(x)), s, log = TRUE))
+  logd <- function(x) {
+    a <- log(0.8) + comp(x, c(0, 0, 0), 1)
+    b <- log(0.2) + comp(x, c(4, 0, 0), 0.3)
+    pmax(a, b) + log1p(exp(-abs(a - b)))
+  }
+  new_target(logd, dim = 3)
+}
+
+test_that("draws of the target show a mode that the search missed; a unimodal one's do not", {
+  set.seed(3)
+  tg <- narrow_mixture()
+  s <- jkoflow:::find_modes(tg)
+  expect_equal(nrow(s$modes), 1L)  # the search alone misses it
+  # exact draws of the mixture, weight 1 each
+  n <- 4000
+  narrow <- stats::runif(n) < 0.2
+  x <- matrix(stats::rnorm(3 * n), n) * ifelse(narrow, 0.3, 1)
+  x[narrow, 1] <- x[narrow, 1] + 4
+  s2 <- jkoflow:::modes_from_draws(tg, x, rep(0, n), s)
+  expect_equal(s2$from_draws, 1L)
+  expect_equal(s2$new_from_draws, 1L)
+  expect_equal(nrow(s2$modes), 2L)
+  # the mode, and the Laplace weights of the two (each component's own
+  # mass, to within the other's density at the mode: 1e-4)
+  far <- which.max(s2$modes[, 1])
+  expect_lt(max(abs(s2$modes[far, ] - c(4, 0, 0))), 1e-3)
+  expect_lt(abs(s2$weights[far] - 0.2), 1e-3)
+  expect_match(jkoflow:::modes_search_text(s2), "1 mode .*; descents from \\d+ draws .* found 1 more")
+  # draws of a unimodal target with heavy tails (Student t, 3 df): the far
+  # ones descend back to the one mode, and nothing is added
+  t3 <- new_target(function(x) -2 * log1p(rowSums(x^2) / 3), dim = 2)
+  st <- jkoflow:::find_modes(t3)
+  y <- matrix(stats::rt(2 * n, 3), n)
+  st2 <- jkoflow:::modes_from_draws(t3, y, rep(0, n), st)
+  expect_gt(st2$descents, 0L)
+  expect_equal(st2$from_draws, 0L)
+  expect_equal(nrow(st2$modes), 1L)
+})
+
+test_that("a fit finds the missed mode from its start's draws and weighs both", {
+  set.seed(4)
+  fit <- suppressWarnings(jko_fit(narrow_mixture(), verbose = FALSE))
+  m <- fit$modes
+  expect_equal(nrow(m), 2L)
+  far <- which.max(attr(m, "search")$modes[, 1])
+  expect_lt(abs(m$weight[far] - 0.2), 4 * m$se[far])
+  expect_lt(abs(attr(m, "log_z")), 4 * attr(m, "log_z_se") + 0.01)
+  expect_true(fit$verdict$reached)
+  expect_match(jkoflow:::verdict_short(fit$verdict), "2 modes found \\(1 by \\d+ starts, 1 from draws\\)")
+  x <- jko_sample(fit, 4000)$x
+  # the narrow component's share of the draws: 0.2, binomial error
+  expect_lt(abs(mean(x[, 1] > 2.5) - 0.2), 4 * sqrt(0.2 * 0.8 / 1000))
+})
+
+test_that("where only the flow's draws find it, the flow runs again from both modes", {
+  # the start's check switched off: the flow's own draws find the mode
+  ns <- asNamespace("jkoflow")
+  orig <- get("start_modes", ns)
+  utils::assignInNamespace("start_modes", function(q, potential, beta) {
+    q$seen <- NULL
+    q
+  }, "jkoflow")
+  on.exit(utils::assignInNamespace("start_modes", orig, "jkoflow"), add = TRUE)
+  set.seed(4)
+  fit <- suppressWarnings(jko_fit(narrow_mixture(), verbose = FALSE))
+  expect_false(is.null(fit$first_flow))
+  expect_gt(fit$first_flow$steps, 0L)
+  expect_equal(nrow(fit$modes), 2L)
+  expect_true(jkoflow:::is_mixture_start(fit$init$base))
+  far <- which.max(attr(fit$modes, "search")$modes[, 1])
+  expect_lt(abs(fit$modes$weight[far] - 0.2), 4 * fit$modes$se[far])
+  expect_match(jkoflow:::cost_text(fit), "include [0-9.]+ s of a first flow \\(\\d+ steps?, [0-9,]+ iterations\\)")
 })
