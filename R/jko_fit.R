@@ -75,8 +75,8 @@
 #'   samples of step 0; where no round passes as a proposal, the flow
 #'   trains from the Gaussian of the kept t's mean and covariance (a t's
 #'   far draws would dominate the training's first steps); the draws of
-#'   those rounds, and at the end the flow's own, that lie beyond every
-#'   known mode's 99.9% ellipsoid descend (the 32 of largest weight), and a
+#'   those rounds, and at the end the trained flow's own, that lie beyond
+#'   every known mode's 99% ellipsoid descend (the 16 of largest weight), and a
 #'   mode they find that the search missed joins the others: the start
 #'   becomes the mixture of all, and a flow that trained without the mode
 #'   is run again from it (its seconds counted in the fit's);

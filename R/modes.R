@@ -357,8 +357,9 @@ mixture_start <- function(search, potential, inflate = 1, df = Inf) {
 #' These weights are exact in the limit of many draws for the modes that
 #' the flow's law covers; a mode with no draw near it gets no weight, which
 #' is why the fit's verdict says how the modes were searched. A fit also
-#' descends the 32 of its draws of largest weight beyond every known mode's
-#' 99.9% ellipsoid, and adds a mode they find to its search (the search's
+#' descends the 16 of its draws of largest weight beyond every known mode's
+#' 99% ellipsoid (of its start's importance sampling, and of the flow where
+#' it trained), and adds a mode they find to its search (the search's
 #' `from_draws`), which `mode_weights(fit)` then uses.
 #'
 #' @param fit A `"jko_fit"` of a target (its last step is used).
@@ -479,7 +480,7 @@ settle_basins <- function(potential, x, ok, search) {
 # where a start falls in its basin (a mode of sd 0.3 and weight 0.2, 4 sds
 # from a wide one in 3-D: a basin of about 1/5000 of the box, missed by 33
 # starts), but a flow pulled towards the target puts its weight's share of
-# draws there (20% of them, in that case). The draws outside the 99.9%
+# draws there (20% of them, in that case). The draws outside the 99%
 # ellipsoid of every known mode's Laplace approximation, the `max` of
 # largest weight, descend (as the search's starts do: one call of the
 # target per iteration for all of them); an end that is no known mode is
@@ -487,14 +488,14 @@ settle_basins <- function(potential, x, ok, search) {
 # within its 99% ellipsoid carry at least 1% of their weight. `from_draws`
 # counts the modes added (`new_from_draws` those of this call), `descents`
 # the draws that descended.
-modes_from_draws <- function(potential, x, lw, search, max = 32L) {
+modes_from_draws <- function(potential, x, lw, search, max = 16L) {
   D <- ncol(x)
   search$descents <- search$descents %||% 0L
   search$from_draws <- search$from_draws %||% 0L
   search$new_from_draws <- 0L
   if (is.null(x) || !nrow(x) || length(lw) != nrow(x)) return(search)
   d2 <- matrix(mode_distances(x, search$modes, search$hessian), nrow(x))
-  far <- which(apply(d2, 1L, min) > stats::qchisq(0.999, D) & is.finite(lw))
+  far <- which(apply(d2, 1L, min) > stats::qchisq(0.99, D) & is.finite(lw))
   if (!length(far)) return(search)
   far <- far[order(-lw[far])][seq_len(min(max, length(far)))]
   potential <- full_data(potential)
@@ -597,7 +598,11 @@ fit_modes <- function(fit, threads = 1L) {
     search <- fit_search(fit)
     p <- fit$draws$proposals
     search$new_from_draws <- 0L  # (those of the start's draws are in its mixture)
-    if (!is.null(p)) search <- modes_from_draws(fit$potential, p$x, p$log_weights, search)
+    # the flow's draws, where it trained (an untrained flow's are its
+    # start's law, whose draws start_modes() has seen)
+    if (!is.null(p) && nrow(fit$history) > 1L) {
+      search <- modes_from_draws(fit$potential, p$x, p$log_weights, search)
+    }
     several <- nrow(search$modes) > 1L
     if (!several) {
       # with one mode, the weights of the exact draws' proposals serve:
