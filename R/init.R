@@ -200,6 +200,8 @@ init_laplace <- function(potential, start = NULL, inflate = 1.5, tries = 10, df 
     opt <- tryCatch(stats::optim(s0, value, gradient, method = "BFGS",
                                  control = list(maxit = 2000L, reltol = 1e-14)),
                     error = function(e) NULL)
+    # where BFGS did not converge, Newton's method from its end (R/descent.R)
+    if (!is.null(opt) && is.finite(opt$value)) opt <- newton_finish(potential, opt)
     if (!is.null(opt) && is.finite(opt$value) && (is.null(best) || opt$value < best$value)) {
       best <- opt
     }
