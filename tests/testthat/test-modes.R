@@ -360,3 +360,38 @@ test_that("where only the flow's draws find it, the flow runs again from both mo
   expect_lt(abs(fit$modes$weight[far] - 0.2), 4 * fit$modes$se[far])
   expect_match(jkoflow:::cost_text(fit), "include [0-9.]+ s of a first flow \\(\\d+ steps?, [0-9,]+ iterations\\)")
 })
+
+test_that("a badly scaled regression has one mode, found to Newton's precision", {
+  # earnings in dollars on height in inches (as posteriordb's earn_height):
+  # intercept and slope correlated at about -0.999, scales 1e4 apart;
+  # flat priors on (beta, log sigma), so the mode is the least-squares fit
+  # with sigma^2 = RSS / (N - 1)
+  set.seed(11)
+  N <- 400
+  h <- stats::rnorm(N, 66, 4)
+  y <- -60000 + 1260 * h + stats::rnorm(N, 0, 19000)
+  logd <- function(x) {
+    r <- outer(rep(1, nrow(x)), y) - x[, 1] - outer(x[, 2], h)
+    -N * x[, 3] - rowSums(r^2) / (2 * exp(2 * x[, 3])) + x[, 3]
+  }
+  grad <- function(x) {
+    r <- outer(rep(1, nrow(x)), y) - x[, 1] - outer(x[, 2], h)
+    s2 <- exp(2 * x[, 3])
+    cbind(rowSums(r) / s2, drop(r %*% h) / s2, -N + rowSums(r^2) / s2 + 1)
+  }
+  tg <- new_target(logd, grad, dim = 3)
+  ols <- stats::lm.fit(cbind(1, h), y)
+  truth <- c(ols$coefficients, log(sqrt(sum(ols$residuals^2) / (N - 1))))
+  # errors in posterior sds (from the Hessian at the mode): a Newton
+  # decrement below 1e-6 leaves at most about 1e-3 of an sd
+  sds <- sqrt(diag(solve(jkoflow:::modes_hessian(tg, truth))))
+  la <- suppressWarnings(init_laplace(tg, inflate = 1))
+  expect_identical(la$convergence, 0L)
+  expect_lt(max(abs(la$mode - truth) / sds), 0.01)
+  s <- find_modes(tg)
+  expect_equal(nrow(s$modes), 1L)
+  # Newton's method from BFGS's crawl: the same point
+  nt <- jkoflow:::newton_polish(tg, c(0, 300, 9))
+  expect_true(nt$converged)
+  expect_lt(max(abs(nt$par - truth) / sds), 0.01)
+})
