@@ -213,7 +213,11 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
   # draws' shares were right but the flow stalled after 4 steps, k-hat of
   # its proposals 2.6, and its verdict showed one mode.)
   s <- attr(fit$modes, "search")
-  if (missing(init) && isTRUE(fit$stationary) && isTRUE(s$new_from_draws > 0L)) {
+  start <- if (missing(init) && isTRUE(fit$stationary) && isTRUE(s$new_from_draws > 0L)) {
+    with_stream(fit$seed, "start", mixture_start(s, fit$potential, 1, 7))
+  }
+  # (not where the new mode's Laplace weight keeps it out of the start)
+  if (!is.null(start) && is_mixture_start(start)) {
     if (flow$verbose) {
       message(sprintf(paste0("The flow's draws found %d mode%s that the search had missed: ",
                              "the flow runs again, from the mixture of the %d modes found."),
@@ -221,7 +225,6 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
     }
     first <- list(seconds = proc.time()[["elapsed"]] - t0, steps = nrow(fit$history) - 1L,
                   iterations = sum(fit$history$iters, na.rm = TRUE))
-    start <- with_stream(fit$seed, "start", mixture_start(s, fit$potential, 1, 7))
     flow <- new_flow(potential, start, h, steps, beta, control, list(...),
                      stationary, threads, verbose, call = match.call(),
                      chosen = c(h = missing(h), steps = missing(steps)))

@@ -56,7 +56,14 @@ start_modes <- function(q, potential, beta) {
   if (is.null(s) || is.null(d) || is_mixture_start(q)) return(q)
   s <- tryCatch(modes_from_draws(potential, d$x, d$lw, s), error = function(e) NULL)
   if (!isTRUE(s$new_from_draws > 0L)) return(q)
-  mixture_start(s, potential, 1, 7)
+  m <- mixture_start(s, potential, 1, 7)
+  # (a new mode whose Laplace weight keeps it out of the start leaves q as
+  # it was, the mode in its search)
+  if (!is_mixture_start(m)) {
+    q$modes <- s
+    return(q)
+  }
+  m
 }
 
 # The candidate start with the largest ELBO, estimated on draws of each in
