@@ -4,7 +4,8 @@
 
 post_fit <- local({
   set.seed(21)
-  tg <- target_logdensity(function(x) -0.5 * rowSums((x - c(1, -2))^2 / c(1, 4)),
+  tg <- target_logdensity(function(x) -0.5 * rowSums(sweep(x, 2L, c(1, -2))^2 /
+                                                      rep(c(1, 4), each = nrow(x))),
                           function(x) -sweep(x, 2L, c(1, -2)) / rep(c(1, 4), each = nrow(x)),
                           variables = c("alpha", "beta"))
   # from a start the exact correction cannot use as it is (too narrow, off
