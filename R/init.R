@@ -215,7 +215,7 @@ init_laplace <- function(potential, start = NULL, inflate = 1.5, tries = 10, df 
   if (is.null(best)) abort("the optimiser found no point where the potential is finite.")
   opt <- best
   # central differences of the gradient, the 2 D points in one call
-  H <- modes_hessian(potential, opt$par)  # R/modes.R
+  H <- modes_hessian(potential, opt$par)  # R/descent.R
   if (any(!is.finite(H))) {
     abort("the Hessian of the potential at its minimum is not finite.")
   }

@@ -205,13 +205,9 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
                    stationary, threads, verbose, call = match.call(),
                    chosen = c(h = missing(h), steps = missing(steps)))
   fit <- run_flow(flow, warn = FALSE)$fit
-  # A mode that the flow's draws found and the search had missed
-  # (modes_from_draws(), R/modes.R): the flow is run again, from the
-  # mixture of the Laplace approximations of all the modes found. (A start
-  # without the mode leaves the flow to pull mass across to it: on a 3-D
-  # mixture of N(0, I) and a mode of sd 0.3 and weight 0.2 at 4 sds, the
-  # draws' shares were right but the flow stalled after 4 steps, k-hat of
-  # its proposals 2.6, and its verdict showed one mode.)
+  # A mode that the flow's draws found and the search missed
+  # (modes_from_draws(), R/mode_weights.R): the flow runs again from the
+  # mixture of all the modes (without it, it stalled: see NEWS.md)
   s <- attr(fit$modes, "search")
   start <- if (missing(init) && isTRUE(fit$stationary) && isTRUE(s$new_from_draws > 0L)) {
     with_stream(fit$seed, "start", mixture_start(s, fit$potential, 1, 7))
@@ -360,7 +356,7 @@ run_flow <- function(flow, pool = NULL, warn = TRUE) {
 with_verdict <- function(fit, schedule, threads, warn = TRUE) {
   if (!isTRUE(fit$stationary)) return(fit)
   fit$draws <- make_posterior_draws(fit, threads = threads)
-  fit$modes <- fit_modes(fit, threads)  # modes: the modes' weights (R/modes.R)
+  fit$modes <- fit_modes(fit, threads)  # modes: the modes' weights (R/mode_weights.R)
   if (!is.null(fit$draws)) fit$draws$proposals <- NULL  # (kept for fit_modes() alone)
   fit$verdict <- target_verdict(fit, schedule)
   if (warn && !fit$verdict$reached) warn_whole(verdict_text(fit$verdict))

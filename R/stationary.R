@@ -44,7 +44,7 @@ stationary_start <- function(potential, prior, beta, n = 4096L) {
 # The start q, or the mixture of the modes' Laplace approximations where
 # the draws of its importance sampling (adapt_start(): q$seen, all its
 # rounds' draws with their log-weights) reveal a mode that
-# the search missed (modes_from_draws(), R/modes.R): found before the flow,
+# the search missed (modes_from_draws(), R/mode_weights.R): found before the flow,
 # such a mode costs no flow trained without it (jko_fit() runs the flow
 # again where the flow's own draws find one). On a 3-D mixture of N(0, I)
 # and a mode of sd 0.3 and weight 0.2 at 4 sds, that first flow took 7.5 s
@@ -158,7 +158,7 @@ target_verdict <- function(fit, schedule) {
     if (v$reached && !ok) v$reason <- "draws"
     v$reached <- v$reached && ok
   }
-  v$modes <- fit$modes  # modes: mode_weights() of the fit (R/modes.R)
+  v$modes <- fit$modes  # modes: mode_weights() of the fit (R/mode_weights.R)
   v
 }
 
