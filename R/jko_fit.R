@@ -201,10 +201,14 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
   # the resident servers of a parallel target let the plan's workers go
   on.exit(resident_stop_all(), add = TRUE)
   t0 <- proc.time()[["elapsed"]]
-  flow <- new_flow(potential, if (!missing(init)) init, h, steps, beta, control, list(...),
-                   stationary, threads, verbose, call = match.call(),
-                   chosen = c(h = missing(h), steps = missing(steps)))
-  fit <- run_flow(flow, warn = FALSE)$fit
+  dots <- list(...)
+  call <- match.call()
+  chosen <- c(h = missing(h), steps = missing(steps))
+  flow_from <- function(init) {
+    new_flow(potential, init, h, steps, beta, control, dots, stationary, threads, verbose,
+             call = call, chosen = chosen)
+  }
+  fit <- run_flow(flow_from(if (!missing(init)) init), warn = FALSE)$fit
   # A mode that the flow's draws found and the search missed
   # (modes_from_draws(), R/mode_weights.R): the flow runs again from the
   # mixture of all the modes (without it, it stalled: see NEWS.md)
@@ -214,17 +218,14 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
   }
   # (not where the new mode's Laplace weight keeps it out of the start)
   if (!is.null(start) && is_mixture_start(start)) {
-    if (flow$verbose) {
+    if (isTRUE(verbose)) {
       message(sprintf(paste0("The flow's draws found %d mode%s that the search had missed: ",
                              "the flow runs again, from the mixture of the %d modes found."),
                       s$new_from_draws, if (s$new_from_draws == 1L) "" else "s", nrow(s$modes)))
     }
     first <- list(seconds = proc.time()[["elapsed"]] - t0, steps = nrow(fit$history) - 1L,
                   iterations = sum(fit$history$iters, na.rm = TRUE))
-    flow <- new_flow(potential, start, h, steps, beta, control, list(...),
-                     stationary, threads, verbose, call = match.call(),
-                     chosen = c(h = missing(h), steps = missing(steps)))
-    fit <- run_flow(flow, warn = FALSE)$fit
+    fit <- run_flow(flow_from(start), warn = FALSE)$fit
     fit$first_flow <- first
   }
   if (isTRUE(fit$stationary) && !fit$verdict$reached) warn_whole(verdict_text(fit$verdict))

@@ -174,14 +174,6 @@ modes_from_draws <- function(potential, x, lw, search, max = 16L) {
   potential <- full_data(potential)
   s <- descend_qn(potential, x[far, , drop = FALSE], search$precond, maxit = 100L)
   search$descents <- search$descents + length(far)
-  known <- function(p) {
-    d2 <- mode_distances(matrix(p$par, 1L), search$modes, search$hessian)
-    d2b <- vapply(seq_len(nrow(search$modes)), function(j) {
-      d <- search$modes[j, ] - p$par
-      sum(d * (p$H %*% d))
-    }, 0)
-    min(pmin(d2, d2b)) < 1
-  }
   ends <- which(s$converged & is.finite(s$value))
   if (length(ends)) {
     e2 <- matrix(mode_distances(s$x[ends, , drop = FALSE], search$modes, search$hessian),
@@ -208,7 +200,7 @@ modes_from_draws <- function(potential, x, lw, search, max = 16L) {
     if (added && min(mode_distances(q$x[m, , drop = FALSE], search$modes,
                                      search$hessian)) < 1) next
     p <- mode_point(q$x[m, ], q$value[m], modes_hessian(potential, q$x[m, ]))
-    if (is.null(p) || !p$pd || known(p)) next
+    if (is.null(p) || !p$pd || known_mode(p, search$modes, search$hessian) > 0L) next
     share <- sum(wn[mode_distances(xo, matrix(p$par, 1L), list(p$H)) < stats::qchisq(0.99, D)])
     if (!(share >= 0.01)) next
     search$modes <- rbind(search$modes, p$par)

@@ -182,15 +182,7 @@ find_modes_from <- function(potential, first, max_starts = 1000, batch = 32, sca
           failed <- failed + 1L
           next
         }
-        if (nrow(modes)) {
-          d2 <- mode_distances(matrix(p$par, 1L), modes, hess)
-          # the same mode, seen from either side
-          d2b <- vapply(seq_len(nrow(modes)), function(j) {
-            d <- modes[j, ] - p$par
-            sum(d * (p$H %*% d))
-          }, 0)
-          if (min(pmin(d2, d2b)) < 1) k <- which.min(pmin(d2, d2b))
-        }
+        if (nrow(modes)) k <- known_mode(p, modes, hess)
         if (!k) {
           add(p)
           last_new <- n_starts - size + i
@@ -261,6 +253,19 @@ modes_search_text <- function(s) {
                    out, s$descents, s$from_draws)
   }
   out
+}
+
+# Which of the modes (rows, with their Hessians) the polished point p is,
+# seen from either side (its squared Mahalanobis distance below 1 under
+# the mode's Hessian or its own), else 0.
+known_mode <- function(p, modes, hessians) {
+  d2 <- mode_distances(matrix(p$par, 1L), modes, hessians)
+  d2b <- vapply(seq_len(nrow(modes)), function(j) {
+    d <- modes[j, ] - p$par
+    sum(d * (p$H %*% d))
+  }, 0)
+  d <- pmin(d2, d2b)
+  if (min(d) < 1) which.min(d) else 0L
 }
 
 # The start of a flow to a target: init_laplace() (its arguments in ...)

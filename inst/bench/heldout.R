@@ -206,6 +206,16 @@ accuracy <- function(e) {
        sd_var = rownames(e)[which.max(abs(e[, "sd"]))])
 }
 
+# The row's <prefix>_mean, _sd and _q from the errors e (and the variables
+# of the worst mean and sd, where the row has columns for them).
+with_accuracy <- function(row, prefix, e) {
+  a <- accuracy(e)
+  row[paste0(prefix, c("_mean", "_sd", "_q"))] <- list(a$mean, a$sd, a$q)
+  vars <- paste0(prefix, c("_mean_var", "_sd_var"))
+  if (all(vars %in% names(row))) row[vars] <- list(a$mean_var, a$sd_var)
+  row
+}
+
 # ---------------------------------------------------------------------------
 # one posterior
 
@@ -269,11 +279,8 @@ run_posterior <- function(name) {
     if (inherits(n, "error")) {
       notes <- c(notes, paste("NUTS error:", conditionMessage(n)))
     } else {
-      a <- accuracy(n$errors)
-      row$nuts_s <- n$seconds
-      row$nuts_div <- n$divergent
-      row$nuts_maxdepth <- n$treedepth
-      row$nuts_mean <- a$mean; row$nuts_sd <- a$sd; row$nuts_q <- a$q
+      row[c("nuts_s", "nuts_div", "nuts_maxdepth")] <- list(n$seconds, n$divergent, n$treedepth)
+      row <- with_accuracy(row, "nuts", n$errors)
       errs$nuts <- n$errors
     }
   }
@@ -282,14 +289,9 @@ run_posterior <- function(name) {
     row$verdict <- "error"
     notes <- c(notes, paste("jkoflow error:", conditionMessage(j)))
   } else {
-    a <- accuracy(j$errors)
-    row$D <- j$D
-    row$jko_s <- j$seconds
-    row$steps <- j$steps
-    row$verdict <- j$verdict
-    row$rejected <- j$rejected
-    row$jko_mean <- a$mean; row$jko_sd <- a$sd; row$jko_q <- a$q
-    row$jko_mean_var <- a$mean_var; row$jko_sd_var <- a$sd_var
+    row[c("D", "jko_s", "steps", "verdict", "rejected")] <-
+      list(j$D, j$seconds, j$steps, j$verdict, j$rejected)
+    row <- with_accuracy(row, "jko", j$errors)
     if (length(j$warnings)) notes <- c(notes, paste("jkoflow warning:", j$warnings))
     errs$jko <- j$errors
   }
