@@ -19,7 +19,8 @@
 #' Speed rests on the BLAS, through which most of the work goes. Some
 #' OpenBLAS releases do not recognise the newest CPUs and run generic kernels
 #' several times slower; `library(jkoflow)` then says so and names the value
-#' of the environment variable `OPENBLAS_CORETYPE` to set before R starts.
+#' of the environment variable `OPENBLAS_CORETYPE` to set in the shell that
+#' starts R (not in `~/.Renviron`, which R reads after its BLAS has loaded).
 #'
 #' @param hidden,rank Widths of the network's layers and rank of its
 #'   quadratic terms (see [icnn()]).

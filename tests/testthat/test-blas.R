@@ -18,8 +18,42 @@ test_that("generic OpenBLAS kernels on a modern CPU get advice naming the variab
   expect_match(adv, "AVX2", fixed = TRUE)
 })
 
+test_that("the advice names the shell, and says when the variable came too late", {
+  adv <- jkoflow:::blas_advice(list(core = "Prescott", avx2 = TRUE, avx512f = TRUE),
+                               coretype = "")
+  expect_match(adv, "export OPENBLAS_CORETYPE=SkylakeX in ~/.profile", fixed = TRUE)
+  expect_no_match(adv, "too late", fixed = TRUE)
+  # set in ~/.Renviron (read after R's BLAS has loaded): seen by R, not by OpenBLAS
+  adv <- jkoflow:::blas_advice(list(core = "Prescott", avx2 = TRUE, avx512f = TRUE),
+                               coretype = "SkylakeX")
+  expect_match(adv, "OPENBLAS_CORETYPE is set (to SkylakeX), but after OpenBLAS loaded",
+               fixed = TRUE)
+})
+
+test_that("the variable in the environment R starts from is what OpenBLAS obeys", {
+  # the advice's claim, checked on this machine where it applies: OpenBLAS
+  # running generic kernels on a CPU with AVX-512
+  info <- .Call(jkoflow:::C_blas_info)
+  skip_if(is.null(jkoflow:::blas_advice(info, coretype = "")), "no generic kernels here")
+  skip_if_not(isTRUE(info$avx512f))
+  core_of <- function(env, renviron) {
+    out <- system2(file.path(R.home("bin"), "Rscript"),
+                   c("-e", shQuote("cat(.Call(jkoflow:::C_blas_info)$core)")),
+                   env = c(env, paste0("R_ENVIRON_USER=", renviron)), stdout = TRUE)
+    out[length(out)]
+  }
+  renv <- tempfile()
+  writeLines("OPENBLAS_CORETYPE=SkylakeX", renv)
+  none <- tempfile()
+  file.create(none)
+  libs <- paste0("R_LIBS=", paste(.libPaths(), collapse = .Platform$path.sep))
+  expect_equal(tolower(core_of(c(libs, "OPENBLAS_CORETYPE=SkylakeX"), none)), "skylakex")
+  expect_equal(tolower(core_of(libs, renv)), tolower(info$core))
+})
+
 test_that("no advice where the kernels suit the CPU, or nothing is known", {
-  expect_null(jkoflow:::blas_advice(list(core = "Haswell", avx2 = TRUE, avx512f = FALSE)))
+  expect_null(jkoflow:::blas_advice(list(core = "Haswell", avx2 = TRUE, avx512f = FALSE),
+                                    coretype = "Haswell"))
   expect_null(jkoflow:::blas_advice(list(core = "SkylakeX", avx2 = TRUE, avx512f = TRUE)))
   # an old CPU: Prescott is the right choice there
   expect_null(jkoflow:::blas_advice(list(core = "Prescott", avx2 = FALSE, avx512f = FALSE)))

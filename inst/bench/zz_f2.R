@@ -1,0 +1,13 @@
+suppressMessages(library(jkoflow))
+source("inst/bench/common.R"); bench_source("posteriors-targets.R")
+options(jkoflow.threads=2, width=200)
+b <- posterior_battery(); tg <- b$funnel; set.seed(3)
+target <- suppressMessages(target_logdensity(tg$logd, tg$grad, dim = tg$dim))
+Rprof("/tmp/f.prof", interval=0.005)
+t0 <- proc.time()[[3]]
+fit <- suppressWarnings(jko_fit(target, verbose = FALSE))
+Rprof(NULL)
+cat("secs", proc.time()[[3]]-t0, "\n")
+print(fit$history[, c("step","h","iters","seconds","kl","kl_se","pareto_k","ess","moment_gap","growth")])
+print(fit$timing); print(names(fit))
+s <- summaryRprof("/tmp/f.prof"); print(head(s$by.total, 30)); print(head(s$by.self, 15))
