@@ -209,24 +209,10 @@ jko_fit <- function(potential, init, h = 0.1, steps = 10, beta = 1,
              call = call, chosen = chosen)
   }
   fit <- run_flow(flow_from(if (!missing(init)) init), warn = FALSE)$fit
-  # A mode that the flow's draws found and the search missed
-  # (modes_from_draws(), R/mode_weights.R): the flow runs again from the
-  # mixture of all the modes (without it, it stalled: see NEWS.md)
-  s <- attr(fit$modes, "search")
-  start <- if (missing(init) && isTRUE(fit$stationary) && isTRUE(s$new_from_draws > 0L)) {
-    with_stream(fit$seed, "start", mixture_start(s, fit$potential, 1, 7))
-  }
-  # (not where the new mode's Laplace weight keeps it out of the start)
-  if (!is.null(start) && is_mixture_start(start)) {
-    if (isTRUE(verbose)) {
-      message(sprintf(paste0("The flow's draws found %d mode%s that the search had missed: ",
-                             "the flow runs again, from the mixture of the %d modes found."),
-                      s$new_from_draws, if (s$new_from_draws == 1L) "" else "s", nrow(s$modes)))
-    }
-    first <- list(seconds = proc.time()[["elapsed"]] - t0, steps = nrow(fit$history) - 1L,
-                  iterations = sum(fit$history$iters, na.rm = TRUE))
-    fit <- run_flow(flow_from(start), warn = FALSE)$fit
-    fit$first_flow <- first
+  # a mode that the flow's draws found and the search missed: the flow
+  # runs again from the mixture of all the modes (R/mode_weights.R)
+  if (missing(init)) {
+    fit <- rerun_from_modes(fit, function(q) run_flow(flow_from(q), warn = FALSE)$fit, verbose, t0)
   }
   if (isTRUE(fit$stationary) && !fit$verdict$reached) warn_whole(verdict_text(fit$verdict))
   # the whole call's wall time: the start, the steps, the draws and verdict

@@ -295,3 +295,36 @@ fit_modes <- function(fit, threads = 1L) {
     weigh_modes(fit$potential, x, lq, search, fit$beta, lw = lw)
   }, error = function(e) NULL)
 }
+
+# The fit, or where its flow's draws found a mode that the search missed
+# (modes_from_draws()) the flow run again (`run`, a function of the start)
+# from the mixture of all the modes (without it, it stalled: see NEWS.md),
+# the first flow's cost kept in $first_flow. Not where the new mode's
+# Laplace weight keeps it out of the start, nor where no mode qualifies
+# (mixture_start() gives no mixture); and where that second flow fails,
+# the first is kept, with a warning: a completed flow is never lost.
+rerun_from_modes <- function(fit, run, verbose, t0) {
+  s <- attr(fit$modes, "search")
+  if (!isTRUE(fit$stationary) || !isTRUE(s$new_from_draws > 0L)) return(fit)
+  start <- tryCatch(with_stream(fit$seed, "start", mixture_start(s, fit$potential, 1, 7)),
+                    error = function(e) NULL)
+  if (!is_mixture_start(start)) return(fit)
+  if (isTRUE(verbose)) {
+    message(sprintf(paste0("The flow's draws found %d mode%s that the search had missed: ",
+                           "the flow runs again, from the mixture of the %d modes found."),
+                    s$new_from_draws, if (s$new_from_draws == 1L) "" else "s", nrow(s$modes)))
+  }
+  first <- list(seconds = proc.time()[["elapsed"]] - t0, steps = nrow(fit$history) - 1L,
+                iterations = sum(fit$history$iters, na.rm = TRUE))
+  second <- tryCatch(run(start), error = function(e) e)
+  if (inherits(second, "error")) {
+    warning(sprintf(paste0("The flow's draws found %d mode%s that the search had missed, but ",
+                           "the flow from the mixture of the modes failed (%s): the first ",
+                           "flow is kept."), s$new_from_draws,
+                    if (s$new_from_draws == 1L) "" else "s", conditionMessage(second)),
+            call. = FALSE)
+    return(fit)
+  }
+  second$first_flow <- first
+  second
+}

@@ -334,6 +334,9 @@ start_weight_min <- 1e-4
 mixture_start <- function(search, potential, inflate = 1, df = Inf) {
   full <- search
   main <- which(search$weights >= start_weight_min)
+  # (none qualifies where every weight is below the floor or not a number:
+  # no mixture to start from)
+  if (!length(main)) return(NULL)
   if (length(main) == 1L) {
     out <- init_laplace(potential, start = search$modes[main, ], inflate = inflate, df = df)
     out$modes <- full

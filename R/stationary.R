@@ -56,7 +56,7 @@ start_modes <- function(q, potential, beta) {
   if (is.null(s) || is.null(d) || is_mixture_start(q)) return(q)
   s <- tryCatch(modes_from_draws(potential, d$x, d$lw, s), error = function(e) NULL)
   if (!isTRUE(s$new_from_draws > 0L)) return(q)
-  m <- mixture_start(s, potential, 1, 7)
+  m <- tryCatch(mixture_start(s, potential, 1, 7), error = function(e) NULL)
   # (a new mode whose Laplace weight keeps it out of the start leaves q as
   # it was, the mode in its search)
   if (!is_mixture_start(m)) {

@@ -395,3 +395,38 @@ test_that("a badly scaled regression has one mode, found to Newton's precision",
   expect_true(nt$converged)
   expect_lt(max(abs(nt$par - truth) / sds), 0.01)
 })
+
+test_that("no mode of weight enough to start from gives no mixture, not an error", {
+  set.seed(4)
+  s <- find_modes(two_modes())
+  s$weights <- c(1e-6, NaN)
+  expect_null(jkoflow:::mixture_start(s, two_modes()))
+})
+
+test_that("a second flow from the modes that fails keeps the first flow, with a warning", {
+  set.seed(5)
+  s <- find_modes(two_modes())
+  s$new_from_draws <- 1L
+  fit <- structure(list(stationary = TRUE, seed = 1L, potential = two_modes(),
+                        history = data.frame(step = 0:2, iters = c(NA, 300, 200))),
+                   class = "jko_fit")
+  fit$modes <- structure(data.frame(weight = c(0.5, 0.5)), search = s)
+  ran <- FALSE
+  out <- NULL
+  expect_warning(
+    out <- jkoflow:::rerun_from_modes(fit, function(q) {
+      ran <<- TRUE
+      # the second flow is started from the mixture of the two modes
+      expect_match(q$label, "mixture of the Laplace approximations")
+      stop("the target failed")
+    }, verbose = FALSE, t0 = proc.time()[["elapsed"]]),
+    "the flow from the mixture of the modes failed \\(the target failed\\): the first flow is kept")
+  expect_true(ran)
+  expect_identical(out, fit)
+  # where it runs, its fit comes back with the first flow's cost
+  out <- jkoflow:::rerun_from_modes(fit, function(q) list(second = TRUE), verbose = FALSE,
+                                    t0 = proc.time()[["elapsed"]])
+  expect_true(out$second)
+  expect_equal(out$first_flow$steps, 2L)
+  expect_equal(out$first_flow$iterations, 500)
+})
