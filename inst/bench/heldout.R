@@ -8,6 +8,7 @@
 #
 #   Rscript inst/bench/heldout.R [--posteriordb=DIR] [--names=a,b,c] [--seed=1]
 #                                [--out=file.rds] [--no-nuts]
+#                                [--long-nuts]
 #
 # --posteriordb: the folder posterior_database of a posteriordb checkout
 # (posteriors/<name>.json, models/stan/<model>.stan,
@@ -36,6 +37,16 @@
 # Reference: posteriordb's reference draws (10 chains x 1000 NUTS draws,
 # pooled), over the reference's variables (parameters and transformed
 # parameters, as the reference has them).
+# A posterior that posteriordb gives no reference draws for (most of its
+# posteriors) is run only with --long-nuts: its reference is then a long
+# NUTS run of its own, rstan::sampling(chains = 4, warmup = 2000,
+# iter = 7000, seed = 10000 + --seed, adapt_delta = 0.95) (20 000 draws),
+# over the program's parameters (its parameters block, constrained), and
+# the row's ref_div, ref_ess and ref_rhat say how far it can be trusted
+# (divergent transitions, the smallest bulk ESS, the largest R-hat): a
+# reference with divergences or a bulk ESS under 2000 is marked "(suspect)"
+# in the list of errors at the end. The ten posteriors below all have
+# posteriordb's reference draws.
 #
 # Columns: posterior; D (unconstrained parameters); compile_s (seconds to
 # compile, 0 when cached); nuts_s (wall seconds of sampling() alone),
@@ -68,6 +79,7 @@ opt <- function(name, default) bench_opt(name, default, args)
 seed <- as.integer(opt("seed", "1"))
 out_file <- opt("out", NA)
 no_nuts <- "--no-nuts" %in% args
+long_nuts <- "--long-nuts" %in% args
 options(width = 250, jkoflow.threads = 2, warn = 1)
 `%||%` <- function(a, b) if (is.null(a)) b else a
 
@@ -120,8 +132,14 @@ pdb_posterior <- function(name) {
                           warn = FALSE), collapse = "\n")
   data <- read_json_zip(pdb_file("data", "data", paste0(info$data_name, ".json.zip")))
   ref_name <- info$reference_posterior_name %||% name
-  draws <- read_json_zip(pdb_file("reference_posteriors", "draws", "draws",
-                                  paste0(ref_name, ".json.zip")), simplify = FALSE)
+  ref_file <- file.path(pdb, "reference_posteriors", "draws", "draws",
+                        paste0(ref_name, ".json.zip"))
+  if (!file.exists(ref_file)) {
+    if (!long_nuts) stop("posteriordb has no reference draws for ", name,
+                         " (give --long-nuts for a long NUTS run as its reference)", call. = FALSE)
+    return(list(info = info, code = code, data = data, ref = NULL))
+  }
+  draws <- read_json_zip(ref_file, simplify = FALSE)
   list(info = info, code = code, data = data, ref = ref_summary(draws),
        ref_chains = length(draws), ref_draws = length(draws[[1L]][[1L]]))
 }
@@ -131,6 +149,10 @@ ref_summary <- function(draws) {
   vars <- names(draws[[1L]])
   x <- vapply(vars, function(v) as.numeric(unlist(lapply(draws, `[[`, v))),
               numeric(sum(vapply(draws, function(ch) length(ch[[1L]]), 0L))))
+  summary_of(x)
+}
+summary_of <- function(x) {
+  vars <- colnames(x)
   out <- cbind(mean = colMeans(x), sd = apply(x, 2L, stats::sd),
                t(apply(x, 2L, stats::quantile, probs = probs, names = FALSE)))
   colnames(out)[-(1:2)] <- qcols
@@ -219,6 +241,36 @@ with_accuracy <- function(row, prefix, e) {
 # ---------------------------------------------------------------------------
 # one posterior
 
+# The names declared in a Stan program's parameters block (the last
+# identifier of each declaration).
+parameters_block <- function(code) {
+  code <- gsub("//[^\n]*", "", code)
+  m <- regexpr("(^|[^a-z_])parameters[[:space:]]*\\{", code)
+  if (m < 0) return(character())
+  rest <- substring(code, m + attr(m, "match.length"))
+  body <- substring(rest, 1L, regexpr("\\}", rest) - 1L)
+  decl <- trimws(strsplit(body, ";", fixed = TRUE)[[1L]])
+  decl <- decl[nzchar(decl)]
+  sub(".*[^A-Za-z0-9_]([A-Za-z_][A-Za-z0-9_]*)$", "\\1", decl)
+}
+
+# A long NUTS run as the reference (see the header), with its own
+# diagnostics.
+long_nuts_reference <- function(sm, data, code) {
+  sf <- quietly(rstan::sampling(sm, data = data, chains = 4, cores = 2, warmup = 2000,
+                                iter = 7000, seed = 10000 + seed, refresh = 0,
+                                control = list(adapt_delta = 0.95)))
+  pars <- intersect(parameters_block(code), sf@model_pars)
+  arr <- as.array(sf, pars = pars)
+  # a constant (a fixed element of a parameter) has nothing to compare
+  arr <- arr[, , apply(arr, 3L, stats::sd) > 0, drop = FALSE]
+  x <- matrix(arr, ncol = dim(arr)[3L], dimnames = list(NULL, dimnames(arr)[[3L]]))
+  ess <- apply(arr, 3L, posterior::ess_bulk)
+  rhat <- apply(arr, 3L, posterior::rhat)
+  structure(summary_of(x), divergent = rstan::get_num_divergent(sf),
+            ess = min(ess), rhat = max(rhat))
+}
+
 run_nuts <- function(sm, data, ref) {
   s <- elapsed(quietly(rstan::sampling(sm, data = data, chains = 4, cores = 2, seed = seed,
                                        refresh = 0)))
@@ -254,7 +306,8 @@ empty_row <- function(name) {
              verdict = NA_character_, rejected = NA_real_,
              nuts_mean = NA_real_, nuts_sd = NA_real_, nuts_q = NA_real_,
              jko_mean = NA_real_, jko_sd = NA_real_, jko_q = NA_real_,
-             jko_mean_var = NA_character_, jko_sd_var = NA_character_, note = "",
+             jko_mean_var = NA_character_, jko_sd_var = NA_character_,
+             ref_div = NA_integer_, ref_ess = NA_real_, ref_rhat = NA_real_, note = "",
              stringsAsFactors = FALSE)
 }
 
@@ -274,6 +327,16 @@ run_posterior <- function(name) {
   }
   row$compile_s <- attr(sm, "compile_seconds")
   notes <- character()
+  if (is.null(p$ref)) {
+    r <- tryCatch(long_nuts_reference(sm, p$data, p$code), error = function(e) e)
+    if (inherits(r, "error")) {
+      row$note <- paste("skipped: the long NUTS reference failed:", conditionMessage(r))
+      return(list(row = row))
+    }
+    p$ref <- r
+    row[c("ref_div", "ref_ess", "ref_rhat")] <- list(attr(r, "divergent"), attr(r, "ess"),
+                                                     attr(r, "rhat"))
+  }
   if (!no_nuts) {
     n <- tryCatch(run_nuts(sm, p$data, p$ref), error = function(e) e)
     if (inherits(n, "error")) {
@@ -345,8 +408,11 @@ for (nm in names(res)) {
   if (!any(bad)) next
   flagged <- flagged + 1L
   en <- res[[nm]]$errors$nuts
+  rr <- tab[tab$posterior == nm, ]
+  suspect <- isTRUE(rr$ref_div > 0 | rr$ref_ess < 2000)
   for (v in rownames(e)[bad]) {
-    cat(sprintf("  %s %s: mean %+.3f sd, sd %+.1f%% (NUTS: mean %s, sd %s)\n", nm, v,
+    cat(sprintf("  %s%s %s: mean %+.3f sd, sd %+.1f%% (NUTS: mean %s, sd %s)\n", nm,
+                if (suspect) " (suspect reference)" else "", v,
                 e[v, "mean"], 100 * e[v, "sd"],
                 if (is.null(en)) "NA" else sprintf("%+.3f", en[v, "mean"]),
                 if (is.null(en)) "NA" else sprintf("%+.1f%%", 100 * en[v, "sd"])))
