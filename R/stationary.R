@@ -37,6 +37,21 @@ stationary_start <- function(potential, prior, beta, n = 4096L) {
   # the importance-sampling estimate of KL, whose log Z is biased low for
   # a q that misses mass, as a degenerate mode's does.)
   best <- elbo_choice(cands, potential, beta, n)
+  # a start far from the target (its KL estimated above vi_kl_min): where
+  # the Laplace approximation's mode lies outside the mass of the Gaussian
+  # of largest ELBO (a funnel's neck), that Gaussian competes too (R/vi.R)
+  if (!is.null(cands$standard) && isTRUE(attr(best, "kl") > vi_kl_min)) {
+    genv <- globalenv()
+    rs <- get0(".Random.seed", envir = genv, inherits = FALSE)
+    vi <- vi_best(cands, potential, beta)
+    if (!is.null(vi) && mode_misleads(cands$laplace, vi)) {
+      cands$vi <- vi
+      best <- elbo_choice(cands, potential, beta, n)
+    } else if (!is.null(rs)) {
+      # not taken: the random stream as if it had not run
+      assign(".Random.seed", rs, envir = genv)
+    }
+  }
   start_modes(with_search(adapt_start(cands[[best]], potential, beta, n), laplace),
               potential, beta)  # modes
 }
@@ -98,8 +113,16 @@ elbo_choice <- function(cands, potential, beta, n) {
     }
     m <- min(used, n - used)
   }
-  best
+  # KL(q || pi) of the best, estimated on its own draws: log of the mean
+  # weight less the mean log-weight
+  lw <- lws[[best]][is.finite(lws[[best]])]
+  kl <- if (length(lw)) max(lw) + log(mean(exp(lw - max(lw)))) - mean(lw) else Inf
+  structure(best, kl = kl)
 }
+
+# The KL of the best start above which variational inference is tried
+# (vi_start(), R/vi.R).
+vi_kl_min <- 2.5
 
 # The step of a stationary flow: h of the last step doubled while the KL
 # estimate falls (to at most 8), halved when it rises (to at least 0.05);

@@ -1,0 +1,89 @@
+# Starts where the mode misleads: natural-gradient variational inference
+# (vi_start(), R/vi.R) for a posterior whose Laplace approximation sits in
+# a funnel's neck.
+
+test_that("natural-gradient VI finds a Gaussian target's mean and covariance", {
+  set.seed(11)
+  A <- matrix(c(2, 0.6, -0.3, 0.6, 1, 0.2, -0.3, 0.2, 0.5), 3)
+  P <- solve(A)
+  m <- c(1, -2, 0.5)
+  tg <- new_target(function(x) -0.5 * rowSums((sweep(x, 2, m) %*% P) * sweep(x, 2, m)),
+                   function(x) -sweep(x, 2, m) %*% P, dim = 3)
+  q0 <- init_gaussian(rep(0, 3), 1)
+  q <- jkoflow:::vi_start(q0, tg, 1)
+  # the reverse-KL optimum of a Gaussian family on a Gaussian is the target;
+  # the estimates of a few hundred draws an iteration leave a few percent
+  sd <- sqrt(diag(A))
+  expect_lt(max(abs(q$mean - m) / sd), 0.1)
+  expect_lt(max(abs(q$cov - A) / outer(sd, sd)), 0.1)
+  expect_equal(q$df, 7)
+  expect_match(q$label, "natural-gradient variational inference from")
+})
+
+# The centred eight schools (Rubin, 1981; posteriordb's eight_schools_centered):
+# mu ~ N(0, 5^2), tau ~ half-Cauchy(0, 5), theta_j ~ N(mu, tau^2),
+# y_j ~ N(theta_j, sigma_j^2), on (mu, log tau, theta). Its density grows
+# without bound as tau -> 0 with every theta_j at mu: the mode is in the neck.
+es_y <- c(28, 8, -3, 7, -1, 1, 18, 12)
+es_s <- c(15, 10, 16, 11, 9, 11, 10, 18)
+eight_centred <- function() {
+  logd <- function(x) {
+    mu <- x[, 1]; lt <- x[, 2]; th <- x[, 3:10, drop = FALSE]; tau <- exp(lt)
+    dnorm(mu, 0, 5, log = TRUE) + log(2 / (pi * 5 * (1 + (tau / 5)^2))) + lt +
+      rowSums(dnorm((th - mu) / tau, log = TRUE)) - 8 * lt +
+      rowSums(dnorm(sweep(th, 2, es_y), 0, rep(es_s, each = nrow(x)), log = TRUE))
+  }
+  grad <- function(x) {
+    mu <- x[, 1]; lt <- x[, 2]; th <- x[, 3:10, drop = FALSE]; tau <- exp(lt)
+    r <- (th - mu) / tau
+    cbind(-mu / 25 + rowSums(r) / tau,
+          -2 * (tau / 5)^2 / (1 + (tau / 5)^2) + 1 - 8 + rowSums(r^2),
+          -r / tau - sweep(th, 2, es_y) / rep(es_s^2, each = nrow(x)))
+  }
+  new_target(logd, grad, dim = 10)
+}
+# The exact posterior mean and sd of log tau: theta and mu integrated out in
+# closed form (y_j ~ N(mu, sigma_j^2 + tau^2), mu ~ N(0, 25)), then a grid
+# in log tau.
+log_tau_moments <- function() {
+  lt <- seq(-12, 6, by = 0.001)
+  lp <- vapply(lt, function(l) {
+    v <- es_s^2 + exp(2 * l)
+    # mu integrated against N(0, 25): a Gaussian in mu
+    a <- sum(1 / v) + 1 / 25
+    b <- sum(es_y / v)
+    -0.5 * sum(log(v)) - 0.5 * sum(es_y^2 / v) + 0.5 * b^2 / a - 0.5 * log(a) +
+      log(2 / (pi * 5 * (1 + exp(2 * l) / 25))) + l
+  }, 0)
+  w <- exp(lp - max(lp))
+  w <- w / sum(w)
+  m <- sum(w * lt)
+  c(mean = m, sd = sqrt(sum(w * (lt - m)^2)))
+}
+
+test_that("the gradient of the centred eight schools is that of its log-density", {
+  tg <- eight_centred()
+  set.seed(12)
+  x <- matrix(rnorm(30, sd = 0.5), 3)
+  x[, 2] <- x[, 2] + 1
+  fd <- t(apply(x, 1, function(p) vapply(1:10, function(d) {
+    e <- replace(numeric(10), d, 1e-6)
+    (tg$value(rbind(p + e)) - tg$value(rbind(p - e))) / 2e-6
+  }, 0)))
+  expect_equal(tg$gradient(x), fd, tolerance = 1e-5)
+})
+
+test_that("a Laplace start in a funnel's neck gives way to variational inference", {
+  tg <- eight_centred()
+  set.seed(13)
+  ex <- log_tau_moments()
+  lap <- suppressWarnings(jkoflow:::modes_start(tg, inflate = 1, df = 7))
+  # the mode is deep in the neck, many posterior sds below log tau's mean
+  expect_lt(lap$mode[2], ex[["mean"]] - 3 * ex[["sd"]])
+  st <- suppressWarnings(jkoflow:::with_stream(1L, "start",
+                                              jkoflow:::stationary_start(tg, NULL, 1)))
+  expect_match(st$label, "natural-gradient variational inference")
+  # the start is in the bulk: its centre within one posterior sd of log
+  # tau's exact mean (a reverse-KL Gaussian leans away from the neck)
+  expect_lt(abs(st$mean[2] - ex[["mean"]]), ex[["sd"]])
+})
