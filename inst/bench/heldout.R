@@ -405,6 +405,7 @@ for (nm in names(res)) {
   e <- res[[nm]]$errors$jko
   if (is.null(e)) next
   bad <- abs(e[, "mean"]) > 0.1 | abs(e[, "sd"]) > 0.1
+  bad[is.na(bad)] <- TRUE  # an error that could not be computed is shown
   if (!any(bad)) next
   flagged <- flagged + 1L
   en <- res[[nm]]$errors$nuts
