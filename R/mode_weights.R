@@ -207,7 +207,7 @@ modes_from_draws <- function(potential, x, lw, search, max = 16L) {
     search$hessian[[length(search$hessian) + 1L]] <- p$H
     search$value <- c(search$value, p$value)
     search$hits <- c(search$hits, 0L)
-    search$log_z <- c(search$log_z, -p$value + D / 2 * log(2 * pi) - p$log_det / 2)
+    search$log_z <- c(search$log_z, laplace_log_z(p$value, p$log_det, D))  # R/modes.R
     added <- added + 1L
   }
   if (!added) return(search)

@@ -211,7 +211,7 @@ find_modes_from <- function(potential, first, max_starts = 1000, batch = 32, sca
     ldet <- NA_real_
     hits <- 1L
   }
-  log_z <- -vals + D / 2 * log(2 * pi) - ldet / 2
+  log_z <- laplace_log_z(vals, ldet, D)
   w <- if (all(is.finite(log_z))) exp(log_z - max(log_z)) else rep(1, length(log_z))
   w <- w / sum(w)
   o <- order(-w)
@@ -254,6 +254,10 @@ modes_search_text <- function(s) {
   }
   out
 }
+
+# The log of a mode's Laplace evidence: Phi = value at the mode, log_det
+# the log-determinant of its Hessian there, in D dimensions.
+laplace_log_z <- function(value, log_det, D) -value + D / 2 * log(2 * pi) - log_det / 2
 
 # Which of the modes (rows, with their Hessians) the polished point p is,
 # seen from either side (its squared Mahalanobis distance below 1 under

@@ -23,14 +23,13 @@
 # thousands. Run from q0 (its mean and covariance); returned as the Student
 # t (`df`) of that centre and covariance, with its smoothed ELBO in $elbo;
 # NULL where it fails in its first 40 iterations (a precision that became
-# singular, gradients that are not finite at half the draws); after those,
+# singular, a target not finite at half the draws); after those,
 # such a failure ends it, the best iterate kept.
 vi_start <- function(q0, potential, beta, m = 128L, iters = 200L, rho = 0.1, df = 7) {
   pot <- full_data(potential)
   D <- q0$dim
   mu <- q0$mean
   P <- solve(q0$cov)
-  elbo <- numeric(iters)
   sm <- NULL
   best <- list(elbo = -Inf, mu = mu, P = P, it = 0L)
   for (it in seq_len(iters)) {
@@ -44,16 +43,17 @@ vi_start <- function(q0, potential, beta, m = 128L, iters = 200L, rho = 0.1, df 
     z <- rbind(z[seq_len(m %/% 2L), , drop = FALSE], -z[seq_len(m %/% 2L), , drop = FALSE])
     e <- t(backsolve(C, t(z)))  # x - mu ~ N(0, P^-1)
     x <- sweep(e, 2L, mu, "+")
-    g <- beta * raw_gradient(pot, x)
-    ok <- is.finite(rowSums(g))
+    # value and gradient in one call of the target (R/descent.R; Inf
+    # where the target is not finite)
+    vg <- modes_vg(pot, x)
+    ok <- is.finite(vg$value)
     if (sum(ok) < nrow(x) / 2) {
       if (it < 40L) return(NULL)
       break
     }
-    g <- g[ok, , drop = FALSE]
+    g <- beta * vg$gradient[ok, , drop = FALSE]
     e <- e[ok, , drop = FALSE]
-    phi <- beta * potential_values(pot, x[ok, , drop = FALSE])
-    elbo[it] <- -mean(phi[is.finite(phi)]) - sum(log(diag(C)))
+    elbo <- -beta * mean(vg$value[ok]) - sum(log(diag(C)))
     mu_old <- mu
     P_old <- P
     gbar <- colMeans(g)
@@ -76,7 +76,7 @@ vi_start <- function(q0, potential, beta, m = 128L, iters = 200L, rho = 0.1, df 
     # the iterate of the best ELBO (smoothed over iterations) is kept: in a
     # funnel, the noise of the Hessian's estimate can let the iterates
     # slide down the neck after they reached the bulk
-    if (is.finite(elbo[it])) sm <- if (is.null(sm)) elbo[it] else 0.8 * sm + 0.2 * elbo[it]
+    if (is.finite(elbo)) sm <- if (is.null(sm)) elbo else 0.8 * sm + 0.2 * elbo
     if (!is.null(sm) && sm > best$elbo) best <- list(elbo = sm, mu = mu_old, P = P_old, it = it)
     if (it - best$it >= 30L) break
   }
@@ -116,7 +116,6 @@ mode_misleads <- function(laplace, q) {
 # iterations, their precisions singular): the one of larger ELBO (their
 # smoothed estimates), or NULL.
 vi_best <- function(cands, potential, beta) {
-  D <- cands$standard$dim
   q0s <- list(cands$standard)
   q0s[[1L]]$from <- "N(0, I)"
   if (!is.null(cands$laplace$mode)) {

@@ -241,26 +241,14 @@ with_accuracy <- function(row, prefix, e) {
 # ---------------------------------------------------------------------------
 # one posterior
 
-# The names declared in a Stan program's parameters block (the last
-# identifier of each declaration).
-parameters_block <- function(code) {
-  code <- gsub("//[^\n]*", "", code)
-  m <- regexpr("(^|[^a-z_])parameters[[:space:]]*\\{", code)
-  if (m < 0) return(character())
-  rest <- substring(code, m + attr(m, "match.length"))
-  body <- substring(rest, 1L, regexpr("\\}", rest) - 1L)
-  decl <- trimws(strsplit(body, ";", fixed = TRUE)[[1L]])
-  decl <- decl[nzchar(decl)]
-  sub(".*[^A-Za-z0-9_]([A-Za-z_][A-Za-z0-9_]*)$", "\\1", decl)
-}
-
 # A long NUTS run as the reference (see the header), with its own
 # diagnostics.
-long_nuts_reference <- function(sm, data, code) {
+long_nuts_reference <- function(sm, data) {
   sf <- quietly(rstan::sampling(sm, data = data, chains = 4, cores = 2, warmup = 2000,
                                 iter = 7000, seed = 10000 + seed, refresh = 0,
                                 control = list(adapt_delta = 0.95)))
-  pars <- intersect(parameters_block(code), sf@model_pars)
+  # the program's parameters proper, as target_stan() names them
+  pars <- unique(sub("\\[.*", "", quietly(target_stan(sm, data = data))$transform$parameters))
   arr <- as.array(sf, pars = pars)
   # a constant (a fixed element of a parameter) has nothing to compare
   arr <- arr[, , apply(arr, 3L, stats::sd) > 0, drop = FALSE]
@@ -328,7 +316,7 @@ run_posterior <- function(name) {
   row$compile_s <- attr(sm, "compile_seconds")
   notes <- character()
   if (is.null(p$ref)) {
-    r <- tryCatch(long_nuts_reference(sm, p$data, p$code), error = function(e) e)
+    r <- tryCatch(long_nuts_reference(sm, p$data), error = function(e) e)
     if (inherits(r, "error")) {
       row$note <- paste("skipped: the long NUTS reference failed:", conditionMessage(r))
       return(list(row = row))
