@@ -87,3 +87,22 @@ test_that("a Laplace start in a funnel's neck gives way to variational inference
   # tau's exact mean (a reverse-KL Gaussian leans away from the neck)
   expect_lt(abs(st$mean[2] - ex[["mean"]]), ex[["sd"]])
 })
+
+test_that("natural-gradient VI runs until its ELBO stops rising, not to a fixed count", {
+  # A badly scaled Gaussian far from N(0, I) (a location 10^8 of its sds
+  # away, as weights in grams with small sds are): each iteration closes a
+  # share rho = 0.1 of the distance, so about 23 iterations a decade and 200
+  # or more in all. A run cut off at 200 iterations ended 30 and 122 sds
+  # off; run to its end it is within a tenth of an sd.
+  set.seed(3)
+  m <- c(1e6, -3)
+  s <- c(0.01, 2)
+  tg <- new_target(function(x) -0.5 * rowSums(sweep(sweep(x, 2, m), 2, s, "/")^2),
+                   function(x) -sweep(sweep(x, 2, m), 2, s^2, "/"), dim = 2)
+  q <- jkoflow:::vi_start(init_gaussian(c(0, 0), 1), tg, 1)
+  expect_lt(max(abs(q$mean - m) / s), 0.2)
+  # q is the t of the Gaussian's centre and covariance: its covariance is
+  # the target's, to the estimates' noise
+  expect_lt(max(abs(sqrt(diag(q$cov)) / s - 1)), 0.25)
+  expect_gt(as.integer(sub(".*ELBO \\(([0-9]+) iterations.*", "\\1", q$label)), 200L)
+})
