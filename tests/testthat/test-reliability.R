@@ -416,11 +416,13 @@ test_that("a 2-thread fit under an address-space limit finishes (it hung in Open
   skip_if(is.na(.Call(jkoflow:::C_blas_info)$core), "the BLAS is not OpenBLAS")
   skip_if(Sys.which("bash") == "", "no bash for ulimit")
   # the child's address space once the package is loaded and BLAS has run
-  # (the main thread's work buffer mapped), then a limit that leaves room
+  # (the main thread's work buffer mapped: a product large enough to need
+  # it, as SkylakeX's kernels multiply a 2 x 2 product without one and the
+  # limit then left no room for the main thread), then a limit that leaves room
   # for one thread's buffer and stack, not a second's: before the fix this
   # fit (64 x 64, batches of 1024) never returned there
   probe <- rscript(c(
-    "suppressMessages(library(jkoflow)); x <- matrix(1, 2, 2) %*% matrix(1, 2, 2)",
+    "suppressMessages(library(jkoflow)); x <- matrix(1, 200, 200) %*% matrix(1, 200, 200)",
     "cat(sub('[^0-9]*([0-9]+).*', '\\\\1', grep('VmSize', readLines('/proc/self/status'), value = TRUE)))"))
   vm <- as.numeric(system2(file.path(R.home("bin"), "Rscript"), probe$file, env = probe$env,
                            stdout = TRUE, stderr = FALSE))
@@ -428,7 +430,7 @@ test_that("a 2-thread fit under an address-space limit finishes (it hung in Open
   out <- tempfile(fileext = ".rds")
   job <- rscript(c(
     "suppressMessages(library(jkoflow)); set.seed(1); args <- commandArgs(TRUE)",
-    "x <- matrix(1, 2, 2) %*% matrix(1, 2, 2)",
+    "x <- matrix(1, 200, 200) %*% matrix(1, 200, 200)",
     "w <- NULL",
     "fit <- withCallingHandlers(",
     "  jko_fit(potential_quadratic(diag(2)), init_gaussian(c(0, 0), 1), h = 0.1, steps = 1,",
