@@ -64,7 +64,16 @@
 #'   \eqn{N(0, I)}, the one with the smaller \eqn{KL(\rho_0 \| \pi)}, that is the
 #'   larger ELBO on 4096 draws (the Laplace approximation where the
 #'   posterior is near-Gaussian; \eqn{N(0, I)} where the mode is degenerate,
-#'   as a funnel's is); where a search from over-dispersed starts
+#'   as a funnel's is); where the better of those is still far from the
+#'   target (its KL estimated above 1), conditional Laplace approximations
+#'   along the coordinates where the target is least Gaussian (a scale
+#'   parameter, a banana's bend) compete by ELBO too: along a grid of the
+#'   coordinate, the Gaussian of the others given it (their mode and
+#'   Hessian), weighted by the Laplace estimate of its marginal, exact
+#'   where the others are Gaussian given it (Neal's funnel, a centred
+#'   hierarchical model given its scale); above 2.5, the Gaussian of
+#'   largest ELBO from natural-gradient variational inference, where the
+#'   Laplace mode lies outside its mass; where a search from over-dispersed starts
 #'   ([find_modes()]) finds several modes, the Laplace candidate is the
 #'   mixture of their Laplace approximations ([init_mixture()]), and the
 #'   verdict gives the modes' weights ([mode_weights()]) and says what was

@@ -297,3 +297,15 @@ test_that("widened proposals bound the weights where the target's tail is longer
   expect_equal(stats::sd(d$x[, 1]), 2, tolerance = 0.065)
   expect_lt(abs(mean(d$x[, 1])), 0.18)
 })
+
+test_that("k-hat of weights bounded near their mean is not above 0", {
+  # Weights within 1.2 times their mean are bounded, so their tail index is
+  # negative; a fit to exceedances piled up against the bound can say
+  # anything (2.2 to 3.8 on near-exact proposals). Heavy-tailed weights keep
+  # their fit: a Pareto tail of index 0.7 reads near 0.7.
+  set.seed(8)
+  lw <- log(stats::runif(4000, 0.95, 1.1))
+  expect_lte(jkoflow:::pareto_khat(lw), 0)
+  lw2 <- log(1 + (stats::runif(4000)^(-0.7) - 1) / 0.7)  # generalized Pareto, k = 0.7
+  expect_lt(abs(jkoflow:::pareto_khat(lw2) - 0.7), 0.15)
+})

@@ -80,12 +80,35 @@ test_that("a Laplace start in a funnel's neck gives way to variational inference
   lap <- suppressWarnings(jkoflow:::modes_start(tg, inflate = 1, df = 7))
   # the mode is deep in the neck, many posterior sds below log tau's mean
   expect_lt(lap$mode[2], ex[["mean"]] - 3 * ex[["sd"]])
+  cands <- list(laplace = lap, standard = init_gaussian(rep(0, 10), 1))
+  vi <- jkoflow:::vi_best(cands, tg, 1)
+  expect_match(vi$label, "natural-gradient variational inference")
+  expect_true(jkoflow:::mode_misleads(lap, vi))
+  # the variational Gaussian is in the bulk: its centre within one
+  # posterior sd of log tau's exact mean (a reverse-KL Gaussian leans away
+  # from the neck)
+  expect_lt(abs(vi$mean[2] - ex[["mean"]]), ex[["sd"]])
+})
+
+test_that("the centred eight schools start from the conditional Laplace law along log tau", {
+  # Given tau, (mu, theta) is exactly Gaussian, so the conditional Laplace
+  # approximation along log tau is the posterior up to its grid (cells of
+  # half a start sd, the marginal constant in each): its log tau moments
+  # are the quadrature's to the grid's error (a cell's uniform law adds
+  # width^2 / 12 = 0.02 to a variance near 0.8).
+  tg <- eight_centred()
+  ex <- log_tau_moments()
   st <- suppressWarnings(jkoflow:::with_stream(1L, "start",
                                               jkoflow:::stationary_start(tg, NULL, 1)))
-  expect_match(st$label, "natural-gradient variational inference")
-  # the start is in the bulk: its centre within one posterior sd of log
-  # tau's exact mean (a reverse-KL Gaussian leans away from the neck)
-  expect_lt(abs(st$mean[2] - ex[["mean"]]), ex[["sd"]])
+  expect_match(st$label, "conditional Laplace approximation along coordinate 2")
+  expect_lt(abs(st$mean[2] - ex[["mean"]]), 0.05 * ex[["sd"]])
+  expect_lt(abs(sqrt(st$cov[2, 2]) / ex[["sd"]] - 1), 0.03)
+  # and it is a proposal: importance weights of 20 000 of its draws
+  set.seed(5)
+  x <- st$sample(20000)
+  lw <- -jkoflow:::potential_values(tg, x) - st$log_density(x)
+  w <- exp(lw - max(lw))
+  expect_gt(sum(w)^2 / sum(w^2) / length(w), 0.5)
 })
 
 test_that("natural-gradient VI runs until its ELBO stops rising, not to a fixed count", {
