@@ -215,10 +215,11 @@ adapt_start <- function(q, potential, beta, n = 4096L, iters = 4L, ess_min = 0.1
     g <- train_start(out)
     if (!is.null(g)) {
       g$seen <- seen
-      return(g)
+      return(structure(g, pmc_score = best$score))
     }
   }
   out$seen <- seen
+  attr(out, "pmc_score") <- best$score
   # the last round's draws, where they are the proposal's kept: the fit's
   # monitor samples at step 0 (new_flow()), n evaluations of the target
   # not made twice

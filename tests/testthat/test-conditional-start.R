@@ -93,3 +93,19 @@ test_that("jko_fit() of the banana and the funnel is reached at step 0 from the 
     expect_lt(max(abs(apply(d, 2, sd)[k] / case$sd[k] - 1) / sqrt(2 / 3000)), 6)
   }
 })
+
+test_that("adapt_start() says whether its start passed as a proposal", {
+  # its score: below -10 for a start that passes (the banana's conditional
+  # law), a k-hat otherwise (N(0, I) for a target 400 sds away);
+  # stationary_start() compares a conditional law that does not pass with
+  # the usual start by it
+  tg <- banana_target()
+  set.seed(6)
+  cq <- jkoflow:::conditional_laplace(tg, 1, rep(0, 3), 0.5, 1L)
+  q <- jkoflow:::adapt_start(cq, tg, 1, n = 4096L)
+  expect_lt(attr(q, "pmc_score"), -10)
+  expect_identical(q$conditional, 1L)  # not moved to a t
+  far <- new_target(function(x) -0.5 * rowSums(((x - 40) * 10)^2), function(x) -100 * (x - 40), dim = 2)
+  q2 <- jkoflow:::adapt_start(init_gaussian(c(0, 0), 1), far, 1, n = 2048L, iters = 0L)
+  expect_gte(attr(q2, "pmc_score"), -10)
+})
