@@ -64,10 +64,11 @@
 #'   \eqn{N(0, I)}, the one with the smaller \eqn{KL(\rho_0 \| \pi)}, that is the
 #'   larger ELBO on 4096 draws (the Laplace approximation where the
 #'   posterior is near-Gaussian; \eqn{N(0, I)} where the mode is degenerate,
-#'   as a funnel's is); where the better of those is still far from the
-#'   target (its KL estimated above 1), conditional Laplace approximations
-#'   along the coordinates where the target is least Gaussian (a scale
-#'   parameter, a banana's bend) compete by ELBO too: along a grid of the
+#'   as a funnel's is); where that start, moved by importance sampling
+#'   (below), does not pass as a proposal, conditional Laplace
+#'   approximations along the coordinates where the target is least
+#'   Gaussian (a scale parameter, a banana's bend) are built, and the one
+#'   of largest ELBO is taken if it does better: along a grid of the
 #'   coordinate, the Gaussian of the others given it (their mode and
 #'   Hessian), weighted by the Laplace estimate of its marginal, exact
 #'   where the others are Gaussian given it (Neal's funnel, a centred
