@@ -16,12 +16,9 @@
 # points without its marginal falling `drop` below the largest), at each
 # the mode y_k of the other coordinates with x_j = t_k and their Hessian
 # H_k (finite differences of the gradient), and the log marginal
-# l_k = -beta Phi(t_k, y_k) - log det(beta H_k) / 2. Cell k (between the
-# midpoints to its neighbours, width w_k) has mass proportional to
-# exp(l_k) w_k, x_j uniform in it, and the others N(y_k + (x_j - t_k) s_k,
-# (beta H_k)^-1), s_k the slope of the modes between the neighbours. NULL
-# where it fails (a Newton solve without a finite value, fewer than 5
-# points).
+# l_k = -beta Phi(t_k, y_k) - log det(beta H_k) / 2; the law of those
+# points is conditional_law()'s. NULL where it fails (a Newton solve
+# without a finite value at the centre, fewer than 5 points).
 conditional_laplace <- function(potential, beta, centre, step, j, drop = 12, kmax = 60L) {
   D <- length(centre)
   if (D < 2L || !is.finite(step) || step <= 0) return(NULL)
@@ -102,13 +99,14 @@ conditional_mode <- function(potential, beta, j, t, y, at) {
 # marginal exp(l_k + a_k (x_j - t_k)), a_k the slope of the log marginal
 # between the neighbours (log-linear within a cell: a constant one left
 # importance weights varying by a factor e^0.75 across a cell three sds
-# out), and the others N(y_k + (x_j - t_k) s_k, (beta H_k)^-1), s_k the
-# slope of the modes between the neighbours.
+# out), and the others N(y_k + u s_k + u^2 c_k, (beta H_k)^-1), u = x_j -
+# t_k, s_k and c_k the slope and bend of the parabola through the modes at
+# t_k and its neighbours.
 conditional_law <- function(pts, j, D, beta) {
   oth <- seq_len(D)[-j]
   tt <- vapply(pts, `[[`, 0, "t")
   K <- length(tt)
-  Y <- t(vapply(pts, `[[`, numeric(D - 1L), "y"))
+  Y <- matrix(unlist(lapply(pts, `[[`, "y")), K, D - 1L, byrow = TRUE)
   l <- vapply(pts, `[[`, 0, "l")
   mid <- (tt[-1L] + tt[-K]) / 2
   lo <- c(tt[1L] - (tt[2L] - tt[1L]) / 2, mid)

@@ -109,3 +109,19 @@ test_that("adapt_start() says whether its start passed as a proposal", {
   q2 <- jkoflow:::adapt_start(init_gaussian(c(0, 0), 1), far, 1, n = 2048L, iters = 0L)
   expect_gte(attr(q2, "pmc_score"), -10)
 })
+
+test_that("a 2-D banana (one coordinate given the other) is handled", {
+  # D = 2: one coordinate left given x1, a one-column conditional
+  tg <- new_target(function(x) dnorm(x[, 1], 0, 3, log = TRUE) +
+                     dnorm(x[, 2] + 0.2 * x[, 1]^2, log = TRUE),
+                   function(x) cbind(-x[, 1] / 9 - 0.4 * x[, 1] * (x[, 2] + 0.2 * x[, 1]^2),
+                                     -(x[, 2] + 0.2 * x[, 1]^2)), dim = 2)
+  q <- jkoflow:::conditional_laplace(tg, 1, c(0, 0), 0.5, 1L)
+  set.seed(9)
+  r <- is_check(tg, q)
+  expect_lt(abs(r$log_z), 0.01)
+  expect_gt(r$ess, 0.98)
+  # x2 = z - 0.2 x1^2: mean -0.2 * 9 = -1.8, variance 1 + 0.08 * 81 = 7.48
+  expect_lt(abs(q$mean[2] + 1.8) / sqrt(7.48), 0.01)
+  expect_lt(abs(q$cov[2, 2] / 7.48 - 1), 0.02)
+})
