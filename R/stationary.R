@@ -154,7 +154,15 @@ vi_kl_min <- 2.5
 # (its conditional law a proposal with ESS 71%), not about the
 # variational Gaussian's, which sits in the bulk with sds too narrow to
 # see the funnel.
+# The largest dimension for which they are built: choosing the axes takes
+# 2 D (D + 1) evaluations of the gradient a candidate (Hessians by
+# differences at 2 D points), and each Newton step on the grid D more, so
+# about 10^5 evaluations at D = 90 (posteriordb's radon) and millions at
+# D = 1000.
+conditional_max_dim <- 100L
+
 conditional_choice <- function(cands, best, potential, beta, n) {
+  if (isTRUE(cands[[best]]$dim > conditional_max_dim)) return(best)
   genv <- globalenv()
   rs <- get0(".Random.seed", envir = genv, inherits = FALSE)
   from <- list()

@@ -125,3 +125,14 @@ test_that("a 2-D banana (one coordinate given the other) is handled", {
   expect_lt(abs(q$mean[2] + 1.8) / sqrt(7.48), 0.01)
   expect_lt(abs(q$cov[2, 2] / 7.48 - 1), 0.02)
 })
+
+test_that("no conditional laws are built past 100 dimensions", {
+  # their axes alone would take 2 D (D + 1) gradient evaluations a candidate
+  calls <- 0
+  tg <- new_target(function(x) -0.5 * rowSums(x^2),
+                   function(x) { calls <<- calls + nrow(x); -x }, dim = 101)
+  cands <- list(standard = init_gaussian(rep(0, 101), 1))
+  b <- jkoflow:::conditional_choice(cands, 1L, tg, 1, 256L)
+  expect_null(attr(b, "cands"))
+  expect_equal(calls, 0)
+})
