@@ -57,37 +57,28 @@ conditional_laplace <- function(potential, beta, centre, step, j, drop = 12, kma
 # gradient, its eigenvalues floored): list(t, y (the mode), R (the
 # Cholesky factor of beta H), l (the log marginal)), or NULL.
 conditional_mode <- function(potential, beta, j, t, y, at) {
-  D <- length(y) + 1L
-  oth <- seq_len(D)[-j]
-  lam <- NULL
+  oth <- seq_len(length(y) + 1L)[-j]
   for (it in seq_len(30L)) {
-    x <- at(t, y)
-    eps <- 1e-5 * pmax(1, abs(y))
-    X <- matrix(x, D, D, byrow = TRUE)
-    X[cbind(seq_len(D - 1L) + 1L, oth)] <- X[cbind(seq_len(D - 1L) + 1L, oth)] + eps
-    r <- modes_vg(potential, X)  # R/descent.R
-    if (!is.finite(r$value[1L]) || any(!is.finite(r$gradient))) return(NULL)
-    g <- r$gradient[1L, oth]
-    H <- (r$gradient[-1L, oth, drop = FALSE] - matrix(g, D - 1L, D - 1L, byrow = TRUE)) / eps
-    e <- eigen((H + t(H)) / 2, symmetric = TRUE)
+    r <- forward_hessian(potential, at(t, y), oth)
+    if (is.null(r) || !is.finite(r$value)) return(NULL)
+    e <- eigen(r$H, symmetric = TRUE)
     lam <- pmax(e$values, 1e-8 * max(abs(e$values)), 1e-12)
-    dy <- -as.vector(e$vectors %*% (crossprod(e$vectors, g) / lam))
-    f0 <- r$value[1L]
+    dy <- -as.vector(e$vectors %*% (crossprod(e$vectors, r$gradient) / lam))
+    # backtracking: f is the value at y, as the loop leaves it
+    f <- r$value
     a <- 1
     repeat {
-      fn <- modes_vg(potential, matrix(at(t, y + a * dy), 1L))$value
-      if (is.finite(fn) && fn <= f0 + 1e-12 * abs(f0)) break
+      fn <- modes_vg(potential, matrix(at(t, y + a * dy), 1L))$value  # R/descent.R
+      if (is.finite(fn) && fn <= f + 1e-12 * abs(f)) break
       a <- a / 4
       if (a < 1e-6) break
     }
     if (a < 1e-6) break
     y <- y + a * dy
+    f <- fn
     # the Newton decrement: the step in the conditional's own sds
     if (a * sqrt(sum(dy * (e$vectors %*% (lam * crossprod(e$vectors, dy))))) < 1e-6) break
   }
-  if (is.null(lam)) return(NULL)
-  f <- modes_vg(potential, matrix(at(t, y), 1L))$value
-  if (!is.finite(f)) return(NULL)
   P <- beta * (e$vectors %*% (lam * t(e$vectors)))
   R <- tryCatch(chol((P + t(P)) / 2), error = function(e) NULL)
   if (is.null(R)) return(NULL)
@@ -187,8 +178,8 @@ conditional_law <- function(pts, j, D, beta) {
     ck[-1L, -1L] <- ck[-1L, -1L] + chol2inv(pts[[kk]]$R)
     S <- S + p[kk] * ck
   }
-  mean <- mean[order(c(j, oth))]
   perm <- order(c(j, oth))
+  mean <- mean[perm]
   S <- S[perm, perm]
   structure(list(dim = D, mean = mean, cov = (S + t(S)) / 2, sample = sample,
                  log_density = log_density, conditional = j,
@@ -209,22 +200,31 @@ conditional_axes <- function(potential, centre, cov, top = 2L, min_score = 1) {
   L <- tryCatch(t(chol(cov)), error = function(e) NULL)
   if (is.null(L) || D < 2L) return(integer(0))
   sd <- sqrt(diag(cov))
-  hess <- function(x) {
-    eps <- 1e-5 * pmax(1, abs(x))
-    X <- rbind(x, sweep(diag(eps, D), 2L, x, "+"))
-    r <- modes_vg(potential, X)
-    if (any(!is.finite(r$gradient))) return(NULL)
-    H <- (r$gradient[-1L, , drop = FALSE] - matrix(r$gradient[1L, ], D, D, byrow = TRUE)) / eps
-    (H + t(H)) / 2
-  }
   score <- vapply(seq_len(D), function(j) {
-    hp <- hess(centre + 2 * sd[j] * (seq_len(D) == j))
-    hm <- hess(centre - 2 * sd[j] * (seq_len(D) == j))
+    hp <- forward_hessian(potential, centre + 2 * sd[j] * (seq_len(D) == j), seq_len(D))
+    hm <- forward_hessian(potential, centre - 2 * sd[j] * (seq_len(D) == j), seq_len(D))
     if (is.null(hp) || is.null(hm)) return(NA_real_)
-    sqrt(sum((crossprod(L, hp - hm) %*% L)^2))
+    sqrt(sum((crossprod(L, hp$H - hm$H) %*% L)^2))
   }, 0)
   ok <- which(is.finite(score) & score > min_score)
   ok[order(score[ok], decreasing = TRUE)][seq_len(min(top, length(ok)))]
+}
+
+# Phi's value and gradient at x, and the Hessian of its block idx by
+# forward differences of the gradient: length(idx) + 1 points in one call
+# of the potential, the gradient at x serving both (modes_hessian(),
+# R/descent.R, takes central differences at 2 D points). list(value,
+# gradient (of the block), H), or NULL where a gradient is not finite.
+forward_hessian <- function(potential, x, idx) {
+  m <- length(idx)
+  eps <- 1e-5 * pmax(1, abs(x[idx]))
+  X <- matrix(x, m + 1L, length(x), byrow = TRUE)
+  X[cbind(seq_len(m) + 1L, idx)] <- X[cbind(seq_len(m) + 1L, idx)] + eps
+  r <- modes_vg(potential, X)  # R/descent.R
+  if (any(!is.finite(r$gradient))) return(NULL)
+  g <- r$gradient[1L, idx]
+  H <- (r$gradient[-1L, idx, drop = FALSE] - matrix(g, m, m, byrow = TRUE)) / eps
+  list(value = r$value[1L], gradient = g, H = (H + t(H)) / 2)
 }
 
 # Nodes and weights of the n-point Gauss-Legendre rule on [-1, 1] (Golub

@@ -41,15 +41,13 @@ stationary_start <- function(potential, prior, beta, n = 4096L) {
   # the Laplace approximation's mode lies outside the mass of the Gaussian
   # of largest ELBO (a funnel's neck), that Gaussian competes too (R/vi.R)
   if (!is.null(cands$standard) && isTRUE(attr(best, "kl") > vi_kl_min)) {
-    genv <- globalenv()
-    rs <- get0(".Random.seed", envir = genv, inherits = FALSE)
+    rs <- random_state()  # R/streams.R
     vi <- vi_best(cands, potential, beta)
     if (!is.null(vi) && mode_misleads(cands$laplace, vi)) {
       cands$vi <- vi
       best <- elbo_choice(cands, potential, beta, n)
-    } else if (!is.null(rs)) {
-      # not taken: the random stream as if it had not run
-      assign(".Random.seed", rs, envir = genv)
+    } else {
+      restore_random_state(rs)  # not taken: as if it had not run
     }
   }
   q <- adapt_start(cands[[best]], potential, beta, n)
@@ -140,6 +138,13 @@ elbo_choice <- function(cands, potential, beta, n) {
 # (vi_start(), R/vi.R).
 vi_kl_min <- 2.5
 
+# The largest dimension for which conditional laws are built: choosing
+# the axes takes 2 D (D + 1) evaluations of the gradient a candidate
+# (Hessians by differences at 2 D points), and each Newton step on the
+# grid D more, so about 10^5 evaluations at D = 90 (posteriordb's radon)
+# and millions at D = 1000.
+conditional_max_dim <- 100L
+
 # The start chosen among cands (best, by elbo_choice()) or a conditional
 # Laplace approximation (conditional_laplace(), R/conditional.R) along one
 # of the coordinates where the target is least Gaussian about a
@@ -154,17 +159,9 @@ vi_kl_min <- 2.5
 # (its conditional law a proposal with ESS 71%), not about the
 # variational Gaussian's, which sits in the bulk with sds too narrow to
 # see the funnel.
-# The largest dimension for which they are built: choosing the axes takes
-# 2 D (D + 1) evaluations of the gradient a candidate (Hessians by
-# differences at 2 D points), and each Newton step on the grid D more, so
-# about 10^5 evaluations at D = 90 (posteriordb's radon) and millions at
-# D = 1000.
-conditional_max_dim <- 100L
-
 conditional_choice <- function(cands, best, potential, beta, n) {
   if (isTRUE(cands[[best]]$dim > conditional_max_dim)) return(best)
-  genv <- globalenv()
-  rs <- get0(".Random.seed", envir = genv, inherits = FALSE)
+  rs <- random_state()
   from <- list()
   for (q in cands[c(best, seq_along(cands)[-best])]) {
     if (!is.numeric(q$mean) || is.null(q$cov) || length(q$mean) < 2L) next
@@ -185,7 +182,7 @@ conditional_choice <- function(cands, best, potential, beta, n) {
   all <- c(cands, more)
   b2 <- elbo_choice(all, potential, beta, n)
   if (b2 > length(cands)) return(structure(b2, cands = all))
-  if (!is.null(rs)) assign(".Random.seed", rs, envir = genv)
+  restore_random_state(rs)
   best
 }
 

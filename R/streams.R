@@ -32,3 +32,11 @@ with_stream <- function(seed, key, expr, k = 0L) {
   set.seed(stream_seed(seed, key, k))
   expr
 }
+
+# The state of R's generator (NULL before its first use), and putting it
+# back: a start tried and not taken (R/stationary.R) leaves the stream as if
+# it had not run.
+random_state <- function() get0(".Random.seed", envir = globalenv(), inherits = FALSE)
+restore_random_state <- function(rs) {
+  if (!is.null(rs)) assign(".Random.seed", rs, envir = globalenv())
+}
