@@ -17,16 +17,18 @@ step_free_energy <- function(potential, phi, log_density, beta) {
 # samples x (n x D), also `moment_gap`: the largest difference, over the
 # coordinates, between the samples' means and sds and their importance-
 # weighted ones (which are pi's), in units of pi's sd (for the means) and
-# relative (for the sds), and `spread`: the smallest ratio of the samples'
+# relative (for the sds), `spread`: the smallest ratio of the samples'
 # sd to the importance-weighted one (below 1 where rho is narrower than pi
-# in some coordinate, the one way a proposal cannot be corrected), and
-# `growth` (weight_growth()). The reverse KL barely sees a flow's light
+# in some coordinate, the one way a proposal cannot be corrected),
+# `spread_upper`: the smallest over the coordinates of that ratio plus
+# spread_z of its standard errors (spread_se()), and `growth`
+# (weight_growth()). The reverse KL barely sees a flow's light
 # tails; the weights do.
 target_divergence <- function(phi, log_q, beta, x = NULL) {
   lw <- -beta * phi - log_q
   out <- data.frame(kl = NA_real_, kl_se = NA_real_, pareto_k = NA_real_, ess = NA_real_,
-                    moment_gap = NA_real_, spread = NA_real_, outside = NA_real_,
-                    growth = NA_real_)
+                    moment_gap = NA_real_, spread = NA_real_, spread_upper = NA_real_,
+                    outside = NA_real_, growth = NA_real_)
   if (anyNA(lw) || any(lw == Inf)) return(out)
   # A flow's law has a positive density everywhere: outside the support of
   # pi (phi = Inf), which the monitor samples may reach, KL is infinite.
@@ -56,9 +58,31 @@ target_divergence <- function(phi, log_q, beta, x = NULL) {
     sd_x <- sqrt(rowSums((x - m)^2) / (n - 1))
     sd_is <- sqrt(drop((x - m_is)^2 %*% wn))
     out$moment_gap <- max(abs(m - m_is) / sd_is, abs(sd_x / sd_is - 1))
-    out$spread <- min(sd_x / sd_is)
+    r <- sd_x / sd_is
+    out$spread <- min(r)
+    out$spread_upper <- min(r + spread_z * spread_se(x, m, m_is, w / mw, r))
   }
   out
+}
+
+# The standard errors of the ratios r = sd_x / sd_is of target_divergence()
+# (x with one draw per column, w the weights over their mean), by the delta
+# method: each draw's influence on log sd_x^2 - log sd_is^2 is
+# (y0 - S0) / S0 - w (y1 - S1) / S1, with y0, y1 its squared distances to
+# the plain and the weighted means and S0, S1 their means. Both sds are
+# taken on the same draws, so where the weights are nearly equal the ratio
+# is precise however heavy the tails; where they vary with the draws'
+# distance to the centre, a few far draws make it noisy: the x's of a
+# funnel (kurtosis 3e9) under a near-exact conditional law (ESS 98%) gave
+# ratios 0.93-0.99 over 12 seeds, with standard errors 0.01-0.05.
+spread_se <- function(x, m, m_is, w, r) {
+  n <- ncol(x)
+  y0 <- (x - m)^2
+  y1 <- (x - m_is)^2
+  S0 <- rowMeans(y0)
+  S1 <- rowMeans(y1 * rep(w, each = nrow(x)))
+  a <- (y0 - S0) / S0 - rep(w, each = nrow(x)) * (y1 - S1) / S1
+  r * sqrt(rowSums((a - rowMeans(a))^2) / (n - 1) / n) / 2
 }
 
 # How fast the log-weights lw = log pi - log q of draws of a flow grow with
@@ -136,7 +160,8 @@ khat_threshold <- function(S) min(1 - 1 / log10(max(S, 10)), 0.7)
 # target's support. (target_reached() and passes_as_proposal() add the
 # weights' k-hat and ESS.)
 covers_target <- function(h) {
-  isTRUE(h$spread >= spread_min && h$outside < 1e-3) && !isTRUE(h$growth >= growth_max())
+  spread <- h[["spread_upper"]] %||% h$spread
+  isTRUE(spread >= spread_min && h$outside < 1e-3) && !isTRUE(h$growth >= growth_max())
 }
 
 # The threshold a flow's k-hat must pass to be called the target's
@@ -155,6 +180,16 @@ khat_reached <- function(S) min(khat_threshold(S), 0.5)
 # whose flow had sds 61% of the truth showed a ratio of 0.915 and k-hat
 # 0.49: 0.9 let it pass as reached).
 spread_min <- 0.95
+
+# A coordinate fails the spread test only where its ratio is below
+# spread_min by more than spread_z standard errors (one-sided, 5%): a
+# funnel's near-exact conditional Laplace law (KL 0.01, ESS 98%) read
+# 0.941 +- 0.023 on 4096 draws, failed, and its flow trained for 6 steps
+# and stalled at the same KL (4.8 s against 0.5 s for the seeds whose
+# ratio read above 0.95). The flows and starts the test is there to stop
+# are narrow by many standard errors: a Gaussian start of the non-centred
+# eight schools read 0.906 +- 0.022 (and still fails).
+spread_z <- stats::qnorm(0.95)
 
 # Pareto k-hat of importance weights given on the log scale (PSIS, Vehtari
 # et al.): a generalized Pareto fitted to the M = min(0.2 S, 3 sqrt(S))
@@ -213,8 +248,8 @@ gpd_fit_zs <- function(x) {
 # A law is a good proposal for its target when the importance weights of
 # its monitor samples have a Pareto k-hat below khat_reached() and an effective sample
 # size of at least ess_min of the samples, the law is nowhere narrower than
-# the target (each coordinate's sd at least spread_min = 0.95 of its importance-weighted
-# value: a proposal too narrow in its tails is the one error the exact
+# the target (no coordinate's sd below spread_min = 0.95 of its importance-weighted
+# value by more than spread_z standard errors: a proposal too narrow in its tails is the one error the exact
 # correction cannot undo in a few thousand draws, and the importance
 # weights see it only there), its weights do not grow outwards along its
 # own level sets by more than growth_max() (the same error where the

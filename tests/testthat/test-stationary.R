@@ -88,6 +88,40 @@ correlated_conjugate <- function(D = 6, seed = 5) {
        logz = as.numeric(logz), D = D)
 }
 
+test_that("the spread ratio's standard error matches its scatter over replications", {
+  # q = N(0, diag(0.9^2, 1)) against pi = N(0, I): the first coordinate's
+  # ratio of the draws' sd to the importance-weighted one is 0.9, and its
+  # delta-method standard error (spread_se()) the sd of that ratio over
+  # replications (to about 1 / sqrt(2 * 400) = 3.5% relative, the scatter
+  # of an sd from 400 values)
+  set.seed(11)
+  n <- 2000; s <- c(0.9, 1)
+  reps <- t(replicate(400, {
+    x <- matrix(rnorm(2 * n), n) * rep(s, each = n)
+    lw <- -rowSums(x^2) / 2 + rowSums(sweep(x, 2, s, "/")^2) / 2
+    w <- exp(lw - max(lw)); w <- w / mean(w)
+    xt <- t(x); m <- rowMeans(xt); m_is <- rowMeans(xt * rep(w, each = 2))
+    r <- sqrt(rowSums((xt - m)^2) / (n - 1)) / sqrt(rowMeans((xt - m_is)^2 * rep(w, each = 2)))
+    c(r[1], jkoflow:::spread_se(xt, m, m_is, w, r)[1])
+  }))
+  expect_equal(mean(reps[, 2]), sd(reps[, 1]), tolerance = 0.15)
+  expect_lt(abs(mean(reps[, 1]) - 0.9), 4 * sd(reps[, 1]) / sqrt(400) + 0.002)
+  # target_divergence() reports the least ratio and the least ratio plus
+  # spread_z standard errors; the spread test reads the latter
+  x <- matrix(rnorm(2 * n), n) * rep(s, each = n)
+  log_q <- -rowSums(sweep(x, 2, s, "/")^2) / 2 - sum(log(s)) - log(2 * pi)
+  d <- jkoflow:::target_divergence(rowSums(x^2) / 2, log_q, 1, x)
+  expect_gt(d$spread_upper, d$spread)
+  expect_lt(d$spread_upper - d$spread, 3 * jkoflow:::spread_z * mean(reps[, 2]))
+  h <- data.frame(pareto_k = 0.3, ess = 0.9, spread = 0.94, spread_upper = 0.98, outside = 0,
+                  growth = 0)
+  settings <- list(monitor = 4096, ess_min = 0.1)
+  expect_true(jkoflow:::target_reached(h, settings))
+  h$spread_upper <- 0.94
+  expect_false(jkoflow:::target_reached(h, settings))
+  expect_equal(jkoflow:::spread_z, qnorm(0.95))
+})
+
 test_that("jko_fit(target) with nothing else reaches the posterior and says so", {
   cc <- correlated_conjugate()
   set.seed(2)
