@@ -47,9 +47,11 @@
 #'   weights; below the importance sampling threshold
 #'   \eqn{\min(1 - 1/\log_{10} S, 0.7)} of their number \eqn{S} too),
 #'   an effective sample size
-#'   of at least `ess_min` of the samples, each coordinate's sd at least
-#'   0.95 of its importance-weighted value or short of it by less than 1.645
-#'   standard errors of their ratio (a flow too narrow is the one
+#'   of at least `ess_min` of the samples, each coordinate's spread (its
+#'   root mean squared distance to the mean, the \eqn{\sqrt S}{sqrt(S)}
+#'   farthest samples winsorised) at least 0.95 of its importance-weighted
+#'   value or short of it by less than 1.645 standard errors of their
+#'   ratio (a flow too narrow is the one
 #'   error the correction cannot undo in a few thousand draws), log-weights
 #'   that grow with the flow's surprise \eqn{-\log\rho_k} (between its
 #'   central 50% and its next 40%) by less than \eqn{1 - 0.95^2} (the

@@ -88,24 +88,28 @@ correlated_conjugate <- function(D = 6, seed = 5) {
        logz = as.numeric(logz), D = D)
 }
 
-test_that("the spread ratio's standard error matches its scatter over replications", {
+test_that("the spread ratio and its standard error match their closed form and scatter", {
   # q = N(0, diag(0.9^2, 1)) against pi = N(0, I): the first coordinate's
-  # ratio of the draws' sd to the importance-weighted one is 0.9, and its
-  # delta-method standard error (spread_se()) the sd of that ratio over
-  # replications (to about 1 / sqrt(2 * 400) = 3.5% relative, the scatter
-  # of an sd from 400 values)
+  # ratio of the draws' spread to the importance-weighted one, the squared
+  # distances winsorised at the sqrt(n)-th largest of the draws' own
+  # (spread_ratios()), is sqrt(E_q min(x^2, c) / E_pi min(x^2, c)) with c
+  # the 1 - 1 / sqrt(n) quantile of x^2 under q; its delta-method standard
+  # error is the sd of the ratio over replications (to about
+  # 1 / sqrt(2 * 400) = 3.5% relative, the scatter of an sd from 400 values)
   set.seed(11)
   n <- 2000; s <- c(0.9, 1)
   reps <- t(replicate(400, {
     x <- matrix(rnorm(2 * n), n) * rep(s, each = n)
     lw <- -rowSums(x^2) / 2 + rowSums(sweep(x, 2, s, "/")^2) / 2
     w <- exp(lw - max(lw)); w <- w / mean(w)
-    xt <- t(x); m <- rowMeans(xt); m_is <- rowMeans(xt * rep(w, each = 2))
-    r <- sqrt(rowSums((xt - m)^2) / (n - 1)) / sqrt(rowMeans((xt - m_is)^2 * rep(w, each = 2)))
-    c(r[1], jkoflow:::spread_se(xt, m, m_is, w, r)[1])
+    xt <- t(x)
+    sp <- jkoflow:::spread_ratios(xt, rowMeans(xt), rowMeans(xt * rep(w, each = 2)), w)
+    c(sp$r[1], sp$se[1])
   }))
+  c2 <- 0.81 * qchisq(1 - ceiling(sqrt(n)) / n, 1)
+  wins <- function(sd) integrate(function(x) pmin(x^2, c2) * dnorm(x, 0, sd), -Inf, Inf)$value
+  expect_lt(abs(mean(reps[, 1]) - sqrt(wins(0.9) / wins(1))), 4 * sd(reps[, 1]) / sqrt(400) + 0.001)
   expect_equal(mean(reps[, 2]), sd(reps[, 1]), tolerance = 0.15)
-  expect_lt(abs(mean(reps[, 1]) - 0.9), 4 * sd(reps[, 1]) / sqrt(400) + 0.002)
   # target_divergence() reports the least ratio and the least ratio plus
   # spread_z standard errors; the spread test reads the latter
   x <- matrix(rnorm(2 * n), n) * rep(s, each = n)
@@ -120,6 +124,22 @@ test_that("the spread ratio's standard error matches its scatter over replicatio
   h$spread_upper <- 0.94
   expect_false(jkoflow:::target_reached(h, settings))
   expect_equal(jkoflow:::spread_z, qnorm(0.95))
+})
+
+test_that("one far draw of a heavy tail does not decide the spread test", {
+  # 4095 draws of N(0, 1), importance weights 1, and one far draw (x = 50)
+  # with weight 1.6: the plain sds' ratio is sqrt((4094 + 2500) /
+  # (4094 + 1.6 * 2500)) = 0.90; winsorised at the 64th largest squared
+  # distance it stays within 0.01 of 1
+  set.seed(3)
+  x <- c(rnorm(4095), 50)
+  lw <- c(rep(0, 4095), log(1.6))
+  w <- exp(lw); w <- w / mean(w)
+  xt <- matrix(x, 1L)
+  m_is <- sum(w * x) / length(x)
+  expect_lt(sd(x) / sqrt(sum(w * (x - m_is)^2) / length(x)), 0.91)
+  sp <- jkoflow:::spread_ratios(xt, mean(x), m_is, w)
+  expect_lt(abs(sp$r - 1), 0.01)
 })
 
 test_that("jko_fit(target) with nothing else reaches the posterior and says so", {
