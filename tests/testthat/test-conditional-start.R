@@ -61,12 +61,56 @@ test_that("the conditional Laplace law of Neal's funnel along v is near the funn
   q <- jkoflow:::conditional_laplace(tg, 1, rep(0, 5), 0.5, 1L)
   set.seed(3)
   r <- is_check(tg, q)
-  expect_lt(abs(r$log_z), 0.02)
-  expect_gt(r$ess, 0.8)
+  # the x's given v are N(0, e^v I) and the law scales their precision
+  # across each cell (before it did, held fixed over cells of width 0.5,
+  # the log-weights varied by +-1 and the ESS was 95%): only v's marginal
+  # is interpolated, log-linearly over cells of width 0.5 against an sd of 3
+  expect_lt(abs(r$log_z), 0.005)
+  expect_gt(r$ess, 0.999)
   # v's mean and sd (0 and 3), importance-weighted
   m <- sum(r$w * r$x[, 1])
   expect_lt(abs(m), 0.1)
   expect_lt(abs(sqrt(sum(r$w * (r$x[, 1] - m)^2)) / 3 - 1), 0.03)
+})
+
+test_that("the grid is refined where the conditional changes shape, not scale", {
+  # x1 ~ N(0, 1), x2 | x1 ~ N(0, e^(3 x1)), x3 ~ N(0, 1): the conditional of
+  # (x2, x3) changes shape along x1. Neighbours at spacing d, one scaled to
+  # the other at best, are at symmetric KL 2 cosh(3 d / 2) - 2 (0.59 at
+  # d = 0.5), which refine_grid() brings below 0.1
+  a <- list(R = diag(2)); b <- list(R = diag(c(2, 1)))
+  # tr(P_b S_a) = 5, tr(P_a S_b) = 1.25: sqrt(6.25) - 2
+  expect_equal(jkoflow:::neighbour_kl(list(a, b)), 0.5)
+  expect_equal(jkoflow:::neighbour_kl(list(a, list(R = 3 * diag(2)))), 0)
+  tg <- new_target(function(x) {
+    dnorm(x[, 1], log = TRUE) + dnorm(x[, 2], 0, exp(1.5 * x[, 1]), log = TRUE) +
+      dnorm(x[, 3], log = TRUE)
+  }, function(x) {
+    cbind(-x[, 1] - 1.5 + 1.5 * x[, 2]^2 * exp(-3 * x[, 1]), -x[, 2] * exp(-3 * x[, 1]), -x[, 3])
+  }, dim = 3)
+  q <- jkoflow:::conditional_laplace(tg, 1, rep(0, 3), 0.5, 1L)
+  K <- as.integer(sub(".*\\(([0-9]+) grid points.*", "\\1", q$label))
+  # unrefined, the grid would span x1's marginal to 12 below its top,
+  # sqrt(24) either side, at spacing 0.5: about 20 points
+  expect_gt(K, 40L)
+  set.seed(4)
+  r <- is_check(tg, q)
+  expect_lt(abs(r$log_z), 0.01)
+  expect_gt(r$ess, 0.99)
+})
+
+test_that("a grid point without a conditional mode is left out", {
+  # x2 given x1 has no mode where Phi is concave in x2 (Phi = -x2^2 / 2 +
+  # x1^2 / 2): Newton's method ends on a negative curvature
+  tg <- new_target(function(x) -x[, 1]^2 / 2 + x[, 2]^2 / 2,
+                   function(x) cbind(-x[, 1], x[, 2]), dim = 2)
+  at <- function(t, y) c(t, y)
+  expect_null(jkoflow:::conditional_mode(tg, 1, 1L, 0, 0.3, at))
+  # and where it has one, it is found: Phi = x1^2 / 2 + (x2 - x1)^2 / 2
+  tg2 <- new_target(function(x) -x[, 1]^2 / 2 - (x[, 2] - x[, 1])^2 / 2,
+                    function(x) cbind(-x[, 1] + (x[, 2] - x[, 1]), -(x[, 2] - x[, 1])), dim = 2)
+  m <- jkoflow:::conditional_mode(tg2, 1, 1L, 0.7, 3, at)
+  expect_equal(m$y, 0.7, tolerance = 1e-6)
 })
 
 test_that("a Gaussian target names no coordinate", {
