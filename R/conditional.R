@@ -17,20 +17,17 @@
 # the mode y_k of the other coordinates with x_j = t_k and their Hessian
 # H_k (finite differences of the gradient), and the log marginal
 # l_k = -beta Phi(t_k, y_k) - log det(beta H_k) / 2; the law of those
-# points is conditional_law()'s. NULL where it fails (a Newton solve
-# without a finite value at the centre, fewer than 5 points).
-conditional_laplace <- function(potential, beta, centre, step, j, drop = 12, kmax = 60L) {
+# points is conditional_law()'s, the grid refined where the conditional
+# changes shape (refine_grid(); with refine = FALSE, later by
+# conditional_refined()). NULL where it fails (no conditional mode at the
+# centre, fewer than 5 points).
+conditional_laplace <- function(potential, beta, centre, step, j, drop = 12, kmax = 60L,
+                                refine = TRUE) {
   D <- length(centre)
   if (D < 2L || !is.finite(step) || step <= 0) return(NULL)
-  oth <- seq_len(D)[-j]
-  at <- function(t, y) {
-    x <- numeric(D)
-    x[j] <- t
-    x[oth] <- y
-    x
-  }
+  at <- grid_point(j, D)
   pts <- list()
-  first <- conditional_mode(potential, beta, j, centre[j], centre[oth], at)
+  first <- conditional_mode(potential, beta, j, centre[j], centre[-j], at)
   if (is.null(first)) return(NULL)
   pts[[1L]] <- first
   top <- first$l
@@ -49,7 +46,29 @@ conditional_laplace <- function(potential, beta, centre, step, j, drop = 12, kma
   }
   if (length(pts) < 5L) return(NULL)
   pts <- pts[order(vapply(pts, `[[`, 0, "t"))]
-  conditional_law(refine_grid(pts, potential, beta, j, at), j, D, beta)
+  if (refine) pts <- refine_grid(pts, potential, beta, j, at)
+  conditional_law(pts, j, D, beta)
+}
+
+# The point of R^D with x_j = t and the other coordinates y.
+grid_point <- function(j, D) {
+  oth <- seq_len(D)[-j]
+  function(t, y) {
+    x <- numeric(D)
+    x[j] <- t
+    x[oth] <- y
+    x
+  }
+}
+
+# A conditional law built with refine = FALSE, its grid refined
+# (refine_grid()): the laws compete by ELBO unrefined, and only the one
+# taken is refined (a law along an axis where the target is not Gaussian
+# given it, never taken, refined to 145 points in a funnel's x's).
+conditional_refined <- function(q, potential, beta) {
+  pts <- refine_grid(q$pts, potential, beta, q$conditional, grid_point(q$conditional, q$dim))
+  if (length(pts) == length(q$pts)) return(q)
+  conditional_law(pts, q$conditional, q$dim, beta)
 }
 
 # The grid pts refined where neighbouring points' Gaussians differ in
@@ -247,7 +266,7 @@ conditional_law <- function(pts, j, D, beta) {
   mean <- mean[perm]
   S <- S[perm, perm]
   structure(list(dim = D, mean = mean, cov = (S + t(S)) / 2, sample = sample,
-                 log_density = log_density, conditional = j,
+                 log_density = log_density, conditional = j, pts = pts,
                  label = sprintf(paste0("conditional Laplace approximation along coordinate %d ",
                                         "(%d grid points; Gaussian given it), dimension %d"),
                                  j, K, D)),

@@ -174,14 +174,17 @@ conditional_choice <- function(cands, best, potential, beta, n) {
   for (k in names(from)) {
     j <- as.integer(k)
     q <- from[[k]]
-    cq <- tryCatch(conditional_laplace(potential, beta, q$mean, sqrt(q$cov[j, j]) / 2, j),
-                   error = function(e) NULL)
+    cq <- tryCatch(conditional_laplace(potential, beta, q$mean, sqrt(q$cov[j, j]) / 2, j,
+                                       refine = FALSE), error = function(e) NULL)
     if (!is.null(cq)) more[[paste0("conditional", j)]] <- cq
   }
   if (!length(more)) return(best)
   all <- c(cands, more)
   b2 <- elbo_choice(all, potential, beta, n)
-  if (b2 > length(cands)) return(structure(b2, cands = all))
+  if (b2 > length(cands)) {
+    all[[b2]] <- conditional_refined(all[[b2]], potential, beta)
+    return(structure(b2, cands = all))
+  }
   restore_random_state(rs)
   best
 }
