@@ -216,8 +216,8 @@ conditional_law <- function(pts, j, D, beta) {
       i <- which(k == kk)
       u <- x[i, j] - tt[kk]
       z <- exp(g[kk] * u) * ((x[i, oth, drop = FALSE] - line(kk, u)) %*% t(pts[[kk]]$R))
-      out[i] <- log(p[kk]) + a[kk] * u - lint[kk] + ldet[kk] + (D - 1) * g[kk] * u - 0.5 * rowSums(z^2) -
-        (D - 1) / 2 * log(2 * pi)
+      out[i] <- log(p[kk]) + a[kk] * u - lint[kk] + ldet[kk] + (D - 1) * g[kk] * u -
+        0.5 * rowSums(z^2) - (D - 1) / 2 * log(2 * pi)
     }
     out
   }

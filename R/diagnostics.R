@@ -262,8 +262,9 @@ gpd_fit_zs <- function(x) {
 # A law is a good proposal for its target when the importance weights of
 # its monitor samples have a Pareto k-hat below khat_reached() and an effective sample
 # size of at least ess_min of the samples, the law is nowhere narrower than
-# the target (no coordinate's spread below spread_min = 0.95 of its importance-weighted
-# one by more than spread_z standard errors, spread_ratios(): a proposal too narrow in its tails is the one error the exact
+# the target (no coordinate's spread below spread_min = 0.95 of its
+# importance-weighted one by more than spread_z standard errors,
+# spread_ratios(): a proposal too narrow in its tails is the one error the exact
 # correction cannot undo in a few thousand draws, and the importance
 # weights see it only there), its weights do not grow outwards along its
 # own level sets by more than growth_max() (the same error where the
