@@ -187,10 +187,12 @@ adapt_start <- function(q, potential, beta, n = 4096L, iters = 4L, ess_min = 0.1
   cur <- q
   last <- NULL
   seen <- list()
+  cost <- c(seconds = 0, n = 0)
   for (it in 0:iters) {
     r <- pmc_round(cur, potential, beta, n, ess_min)
     if (is.null(r)) break
     last <- r
+    cost <- cost + c(r$draws$seconds %||% NA_real_, n)
     seen[[length(seen) + 1L]] <- r$draws
     if (r$score < best$score) best <- list(q = cur, score = r$score, round = r)
     if (it == iters) break
@@ -211,15 +213,18 @@ adapt_start <- function(q, potential, beta, n = 4096L, iters = 4L, ess_min = 0.1
     lw = unlist(lapply(seen, function(d) -beta * d$phi - d$log_density)))
   # no round passed: the flow will train, from the Gaussian of the same
   # centre and covariance (see train_start())
+  # the target's seconds a point in these rounds (NA where unknown)
+  point <- if (cost[["n"]] > 0) cost[["seconds"]] / cost[["n"]] else NA_real_
   if (!(best$score < -10)) {
     g <- train_start(out)
     if (!is.null(g)) {
       g$seen <- seen
-      return(structure(g, pmc_score = best$score))
+      return(structure(g, pmc_score = best$score, point_cost = point))
     }
   }
   out$seen <- seen
   attr(out, "pmc_score") <- best$score
+  attr(out, "point_cost") <- point
   # the last round's draws, where they are the proposal's kept: the fit's
   # monitor samples at step 0 (new_flow()), n evaluations of the target
   # not made twice

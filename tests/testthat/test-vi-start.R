@@ -152,6 +152,16 @@ test_that("a start that passes with a low ESS gives way to a conditional law tha
   ex <- log_tau_moments()
   expect_lt(abs(st$mean[2] - ex[["mean"]]), 0.05 * ex[["sd"]])
   expect_lt(abs(sqrt(st$cov[2, 2]) / ex[["sd"]] - 1), 0.03)
+  # its rounds measured the target's cost a point; where that is above
+  # cost_max, the laws are not built for a start that passes, and the
+  # usual start (it passes, under conditional_ess) is kept
+  st0 <- suppressWarnings(jkoflow:::with_stream(1L, "start",
+                                               jkoflow:::stationary_start(tg, NULL, 1, cost_max = 0)))
+  expect_no_match(st0$label, "conditional Laplace")
+  expect_lt(attr(st0, "pmc_score"), -10)
+  expect_gt(attr(st0, "pmc_score"), -10 - jkoflow:::conditional_ess)
+  expect_gt(attr(st0, "point_cost"), 0)
+  expect_lt(attr(st0, "point_cost"), jkoflow:::conditional_cost_max)
 })
 
 test_that("natural-gradient VI runs until its ELBO stops rising, not to a fixed count", {
