@@ -187,7 +187,9 @@ conditional_law <- function(pts, j, D, beta) {
   hi <- c(mid, tt[K] + (tt[K] - tt[K - 1L]) / 2)
   nb <- cbind(pmax(1L, seq_len(K) - 1L), pmin(K, seq_len(K) + 1L))
   dt <- tt[nb[, 2L]] - tt[nb[, 1L]]
-  a <- (l[nb[, 2L]] - l[nb[, 1L]]) / dt
+  # a point's slope of v along x_j, from its neighbours
+  nb_slope <- function(v) (v[nb[, 2L]] - v[nb[, 1L]]) / dt
+  a <- nb_slope(l)
   # the modes' line through each point, bent by the parabola through it
   # and its neighbours (a banana's x2 given x1 is a parabola; the straight
   # line's error at a cell's edge, b (w / 2)^2, was 0.6 sd at w = 5)
@@ -208,7 +210,7 @@ conditional_law <- function(pts, j, D, beta) {
   p <- exp(lm - max(lm))
   p <- p / sum(p)
   ldet <- vapply(pts, function(q) sum(log(diag(q$R))), 0)
-  g <- (ldet[nb[, 2L]] - ldet[nb[, 1L]]) / dt / (D - 1)
+  g <- nb_slope(ldet) / (D - 1)
   log_density <- function(x) {
     k <- findInterval(x[, j], c(lo, hi[K]), rightmost.closed = TRUE)
     out <- rep(-Inf, nrow(x))

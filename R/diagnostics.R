@@ -55,10 +55,12 @@ target_divergence <- function(phi, log_q, beta, x = NULL) {
     wn <- w / sum(w)
     m <- rowMeans(x)
     m_is <- drop(x %*% wn)
-    sd_x <- sqrt(rowSums((x - m)^2) / (n - 1))
-    sd_is <- sqrt(drop((x - m_is)^2 %*% wn))
+    y0 <- (x - m)^2
+    y1 <- (x - m_is)^2
+    sd_x <- sqrt(rowSums(y0) / (n - 1))
+    sd_is <- sqrt(drop(y1 %*% wn))
     out$moment_gap <- max(abs(m - m_is) / sd_is, abs(sd_x / sd_is - 1))
-    sp <- spread_ratios(x, m, m_is, w / mw)
+    sp <- spread_ratios(y0, y1, w / mw)
     out$spread <- min(sp$r)
     out$spread_upper <- min(sp$r + spread_z * sp$se)
   }
@@ -67,8 +69,9 @@ target_divergence <- function(phi, log_q, beta, x = NULL) {
 
 # Each coordinate's spread against its importance-weighted one, for the
 # spread test (covers_target()): the ratio r of the root mean squared
-# distances of the draws (x, one per column) to their mean m and, under
-# the weights w (over their mean), to the weighted mean m_is, both
+# distances of the draws to their mean and, under the weights w (over
+# their mean), to the weighted mean (y0 and y1: the squared distances, a
+# coordinate a row, a draw a column), both
 # winsorised at the same value, the M-th largest of the draws' own squared
 # distances (M = sqrt(n), as Ionides truncates weights), with r's standard
 # error by the delta method: each draw's influence on log r^2 is
@@ -83,11 +86,9 @@ target_divergence <- function(phi, log_q, beta, x = NULL) {
 # For a Gaussian flow s times as wide as its target in a coordinate, the
 # winsorised ratio is s + 0.005 at s = 0.95 and s + 0.011 at 0.9 (4096
 # draws), its scatter a third smaller than the plain ratio's.
-spread_ratios <- function(x, m, m_is, w) {
-  n <- ncol(x)
-  D <- nrow(x)
-  y0 <- (x - m)^2
-  y1 <- (x - m_is)^2
+spread_ratios <- function(y0, y1, w) {
+  n <- ncol(y0)
+  D <- nrow(y0)
   k <- n - ceiling(sqrt(n))
   if (k >= 1L) {
     cap <- vapply(seq_len(D), function(j) sort.int(y0[j, ], partial = k)[k], 0)

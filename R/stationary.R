@@ -177,8 +177,8 @@ conditional_max_dim <- 100L
 # candidate's centre (conditional_axes(): two for each candidate, the
 # best's first, at most four in all, each built once from the centre
 # that named it first), if one has the larger ELBO; the candidates then in
-# attribute "cands". One not taken leaves the random stream and the
-# choice as they were. On the battery's banana and Neal's funnel, whose
+# attribute "cands". (The random stream it draws from is the caller's to
+# put back where no law is taken: stationary_start().) On the battery's banana and Neal's funnel, whose
 # flows stalled at KL 0.2 and 0.1 after 6-9 s, these are their exact
 # (banana) and near-exact (funnel: KL 0.05) laws. The centres matter: on
 # the centred eight schools the log scale is named about N(0, I)'s centre
@@ -187,7 +187,6 @@ conditional_max_dim <- 100L
 # see the funnel.
 conditional_choice <- function(cands, best, potential, beta, n) {
   if (isTRUE(cands[[best]]$dim > conditional_max_dim)) return(best)
-  rs <- random_state()
   from <- list()
   for (q in cands[c(best, seq_along(cands)[-best])]) {
     if (!is.numeric(q$mean) || is.null(q$cov) || length(q$mean) < 2L) next
@@ -211,7 +210,6 @@ conditional_choice <- function(cands, best, potential, beta, n) {
     all[[b2]] <- conditional_refined(all[[b2]], potential, beta)
     return(structure(b2, cands = all))
   }
-  restore_random_state(rs)
   best
 }
 
