@@ -1,6 +1,6 @@
 # Gaussian mixtures as targets, from the defaults: the mixtures of
 # inst/bench/gmm.R (K = 5, 6, ..., 10 unit Gaussians, equal weights, centres
-# uniform in [-5, 5]^D, drawn with set.seed(1000 D + seed)) given to
+# uniform in [-5, 5]^D: the authors' own, or --centres=seeded) given to
 # jko_fit(target_logdensity(<log mixture>, <its gradient>)) with nothing
 # else. Per (D, seed):
 #
@@ -30,7 +30,8 @@
 # outside the timing).
 #
 #   Rscript inst/bench/multimodal.R --dims=2,4,6,8,10,12 --seeds=1 [--n=8192]
-#     [--stan=1] [--jko=0] [--threads=1] [--out=multimodal.rds] [--lib=PATH]
+#     [--centres=published|seeded] [--stan=1] [--jko=0] [--threads=1]
+#     [--out=multimodal.rds] [--lib=PATH]
 #
 # --jko=0 skips the fits (rstan alone: the basins are then those of
 # find_modes() on the target, the search a fit makes).
@@ -49,7 +50,14 @@ threads <- as.integer(num("threads", "1"))
 use_stan <- as.logical(as.integer(num("stan", "0")))
 use_jko <- as.logical(as.integer(num("jko", "1")))
 out_file <- opt("out", "")
-n_centres <- function(D) as.integer(min(10, max(5, 4 + D %/% 2)))
+# --centres=published (the default): the authors' own mixtures, those of
+# gmm.R; --centres=seeded: drawn with set.seed(1000 D + seed), as before
+# 2026-12-06 (inst/bench/gmm-mixtures.R)
+centres_opt <- opt("centres", "published")
+local({
+  f <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+  source(file.path(if (length(f)) dirname(f) else "inst/bench", "gmm-mixtures.R"), local = globalenv())
+})
 load1 <- function() as.numeric(strsplit(readLines("/proc/loadavg"), " ")[[1]][1])
 
 nearest <- function(x, centres) {
@@ -89,9 +97,8 @@ model {
 rows <- list()
 for (D in dims) {
   for (s in seeds) {
-    set.seed(1000 * D + s)
-    K <- n_centres(D)
-    centres <- matrix(runif(K * D, -5, 5), K, D)
+    centres <- gmm_centres(D, s, centres_opt)
+    K <- nrow(centres)
     pot <- potential_gmm(centres, sd = 1)
     tg <- target_logdensity(function(x) -potential_value(pot, x),
                             function(x) -potential_value(pot, x, grad = TRUE)$gradient, dim = D)
