@@ -46,8 +46,8 @@ conditional_laplace <- function(potential, beta, centre, step, j, drop = 12, kma
   }
   if (length(pts) < 5L) return(NULL)
   pts <- pts[order(vapply(pts, `[[`, 0, "t"))]
-  if (refine) pts <- refine_grid(pts, potential, beta, j, at)
-  conditional_law(pts, j, D, beta)
+  q <- conditional_law(pts, j, D, beta)
+  if (refine) conditional_refined(q, potential, beta) else q
 }
 
 # The point of R^D with x_j = t and the other coordinates y.
@@ -61,9 +61,9 @@ grid_point <- function(j, D) {
   }
 }
 
-# A conditional law built with refine = FALSE, its grid refined
-# (refine_grid()): the laws compete by ELBO unrefined, and only the one
-# taken is refined (a law along an axis where the target is not Gaussian
+# A conditional law, its grid refined (refine_grid()); q itself where no
+# point is added. The laws compete by ELBO unrefined (conditional_laplace(
+# refine = FALSE)), and only the one taken is refined (a law along an axis where the target is not Gaussian
 # given it, never taken, refined to 145 points in a funnel's x's).
 conditional_refined <- function(q, potential, beta) {
   pts <- refine_grid(q$pts, potential, beta, q$conditional, grid_point(q$conditional, q$dim))

@@ -23,6 +23,8 @@ gmm_centres <- function(D, s, which = "published") {
   tab <- utils::read.csv(f)
   r <- tab[tab$D == D & tab$experiment == s - 1L, ]
   if (!nrow(r)) stop(sprintf("no published mixture at D = %d", D))
+  # the draws that follow (the fit, the evaluation) seeded per (D, s) as
+  # with the seeded mixtures
   set.seed(1000 * D + s)
   unname(as.matrix(r[, paste0("x", seq_len(D))]))
 }
