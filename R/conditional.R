@@ -36,7 +36,7 @@ conditional_laplace <- function(potential, beta, centre, step, j, drop = 12, kma
     s <- step
     for (k in seq_len(kmax)) {
       if (k %% 30L == 0L) s <- 2 * s
-      nx <- conditional_mode(potential, beta, j, cur$t + dir * s, cur$y, at)
+      nx <- conditional_mode(potential, beta, j, cur$t + dir * s, cur$y, at, cur$sd)
       if (is.null(nx)) break
       pts[[length(pts) + 1L]] <- nx
       cur <- nx
@@ -87,7 +87,7 @@ refine_grid <- function(pts, potential, beta, j, at, kl_max = 0.1, passes = 3L, 
     if (!length(bad) || length(pts) + length(bad) > most) break
     new <- lapply(bad, function(k) {
       conditional_mode(potential, beta, j, (pts[[k]]$t + pts[[k + 1L]]$t) / 2,
-                       (pts[[k]]$y + pts[[k + 1L]]$y) / 2, at)
+                       (pts[[k]]$y + pts[[k + 1L]]$y) / 2, at, pmax(pts[[k]]$sd, pts[[k + 1L]]$sd))
     })
     new <- new[!vapply(new, is.null, NA)]
     if (!length(new)) break
@@ -114,7 +114,8 @@ neighbour_kl <- function(pts) {
 
 # Newton's method in the coordinates other than j with x_j = t, from y
 # (backtracking on the value; Hessian by forward differences of the
-# gradient, its eigenvalues taken in absolute value and floored, so that
+# gradient, steps scaled by `scale`, the neighbouring point's conditional
+# sds (forward_hessian()), its eigenvalues taken in absolute value and floored, so that
 # a step from a point of negative curvature still descends): list(t, y
 # (the mode), R (the Cholesky factor of beta H), l (the log marginal)), or
 # NULL where no mode was reached: the last Hessian not positive definite,
@@ -124,11 +125,11 @@ neighbour_kl <- function(pts) {
 # law along log rho (posteriordb's gp_pois_regr) a conditional sd of 100
 # in one direction and log-weights down to -2800 (its gradient 122, its
 # least eigenvalue -16).
-conditional_mode <- function(potential, beta, j, t, y, at) {
+conditional_mode <- function(potential, beta, j, t, y, at, scale = 1) {
   oth <- seq_len(length(y) + 1L)[-j]
   done <- FALSE
   for (it in seq_len(30L)) {
-    r <- forward_hessian(potential, at(t, y), oth)
+    r <- forward_hessian(potential, at(t, y), oth, scale)
     if (is.null(r) || !is.finite(r$value)) return(NULL)
     e <- eigen(r$H, symmetric = TRUE)
     lam <- pmax(abs(e$values), 1e-8 * max(abs(e$values)), 1e-12)
@@ -160,7 +161,7 @@ conditional_mode <- function(potential, beta, j, t, y, at) {
   P <- beta * (e$vectors %*% (lam * t(e$vectors)))
   R <- tryCatch(chol((P + t(P)) / 2), error = function(e) NULL)
   if (is.null(R)) return(NULL)
-  list(t = t, y = y, R = R, l = -beta * f - sum(log(diag(R))))
+  list(t = t, y = y, R = R, l = -beta * f - sum(log(diag(R))), sd = sqrt(diag(chol2inv(R))))
 }
 
 # The law of conditional_laplace()'s grid points pts (sorted by t): cell k
@@ -301,9 +302,15 @@ conditional_axes <- function(potential, centre, cov, top = 2L, min_score = 1) {
 # of the potential, the gradient at x serving both (modes_hessian(),
 # R/descent.R, takes central differences at 2 D points). list(value,
 # gradient (of the block), H), or NULL where a gradient is not finite.
-forward_hessian <- function(potential, x, idx) {
+# The steps are 1e-5 of the larger of 1, |x| and `scale` (the block's sds
+# where known: a conditional law's neighbouring grid point's). Where the
+# curvature is slight, a step of 1e-5 moves a gradient by less than the
+# error of a gradient by differences: a 5-D funnel's x's given v = 10
+# (precision e^-10) had a Hessian 35% short, and none past v = 10.5, so
+# its law along v ended there and missed the tail (k-hat 2.2).
+forward_hessian <- function(potential, x, idx, scale = 1) {
   m <- length(idx)
-  eps <- 1e-5 * pmax(1, abs(x[idx]))
+  eps <- 1e-5 * pmax(1, abs(x[idx]), scale)
   X <- matrix(x, m + 1L, length(x), byrow = TRUE)
   X[cbind(seq_len(m) + 1L, idx)] <- X[cbind(seq_len(m) + 1L, idx)] + eps
   r <- modes_vg(potential, X)  # R/descent.R

@@ -120,6 +120,30 @@ test_that("a Gaussian target names no coordinate", {
   expect_length(jkoflow:::conditional_axes(tg, c(0, 0), A), 0L)
 })
 
+test_that("the funnel's law along v reaches its tail with gradients by differences", {
+  # the same funnel with no gradient (central differences): the x's given
+  # v = 12 have precision e^-12 = 6e-6, which steps of 1e-5 could not see
+  # (the grid ended at v = 10, 3.3 sds out, and the law missed the tail)
+  tg <- new_target(function(x) {
+    v <- x[, 1]
+    dnorm(v, 0, 3, log = TRUE) - 2 * (log(2 * pi) + v) - 0.5 * exp(-v) * rowSums(x[, -1]^2)
+  }, dim = 5)
+  q <- jkoflow:::conditional_laplace(tg, 1, rep(0, 5), 0.5, 1L)
+  t <- vapply(q$pts, `[[`, 0, "t")
+  expect_gt(max(t), 12)
+  expect_lt(min(t), -12)
+  # each grid point's conditional precision is e^-v's: to 2% within 4 sds
+  # of v (at v = 12 a difference of gradients, each by differences with
+  # a rounding error near 1e-9, is 6e-6 times the step), 4 sds on the
+  # side the old steps lost, where they were 35% short at v = 10
+  prec <- vapply(q$pts, function(p) mean(diag(crossprod(p$R))), 0)
+  expect_lt(max(abs(prec * exp(t) - 1)[abs(t) <= 12]), 0.02)
+  set.seed(3)
+  r <- is_check(tg, q)
+  expect_lt(abs(r$log_z), 0.005)
+  expect_gt(r$ess, 0.99)
+})
+
 test_that("jko_fit() of the banana and the funnel is reached at step 0 from the defaults", {
   for (case in list(list(tg = banana_target(), sd = c(10, sqrt(201), 1)),
                     list(tg = funnel_target(), sd = c(3, NA, NA, NA, NA)))) {
