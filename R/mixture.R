@@ -18,8 +18,10 @@
 #'   multivariate Student t components with these centres and scale
 #'   matrices (heavier tails, a safer proposal).
 #' @return A `"jko_init"` (see [init_gaussian()]) with its `means`, `covs`,
-#'   `weights`, `df`, and the mixture's `mean` and `cov` (`NULL` where
-#'   infinite).
+#'   `weights`, `df`, the mixture's `mean` and `cov` (`NULL` where
+#'   infinite), and `component_log_density(x)`: the matrix of
+#'   \eqn{\log w_k + \log q_k(x)}, a row per point and a column per
+#'   component.
 #' @examples
 #' q <- init_mixture(rbind(c(-3, 0), c(3, 0)), diag(2), c(0.3, 0.7))
 #' x <- q$sample(5)
@@ -72,6 +74,14 @@ init_mixture <- function(means, covs, weights = NULL, df = Inf) {
     if (is.finite(df)) t_const - ldet / 2 - (df + D) / 2 * log1p(z2 / df)
     else -0.5 * (z2 + ldet + D * log(2 * pi))
   }
+  joint <- function(x) {
+    L <- vapply(seq_len(K), function(j) {
+      z <- backsolve(comps[[j]]$R, t(x) - comps[[j]]$mean, transpose = TRUE)
+      lw[j] + comp_ld(colSums(z^2), comps[[j]]$ldet)
+    }, numeric(nrow(x)))
+    if (is.null(dim(L))) L <- matrix(L, 1L)
+    L
+  }
   m <- colSums(means * weights)
   # the moments (a Student t's covariance is its scale matrix times
   # df / (df - 2), infinite for df <= 2)
@@ -92,14 +102,12 @@ init_mixture <- function(means, covs, weights = NULL, df = Inf) {
       x
     },
     log_density = function(x) {
-      L <- vapply(seq_len(K), function(j) {
-        z <- backsolve(comps[[j]]$R, t(x) - comps[[j]]$mean, transpose = TRUE)
-        lw[j] + comp_ld(colSums(z^2), comps[[j]]$ldet)
-      }, numeric(nrow(x)))
-      if (is.null(dim(L))) L <- matrix(L, 1L)
+      L <- joint(x)
       mx <- apply(L, 1L, max)
       mx + log(rowSums(exp(L - mx)))
     },
+    # log(w_k q_k(x)): a row per point, a column per component
+    component_log_density = function(x) joint(x),
     label = sprintf("mixture of %d %s, dimension %d", K,
                     if (is.finite(df)) sprintf("Student t (%g df)", df) else "Gaussians", D)
   ), class = "jko_init")

@@ -352,21 +352,25 @@ mixture_start <- function(search, potential, inflate = 1, df = Inf) {
   K <- length(main)
   w <- 0.95 * search$weights + 0.05 / K
   covs <- lapply(search$hessian, function(H) inflate^2 * abs_inverse(H))
-  # Gaussian components where they pass as a proposal (as adapt_start()
-  # judges one: k-hat of the weights of 4096 draws, no coordinate narrower
-  # than 95% of the target's, none outside the support); else Student t
-  # components of `df` degrees of freedom, whose tails are the safer
-  # proposal where a mode's are heavier than a Gaussian's. (On Gaussian
-  # mixtures, t components with 7 df left SymKL 0.11-1.2 to the target at
-  # D = 2..12 where the Gaussian ones left at most 0.025.)
+  # Gaussian components, moved towards the target by importance sampling
+  # (adapt_mixture(), R/pmc.R), where they pass as a proposal (as
+  # adapt_start() judges one: k-hat of the weights of 4096 draws, no
+  # coordinate narrower than 95% of the target's, none outside the
+  # support); else Student t components of `df` degrees of freedom with
+  # the same centres and scales, whose tails are the safer proposal where
+  # a mode's are heavier than a Gaussian's. (On Gaussian mixtures, t
+  # components with 7 df left SymKL 0.11-1.2 to the target at D = 2..12
+  # where the Gaussian ones left at most 0.025.)
   out <- init_mixture(search$modes, covs, w)
-  if (is.finite(df) && !passes_as_proposal(out, potential)) {
-    out <- init_mixture(search$modes, covs, w, df = df)
+  out$label <- sprintf("mixture of the Laplace approximations (sd x %g) at %d modes, dimension %d",
+                       inflate, K, search$dim)
+  moved <- adapt_mixture(out, potential)
+  if (!is.null(moved)) out <- moved$q
+  if (is.finite(df) && !isTRUE(moved$pass)) {
+    t_out <- init_mixture(out$means, out$covs, out$weights, df = df)
+    t_out$label <- sprintf("%s, Student t with %g df", out$label, df)
+    out <- t_out
   }
-  out$label <- sprintf(paste0("mixture of the Laplace approximations (sd x %g%s) at %d modes, ",
-                              "dimension %d"), inflate,
-                       if (is.finite(out$df)) sprintf(", Student t with %g df", out$df) else "",
-                       K, search$dim)
   out$modes <- full
   out
 }
@@ -407,19 +411,17 @@ with_search <- function(q, laplace) {
   q
 }
 
-# Does the law q pass as a proposal for the target exp(-Phi) on n of its
-# draws (the tests of target_reached() that need no settings)?
+# Does a law pass as a proposal for the target exp(-Phi) on n of its draws
+# x, their potentials phi and log-densities lq (the tests of
+# target_reached() that need no settings)?
 #
 # Weights that are bounded on the draws close above their mean (the
 # largest at most 1.1 times the mean: a proposal that covers the target
 # everywhere it was drawn) pass whatever their k-hat: a generalized Pareto
 # fitted to such a compressed tail is noise (Gaussian mixtures that were
 # their targets to within a KL of 3e-4 had k-hat 0.2 to 5 on 4096 draws).
-passes_as_proposal <- function(q, potential, n = 4096L) {
-  x <- q$sample(n)
-  phi <- tryCatch(potential_values(potential, x), error = function(e) NULL)
-  if (is.null(phi)) return(FALSE)
-  lq <- q$log_density(x)
+passes_on_draws <- function(x, phi, lq) {
+  n <- nrow(x)
   d <- target_divergence(phi, lq, 1, x)
   lw <- -phi - lq
   bounded <- all(is.finite(lw)) && max(exp(lw - max(lw))) / mean(exp(lw - max(lw))) <= 1.1

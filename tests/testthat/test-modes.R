@@ -430,3 +430,52 @@ test_that("a second flow from the modes that fails keeps the first flow, with a 
   expect_equal(out$first_flow$steps, 2L)
   expect_equal(out$first_flow$iterations, 500)
 })
+
+test_that("a flat-topped mode's too wide Laplace component is moved to the mode's own spread", {
+  # equal unit Gaussians at (-0.93, 0), (0.93, 0) and (0, 8): the first two
+  # (1.86 apart, under 2) make one flat-topped mode at the origin, whose
+  # Laplace variance along x is 1 / (1 - 0.93^2) = 7.4 against the pair's
+  # 1 + 0.93^2 = 1.86
+  cen <- rbind(c(-0.93, 0), c(0.93, 0), c(0, 8))
+  lp <- function(x) {
+    L <- sapply(1:3, function(k) -0.5 * ((x[, 1] - cen[k, 1])^2 + (x[, 2] - cen[k, 2])^2))
+    L <- matrix(L, nrow(x))
+    m <- apply(L, 1L, max)
+    m + log(rowSums(exp(L - m))) - log(3 * 2 * pi)
+  }
+  gr <- function(x) {
+    L <- matrix(sapply(1:3, function(k) -0.5 * ((x[, 1] - cen[k, 1])^2 + (x[, 2] - cen[k, 2])^2)),
+                nrow(x))
+    r <- exp(L - apply(L, 1L, max))
+    r <- r / rowSums(r)
+    cbind(r %*% cen[, 1] - x[, 1], r %*% cen[, 2] - x[, 2])
+  }
+  tg <- new_target(lp, gr, dim = 2)
+  set.seed(3)
+  xp <- cen[sample.int(3, 8192, TRUE), ] + matrix(rnorm(2 * 8192), ncol = 2)
+  symkl <- function(q) {
+    x <- q$sample(8192)
+    mean(q$log_density(x) - lp(x)) + mean(lp(xp) - q$log_density(xp))
+  }
+  s <- find_modes(tg)
+  expect_equal(nrow(s$modes), 2L)
+  laplace <- init_mixture(s$modes, lapply(s$hessian, solve), s$weights)
+  q <- jkoflow:::mixture_start(s, tg, 1, 7)
+  expect_match(q$label, "moved by importance sampling")
+  # the flat mode's component has the pair's spread along x (1.86; the
+  # components' scales, where q is a t, times df / (df - 2))
+  k <- which.min(abs(q$means[, 2]))
+  vf <- if (is.finite(q$df)) q$df / (q$df - 2) else 1
+  expect_lt(abs(vf * q$covs[[k]][1, 1] - 1.86), 0.25)
+  # the mixture of the Laplace approximations is far from the target, the
+  # moved start near it: a Gaussian of the pair's moments is 0.014 from
+  # it in SymKL, two thirds of the mass
+  expect_gt(symkl(laplace), 0.3)
+  expect_lt(symkl(q), 0.05)
+  # and a fit from the defaults starts there and reaches its target
+  fit <- jko_fit(tg, verbose = FALSE)
+  expect_match(fit$init$label, "moved by importance sampling")
+  expect_lt(symkl(list(sample = function(n) as.matrix(jko_sample(fit, n, correct = FALSE)$x),
+                       log_density = function(x) jko_density(fit, x, log = TRUE)$log_density)),
+            0.05)
+})
