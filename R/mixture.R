@@ -112,3 +112,7 @@ init_mixture <- function(means, covs, weights = NULL, df = Inf) {
                     if (is.finite(df)) sprintf("Student t (%g df)", df) else "Gaussians", D)
   ), class = "jko_init")
 }
+
+# A start with several modes (an init_mixture() of more than one
+# component), which the one-t moment matching of adapt_start() would merge.
+is_mixture_start <- function(q) is.matrix(q$means) && nrow(q$means) > 1L

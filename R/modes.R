@@ -400,30 +400,9 @@ modes_text <- function(m) {
   paste0(head, body, tail)
 }
 
-# A start with several modes (an init_mixture() of more than one
-# component), which the one-t moment matching of adapt_start() would merge.
-is_mixture_start <- function(q) is.matrix(q$means) && nrow(q$means) > 1L
-
 # The start q with the search of modes_start()'s result `laplace` (a
 # condition where it failed: no search).
 with_search <- function(q, laplace) {
   if (!inherits(laplace, "condition")) q$modes <- laplace$modes
   q
-}
-
-# Does a law pass as a proposal for the target exp(-Phi) on n of its draws
-# x, their potentials phi and log-densities lq (the tests of
-# target_reached() that need no settings)?
-#
-# Weights that are bounded on the draws close above their mean (the
-# largest at most 1.1 times the mean: a proposal that covers the target
-# everywhere it was drawn) pass whatever their k-hat: a generalized Pareto
-# fitted to such a compressed tail is noise (Gaussian mixtures that were
-# their targets to within a KL of 3e-4 had k-hat 0.2 to 5 on 4096 draws).
-passes_on_draws <- function(x, phi, lq) {
-  n <- nrow(x)
-  d <- target_divergence(phi, lq, 1, x)
-  lw <- -phi - lq
-  bounded <- all(is.finite(lw)) && max(exp(lw - max(lw))) / mean(exp(lw - max(lw))) <= 1.1
-  isTRUE(d$pareto_k < khat_reached(n) || bounded) && covers_target(d)
 }
