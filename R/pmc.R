@@ -254,10 +254,11 @@ adapt_start <- function(q, potential, beta, n = 4096L, iters = 4L, ess_min = 0.1
 # difference); at most `iters` rounds, which stop at one whose ELBO falls
 # by 2 standard errors or which moves no component, and do not start
 # where the first draws estimate KL(q || pi) under 0.01 (Laplace mixtures
-# of separated Gaussian modes, which are their targets). Returns list(q, pass): the mixture kept (q
-# itself if none beat it) and whether it passes as a proposal on its
-# draws (passes_on_draws()); NULL where the first draws have no
-# finite weight.
+# of separated Gaussian modes, which are their targets). The target is
+# exp(-Phi), as for the modes' Laplace approximations. Returns list(q,
+# pass): the mixture kept (q itself if none beat it) and whether it
+# passes as a proposal on its draws (passes_on_draws()); NULL where the
+# first draws have no finite weight.
 adapt_mixture <- function(q, potential, n = 4096L, iters = 4L) {
   K <- nrow(q$means)
   D <- q$dim
@@ -285,6 +286,7 @@ adapt_mixture <- function(q, potential, n = 4096L, iters = 4L) {
       r1 <- evaluate(nx)
       if (is.null(r1) || r1$elbo < r$elbo - 2 * sqrt(r1$se^2 + r$se^2)) break
       r <- r1
+      # (the start is left only for a mixture better by 2 standard errors)
       margin <- if (identical(best$q, q)) 2 * sqrt(r$se^2 + best$se^2) else 0
       if (r$elbo > best$elbo + margin) best <- r
       if (!attr(nx, "moved")) break
