@@ -10,6 +10,12 @@ step_free_energy <- function(potential, phi, log_density, beta) {
   if (inherits(potential, "jko_energy")) mean(phi) else free_energy(phi, log_density, beta)
 }
 
+# KL(q || pi) estimated on draws of q with finite log-weights lw: the log
+# of the mean weight less the mean log-weight (Inf without draws).
+kl_estimate <- function(lw) {
+  if (length(lw)) max(lw) + log(mean(exp(lw - max(lw)))) - mean(lw) else Inf
+}
+
 # KL(rho || pi) for pi proportional to exp(-beta Phi), from samples of rho
 # with their potentials phi and log-densities log_q: with log w = -beta phi
 # - log q, KL = log E w - E log w (log Z - ELBO), its delta-method standard

@@ -101,16 +101,18 @@ init_mixture <- function(means, covs, weights = NULL, df = Inf) {
       }
       x
     },
-    log_density = function(x) {
-      L <- joint(x)
-      mx <- apply(L, 1L, max)
-      mx + log(rowSums(exp(L - mx)))
-    },
+    log_density = function(x) row_log_sum_exp(joint(x)),
     # log(w_k q_k(x)): a row per point, a column per component
-    component_log_density = function(x) joint(x),
+    component_log_density = joint,
     label = sprintf("mixture of %d %s, dimension %d", K,
                     if (is.finite(df)) sprintf("Student t (%g df)", df) else "Gaussians", D)
   ), class = "jko_init")
+}
+
+# log(sum(exp(L))) of each row of the matrix L, without overflow.
+row_log_sum_exp <- function(L) {
+  mx <- apply(L, 1L, max)
+  mx + log(rowSums(exp(L - mx)))
 }
 
 # A start with several modes (an init_mixture() of more than one

@@ -267,8 +267,7 @@ adapt_mixture <- function(q, potential, n = 4096L, iters = 4L) {
     phi <- tryCatch(potential_values(potential, x), error = function(e) NULL)
     if (is.null(phi)) return(NULL)
     L <- cur$component_log_density(x)
-    mx <- apply(L, 1L, max)
-    lq <- mx + log(rowSums(exp(L - mx)))
+    lq <- row_log_sum_exp(L)
     lw <- -phi - lq
     ok <- is.finite(lw)
     elbo <- if (all(ok)) mean(lw) else -Inf
@@ -278,7 +277,8 @@ adapt_mixture <- function(q, potential, n = 4096L, iters = 4L) {
   r <- evaluate(q)
   if (is.null(r) || sum(r$ok) < 10L) return(NULL)
   best <- r
-  kl <- if (all(r$ok)) max(r$lw) + log(mean(exp(r$lw - max(r$lw)))) - mean(r$lw) else Inf
+  taken <- FALSE  # (best is still q's round)
+  kl <- if (all(r$ok)) kl_estimate(r$lw) else Inf
   if (is.finite(kl) && kl >= 0.01) {
     for (it in seq_len(iters)) {
       nx <- refit_mixture(r, K, D)
@@ -287,15 +287,16 @@ adapt_mixture <- function(q, potential, n = 4096L, iters = 4L) {
       if (is.null(r1) || r1$elbo < r$elbo - 2 * sqrt(r1$se^2 + r$se^2)) break
       r <- r1
       # (the start is left only for a mixture better by 2 standard errors)
-      margin <- if (identical(best$q, q)) 2 * sqrt(r$se^2 + best$se^2) else 0
-      if (r$elbo > best$elbo + margin) best <- r
+      margin <- if (!taken) 2 * sqrt(r$se^2 + best$se^2) else 0
+      if (r$elbo > best$elbo + margin) {
+        best <- r
+        taken <- TRUE
+      }
       if (!attr(nx, "moved")) break
     }
   }
   out <- best$q
-  if (!identical(out, q)) {
-    out$label <- sprintf("%s, moved by importance sampling", q$label)
-  }
+  if (taken) out$label <- sprintf("%s, moved by importance sampling", q$label)
   list(q = out, pass = passes_on_draws(best$x, best$phi, best$lq))
 }
 

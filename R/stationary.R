@@ -155,9 +155,7 @@ elbo_choice <- function(cands, potential, beta, n) {
   }
   # KL(q || pi) of the best, estimated on its own draws: log of the mean
   # weight less the mean log-weight
-  lw <- lws[[best]][is.finite(lws[[best]])]
-  kl <- if (length(lw)) max(lw) + log(mean(exp(lw - max(lw)))) - mean(lw) else Inf
-  structure(best, kl = kl)
+  structure(best, kl = kl_estimate(lws[[best]][is.finite(lws[[best]])]))
 }
 
 # The KL of the best start above which variational inference is tried
