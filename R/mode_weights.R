@@ -74,7 +74,9 @@ mode_weights <- function(fit, n = 16384, modes = NULL, threads = NULL) {
 fit_search <- function(fit) {
   s <- if (!is.null(fit$modes)) attr(fit$modes, "search")
   if (is.null(s)) s <- fit$init$base$modes
-  if (is.null(s)) s <- with_stream(fit$seed, "modes", find_modes(fit$potential), k = 1L)
+  if (is.null(s)) {
+    s <- with_stream(fit$seed, "modes", find_modes(tempered(fit$potential, fit$beta)), k = 1L)
+  }
   s
 }
 
@@ -266,7 +268,7 @@ fit_modes <- function(fit, threads = 1L) {
     # the flow's draws, where it trained (an untrained flow's are its
     # start's law, whose draws start_modes() has seen)
     if (!is.null(p) && nrow(fit$history) > 1L) {
-      search <- modes_from_draws(fit$potential, p$x, p$log_weights, search)
+      search <- modes_from_draws(tempered(fit$potential, fit$beta), p$x, p$log_weights, search)
     }
     several <- nrow(search$modes) > 1L
     if (!several) {
@@ -306,7 +308,8 @@ fit_modes <- function(fit, threads = 1L) {
 rerun_from_modes <- function(fit, run, verbose, t0) {
   s <- attr(fit$modes, "search")
   if (!isTRUE(fit$stationary) || !isTRUE(s$new_from_draws > 0L)) return(fit)
-  start <- tryCatch(with_stream(fit$seed, "start", mixture_start(s, fit$potential, 1, 7)),
+  start <- tryCatch(with_stream(fit$seed, "start",
+                                mixture_start(s, tempered(fit$potential, fit$beta), 1, 7)),
                     error = function(e) NULL)
   if (!is_mixture_start(start)) return(fit)
   if (isTRUE(verbose)) {

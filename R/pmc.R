@@ -255,7 +255,9 @@ adapt_start <- function(q, potential, beta, n = 4096L, iters = 4L, ess_min = 0.1
 # by 2 standard errors or which moves no component, and do not start
 # where the first draws estimate KL(q || pi) under 0.01 (Laplace mixtures
 # of separated Gaussian modes, which are their targets). The target is
-# exp(-Phi), as for the modes' Laplace approximations. Returns list(q,
+# exp(-Phi) of the potential given, as for the modes' Laplace
+# approximations (for a flow at beta != 1, the potential beta Phi:
+# tempered(), R/potentials.R). Returns list(q,
 # pass): the mixture kept (q itself if none beat it) and whether it
 # passes as a proposal on its draws (passes_on_draws()); NULL where the
 # first draws have no finite weight.

@@ -432,6 +432,24 @@ raw_gradient <- function(potential, x) {
 }
 
 # The potential without minibatches (target_logistic(batch = )).
+# The potential beta Phi: its modes' Laplace approximations and weights are
+# those of the stationary law exp(-beta Phi), which the start of a flow to
+# that law (its mode search, mixture start and the start's importance
+# sampling, R/modes.R and R/pmc.R) must see; the potential itself at
+# beta = 1. Evaluated on the full data (a minibatch target's start does).
+tempered <- function(potential, beta) {
+  if (beta == 1) return(potential)
+  base <- full_data(potential)
+  vg <- function(x) {
+    o <- c_pot_eval(base, x, TRUE)
+    list(value = beta * o$value, gradient = beta * o$gradient)
+  }
+  new_potential(function(x) beta * potential_values(base, x), function(x) vg(x)$gradient,
+                dim = if (!is.na(base$dim)) base$dim,
+                label = sprintf("%g x (%s)", beta, base$label), value_gradient = vg,
+                variables = base$variables)
+}
+
 full_data <- function(potential) UseMethod("full_data")
 #' @export
 full_data.default <- function(potential) potential

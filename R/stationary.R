@@ -15,7 +15,7 @@
 # `cost_max`: the most seconds a point for which conditional laws are built
 # where the start passes (conditional_cost_max).
 stationary_start <- function(potential, prior, beta, n = 4096L, cost_max = conditional_cost_max) {
-  laplace <- tryCatch(modes_start(potential, inflate = 1, df = 7),  # modes: R/modes.R
+  laplace <- tryCatch(modes_start(tempered(potential, beta), inflate = 1, df = 7),  # R/modes.R
                       error = function(e) e)
   D <- if (!is.na(potential$dim)) potential$dim else if (!inherits(laplace, "error")) laplace$dim
   cands <- list()
@@ -42,7 +42,8 @@ stationary_start <- function(potential, prior, beta, n = 4096L, cost_max = condi
   # a start far from the target (its KL estimated above vi_kl_min): where
   # the Laplace approximation's mode lies outside the mass of the Gaussian
   # of largest ELBO (a funnel's neck), that Gaussian competes too (R/vi.R)
-  if (!is.null(cands$standard) && isTRUE(attr(best, "kl") > vi_kl_min)) {
+  if (!is.null(cands$standard) && !is_mixture_start(cands$laplace) &&
+      isTRUE(attr(best, "kl") > vi_kl_min)) {
     rs <- random_state()  # R/streams.R
     vi <- vi_best(cands, potential, beta)
     if (!is.null(vi) && mode_misleads(cands$laplace, vi)) {
@@ -109,6 +110,7 @@ start_modes <- function(q, potential, beta) {
   d <- q$seen
   q$seen <- NULL
   if (is.null(s) || is.null(d) || is_mixture_start(q)) return(q)
+  potential <- tempered(potential, beta)
   s <- tryCatch(modes_from_draws(potential, d$x, d$lw, s), error = function(e) NULL)
   if (!isTRUE(s$new_from_draws > 0L)) return(q)
   m <- tryCatch(mixture_start(s, potential, 1, 7), error = function(e) NULL)

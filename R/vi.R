@@ -108,7 +108,7 @@ vi_start <- function(q0, potential, beta, m = 128L, iters = 1000L, rho = 0.1, df
 # narrower variational start the banana's flow stalled with sds 31-69% off
 # where from N(0, I) it stalled with 10-34% (3 seeds).
 mode_misleads <- function(laplace, q) {
-  if (is.null(laplace$mode) || is_mixture_start(laplace)) return(FALSE)
+  if (is.null(laplace[["mode"]]) || is_mixture_start(laplace)) return(FALSE)
   d <- laplace$mode - q$mean
   d2 <- tryCatch(sum(d * solve(q$cov, d)), error = function(e) NA_real_)
   isTRUE(d2 > stats::qchisq(0.999, length(d)))
@@ -123,8 +123,8 @@ mode_misleads <- function(laplace, q) {
 vi_best <- function(cands, potential, beta) {
   q0s <- list(cands$standard)
   q0s[[1L]]$from <- "N(0, I)"
-  if (!is.null(cands$laplace$mode)) {
-    q <- init_gaussian(cands$laplace$mode, 1)
+  if (!is.null(cands$laplace[["mode"]])) {  # (a mixture start has none)
+    q <- init_gaussian(cands$laplace[["mode"]], 1)
     q$from <- "N(the mode, I)"
     q0s[[2L]] <- q
   }

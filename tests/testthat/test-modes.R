@@ -479,3 +479,34 @@ test_that("a flat-topped mode's too wide Laplace component is moved to the mode'
                        log_density = function(x) jko_density(fit, x, log = TRUE)$log_density)),
             0.05)
 })
+
+test_that("a flow at beta != 1 starts from the modes of exp(-beta Phi), and weighs them", {
+  # an asymmetric double well in x1 (modes near -1.56 and 1.43), N(0, 1 / beta) in x2. At
+  # beta = 3 the start of the modes of exp(-Phi) took a variational start whose mode
+  # partial-matched the mixture's `$modes`, and stopped with an error
+  phi <- function(x) (x[, 1]^2 - 2.25)^2 / 2 + 0.6 * x[, 1] + x[, 2]^2 / 2
+  grad <- function(x) cbind(2 * x[, 1] * (x[, 1]^2 - 2.25) + 0.6, x[, 2])
+  beta <- 3
+  set.seed(1)
+  fit <- suppressWarnings(jko_fit(potential_fn(phi, grad, dim = 2), beta = beta,
+                                  stationary = TRUE, verbose = FALSE))
+  q <- fit$init$base
+  m <- q$modes$modes
+  expect_equal(nrow(m), 2L)
+  # the Laplace approximation of exp(-beta Phi) at a mode m: covariance
+  # diag(1 / (beta Phi''(m1)), 1 / beta), weight proportional to
+  # exp(-beta Phi(m)) / sqrt(det(beta Hessian))
+  d2 <- 2 * (3 * m[, 1]^2 - 2.25)
+  expect_equal(q$modes$weights, {
+    w <- exp(-beta * phi(m)) / sqrt(beta^2 * d2)
+    w / sum(w)
+  }, tolerance = 1e-6)
+  expect_equal(vapply(q$covs, function(S) S[1, 1], 0), 1 / (beta * d2), tolerance = 1e-6)
+  expect_equal(vapply(q$covs, function(S) S[2, 2], 0), rep(1 / beta, 2), tolerance = 1e-6)
+  # the weight of x1 > 0 under exp(-beta Phi) (0.0053), from the exact draws, within 4 se
+  f <- function(x1) exp(-beta * ((x1^2 - 2.25)^2 / 2 + 0.6 * x1))
+  truth <- stats::integrate(f, 0, Inf)$value / stats::integrate(f, -Inf, Inf)$value
+  w <- mode_weights(fit)
+  right <- which(m[w$mode, 1] > 0)
+  expect_lt(abs(w$weight[right] - truth), 4 * w$se[right])
+})
