@@ -38,3 +38,8 @@ parallel_cores <- function() {
   if (!is.na(n) && n > 0) cores <- min(cores, n)
   cores
 }
+
+# The lanes of the compiled kernels' widest loops: 8 where they were built
+# for AVX-512 and the CPU has it, else 4 (src/blas_threads.c). `wide` TRUE
+# or FALSE sets them (TRUE only where supported), for tests and benchmarks.
+kernel_lanes <- function(wide = NA) .Call(C_kernel_lanes, as.logical(wide))

@@ -667,3 +667,14 @@ SEXP C_blas_info(void)
     UNPROTECT(3);
     return ans;
 }
+
+/* jkoflow:::kernel_lanes(wide): the lanes of the kernels' widest loops
+ * (JKO_CHUNKS, icnn.h: 8 or 4), after setting them where `wide` is TRUE or
+ * FALSE (TRUE only where supported; NA leaves them), so that tests can
+ * compare the two. */
+SEXP C_kernel_lanes(SEXP wide)
+{
+    int w = Rf_asLogical(wide);
+    if (w != NA_LOGICAL) jko_wide = w && jko_wide_supported();
+    return Rf_ScalarInteger(jko_wide ? JKO_WL : JKO_VL);
+}

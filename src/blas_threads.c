@@ -172,3 +172,24 @@ void jko_cpu_features(int *avx2, int *avx512f)
     *avx512f = __builtin_cpu_supports("avx512f") != 0;
 #endif
 }
+
+/* The 8-wide loops of JKO_CHUNKS (icnn.h): taken where the kernels were
+ * cloned for x86-64-v4 (JKO_CLONES_V4, jko.h) and the CPU runs that clone,
+ * so that 8 lanes are one register; elsewhere (and under valgrind, which
+ * hides AVX-512) the 4-wide loops. */
+int jko_wide = 0;
+
+int jko_wide_supported(void)
+{
+#if JKO_CLONES_V4
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("x86-64-v4") != 0;
+#else
+    return 0;
+#endif
+}
+
+void jko_kernels_init(void)
+{
+    jko_wide = jko_wide_supported();
+}

@@ -52,6 +52,8 @@ int jko_blas_room(int nt);
 int jko_blas_room_cut(int *asked);
 const char *jko_blas_core(void);
 void jko_cpu_features(int *avx2, int *avx512f);
+void jko_kernels_init(void);
+int jko_wide_supported(void);
 
 /* Vectorise the loop that follows (the loops over units k run over
  * contiguous memory with no dependence between iterations). */
@@ -63,21 +65,29 @@ void jko_cpu_features(int *avx2, int *avx512f);
 
 /* The hand-written per-sample loops are compiled several times on x86-64
  * Linux with GCC >= 6 (function multi-versioning, an ifunc choosing at load
- * time by the CPU): "avx512f" (AVX-512F, which with GCC implies AVX2 and
- * AVX but not FMA), with GCC >= 12 "arch=x86-64-v3" (AVX2 and FMA: 256-bit
- * integer lanes besides, for vmath.h's exponent bits), "fma" (FMA and AVX,
- * not AVX2) and "default" (the baseline ISA of R's flags, SSE2). A cloned
- * function calls the clone of its own target of a cloned callee, so every
- * kernel carries the same list. Elsewhere this is empty and the baseline
- * code is used. */
+ * time by the CPU): with GCC >= 12 "arch=x86-64-v4" (AVX-512 F, VL, BW, DQ
+ * and CD with FMA: the 8-wide loops of JKO_CHUNKS (icnn.h) in one zmm
+ * register, and every multiply-add fused, as in "arch=x86-64-v3"), before
+ * GCC 12 "avx512f" (which with GCC implies AVX2 and AVX but not FMA: its
+ * 4-wide vectors were multiplied and added apart), with GCC >= 12
+ * "arch=x86-64-v3" (AVX2 and FMA: 256-bit integer lanes besides, for
+ * vmath.h's exponent bits), "fma" (FMA and AVX, not AVX2) and "default"
+ * (the baseline ISA of R's flags, SSE2). A cloned function calls the clone
+ * of its own target of a cloned callee, so every kernel carries the same
+ * list. Elsewhere this is empty and the baseline code is used.
+ * JKO_CLONES_V4: whether an x86-64-v4 clone exists (jko_kernels_init()). */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
     defined(__linux__) && (__GNUC__ >= 12)
-# define JKO_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "fma", "default")))
+# define JKO_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "fma", "default")))
+# define JKO_CLONES_V4 1
 #elif defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
     defined(__linux__) && (__GNUC__ >= 6)
 # define JKO_CLONES __attribute__((target_clones("avx512f", "fma", "default")))
 #else
 # define JKO_CLONES
+#endif
+#ifndef JKO_CLONES_V4
+# define JKO_CLONES_V4 0
 #endif
 
 /* The part [*i0, *i1) of samples 0..n-1 that thread t of nt works on. */
