@@ -431,7 +431,6 @@ raw_gradient <- function(potential, x) {
   c_pot_eval(potential, x, TRUE)$gradient
 }
 
-# The potential without minibatches (target_logistic(batch = )).
 # The potential beta Phi: its modes' Laplace approximations and weights are
 # those of the stationary law exp(-beta Phi), which the start of a flow to
 # that law (its mode search, mixture start and the start's importance
@@ -450,6 +449,7 @@ tempered <- function(potential, beta) {
                 variables = base$variables)
 }
 
+# The potential without minibatches (target_logistic(batch = )).
 full_data <- function(potential) UseMethod("full_data")
 #' @export
 full_data.default <- function(potential) potential
