@@ -377,9 +377,27 @@ verdict_short <- function(v) {
   why <- switch(v$reason, draws = "its exact draws did not mix", stalled = "it stalled",
                 steps = "its steps ran out", max_steps = "max_steps ran out",
                 max_time = "max_time ran out", "it was stopped")
-  sprintf(paste0("Verdict: the flow did NOT reach the target (%s at step %d, k-hat %.2f; %s; ",
+  # (the monitor's k-hat passed where the draws failed: their own figure)
+  what <- if (identical(v$reason, "draws") && !is.null(d)) draws_failure(d)
+          else sprintf("k-hat %.2f", v$pareto_k)
+  sprintf(paste0("Verdict: the flow did NOT reach the target (%s at step %d, %s; %s; ",
                  "%s): its draws may not be the target's. See summary(fit)."),
-          why, v$step, v$pareto_k, chains, modes)
+          why, v$step, what, chains, modes)
+}
+
+# What failed of the exact draws' checks (the verdict's, above): the
+# Pareto k-hat of their proposals' weights, R-hat, bulk ESS.
+draws_failure <- function(d) {
+  out <- character()
+  if (!isTRUE(d$pareto_k < khat_reached(d$proposals))) {
+    out <- c(out, sprintf("k-hat of its %d proposals %.4g (under %g asked)",
+                          as.integer(d$proposals), d$pareto_k, khat_reached(d$proposals)))
+  }
+  if (!isTRUE(d$rhat < 1.01)) out <- c(out, sprintf("R-hat %.3f (under 1.01 asked)", d$rhat))
+  if (!isTRUE(d$ess_bulk >= 400)) {
+    out <- c(out, sprintf("bulk ESS %.0f (400 asked)", d$ess_bulk))
+  }
+  paste(out, collapse = ", ")
 }
 
 # The points a target rejected (potential_rejections(), kept in the

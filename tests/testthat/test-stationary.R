@@ -408,3 +408,20 @@ test_that("the start's last round of importance sampling is the fit's monitor, n
   # weights against its own Laplace t are bounded (k-hat < 0)
   expect_lt(fit$history$pareto_k[1], 0.5)
 })
+
+test_that("a verdict failed on the exact draws names the draws' figure, not the monitor's", {
+  # the monitor's k-hat (0.43) passed; the proposals' (0.61 of 8000) did not
+  v <- list(reached = FALSE, reason = "draws", step = 0L, pareto_k = 0.43, modes = NULL,
+            draws = list(acceptance = 0.86, rhat = 1.001, ess_bulk = 3600, ess_tail = 3548,
+                         pareto_k = 0.61, proposals = 8000))
+  txt <- jkoflow:::verdict_short(v)
+  expect_match(txt, "its exact draws did not mix at step 0, k-hat of its 8000 proposals 0.61 \\(under 0.5 asked\\);",
+               fixed = FALSE)
+  expect_no_match(txt, "0\\.43")
+  v$draws$pareto_k <- 0.3
+  v$draws$rhat <- 1.02
+  expect_match(jkoflow:::verdict_short(v), "did not mix at step 0, R-hat 1.020 \\(under 1.01 asked\\);")
+  # other reasons keep the monitor's k-hat
+  v$reason <- "stalled"
+  expect_match(jkoflow:::verdict_short(v), "it stalled at step 0, k-hat 0.43;")
+})
