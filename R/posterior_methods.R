@@ -303,9 +303,12 @@ print_rejections <- function(rej) {
   if (isTRUE(rej$rejected > 0)) cat(strwrap(rejections_text(rej), exdent = 2), sep = "\n")
 }
 
+# What a fit at beta != 1 draws from, for its print and summary.
+law_at_beta <- function(beta) sprintf("(draws of exp(-%g Phi), beta = %g)", beta, beta)
+
 print_posterior <- function(x, digits) {
   pd <- posterior_draws(x)
-  cat(x$potential$label, "\n")
+  cat(x$potential$label, if (!isTRUE(x$beta == 1)) law_at_beta(x$beta), "\n")
   cat(sprintf("%s:\n\n", capitalise(draws_text(pd))))
   print_table(posterior_table(pd), digits)
   cat("\n")
@@ -322,7 +325,9 @@ capitalise <- function(s) paste0(toupper(substring(s, 1L, 1L)), substring(s, 2L)
 # se_mean), the verdict, the cost and the training summary.
 summarise_posterior <- function(object, probs, training) {
   pd <- posterior_draws(object)
-  structure(list(call = object$call, info = target_info(object$potential),
+  info <- target_info(object$potential)
+  if (!isTRUE(object$beta == 1)) info <- c(info, law = law_at_beta(object$beta))
+  structure(list(call = object$call, info = info,
                  draws = draws_text(pd), n = pd$n, method = pd$method,
                  statistics = posterior_table(pd, probs, se_mean = TRUE),
                  verdict = object$verdict, cost = fit_cost(object),

@@ -509,4 +509,7 @@ test_that("a flow at beta != 1 starts from the modes of exp(-beta Phi), and weig
   w <- mode_weights(fit)
   right <- which(m[w$mode, 1] > 0)
   expect_lt(abs(w$weight[right] - truth), 4 * w$se[right])
+  # the print and summary say which law the draws are of
+  expect_output(print(fit), "R function \\(draws of exp\\(-3 Phi\\), beta = 3\\)")
+  expect_output(print(summary(fit)), "law: +\\(draws of exp\\(-3 Phi\\), beta = 3\\)")
 })
