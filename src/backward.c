@@ -36,13 +36,24 @@
         ST(gdst + k, LD(gdst + k) + t);                                         \
     }
 
-/* A group's sum into a row of a parameter's adjoint, likewise:
- * Bbd_k += sum_q Ed_{q k}, the group's w-vectors Ed wD apart. */
+/* Bbar += a group's (g samples) sums of Ebar (w x D a sample, Eg the
+ * group's first), in registers: each entry of Bbar loaded and stored once
+ * a group. */
+JKO_CLONES static void group_bbar(double *Bb, const double *Eg, int g, int w, int D)
+{
+    const size_t wD = (size_t) w * D;
+    for (int d = 0; d < D; d++) {
+        double *Bbd = Bb + (size_t) w * d;
+        const double *Ed = Eg + (size_t) w * d;
 #define GROUP_SUM(VT, LD, ST) {                                                 \
-        VT t = LD(Ed + k);                                                      \
-        for (int q = 1; q < G_; q++) t += LD(Ed + wD * q + k);                  \
-        ST(Bbd + k, LD(Bbd + k) + t);                                           \
+            VT t = LD(Ed + k);                                                  \
+            for (int q = 1; q < G_; q++) t += LD(Ed + wD * q + k);              \
+            ST(Bbd + k, LD(Bbd + k) + t);                                       \
+        }
+        JKO_GROUPED(g, JKO_CHUNKS(k, w, GROUP_SUM););
+#undef GROUP_SUM
     }
+}
 
 /* Gbar = grad Q_l's adjoint Ebar (w x D x n, samples of this part) into
  * Bbar, Pbar and Abar (Abar in the row order j w + k of ws->Ap):
@@ -68,11 +79,7 @@ JKO_CLONES static void grad_q_reverse(const icnn_t *net, int l, const double *th
             const int g = n - ib < JKO_GROUP ? n - ib : JKO_GROUP;
             const double *Eg = Eb + wD * ib, *xg = X + (size_t) D * ib,
                          *Pg = P + (size_t) wr * ib;
-            for (int d = 0; d < D; d++) {
-                double *Bbd = Bb + (size_t) w * d;
-                const double *Ed = Eg + (size_t) w * d;
-                JKO_GROUPED(g, JKO_CHUNKS(k, w, GROUP_SUM););
-            }
+            group_bbar(Bb, Eg, g, w, D);
             for (int j = 0; j < r; j++) {
                 const double *Aj = A + (size_t) w * j, *Pj = Pg + (size_t) w * j;
                 for (int q = 0; q < g; q++) {
@@ -116,11 +123,7 @@ JKO_CLONES static void grad_q_reverse(const icnn_t *net, int l, const double *th
         const int g = n - ib < JKO_GROUP ? n - ib : JKO_GROUP;
         const double *Eg = Eb + wD * ib, *Pg = P + (size_t) wr * ib;
         double *Pbg = Pb + (size_t) wr * ib;
-        for (int d = 0; d < D; d++) {
-            double *Bbd = Bb + (size_t) w * d;
-            const double *Ed = Eg + (size_t) w * d;
-            JKO_GROUPED(g, JKO_CHUNKS(k, w, GROUP_SUM););
-        }
+        group_bbar(Bb, Eg, g, w, D);
         for (int j = 0; j < r; j++) {
             const double *Aj = A + (size_t) w * j, *Pj = Pg + (size_t) w * j;
             for (int q = 0; q < g; q++) {
