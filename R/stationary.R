@@ -265,8 +265,7 @@ target_verdict <- function(fit, schedule) {
   d <- fit$draws
   if (!is.null(d)) {
     v$draws <- d$diagnostics
-    ok <- isTRUE(d$diagnostics$rhat < 1.01 && d$diagnostics$ess_bulk >= 400 &&
-                 d$diagnostics$pareto_k < khat_reached(d$diagnostics$proposals))
+    ok <- !length(draws_failures(d$diagnostics))
     if (v$reached && !ok) v$reason <- "draws"
     v$reached <- v$reached && ok
   }
@@ -378,16 +377,18 @@ verdict_short <- function(v) {
                 steps = "its steps ran out", max_steps = "max_steps ran out",
                 max_time = "max_time ran out", "it was stopped")
   # (the monitor's k-hat passed where the draws failed: their own figure)
-  what <- if (identical(v$reason, "draws") && !is.null(d)) draws_failure(d)
-          else sprintf("k-hat %.2f", v$pareto_k)
+  what <- if (identical(v$reason, "draws") && !is.null(d)) {
+    paste(draws_failures(d), collapse = ", ")
+  } else sprintf("k-hat %.2f", v$pareto_k)
   sprintf(paste0("Verdict: the flow did NOT reach the target (%s at step %d, %s; %s; ",
                  "%s): its draws may not be the target's. See summary(fit)."),
           why, v$step, what, chains, modes)
 }
 
-# What failed of the exact draws' checks (the verdict's, above): the
-# Pareto k-hat of their proposals' weights, R-hat, bulk ESS.
-draws_failure <- function(d) {
+# The exact draws' checks that failed (none where the draws pass: the
+# verdict's test), each as a phrase: the Pareto k-hat of their proposals'
+# weights, R-hat, bulk ESS.
+draws_failures <- function(d) {
   out <- character()
   if (!isTRUE(d$pareto_k < khat_reached(d$proposals))) {
     out <- c(out, sprintf("k-hat of its %d proposals %.4g (under %g asked)",
@@ -397,7 +398,7 @@ draws_failure <- function(d) {
   if (!isTRUE(d$ess_bulk >= 400)) {
     out <- c(out, sprintf("bulk ESS %.0f (400 asked)", d$ess_bulk))
   }
-  paste(out, collapse = ", ")
+  out
 }
 
 # The points a target rejected (potential_rejections(), kept in the

@@ -67,88 +67,62 @@ JKO_CLONES static void grad_q_reverse(const icnn_t *net, int l, const double *th
     double *Ab = grad + net->offA[l], *Bb = grad + net->offB[l],
            *Pb = ws->Pb[l] + (size_t) wr * i0;
     (void) th;
-    if (D < JKO_SMALL_D) {
-        /* pbar_j = sum_d 2 E_d a_jd is not stored: its share pbar_j x' of
-         * Abar is added here (X: this part's samples; tmp: JKO_GROUP w
-         * doubles). Samples go in groups of JKO_GROUP, whose terms are
-         * summed in registers before each entry of Abar and Bbar is
-         * loaded and stored once a group, not once a sample. */
-        double *pb = tmp;
-        const size_t wD = (size_t) w * D;
-        for (int ib = 0; ib < n; ib += JKO_GROUP) {
-            const int g = n - ib < JKO_GROUP ? n - ib : JKO_GROUP;
-            const double *Eg = Eb + wD * ib, *xg = X + (size_t) D * ib,
-                         *Pg = P + (size_t) wr * ib;
-            group_bbar(Bb, Eg, g, w, D);
-            for (int j = 0; j < r; j++) {
-                const double *Aj = A + (size_t) w * j, *Pj = Pg + (size_t) w * j;
-                for (int q = 0; q < g; q++) {
-                    const double *Eq = Eg + wD * q;
-                    double *pq = pb + (size_t) w * q;
-#define GQ_P(VT, LD, ST) {                                                      \
-                    VT t = LD(Eq + k) * LD(Aj + k);                             \
-                    for (int d = 1; d < D; d++)                                 \
-                        t += LD(Eq + (size_t) w * d + k) * LD(Aj + (size_t) wr * d + k); \
-                    ST(pq + k, 2.0 * t);                                        \
-                }
-                    JKO_CHUNKS(k, w, GQ_P);
-#undef GQ_P
-                }
-                for (int d = 0; d < D; d++) {
-                    double *Abjd = Ab + (size_t) wr * d + (size_t) w * j;
-                    const double *Ed = Eg + (size_t) w * d, *xd = xg + d;
-#define GQ_A(VT, LD, ST) {                                                      \
-                    VT t = 2.0 * LD(Ed + k) * LD(Pj + k) + LD(pb + k) * xd[0];  \
-                    for (int q = 1; q < G_; q++)                                 \
-                        t += 2.0 * LD(Ed + wD * q + k) * LD(Pj + (size_t) wr * q + k) + \
-                             LD(pb + (size_t) w * q + k) * xd[(size_t) D * q];  \
-                    ST(Abjd + k, LD(Abjd + k) + t);                             \
-                }
-                    JKO_GROUPED(g, JKO_CHUNKS(k, w, GQ_A););
-#undef GQ_A
-                }
-            }
-        }
-        return;
-    }
-    /* from D = 8 (Pbar stored: its share Pbar x' of Abar is one BLAS call
-     * later), in groups of JKO_GROUP samples as above: pbar_j of a sample
-     * sums over d in registers, a stored entry once per sample where it was
-     * loaded and stored once per d; Abar and Bbar sum over the group's
-     * samples in registers. (At D = 32, width 64, the loop over d
-     * outermost, one sample at a time, was 13% of a training iteration on
+    /* Samples go in groups of JKO_GROUP, whose terms are summed in
+     * registers before each entry of Abar and Bbar is loaded and stored
+     * once a group, not once a sample; a sample's pbar_j = sum_d 2 E_d a_jd
+     * sums over d in registers. Below D = 8 pbar is not stored: its share
+     * pbar_j x' of Abar is added here (X: this part's samples; tmp:
+     * JKO_GROUP w doubles). From D = 8 it is added to Pbar, whose share
+     * Pbar x' of Abar is one BLAS call later. (There the loop over d
+     * outermost, one sample at a time, loading and storing each entry of
+     * Pbar D times, was 13% of a training iteration at D = 32, width 64, on
      * an AVX-512 Xeon.) */
+    const int small = D < JKO_SMALL_D;
     const size_t wD = (size_t) w * D;
     for (int ib = 0; ib < n; ib += JKO_GROUP) {
         const int g = n - ib < JKO_GROUP ? n - ib : JKO_GROUP;
-        const double *Eg = Eb + wD * ib, *Pg = P + (size_t) wr * ib;
-        double *Pbg = Pb + (size_t) wr * ib;
+        const double *Eg = Eb + wD * ib, *xg = X + (size_t) D * ib,
+                     *Pg = P + (size_t) wr * ib;
         group_bbar(Bb, Eg, g, w, D);
         for (int j = 0; j < r; j++) {
             const double *Aj = A + (size_t) w * j, *Pj = Pg + (size_t) w * j;
             for (int q = 0; q < g; q++) {
                 const double *Eq = Eg + wD * q;
-                double *pq = Pbg + (size_t) wr * q + (size_t) w * j;
-#define GQ_PB(VT, LD, ST) {                                                     \
+                double *pq = small ? tmp + (size_t) w * q
+                                   : Pb + (size_t) wr * (ib + q) + (size_t) w * j;
+#define PBAR_SUM(VT, LD)                                                        \
                 VT t = LD(Eq + k) * LD(Aj + k);                                 \
                 for (int d = 1; d < D; d++)                                     \
-                    t += LD(Eq + (size_t) w * d + k) * LD(Aj + (size_t) wr * d + k); \
-                ST(pq + k, LD(pq + k) + 2.0 * t);                               \
-            }
-                JKO_CHUNKS(k, w, GQ_PB);
+                    t += LD(Eq + (size_t) w * d + k) * LD(Aj + (size_t) wr * d + k)
+#define GQ_P(VT, LD, ST) { PBAR_SUM(VT, LD); ST(pq + k, 2.0 * t); }
+#define GQ_PB(VT, LD, ST) { PBAR_SUM(VT, LD); ST(pq + k, LD(pq + k) + 2.0 * t); }
+                if (small) JKO_CHUNKS(k, w, GQ_P);
+                else JKO_CHUNKS(k, w, GQ_PB);
 #undef GQ_PB
+#undef GQ_P
+#undef PBAR_SUM
             }
+            const double *pb = tmp;
             for (int d = 0; d < D; d++) {
                 double *Abjd = Ab + (size_t) wr * d + (size_t) w * j;
-                const double *Ed = Eg + (size_t) w * d;
+                const double *Ed = Eg + (size_t) w * d, *xd = xg + d;
+#define GQ_A(VT, LD, ST) {                                                      \
+                    VT t = 2.0 * LD(Ed + k) * LD(Pj + k) + LD(pb + k) * xd[0];  \
+                    for (int q = 1; q < G_; q++)                                \
+                        t += 2.0 * LD(Ed + wD * q + k) * LD(Pj + (size_t) wr * q + k) + \
+                             LD(pb + (size_t) w * q + k) * xd[(size_t) D * q];  \
+                    ST(Abjd + k, LD(Abjd + k) + t);                             \
+                }
 #define GQ_AD(VT, LD, ST) {                                                     \
-                VT t = LD(Ed + k) * LD(Pj + k);                                 \
-                for (int q = 1; q < G_; q++)                                    \
-                    t += LD(Ed + wD * q + k) * LD(Pj + (size_t) wr * q + k);    \
-                ST(Abjd + k, LD(Abjd + k) + 2.0 * t);                           \
-            }
-                JKO_GROUPED(g, JKO_CHUNKS(k, w, GQ_AD););
+                    VT t = LD(Ed + k) * LD(Pj + k);                             \
+                    for (int q = 1; q < G_; q++)                                \
+                        t += LD(Ed + wD * q + k) * LD(Pj + (size_t) wr * q + k); \
+                    ST(Abjd + k, LD(Abjd + k) + 2.0 * t);                       \
+                }
+                if (small) JKO_GROUPED(g, JKO_CHUNKS(k, w, GQ_A););
+                else JKO_GROUPED(g, JKO_CHUNKS(k, w, GQ_AD););
 #undef GQ_AD
+#undef GQ_A
             }
         }
     }
