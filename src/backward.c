@@ -30,11 +30,12 @@
  * JKO_GROUPED and JKO_CHUNKS (icnn.h): gdst_k += sum_q gv_{q k} gc_q, the
  * group's w-vectors gv w apart and its numbers gc D apart (a coordinate of
  * consecutive samples). */
-#define GROUP_OUTER(VT, LD, ST) {                                               \
+#define GROUP_OUTER_S(VT, LD, ST, gvs, gcs) {                                  \
         VT t = LD(gv + k) * gc[0];                                              \
-        for (int q = 1; q < G_; q++) t += LD(gv + (size_t) w * q + k) * gc[(size_t) D * q]; \
+        for (int q = 1; q < G_; q++) t += LD(gv + (size_t) (gvs) * q + k) * gc[(size_t) (gcs) * q]; \
         ST(gdst + k, LD(gdst + k) + t);                                         \
     }
+#define GROUP_OUTER(VT, LD, ST) GROUP_OUTER_S(VT, LD, ST, w, D)
 
 /* Bbar += a group's (g samples) sums of Ebar (w x D a sample, Eg the
  * group's first), in registers: each entry of Bbar loaded and stored once
@@ -128,10 +129,87 @@ JKO_CLONES static void grad_q_reverse(const icnn_t *net, int l, const double *th
     }
 }
 
+/* With ws->mform: Gbar = grad Q_l's adjoint Ebar (w x D x n) into Bbar and
+ * Mbar (Mb, w x Dp): grad Q_k = 2 M_k x + b_k, so Bbar_k += Ebar_k and the
+ * packed Mbar_k += 2 (Y_k + Y_k') for Y_k = sum_i Ebar_ik x_i' (Y: w D^2
+ * doubles of scratch, the groups' outer products summed in registers). */
+JKO_CLONES static void grad_q_reverse_m(const icnn_t *net, int l, const double *Eb,
+                                        int n, double *Mb, double *grad,
+                                        const double *X, double *Y)
+{
+    const int D = net->D, w = net->w[l];
+    const size_t wD = (size_t) w * D;
+    double *Bb = grad + net->offB[l];
+    memset(Y, 0, wD * D * sizeof(double));
+    for (int ib = 0; ib < n; ib += JKO_GROUP) {
+        const int g = n - ib < JKO_GROUP ? n - ib : JKO_GROUP;
+        const double *Eg = Eb + wD * ib, *xg = X + (size_t) D * ib;
+        group_bbar(Bb, Eg, g, w, D);
+        for (int d = 0; d < D; d++)
+            for (int e = 0; e < D; e++) {
+                double *gdst = Y + (size_t) w * (d * D + e);
+                const double *gv = Eg + (size_t) w * d, *gc = xg + e;
+#define GQ_M(VT, LD, ST) GROUP_OUTER_S(VT, LD, ST, wD, D)
+                JKO_GROUPED(g, JKO_CHUNKS(k, w, GQ_M););
+#undef GQ_M
+            }
+    }
+    for (int e = 0, q = 0; e < D; e++)
+        for (int d = e; d < D; d++, q++) {
+            double *Mq = Mb + (size_t) w * q;
+            const double *Yde = Y + (size_t) w * (d * D + e), *Yed = Y + (size_t) w * (e * D + d);
+            if (d == e) {
+                JKO_SIMD
+                for (int k = 0; k < w; k++) Mq[k] += 2.0 * Yde[k];
+            } else {
+                JKO_SIMD
+                for (int k = 0; k < w; k++) Mq[k] += 2.0 * (Yde[k] + Yed[k]);
+            }
+        }
+}
+
+/* Abar_k += 2 A_k S_k for the units k of layer l, S_k the symmetric matrix
+ * whose packed lower entries (off-diagonals doubled, the adjoint of Mp's)
+ * are M[q qs + k ks]; A_k is r x D (rows k r .. k r + r - 1 of theta's A),
+ * Abar in the order j w + k. tmp: D^2 + r D doubles. */
+static void rank_abar(const icnn_t *net, int l, const double *th, const double *M,
+                      size_t qs, size_t ks, double *grad, double *tmp)
+{
+    const int D = net->D, r = net->r, w = net->w[l], wr = w * r;
+    const double two = 2.0, zero = 0.0;
+    const double *A = th + net->offA[l];
+    double *Ab = grad + net->offA[l];
+    for (int k = 0; k < w; k++) {
+        const double *sk = M + ks * k;
+        double *Sk = tmp, *AS = tmp + (size_t) D * D;
+        for (int e = 0, q = 0; e < D; e++)
+            for (int d = e; d < D; d++, q++) {
+                double v = d == e ? sk[qs * q] : 0.5 * sk[qs * q];
+                Sk[d + D * e] = v;
+                Sk[e + D * d] = v;
+            }
+        if (D >= JKO_SMALL_D) {
+            F77_CALL(dgemm)("N", "N", &r, &D, &D, &two, A + k * r, &wr,
+                            Sk, &D, &zero, AS, &r FCONE FCONE);
+        } else {
+            for (int d = 0; d < D; d++)
+                for (int j = 0; j < r; j++) {
+                    double s = 0;
+                    for (int e = 0; e < D; e++)
+                        s += Sk[e + D * d] * A[k * r + j + (size_t) wr * e];
+                    AS[j + r * d] = 2.0 * s;
+                }
+        }
+        for (int d = 0; d < D; d++)
+            for (int j = 0; j < r; j++)
+                Ab[j * w + k + (size_t) wr * d] += AS[j + r * d];
+    }
+}
+
 /* The reverse sweep on samples [i0, i0 + n): parameter adjoints are summed
  * into grad (this thread's own copy, zero on entry), the alpha adjoint into
- * *abar. Sp (Dp x wmax) and tmp (jko_tmp_len doubles) are this thread's
- * scratch.
+ * *abar. Sp (Dp x wmax; with ws->mform w_l x Dp for each layer l) and tmp
+ * (jko_tmp_len doubles) are this thread's scratch.
  * Shared scratch sized for the widest layer (PU, GB, JB, Zb, Db) is placed
  * by wmax, so the parts never overlap whatever layer each thread is at. */
 JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const double *X0,
@@ -142,15 +220,18 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
     const int D = net->D, r = net->r, L = net->L, wm = net->wmax;
     const int D2 = D * D, Dn = D * n, Dp = ws->Dp;
     const double one = 1.0, zero = 0.0, two = 2.0;
-    const int hess = lambda != NULL;
+    const int hess = lambda != NULL, mform = ws->mform;
     const double *X = X0 + (size_t) D * i0, *Ybar = Ybar0 + (size_t) D * i0;
     double abar = 0;
     *abar_out = 0;
     if (n < 1) return;
+    /* with mform, each layer's Mbar (w x Dp) in Sp */
+    double *Mbl[ICNN_MAX_LAYERS];
+    for (int l = 0, o = 0; l < L; o += net->w[l], l++) Mbl[l] = Sp + (size_t) Dp * o;
 
     /* Hbar = lambda H^{-1}, packed with doubled off-diagonals so that
      * tr(Hbar M) = HbP' Mp */
-    double *HbP = hess ? ws->HbP + (size_t) Dp * i0 : NULL;
+    double *HbP = hess || mform ? ws->HbP + (size_t) Dp * i0 : NULL;
     if (hess) {
         for (int i = 0; i < n; i++) {
             size_t ii = (size_t) i0 + i;
@@ -176,49 +257,43 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
     }
     for (size_t m = 0; m < (size_t) Dn; m++) abar += X[m] * Ybar[m];
     *abar_out = abar;
+    if (mform) {
+        /* the map's rank part 2 u_k M_k x has ybar' 2 u_k M_k x = 2 u_k
+         * tr(M_k x ybar'): it joins Hbar's, HbP += x ybar' packed (the
+         * off-diagonals summed over both triangles) */
+        for (int i = 0; i < n; i++) {
+            const double *xi = X + (size_t) D * i, *yi = Ybar + (size_t) D * i;
+            double *hp = HbP + (size_t) Dp * i;
+            for (int e = 0, q = 0; e < D; e++)
+                for (int d = e; d < D; d++, q++) {
+                    double v = d == e ? xi[d] * yi[d] : xi[d] * yi[e] + xi[e] * yi[d];
+                    hp[q] = hess ? hp[q] + v : v;
+                }
+        }
+    }
 
     /* (a) rank terms of the Hessian and (b) the map's direct dependence on
      * p and u: y = sum_l A_l' (2 p_l u_l) + B_l' u_l + alpha x */
     for (int l = 0; l < L; l++) {
         int w = net->w[l], wr = w * r;
-        const double *A = th + net->offA[l], *P = ws->P[l] + (size_t) wr * i0,
-                     *U = ws->U[l] + (size_t) w * i0;
+        const double *P = ws->P[l] + (size_t) wr * i0, *U = ws->U[l] + (size_t) w * i0;
         double *Ub = ws->Ub[l] + (size_t) w * i0, *Pb = ws->Pb[l] + (size_t) wr * i0,
                *PU = ws->PU + (size_t) wm * r * i0;
         double *Ab = grad + net->offA[l];
-        if (hess) {
+        if (mform) {
+            /* ubar_k = 2 tr(Hbar M_k) + 2 ybar'M_k x; Mbar_k = sum_i 2 u_ik
+             * (Hbar_i + x_i ybar_i'), packed, for every unit at once */
+            F77_CALL(dgemm)("T", "N", &w, &n, &Dp, &two, ws->Mp[l], &Dp, HbP,
+                            &Dp, &zero, Ub, &w FCONE FCONE);
+            F77_CALL(dgemm)("N", "T", &w, &Dp, &n, &two, U, &w, HbP, &Dp,
+                            &zero, Mbl[l], &w FCONE FCONE);
+        } else if (hess) {
             /* ubar_k = 2 tr(Hbar M_k);  S_k = sum_i 2 u_ik Hbar_i */
             F77_CALL(dgemm)("T", "N", &w, &n, &Dp, &two, ws->Mp[l], &Dp, HbP,
                             &Dp, &zero, Ub, &w FCONE FCONE);
             F77_CALL(dgemm)("N", "T", &Dp, &w, &n, &two, HbP, &Dp, U, &w,
                             &zero, Sp, &Dp FCONE FCONE);
-            /* Abar_k += 2 A_k S_k (A_k is r x D, rows k r .. k r + r - 1 of
-             * theta's A; Abar in the order j w + k) */
-            for (int k = 0; k < w; k++) {
-                const double *sk = Sp + (size_t) Dp * k;
-                double *Sk = tmp, *AS = tmp + (size_t) D2;
-                for (int e = 0, q = 0; e < D; e++)
-                    for (int d = e; d < D; d++, q++) {
-                        double v = d == e ? sk[q] : 0.5 * sk[q];
-                        Sk[d + D * e] = v;
-                        Sk[e + D * d] = v;
-                    }
-                if (D >= JKO_SMALL_D) {
-                    F77_CALL(dgemm)("N", "N", &r, &D, &D, &two, A + k * r, &wr,
-                                    Sk, &D, &zero, AS, &r FCONE FCONE);
-                } else {
-                    for (int d = 0; d < D; d++)
-                        for (int j = 0; j < r; j++) {
-                            double s = 0;
-                            for (int e = 0; e < D; e++)
-                                s += Sk[e + D * d] * A[k * r + j + (size_t) wr * e];
-                            AS[j + r * d] = 2.0 * s;
-                        }
-                }
-                for (int d = 0; d < D; d++)
-                    for (int j = 0; j < r; j++)
-                        Ab[j * w + k + (size_t) wr * d] += AS[j + r * d];
-            }
+            rank_abar(net, l, th, Sp, 1, (size_t) Dp, grad, tmp);
         } else {
             memset(Ub, 0, (size_t) w * n * sizeof(double));
         }
@@ -230,12 +305,14 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
              * stored, once a group (tmp: JKO_GROUP w doubles) */
             const double *Ap = ws->Ap[l], *B = th + net->offB[l];
             double *Bb = grad + net->offB[l], *Q = tmp;
+            /* (with mform the rank terms went by Mbar above) */
+            const int rj = mform ? 0 : r;
             for (int ib = 0; ib < n; ib += JKO_GROUP) {
                 const int g = n - ib < JKO_GROUP ? n - ib : JKO_GROUP;
                 const double *Ug = U + (size_t) w * ib, *Pg = P + (size_t) wr * ib,
                              *yg = Ybar + (size_t) D * ib, *xg = X + (size_t) D * ib;
                 double *Ubg = Ub + (size_t) w * ib;
-                for (int j = 0; j < r; j++) {
+                for (int j = 0; j < rj; j++) {
                     const double *Aj = Ap + (size_t) w * j, *Pj = Pg + (size_t) w * j;
                     double *Abj = Ab + (size_t) w * j;
                     /* Q_q = A_j ybar_q; ubar_q += 2 p_qj (A_j ybar_q) */
@@ -393,13 +470,15 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                 F77_CALL(dgemm)("N", "T", &w, &wp, &Dn, &one, Gb, &w,
                                 ws->J[l - 1] + (size_t) wp * D * i0, &wp, &one,
                                 grad + net->offW[l], &w FCONE FCONE);
-                grad_q_reverse(net, l, th, Gb, i0, n, ws, grad, X, tmp);
+                if (mform) grad_q_reverse_m(net, l, Gb, n, Mbl[l], grad, X, tmp);
+                else grad_q_reverse(net, l, th, Gb, i0, n, ws, grad, X, tmp);
                 F77_CALL(dgemm)("T", "N", &wp, &Dn, &w, &one, th + net->offW[l], &w,
                                 Gb, &w, &zero, Jb, &wp FCONE FCONE);
                 double *t = Gb; Gb = Jb; Jb = t;
             } else {
                 /* layer 1 has no activation: Gbar_1 = Jbar_1 */
-                grad_q_reverse(net, 0, th, Gb, i0, n, ws, grad, X, tmp);
+                if (mform) grad_q_reverse_m(net, 0, Gb, n, Mbl[0], grad, X, tmp);
+                else grad_q_reverse(net, 0, th, Gb, i0, n, ws, grad, X, tmp);
             }
         }
     }
@@ -485,6 +564,25 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                     const double *gv = Sg, *gc = xg + d;
                     JKO_GROUPED(g, JKO_CHUNKS(k, w, GROUP_OUTER););
                 }
+                if (mform) {
+                    /* Mbar_k += sum_i sbar_ik xx_i, xx_i = x_i x_i' packed
+                     * with the off-diagonals doubled */
+                    double xx[JKO_GROUP * JKO_SMALL_D * (JKO_SMALL_D + 1) / 2];
+                    for (int q = 0; q < g; q++) {
+                        const double *xq = xg + (size_t) D * q;
+                        for (int e = 0, m = 0; e < D; e++)
+                            for (int d = e; d < D; d++, m++)
+                                xx[Dp * q + m] = (d == e ? 1.0 : 2.0) * xq[d] * xq[e];
+                    }
+                    for (int m = 0; m < Dp; m++) {
+                        double *gdst = Mbl[l] + (size_t) w * m;
+                        const double *gv = Sg, *gc = xx + m;
+#define E_M(VT, LD, ST) GROUP_OUTER_S(VT, LD, ST, w, Dp)
+                        JKO_GROUPED(g, JKO_CHUNKS(k, w, E_M););
+#undef E_M
+                    }
+                    continue;
+                }
                 for (int j = 0; j < r; j++) {
                     const double *Pj = Pg + (size_t) w * j;
                     for (int d = 0; d < D; d++) {
@@ -502,6 +600,7 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                     }
                 }
             }
+            if (mform) rank_abar(net, l, th, Mbl[l], (size_t) w, 1, grad, tmp);
             continue;
         }
         for (int i = 0; i < n; i++) {
@@ -527,6 +626,8 @@ void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
 {
     const int nt = jko_blas_room(jko_nthreads(ws->nth, n)), D = net->D;
     const size_t np = net->npar;
+    size_t wsum = 0;   /* ws->Mbar: Dp x wsum a thread */
+    for (int l = 0; l < net->L; l++) wsum += net->w[l];
     memset(grad, 0, np * sizeof(double));
     if (n < 1) return;
     int old = jko_blas_set_threads(1);
@@ -538,7 +639,7 @@ void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
         jko_chunk(n, t, nt, &i0, &i1);
         double *g = t == 0 ? grad : ws->gradT + (size_t) (t - 1) * np;
         if (t > 0) memset(g, 0, np * sizeof(double));
-        double *Sp = ws->Mbar + (size_t) t * ws->Dp * net->wmax;
+        double *Sp = ws->Mbar + (size_t) t * ws->Dp * wsum;
         double *tmp = ws->tmp + (size_t) t * jko_tmp_len(net);
         const int nb = icnn_block(net);
         double ab = 0;

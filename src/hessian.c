@@ -6,7 +6,8 @@
  * with G_l = ds_l / dx, u_l = sigma'(s_l) delta_l and c_l = sigma''(s_l)
  * delta_l from the forward pass (u_1 = delta_1, c_1 = 0: no activation on
  * layer 1) and A_{l,k} the r x D rank factor of unit k, so that
- * grad Q_{l,k}(x) = 2 A_{l,k}' A_{l,k} x + b_{l,k}. */
+ * grad Q_{l,k}(x) = 2 A_{l,k}' A_{l,k} x + b_{l,k} (by the projections
+ * A_{l,k} x, or with ws->mform by M_{l,k} = A_{l,k}' A_{l,k}). */
 #define USE_FC_LEN_T
 #include <R.h>
 #include <R_ext/BLAS.h>
@@ -20,8 +21,8 @@
 #include "linalg.h"
 
 /* The Hessians of samples [i0, i0 + n); tmp is this thread's scratch. */
-JKO_CLONES static int hessian_part(const icnn_t *net, const double *th, int i0, int n,
-                        icnn_ws *ws, double *logdet, double *tmp)
+JKO_CLONES static int hessian_part(const icnn_t *net, const double *th, const double *X0,
+                        int i0, int n, icnn_ws *ws, double *logdet, double *tmp)
 {
     const int D = net->D, r = net->r, L = net->L, D2 = D * D, Dp = ws->Dp;
     const double one = 1.0, zero = 0.0, two = 2.0;
@@ -35,7 +36,24 @@ JKO_CLONES static int hessian_part(const icnn_t *net, const double *th, int i0, 
         const double *A = ws->Ap[l], *B = th + net->offB[l];
         const double *P = ws->P[l] + (size_t) wr * i0;
         double *G = ws->G[l] + (size_t) wD * i0;
-        for (int i = 0; i < n; i++) {
+        if (ws->mform) {
+            /* grad Q_k = 2 M_k x + b_k: the sum over e in registers */
+            const double *Mf = ws->Mf[l], *X = X0 + (size_t) D * i0;
+            for (int i = 0; i < n; i++) {
+                const double *xi = X + (size_t) D * i;
+                double *Gi = G + (size_t) wD * i;
+                for (int d = 0; d < D; d++) {
+                    const double *Md = Mf + (size_t) w * D * d, *Bd = B + (size_t) w * d;
+                    double *Gd = Gi + (size_t) w * d;
+#define HESS_GM(VT, LD, ST) {                                                   \
+                        JKO_COLS(VT, LD, g, Md + k, w, xi, D);                  \
+                        ST(Gd + k, LD(Bd + k) + 2.0 * g);                       \
+                    }
+                    JKO_CHUNKS(k, w, HESS_GM);
+#undef HESS_GM
+                }
+            }
+        } else for (int i = 0; i < n; i++) {
             const double *Pi = P + (size_t) wr * i;
             double *Gi = G + (size_t) wD * i;
             for (int d = 0; d < D; d++) {
@@ -148,7 +166,6 @@ int icnn_hessian(const icnn_t *net, const double *th, const double *X, int n,
                  icnn_ws *ws, double *logdet)
 {
     const int nt = jko_blas_room(jko_nthreads(ws->nth, n));
-    (void) X;
     if (n < 1) return JKO_OK;
     int old = jko_blas_set_threads(1), status = JKO_OK;
 #ifdef _OPENMP
@@ -161,7 +178,7 @@ int icnn_hessian(const icnn_t *net, const double *th, const double *X, int n,
         const int nb = icnn_block(net);
         for (int b = i0, m; b < i1; b += m) {
             m = icnn_block_len(b, i1, nb);
-            int st = hessian_part(net, th, b, m, ws, logdet, tmp);
+            int st = hessian_part(net, th, X, b, m, ws, logdet, tmp);
             if (st > status) status = st;
         }
     }

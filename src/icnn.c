@@ -93,18 +93,24 @@ static double ws_doubles(const icnn_t *net, int nmax, int hess, int nth)
 {
     const double D = net->D, r = net->r, wm = net->wmax, n = nmax > 0 ? nmax : 1;
     const double Dp = D * (D + 1) / 2, D2 = D * D, th = nth < 1 ? 1 : nth;
-    const double tmp = wm * (D + JKO_GROUP) + 2 * D2 + r * D;   /* jko_tmp_len() */
-    double s = 0;
+    const int mf = icnn_mform(net);
+    const double tmp = wm * (D + JKO_GROUP) + 2 * D2 + r * D +
+                       (mf ? wm * D2 : 0);                  /* jko_tmp_len() */
+    double s = 0, ws = 0;
     for (int l = 0; l < net->L; l++) {
         double w = net->w[l];
+        ws += w;
         s += w * r * D + w * r * n + 7 * w * n;
-        if (hess) s += Dp * w + 2 * w * D * n;
+        if (hess || mf) s += Dp * w;
+        if (mf) s += D2 * w;
+        if (hess) s += 2 * w * D * n;
         if (hess > 1) s += 4 * w * n + w * r * n;
     }
     s += wm * r * n;
+    if (mf) s += Dp * n;
     if (hess) s += 2 * D2 * n + Dp * n + th * tmp;
     if (hess > 1)
-        s += D2 * n + Dp * n + wm * r * D + 2 * wm * D * n + th * Dp * wm + 2 * wm * n +
+        s += D2 * n + Dp * n + wm * r * D + 2 * wm * D * n + th * Dp * ws + 2 * wm * n +
              (th - 1) * (double) net->npar + th;
     return s;
 }
@@ -234,7 +240,10 @@ void icnn_ws_alloc(const icnn_t *net, icnn_ws *ws, int nmax, int hess, int nth)
     memset(ws, 0, sizeof(*ws));
     ws->nmax = nmax; ws->hess = hess; ws->nth = nth < 1 ? 1 : nth;
     ws->Dp = (int) Dp;
+    ws->mform = icnn_mform(net);
+    size_t wsum = 0;
     for (int l = 0; l < net->L; l++) {
+        wsum += net->w[l];
         size_t w = net->w[l];
         ws->Ap[l] = ralloc(w * r * D);
         ws->P[l] = ralloc(w * r * n);
@@ -248,8 +257,9 @@ void icnn_ws_alloc(const icnn_t *net, icnn_ws *ws, int nmax, int hess, int nth)
             ws->F2[l] = ralloc(w * n);
             if (hess > 1) ws->F3[l] = ralloc(w * n);
         }
+        if (hess || ws->mform) ws->Mp[l] = ralloc(Dp * w);
+        if (ws->mform) ws->Mf[l] = ralloc(D2 * w);
         if (hess) {
-            ws->Mp[l] = ralloc(Dp * w);
             /* G_1 is needed only to start the Jacobian recursion */
             ws->G[l] = (l == 0 && net->L == 1) ? NULL : ralloc(w * D * n);
             /* J_L is never used; J_1 = G_1 (no activation on layer 1) */
@@ -264,6 +274,7 @@ void icnn_ws_alloc(const icnn_t *net, icnn_ws *ws, int nmax, int hess, int nth)
         }
     }
     ws->PU = ralloc((size_t) wm * r * n);
+    if (ws->mform) ws->Mx = ralloc(Dp * n);
     if (hess) {
         ws->H = ralloc(D2 * n);
         ws->Lc = ralloc(D2 * n);
@@ -278,7 +289,7 @@ void icnn_ws_alloc(const icnn_t *net, icnn_ws *ws, int nmax, int hess, int nth)
             ws->GB = ralloc((size_t) wm * D * n);
             ws->JB = ralloc((size_t) wm * D * n);
         }
-        ws->Mbar = ralloc((size_t) ws->nth * Dp * wm);
+        ws->Mbar = ralloc((size_t) ws->nth * Dp * wsum);
         ws->Zb = ralloc((size_t) wm * n);
         ws->Db = ralloc((size_t) wm * n);
         ws->gradT = ralloc((size_t) (ws->nth - 1) * net->npar);
@@ -301,13 +312,15 @@ static void permute_A(const icnn_t *net, const double *th, icnn_ws *ws)
     }
 }
 
-/* M_{l,k} = sum_j a_kj a_kj', packed lower (Dp x w). */
+/* M_{l,k} = sum_j a_kj a_kj', packed lower (Dp x w); with ws->mform also
+ * whole, unit-minor (ws->Mf). */
 static void rank_matrices(const icnn_t *net, const double *th, icnn_ws *ws)
 {
     const int D = net->D, r = net->r, Dp = ws->Dp;
     for (int l = 0; l < net->L; l++) {
         int w = net->w[l], wr = w * r;
         const double *A = th + net->offA[l];
+        double *Mf = ws->Mf[l];
         for (int k = 0; k < w; k++) {
             double *Mpk = ws->Mp[l] + (size_t) Dp * k;
             int q = 0;
@@ -317,6 +330,10 @@ static void rank_matrices(const icnn_t *net, const double *th, icnn_ws *ws)
                     for (int j = 0; j < r; j++)
                         s += A[k * r + j + (size_t) wr * d] * A[k * r + j + (size_t) wr * e];
                     Mpk[q] = s;
+                    if (Mf) {
+                        Mf[(size_t) w * (d * D + e) + k] = s;
+                        Mf[(size_t) w * (e * D + d) + k] = s;
+                    }
                 }
         }
     }
@@ -325,7 +342,7 @@ static void rank_matrices(const icnn_t *net, const double *th, icnn_ws *ws)
 void icnn_prepare(const icnn_t *net, const double *th, icnn_ws *ws)
 {
     permute_A(net, th, ws);
-    if (ws->hess) rank_matrices(net, th, ws);
+    if (ws->hess || ws->mform) rank_matrices(net, th, ws);
 }
 
 /* The forward pass on samples [i0, i1): every array is column-per-sample,
@@ -345,7 +362,29 @@ JKO_CLONES static void forward_part(const icnn_t *net, const double *th, const d
         const double *A = ws->Ap[l], *B = th + net->offB[l],
                      *c = th + net->offc[l];
         double *P = ws->P[l] + (size_t) wr * i0, *S = ws->S[l] + (size_t) w * i0;
-        if (D < JKO_SMALL_D) {
+        if (ws->mform) {
+            /* s_k = c_k + b_k'x + x'M_k x, the last as sum_{d >= e} M_k,de
+             * xx_de with xx_de = x_d x_e, doubled off the diagonal */
+            const double *Mf = ws->Mf[l];
+            double xx[JKO_SMALL_D * (JKO_SMALL_D + 1) / 2];
+            for (int i = 0; i < n; i++) {
+                const double *xi = X + (size_t) D * i;
+                double *Si = S + (size_t) w * i;
+                for (int d = 0, q = 0; d < D; d++)
+                    for (int e = 0; e <= d; e++, q++)
+                        xx[q] = (d == e ? 1.0 : 2.0) * xi[d] * xi[e];
+#define FWD_SM(VT, LD, ST) {                                                    \
+                    VT s = LD(c + k);                                           \
+                    for (int d = 0; d < D; d++) s += LD(B + (size_t) w * d + k) * xi[d]; \
+                    for (int d = 0, q = 0; d < D; d++)                          \
+                        for (int e = 0; e <= d; e++, q++)                       \
+                            s += LD(Mf + (size_t) w * (d * D + e) + k) * xx[q]; \
+                    ST(Si + k, s);                                              \
+                }
+                JKO_CHUNKS(k, w, FWD_SM);
+#undef FWD_SM
+            }
+        } else if (D < JKO_SMALL_D) {
             /* products with an inner dimension of D: by hand, each sample's
              * columns once (a BLAS call would pack and zero them first) */
             for (int i = 0; i < n; i++) {
@@ -445,7 +484,41 @@ JKO_CLONES static void forward_part(const icnn_t *net, const double *th, const d
         }
     }
 
-    if (Y0) {
+    if (Y0 && ws->mform) {
+        /* y = alpha x + 2 (sum_l sum_k u_lk M_lk) x + sum_l B_l'u_l */
+        const int Dp = ws->Dp;
+        double *Y = Y0 + (size_t) D * i0, *Mx = ws->Mx + (size_t) Dp * i0;
+        for (int l = 0; l < L; l++) {
+            int w = net->w[l];
+            F77_CALL(dgemm)("N", "N", &Dp, &n, &w, &two, ws->Mp[l], &Dp,
+                            ws->U[l] + (size_t) w * i0, &w, l ? &one : &zero, Mx, &Dp
+                            FCONE FCONE);
+        }
+        for (int i = 0; i < n; i++) {
+            const double *xi = X + (size_t) D * i, *mi = Mx + (size_t) Dp * i;
+            double *yi = Y + (size_t) D * i;
+            for (int d = 0; d < D; d++) yi[d] = alpha * xi[d];
+            for (int e = 0, q = 0; e < D; e++)
+                for (int d = e; d < D; d++, q++) {
+                    yi[d] += mi[q] * xi[e];
+                    if (d != e) yi[e] += mi[q] * xi[d];
+                }
+            for (int l = 0; l < L; l++) {
+                int w = net->w[l];
+                const double *B = th + net->offB[l],
+                             *Ui = ws->U[l] + (size_t) w * (i0 + i);
+                for (int d = 0; d < D; d++) {
+                    const double *Bd = B + (size_t) w * d;
+                    double t = 0;
+#ifdef _OPENMP
+#pragma omp simd reduction(+:t)
+#endif
+                    for (int k = 0; k < w; k++) t += Bd[k] * Ui[k];
+                    yi[d] += t;
+                }
+            }
+        }
+    } else if (Y0) {
         double *Y = Y0 + (size_t) D * i0;
         for (size_t m = 0; m < (size_t) D * n; m++) Y[m] = alpha * X[m];
         for (int l = 0; l < L; l++) {

@@ -166,11 +166,24 @@ jk_fit_step_time <- function(D, width, threads, iters, reps, steps = 3L, pool = 
 #                          l >= 2     T = G Hbar:                  w D^2
 #                                     Wbar += Gbar J', Jbar = W'Gbar: 2 w^2 D
 #                                     delta and primal reverse:    4 w^2
+# Where the rank terms go by the matrices M_k = A_k'A_k (icnn_mform() in
+# src/icnn.h: D < 8 and D + 1 < 2 r), the per-layer rank work is instead
+#   forward   S = M'xx + B x, y's sum_k u_k M_k and B'u:   2 w Dp + 2 w D
+#   Hessian   grad Q = 2 M x + b, Mp u:                   w D^2 + w Dp
+#   backward  ubar = Mp'(Hbar + x ybar'), Mbar = u (..)': 2 w Dp
+#             B ybar, u ybar', Sbar x':                   3 w D
+#             grad Q reverse (Y = Gbar x'):                w D^2
+#             Mbar += sbar xx':                            w Dp
+# (Abar = 2 A Mbar once a block of 128 samples: w r D^2 / 128, left out).
 jk_madds <- function(D, w, r = 5L, L = 2L) {
   Dp <- D * (D + 1) / 2
-  per_layer <- (2 * w * r * D + 2 * w * D + w * r) +          # forward
-    (w * r * D + w * Dp) +                                    # Hessian
-    (2 * w * Dp + 3 * w * r * D + 3 * w * D + 2 * w * r * D)  # backward
+  per_layer <- if (D < 8 && D + 1 < 2 * r) {
+    (2 * w * Dp + 2 * w * D) + (w * D^2 + w * Dp) + (3 * w * Dp + 3 * w * D + w * D^2)
+  } else {
+    (2 * w * r * D + 2 * w * D + w * r) +                     # forward
+      (w * r * D + w * Dp) +                                  # Hessian
+      (2 * w * Dp + 3 * w * r * D + 3 * w * D + 2 * w * r * D) # backward
+  }
   upper <- 2 * w^2 + (w^2 * D + w * D^2) + (w * D^2 + 2 * w^2 * D + 4 * w^2)
   L * per_layer + (L - 1) * upper + D^3 / 6 + D^3 / 3
 }

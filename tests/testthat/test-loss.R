@@ -66,11 +66,13 @@ test_that("the loss value is the JKO objective", {
 
 test_that("a batch split in blocks and over threads gives the mean of its halves", {
   # the kernels pass a thread's part of the batch in blocks of 128 samples,
-  # by hand below D = 8 and through BLAS from D = 8: the loss and gradient of
+  # by hand below D = 8 (by the rank matrices M_k where D + 1 < 2 r, else by
+  # the projections) and through BLAS from D = 8: the loss and gradient of
   # 300 samples (blocks of 128, 128, 44 on one thread; 150 a thread on two)
   # are the means of those of the halves, computed in one block each
   set.seed(15)
-  for (a in list(list(d = 2, w = c(16, 12), r = 3), list(d = 9, w = c(10, 8), r = 2))) {
+  for (a in list(list(d = 2, w = c(16, 12), r = 3), list(d = 4, w = c(9, 12), r = 2),
+                 list(d = 9, w = c(10, 8), r = 2))) {
     net <- random_net(a$d, a$w, a$r)
     pot <- potential_quadratic(diag(a$d) + 0.3, rnorm(a$d))
     x <- matrix(rnorm(300 * a$d), 300, a$d)
