@@ -391,11 +391,11 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
     }
 
     /* (c) the Jacobian recursion in reverse, top layer down. Gb holds
-     * Jbar_l on entry (zero at the top) and Gbar_l after the update. */
+     * Jbar_l on entry (zero at the top, where it is not read) and Gbar_l
+     * after the update. */
     if (hess && L > 1) {
         size_t po = (size_t) wm * D * i0;
         double *Gb = ws->GB + po, *Jb = ws->JB + po;
-        memset(Gb, 0, (size_t) net->w[L - 1] * Dn * sizeof(double));
         for (int l = L - 1; l >= 0; l--) {
             int w = net->w[l], wD = w * D;
             if (l > 0) {
@@ -430,8 +430,9 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                     const double *f1 = F1 + (size_t) w * i, *f2 = F2 + (size_t) w * i,
                                  *ci = Cc + (size_t) w * i;
                     double *cbi = Cb + (size_t) w * i, *sbi = Sb + (size_t) w * i;
-                    /* below the top, gb holds Jbar_l: Gbar_l = sigma'(s_l)
-                     * Jbar_l + 2 c_l T, and jg_k = sum_d Jbar_{l,kd} G_{l,kd}
+                    /* at the top Gbar_l = 2 c_l T (Jbar_l = 0); below it,
+                     * gb holds Jbar_l: Gbar_l = sigma'(s_l) Jbar_l + 2 c_l T,
+                     * and jg_k = sum_d Jbar_{l,kd} G_{l,kd}
                      * feeds sbar through sigma''(s_l); the sums over d in
                      * registers */
                     if (top) {
@@ -442,7 +443,7 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                             const size_t o = (size_t) w * d + k;                \
                             const VT td = LD(T + o);                            \
                             cb += td * LD(Gi + o);                              \
-                            ST(gb + o, LD(gb + o) + c2 * td);                   \
+                            ST(gb + o, c2 * td);                                \
                         }                                                       \
                         ST(cbi + k, cb);                                        \
                     }
@@ -467,13 +468,11 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                     }
                 }
                 int wp = net->w[l - 1];
-                F77_CALL(dgemm)("N", "T", &w, &wp, &Dn, &one, Gb, &w,
-                                ws->J[l - 1] + (size_t) wp * D * i0, &wp, &one,
-                                grad + net->offW[l], &w FCONE FCONE);
+                icnn_gemm_nt(w, wp, Dn, 1.0, Gb, w, ws->J[l - 1] + (size_t) wp * D * i0,
+                             wp, 1.0, grad + net->offW[l], w);
                 if (mform) grad_q_reverse_m(net, l, Gb, n, Mbl[l], grad, X, tmp);
                 else grad_q_reverse(net, l, th, Gb, i0, n, ws, grad, X, tmp);
-                F77_CALL(dgemm)("T", "N", &wp, &Dn, &w, &one, th + net->offW[l], &w,
-                                Gb, &w, &zero, Jb, &wp FCONE FCONE);
+                icnn_gemm_nn(wp, Dn, w, 1.0, ws->Wt[l], wp, Gb, w, 0.0, Jb, wp);
                 double *t = Gb; Gb = Jb; Jb = t;
             } else {
                 /* layer 1 has no activation: Gbar_1 = Jbar_1 */
@@ -507,12 +506,10 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
         }
         if (l < L - 1) {
             int wn = net->w[l + 1];
-            F77_CALL(dgemm)("N", "N", &wn, &n, &w, &one, th + net->offW[l + 1], &wn,
-                            Db, &w, &one, ws->Ub[l + 1] + (size_t) wn * i0, &wn
-                            FCONE FCONE);
-            F77_CALL(dgemm)("N", "T", &wn, &w, &n, &one, ws->U[l + 1] + (size_t) wn * i0,
-                            &wn, Db, &w, &one, grad + net->offW[l + 1], &wn
-                            FCONE FCONE);
+            icnn_gemm_nn(wn, n, w, 1.0, th + net->offW[l + 1], wn, Db, w, 1.0,
+                         ws->Ub[l + 1] + (size_t) wn * i0, wn);
+            icnn_gemm_nt(wn, w, n, 1.0, ws->U[l + 1] + (size_t) wn * i0, wn, Db, w, 1.0,
+                         grad + net->offW[l + 1], wn);
         } else {
             double *vb = grad + net->offv;
             for (int i = 0; i < n; i++)
@@ -537,11 +534,9 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
         }
         if (l > 0) {
             int wp = net->w[l - 1];
-            F77_CALL(dgemm)("N", "T", &w, &wp, &n, &one, Sb, &w,
-                            ws->Z[l - 1] + (size_t) wp * i0, &wp, &one,
-                            grad + net->offW[l], &w FCONE FCONE);
-            F77_CALL(dgemm)("T", "N", &wp, &n, &w, &one, th + net->offW[l], &w, Sb,
-                            &w, &zero, Zb, &wp FCONE FCONE);
+            icnn_gemm_nt(w, wp, n, 1.0, Sb, w, ws->Z[l - 1] + (size_t) wp * i0, wp, 1.0,
+                         grad + net->offW[l], w);
+            icnn_gemm_nn(wp, n, w, 1.0, ws->Wt[l], wp, Sb, w, 0.0, Zb, wp);
         }
         double *cb = grad + net->offc[l];
         if (D < JKO_SMALL_D) {

@@ -72,9 +72,8 @@ JKO_CLONES static int hessian_part(const icnn_t *net, const double *th, const do
         }
         if (l > 0) {
             int wp = net->w[l - 1], Dn = D * n;
-            F77_CALL(dgemm)("N", "N", &w, &Dn, &wp, &one, th + net->offW[l], &w,
-                            ws->J[l - 1] + (size_t) wp * D * i0, &wp, &one, G, &w
-                            FCONE FCONE);
+            icnn_gemm_nn(w, Dn, wp, 1.0, th + net->offW[l], w,
+                         ws->J[l - 1] + (size_t) wp * D * i0, wp, 1.0, G, w);
             if (ws->J[l]) {
                 double *Jl = ws->J[l] + (size_t) wD * i0;
                 const double *F1 = ws->F1[l] + (size_t) w * i0;

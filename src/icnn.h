@@ -74,6 +74,7 @@ typedef struct {
     double *Mf[ICNN_MAX_LAYERS];   /* D^2 x w, unit-minor: M_{l,k} entry    */
                                    /* (d, e) at (d D + e) w + k (mform)     */
     double *Mx;                    /* Dp x n      sum_l Mp_l (2 u_l) (mform) */
+    double *Wt[ICNN_MAX_LAYERS];   /* w_{l-1} x w_l  W_l', l >= 2          */
     double *Hp;                    /* Dp x n      packed rank terms of H    */
     double *H;                     /* D^2 x n     Hessians                 */
     double *Lc;                    /* D^2 x n     Cholesky factors         */
@@ -132,6 +133,14 @@ static inline void icnn_rank_times_u(const double *P, const double *U, int n, in
         }
     }
 }
+
+/* C = alpha A B + beta C (A m x k, B k x n) and C = alpha A B' + beta C
+ * (A m x K, B n x K) by BLAS, the products with the hidden weights W: in
+ * pieces of B's columns (or of K) where A is small (icnn.c). */
+void icnn_gemm_nn(int m, int n, int k, double alpha, const double *A, int lda,
+                  const double *B, int ldb, double beta, double *C, int ldc);
+void icnn_gemm_nt(int m, int n, int K, double alpha, const double *A, int lda,
+                  const double *B, int ldb, double beta, double *C, int ldc);
 
 /* hessian.c */
 int icnn_hessian(const icnn_t *net, const double *th, const double *X, int n,
