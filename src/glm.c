@@ -345,12 +345,6 @@ void glm_draw(jko_pot *pot)
 /* The row loops are compiled without trapping math (vmath.h explains) */
 JKO_VMATH_BEGIN
 
-#ifdef _OPENMP
-# define GLM_SIMD_SUM _Pragma("omp simd reduction(+:ll)")
-#else
-# define GLM_SIMD_SUM
-#endif
-
 /* A row loop specialised on whether the rows have weights and offsets and
  * whether the derivatives are wanted (each a loop the compiler vectorises
  * without tests inside), into ll */
@@ -376,7 +370,7 @@ JKO_VMATH_BEGIN
  * e^{-708}, whose log(1 + e) is below 1e-307). A row of weight 0 adds 0
  * and has derivative 0. */
 #define GLM_LOGIT_LOOP(WI, OI, GRAD)                                              \
-    GLM_SIMD_SUM                                                                  \
+    JKO_SIMD_SUM(ll)                                                              \
     for (int i = i0; i < i1; i++) {                                               \
         const double wi = (WI), yi = y[i], t = es[i] + (OI);                      \
         const double a = fabs(t), e = jko_vexp(-(a > 708.0 ? 708.0 : a));          \
@@ -400,7 +394,7 @@ JKO_CLONES static double glm_rows_logit(const double *w, const double *y, const 
  * log of the largest double: +Inf, as libm's; below -708, e^{-708}, an
  * error below 1e-307 in a term). */
 #define GLM_POIS_LOOP(WI, OI, GRAD)                                               \
-    GLM_SIMD_SUM                                                                  \
+    JKO_SIMD_SUM(ll)                                                              \
     for (int i = i0; i < i1; i++) {                                               \
         const double wi = (WI), yi = y[i], t = es[i] + (OI);                      \
         const double mu = t > 0x1.62e42fefa39efp+9 ? R_PosInf                     \

@@ -130,12 +130,7 @@ JKO_CLONES static int hessian_part(const icnn_t *net, const double *th, const do
                     JKO_SIMD
                     for (int k = 0; k < w; k++) tmp[k] = ci[k] * Ga[k];
                     for (int b = 0; b <= a; b++) {
-                        const double *Gb = Gi + (size_t) w * b;
-                        double s = 0;
-#ifdef _OPENMP
-#pragma omp simd reduction(+:s)
-#endif
-                        for (int k = 0; k < w; k++) s += tmp[k] * Gb[k];
+                        double s = jko_dot(tmp, Gi + (size_t) w * b, w);
                         Hi[a + D * b] += s;
                         if (b < a) Hi[b + D * a] += s;
                     }

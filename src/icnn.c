@@ -517,15 +517,7 @@ JKO_CLONES static void forward_part(const icnn_t *net, const double *th, const d
                 int w = net->w[l];
                 const double *B = th + net->offB[l],
                              *Ui = ws->U[l] + (size_t) w * (i0 + i);
-                for (int d = 0; d < D; d++) {
-                    const double *Bd = B + (size_t) w * d;
-                    double t = 0;
-#ifdef _OPENMP
-#pragma omp simd reduction(+:t)
-#endif
-                    for (int k = 0; k < w; k++) t += Bd[k] * Ui[k];
-                    yi[d] += t;
-                }
+                for (int d = 0; d < D; d++) yi[d] += jko_dot(B + (size_t) w * d, Ui, w);
             }
         }
     } else if (Y0) {
@@ -546,19 +538,13 @@ JKO_CLONES static void forward_part(const icnn_t *net, const double *th, const d
                     double *yi = Y + (size_t) D * i;
                     for (int d = 0; d < D; d++) {
                         const double *Ad = Ap + (size_t) wr * d, *Bd = B + (size_t) w * d;
-                        double s = 0, t = 0;
+                        double s = 0;
                         for (int j = 0; j < r; j++) {
                             const double *Adj = Ad + (size_t) w * j, *Pj = Pi + (size_t) w * j;
-#ifdef _OPENMP
-#pragma omp simd reduction(+:s)
-#endif
+                            JKO_SIMD_SUM(s)
                             for (int k = 0; k < w; k++) s += Adj[k] * Pj[k] * Ui[k];
                         }
-#ifdef _OPENMP
-#pragma omp simd reduction(+:t)
-#endif
-                        for (int k = 0; k < w; k++) t += Bd[k] * Ui[k];
-                        yi[d] += 2.0 * s + t;
+                        yi[d] += 2.0 * s + jko_dot(Bd, Ui, w);
                     }
                 }
                 continue;

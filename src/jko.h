@@ -59,9 +59,21 @@ int jko_wide_supported(void);
  * contiguous memory with no dependence between iterations). */
 #ifdef _OPENMP
 # define JKO_SIMD _Pragma("omp simd")
+# define JKO_PRAGMA(x) _Pragma(#x)
+# define JKO_SIMD_SUM(t) JKO_PRAGMA(omp simd reduction(+:t))
 #else
 # define JKO_SIMD
+# define JKO_SIMD_SUM(t)
 #endif
+
+/* sum_k a_k b_k over k < n, vectorised (inlined into the callers' clones) */
+static inline double jko_dot(const double *a, const double *b, int n)
+{
+    double t = 0;
+    JKO_SIMD_SUM(t)
+    for (int k = 0; k < n; k++) t += a[k] * b[k];
+    return t;
+}
 
 /* The hand-written per-sample loops are compiled several times on x86-64
  * Linux with GCC >= 6 (function multi-versioning, an ifunc choosing at load

@@ -65,11 +65,7 @@ JKO_CLONES void chol_inverse(const double *Lc, int D, double *Ainv, double *work
         const double *xj = work + (size_t) D * j;
         for (int i = j; i < D; i++) {
             const double *xi = work + (size_t) D * i;
-            double t = 0;
-#ifdef _OPENMP
-#pragma omp simd reduction(+:t)
-#endif
-            for (int k = i; k < D; k++) t += xi[k] * xj[k];
+            double t = jko_dot(xi + i, xj + i, D - i);
             Ainv[i + (size_t) D * j] = t;
             Ainv[j + (size_t) D * i] = t;
         }
