@@ -280,20 +280,20 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
         double *Ub = ws->Ub[l] + (size_t) w * i0, *Pb = ws->Pb[l] + (size_t) wr * i0,
                *PU = ws->PU + (size_t) wm * r * i0;
         double *Ab = grad + net->offA[l];
-        if (mform) {
-            /* ubar_k = 2 tr(Hbar M_k) + 2 ybar'M_k x; Mbar_k = sum_i 2 u_ik
-             * (Hbar_i + x_i ybar_i'), packed, for every unit at once */
+        if (HbP) {
+            /* ubar_k = 2 tr(Hbar M_k) (+ 2 ybar'M_k x with mform); the
+             * adjoint of M_k, sum_i 2 u_ik HbP_i: with mform kept in Mbar
+             * (w x Dp) for the terms to come, else (Dp x w) into Abar now */
             F77_CALL(dgemm)("T", "N", &w, &n, &Dp, &two, ws->Mp[l], &Dp, HbP,
                             &Dp, &zero, Ub, &w FCONE FCONE);
-            F77_CALL(dgemm)("N", "T", &w, &Dp, &n, &two, U, &w, HbP, &Dp,
-                            &zero, Mbl[l], &w FCONE FCONE);
-        } else if (hess) {
-            /* ubar_k = 2 tr(Hbar M_k);  S_k = sum_i 2 u_ik Hbar_i */
-            F77_CALL(dgemm)("T", "N", &w, &n, &Dp, &two, ws->Mp[l], &Dp, HbP,
-                            &Dp, &zero, Ub, &w FCONE FCONE);
-            F77_CALL(dgemm)("N", "T", &Dp, &w, &n, &two, HbP, &Dp, U, &w,
-                            &zero, Sp, &Dp FCONE FCONE);
-            rank_abar(net, l, th, Sp, 1, (size_t) Dp, grad, tmp);
+            if (mform) {
+                F77_CALL(dgemm)("N", "T", &w, &Dp, &n, &two, U, &w, HbP, &Dp,
+                                &zero, Mbl[l], &w FCONE FCONE);
+            } else {
+                F77_CALL(dgemm)("N", "T", &Dp, &w, &n, &two, HbP, &Dp, U, &w,
+                                &zero, Sp, &Dp FCONE FCONE);
+                rank_abar(net, l, th, Sp, 1, (size_t) Dp, grad, tmp);
+            }
         } else {
             memset(Ub, 0, (size_t) w * n * sizeof(double));
         }

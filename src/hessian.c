@@ -25,7 +25,7 @@ JKO_CLONES static int hessian_part(const icnn_t *net, const double *th, const do
                         int i0, int n, icnn_ws *ws, double *logdet, double *tmp)
 {
     const int D = net->D, r = net->r, L = net->L, D2 = D * D, Dp = ws->Dp;
-    const double one = 1.0, zero = 0.0, two = 2.0;
+    const double one = 1.0;
     const double alpha = icnn_alpha(net, th);
     if (n < 1) return JKO_OK;
 
@@ -89,14 +89,10 @@ JKO_CLONES static int hessian_part(const icnn_t *net, const double *th, const do
         }
     }
 
-    /* rank terms for the whole part at once: Hp = sum_l Mp_l (2 u_l) */
-    double *Hp = ws->Hp + (size_t) Dp * i0;
-    for (int l = 0; l < L; l++) {
-        int w = net->w[l];
-        F77_CALL(dgemm)("N", "N", &Dp, &n, &w, &two, ws->Mp[l], &Dp,
-                        ws->U[l] + (size_t) w * i0, &w, l ? &one : &zero, Hp, &Dp
-                        FCONE FCONE);
-    }
+    /* rank terms for the whole part at once: Hp = sum_l Mp_l (2 u_l)
+     * (with mform the forward pass has made them) */
+    if (!ws->mform) icnn_rank_terms(net, ws, i0, n);
+    const double *Hp = ws->Hp + (size_t) Dp * i0;
 
     /* per sample: H = alpha I + unpack(Hp) + sum_{l >= 2} G_l' diag(c_l) G_l
      * (c_1 = 0: layer 1 has no activation), then its Cholesky factor */

@@ -108,7 +108,7 @@ static double ws_doubles(const icnn_t *net, int nmax, int hess, int nth)
         if (hess > 1) s += 4 * w * n + w * r * n;
     }
     s += wm * r * n;
-    if (mf) s += Dp * n;
+    if (mf && !hess) s += Dp * n;   /* Hp */
     if (hess) s += 2 * D2 * n + Dp * n + th * tmp;
     if (hess > 1)
         s += D2 * n + Dp * n + wm * r * D + 2 * wm * D * n + th * Dp * ws + 2 * wm * n +
@@ -276,11 +276,10 @@ void icnn_ws_alloc(const icnn_t *net, icnn_ws *ws, int nmax, int hess, int nth)
         }
     }
     ws->PU = ralloc((size_t) wm * r * n);
-    if (ws->mform) ws->Mx = ralloc(Dp * n);
+    if (hess || ws->mform) ws->Hp = ralloc(Dp * n);
     if (hess) {
         ws->H = ralloc(D2 * n);
         ws->Lc = ralloc(D2 * n);
-        ws->Hp = ralloc(Dp * n);
         ws->tmp = ralloc((size_t) ws->nth * jko_tmp_len(net));
     }
     if (hess > 1) {
@@ -494,16 +493,14 @@ JKO_CLONES static void forward_part(const icnn_t *net, const double *th, const d
         }
     }
 
+    /* with mform the rank terms sum_l sum_k u_lk M_lk serve the map and the
+     * Hessian: computed once, here */
+    if (ws->mform && (Y0 || ws->hess)) icnn_rank_terms(net, ws, i0, n);
     if (Y0 && ws->mform) {
-        /* y = alpha x + 2 (sum_l sum_k u_lk M_lk) x + sum_l B_l'u_l */
+        /* y = alpha x + Hp x + sum_l B_l'u_l (Hp = 2 sum_l sum_k u_lk M_lk) */
         const int Dp = ws->Dp;
-        double *Y = Y0 + (size_t) D * i0, *Mx = ws->Mx + (size_t) Dp * i0;
-        for (int l = 0; l < L; l++) {
-            int w = net->w[l];
-            F77_CALL(dgemm)("N", "N", &Dp, &n, &w, &two, ws->Mp[l], &Dp,
-                            ws->U[l] + (size_t) w * i0, &w, l ? &one : &zero, Mx, &Dp
-                            FCONE FCONE);
-        }
+        double *Y = Y0 + (size_t) D * i0;
+        const double *Mx = ws->Hp + (size_t) Dp * i0;
         for (int i = 0; i < n; i++) {
             const double *xi = X + (size_t) D * i, *mi = Mx + (size_t) Dp * i;
             double *yi = Y + (size_t) D * i;
@@ -555,6 +552,19 @@ JKO_CLONES static void forward_part(const icnn_t *net, const double *th, const d
             F77_CALL(dgemm)("T", "N", &D, &n, &w, &one, th + net->offB[l], &w,
                             U, &w, &one, Y, &D FCONE FCONE);
         }
+    }
+}
+
+void icnn_rank_terms(const icnn_t *net, icnn_ws *ws, int i0, int n)
+{
+    const int Dp = ws->Dp;
+    const double one = 1.0, zero = 0.0, two = 2.0;
+    double *Hp = ws->Hp + (size_t) Dp * i0;
+    for (int l = 0; l < net->L; l++) {
+        int w = net->w[l];
+        F77_CALL(dgemm)("N", "N", &Dp, &n, &w, &two, ws->Mp[l], &Dp,
+                        ws->U[l] + (size_t) w * i0, &w, l ? &one : &zero, Hp, &Dp
+                        FCONE FCONE);
     }
 }
 

@@ -73,9 +73,11 @@ typedef struct {
     int mform;                     /* icnn_mform(net): the rank terms by M  */
     double *Mf[ICNN_MAX_LAYERS];   /* D^2 x w, unit-minor: M_{l,k} entry    */
                                    /* (d, e) at (d D + e) w + k (mform)     */
-    double *Mx;                    /* Dp x n      sum_l Mp_l (2 u_l) (mform) */
     double *Wt[ICNN_MAX_LAYERS];   /* w_{l-1} x w_l  W_l', l >= 2          */
-    double *Hp;                    /* Dp x n      packed rank terms of H    */
+    double *Hp;                    /* Dp x n      packed rank terms of H,  */
+                                   /* sum_l Mp_l (2 u_l) (icnn_rank_terms;  */
+                                   /* with mform by icnn_forward, where the */
+                                   /* map's rank part is Hp x)              */
     double *H;                     /* D^2 x n     Hessians                 */
     double *Lc;                    /* D^2 x n     Cholesky factors         */
     double *PU;                    /* (wmax r) x n scratch                 */
@@ -143,6 +145,10 @@ void icnn_gemm_nn(int m, int n, int k, double alpha, const double *A, int lda,
                   const double *B, int ldb, double beta, double *C, int ldc);
 void icnn_gemm_nt(int m, int n, int K, double alpha, const double *A, int lda,
                   const double *B, int ldb, double beta, double *C, int ldc);
+
+/* ws->Hp = sum_l Mp_l (2 u_l) on samples [i0, i0 + n), after the forward
+ * pass on them (icnn.c) */
+void icnn_rank_terms(const icnn_t *net, icnn_ws *ws, int i0, int n);
 
 /* hessian.c */
 int icnn_hessian(const icnn_t *net, const double *th, const double *X, int n,
