@@ -257,6 +257,7 @@ SEXP C_icnn_eval(SEXP arch, SEXP alpha_min, SEXP theta, SEXP x, SEXP what,
     v[3] = PROTECT(Rf_allocVector(REALSXP, lev >= 2 ? (R_xlen_t) D * D * n : 0));
     icnn_ws ws;
     icnn_ws_alloc(&net, &ws, n < chunk ? (n > 0 ? n : 1) : chunk, lev >= 1, nth);
+    if (lev >= 2) ws.H = (double *) R_alloc((size_t) D * D * ws.nmax, sizeof(double));
     icnn_prepare(&net, th, &ws);
     int status = JKO_OK;
     for (int s = 0; s < n; s += chunk) {

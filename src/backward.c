@@ -26,6 +26,10 @@
 #include "linalg.h"
 #include "numerics.h"
 
+#if JKO_GROUP != 4
+# error "grad_q_reverse's grouped loops are written for groups of 4 samples"
+#endif
+
 /* A group's outer product into a row of a parameter's adjoint, by
  * JKO_GROUPED and JKO_CHUNKS (icnn.h): gdst_k += sum_q gv_{q k} gc_q, the
  * group's w-vectors gv w apart and its numbers gc D apart (a coordinate of
@@ -87,22 +91,61 @@ JKO_CLONES static void grad_q_reverse(const icnn_t *net, int l, const double *th
         group_bbar(Bb, Eg, g, w, D);
         for (int j = 0; j < r; j++) {
             const double *Aj = A + (size_t) w * j, *Pj = Pg + (size_t) w * j;
-            for (int q = 0; q < g; q++) {
-                const double *Eq = Eg + wD * q;
-                double *pq = small ? tmp + (size_t) w * q
-                                   : Pb + (size_t) wr * (ib + q) + (size_t) w * j;
-#define PBAR_SUM(VT, LD)                                                        \
-                VT t = LD(Eq + k) * LD(Aj + k);                                 \
+            /* the group's pbar_j: one chain of D FMAs a sample, the
+             * group's four chains side by side in registers (one at a
+             * time, each waited on its FMAs' latency: at D = 32 most of
+             * this function's time) */
+#define PBAR_ONE(VT, LD, ST, DST, ACC) {                                        \
+                const double *E0 = Eg + wD * q;                                 \
+                VT t = LD(E0 + k) * LD(Aj + k);                                 \
                 for (int d = 1; d < D; d++)                                     \
-                    t += LD(Eq + (size_t) w * d + k) * LD(Aj + (size_t) wr * d + k)
-#define GQ_P(VT, LD, ST) { PBAR_SUM(VT, LD); ST(pq + k, 2.0 * t); }
-#define GQ_PB(VT, LD, ST) { PBAR_SUM(VT, LD); ST(pq + k, LD(pq + k) + 2.0 * t); }
-                if (small) JKO_CHUNKS(k, w, GQ_P);
-                else JKO_CHUNKS(k, w, GQ_PB);
-#undef GQ_PB
-#undef GQ_P
-#undef PBAR_SUM
+                    t += LD(E0 + (size_t) w * d + k) * LD(Aj + (size_t) wr * d + k); \
+                double *p0 = DST(q);                                            \
+                ST(p0 + k, ACC(LD, p0, t));                                     \
             }
+#define PBAR_FOUR(VT, LD, ST, DST, ACC) {                                       \
+                const double *E0 = Eg, *E1 = Eg + wD, *E2 = Eg + 2 * wD, *E3 = Eg + 3 * wD; \
+                const VT a0 = LD(Aj + k);                                       \
+                VT t0 = LD(E0 + k) * a0, t1 = LD(E1 + k) * a0,                  \
+                   t2 = LD(E2 + k) * a0, t3 = LD(E3 + k) * a0;                  \
+                for (int d = 1; d < D; d++) {                                   \
+                    const size_t o = (size_t) w * d + k;                        \
+                    const VT a = LD(Aj + (size_t) wr * d + k);                  \
+                    t0 += LD(E0 + o) * a; t1 += LD(E1 + o) * a;                 \
+                    t2 += LD(E2 + o) * a; t3 += LD(E3 + o) * a;                 \
+                }                                                               \
+                double *p0 = DST(0), *p1 = DST(1), *p2 = DST(2), *p3 = DST(3);  \
+                ST(p0 + k, ACC(LD, p0, t0)); ST(p1 + k, ACC(LD, p1, t1));       \
+                ST(p2 + k, ACC(LD, p2, t2)); ST(p3 + k, ACC(LD, p3, t3));       \
+            }
+#define PB_TMP(q) (tmp + (size_t) w * (q))
+#define PB_PB(q) (Pb + (size_t) wr * (ib + (q)) + (size_t) w * j)
+#define PB_SET(LD, p, t) (2.0 * (t))
+#define PB_ADD(LD, p, t) (LD((p) + k) + 2.0 * (t))
+#define GQ_P4(VT, LD, ST) PBAR_FOUR(VT, LD, ST, PB_TMP, PB_SET)
+#define GQ_P1(VT, LD, ST) PBAR_ONE(VT, LD, ST, PB_TMP, PB_SET)
+#define GQ_PB4(VT, LD, ST) PBAR_FOUR(VT, LD, ST, PB_PB, PB_ADD)
+#define GQ_PB1(VT, LD, ST) PBAR_ONE(VT, LD, ST, PB_PB, PB_ADD)
+            if (g == JKO_GROUP) {
+                if (small) JKO_CHUNKS(k, w, GQ_P4);
+                else JKO_CHUNKS(k, w, GQ_PB4);
+            } else {
+                for (int q = 0; q < g; q++) {
+                    if (small) JKO_CHUNKS(k, w, GQ_P1);
+                    else JKO_CHUNKS(k, w, GQ_PB1);
+                }
+            }
+#undef GQ_PB1
+#undef GQ_PB4
+#undef GQ_P1
+#undef GQ_P4
+#undef PB_ADD
+#undef PB_SET
+#undef PB_PB
+#undef PB_TMP
+#undef PBAR_FOUR
+#undef PBAR_ONE
+            if (!small) continue;
             const double *pb = tmp;
             for (int d = 0; d < D; d++) {
                 double *Abjd = Ab + (size_t) wr * d + (size_t) w * j;
@@ -114,17 +157,33 @@ JKO_CLONES static void grad_q_reverse(const icnn_t *net, int l, const double *th
                              LD(pb + (size_t) w * q + k) * xd[(size_t) D * q];  \
                     ST(Abjd + k, LD(Abjd + k) + t);                             \
                 }
-#define GQ_AD(VT, LD, ST) {                                                     \
-                    VT t = LD(Ed + k) * LD(Pj + k);                             \
-                    for (int q = 1; q < G_; q++)                                \
-                        t += LD(Ed + wD * q + k) * LD(Pj + (size_t) wr * q + k); \
-                    ST(Abjd + k, LD(Abjd + k) + 2.0 * t);                       \
-                }
-                if (small) JKO_GROUPED(g, JKO_CHUNKS(k, w, GQ_A););
-                else JKO_GROUPED(g, JKO_CHUNKS(k, w, GQ_AD););
-#undef GQ_AD
+                JKO_GROUPED(g, JKO_CHUNKS(k, w, GQ_A););
 #undef GQ_A
             }
+        }
+        if (small) continue;
+        /* Abar_j += 2 sum_q Ebar_q p_qj: the group's Ebar entries loaded
+         * once for all j */
+        for (int d = 0; d < D; d++) {
+            const double *Ed = Eg + (size_t) w * d;
+            double *Abd = Ab + (size_t) wr * d;
+#define GQ_AD(VT, LD, ST) {                                                     \
+                VT e0 = LD(Ed + k), e1 = e0, e2 = e0, e3 = e0;                  \
+                if (G_ > 1) e1 = LD(Ed + wD + k);                               \
+                if (G_ > 2) e2 = LD(Ed + 2 * wD + k);                           \
+                if (G_ > 3) e3 = LD(Ed + 3 * wD + k);                           \
+                for (int j = 0; j < r; j++) {                                   \
+                    const double *Pj = Pg + (size_t) w * j;                     \
+                    double *Abjd = Abd + (size_t) w * j;                        \
+                    VT t = e0 * LD(Pj + k);                                     \
+                    if (G_ > 1) t += e1 * LD(Pj + (size_t) wr + k);             \
+                    if (G_ > 2) t += e2 * LD(Pj + (size_t) wr * 2 + k);         \
+                    if (G_ > 3) t += e3 * LD(Pj + (size_t) wr * 3 + k);         \
+                    ST(Abjd + k, LD(Abjd + k) + 2.0 * t);                       \
+                }                                                               \
+            }
+            JKO_GROUPED(g, JKO_CHUNKS(k, w, GQ_AD););
+#undef GQ_AD
         }
     }
 }
@@ -432,39 +491,42 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                     double *cbi = Cb + (size_t) w * i, *sbi = Sb + (size_t) w * i;
                     /* at the top Gbar_l = 2 c_l T (Jbar_l = 0); below it,
                      * gb holds Jbar_l: Gbar_l = sigma'(s_l) Jbar_l + 2 c_l T,
-                     * and jg_k = sum_d Jbar_{l,kd} G_{l,kd}
-                     * feeds sbar through sigma''(s_l); the sums over d in
-                     * registers */
-                    if (top) {
+                     * and jg_k = sum_d Jbar_{l,kd} G_{l,kd} feeds sbar
+                     * through sigma''(s_l). The sums over d go in memory,
+                     * cbar in Cb (zero here) and jg in scratch after T, d
+                     * outermost: the rows of T, G_i and gb are read in
+                     * order, and the units' sums are independent (in
+                     * registers, d innermost, each unit's chain of D FMAs
+                     * waited on their latency, and G_i's rows came 512
+                     * bytes apart at width 64) */
+                    double *jg = T + (size_t) w * D;
+                    if (!top) memset(jg, 0, (size_t) w * sizeof(double));
+                    for (int d = 0; d < D; d++) {
+                        const double *Td = T + (size_t) w * d, *Gd = Gi + (size_t) w * d;
+                        double *gd = gb + (size_t) w * d;
+                        if (top) {
 #define C_TOP(VT, LD, ST) {                                                     \
-                        VT cb = (VT) {0};                                       \
-                        const VT c2 = 2.0 * LD(ci + k);                         \
-                        for (int d = 0; d < D; d++) {                           \
-                            const size_t o = (size_t) w * d + k;                \
-                            const VT td = LD(T + o);                            \
-                            cb += td * LD(Gi + o);                              \
-                            ST(gb + o, c2 * td);                                \
-                        }                                                       \
-                        ST(cbi + k, cb);                                        \
-                    }
-                        JKO_CHUNKS(k, w, C_TOP);
+                            const VT td = LD(Td + k), c2 = 2.0 * LD(ci + k);    \
+                            ST(cbi + k, LD(cbi + k) + td * LD(Gd + k));         \
+                            ST(gd + k, c2 * td);                                \
+                        }
+                            JKO_CHUNKS(k, w, C_TOP);
 #undef C_TOP
-                    } else {
+                        } else {
 #define C_IN(VT, LD, ST) {                                                      \
-                        VT cb = (VT) {0}, jg = (VT) {0};                        \
-                        const VT c2 = 2.0 * LD(ci + k), f = LD(f1 + k);         \
-                        for (int d = 0; d < D; d++) {                           \
-                            const size_t o = (size_t) w * d + k;                \
-                            const VT td = LD(T + o), gd = LD(Gi + o), go = LD(gb + o); \
-                            cb += td * gd;                                      \
-                            jg += go * gd;                                      \
-                            ST(gb + o, go * f + c2 * td);                       \
-                        }                                                       \
-                        ST(cbi + k, cb);                                        \
-                        ST(sbi + k, LD(sbi + k) + LD(f2 + k) * jg);             \
-                    }
-                        JKO_CHUNKS(k, w, C_IN);
+                            const VT td = LD(Td + k), g_ = LD(Gd + k), go = LD(gd + k); \
+                            const VT c2 = 2.0 * LD(ci + k);                     \
+                            ST(cbi + k, LD(cbi + k) + td * g_);                 \
+                            ST(jg + k, LD(jg + k) + go * g_);                   \
+                            ST(gd + k, go * LD(f1 + k) + c2 * td);              \
+                        }
+                            JKO_CHUNKS(k, w, C_IN);
 #undef C_IN
+                        }
+                    }
+                    if (!top) {
+                        JKO_SIMD
+                        for (int k = 0; k < w; k++) sbi[k] += f2[k] * jg[k];
                     }
                 }
                 int wp = net->w[l - 1];

@@ -20,6 +20,10 @@
 #include "icnn.h"
 #include "linalg.h"
 
+#if JKO_GROUP != 4
+# error "hessian_part's grouped loop is written for groups of 4 samples"
+#endif
+
 /* The Hessians of samples [i0, i0 + n); tmp is this thread's scratch. */
 JKO_CLONES static int hessian_part(const icnn_t *net, const double *th, const double *X0,
                         int i0, int n, icnn_ws *ws, double *logdet, double *tmp)
@@ -53,20 +57,40 @@ JKO_CLONES static int hessian_part(const icnn_t *net, const double *th, const do
 #undef HESS_GM
                 }
             }
-        } else for (int i = 0; i < n; i++) {
-            const double *Pi = P + (size_t) wr * i;
-            double *Gi = G + (size_t) wD * i;
+        } else for (int ib = 0; ib < n; ib += JKO_GROUP) {
+            /* samples in groups of JKO_GROUP: each entry of A loaded once a
+             * group, and the group's sums over j independent chains (one
+             * sample's chain of r FMAs a unit left the core waiting on
+             * each FMA's latency) */
+            const int g = n - ib < JKO_GROUP ? n - ib : JKO_GROUP;
+            const double *Pg = P + (size_t) wr * ib;
+            double *Gg = G + (size_t) wD * ib;
             for (int d = 0; d < D; d++) {
                 const double *Ad = A + (size_t) wr * d, *Bd = B + (size_t) w * d;
-                double *Gd = Gi + (size_t) w * d;
-                /* the sum over j in registers, one store per unit */
+                double *Gd = Gg + (size_t) w * d;
 #define HESS_G(VT, LD, ST) {                                                    \
-                    VT g = LD(Pi + k) * LD(Ad + k);                             \
-                    for (int j = 1; j < r; j++)                                 \
-                        g += LD(Pi + (size_t) w * j + k) * LD(Ad + (size_t) w * j + k); \
-                    ST(Gd + k, LD(Bd + k) + 2.0 * g);                           \
+                    const VT a0 = LD(Ad + k), bd = LD(Bd + k);                  \
+                    const double *P0 = Pg, *P1 = Pg + (size_t) wr,              \
+                                 *P2 = Pg + (size_t) wr * 2, *P3 = Pg + (size_t) wr * 3; \
+                    VT g0 = LD(P0 + k) * a0;                                    \
+                    VT g1 = g0, g2 = g0, g3 = g0;                               \
+                    if (G_ > 1) g1 = LD(P1 + k) * a0;                           \
+                    if (G_ > 2) g2 = LD(P2 + k) * a0;                           \
+                    if (G_ > 3) g3 = LD(P3 + k) * a0;                           \
+                    for (int j = 1; j < r; j++) {                               \
+                        const size_t o = (size_t) w * j + k;                    \
+                        const VT a = LD(Ad + o);                                \
+                        g0 += LD(P0 + o) * a;                                   \
+                        if (G_ > 1) g1 += LD(P1 + o) * a;                       \
+                        if (G_ > 2) g2 += LD(P2 + o) * a;                       \
+                        if (G_ > 3) g3 += LD(P3 + o) * a;                       \
+                    }                                                           \
+                    ST(Gd + k, bd + 2.0 * g0);                                  \
+                    if (G_ > 1) ST(Gd + wD + k, bd + 2.0 * g1);                 \
+                    if (G_ > 2) ST(Gd + (size_t) wD * 2 + k, bd + 2.0 * g2);    \
+                    if (G_ > 3) ST(Gd + (size_t) wD * 3 + k, bd + 2.0 * g3);    \
                 }
-                JKO_CHUNKS(k, w, HESS_G);
+                JKO_GROUPED(g, JKO_CHUNKS(k, w, HESS_G););
 #undef HESS_G
             }
         }
@@ -99,14 +123,15 @@ JKO_CLONES static int hessian_part(const icnn_t *net, const double *th, const do
     int status = JKO_OK;
     for (int i = 0; i < n; i++) {
         size_t ii = (size_t) i0 + i;
-        double *Hi = ws->H + (size_t) D2 * ii;
+        /* built in place of its factor, lower triangle only: the
+         * factorisation and everything after it read no other entry */
+        double *Li = ws->Lc + (size_t) D2 * ii;
         const double *Hpi = Hp + (size_t) Dp * i;
-        for (int e = 0, q = 0; e < D; e++)
-            for (int d = e; d < D; d++, q++) {
-                Hi[d + D * e] = Hpi[q];
-                Hi[e + D * d] = Hpi[q];
-            }
-        for (int d = 0; d < D; d++) Hi[d * (D + 1)] += alpha;
+        for (int e = 0, q = 0; e < D; q += D - e, e++) {
+            memset(Li + (size_t) D * e, 0, (size_t) e * sizeof(double));
+            memcpy(Li + (size_t) D * e + e, Hpi + q, (size_t) (D - e) * sizeof(double));
+        }
+        for (int d = 0; d < D; d++) Li[d * (D + 1)] += alpha;
         for (int l = 1; l < L; l++) {
             int w = net->w[l];
             const double *Gi = ws->G[l] + (size_t) w * D * ii;
@@ -119,26 +144,23 @@ JKO_CLONES static int hessian_part(const icnn_t *net, const double *th, const do
                     for (int k = 0; k < w; k++) cg[k] = ci[k] * Ga[k];
                 }
                 F77_CALL(dgemm)("T", "N", &D, &D, &w, &one, tmp, &w, Gi, &w,
-                                &one, Hi, &D FCONE FCONE);
+                                &one, Li, &D FCONE FCONE);
             } else {
                 for (int a = 0; a < D; a++) {
                     const double *Ga = Gi + (size_t) w * a;
                     JKO_SIMD
                     for (int k = 0; k < w; k++) tmp[k] = ci[k] * Ga[k];
-                    for (int b = 0; b <= a; b++) {
-                        double s = jko_dot(tmp, Gi + (size_t) w * b, w);
-                        Hi[a + D * b] += s;
-                        if (b < a) Hi[b + D * a] += s;
-                    }
+                    for (int b = 0; b <= a; b++)
+                        Li[a + D * b] += jko_dot(tmp, Gi + (size_t) w * b, w);
                 }
             }
         }
-        /* exact symmetry (a BLAS product may round the two triangles
-         * differently) */
-        for (int a = 0; a < D; a++)
-            for (int b = 0; b < a; b++) Hi[b + D * a] = Hi[a + D * b];
-        double *Li = ws->Lc + (size_t) D2 * ii;
-        memcpy(Li, Hi, (size_t) D2 * sizeof(double));
+        if (ws->H) {   /* the whole Hessian, where a caller asked for it */
+            double *Hi = ws->H + (size_t) D2 * ii;
+            for (int e = 0; e < D; e++)
+                for (int d = e; d < D; d++)
+                    Hi[d + D * e] = Hi[e + D * d] = Li[d + D * e];
+        }
         double ld;
         int st = chol_logdet(Li, D, &ld);
         if (st != JKO_OK) { status = st; ld = NAN; }
@@ -148,8 +170,9 @@ JKO_CLONES static int hessian_part(const icnn_t *net, const double *th, const do
 }
 
 /* Needs icnn_prepare on th and icnn_forward on the same X first (the rank
- * matrices ws->Mp come from icnn_prepare). Fills ws->G, ws->J, ws->Hp,
- * ws->H and the Cholesky factors ws->Lc; logdet (length n) may be NULL.
+ * matrices ws->Mp come from icnn_prepare). Fills ws->G, ws->J, ws->Hp and
+ * the Cholesky factors ws->Lc (lower triangles; the whole Hessians into
+ * ws->H where the caller set it); logdet (length n) may be NULL.
  * One contiguous part of the batch per thread, BLAS single-threaded
  * inside. */
 int icnn_hessian(const icnn_t *net, const double *th, const double *X, int n,

@@ -109,7 +109,7 @@ static double ws_doubles(const icnn_t *net, int nmax, int hess, int nth)
     }
     s += wm * r * n;
     if (mf && !hess) s += Dp * n;   /* Hp */
-    if (hess) s += 2 * D2 * n + Dp * n + th * tmp;
+    if (hess) s += D2 * n + Dp * n + th * tmp;
     if (hess > 1)
         s += D2 * n + Dp * n + wm * r * D + 2 * wm * D * n + th * Dp * ws + 2 * wm * n +
              (th - 1) * (double) net->npar + th;
@@ -278,7 +278,6 @@ void icnn_ws_alloc(const icnn_t *net, icnn_ws *ws, int nmax, int hess, int nth)
     ws->PU = ralloc((size_t) wm * r * n);
     if (hess || ws->mform) ws->Hp = ralloc(Dp * n);
     if (hess) {
-        ws->H = ralloc(D2 * n);
         ws->Lc = ralloc(D2 * n);
         ws->tmp = ralloc((size_t) ws->nth * jko_tmp_len(net));
     }

@@ -78,7 +78,8 @@ typedef struct {
                                    /* sum_l Mp_l (2 u_l) (icnn_rank_terms;  */
                                    /* with mform by icnn_forward, where the */
                                    /* map's rank part is Hp x)              */
-    double *H;                     /* D^2 x n     Hessians                 */
+    double *H;                     /* D^2 x n     Hessians, NULL unless a  */
+                                   /*             caller sets it           */
     double *Lc;                    /* D^2 x n     Cholesky factors         */
     double *PU;                    /* (wmax r) x n scratch                 */
     /* backward-only scratch */
@@ -252,8 +253,8 @@ extern int jko_wide;
     } while (0)
 
 /* doubles of per-thread scratch (ws->tmp): hessian_part uses wmax D of it,
- * backward_part at most wmax max(D, JKO_GROUP) (G_i Hbar_i, or a group's
- * w-vectors), D^2 + r D (S_k and A_k S_k) or D^2 (chol_inverse's work) at
+ * backward_part at most wmax max(D + 1, JKO_GROUP) (G_i Hbar_i and a
+ * w-vector, or a group's w-vectors), D^2 + r D (S_k and A_k S_k) or D^2 (chol_inverse's work) at
  * a time; wmax (D + JKO_GROUP) + 2 D^2 + r D is allocated. */
 static inline size_t jko_tmp_len(const icnn_t *net)
 {

@@ -28,7 +28,8 @@ check_loss_gradient <- function(net, x, potential, h = 0.1, beta = 1.3,
 test_that("the loss gradient matches finite differences (quadratic potential)", {
   set.seed(11)
   for (a in list(list(d = 1, w = 3, r = 1), list(d = 2, w = c(6, 5), r = 2),
-                 list(d = 3, w = c(5, 4, 3), r = 3), list(d = 5, w = c(8, 8), r = 5))) {
+                 list(d = 3, w = c(5, 4, 3), r = 3), list(d = 5, w = c(8, 8), r = 5),
+                 list(d = 9, w = c(7, 6, 5), r = 2))) {
     net <- random_net(a$d, a$w, a$r)
     A <- crossprod(matrix(rnorm(a$d^2), a$d)) + diag(a$d)
     pot <- potential_quadratic(A, rnorm(a$d))
