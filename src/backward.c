@@ -15,7 +15,6 @@
 #define USE_FC_LEN_T
 #include <R.h>
 #include <R_ext/BLAS.h>
-#include <R_ext/Lapack.h>
 #ifndef FCONE
 # define FCONE
 #endif
@@ -23,7 +22,6 @@
 #include <string.h>
 #include "jko.h"
 #include "icnn.h"
-#include "linalg.h"
 #include "numerics.h"
 
 #if JKO_GROUP != 4
@@ -288,30 +286,22 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
     double *Mbl[ICNN_MAX_LAYERS];
     for (int l = 0, o = 0; l < L; o += net->w[l], l++) Mbl[l] = Sp + (size_t) Dp * o;
 
-    /* Hbar = lambda H^{-1}, packed with doubled off-diagonals so that
-     * tr(Hbar M) = HbP' Mp */
+    /* Hbar = lambda H^{-1} (ws->Hbar holds H^{-1}, left by icnn_hessian;
+     * lambda is applied where it is read), packed with doubled
+     * off-diagonals so that tr(Hbar M) = HbP' Mp */
     double *HbP = hess || mform ? ws->HbP + (size_t) Dp * i0 : NULL;
     if (hess) {
         for (int i = 0; i < n; i++) {
             size_t ii = (size_t) i0 + i;
-            double *Hb = ws->Hbar + (size_t) D2 * ii, *hp = HbP + (size_t) Dp * i;
-            if (D >= JKO_SMALL_D) {
-                /* LAPACK's inverse from the factor (optimised in OpenBLAS),
-                 * lower triangle, mirrored */
-                int info = 0;
-                memcpy(Hb, ws->Lc + (size_t) D2 * ii, (size_t) D2 * sizeof(double));
-                F77_CALL(dpotri)("L", &D, Hb, &D, &info FCONE);
-                for (int e = 0; e < D; e++)
-                    for (int d = e + 1; d < D; d++) Hb[e + D * d] = Hb[d + D * e];
-            } else {
-                chol_inverse(ws->Lc + (size_t) D2 * ii, D, Hb, tmp);
+            const double *Hi = ws->Hbar + (size_t) D2 * ii;
+            double *hp = HbP + (size_t) Dp * i;
+            const double li = lambda[ii], l2 = 2.0 * li;
+            for (int e = 0, q = 0; e < D; e++) {
+                const double *He = Hi + (size_t) D * e;
+                abar += li * He[e];
+                hp[q++] = li * He[e];
+                for (int d = e + 1; d < D; d++, q++) hp[q] = l2 * He[d];
             }
-            double li = lambda[ii];
-            for (int m = 0; m < D2; m++) Hb[m] *= li;
-            for (int d = 0; d < D; d++) abar += Hb[d * (D + 1)];
-            for (int e = 0, q = 0; e < D; e++)
-                for (int d = e; d < D; d++, q++)
-                    hp[q] = (d == e ? 1.0 : 2.0) * Hb[d + D * e];
         }
     }
     for (size_t m = 0; m < (size_t) Dn; m++) abar += X[m] * Ybar[m];
@@ -469,10 +459,11 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                 for (int i = 0; i < n; i++) {
                     const double *Gi = G + (size_t) wD * i;
                     const double *Hb = ws->Hbar + (size_t) D2 * (i0 + i);
+                    const double li = lambda[i0 + i];
                     double *gb = Gb + (size_t) wD * i;
-                    /* T = G_i Hbar_i */
+                    /* T = G_i Hbar_i = lambda_i G_i H_i^{-1} */
                     if (D >= JKO_SMALL_D) {
-                        F77_CALL(dgemm)("N", "N", &w, &D, &D, &one, Gi, &w, Hb, &D,
+                        F77_CALL(dgemm)("N", "N", &w, &D, &D, &li, Gi, &w, Hb, &D,
                                         &zero, T, &w FCONE FCONE);
                     } else {
                         for (int e = 0; e < D; e++) {
@@ -480,7 +471,7 @@ JKO_CLONES static void backward_part(const icnn_t *net, const double *th, const 
                             double *Te = T + (size_t) w * e;
 #define C_T(VT, LD, ST) {                                                       \
                             JKO_COLS(VT, LD, t, Gi + k, w, He, D);              \
-                            ST(Te + k, t);                                      \
+                            ST(Te + k, li * t);                                 \
                         }
                             JKO_CHUNKS(k, w, C_T);
 #undef C_T

@@ -164,6 +164,10 @@ JKO_CLONES static int hessian_part(const icnn_t *net, const double *th, const do
         double ld;
         int st = chol_logdet(Li, D, &ld);
         if (st != JKO_OK) { status = st; ld = NAN; }
+        else if (ws->hess > 1)
+            /* H^{-1} for the backward sweep (icnn_backward), while the
+             * factor is in cache */
+            chol_inverse(Li, D, ws->Hbar + (size_t) D2 * ii, tmp);
         if (logdet) logdet[ii] = ld;
     }
     return status;
@@ -172,7 +176,8 @@ JKO_CLONES static int hessian_part(const icnn_t *net, const double *th, const do
 /* Needs icnn_prepare on th and icnn_forward on the same X first (the rank
  * matrices ws->Mp come from icnn_prepare). Fills ws->G, ws->J, ws->Hp and
  * the Cholesky factors ws->Lc (lower triangles; the whole Hessians into
- * ws->H where the caller set it); logdet (length n) may be NULL.
+ * ws->H where the caller set it) and, with a workspace for the backward
+ * sweep, H^{-1} into ws->Hbar; logdet (length n) may be NULL.
  * One contiguous part of the batch per thread, BLAS single-threaded
  * inside. */
 int icnn_hessian(const icnn_t *net, const double *th, const double *X, int n,

@@ -161,17 +161,17 @@ void icnn_backward(const icnn_t *net, const double *th, const double *X, int n,
                    double *grad);
 
 /* From this dimension on, the work whose size is set by D goes through
- * BLAS and LAPACK rather than hand-written loops:
- *  - per sample, H^{-1} from its Cholesky factor by LAPACK's dpotri
- *    instead of chol_inverse (backward.c), and the products
- *    G_l' diag(c_l) G_l (hessian.c), A_k S_k and G_i Hbar_i (backward.c);
+ * BLAS rather than hand-written loops:
+ *  - per sample, the products G_l' diag(c_l) G_l (hessian.c), A_k S_k and
+ *    G_i Hbar_i (backward.c);
  *  - over a block, the products whose inner or outer dimension is D (A x
  *    and B x, A'(p u) and B'u in the map, A ybar, B ybar and the outer
  *    products into Abar and Bbar in the backward sweep), which below it
  *    are loops over each sample's columns (at D = 2 a BLAS call packed and
  *    zeroed a block for 2 multiply-adds an entry; from D = 8 the loops
  *    were 1.3-1.6 times slower than BLAS).
- * The Cholesky factorisation itself is always chol_logdet. */
+ * The Cholesky factorisation is always chol_logdet, and H^{-1} from it
+ * chol_inverse (linalg.c). */
 #define JKO_SMALL_D 8
 
 /* Whether the rank terms go by the matrices M_k = A_k'A_k (D x D) rather
@@ -254,8 +254,9 @@ extern int jko_wide;
 
 /* doubles of per-thread scratch (ws->tmp): hessian_part uses wmax D of it,
  * backward_part at most wmax max(D + 1, JKO_GROUP) (G_i Hbar_i and a
- * w-vector, or a group's w-vectors), D^2 + r D (S_k and A_k S_k) or D^2 (chol_inverse's work) at
- * a time; wmax (D + JKO_GROUP) + 2 D^2 + r D is allocated. */
+ * w-vector, or a group's w-vectors), D^2 + r D (S_k and A_k S_k) or D^2
+ * (chol_inverse's work) at a time; wmax (D + JKO_GROUP) + 2 D^2 + r D is
+ * allocated. */
 static inline size_t jko_tmp_len(const icnn_t *net)
 {
     size_t D = net->D;
