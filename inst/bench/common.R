@@ -189,13 +189,13 @@ jk_madds <- function(D, w, r = 5L, L = 2L) {
 }
 
 # dgemm rate (GFLOP/s) of R's BLAS with `threads` threads: a child R with
-# OPENBLAS_NUM_THREADS (and OMP_NUM_THREADS) set, best of 3 products of
-# n x n matrices.
-dgemm_rate <- function(threads, n = 2000L) {
+# OPENBLAS_NUM_THREADS (and OMP_NUM_THREADS) set, best of `best` products
+# of n x n matrices (after one unmeasured).
+dgemm_rate <- function(threads, n = 2000L, best = 3L) {
   code <- sprintf(paste("set.seed(1); a <- matrix(rnorm(%d^2), %d); b <- a;",
                         "invisible(a %%*%% b);",
-                        "t <- min(replicate(3, system.time(a %%*%% b)[[\"elapsed\"]]));",
-                        "cat(2 * %d^3 / t / 1e9)"), n, n, n)
+                        "t <- min(replicate(%d, system.time(a %%*%% b)[[\"elapsed\"]]));",
+                        "cat(2 * %d^3 / t / 1e9)"), n, n, best, n)
   out <- system2(file.path(R.home("bin"), "Rscript"), c("-e", shQuote(code)),
                  env = c(paste0("OPENBLAS_NUM_THREADS=", threads),
                          paste0("OMP_NUM_THREADS=", threads)),

@@ -1,8 +1,8 @@
 # The performance harness: seconds per JKO training iteration (batch 1024,
 # two layers, rank 5) for D = 2, 12, 32 and widths 64, 256, with 1 and 2
 # threads; the effective rate (multiply-adds of the kernels, counted in
-# common.R: jk_madds) next to the dgemm rate of the same BLAS measured in
-# the same run; the ratio to the PyTorch peer (same threads, float64); peak
+# common.R: jk_madds) as a share of the dgemm rate of the same BLAS,
+# measured beside each run of the kernels; the ratio to the PyTorch peer (same threads, float64); peak
 # memory; and the time of JKO step 1 against step 40 of a long fit.
 #
 #   Rscript inst/bench/run.R [--no-torch] [--no-fit] [--reps=5]
@@ -32,7 +32,8 @@ vmhwm_mb <- function() {
 }
 
 ## child mode: --child D width reps -> "s_per_iter_1 s_per_iter_2 peak_MB
-## fixed_1 fixed_2 min_2 max_2", one and two threads measured in alternation, so that a
+## fixed_1 fixed_2 min_2 max_2 dgemm_1 dgemm_2 share_1 share_2 share_min_2
+## share_max_2", one and two threads measured in alternation, so that a
 ## machine whose speed drifts over minutes (a shared virtual machine) moves
 ## both alike. A call of k iterations also allocates its scratch (the
 ## kernel's first touch of every page) and pushes the pool: a cost per JKO
@@ -40,7 +41,12 @@ vmhwm_mb <- function() {
 ## over them (at D = 12, width 256, ~0.15 s a call against ~0.12 s an
 ## iteration). So each run times k and 2k iterations, alternated: the
 ## seconds per iteration are the median of (t_2k - t_k) / k, and the fixed
-## cost the median of 2 t_k - t_2k.
+## cost the median of 2 t_k - t_2k. Each run's dgemm rates (one and two
+## threads, dgemm_rate()) are measured right after its iterations, and the
+## shares of dgemm are the medians of the runs' own ratios: a dgemm rate
+## measured once, minutes away from the kernels, put the drift of the
+## machine's speed into the share (one run's dgemm at 195 GFLOP/s against
+## 150-155 in the runs before and after it).
 if (length(args) && args[1] == "--child") {
   a <- as.integer(args[-1])
   pb <- bench_problem(a[1], a[2])
@@ -50,14 +56,20 @@ if (length(args) && args[1] == "--child") {
   est <- system.time(jk_step_call(pb, 1L, 2L))[["elapsed"]] / 2
   iters <- as.integer(min(300, max(3, round(1.5 / max(est, 1e-4)))))
   for (th in 1:2) invisible(jk_step_call(pb, th, 2L))   # warm-up
+  peak <- vmhwm_mb()   # the kernels' scratch is all allocated by now
+  gf <- 2 * jk_madds(a[1], a[2]) * 1024 / 1e9   # GFLOP an iteration
   t <- vapply(seq_len(a[3]), function(i) vapply(1:2, function(th) {
     t1 <- system.time(jk_step_call(pb, th, iters))[["elapsed"]]
     t2 <- system.time(jk_step_call(pb, th, 2L * iters))[["elapsed"]]
-    c((t2 - t1) / iters, 2 * t1 - t2)
-  }, numeric(2)), matrix(0, 2, 2))
-  cat(sprintf("%.6g %.6g %.1f %.6g %.6g %.6g %.6g\n", stats::median(t[1, 1, ]),
-              stats::median(t[1, 2, ]), vmhwm_mb(), stats::median(t[2, 1, ]),
-              stats::median(t[2, 2, ]), min(t[1, 2, ]), max(t[1, 2, ])))
+    c((t2 - t1) / iters, 2 * t1 - t2, dgemm_rate(th))
+  }, numeric(3)), matrix(0, 3, 2))
+  share <- 100 * gf / t[1, , ] / t[3, , ]   # 2 x reps
+  cat(sprintf("%.6g %.6g %.1f %.6g %.6g %.6g %.6g %.6g %.6g %.6g %.6g %.6g %.6g\n",
+              stats::median(t[1, 1, ]), stats::median(t[1, 2, ]), peak,
+              stats::median(t[2, 1, ]), stats::median(t[2, 2, ]), min(t[1, 2, ]),
+              max(t[1, 2, ]), stats::median(t[3, 1, ]), stats::median(t[3, 2, ]),
+              stats::median(share[1, ]), stats::median(share[2, ]), min(share[2, ]),
+              max(share[2, ])))
   quit(save = "no")
 }
 
@@ -79,9 +91,6 @@ child <- function(D, width) {
 }
 torch_iters <- function(D, width) if (D * width <= 2048) 10L else if (D * width <= 8192) 5L else 3L
 
-# the dgemm rates: the best of three, one and two threads in alternation
-# (a single measurement made at a slow moment put the kernels above 100%)
-dg <- apply(replicate(3L, c(`1` = dgemm_rate(1L), `2` = dgemm_rate(2L))), 1L, max)
 rows <- list()
 dims <- as.integer(strsplit(opt("dims", "2,12,32"), ",")[[1]])
 widths <- as.integer(strsplit(opt("widths", "64,256"), ",")[[1]])
@@ -92,15 +101,13 @@ for (D in dims) for (width in widths) {
     gf <- 2 * jk_madds(D, width) * 1024 / r[threads] / 1e9
     rows[[length(rows) + 1L]] <- data.frame(
       D = D, width = width, threads = threads,
-      `s/iter` = r[threads], `GFLOP/s` = gf, `dgemm GFLOP/s` = dg[[as.character(threads)]],
-      `% dgemm` = 100 * gf / dg[[as.character(threads)]],
+      `s/iter` = r[threads], `GFLOP/s` = gf, `dgemm GFLOP/s` = r[7L + threads],
+      `% dgemm` = r[9L + threads],
       `torch s/iter` = tt, `x torch` = tt / r[threads], `peak MB` = r[3],
       `fixed s/call` = r[3L + threads],
-      # the spread of the runs (two threads): their slowest and fastest
-      # seconds per iteration as shares of dgemm, in %
-      `% dgemm range` = if (threads == 2L)
-        sprintf("%.0f-%.0f", 100 * 2 * jk_madds(D, width) * 1024 / r[7] / 1e9 / dg[["2"]],
-                100 * 2 * jk_madds(D, width) * 1024 / r[6] / 1e9 / dg[["2"]]) else "",
+      # the spread of the runs (two threads): their lowest and highest
+      # shares of dgemm, in %
+      `% dgemm range` = if (threads == 2L) sprintf("%.0f-%.0f", r[12], r[13]) else "",
       check.names = FALSE)
   }
 }
