@@ -12,7 +12,7 @@ s <- jko_sample(fit, 50)
 d <- jko_density(fit, s$x, log = TRUE)
 stopifnot(max(abs(as.numeric(d) - s$log_density)) < 1e-6)
 fit <- jko_continue(fit, 1, verbose = FALSE)
-# the kernels from D = 8 (BLAS and LAPACK a block) and the rank terms by
+# the kernels from D = 8 (BLAS a block) and the rank terms by
 # projections below it (rank 1): a step of a few iterations each
 for (a in list(list(d = 9, r = 2), list(d = 3, r = 1)))
   invisible(jko_fit(potential_quadratic(diag(a$d)), init_gaussian(rep(0, a$d), 1), h = 0.1,
