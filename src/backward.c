@@ -93,56 +93,42 @@ JKO_CLONES static void grad_q_reverse(const icnn_t *net, int l, const double *th
              * group's four chains side by side in registers (one at a
              * time, each waited on its FMAs' latency: at D = 32 most of
              * this function's time) */
-#define PBAR_ONE(VT, LD, ST, DST, ACC) {                                        \
-                const double *E0 = Eg + wD * q;                                 \
-                VT t = LD(E0 + k) * LD(Aj + k);                                 \
-                for (int d = 1; d < D; d++)                                     \
-                    t += LD(E0 + (size_t) w * d + k) * LD(Aj + (size_t) wr * d + k); \
-                double *p0 = DST(q);                                            \
-                ST(p0 + k, ACC(LD, p0, t));                                     \
-            }
-#define PBAR_FOUR(VT, LD, ST, DST, ACC) {                                       \
-                const double *E0 = Eg, *E1 = Eg + wD, *E2 = Eg + 2 * wD, *E3 = Eg + 3 * wD; \
+#define PBAR_GROUP(VT, LD, ST, DST, ACC) {                                      \
                 const VT a0 = LD(Aj + k);                                       \
-                VT t0 = LD(E0 + k) * a0, t1 = LD(E1 + k) * a0,                  \
-                   t2 = LD(E2 + k) * a0, t3 = LD(E3 + k) * a0;                  \
+                VT t0 = LD(Eg + k) * a0, t1 = t0, t2 = t0, t3 = t0;             \
+                if (G_ > 1) t1 = LD(Eg + wD + k) * a0;                          \
+                if (G_ > 2) t2 = LD(Eg + wD * 2 + k) * a0;                      \
+                if (G_ > 3) t3 = LD(Eg + wD * 3 + k) * a0;                      \
                 for (int d = 1; d < D; d++) {                                   \
                     const size_t o = (size_t) w * d + k;                        \
                     const VT a = LD(Aj + (size_t) wr * d + k);                  \
-                    t0 += LD(E0 + o) * a; t1 += LD(E1 + o) * a;                 \
-                    t2 += LD(E2 + o) * a; t3 += LD(E3 + o) * a;                 \
+                    t0 += LD(Eg + o) * a;                                       \
+                    if (G_ > 1) t1 += LD(Eg + wD + o) * a;                      \
+                    if (G_ > 2) t2 += LD(Eg + wD * 2 + o) * a;                  \
+                    if (G_ > 3) t3 += LD(Eg + wD * 3 + o) * a;                  \
                 }                                                               \
-                double *p0 = DST(0), *p1 = DST(1), *p2 = DST(2), *p3 = DST(3);  \
-                ST(p0 + k, ACC(LD, p0, t0)); ST(p1 + k, ACC(LD, p1, t1));       \
-                ST(p2 + k, ACC(LD, p2, t2)); ST(p3 + k, ACC(LD, p3, t3));       \
+                ST(DST(0) + k, ACC(LD, DST(0), t0));                            \
+                if (G_ > 1) ST(DST(1) + k, ACC(LD, DST(1), t1));                \
+                if (G_ > 2) ST(DST(2) + k, ACC(LD, DST(2), t2));                \
+                if (G_ > 3) ST(DST(3) + k, ACC(LD, DST(3), t3));                \
             }
+/* pbar's destination for sample q of the group, and its store: below D = 8
+ * into tmp, from D = 8 added to Pbar */
 #define PB_TMP(q) (tmp + (size_t) w * (q))
 #define PB_PB(q) (Pb + (size_t) wr * (ib + (q)) + (size_t) w * j)
 #define PB_SET(LD, p, t) (2.0 * (t))
 #define PB_ADD(LD, p, t) (LD((p) + k) + 2.0 * (t))
-#define GQ_P4(VT, LD, ST) PBAR_FOUR(VT, LD, ST, PB_TMP, PB_SET)
-#define GQ_P1(VT, LD, ST) PBAR_ONE(VT, LD, ST, PB_TMP, PB_SET)
-#define GQ_PB4(VT, LD, ST) PBAR_FOUR(VT, LD, ST, PB_PB, PB_ADD)
-#define GQ_PB1(VT, LD, ST) PBAR_ONE(VT, LD, ST, PB_PB, PB_ADD)
-            if (g == JKO_GROUP) {
-                if (small) JKO_CHUNKS(k, w, GQ_P4);
-                else JKO_CHUNKS(k, w, GQ_PB4);
-            } else {
-                for (int q = 0; q < g; q++) {
-                    if (small) JKO_CHUNKS(k, w, GQ_P1);
-                    else JKO_CHUNKS(k, w, GQ_PB1);
-                }
-            }
-#undef GQ_PB1
-#undef GQ_PB4
-#undef GQ_P1
-#undef GQ_P4
+#define GQ_P(VT, LD, ST) PBAR_GROUP(VT, LD, ST, PB_TMP, PB_SET)
+#define GQ_PB(VT, LD, ST) PBAR_GROUP(VT, LD, ST, PB_PB, PB_ADD)
+            if (small) JKO_GROUPED(g, JKO_CHUNKS(k, w, GQ_P););
+            else JKO_GROUPED(g, JKO_CHUNKS(k, w, GQ_PB););
+#undef GQ_PB
+#undef GQ_P
 #undef PB_ADD
 #undef PB_SET
 #undef PB_PB
 #undef PB_TMP
-#undef PBAR_FOUR
-#undef PBAR_ONE
+#undef PBAR_GROUP
             if (!small) continue;
             const double *pb = tmp;
             for (int d = 0; d < D; d++) {
