@@ -182,3 +182,83 @@ test_that("natural-gradient VI runs until its ELBO stops rising, not to a fixed 
   expect_lt(max(abs(sqrt(diag(q$cov)) / s - 1)), 0.25)
   expect_gt(as.integer(sub(".*ELBO \\(([0-9]+) iterations.*", "\\1", q$label)), 200L)
 })
+
+# A centred normal hierarchical model with its data in large units (as
+# posteriordb's rats model, weights in grams): J groups of n observations,
+# y_jk ~ N(alpha_j, sigma_y^2), alpha_j ~ N(mu, sigma_a^2), flat priors on
+# mu, sigma_a and sigma_y, on (alpha, mu, log sigma_a, log sigma_y).
+centred_groups <- function(J = 30L, n = 5L, scale = 10) {
+  a0 <- stats::rnorm(J, 250, 15)
+  y <- scale * matrix(stats::rnorm(J * n, rep(a0, n), 6), J, n)
+  logd <- function(x) {
+    a <- x[, 1:J, drop = FALSE]; mu <- x[, J + 1L]; la <- x[, J + 2L]; ly <- x[, J + 3L]
+    r <- 0
+    for (k in seq_len(n)) r <- r + rowSums(sweep(a, 2, y[, k])^2)
+    -rowSums((a - mu)^2) / (2 * exp(2 * la)) - (J - 1) * la - r / (2 * exp(2 * ly)) -
+      (J * n - 1) * ly
+  }
+  grad <- function(x) {
+    a <- x[, 1:J, drop = FALSE]; mu <- x[, J + 1L]; la <- x[, J + 2L]; ly <- x[, J + 3L]
+    ga <- -(a - mu) / exp(2 * la)
+    r <- 0
+    for (k in seq_len(n)) {
+      d <- sweep(a, 2, y[, k])
+      ga <- ga - d / exp(2 * ly)
+      r <- r + rowSums(d^2)
+    }
+    cbind(ga, rowSums(a - mu) / exp(2 * la), rowSums((a - mu)^2) / exp(2 * la) - (J - 1),
+          r / exp(2 * ly) - (J * n - 1))
+  }
+  list(target = new_target(logd, grad, dim = J + 3L), y = y, J = J, n = n)
+}
+
+test_that("the centred groups' gradient is that of their log-density", {
+  set.seed(2)
+  g <- centred_groups(J = 4L, n = 3L)
+  x <- cbind(matrix(stats::rnorm(8, 2500, 100), 2), stats::rnorm(2, 2500, 50),
+             stats::rnorm(2, 5), stats::rnorm(2, 4))
+  f <- g$target$value
+  fd <- t(apply(x, 1L, function(p) {
+    vapply(seq_along(p), function(j) {
+      e <- replace(numeric(length(p)), j, 1e-4 * max(1, abs(p[j])))
+      (f(rbind(p + e)) - f(rbind(p - e))) / (2 * e[j])
+    }, 0)
+  }))
+  expect_lt(max(abs(fd - g$target$gradient(x)) / pmax(1, abs(fd))), 1e-5)
+})
+
+test_that("natural-gradient VI shortens its first steps on a badly scaled target", {
+  # From N(0, I) the first Hessian estimates of the rats-like model are
+  # 10^8 times N(0, I)'s precision: P + rho G + rho^2 / 2 G P^-1 G lost P to
+  # rounding and was singular, and vi_start() gave up in its first
+  # iterations (at data in grams, J = 30, and in tenths of grams here). A
+  # step whose change of the precision is over vi_step_max times the
+  # precision is shortened: the run reaches the bulk.
+  set.seed(3)
+  g <- centred_groups()
+  J <- g$J
+  n <- g$n
+  q <- jkoflow:::vi_start(init_gaussian(rep(0, J + 3L), 1), g$target, 1)
+  expect_false(is.null(q))
+  # the exact posterior of (log sigma_a, log sigma_y) on a grid: the group
+  # means are N(mu, V = sigma_a^2 + sigma_y^2 / n) and the within-group sum
+  # of squares sigma_y^2 chi^2 with J (n - 1) degrees of freedom, apart;
+  # mu integrated out (flat), the sigmas' flat priors their Jacobians
+  ybar <- rowMeans(g$y)
+  sb <- sum((ybar - mean(ybar))^2)
+  sw <- sum((g$y - ybar)^2)
+  grid <- expand.grid(la = seq(3, 7, by = 0.005), ly = seq(3, 5, by = 0.005))
+  V <- exp(2 * grid$la) + exp(2 * grid$ly) / n
+  lp <- grid$la + grid$ly - J * (n - 1) * grid$ly - sw / (2 * exp(2 * grid$ly)) -
+    (J - 1) / 2 * log(V) - sb / (2 * V)
+  w <- exp(lp - max(lp))
+  w <- w / sum(w)
+  m <- c(sum(w * grid$la), sum(w * grid$ly))
+  s <- sqrt(c(sum(w * grid$la^2), sum(w * grid$ly^2)) - m^2)
+  # the reverse-KL Gaussian of a near-Gaussian posterior: its mean within
+  # half a posterior sd of the posterior's (mu's is mean(ybar) by symmetry,
+  # its sd about sqrt(V / J))
+  expect_lt(max(abs(q$mean[J + 2:3] - m) / s), 0.5)
+  expect_lt(abs(q$mean[J + 1L] - mean(ybar)) / sqrt(stats::var(ybar) / J), 0.5)
+  expect_match(q$label, "natural-gradient variational inference from N\\(0, I\\)|from the")
+})
