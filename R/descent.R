@@ -269,7 +269,7 @@ descend_qn <- function(potential, x, P, maxit = 500L, tol = 1e-4, vg = NULL) {
       }
     }
   }
-  list(x = x, value0 = f0, value = f, converged = conv)
+  list(x = x, value0 = f0, value = f, gradient = g, converged = conv)
 }
 
 # The inverse of a symmetric H through its eigenvalues, their absolute

@@ -326,6 +326,32 @@ test_that("draws of the target show a mode that the search missed; a unimodal on
   expect_equal(nrow(st2$modes), 1L)
 })
 
+test_that("draws whose descents stop short of a mode add no mode", {
+  # A search whose one "mode" is a needle (Hessian 1e20 I, as at a point
+  # deep in a funnel's neck): its preconditioner makes the descents from
+  # draws of N(0, I) look converged where they start. Only a stationary
+  # point (Newton decrement g' H^-1 g below mode_newton_tol) is a mode:
+  # N(0, I)'s own mode, where a descent gets there, and nothing else.
+  set.seed(5)
+  tg <- new_target(function(x) -rowSums(x^2) / 2, function(x) -x, dim = 2)
+  s <- jkoflow:::find_modes(tg)
+  s$modes <- matrix(c(50, 50), 1L)
+  s$hessian <- list(diag(1e20, 2))
+  s$precond <- diag(1e-20, 2)
+  s$value <- 2500
+  s$log_z <- jkoflow:::laplace_log_z(2500, log(1e40), 2L)
+  x <- matrix(stats::rnorm(8000), 4000)
+  s2 <- jkoflow:::modes_from_draws(tg, x, rep(0, 4000), s)
+  expect_gt(s2$descents, 0L)
+  added <- s2$modes[rowSums(abs(s2$modes - 50)) > 0, , drop = FALSE]
+  expect_lte(nrow(added), 1L)
+  if (nrow(added)) expect_lt(sqrt(sum(added^2)), 0.1)
+  # the rule itself
+  expect_true(jkoflow:::is_stationary(c(1e-3, 0), diag(2)))
+  expect_false(jkoflow:::is_stationary(c(1, 0), diag(2)))
+  expect_false(jkoflow:::is_stationary(c(1, 0), diag(0, 2)))  # singular: no Newton step
+})
+
 test_that("a fit finds the missed mode from its start's draws and weighs both", {
   set.seed(4)
   fit <- suppressWarnings(jko_fit(narrow_mixture(), verbose = FALSE))
