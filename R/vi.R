@@ -114,10 +114,10 @@ vi_start <- function(q0, potential, beta, m = 128L, iters = 1000L, rho = 0.1, df
 # run gave up in its first iterations; with its first five steps
 # shortened, it reaches the bulk (mu_alpha 242.5, sigma_alpha 14.7,
 # sigma_y 6.2, where posteriordb's reference has 242.5, 14.6 and 6.1).
-# Where the runs settle, rho ||...|| is 0.3-0.9 (the estimates' noise at
-# D = 65): the cap does not act there. In vs_nuts.R's 42 runs it acted in
-# the first iterations of three runs whose start was then chosen without
-# them: the same draws to the bit.
+# Where the rats run settles, rho ||...|| is 0.8-0.9 (the estimates' noise
+# at D = 65): the cap does not act there. In vs_nuts.R's 42 runs it acted
+# in the first iterations of three runs whose start was then chosen
+# without them: the same draws to the bit.
 vi_step_max <- 10
 
 # Whether the mode of the Laplace approximation `laplace` lies outside the
