@@ -212,8 +212,8 @@ errors <- function(x, ref) {
   if (length(miss)) stop("the draws lack the reference's variable(s) ", paste(miss, collapse = ", "))
   x <- x[, rownames(ref), drop = FALSE]
   e <- bench_errors(x, list(mean = ref[, "mean"], sd = ref[, "sd"]))
+  # (apply() gives a 5 x ncol matrix, one column too)
   q <- t(apply(x, 2L, stats::quantile, probs = probs, names = FALSE))
-  if (ncol(x) == 1L) q <- t(q)
   q <- (q - unname(ref[, qcols, drop = FALSE])) / ref[, "sd"]
   colnames(q) <- qcols
   out <- cbind(mean = e$mean, sd = e$sd, q)
