@@ -238,7 +238,9 @@ test_that("natural-gradient VI shortens its first steps on a badly scaled target
   g <- centred_groups()
   J <- g$J
   n <- g$n
-  q <- jkoflow:::vi_start(init_gaussian(rep(0, J + 3L), 1), g$target, 1)
+  q0 <- init_gaussian(rep(0, J + 3L), 1)
+  q0$from <- "N(0, I)"  # as vi_best() names it
+  q <- jkoflow:::vi_start(q0, g$target, 1)
   expect_false(is.null(q))
   # the exact posterior of (log sigma_a, log sigma_y) on a grid: the group
   # means are N(mu, V = sigma_a^2 + sigma_y^2 / n) and the within-group sum
@@ -260,5 +262,5 @@ test_that("natural-gradient VI shortens its first steps on a badly scaled target
   # its sd about sqrt(V / J))
   expect_lt(max(abs(q$mean[J + 2:3] - m) / s), 0.5)
   expect_lt(abs(q$mean[J + 1L] - mean(ybar)) / sqrt(stats::var(ybar) / J), 0.5)
-  expect_match(q$label, "natural-gradient variational inference from N\\(0, I\\)|from the")
+  expect_match(q$label, "natural-gradient variational inference from N\\(0, I\\)")
 })
