@@ -361,11 +361,13 @@ verdict_short <- function(v) {
   modes <- if (is.null(m)) "no mode search" else {
     s <- attr(m, "search")
     by <- if (!is.null(s$starts)) sprintf("%d starts", as.integer(s$starts))
+    # (the search's first point is listed where it is no mode: not counted)
+    K <- nrow(m) - !is.null(s$first_not_mode)
     if (isTRUE(s$from_draws > 0L)) {
-      by <- sprintf("%d by %s, %d from draws", nrow(m) - s$from_draws,
+      by <- sprintf("%d by %s, %d from draws", K - s$from_draws,
                     by %||% "the search", s$from_draws)
     }
-    sprintf("%d mode%s found%s", nrow(m), if (nrow(m) == 1L) "" else "s",
+    sprintf("%s found%s", if (K == 0L) "no mode" else sprintf("%d mode%s", K, if (K == 1L) "" else "s"),
             if (is.null(by)) "" else if (isTRUE(s$from_draws > 0L)) sprintf(" (%s)", by)
             else sprintf(" by %s", by))
   }

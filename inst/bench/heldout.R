@@ -8,7 +8,7 @@
 #
 #   Rscript inst/bench/heldout.R [--posteriordb=DIR] [--names=a,b,c] [--seed=1]
 #                                [--out=file.rds] [--no-nuts]
-#                                [--long-nuts]
+#                                [--long-nuts] [--references=earlier.rds]
 #
 # --posteriordb: the folder posterior_database of a posteriordb checkout
 # (posteriors/<name>.json, models/stan/<model>.stan,
@@ -45,7 +45,11 @@
 # the row's ref_div, ref_ess and ref_rhat say how far it can be trusted
 # (divergent transitions, the smallest bulk ESS, the largest R-hat): a
 # reference with divergences or a bulk ESS under 2000 is marked "(suspect)"
-# in the list of errors at the end. The ten posteriors below all have
+# in the list of errors at the end. --references: the --out file of an
+# earlier run, whose long NUTS references (its `references`, by posterior)
+# stand in for a new long run where posteriordb has none (the same seed's
+# run: the same draws), so that fits compared before and after a change
+# are judged against one reference. The ten posteriors below all have
 # posteriordb's reference draws.
 #
 # Columns: posterior; D (unconstrained parameters); compile_s (seconds to
@@ -80,6 +84,8 @@ seed <- as.integer(opt("seed", "1"))
 out_file <- opt("out", NA)
 no_nuts <- "--no-nuts" %in% args
 long_nuts <- "--long-nuts" %in% args
+refs_from <- opt("references", NA)
+earlier_refs <- if (!is.na(refs_from)) readRDS(refs_from)$references else list()
 options(width = 250, jkoflow.threads = 2, warn = 1)
 `%||%` <- function(a, b) if (is.null(a)) b else a
 
@@ -135,7 +141,7 @@ pdb_posterior <- function(name) {
   ref_file <- file.path(pdb, "reference_posteriors", "draws", "draws",
                         paste0(ref_name, ".json.zip"))
   if (!file.exists(ref_file)) {
-    if (!long_nuts) stop("posteriordb has no reference draws for ", name,
+    if (!long_nuts && is.null(earlier_refs[[name]])) stop("posteriordb has no reference draws for ", name,
                          " (give --long-nuts for a long NUTS run as its reference)", call. = FALSE)
     return(list(info = info, code = code, data = data, ref = NULL))
   }
@@ -315,6 +321,11 @@ run_posterior <- function(name) {
   }
   row$compile_s <- attr(sm, "compile_seconds")
   notes <- character()
+  if (is.null(p$ref) && !is.null(earlier_refs[[name]])) {
+    p$ref <- earlier_refs[[name]]
+    row[c("ref_div", "ref_ess", "ref_rhat")] <- list(attr(p$ref, "divergent"),
+                                                     attr(p$ref, "ess"), attr(p$ref, "rhat"))
+  }
   if (is.null(p$ref)) {
     r <- tryCatch(long_nuts_reference(sm, p$data), error = function(e) e)
     if (inherits(r, "error")) {

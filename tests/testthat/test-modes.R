@@ -539,3 +539,30 @@ test_that("a flow at beta != 1 starts from the modes of exp(-beta Phi), and weig
   expect_output(print(fit), "R function \\(draws of exp\\(-3 Phi\\), beta = 3\\)")
   expect_output(print(summary(fit)), "law: +\\(draws of exp\\(-3 Phi\\), beta = 3\\)")
 })
+
+test_that("the search's first point is not called a mode where its gradient is not zero", {
+  # N(0, I) in 2-D, the first point given at (3, 3) with the exact Hessian
+  # I: the gradient there is (3, 3), of norm sqrt(18), and g' H^-1 g = 18,
+  # far above first_mode_tol; the starts find the mode at the origin
+  tg <- new_target(function(x) -rowSums(x^2) / 2, function(x) -x, dim = 2)
+  first <- list(mode = c(3, 3), value = 9, hessian = diag(2), convergence = 0L)
+  set.seed(4)
+  s <- jkoflow:::find_modes_from(tg, first)
+  expect_equal(nrow(s$modes), 2L)
+  expect_lt(max(abs(s$modes[1, ])), 1e-4)  # the origin first (Laplace weight ~ 1)
+  txt <- jkoflow:::modes_search_text(s)
+  expect_match(txt, "found 1 mode \\(")
+  expect_match(txt, paste0("its first point, init_laplace\\(\\)'s, is listed but is no mode: ",
+                           "its gradient is not zero \\(norm 4\\.24, squared Newton decrement 18\\)"))
+  v <- list(reached = TRUE, step = 0L, pareto_k = 0.1, draws = NULL,
+            modes = structure(data.frame(weight = c(1, 0)), search = s))
+  expect_match(jkoflow:::verdict_short(v), "; 1 mode found by \\d+ starts\\)\\.$")
+  # a first point within a Newton step's half-unit of the mode (g' H^-1 g
+  # = 0.5) is the mode
+  first$mode <- c(0.5, 0.5)
+  first$value <- 0.25
+  s <- jkoflow:::find_modes_from(tg, first)
+  expect_null(s$first_not_mode)
+  expect_equal(nrow(s$modes), 1L)
+  expect_match(jkoflow:::modes_search_text(s), "found 1 mode \\(")
+})

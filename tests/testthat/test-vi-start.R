@@ -90,6 +90,19 @@ test_that("a Laplace start in a funnel's neck gives way to variational inference
   expect_lt(abs(vi$mean[2] - ex[["mean"]]), ex[["sd"]])
 })
 
+test_that("the centred eight schools' search says it found no mode", {
+  # the density grows without bound in the neck: init_laplace()'s BFGS
+  # stops at a point whose Hessian is not positive definite, and no start
+  # ends at a mode; the point is listed (the start's centre), not counted
+  set.seed(2)
+  s <- suppressWarnings(find_modes(eight_centred()))
+  expect_equal(nrow(s$modes), 1L)
+  expect_false(jkoflow:::mode_point(s$modes[1, ], s$value, s$hessian[[1]])$pd)
+  expect_match(jkoflow:::modes_search_text(s),
+               paste0("found no mode \\(.*\\); its first point, init_laplace\\(\\)'s, is listed ",
+                      "but is no mode: its Hessian is not positive definite"))
+})
+
 test_that("the centred eight schools start from the conditional Laplace law along log tau", {
   # Given tau, (mu, theta) is exactly Gaussian, so the conditional Laplace
   # approximation along log tau is the posterior up to its grid (cells of
