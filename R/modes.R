@@ -164,11 +164,23 @@ find_modes_from <- function(potential, first, max_starts = 1000, batch = 32, sca
     pol <- vector("list", length(rows))
     if (length(cand)) {
       q <- descend_qn(potential, s$x[cand, , drop = FALSE], P, maxit = 200L, tol = 1e-8)
+      # where no mode is known (the first point's Hessian is not positive
+      # definite) and the first polish_give_up BFGS polishes all failed,
+      # the rest of the batch is not polished: they fail as those did
+      tried <- 0L
+      found <- 0L
       for (m in seq_along(cand)) {
         r <- match(cand[m], rows)
-        pol[[r]] <- if (q$converged[m]) {
-          mode_point(q$x[m, ], q$value[m], modes_hessian(potential, q$x[m, ]))
-        } else polish_mode(potential, s$x[cand[m], ])
+        if (q$converged[m]) {
+          pol[[r]] <- mode_point(q$x[m, ], q$value[m], modes_hessian(potential, q$x[m, ]))
+        } else if (!nrow(modes) && !found && tried >= polish_give_up) {
+          next
+        } else {
+          pol[[r]] <- polish_mode(potential, s$x[cand[m], ])
+          tried <- tried + 1L
+        }
+        p <- pol[[r]]
+        if (!is.null(p) && p$pd && !isTRUE(p$convergence != 0L)) found <- found + 1L
       }
     }
     for (r in seq_along(rows)) {
@@ -235,6 +247,17 @@ find_modes_from <- function(potential, first, max_starts = 1000, batch = 32, sca
     precond = P, first_not_mode = first_not_mode, seconds = proc.time()[["elapsed"]] - t0
   ), class = "jko_modes")
 }
+
+# The BFGS polishes (polish_mode()) of a batch's unconverged descents
+# after which, where all failed and no mode is known, the search stops
+# polishing that batch. In a centred hierarchical model every start
+# crawls into the neck, where the density has no maximum: each polish
+# ran BFGS to its limit and Newton's method from there, and none found a
+# mode. On posteriordb's GLMM_Poisson (D = 45) the 32 polishes were 2.4
+# s of a 3.3 s search, and the fit took 7.6 s against NUTS's 3.9 s. The
+# starts' random draws are the same, so is the search's result where the
+# skipped polishes would have failed too.
+polish_give_up <- 4L
 
 # Why the first point of a search, p1 (a mode_point() with a positive
 # definite Hessian), is not a mode: a phrase, or NULL where it is one (its

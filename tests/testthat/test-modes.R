@@ -566,3 +566,24 @@ test_that("the search's first point is not called a mode where its gradient is n
   expect_equal(nrow(s$modes), 1L)
   expect_match(jkoflow:::modes_search_text(s), "found 1 mode \\(")
 })
+
+test_that("a search that knows no mode stops polishing a batch whose polishes all fail", {
+  # Phi = -sqrt(1 + x1^2) + x2^2 / 2 falls without bound along x1: no
+  # mode. The first point, the origin, has the Hessian diag(-1, 1); every
+  # start's descent runs off along x1 unconverged, and BFGS from there
+  # finds no mode. After polish_give_up such polishes the rest of the
+  # batch is counted failed unpolished (32 BFGS runs before).
+  tg <- new_target(function(x) sqrt(1 + x[, 1]^2) - x[, 2]^2 / 2,
+                   function(x) cbind(x[, 1] / sqrt(1 + x[, 1]^2), -x[, 2]), dim = 2)
+  first <- list(mode = c(0, 0), value = -1, hessian = diag(c(-1, 1)), convergence = 0L)
+  polishes <- 0L
+  suppressMessages(trace("polish_mode", tracer = function() polishes <<- polishes + 1L,
+                         print = FALSE, where = asNamespace("jkoflow")))
+  on.exit(suppressMessages(untrace("polish_mode", where = asNamespace("jkoflow"))), add = TRUE)
+  set.seed(2)
+  s <- suppressWarnings(jkoflow:::find_modes_from(tg, first))
+  expect_equal(polishes, jkoflow:::polish_give_up)
+  expect_equal(s$failed, s$starts)
+  expect_match(jkoflow:::modes_search_text(s),
+               "found no mode .* is listed but is no mode: its Hessian is not positive definite")
+})
