@@ -219,11 +219,13 @@ find_modes_from <- function(potential, first, max_starts = 1000, batch = 32, sca
   # where its gradient is not zero to Newton's measure (the squared
   # decrement g' H^-1 g above first_mode_tol). At a hierarchical model's
   # neck, where the density grows without bound, BFGS stops at a point
-  # that is neither: on posteriordb's rats (centred, D = 65) every start
-  # failed and the verdict said "1 mode found" of a point whose Hessian
-  # had an eigenvalue of -0.51 (in units of its diagonal); on pilots, of
-  # one with a gradient of norm 4e4 and a decrement of 3e3. It stays (the
-  # start's centre); the words no longer call it a mode.
+  # that is no mode: on posteriordb's rats (centred, D = 65), pilots, the
+  # centred eight schools and GLMM_Poisson every start failed, and the
+  # verdict said "1 mode found" of a point whose Hessian is not positive
+  # definite (on rats an eigenvalue of -0.51 in units of its diagonal).
+  # Where the density has a spike (|x1|^-1/2 exp(-|x|^2 / 2)) BFGS stops
+  # at a positive definite point with a gradient of norm 6e15. It stays
+  # (the start's centre); the words no longer call it a mode.
   first_not_mode <- if (!nrow(modes)) "its Hessian is not positive definite" else
     if (p1$pd) first_gradient_text(potential, p1)
   if (!nrow(modes)) {
