@@ -179,8 +179,7 @@ find_modes_from <- function(potential, first, max_starts = 1000, batch = 32, sca
           pol[[r]] <- polish_mode(potential, s$x[cand[m], ])
           tried <- tried + 1L
         }
-        p <- pol[[r]]
-        if (!is.null(p) && p$pd && !isTRUE(p$convergence != 0L)) found <- found + 1L
+        if (is_polished_mode(pol[[r]])) found <- found + 1L
       }
     }
     for (r in seq_along(rows)) {
@@ -188,9 +187,7 @@ find_modes_from <- function(potential, first, max_starts = 1000, batch = 32, sca
       k <- k0[r]
       if (!k) {
         p <- pol[[r]]
-        # (a BFGS end that Newton's method could not finish is no mode: a
-        # crawl along a badly scaled ridge, see newton_polish())
-        if (is.null(p) || !p$pd || isTRUE(p$convergence != 0L)) {
+        if (!is_polished_mode(p)) {
           failed <- failed + 1L
           next
         }
@@ -250,6 +247,12 @@ find_modes_from <- function(potential, first, max_starts = 1000, batch = 32, sca
   ), class = "jko_modes")
 }
 
+# Whether a polished end (mode_point()'s result, NULL where it failed) is
+# a mode: a positive definite Hessian, and a BFGS that converged (a BFGS
+# end that Newton's method could not finish is no mode: a crawl along a
+# badly scaled ridge, see newton_polish()).
+is_polished_mode <- function(p) !is.null(p) && p$pd && !isTRUE(p$convergence != 0L)
+
 # The BFGS polishes (polish_mode()) of a batch's unconverged descents
 # after which, where all failed and no mode is known, the search stops
 # polishing that batch. In a centred hierarchical model every start
@@ -267,7 +270,7 @@ polish_give_up <- 4L
 # or a gradient that cannot be had).
 first_gradient_text <- function(potential, p1) {
   g <- modes_vg(potential, matrix(p1$par, 1L))$gradient[1L, ]
-  dec <- tryCatch(sum(g * solve(p1$H, g)), error = function(e) NA_real_)
+  dec <- newton_decrement(g, p1$H)  # R/mode_weights.R
   if (!isTRUE(dec > first_mode_tol)) return(NULL)
   sprintf("its gradient is not zero (norm %.3g, squared Newton decrement %.3g)",
           sqrt(sum(g^2)), dec)
@@ -297,6 +300,11 @@ print.jko_modes <- function(x, ...) {
   invisible(x)
 }
 
+# K modes in words: "no mode", "1 mode", "K modes".
+modes_phrase <- function(K) {
+  if (K == 0L) "no mode" else sprintf("%d mode%s", K, if (K == 1L) "" else "s")
+}
+
 # What the search did, in words.
 modes_search_text <- function(s) {
   K <- nrow(s$modes) - (if (isTRUE(s$from_draws > 0L)) s$from_draws else 0L)
@@ -305,7 +313,7 @@ modes_search_text <- function(s) {
   out <- sprintf(paste0("%d start%s over %s found %s (a further start would find a new mode ",
                  "with a chance of about %.2g, by Good-Turing%s)"),
           s$starts, if (s$starts == 1L) "" else "s", s$region,
-          if (K == 0L) "no mode" else sprintf("%d mode%s", K, if (K == 1L) "" else "s"),
+          modes_phrase(K),
           s$missing, if (s$failed > 0L) sprintf("; %d starts failed or ended at no mode",
                                                 s$failed) else "")
   if (!is.null(not)) {

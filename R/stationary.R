@@ -367,7 +367,7 @@ verdict_short <- function(v) {
       by <- sprintf("%d by %s, %d from draws", K - s$from_draws,
                     by %||% "the search", s$from_draws)
     }
-    sprintf("%s found%s", if (K == 0L) "no mode" else sprintf("%d mode%s", K, if (K == 1L) "" else "s"),
+    sprintf("%s found%s", modes_phrase(K),
             if (is.null(by)) "" else if (isTRUE(s$from_draws > 0L)) sprintf(" (%s)", by)
             else sprintf(" by %s", by))
   }
