@@ -160,6 +160,10 @@ newton_finish <- function(potential, opt) {
   opt
 }
 
+# The squared Newton decrement g' H^-1 g of a point with gradient g and
+# Hessian H (NA where H cannot be solved).
+newton_decrement <- function(g, H) tryCatch(sum(g * solve(H, g)), error = function(e) NA_real_)
+
 # Newton's method for a minimum of Phi from x, with the Hessian of central
 # differences of the gradient (modes_hessian(): one call of the potential
 # for its 2 D points) and a backtracking line search: converged where the

@@ -240,10 +240,6 @@ modes_from_draws <- function(potential, x, lw, search, max = 16L) {
 # polished by descend_qn() (tol 1e-8 in that metric) has a decrement many
 # orders below the bound.
 is_stationary <- function(g, H) isTRUE(newton_decrement(g, H) < mode_newton_tol)
-
-# The squared Newton decrement g' H^-1 g of a point with gradient g and
-# Hessian H (NA where H cannot be solved).
-newton_decrement <- function(g, H) tryCatch(sum(g * solve(H, g)), error = function(e) NA_real_)
 mode_newton_tol <- 1e-2
 
 # The mode weights (weigh_modes()'s result) from log-weights lw of draws,

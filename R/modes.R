@@ -270,7 +270,7 @@ polish_give_up <- 4L
 # or a gradient that cannot be had).
 first_gradient_text <- function(potential, p1) {
   g <- modes_vg(potential, matrix(p1$par, 1L))$gradient[1L, ]
-  dec <- newton_decrement(g, p1$H)  # R/mode_weights.R
+  dec <- newton_decrement(g, p1$H)  # R/descent.R
   if (!isTRUE(dec > first_mode_tol)) return(NULL)
   sprintf("its gradient is not zero (norm %.3g, squared Newton decrement %.3g)",
           sqrt(sum(g^2)), dec)
