@@ -113,6 +113,8 @@ neighbour_kl <- function(pts) {
 }
 
 # Newton's method in the coordinates other than j with x_j = t, from y
+# (j one coordinate, or several with t as long: conditional_pair(),
+# R/conditional_pair.R)
 # (backtracking on the value; Hessian by forward differences of the
 # gradient, steps scaled by `scale`, the neighbouring point's conditional
 # sds (forward_hessian()), its eigenvalues taken in absolute value and floored, so that
@@ -126,7 +128,7 @@ neighbour_kl <- function(pts) {
 # in one direction and log-weights down to -2800 (its gradient 122, its
 # least eigenvalue -16).
 conditional_mode <- function(potential, beta, j, t, y, at, scale = 1) {
-  oth <- seq_len(length(y) + 1L)[-j]
+  oth <- seq_len(length(y) + length(j))[-j]
   done <- FALSE
   for (it in seq_len(30L)) {
     r <- forward_hessian(potential, at(t, y), oth, scale)
@@ -205,8 +207,7 @@ conditional_law <- function(pts, j, D, beta) {
   # the cell's integral of exp(a (t - t_k)): log of (e^{a u1} - e^{a u0}) / a
   u0 <- lo - tt
   u1 <- hi - tt
-  lint <- ifelse(abs(a * (u1 - u0)) < 1e-8, log(u1 - u0),
-                 pmax(a * u0, a * u1) + log1p(-exp(-abs(a) * (u1 - u0))) - log(abs(a)))
+  lint <- cell_lint(a, u0, u1)
   lm <- l + lint
   p <- exp(lm - max(lm))
   p <- p / sum(p)
@@ -226,15 +227,7 @@ conditional_law <- function(pts, j, D, beta) {
   }
   sample <- function(n) {
     k <- sample.int(K, n, replace = TRUE, prob = p)
-    v <- stats::runif(n)
-    ak <- a[k]
-    # inverse of the cell's truncated exponential
-    flat <- abs(ak * (u1[k] - u0[k])) < 1e-8
-    u <- ifelse(flat, u0[k] + v * (u1[k] - u0[k]),
-                ifelse(ak > 0,
-                       u1[k] + log(v + (1 - v) * exp(-ak * (u1[k] - u0[k]))) / ak,
-                       u0[k] + log(1 - v + v * exp(ak * (u1[k] - u0[k]))) / ak))
-    u <- pmin(pmax(u, u0[k]), u1[k])
+    u <- cell_sample(a[k], u0[k], u1[k], stats::runif(n))
     x <- matrix(0, n, D)
     x[, j] <- tt[k] + u
     z <- matrix(stats::rnorm(n * (D - 1L)), n, D - 1L)
@@ -274,6 +267,22 @@ conditional_law <- function(pts, j, D, beta) {
                                         "(%d grid points; Gaussian given it), dimension %d"),
                                  j, K, D)),
             class = "jko_init")
+}
+
+# A cell's law along one coordinate, exp(a u) on [u0, u1] (vectors, one
+# entry a cell): cell_lint() the log of its integral, (e^{a u1} - e^{a u0})
+# / a; cell_sample() draws u from it by the inverse of its distribution
+# function at the uniforms v.
+cell_lint <- function(a, u0, u1) {
+  ifelse(abs(a * (u1 - u0)) < 1e-8, log(u1 - u0),
+         pmax(a * u0, a * u1) + log1p(-exp(-abs(a) * (u1 - u0))) - log(abs(a)))
+}
+cell_sample <- function(a, u0, u1, v) {
+  flat <- abs(a * (u1 - u0)) < 1e-8
+  u <- ifelse(flat, u0 + v * (u1 - u0),
+              ifelse(a > 0, u1 + log(v + (1 - v) * exp(-a * (u1 - u0))) / a,
+                     u0 + log(1 - v + v * exp(a * (u1 - u0))) / a))
+  pmin(pmax(u, u0), u1)
 }
 
 # The coordinates along which the target is furthest from Gaussian, for

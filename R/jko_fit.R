@@ -60,8 +60,7 @@
 #'   is one is not trained at all), the KL estimate stops decreasing, or
 #'   `max_steps` run out (or the user's own `max_time`);
 #' * `init`: of a Laplace approximation with Student t tails, 7 degrees of
-#'   freedom ([init_laplace()]), and
-#'   \eqn{N(0, I)}, the one with the smaller \eqn{KL(\rho_0 \| \pi)}, that is the
+#'   freedom ([init_laplace()]), and \eqn{N(0, I)}, the one with the smaller \eqn{KL(\rho_0 \| \pi)}, that is the
 #'   larger ELBO on 4096 draws (the Laplace approximation where the
 #'   posterior is near-Gaussian; \eqn{N(0, I)} where the mode is degenerate,
 #'   as a funnel's is); where that start, moved by importance sampling
@@ -72,7 +71,12 @@
 #'   coordinate, the Gaussian of the others given it (their mode and
 #'   Hessian), weighted by the Laplace estimate of its marginal, exact
 #'   where the others are Gaussian given it (Neal's funnel, a centred
-#'   hierarchical model given its scale); above 2.5, the Gaussian of
+#'   hierarchical model given its scale); where the start is still far
+#'   from the target, the same along a lattice of two coordinates (the one
+#'   that best explains the importance weights of the best such law, and
+#'   the one that best explains those of the law along it), exact where the others
+#'   are Gaussian given both (a Gaussian process's latent values given its
+#'   length scale and amplitude); above 2.5, the Gaussian of
 #'   largest ELBO from natural-gradient variational inference, where the
 #'   Laplace mode lies outside its mass; where a search from over-dispersed starts
 #'   ([find_modes()]) finds several modes, the Laplace candidate is the

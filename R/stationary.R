@@ -13,7 +13,8 @@
 # Laplace approximation wins where the posterior is near-Gaussian; N(0, I)
 # where its mode is degenerate (a funnel's, where the mass is not).
 # `cost_max`: the most seconds a point for which conditional laws are built
-# where the start passes (conditional_cost_max).
+# where the start passes, and laws along two coordinates at all
+# (conditional_cost_max).
 stationary_start <- function(potential, prior, beta, n = 4096L, cost_max = conditional_cost_max) {
   laplace <- tryCatch(modes_start(tempered(potential, beta), inflate = 1, df = 7),  # R/modes.R
                       error = function(e) e)
@@ -71,11 +72,19 @@ stationary_start <- function(potential, prior, beta, n = 4096L, cost_max = condi
   if ((!passes || weak) && !is.null(cands$standard) && !is_mixture_start(q)) {
     rs <- random_state()  # R/streams.R
     taken <- FALSE
-    b2 <- conditional_choice(cands, best, potential, beta, n)
+    # (a law along two coordinates takes some 10^5 evaluations at D = 65:
+    # a cheap target only)
+    b2 <- conditional_choice(cands, best, potential, beta, n,
+                             pair = !passes && isTRUE(attr(q, "point_cost") < cost_max))
     more <- attr(b2, "cands")
     if (!is.null(more)) {
       qc <- adapt_start(more[[b2]], potential, beta, n)
-      taken <- isTRUE(attr(qc, "pmc_score") < attr(q, "pmc_score"))
+      # a law along two coordinates, tried only where q did not pass and
+      # chosen by its ELBO, is taken whether it passes or not: where
+      # neither passes the score is a k-hat, which on gp_pois_regr ranked
+      # the pair's law (ESS 47%, k-hat 0.60) below q (ESS 7%, k-hat 0.59)
+      taken <- isTRUE(attr(qc, "pmc_score") < attr(q, "pmc_score")) ||
+        length(qc$conditional) == 2L
       if (taken) q <- qc
     }
     if (!taken) restore_random_state(rs)
@@ -156,8 +165,9 @@ elbo_choice <- function(cands, potential, beta, n) {
     m <- min(used, n - used)
   }
   # KL(q || pi) of the best, estimated on its own draws: log of the mean
-  # weight less the mean log-weight
-  structure(best, kl = kl_estimate(lws[[best]][is.finite(lws[[best]])]))
+  # weight less the mean log-weight; each candidate's estimate by its ELBO
+  # (kls)
+  structure(best, kl = kl_estimate(lws[[best]][is.finite(lws[[best]])]), kls = kl)
 }
 
 # The KL of the best start above which variational inference is tried
@@ -184,8 +194,9 @@ conditional_max_dim <- 100L
 # the centred eight schools the log scale is named about N(0, I)'s centre
 # (its conditional law a proposal with ESS 71%), not about the
 # variational Gaussian's, which sits in the bulk with sds too narrow to
-# see the funnel.
-conditional_choice <- function(cands, best, potential, beta, n) {
+# see the funnel. With `pair` (the start chosen did not pass as a
+# proposal) a law along two coordinates competes too (pair_choice()).
+conditional_choice <- function(cands, best, potential, beta, n, pair = FALSE) {
   if (isTRUE(cands[[best]]$dim > conditional_max_dim)) return(best)
   from <- list()
   for (q in cands[c(best, seq_along(cands)[-best])]) {
@@ -206,12 +217,56 @@ conditional_choice <- function(cands, best, potential, beta, n) {
   if (!length(more)) return(best)
   all <- c(cands, more)
   b2 <- elbo_choice(all, potential, beta, n)
-  if (b2 > length(cands)) {
-    all[[b2]] <- conditional_refined(all[[b2]], potential, beta)
-    return(structure(b2, cands = all))
+  if (b2 > length(cands)) all[[b2]] <- conditional_refined(all[[b2]], potential, beta)
+  if (pair) {
+    two <- pair_choice(all, b2, potential, beta, n)
+    if (!is.null(two)) return(two)
   }
+  if (b2 > length(cands)) return(structure(b2, cands = all))
   best
 }
+
+# A law along two coordinates (conditional_pair(), R/conditional_pair.R)
+# where the start chosen so far, all[[b2]] (the candidates and the laws
+# along one coordinate that conditional_choice() built), is still far
+# from the target (its KL estimated above pair_kl_min): along the
+# coordinate of the law along one of largest ELBO and the coordinate that
+# best explains its log-weights (pair_axis()), the lattice's spacing half
+# that law's sds along the two. Taken where its ELBO is the larger:
+# returns the index of the pair law in the candidates, with them in
+# attribute "cands"; NULL where it is not taken, with the random stream
+# as it was.
+pair_choice <- function(all, b2, potential, beta, n) {
+  if (!isTRUE(attr(b2, "kl") > pair_kl_min)) return(NULL)
+  one <- which(vapply(all, function(q) length(q$conditional) == 1L, NA))
+  if (!length(one)) return(NULL)
+  rs <- random_state()  # R/streams.R
+  q <- all[[one[which.min(attr(b2, "kls")[one])]]]
+  two <- tryCatch({
+    # the coordinate that best explains the log-weights of that law, then
+    # the one that best explains those of the law along it: on
+    # gp_pois_regr the best law along one coordinate was along a latent
+    # value's (KL 17.6), whose weights log rho explains best, and given
+    # log rho, log alpha (the pair's law: KL 0.04; with the latent value,
+    # 12)
+    j2 <- pair_axis(q, potential, beta)$j
+    q2 <- conditional_laplace(potential, beta, q$mean, sqrt(q$cov[j2, j2]) / 2, j2,
+                              refine = FALSE)  # R/conditional.R
+    if (!is.null(q2)) q <- q2
+    j <- c(q$conditional, pair_axis(q, potential, beta)$j)
+    if (length(j) == 2L) conditional_pair(potential, beta, q$mean, sqrt(diag(q$cov))[j] / 2, j)
+  }, error = function(e) NULL)
+  if (!is.null(two) && elbo_choice(list(all[[b2]], two), potential, beta, n) == 2L) {
+    all$pair <- two
+    return(structure(length(all), cands = all))
+  }
+  restore_random_state(rs)
+  NULL
+}
+
+# The KL of the start chosen so far above which a law along two
+# coordinates is tried (pair_choice()).
+pair_kl_min <- 0.25
 
 # The step of a stationary flow: h of the last step doubled while the KL
 # estimate falls (to at most 8), halved when it rises (to at least 0.05);

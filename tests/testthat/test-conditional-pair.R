@@ -1,0 +1,76 @@
+# Conditional Laplace approximations along two coordinates
+# (R/conditional_pair.R): for targets that are Gaussian given two
+# coordinates and given neither alone.
+
+# Normalised (log Z = 0): x1, x2 ~ N(0, 1), x3 given them ~ N(x1 x2, s^2),
+# x4 given them ~ N((x1^2 + x2^2) / 2, s^2). Given x1 alone, x4 is not
+# Gaussian in x2 (nor given x2 alone in x1).
+pair_target <- function(s = 0.5) {
+  new_target(function(x) {
+    dnorm(x[, 1], log = TRUE) + dnorm(x[, 2], log = TRUE) +
+      dnorm(x[, 3], x[, 1] * x[, 2], s, log = TRUE) +
+      dnorm(x[, 4], (x[, 1]^2 + x[, 2]^2) / 2, s, log = TRUE)
+  }, function(x) {
+    r3 <- (x[, 3] - x[, 1] * x[, 2]) / s^2
+    r4 <- (x[, 4] - (x[, 1]^2 + x[, 2]^2) / 2) / s^2
+    cbind(-x[, 1] + r3 * x[, 2] + r4 * x[, 1], -x[, 2] + r3 * x[, 1] + r4 * x[, 2], -r3, -r4)
+  }, dim = 4)
+}
+# log Z and the relative ESS of importance sampling from q
+pair_is <- function(tg, q, n = 20000) {
+  x <- q$sample(n)
+  lw <- -jkoflow:::potential_values(tg, x) - q$log_density(x)
+  m <- max(lw)
+  w <- exp(lw - m)
+  list(log_z = m + log(mean(w)), ess = sum(w)^2 / sum(w^2) / n, x = x)
+}
+
+test_that("the law of the pair target along x1 and x2 is the target", {
+  tg <- pair_target()
+  q <- jkoflow:::conditional_pair(tg, 1, rep(0, 4), c(0.5, 0.5), 1:2)
+  expect_s3_class(q, "jko_init")
+  expect_match(q$label, "along coordinates 1 and 2 \\([0-9]+ lattice points")
+  set.seed(3)
+  r <- pair_is(tg, q)
+  # given x1 and x2 the rest is exactly Gaussian, its mean moving linearly
+  # across a rectangle of side 0.5 in x1 x2 and quadratically (by at most
+  # 0.0625 s^-1 = 0.125 of its sd, a corner 3 sds out) in x4: the law's
+  # density sums to 1 (log Z) and its weights are near constant
+  expect_lt(abs(r$log_z), 0.01)
+  expect_gt(r$ess, 0.97)
+  # its centre and covariance, by quadrature, are the target's: E x4 = 1,
+  # Var x3 = E x1^2 x2^2 + s^2 = 1.25, Var x4 = Var(x1^2 + x2^2) / 4 + s^2
+  # = 1.25, the rest 0 and 1; x4's mean, quadratic in x1 and x2, is held
+  # linear across each rectangle, which leaves out E (u1^2 + u2^2) / 2 =
+  # 0.5^2 / 12 = 0.021 (u uniform over it)
+  expect_lt(max(abs(q$mean - c(0, 0, 0, 1))), 0.025)
+  expect_lt(max(abs(q$cov - diag(c(1, 1, 1.25, 1.25)))), 0.03)
+  # and so do its draws (sds to 1% over 20000 draws, 3 se: 0.015)
+  expect_lt(max(abs(sqrt(diag(cov(r$x))) / sqrt(c(1, 1, 1.25, 1.25)) - 1)), 0.03)
+  # outside the lattice its density is zero
+  expect_identical(q$log_density(matrix(c(40, 0, 0, 0), 1)), -Inf)
+})
+
+test_that("the second coordinate is the one that explains the first law's weights", {
+  tg <- pair_target()
+  q1 <- jkoflow:::conditional_laplace(tg, 1, rep(0, 4), 0.5, 1L, refine = FALSE)
+  set.seed(4)
+  ax <- jkoflow:::pair_axis(q1, tg, 1)
+  # given x1 the law is Gaussian in x2 where the target has x4's mean
+  # quadratic in it: x2's cubic explains most of the log-weights
+  expect_identical(ax$j, 2L)
+  expect_gt(ax$r2, 0.5)
+})
+
+test_that("a fit from the defaults starts from the law along both and draws the target", {
+  tg <- pair_target()
+  set.seed(5)
+  fit <- jko_fit(tg, verbose = FALSE)
+  expect_match(fit$init$label, "along coordinates [12] and [12] ")
+  expect_true(fit$verdict$reached)
+  expect_identical(nrow(fit$history) - 1L, 0L)
+  d <- fit$draws$x
+  # 4000 exact draws: E x4 = 1 (sd 1.12) to 4 se of 4000 independent ones
+  expect_lt(abs(mean(d[, 4]) - 1), 4 * sqrt(1.25 / 4000) * 1.5)
+  expect_lt(abs(sd(d[, 4]) / sqrt(1.25) - 1), 0.06)
+})
