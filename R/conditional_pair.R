@@ -19,8 +19,9 @@
 # The law along coordinates j (two of them) from the lattice of spacing
 # `step` (two entries) about `centre`: points reached from the centre by
 # steps to the four neighbours, from every point whose log marginal is
-# within `drop` of the largest so far, each point's Newton started from the
-# mode of the point it was reached from (conditional_mode(), R/conditional.R),
+# within `drop` of the largest so far, each point's Newton started on the
+# line through the modes of the point it was reached from and the one
+# behind that (conditional_mode(), R/conditional.R),
 # at most `most` points. NULL where fewer than 9 points are reached.
 conditional_pair <- function(potential, beta, centre, step, j, drop = 12, most = 500L) {
   D <- length(centre)
@@ -43,7 +44,11 @@ conditional_pair <- function(potential, beta, centre, step, j, drop = 12, most =
       key <- paste(ab, collapse = ",")
       if (!is.null(tried[[key]])) next
       tried[[key]] <- TRUE
-      p <- conditional_mode(potential, beta, j, centre[j] + ab * step, from$y, at, from$sd)
+      # Newton from the line through the point it is reached from and the
+      # one behind that, where there is one
+      back <- pts[[paste(from$ab - mv, collapse = ",")]]
+      y0 <- if (is.null(back)) from$y else 2 * from$y - back$y
+      p <- conditional_mode(potential, beta, j, centre[j] + ab * step, y0, at, from$sd)
       if (is.null(p)) next
       pts[[key]] <- c(p, list(ab = ab))
       top <- max(top, p$l)
