@@ -1,7 +1,8 @@
 # A start for posteriors that are Gaussian given two coordinates where no
 # one coordinate does: a Gaussian process's latent values given its
-# length scale and amplitude (posteriordb's gp_pois_regr: along log rho
-# alone the conditional Laplace law had a KL of 9.5, along both 0.04), a
+# length scale and amplitude, or a latent value (posteriordb's
+# gp_pois_regr: along log rho alone the conditional Laplace law had a KL
+# of 9.5, along log rho and the first latent value 0.10-0.12), a
 # hierarchical model's effects given two of its variances (posteriordb's
 # rats: 1.6 along one, 0.11 along two). The nested Laplace approximation
 # of conditional_laplace() (R/conditional.R) on a lattice of the two

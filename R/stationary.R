@@ -230,9 +230,10 @@ conditional_choice <- function(cands, best, potential, beta, n, pair = FALSE) {
 # where the start chosen so far, all[[b2]] (the candidates and the laws
 # along one coordinate that conditional_choice() built), is still far
 # from the target (its KL estimated above pair_kl_min): along the
-# coordinate of the law along one of largest ELBO and the coordinate that
-# best explains its log-weights (pair_axis()), the lattice's spacing half
-# that law's sds along the two. Taken where its ELBO is the larger:
+# coordinate that best explains the log-weights of the law along one of
+# largest ELBO (pair_axis()) and the one that best explains those of the
+# law along it, the lattice's spacing half that law's sds along the two.
+# Taken where its ELBO is the larger:
 # returns the index of the pair law in the candidates, with them in
 # attribute "cands"; NULL where it is not taken, with the random stream
 # as it was.
@@ -246,9 +247,9 @@ pair_choice <- function(all, b2, potential, beta, n) {
     # the coordinate that best explains the log-weights of that law, then
     # the one that best explains those of the law along it: on
     # gp_pois_regr the best law along one coordinate was along a latent
-    # value's (KL 17.6), whose weights log rho explains best, and given
-    # log rho, log alpha (the pair's law: KL 0.04; with the latent value,
-    # 12)
+    # value (coordinate 7, KL 17.6), whose weights log rho explains best
+    # (R^2 0.31), and given log rho the first latent value (0.79; log
+    # alpha nearly as much): the pair's law has a KL of 0.10-0.12
     j2 <- pair_axis(q, potential, beta)$j
     q2 <- conditional_laplace(potential, beta, q$mean, sqrt(q$cov[j2, j2]) / 2, j2,
                               refine = FALSE)  # R/conditional.R
