@@ -134,7 +134,6 @@ conditional_mode <- function(potential, beta, j, t, y, at, scale = 1) {
     r <- forward_hessian(potential, at(t, y), oth, scale)
     if (is.null(r) || !is.finite(r$value)) return(NULL)
     nt <- newton_metric(r$H)
-    gv <- nt$whiten(r$gradient)
     dy <- -nt$solve(r$gradient)
     # backtracking: f is the value at y, as the loop leaves it
     f <- r$value
@@ -147,7 +146,7 @@ conditional_mode <- function(potential, beta, j, t, y, at, scale = 1) {
     }
     # no descent left: a mode if the Newton decrement at y is small
     if (a < 1e-6) {
-      done <- sqrt(sum(gv^2)) < 1e-3
+      done <- sqrt(sum(nt$whiten(r$gradient)^2)) < 1e-3
       break
     }
     y <- y + a * dy
@@ -279,23 +278,36 @@ conditional_law <- function(pts, j, D, beta) {
     w <- w / sum(w)
     list(z = cbind(tt[kk] + u, line(kk, u)), w = w, scale = sum(w * exp(-2 * g[kk] * u)))
   })
-  mean <- colSums(do.call(rbind, lapply(seq_len(K), function(kk) p[kk] * colSums(rows[[kk]]$w * rows[[kk]]$z))))
-  S <- matrix(0, D, D)
-  for (kk in seq_len(K)) {
-    zc <- sweep(rows[[kk]]$z, 2L, mean)
-    ck <- crossprod(zc * sqrt(rows[[kk]]$w))
-    ck[-1L, -1L] <- ck[-1L, -1L] + rows[[kk]]$scale * chol2inv(pts[[kk]]$R)
-    S <- S + p[kk] * ck
-  }
-  perm <- order(c(j, oth))
-  mean <- mean[perm]
-  S <- S[perm, perm]
-  structure(list(dim = D, mean = mean, cov = (S + t(S)) / 2, sample = sample,
+  mo <- cell_moments(rows, p, pts, j, D)
+  structure(list(dim = D, mean = mo$mean, cov = mo$cov, sample = sample,
                  log_density = log_density, conditional = j, pts = pts,
                  label = sprintf(paste0("conditional Laplace approximation along coordinate %d ",
                                         "(%d grid points; Gaussian given it), dimension %d"),
                                  j, K, D)),
             class = "jko_init")
+}
+
+# The centre and covariance of a law of cells (conditional_law(), and
+# pair_law() in R/conditional_pair.R), from each cell's quadrature
+# rows[[k]] (z: the conditioned coordinates j and the others' line at its
+# nodes; w: the nodes' weights; scale: the mean factor of the others'
+# covariance over the cell), the cells' masses p and their points pts
+# (R: the Cholesky factor of the others' precision): list(mean, cov) in
+# the target's order of coordinates.
+cell_moments <- function(rows, p, pts, j, D) {
+  K <- length(rows)
+  mean <- colSums(do.call(rbind, lapply(seq_len(K), function(kk) p[kk] * colSums(rows[[kk]]$w * rows[[kk]]$z))))
+  S <- matrix(0, D, D)
+  inner <- -seq_along(j)
+  for (kk in seq_len(K)) {
+    zc <- sweep(rows[[kk]]$z, 2L, mean)
+    ck <- crossprod(zc * sqrt(rows[[kk]]$w))
+    ck[inner, inner] <- ck[inner, inner] + rows[[kk]]$scale * chol2inv(pts[[kk]]$R)
+    S <- S + p[kk] * ck
+  }
+  perm <- order(c(j, seq_len(D)[-j]))
+  S <- S[perm, perm]
+  list(mean = mean[perm], cov = (S + t(S)) / 2)
 }
 
 # A cell's law along one coordinate, exp(a u) on [u0, u1] (vectors, one

@@ -134,8 +134,6 @@ pair_law <- function(pts, j, D, step, beta) {
   # quadrature against its law along the two coordinates (the others' line
   # is linear in u, the scale of their covariance e^(-2 g'u))
   gl <- gauss_legendre(8L)  # R/conditional.R
-  mean <- numeric(D)
-  S <- matrix(0, D, D)
   rows <- lapply(seq_len(K), function(k) {
     u <- as.matrix(expand.grid(gl$x * h[1L], gl$x * h[2L]))
     w <- as.vector(outer(gl$w, gl$w)) * exp(as.vector(u %*% a[k, ]) - max(u %*% a[k, ]))
@@ -143,15 +141,8 @@ pair_law <- function(pts, j, D, step, beta) {
     list(z = cbind(sweep(u, 2L, tt[k, ], "+"), line(k, u)), w = w,
          scale = sum(w * exp(-2 * as.vector(u %*% g[k, ]))))
   })
-  for (k in seq_len(K)) mean <- mean + p[k] * colSums(rows[[k]]$w * rows[[k]]$z)
-  for (k in seq_len(K)) {
-    zc <- sweep(rows[[k]]$z, 2L, mean)
-    ck <- crossprod(zc * sqrt(rows[[k]]$w))
-    ck[-(1:2), -(1:2)] <- ck[-(1:2), -(1:2)] + rows[[k]]$scale * chol2inv(pts[[k]]$R)
-    S <- S + p[k] * ck
-  }
-  perm <- order(c(j, oth))
-  structure(list(dim = D, mean = mean[perm], cov = ((S + t(S)) / 2)[perm, perm],
+  mo <- cell_moments(rows, p, pts, j, D)  # R/conditional.R
+  structure(list(dim = D, mean = mo$mean, cov = mo$cov,
                  sample = sample, log_density = log_density, conditional = j,
                  label = sprintf(paste0("conditional Laplace approximation along coordinates %d ",
                                         "and %d (%d lattice points; Gaussian given them), ",
