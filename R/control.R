@@ -62,7 +62,10 @@
 #'   within `moment_tol` of their importance-weighted values (in target sds,
 #'   and relative), with no sample outside the support of \eqn{\pi}; the
 #'   start itself is checked first, and a start that passes is not trained
-#'   at all. It also stops when the KL estimate stops decreasing, after
+#'   at all. Samples that fail by their k-hat alone, below the importance
+#'   sampling bound, are judged again with as many more (a k-hat near 1/2
+#'   is noisy on a few thousand weights, and a second look costs far less
+#'   than a step). It also stops when the KL estimate stops decreasing, after
 #'   `max_steps` steps, or after `max_time` seconds (`Inf` by default: a
 #'   cap of the user's, since a seeded fit stopped by the clock depends on
 #'   the machine's load).

@@ -34,6 +34,7 @@ jko_run <- function(fit, schedule, threads, verbose, pool = NULL, pool_ld = NULL
   budget <- if (is.null(schedule$steps)) fit$settings$max_steps else schedule$steps
   # a flow to the stationary law whose start is already a good proposal for
   # its target is not trained
+  if (is.null(schedule$steps) && K0 == 0L) fit <- second_look(fit, threads)  # R/stationary.R
   done <- budget == 0L ||
     (is.null(schedule$steps) && K0 == 0L && identical(stop_reason(fit), "reached"))
   if (done) return(list(fit = fit, pool = pool, pool_ld = pool_ld))
@@ -89,6 +90,14 @@ jko_run <- function(fit, schedule, threads, verbose, pool = NULL, pool_ld = NULL
     pool <- st$pool
     pool_ld <- st$pool_ld
     the$last_fit <- fit
+    if (is.null(schedule$steps) && !st$stop) {
+      # (outside the step: an interrupt here keeps step k)
+      fit <- tryCatch(second_look(fit, threads), interrupt = function(e) {
+        step_failed(k + 1L, "interrupted by the user.", e)
+      })
+      st$stop <- !is.na(stop_reason(fit))
+      the$last_fit <- fit
+    }
     if (st$stop) break
   }
   accuracy_warning(fit, K0)
@@ -157,7 +166,8 @@ jko_step <- function(fit, k, theta, pool, h, threads, verbose = FALSE, pool_ld =
                   else list(center = res$center, L = res$L)
   fit$theta[[k]] <- res$theta
   fit$loss_trace[[k]] <- res$loss
-  fit$monitor <- list(points = res$monitor, log_density = res$monitor_log_density)
+  fit$monitor <- list(points = res$monitor, log_density = res$monitor_log_density,
+                      phi = res$monitor_potential)
   fe <- step_free_energy(fit$potential, res$monitor_potential, res$monitor_log_density,
                          fit$beta)
   loss <- res$loss

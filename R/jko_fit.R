@@ -334,7 +334,7 @@ new_flow <- function(potential, init, h, steps, beta, control, dots, stationary,
     loss_trace = list(),
     # the monitor samples of the last step (one per row) and their
     # log-densities
-    monitor = list(points = mon, log_density = mon_ld)
+    monitor = list(points = mon, log_density = mon_ld, phi = phi)
   ), class = "jko_fit")
   # For the stationary law: h and steps chosen as the flow goes unless given
   schedule <- if (!stationary) list(h = h, steps = steps) else

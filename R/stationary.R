@@ -299,6 +299,50 @@ stop_reason <- function(fit) {
   NA_character_
 }
 
+# A second look at a stationary flow's law at its last step (the start
+# at step 0), where its monitor samples failed as a proposal by their
+# k-hat alone, at or above khat_reached() and below khat_threshold() (the
+# weights are still usable for importance sampling): n more draws of the
+# law (their own stream, R/streams.R), and the law judged again on all 2n.
+# Where it passes, the fit's monitor and last row of history are those of
+# the 2n draws; where it fails, both are left as they were, so the flow
+# trains on as it would have. The k-hat of n = 4096 weights is noisy near
+# the bound: rats' law along two coordinates (KL 0.11, ESS 49-80%) had
+# k-hats of 0.33-0.57 on five draws of 4096, and where it missed, the flow
+# trained 4 steps of 11 s each, its KL falling only to 0.05-0.07 while it
+# waited for a k-hat under the bound. A second look costs n draws of the law
+# and n evaluations of the target; a step, some 10^5 of each.
+second_look <- function(fit, threads) {
+  hist <- fit$history
+  K <- nrow(hist) - 1L
+  row <- hist[K + 1L, ]
+  m <- fit$monitor
+  n <- nrow(m$points)
+  if (!isTRUE(fit$stationary) || inherits(fit$potential, "jko_energy") || is.null(m$phi) ||
+      anyNA(m$log_density) || !isTRUE(row$pareto_k >= khat_reached(n)) ||
+      !isTRUE(row$pareto_k < khat_threshold(n))) {
+    return(fit)
+  }
+  # (does the row fail by its k-hat alone?)
+  row$pareto_k <- 0
+  if (!target_reached(row, fit$settings)) return(fit)
+  law <- fit_law(fit, K)  # R/fit.R
+  d <- with_stream(fit$seed, "second_look", k = K, law_draw(law, n, threads = threads))
+  phi <- tryCatch(potential_values(fit$potential, d$x), error = function(e) NULL)
+  if (length(phi) != n) return(fit)
+  m2 <- list(points = rbind(m$points, d$x), log_density = c(m$log_density, d$log_density),
+             phi = c(m$phi, phi))
+  div <- target_divergence(m2$phi, m2$log_density, fit$beta, m2$points)
+  if (!target_reached(div, utils::modifyList(fit$settings, list(monitor = 2L * n)))) {
+    return(fit)
+  }
+  hist[K + 1L, names(div)] <- div
+  hist$free_energy[K + 1L] <- step_free_energy(fit$potential, m2$phi, m2$log_density, fit$beta)
+  fit$history <- hist
+  fit$monitor <- m2
+  fit
+}
+
 # The verdict of a stationary flow at its last step, with the diagnostics of
 # its exact draws (fit$draws, R/correct.R) where it has them: reached when
 # the flow stopped as a good proposal and the draws' chains mixed (R-hat
@@ -315,7 +359,8 @@ target_verdict <- function(fit, schedule) {
   v <- list(reached = identical(why, "reached"), reason = why, step = last$step,
             kl = last$kl, kl_se = last$kl_se, pareto_k = last$pareto_k, ess = last$ess,
             moment_gap = last$moment_gap, outside = last$outside, growth = last$growth,
-            monitor = fit$settings$monitor, ess_min = fit$settings$ess_min,
+            monitor = nrow(fit$monitor$points) %||% fit$settings$monitor,
+            ess_min = fit$settings$ess_min,
             kl_tol = fit$settings$kl_tol, moment_tol = fit$settings$moment_tol,
             rejections = rejections_since(potential_rejections(fit$potential), fit$rejections0))
   d <- fit$draws

@@ -15,7 +15,9 @@ new_seed <- function() sample.int(.Machine$integer.max - 1L, 1L)
 # seeds give unrelated streams.
 stream_seed <- function(seed, key, k = 0L) {
   # modes: the stream "modes" for R/modes.R
-  code <- match(key, c("start", "monitor", "pool", "net", "step", "draws", "modes"))
+  # second_look: the second monitor sample of step k (R/stationary.R)
+  code <- match(key, c("start", "monitor", "pool", "net", "step", "draws", "modes",
+                       "second_look"))
   if (is.na(code)) stop("internal: unknown stream ", key)
   as.integer((seed + 7919 * (code + 8 * k)) %% (.Machine$integer.max - 1L)) + 1L
 }

@@ -425,3 +425,54 @@ test_that("a verdict failed on the exact draws names the draws' figure, not the 
   v$reason <- "stalled"
   expect_match(jkoflow:::verdict_short(v), "it stalled at step 0, k-hat 0.43;")
 })
+
+test_that("a law that fails by its k-hat alone gets a second look on twice the draws", {
+  # a N(0, I) target in 2-D; the monitor of a stationary flow at step 0,
+  # its start's draws with their potentials (no training)
+  tg <- new_target(function(x) -0.5 * rowSums(x^2), function(x) -x, dim = 2)
+  flow <- function(sd) {
+    set.seed(3)
+    jkoflow:::new_flow(tg, init_gaussian(c(0.05, 0), sd^2), 0.5, 1L, 1, jko_control(), list(),
+                       TRUE, 1L, FALSE, NULL)$fit
+  }
+  fit <- flow(1.1)
+  n <- nrow(fit$monitor$points)
+  # the monitor keeps its potentials
+  expect_equal(fit$monitor$phi, 0.5 * rowSums(fit$monitor$points^2))
+  # a first look made to fail by its k-hat alone (0.6: above 1/2, below the
+  # importance-sampling bound of 0.7): the law (a Gaussian 1.1 times as
+  # wide as its target, whose weights are bounded) passes on 2n draws
+  first <- fit
+  first$history$pareto_k <- 0.6
+  expect_true(is.na(jkoflow:::stop_reason(first)))
+  second <- jkoflow:::second_look(first, 1L)
+  m <- second$monitor
+  expect_equal(nrow(m$points), 2L * n)
+  expect_identical(m$points[seq_len(n), ], fit$monitor$points)
+  # the new draws with their exact log-densities and potentials
+  new <- m$points[n + seq_len(n), ]
+  expect_equal(m$log_density[n + seq_len(n)],
+               rowSums(dnorm(sweep(new, 2L, c(0.05, 0)), sd = 1.1, log = TRUE)))
+  expect_equal(m$phi, 0.5 * rowSums(m$points^2))
+  # the last row is the judgment of all 2n, and the flow has reached
+  div <- jkoflow:::target_divergence(m$phi, m$log_density, 1, m$points)
+  expect_equal(unlist(second$history[1L, names(div)]), unlist(div))
+  expect_lt(second$history$pareto_k[1], 0.5)
+  expect_identical(jkoflow:::stop_reason(second), "reached")
+  # the second look has a stream of its own: the same draws again
+  expect_identical(jkoflow:::second_look(first, 1L)$monitor, m)
+  # no second look where the row fails by more than its k-hat, or its
+  # k-hat is past the importance-sampling bound
+  low <- first
+  low$history$ess <- 0.01
+  expect_identical(jkoflow:::second_look(low, 1L), low)
+  far <- fit
+  far$history$pareto_k <- 0.75
+  expect_identical(jkoflow:::second_look(far, 1L), far)
+  # a law too narrow (sd 0.7: weights unbounded, k-hat near 1) whose first
+  # look is made to fail by its k-hat alone fails the second: left as it was
+  narrow <- flow(0.7)
+  narrow$history[1L, c("pareto_k", "ess", "spread", "spread_upper", "outside", "growth")] <-
+    list(0.6, 0.9, 1, 1, 0, 0)
+  expect_identical(jkoflow:::second_look(narrow, 1L), narrow)
+})
