@@ -98,16 +98,22 @@ pair_law <- function(pts, j, D, step, beta) {
   lm <- l + rowSums(lint)
   p <- exp(lm - max(lm))
   p <- p / sum(p)
-  line <- function(k, u) sweep(outer(u[, 1L], B1[k, ]) + outer(u[, 2L], B2[k, ]), 2L, Y[k, ], "+")
+  # (sweep() without its checks: the same sums, some 20% of the law's time)
+  line <- function(k, u) {
+    outer(u[, 1L], B1[k, ]) + outer(u[, 2L], B2[k, ]) + rep(Y[k, ], each = nrow(u))
+  }
   log_density <- function(x) {
     x <- as.matrix(x)
     ab <- round(sweep(x[, j, drop = FALSE], 2L, tt[1L, ] - AB[1L, ] * step) /
                   rep(step, each = nrow(x)))
     k <- match(paste(ab[, 1L], ab[, 2L], sep = ","), keys)
     out <- rep(-Inf, nrow(x))
-    for (kk in unique(k[!is.na(k)])) {
-      i <- which(k == kk)
-      u <- sweep(x[i, j, drop = FALSE], 2L, tt[kk, ])
+    # (the rows of each rectangle, found in one pass)
+    by_cell <- split(seq_along(k), k)
+    for (cell in seq_along(by_cell)) {
+      kk <- as.integer(names(by_cell)[cell])
+      i <- by_cell[[cell]]
+      u <- x[i, j, drop = FALSE] - rep(tt[kk, ], each = length(i))
       gu <- as.vector(u %*% g[kk, ])
       z <- exp(gu) * ((x[i, oth, drop = FALSE] - line(kk, u)) %*% t(pts[[kk]]$R))
       out[i] <- log(p[kk]) + as.vector(u %*% a[kk, ]) - sum(lint[kk, ]) + ldet[kk] +
@@ -122,8 +128,10 @@ pair_law <- function(pts, j, D, step, beta) {
     x <- matrix(0, n, D)
     x[, j] <- tt[k, , drop = FALSE] + u
     z <- matrix(stats::rnorm(n * m), n, m)
-    for (kk in unique(k)) {
-      i <- which(k == kk)
+    by_cell <- split(seq_len(n), k)
+    for (cell in seq_along(by_cell)) {
+      kk <- as.integer(names(by_cell)[cell])
+      i <- by_cell[[cell]]
       ui <- u[i, , drop = FALSE]
       e <- exp(-as.vector(ui %*% g[kk, ])) * t(backsolve(pts[[kk]]$R, t(z[i, , drop = FALSE])))
       x[i, oth] <- e + line(kk, ui)
