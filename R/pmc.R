@@ -213,8 +213,15 @@ adapt_start <- function(q, potential, beta, n = 4096L, iters = 4L, ess_min = 0.1
     lw = unlist(lapply(seen, function(d) -beta * d$phi - d$log_density)))
   # no round passed: the flow will train, from the Gaussian of the same
   # centre and covariance (see train_start())
-  # the target's seconds a point in these rounds (NA where unknown)
-  point <- if (cost[["n"]] > 0) cost[["seconds"]] / cost[["n"]] else NA_real_
+  # the target's seconds a point in these rounds (NA where unknown), rounded
+  # to a power of 2 as point_cost() does (R/correct.R), so that the starts
+  # it gates (conditional_cost_max) do not change with the machine's load:
+  # posteriordb's non-hierarchical dogs model measured 1.00e-4 and 1.17e-4
+  # s a point in two calls a minute apart, either side of that bound, and
+  # took two different starts
+  point <- if (!(cost[["n"]] > 0) || is.na(cost[["seconds"]])) NA_real_
+           else if (cost[["seconds"]] <= 0) 0
+           else point_cost(cost[["seconds"]], cost[["n"]])
   if (!(best$score < -10)) {
     g <- train_start(out)
     if (!is.null(g)) {

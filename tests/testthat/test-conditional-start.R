@@ -204,3 +204,20 @@ test_that("no conditional laws are built past 100 dimensions", {
   expect_null(attr(b, "cands"))
   expect_equal(calls, 0)
 })
+
+test_that("the start's cost a point, which gates the conditional laws, is a power of 2", {
+  # a 2-D Gaussian target that burns some CPU each call (a 150 x 150
+  # solve): its measured cost a point rounded as point_cost() rounds it, so
+  # that a cost near conditional_cost_max does not choose the start by the
+  # machine's load
+  A <- crossprod(matrix(stats::rnorm(150^2), 150)) + diag(150)
+  tg <- new_target(function(x) {
+    solve(A)
+    -0.5 * rowSums(x^2)
+  }, function(x) -x, dim = 2)
+  set.seed(2)
+  q <- jkoflow:::adapt_start(init_gaussian(c(0, 0), 1.2), tg, 1, n = 256L, iters = 0L)
+  pc <- attr(q, "point_cost")
+  expect_gt(pc, 0)
+  expect_equal(log2(pc), round(log2(pc)))
+})
