@@ -219,9 +219,9 @@ adapt_start <- function(q, potential, beta, n = 4096L, iters = 4L, ess_min = 0.1
   # posteriordb's non-hierarchical dogs model measured 1.00e-4 and 1.17e-4
   # s a point in two calls a minute apart, either side of that bound, and
   # took two different starts
-  point <- if (!(cost[["n"]] > 0) || is.na(cost[["seconds"]])) NA_real_
-           else if (cost[["seconds"]] <= 0) 0
-           else point_cost(cost[["seconds"]], cost[["n"]])
+  # (a target too quick for the clock costs 0)
+  point <- if (cost[["n"]] > 0 && isTRUE(cost[["seconds"]] <= 0)) 0
+           else point_cost(cost[["seconds"]], cost[["n"]]) %||% NA_real_
   if (!(best$score < -10)) {
     g <- train_start(out)
     if (!is.null(g)) {
