@@ -90,6 +90,40 @@ test_that("a Laplace start in a funnel's neck gives way to variational inference
   expect_lt(abs(vi$mean[2] - ex[["mean"]]), ex[["sd"]])
 })
 
+test_that("the run from the mode is left out where the first run's Gaussian leaves the mode outside", {
+  # a standard Gaussian target: the run from N(0, I) ends in the bulk, and
+  # a mode at 8 in each of 3 coordinates lies outside its 99.9% ellipsoid
+  rows <- 0
+  tg <- new_target(function(x) -rowSums(x^2) / 2, function(x) {
+    rows <<- rows + nrow(x)
+    -x
+  }, dim = 3)
+  q0 <- init_gaussian(rep(0, 3), 1)
+  q0$from <- "N(0, I)"
+  far <- init_gaussian(rep(8, 3), 1)
+  far$mode <- rep(8, 3)
+  set.seed(21)
+  one <- jkoflow:::vi_start(q0, tg, 1)
+  n1 <- rows
+  expect_true(jkoflow:::mode_misleads(far, one))
+  rows <- 0
+  set.seed(21)
+  vi <- jkoflow:::vi_best(list(laplace = far, standard = init_gaussian(rep(0, 3), 1)), tg, 1)
+  expect_equal(rows, n1)
+  expect_identical(vi$mean, one$mean)
+  # a mode inside it: the run from the mode as well
+  near <- init_gaussian(rep(0.1, 3), 1)
+  near$mode <- rep(0.1, 3)
+  expect_false(jkoflow:::mode_misleads(near, one))
+  rows <- 0
+  set.seed(21)
+  vi2 <- jkoflow:::vi_best(list(laplace = near, standard = init_gaussian(rep(0, 3), 1)), tg, 1)
+  expect_gt(rows, n1)
+  # either way a Gaussian near N(0, I): the t's covariance within the
+  # estimates' noise of I
+  expect_lt(max(abs(vi2$mean)), 0.2)
+})
+
 test_that("the centred eight schools' search says it found no mode", {
   # the density grows without bound in the neck: init_laplace()'s BFGS
   # stops at a point whose Hessian is not positive definite, and no start
