@@ -113,6 +113,40 @@ test_that("a grid point without a conditional mode is left out", {
   expect_equal(m$y, 0.7, tolerance = 1e-6)
 })
 
+test_that("a Newton step under newton_last ends the search with the Hessian it was taken with", {
+  # Phi = x1^2 / 2 + sum_i e_i^2 / 2 + 0.05 e_i^4, e_i = y_i - sin x1: the
+  # conditional mode of y given x1 = t is sin t, the Hessian there I
+  rows <- 0
+  tg <- new_target(function(x) {
+    e <- x[, -1, drop = FALSE] - sin(x[, 1])
+    -x[, 1]^2 / 2 - rowSums(e^2 / 2 + 0.05 * e^4)
+  }, function(x) {
+    rows <<- rows + nrow(x)
+    e <- x[, -1, drop = FALSE] - sin(x[, 1])
+    ge <- e + 0.2 * e^3
+    cbind(-x[, 1] + rowSums(ge) * cos(x[, 1]), -ge)
+  }, dim = 4)
+  at <- function(t, y) c(t, y)
+  t <- 0.6
+  # from 0.002 off in each coordinate (a step of 0.0035 sds): one Hessian
+  # (4 gradients, forward differences) and the line search's point; the
+  # step leaves 0.4 e^3 (1e-8) and the differences' 1e-5 of the step
+  m <- jkoflow:::conditional_mode(tg, 1, 1L, t, rep(sin(t) + 0.002, 3), at)
+  expect_lte(rows, 5)
+  expect_equal(m$y, rep(sin(t), 3), tolerance = 1e-7)
+  # the Hessian 0.002 from the mode: 1 + 0.6 e^2, 2.4e-6 from I's
+  expect_equal(m$R, diag(3), tolerance = 1e-4)
+  # the log marginal: -Phi at the mode less half the log-determinant of
+  # that Hessian (3 x 1.2e-6)
+  expect_equal(m$l, -t^2 / 2, tolerance = 1e-4)
+  # from 1 off, steps until the step is below newton_last, to the same mode
+  rows <- 0
+  m2 <- jkoflow:::conditional_mode(tg, 1, 1L, t, rep(sin(t) + 1, 3), at)
+  expect_gt(rows, 10)
+  expect_equal(m2$y, rep(sin(t), 3), tolerance = 1e-7)
+  expect_equal(m2$R, diag(3), tolerance = 1e-4)
+})
+
 test_that("a Gaussian target names no coordinate", {
   A <- matrix(c(2, 0.5, 0.5, 1), 2)
   tg <- new_target(function(x) -0.5 * rowSums((x %*% solve(A)) * x),
