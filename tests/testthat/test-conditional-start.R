@@ -240,13 +240,15 @@ test_that("no conditional laws are built past 100 dimensions", {
 })
 
 test_that("the start's cost a point, which gates the conditional laws, is a power of 2", {
-  # a 2-D Gaussian target that burns some CPU each call (a 150 x 150
-  # solve): its measured cost a point rounded as point_cost() rounds it, so
-  # that a cost near conditional_cost_max does not choose the start by the
-  # machine's load
+  # a 2-D Gaussian target that burns 20 ms of CPU each call (a single 150
+  # x 150 solve took under the clock's tick in one CI run, and the cost
+  # read 0): its measured cost a point rounded as point_cost() rounds it,
+  # so that a cost near conditional_cost_max does not choose the start by
+  # the machine's load
   A <- crossprod(matrix(stats::rnorm(150^2), 150)) + diag(150)
   tg <- new_target(function(x) {
-    solve(A)
+    t0 <- proc.time()[["user.self"]]
+    while (proc.time()[["user.self"]] - t0 < 0.02) solve(A)
     -0.5 * rowSums(x^2)
   }, function(x) -x, dim = 2)
   set.seed(2)
