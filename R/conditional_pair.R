@@ -110,9 +110,9 @@ pair_law <- function(pts, j, D, step, beta) {
     out <- rep(-Inf, nrow(x))
     # (the rows of each rectangle, found in one pass)
     by_cell <- split(seq_along(k), k)
-    for (cell in seq_along(by_cell)) {
-      kk <- as.integer(names(by_cell)[cell])
-      i <- by_cell[[cell]]
+    for (key in names(by_cell)) {
+      kk <- as.integer(key)
+      i <- by_cell[[key]]
       u <- x[i, j, drop = FALSE] - rep(tt[kk, ], each = length(i))
       gu <- as.vector(u %*% g[kk, ])
       z <- exp(gu) * ((x[i, oth, drop = FALSE] - line(kk, u)) %*% t(pts[[kk]]$R))
@@ -129,9 +129,9 @@ pair_law <- function(pts, j, D, step, beta) {
     x[, j] <- tt[k, , drop = FALSE] + u
     z <- matrix(stats::rnorm(n * m), n, m)
     by_cell <- split(seq_len(n), k)
-    for (cell in seq_along(by_cell)) {
-      kk <- as.integer(names(by_cell)[cell])
-      i <- by_cell[[cell]]
+    for (key in names(by_cell)) {
+      kk <- as.integer(key)
+      i <- by_cell[[key]]
       ui <- u[i, , drop = FALSE]
       e <- exp(-as.vector(ui %*% g[kk, ])) * t(backsolve(pts[[kk]]$R, t(z[i, , drop = FALSE])))
       x[i, oth] <- e + line(kk, ui)

@@ -119,8 +119,8 @@ test_that("the run from the mode is left out where the first run's Gaussian leav
   set.seed(21)
   vi2 <- jkoflow:::vi_best(list(laplace = near, standard = init_gaussian(rep(0, 3), 1)), tg, 1)
   expect_gt(rows, n1)
-  # either way a Gaussian near N(0, I): the t's covariance within the
-  # estimates' noise of I
+  # either way a Gaussian near N(0, I): its centre within the estimates'
+  # noise of 0
   expect_lt(max(abs(vi2$mean)), 0.2)
 })
 
