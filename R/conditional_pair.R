@@ -161,9 +161,10 @@ pair_law <- function(pts, j, D, step, beta) {
 # The second coordinate for a law along two, given the law q along one
 # (its coordinate q$conditional): the coordinate whose cubic in it
 # explains the largest share of the variance of the log-weights of n
-# draws of q, and that share (list(j, r2)); NULL where no weight is
-# finite. On gp_pois_regr, given log alpha: log rho, 0.38 (the next 0.09);
-# on rats, given log sigma_y^2: log sigma_beta^2, 0.81 (the next 0.23).
+# draws of q, that share, and q's KL estimated on them (list(j, r2, kl));
+# NULL where no weight is finite. On gp_pois_regr, given log alpha: log
+# rho, 0.38 (the next 0.09); on rats, given log sigma_y^2: log
+# sigma_beta^2, 0.81 (the next 0.23).
 pair_axis <- function(q, potential, beta, n = 1024L) {
   x <- q$sample(n)
   lw <- -beta * potential_values(potential, x) - q$log_density(x)
@@ -179,5 +180,5 @@ pair_axis <- function(q, potential, beta, n = 1024L) {
     z <- (x[, i] - mean(x[, i])) / s
     1 - sum(stats::lm.fit(cbind(1, z, z^2, z^3), y)$residuals^2) / tss
   }, 0)
-  list(j = which.max(r2), r2 = max(r2))
+  list(j = which.max(r2), r2 = max(r2), kl = kl_estimate(lw[ok]))  # R/diagnostics.R
 }
