@@ -22,9 +22,10 @@
 # has an exponential right tail (its conditional is that of the log of a
 # scale given 30 effects), and mu_alpha's sd grows with sigma_alpha. The
 # largest weights of the law's draws all sat at log sigma_alpha 2-4.5 sds
-# up (a cubic in it explained 78% of the log-weights' variance), and its
-# k-hat was 0.37-0.53 on 16 384 draws (3 seeds); moved along log
-# sigma_alpha, 0.10-0.25, its KL 0.044 for 0.11 and its ESS 91% for 73%.
+# up (a cubic in it explained 78% of the log-weights' variance), and the
+# start's k-hat was 0.40-0.55 on 8192 draws (4 seeds), its KL 0.11-0.12;
+# moved along log sigma_alpha, 0.12-0.31 and 0.044-0.046, its ESS 91%
+# for 69-77% (16 384 draws, 2 seeds).
 # (The skew alone took the KL to 0.066 and left the k-hat as it was; the
 # rate of mu_alpha alone took the KL to 0.09.) G is a matrix, not a rate
 # for each coordinate: on pilots, whose mu_b is the mean of the b's over
