@@ -6,13 +6,20 @@
 
 # Phi and its gradient at one point as the potential gives them, for
 # optim(): a non-finite value is +Inf (BFGS then shortens its step), a
-# non-finite gradient component 0. For a compiled potential, the value
-# comes with its gradient from the same call and the gradient is kept:
-# optim() asks for the gradient at the point whose value it has just
-# taken, and for a target whose cost is a pass over its data the two
-# together cost about what one does.
+# non-finite gradient component 0. For a compiled potential, and for one
+# with a value_gradient() (a Stan program's), the value comes with its
+# gradient from the same call and the gradient is kept: optim() asks for
+# the gradient at the point whose value it has just taken, and for a
+# target whose cost is a pass over its data the two together cost about
+# what one does. There, a point where the gradient is not finite has the
+# value +Inf: posteriordb's mcycle_gp (a brms GP of basis functions) has a
+# finite log_prob at 0 and a NaN gradient (a spectral density that
+# underflows, under a square root), so BFGS from 0 read a zero gradient
+# and stopped there, and the Laplace approximation was a sd of 1e9 about
+# 0 (it now starts from a point drawn about 0, init_laplace()).
 point_objective <- function(potential) {
   both <- !is.function(potential$value) && identical(full_data(potential), potential)
+  paired <- !both && is.function(potential$value_gradient)
   last <- NULL
   list(value = function(t) {
          if (both) {
@@ -21,6 +28,14 @@ point_objective <- function(potential) {
            g <- out$gradient[1L, ]
            g[!is.finite(g)] <- 0
            last <<- list(t = t, g = g)
+         } else if (paired) {
+           # (a gradient that is not finite makes the value +Inf: no
+           # descent moves to, or stops at, a point it cannot descend from)
+           out <- tryCatch(potential$value_gradient(matrix(t, 1L)), error = function(e) NULL)
+           g <- as.double(out$gradient)
+           v <- if (length(g) == length(t) && all(is.finite(g))) as.double(out$value)[1L] else Inf
+           g[!is.finite(g)] <- 0
+           last <<- list(t = t, g = if (length(g) == length(t)) g else numeric(length(t)))
          } else {
            v <- potential_values(potential, matrix(t, 1L))
          }

@@ -587,3 +587,23 @@ test_that("a search that knows no mode stops polishing a batch whose polishes al
   expect_match(jkoflow:::modes_search_text(s),
                "found no mode .* is listed but is no mode: its Hessian is not positive definite")
 })
+
+test_that("init_laplace() does not stop where the value is finite and the gradient is not", {
+  # as a Stan program whose spectral density underflows under a square
+  # root: the log-density is finite everywhere, its gradient (from the
+  # joint value and gradient) NaN where x1 > -0.5; the mode at (-1, 0).
+  # From 0, BFGS would read a zero gradient and stop there.
+  m <- c(-1, 0)
+  logd <- function(x) -rowSums(sweep(x, 2L, m)^2) / 2
+  grad <- function(x) {
+    g <- -sweep(x, 2L, m)
+    g[x[, 1] > -0.5, ] <- NaN
+    g
+  }
+  tg <- new_target(logd, grad, logd_grad = function(x) list(value = logd(x), gradient = grad(x)),
+                   dim = 2)
+  set.seed(1)
+  q <- init_laplace(tg)
+  expect_equal(q$mode, m, tolerance = 1e-6)
+  expect_equal(q$cov, diag(1.5^2, 2), tolerance = 1e-4)
+})
