@@ -50,17 +50,17 @@ skew_layer <- function(q, potential, beta, s, span = 8, grid = 161L) {
   dir <- numeric(D)
   dir[oth] <- B[, 1L]
   dir[s] <- 1
-  t <- seq(-span, span, length.out = grid) * sd
-  X <- matrix(m, grid, D, byrow = TRUE) + outer(t, dir)
+  tt <- seq(-span, span, length.out = grid) * sd
+  X <- matrix(m, grid, D, byrow = TRUE) + outer(tt, dir)
   lp <- -beta * potential_values(potential, X)
   lp[!is.finite(lp)] <- -Inf
   i0 <- which.max(lp)
   if (i0 < 3L || i0 > grid - 2L || !(max(lp[c(1L, grid)]) < lp[i0] - 12)) return(NULL)
-  hh <- t[2L] - t[1L]
+  hh <- tt[2L] - tt[1L]
   c2 <- (lp[i0 + 1L] - 2 * lp[i0] + lp[i0 - 1L]) / hh^2
   if (!is.finite(c2) || !(c2 < 0)) return(NULL)
-  mode <- t[i0] - hh * (lp[i0 + 1L] - lp[i0 - 1L]) / (2 * hh^2 * c2)
-  v <- (t - mode) * sqrt(-c2)  # the slice standardized at its mode
+  mode <- tt[i0] - hh * (lp[i0 + 1L] - lp[i0 - 1L]) / (2 * hh^2 * c2)
+  v <- (tt - mode) * sqrt(-c2)  # the slice standardized at its mode
   # its distribution function by the trapezoid rule
   p <- exp(lp - lp[i0])
   cdf <- c(0, cumsum((p[-1L] + p[-grid]) / 2))
@@ -82,8 +82,8 @@ skew_layer <- function(q, potential, beta, s, span = 8, grid = 161L) {
   # Moved by dl along s, their residuals from the line are multiplied by
   # exp(dl G), G = -C H1 / 2 = L V diag(lambda) V' L^-1: their covariance
   # is C - dl C H1 C to first order in dl, and e^(2 r dl) C where the
-  # precision scales as e^(-2 r dl) (with r times sinh(r sd / 2) /
-  # (r sd / 2), by the differences)
+  # precision scales as e^(-2 r dl) (the differences read the rate r as
+  # r sinh(r sd / 2) / (r sd / 2))
   hp <- forward_hessian(potential, m + sd / 2 * dir, seq_len(D))  # R/conditional.R
   hm <- forward_hessian(potential, m - sd / 2 * dir, seq_len(D))
   if (is.null(hp) || is.null(hm)) return(NULL)
