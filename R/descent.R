@@ -33,9 +33,10 @@ point_objective <- function(potential) {
            # descent moves to, or stops at, a point it cannot descend from)
            out <- tryCatch(potential$value_gradient(matrix(t, 1L)), error = function(e) NULL)
            g <- as.double(out$gradient)
-           v <- if (length(g) == length(t) && all(is.finite(g))) as.double(out$value)[1L] else Inf
+           if (length(g) != length(t)) g <- rep(NaN, length(t))
+           v <- if (all(is.finite(g))) as.double(out$value)[1L] else Inf
            g[!is.finite(g)] <- 0
-           last <<- list(t = t, g = if (length(g) == length(t)) g else numeric(length(t)))
+           last <<- list(t = t, g = g)
          } else {
            v <- potential_values(potential, matrix(t, 1L))
          }

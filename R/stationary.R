@@ -67,20 +67,18 @@ stationary_start <- function(potential, prior, beta, n = 4096L, cost_max = condi
   # 20 s (an ODE model); chosen by ELBO alone, they took the place of two
   # ODE models' passing t's and trained 42 and 299 s
   passes <- isTRUE(attr(q, "pmc_score") < -10)
-  weak <- passes && !isTRUE(attr(q, "pmc_score") < -10 - conditional_ess) &&
-    isTRUE(attr(q, "point_cost") < cost_max)
+  cheap <- isTRUE(attr(q, "point_cost") < cost_max)
+  weak <- passes && !isTRUE(attr(q, "pmc_score") < -10 - conditional_ess) && cheap
   if ((!passes || weak) && !is.null(cands$standard) && !is_mixture_start(q)) {
     rs <- random_state()  # R/streams.R
     taken <- FALSE
     # (a law along two coordinates takes some 10^5 evaluations at D = 65:
     # a cheap target only)
     b2 <- conditional_choice(cands, best, potential, beta, n,
-                             pair = !passes && isTRUE(attr(q, "point_cost") < cost_max))
+                             pair = !passes && cheap)
     more <- attr(b2, "cands")
     if (!is.null(more)) {
-      if (isTRUE(attr(q, "point_cost") < cost_max)) {
-        more[[b2]] <- skewed_choice(more[[b2]], potential, beta, n)
-      }
+      if (cheap) more[[b2]] <- skewed_choice(more[[b2]], potential, beta, n)
       qc <- adapt_start(more[[b2]], potential, beta, n)
       # a law along two coordinates, tried only where q did not pass and
       # chosen by its ELBO, is taken whether it passes or not: where
