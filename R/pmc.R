@@ -181,7 +181,8 @@ adapt_start <- function(q, potential, beta, n = 4096L, iters = 4L, ess_min = 0.1
   # was chosen over the t's family by its ELBO, and a near-exact one can
   # miss a pass by the noise of its spread on n draws (a banana's x2,
   # seed 6), where a t with a lower k-hat and an ESS of 7% then replaced it
-  if (!is.null(q$conditional)) iters <- 0L
+  # (nor is a slice law, R/slices.R, whose shape a t would lose)
+  if (!is.null(q$conditional) || !is.null(q$slices)) iters <- 0L
   D <- q$dim
   best <- list(q = q, score = Inf, round = NULL)
   cur <- q

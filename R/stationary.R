@@ -43,8 +43,21 @@ stationary_start <- function(potential, prior, beta, n = 4096L, cost_max = condi
   # a start far from the target (its KL estimated above vi_kl_min): where
   # the Laplace approximation's mode lies outside the mass of the Gaussian
   # of largest ELBO (a funnel's neck), that Gaussian competes too (R/vi.R)
+  sliced <- FALSE
   if (!is.null(cands$standard) && !is_mixture_start(cands$laplace) &&
       isTRUE(attr(best, "kl") > vi_kl_min)) {
+    # where no conditional laws are built (D over conditional_max_dim),
+    # first the Laplace approximation shaped along its slices (R/slices.R),
+    # taken where it passes as a proposal: on GLMM1 (D = 237), whose t's
+    # KL is 22, it passes (KL 0.06), and the variational start (9.6 s of
+    # a 21-s start) is not needed. (Below that dimension, tried first, it
+    # failed on surgical and seeds, whose conditional laws pass, at a cost
+    # of 0.3-0.4 s a fit.)
+    if (isTRUE(D > conditional_max_dim)) {
+      qs <- slice_start(cands$laplace, potential, beta, n)
+      if (!is.null(qs)) return(start_modes(with_search(qs, laplace), potential, beta))  # modes
+      sliced <- TRUE
+    }
     rs <- random_state()  # R/streams.R
     vi <- vi_best(cands, potential, beta)
     if (!is.null(vi) && mode_misleads(cands$laplace, vi)) {
@@ -89,6 +102,12 @@ stationary_start <- function(potential, prior, beta, n = 4096L, cost_max = condi
       if (taken) q <- qc
     }
     if (!taken) restore_random_state(rs)
+  }
+  # a start that still does not pass: the Laplace approximation shaped
+  # along its slices, where not tried above
+  if (!sliced && !isTRUE(attr(q, "pmc_score") < -10)) {
+    qs <- slice_start(cands$laplace, potential, beta, n)
+    if (!is.null(qs)) q <- qs
   }
   start_modes(with_search(q, laplace), potential, beta)  # modes
 }
@@ -296,6 +315,54 @@ skewed_choice <- function(q, potential, beta, n) {
   q
 }
 skew_kl_min <- 0.05
+
+# The slice law of a Laplace approximation `laplace` (a Gaussian or a t,
+# its scale matrix then cov (df - 2) / df), the coordinates in their own
+# order or reversed, whichever has the larger ELBO (on GLMM1, the reversed
+# order: 0.06 from the target in KL against 0.27). NULL where neither is
+# built, or where the slices would take more than slice_max_points
+# evaluations of the target.
+slice_choice <- function(laplace, potential, beta, n) {
+  D <- laplace$dim
+  if (!is.numeric(laplace$mean) || is.null(laplace$cov) || is_mixture_start(laplace) ||
+      D < 2L || 2 * D * 81 > slice_max_points) {
+    return(NULL)
+  }
+  S <- if (isTRUE(is.finite(laplace$df))) laplace$cov * (laplace$df - 2) / laplace$df
+       else laplace$cov
+  laws <- list()
+  for (ord in list(seq_len(D), rev(seq_len(D)))) {
+    q <- tryCatch(slice_law(laplace$mean, S, potential, beta, ord),
+                  error = function(e) NULL)
+    if (!is.null(q)) laws[[length(laws) + 1L]] <- q
+  }
+  if (!length(laws)) return(NULL)
+  q <- laws[[if (length(laws) == 2L) elbo_choice(laws, potential, beta, n) else 1L]]
+  q$label <- sprintf("Laplace approximation at the mode, shaped along its slices (%s order), dimension %d",
+                     if (q$slices[1L] == 1L) "the coordinates'" else "reversed", D)
+  q
+}
+
+# The most evaluations of the target the slices of slice_choice() take
+# (two orders, 81 points each along each coordinate): D up to 404.
+slice_max_points <- 2^16
+
+# The slice law of the Laplace approximation `laplace` (slice_choice())
+# moved by importance sampling as a start is (adapt_start(), R/pmc.R: it
+# keeps its shape), where it passes as a proposal; else NULL, with the
+# random stream as it was (R/streams.R); the law from R/slices.R.
+slice_start <- function(laplace, potential, beta, n) {
+  # (not where the search's first point is no mode: a centred hierarchical
+  # model's neck, where slices through it tried and failed cost rats,
+  # seeds, GLMM_Poisson and the centred eight schools 0.4-0.8 s a fit)
+  if (is.null(laplace) || !is.null(laplace$modes$first_not_mode)) return(NULL)
+  rs <- random_state()
+  qs <- slice_choice(laplace, potential, beta, n)
+  if (!is.null(qs)) qs <- adapt_start(qs, potential, beta, n)
+  if (isTRUE(attr(qs, "pmc_score") < -10)) return(qs)
+  restore_random_state(rs)
+  NULL
+}
 
 # The step of a stationary flow: h of the last step doubled while the KL
 # estimate falls (to at most 8), halved when it rises (to at least 0.05);
