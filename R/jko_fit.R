@@ -76,9 +76,10 @@
 #'   that best explains the importance weights of the best such law, and
 #'   the one that best explains those of the law along it), exact where the others
 #'   are Gaussian given both (a Gaussian process's latent values given its
-#'   length scale and amplitude); above 2.5, the Gaussian of
-#'   largest ELBO from natural-gradient variational inference, where the
-#'   Laplace mode lies outside its mass; where a search from over-dispersed starts
+#'   length scale and amplitude); where none passes, the Laplace approximation shaped
+#'   along the target's slices through the mode, if it passes (first above 100 dimensions);
+#'   above 2.5, the Gaussian of largest ELBO from natural-gradient variational inference,
+#'   where the Laplace mode lies outside its mass; where a search from over-dispersed starts
 #'   ([find_modes()]) finds several modes, the Laplace candidate is the
 #'   mixture of their Laplace approximations ([init_mixture()]), and the
 #'   verdict gives the modes' weights ([mode_weights()]) and says what was
@@ -94,8 +95,7 @@
 #'   mode they find that the search missed joins the others: the start
 #'   becomes the mixture of all, and a flow that trained without the mode
 #'   is run again from it (its seconds counted in the fit's);
-#' * the network: 32 x 32, batches of 512, a pool of \eqn{2^{16}} and
-#'   4096 monitor samples.
+#' * the network: 32 x 32, batches of 512, a pool of \eqn{2^{16}} and 4096 monitor samples.
 #'
 #' After every step `history` records `h`, the iterations used and, from
 #' the exact densities of the monitor samples, \eqn{KL(\rho_k \| \pi)}
