@@ -352,9 +352,9 @@ slice_max_points <- 2^16
 # keeps its shape), where it passes as a proposal; else NULL, with the
 # random stream as it was (R/streams.R); the law from R/slices.R.
 slice_start <- function(laplace, potential, beta, n) {
-  # (not where the search's first point is no mode: a centred hierarchical
-  # model's neck, where slices through it tried and failed cost rats,
-  # seeds, GLMM_Poisson and the centred eight schools 0.4-0.8 s a fit)
+  # (not where the search's first point is no mode, as at a centred
+  # hierarchical model's neck: slices through a point that is no mode
+  # describe no law near the target, and would only cost evaluations)
   if (is.null(laplace) || !is.null(laplace$modes$first_not_mode)) return(NULL)
   rs <- random_state()
   qs <- slice_choice(laplace, potential, beta, n)
