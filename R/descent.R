@@ -22,19 +22,15 @@ point_objective <- function(potential) {
   paired <- !both && is.function(potential$value_gradient)
   last <- NULL
   list(value = function(t) {
-         if (both) {
-           out <- c_pot_eval(potential, matrix(t, 1L), TRUE)
-           v <- out$value
-           g <- out$gradient[1L, ]
-           g[!is.finite(g)] <- 0
-           last <<- list(t = t, g = g)
-         } else if (paired) {
-           # (a gradient that is not finite makes the value +Inf: no
-           # descent moves to, or stops at, a point it cannot descend from)
-           out <- tryCatch(potential$value_gradient(matrix(t, 1L)), error = function(e) NULL)
+         if (both || paired) {
+           out <- if (both) c_pot_eval(potential, matrix(t, 1L), TRUE)
+                  else tryCatch(potential$value_gradient(matrix(t, 1L)), error = function(e) NULL)
            g <- as.double(out$gradient)
            if (length(g) != length(t)) g <- rep(NaN, length(t))
-           v <- if (all(is.finite(g))) as.double(out$value)[1L] else Inf
+           v <- as.double(out$value)[1L]
+           # (a gradient that is not finite makes the value +Inf: no
+           # descent moves to, or stops at, a point it cannot descend from)
+           if (paired && !all(is.finite(g))) v <- Inf
            g[!is.finite(g)] <- 0
            last <<- list(t = t, g = g)
          } else {

@@ -69,13 +69,9 @@ skew_layer <- function(q, potential, beta, s, span = 8, grid = 161L) {
   uk <- seq(-4, 4, by = 0.05)
   vk <- stats::approx(cdf[keep], v[keep], stats::pnorm(uk))$y
   if (anyNA(vk) || any(diff(vk) <= 0)) return(NULL)
-  nk <- length(uk)
   slope <- diff(vk) / diff(uk)
-  # piecewise linear, continued beyond -4 and 4 by its end slopes
-  tmap <- function(u, from, to, sl) {
-    k <- pmin(pmax(findInterval(u, from), 1L), nk - 1L)
-    list(value = to[k] + (u - from[k]) * sl[k], slope = sl[k])
-  }
+  # (T is piecewise linear through (uk, vk), continued beyond -4 and 4 by
+  # its end slopes: piecewise_linear(), R/slices.R)
   # how the others' covariance given s follows it: the derivative H1 of
   # the target's Hessian along that line (differences half a sd either
   # way), whitened by q's covariance of the others given s and K, C = L L'.
@@ -103,13 +99,13 @@ skew_layer <- function(q, potential, beta, s, span = 8, grid = 161L) {
   forward <- function(x) {
     u <- (x[, s] - m[s]) / sd
     y <- x
-    y[, s] <- m[s] + sd * tmap(u, uk, vk, slope)$value
+    y[, s] <- m[s] + sd * piecewise_linear(u, uk, vk, slope)$value
     y[, oth] <- line(y) + stretch(x[, oth, drop = FALSE] - line(x), y[, s] - m[s])
     y
   }
   log_density <- function(y) {
     y <- as.matrix(y)
-    back <- tmap((y[, s] - m[s]) / sd, vk, uk, 1 / slope)
+    back <- piecewise_linear((y[, s] - m[s]) / sd, vk, uk, 1 / slope)
     x <- y
     x[, s] <- m[s] + sd * back$value
     dl <- y[, s] - m[s]

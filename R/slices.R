@@ -33,7 +33,7 @@
 # NULL where the precision has no Cholesky factor. A slice that gives no
 # shape (mass at the widest grid's ends, quantiles not increasing) leaves
 # its coordinate Gaussian.
-slice_law <- function(mean, S, potential, beta, ord, span = 8, grid = 81L) {
+slice_law <- function(mean, S, potential, beta, ord, span = 8, grid = slice_grid) {
   D <- length(mean)
   P <- tryCatch(chol2inv(chol(S)), error = function(e) NULL)
   if (is.null(P)) return(NULL)
@@ -44,25 +44,13 @@ slice_law <- function(mean, S, potential, beta, ord, span = 8, grid = 81L) {
   m <- as.double(mean)
   mo <- m[ord]
   uk <- seq(-4, 4, by = 0.05)
-  nk <- length(uk)
   V <- slice_shapes(mo, Ri, ord, potential, beta, uk, span, grid)
-  slope <- diff(V) / diff(uk)  # (nk - 1) x D
+  slope <- diff(V) / diff(uk)  # a row a piece, a column a coordinate
   ldR <- sum(log(diag(R)))
-  seg <- function(k) pmin(pmax(k, 1L), nk - 1L)
-  # T(Z), column by column, and the sum over columns of log T'
-  forward <- function(Z) {
-    lt <- numeric(nrow(Z))
-    for (j in seq_len(D)) {
-      k <- seg(findInterval(Z[, j], uk))
-      Z[, j] <- V[k, j] + (Z[, j] - uk[k]) * slope[k, j]
-      lt <- lt + log(slope[k, j])
-    }
-    list(u = Z, log_slope = lt)
-  }
   sample <- function(n) {
-    f <- forward(matrix(stats::rnorm(n * D), n, D))
-    X <- f$u %*% t(Ri)
-    X <- sweep(X, 2L, mo, "+")
+    U <- matrix(stats::rnorm(n * D), n, D)
+    for (j in seq_len(D)) U[, j] <- piecewise_linear(U[, j], uk, V[, j], slope[, j])$value
+    X <- sweep(U %*% t(Ri), 2L, mo, "+")
     X[, order(ord), drop = FALSE]
   }
   log_density <- function(x) {
@@ -70,9 +58,8 @@ slice_law <- function(mean, S, potential, beta, ord, span = 8, grid = 81L) {
     U <- sweep(x[, ord, drop = FALSE], 2L, mo) %*% t(R)
     out <- numeric(nrow(U)) + ldR
     for (j in seq_len(D)) {
-      k <- seg(findInterval(U[, j], V[, j]))
-      z <- uk[k] + (U[, j] - V[k, j]) / slope[k, j]
-      out <- out + stats::dnorm(z, log = TRUE) - log(slope[k, j])
+      z <- piecewise_linear(U[, j], V[, j], uk, 1 / slope[, j])
+      out <- out + stats::dnorm(z$value, log = TRUE) + log(z$slope)
     }
     out
   }
@@ -141,4 +128,16 @@ slice_quantiles <- function(tt, l, p) {
   s <- ifelse(abs(a[i] * f) < 1e-8, f, log1p(a[i] * f) / a[i])
   v <- tt[i] + s
   if (anyNA(v) || any(diff(v) <= 0)) NULL else v
+}
+
+# The points on a grid of the slices of slice_law() (81: 0.2 units apart
+# over 8 either side).
+slice_grid <- 81L
+
+# The piecewise-linear map through the knots (from, to), of slopes sl on
+# its pieces and continued beyond its ends by the end pieces' slopes, at
+# u: list(value, slope).
+piecewise_linear <- function(u, from, to, sl) {
+  k <- pmin(pmax(findInterval(u, from), 1L), length(from) - 1L)
+  list(value = to[k] + (u - from[k]) * sl[k], slope = sl[k])
 }

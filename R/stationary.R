@@ -325,7 +325,7 @@ skew_kl_min <- 0.05
 slice_choice <- function(laplace, potential, beta, n) {
   D <- laplace$dim
   if (!is.numeric(laplace$mean) || is.null(laplace$cov) || is_mixture_start(laplace) ||
-      D < 2L || 2 * D * 81 > slice_max_points) {
+      D < 2L || 2 * D * slice_grid > slice_max_points) {
     return(NULL)
   }
   S <- if (isTRUE(is.finite(laplace$df))) laplace$cov * (laplace$df - 2) / laplace$df
