@@ -466,5 +466,12 @@ target_verdict <- function(fit, schedule) {
     v$reached <- v$reached && ok
   }
   v$modes <- fit$modes  # modes: mode_weights() of the fit (R/mode_weights.R)
+  # not reached, from a search whose only point is no mode: the groups of a
+  # centred hierarchy's neck there, named (R/neck.R)
+  s <- attr(fit$modes, "search")
+  if (!v$reached && !is.null(s$first_not_mode) && NROW(s$modes) == 1L) {
+    g <- tryCatch(neck_groups(fit$potential, s$modes[1L, ]), error = function(e) NULL)
+    if (length(g)) v$neck <- list(groups = g, text = neck_text(g, fit$potential$variables))
+  }
   v
 }

@@ -48,6 +48,7 @@ verdict_text <- function(v) {
   paste(sprintf("The flow did NOT reach the target: %s at step %d (%s)%s. %s",
                 why, v$step, flow, if (is.null(draws)) "" else paste0("; ", draws),
                 verdict_advice(v$reason)),
+        if (!is.null(v$neck)) v$neck$text,  # R/neck.R
         modes_text(v$modes))  # modes: R/modes.R
 }
 
