@@ -13,8 +13,10 @@
 # names sigma_alpha's 85 alpha and sigma_beta's 85 beta of the radon model
 # with varying intercepts and slopes (D = 175), sigma_uv[1]'s 50 uv1 and
 # sigma_uv[2]'s 50 uv2 of the butterfly occupancy model (D = 106), and
-# sigma_theta's 100 theta of the two-parameter IRT model (D = 144); in
-# each the group means (mu_alpha, mu_beta) are left out, as hubs.
+# sigma_theta's 100 theta of the two-parameter IRT model (D = 144; with 4
+# b on sigma_b and 3 a on sigma_a, whose priors dominate there); the group
+# means (the radon model's mu_alpha and mu_beta, irt_2pl's mu_b) are left
+# out, as hubs.
 #
 # How: the second differences of the gradient along each coordinate j
 # (steps of half its curvature's scale, 2 D + 1 gradients in one call)
