@@ -66,6 +66,13 @@ stationary_start <- function(potential, prior, beta, n = 4096L, cost_max = condi
     } else {
       restore_random_state(rs)  # not taken: as if it had not run
     }
+    # with no mode and no conditional laws, those along the neck's
+    # scales (R/neck.R)
+    nq <- if (sliced) neck_start(laplace, cands[[best]], potential, beta, n)
+    if (!is.null(nq)) {
+      cands$neck <- nq
+      best <- length(cands)
+    }
   }
   q <- adapt_start(cands[[best]], potential, beta, n)
   # a start that, moved by importance sampling, does not pass as a

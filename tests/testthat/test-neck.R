@@ -74,3 +74,81 @@ test_that("a verdict not reached names the neck's groups before the mode search"
                            "precision of 8 coordinates .* in x = log_tau: .* has no such neck\\. ",
                            "No search for further modes"))
 })
+
+# The normal-normal model of J groups, centred: x = (log tau, mu,
+# theta[1..J]), y_j ~ N(theta_j, 1), theta_j ~ N(mu, tau), mu ~ N(0, 5),
+# tau half-Cauchy(0, 1). Given log tau the rest is Gaussian, and log tau's
+# marginal is known in closed form: mu integrated out of
+# prod_j N(y_j | mu, 1 + tau^2) N(mu | 0, 25).
+normal_normal_centred <- function(y) {
+  J <- length(y)
+  logd <- function(x) {
+    v <- x[, 1]
+    mu <- x[, 2]
+    th <- x[, -(1:2), drop = FALSE]
+    -rowSums(sweep(th, 2L, y)^2) / 2 - rowSums((th - mu)^2) * exp(-2 * v) / 2 - J * v -
+      mu^2 / 50 - log1p(exp(2 * v)) + v
+  }
+  grad <- function(x) {
+    v <- x[, 1]
+    mu <- x[, 2]
+    th <- x[, -(1:2), drop = FALSE]
+    r <- th - mu
+    cbind(rowSums(r^2) * exp(-2 * v) - J - 2 * exp(2 * v) / (1 + exp(2 * v)) + 1,
+          rowSums(r) * exp(-2 * v) - mu / 25,
+          -sweep(th, 2L, y) - r * exp(-2 * v))
+  }
+  # log tau's marginal log-density, up to a constant
+  marginal <- function(v) vapply(v, function(vi) {
+    s2 <- 1 + exp(2 * vi)
+    # mu ~ N(0, 25) against J observations of variance s2
+    prec <- 1 / 25 + J / s2
+    m <- sum(y) / s2 / prec
+    -J / 2 * log(s2) - sum(y^2) / (2 * s2) + prec * m^2 / 2 - log(prec) / 2 -
+      log1p(exp(2 * vi)) + vi
+  }, 0)
+  list(target = target_logdensity(logd, grad, dim = J + 2L), marginal = marginal)
+}
+
+test_that("neck_steps() reaches down the neck where the start's sds are narrow", {
+  set.seed(3)
+  nn <- normal_normal_centred(rnorm(20, 0.5, 1.1))
+  tg <- nn$target
+  # the span within neck_drop of the marginal's top, in quarter units: a
+  # sixteenth of it, against the start's sd of 0.05 along log tau
+  st <- jkoflow:::neck_steps(tg, 1, c(-0.5, 0.5, rep(0.5, 20)), 1L, 0.025)
+  v <- seq(-12, 4, by = 1 / 4)
+  lm <- nn$marginal(v)
+  span <- diff(range(v[lm > max(lm) - jkoflow:::neck_drop]))
+  expect_lt(abs(st - span / 16), 1 / 16 + 1e-9)
+  expect_gt(st, 0.2)
+})
+
+test_that("stationary_start() builds the law along a neck's scale above conditional_max_dim", {
+  # 120 groups (D = 122): no mode (the search ends at the neck), no
+  # conditional laws (D > 100), no slice law (no mode); the neck names
+  # log tau, and the law along it is the target's up to its lattice
+  set.seed(5)
+  nn <- normal_normal_centred(rnorm(120, 0.3, 1.15))
+  tg <- nn$target
+  set.seed(1)
+  q <- suppressWarnings(jkoflow:::stationary_start(tg, NULL, 1))
+  expect_identical(q$conditional, 1L)
+  x <- q$sample(8192)
+  lw <- -jkoflow:::potential_values(tg, x) - q$log_density(x)
+  w <- exp(lw - max(lw))
+  # KL(q || pi): the law is exact given log tau; what is left is its
+  # lattice's, cells a sixteenth of the marginal's span (0.07 here), and
+  # it passes as a proposal
+  expect_lt(log(mean(w)) + max(lw) - mean(lw), 0.1)
+  expect_lt(attr(q, "pmc_score"), -10)
+  # log tau's mean against the closed-form marginal's (quadrature), within
+  # 4 standard errors of the importance-weighted mean
+  v <- seq(-15, 5, by = 1 / 64)
+  pm <- exp(nn$marginal(v) - max(nn$marginal(v)))
+  truth <- sum(v * pm) / sum(pm)
+  w <- w / sum(w)
+  est <- sum(w * x[, 1])
+  se <- sqrt(sum(w^2 * (x[, 1] - est)^2))
+  expect_lt(abs(est - truth), 4 * se)
+})
