@@ -96,35 +96,6 @@ neck_text <- function(groups, variables = NULL) {
           if (one) "Its" else "Their")
 }
 
-# A start along the scales of a centred hierarchy's neck: where a target of
-# D > conditional_max_dim (for which conditional_choice() builds no laws,
-# having to find its axes at a cost of 2 D (D + 1) gradients a candidate)
-# has no mode, the groups that neck_groups() finds at the search's first
-# point name the axes instead: the conditional Laplace law along the scale
-# of the largest group, or along the scales of the two largest (a law
-# along two coordinates, R/conditional_pair.R, its lattice kept to within
-# neck_drop of its top), about the centre of the start q chosen so far,
-# its spacing from neck_steps(). Taken where its ELBO is the larger; else
-# NULL, the random stream as it was.
-neck_start <- function(laplace, q, potential, beta, n) {
-  if (is.null(laplace) || is.null(laplace$modes$first_not_mode) ||
-      !is.numeric(q$mean) || is.null(q$cov)) {
-    return(NULL)
-  }
-  g <- tryCatch(neck_groups(potential, laplace$mean), error = function(e) NULL)
-  if (!length(g)) return(NULL)
-  rs <- random_state()  # R/streams.R
-  j <- vapply(g, `[[`, 1L, "scale")[seq_len(min(2L, length(g)))]
-  law <- tryCatch({
-    step <- neck_steps(potential, beta, q$mean, j, sqrt(diag(q$cov))[j] / 2)
-    if (length(j) == 1L) conditional_laplace(potential, beta, q$mean, step, j, refine = FALSE)
-    else conditional_pair(potential, beta, q$mean, step, j, drop = neck_drop)
-  }, error = function(e) NULL)
-  if (!is.null(law) && elbo_choice(list(q, law), potential, beta, n) == 2L) return(law)
-  restore_random_state(rs)
-  NULL
-}
-
 # The lattice spacing along each neck scale j (log-scales): a sixteenth of
 # the span over which the target's conditional Laplace law along j (the
 # other scales held at the centre) stays within neck_drop of its top,
