@@ -106,9 +106,10 @@ neck_text <- function(groups, variables = NULL) {
 neck_steps <- function(potential, beta, centre, j, least) {
   D <- length(centre)
   at <- grid_point(j, D)  # R/conditional.R
+  # the conditional mode at the centre, where every walk begins
+  l0 <- conditional_mode(potential, beta, j, centre[j], centre[-j], at)
+  if (is.null(l0)) return(least)
   vapply(seq_along(j), function(k) {
-    l0 <- conditional_mode(potential, beta, j, centre[j], centre[-j], at)
-    if (is.null(l0)) return(least[k])
     span <- 0
     for (dir in c(-1, 1)) {
       p <- l0
