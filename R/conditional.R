@@ -302,7 +302,8 @@ conditional_law <- function(pts, j, D, beta) {
 # pair_law() in R/conditional_pair.R), from each cell's quadrature
 # rows[[k]] (z: the conditioned coordinates j and the others' line at its
 # nodes; w: the nodes' weights; scale: the mean factor of the others'
-# covariance over the cell), the cells' masses p and their points pts
+# covariance over the cell, or a matrix of the factors of their sds at
+# each node, a row a node), the cells' masses p and their points pts
 # (R: the Cholesky factor of the others' precision): list(mean, cov) in
 # the target's order of coordinates.
 cell_moments <- function(rows, p, pts, j, D) {
@@ -313,7 +314,9 @@ cell_moments <- function(rows, p, pts, j, D) {
   for (kk in seq_len(K)) {
     zc <- sweep(rows[[kk]]$z, 2L, mean)
     ck <- crossprod(zc * sqrt(rows[[kk]]$w))
-    ck[inner, inner] <- ck[inner, inner] + rows[[kk]]$scale * chol2inv(pts[[kk]]$R)
+    sc <- rows[[kk]]$scale
+    if (is.matrix(sc)) sc <- crossprod(sc * sqrt(rows[[kk]]$w))
+    ck[inner, inner] <- ck[inner, inner] + sc * chol2inv(pts[[kk]]$R)
     S <- S + p[kk] * ck
   }
   perm <- order(c(j, seq_len(D)[-j]))
