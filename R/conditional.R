@@ -218,7 +218,7 @@ newton_metric <- function(H) {
 # e^-v exactly: held fixed across a cell of width 0.25, it left their
 # log-weights varying by +-1 (ESS 99%, k-hat 0.52 in 4096 draws); scaled,
 # they are exact.
-conditional_law <- function(pts, j, D, beta) {
+conditional_law <- function(pts, j, D, beta, rates = FALSE, moments = TRUE) {
   oth <- seq_len(D)[-j]
   tt <- vapply(pts, `[[`, 0, "t")
   K <- length(tt)
@@ -251,15 +251,27 @@ conditional_law <- function(pts, j, D, beta) {
   p <- exp(lm - max(lm))
   p <- p / sum(p)
   ldet <- vapply(pts, function(q) sum(log(diag(q$R))), 0)
+  # the rates at which the others' precision scales along x_j: one for all
+  # (the log determinant's slope over D - 1) or each its own (the slope of
+  # log H_ii / 2: conditional_variants())
   g <- nb_slope(ldet) / (D - 1)
+  G <- if (rates) {
+    lhd <- log(t(vapply(pts, function(q) colSums(q$R^2), numeric(D - 1L)))) / 2
+    (lhd[nb[, 2L], , drop = FALSE] - lhd[nb[, 1L], , drop = FALSE]) / dt
+  }
+  # the factors of the others' deviations from their line, at u from t_k
+  # (one rate: a vector, applied as before)
+  rate <- function(kk, u) if (rates) exp(outer(u, G[kk, ])) else exp(g[kk] * u)
+  gs <- if (rates) rowSums(G) else (D - 1) * g
   log_density <- function(x) {
     k <- findInterval(x[, j], c(lo, hi[K]), rightmost.closed = TRUE)
     out <- rep(-Inf, nrow(x))
     for (kk in unique(k[k >= 1L & k <= K])) {
       i <- which(k == kk)
       u <- x[i, j] - tt[kk]
-      z <- exp(g[kk] * u) * ((x[i, oth, drop = FALSE] - line(kk, u)) %*% t(pts[[kk]]$R))
-      out[i] <- log(p[kk]) + a[kk] * u - lint[kk] + ldet[kk] + (D - 1) * g[kk] * u -
+      z <- if (rates) (rate(kk, u) * (x[i, oth, drop = FALSE] - line(kk, u))) %*% t(pts[[kk]]$R)
+           else rate(kk, u) * ((x[i, oth, drop = FALSE] - line(kk, u)) %*% t(pts[[kk]]$R))
+      out[i] <- log(p[kk]) + a[kk] * u - lint[kk] + ldet[kk] + gs[kk] * u -
         0.5 * rowSums(z^2) - (D - 1) / 2 * log(2 * pi)
     }
     out
@@ -272,7 +284,8 @@ conditional_law <- function(pts, j, D, beta) {
     z <- matrix(stats::rnorm(n * (D - 1L)), n, D - 1L)
     for (kk in unique(k)) {
       i <- which(k == kk)
-      e <- exp(-g[kk] * u[i]) * t(backsolve(pts[[kk]]$R, t(z[i, , drop = FALSE])))
+      e <- if (rates) t(backsolve(pts[[kk]]$R, t(z[i, , drop = FALSE]))) / rate(kk, u[i])
+           else exp(-g[kk] * u[i]) * t(backsolve(pts[[kk]]$R, t(z[i, , drop = FALSE])))
       x[i, oth] <- e + line(kk, u[i])
     }
     x
@@ -283,18 +296,24 @@ conditional_law <- function(pts, j, D, beta) {
   # truncated exponential (exact for the line's polynomial part to the
   # rule's degree)
   gl <- gauss_legendre(8L)
-  rows <- lapply(seq_len(K), function(kk) {
-    u <- u0[kk] + (gl$x + 1) / 2 * (u1[kk] - u0[kk])
-    w <- gl$w * exp(a[kk] * u - max(a[kk] * u))
-    w <- w / sum(w)
-    list(z = cbind(tt[kk] + u, line(kk, u)), w = w, scale = sum(w * exp(-2 * g[kk] * u)))
-  })
-  mo <- cell_moments(rows, p, pts, j, D)
+  mo <- if (moments) {
+    rows <- lapply(seq_len(K), function(kk) {
+      u <- u0[kk] + (gl$x + 1) / 2 * (u1[kk] - u0[kk])
+      w <- gl$w * exp(a[kk] * u - max(a[kk] * u))
+      w <- w / sum(w)
+      list(z = cbind(tt[kk] + u, line(kk, u)), w = w,
+           scale = if (rates) 1 / rate(kk, u) else sum(w * exp(-2 * g[kk] * u)))
+    })
+    cell_moments(rows, p, pts, j, D)
+  }
   structure(list(dim = D, mean = mo$mean, cov = mo$cov, sample = sample,
                  log_density = log_density, conditional = j, pts = pts,
                  label = sprintf(paste0("conditional Laplace approximation along coordinate %d ",
-                                        "(%d grid points; Gaussian given it), dimension %d"),
-                                 j, K, D)),
+                                        "(%d grid points; Gaussian given it%s%s), dimension %d"),
+                                 j, K,
+                                 if (rates) ", each coordinate's precision at its own rate" else "",
+                                 if (isTRUE(attr(pts, "shifted"))) ", about their corrected means" else "",
+                                 D)),
             class = "jko_init")
 }
 

@@ -46,9 +46,8 @@ conditional_pair <- function(potential, beta, centre, step, j, drop = 12, most =
   if (is.null(pts)) return(NULL)
   D <- length(centre)
   # the laws with one rate for all the others or each its own, about the
-  # modes or the shifted modes, each judged on n draws as adapt_start()
-  # judges a start (pmc_round(), R/pmc.R: passing first, then by ESS, else
-  # by k-hat), the best taken. Own rates alone, on posteriordb's pilots
+  # modes or the shifted modes, each judged on n draws, the best taken
+  # (best_variant()). Own rates alone, on posteriordb's pilots
   # model (whose effects are known only through sums a_j + b_k: a ridge of
   # sd 7 in the sum a + b and a narrow one across it), put the narrow
   # direction's sd up to 7 |e^(G_a u) - e^(G_b u)|: a KL of 448 (one rate:
@@ -56,9 +55,7 @@ conditional_pair <- function(potential, beta, centre, step, j, drop = 12, most =
   # from 0.37 to 0.63 (log sigma_alpha, shifted, is skewed given the pair:
   # its Gaussian moved off the longer tail), and a start that passed no
   # longer did. A k-hat near 1/2 on n draws is noise (rats' shifted law
-  # passed on one draw of 4096 and trained 4 steps, 41 s): a law passes
-  # here only with a k-hat under pair_khat (or weights bounded near their
-  # mean, passes_on_draws()), else it ranks by its k-hat.
+  # passed on one draw of 4096 and trained 4 steps, 41 s): best_variant().
   shifted <- pair_shift(pts, potential, beta, j, grid_point(j, D))
   laws <- list(pair_law(pts, j, D, step, beta, rates = FALSE, moments = FALSE),
                pair_law(pts, j, D, step, beta, rates = TRUE, moments = FALSE))
@@ -66,8 +63,45 @@ conditional_pair <- function(potential, beta, centre, step, j, drop = 12, most =
     laws <- c(laws, list(pair_law(shifted, j, D, step, beta, rates = FALSE, moments = FALSE),
                          pair_law(shifted, j, D, step, beta, rates = TRUE, moments = FALSE)))
   }
-  # (judged on draws of their own: the random stream is put back after, so
-  # that what follows draws as it would from the first law alone)
+  b <- best_variant(laws, potential, beta, n)
+  # (their centres and covariances, by quadrature, for the one taken only)
+  pair_law(if (b > 2L) shifted else pts, j, D, step, beta, rates = b %% 2L == 0L, moments = TRUE)
+}
+
+# A law along one coordinate q (conditional_laplace(), R/conditional.R),
+# or one with its others' precision scaled at their own rates, or either
+# about their corrected means (pair_shift(), centred on the grid point of
+# largest log marginal), the best on n draws each (best_variant()): the
+# corrections of the law along two coordinates, for the neck start along
+# one scale (neck_start(), R/stationary.R).
+conditional_variants <- function(q, potential, beta, n = 4096L) {
+  pts <- q$pts
+  j <- q$conditional
+  D <- q$dim
+  if (is.null(pts) || length(j) != 1L) return(q)
+  l <- vapply(pts, `[[`, 0, "l")
+  shifted <- pair_shift(pts, potential, beta, j, grid_point(j, D), p0 = pts[[which.max(l)]])
+  laws <- list(q, conditional_law(pts, j, D, beta, rates = TRUE, moments = FALSE))  # R/conditional.R
+  if (!identical(shifted, pts)) {
+    laws <- c(laws, list(conditional_law(shifted, j, D, beta, rates = FALSE, moments = FALSE),
+                         conditional_law(shifted, j, D, beta, rates = TRUE, moments = FALSE)))
+  }
+  b <- best_variant(laws, potential, beta, n)
+  if (b == 1L) return(q)
+  conditional_law(if (b > 2L) shifted else pts, j, D, beta, rates = b %% 2L == 0L)
+}
+
+# The index of the law to take of `laws`, the first being the law before
+# the corrections (conditional_pair(), conditional_variants()): each judged
+# on n draws of its own as adapt_start() judges a start (pmc_round(),
+# R/pmc.R), passing here only with a k-hat under pair_khat (or weights
+# bounded near their mean, passes_on_draws()), else ranked by its k-hat;
+# the first unless another is better by more than noise: passing where it
+# does not, an ESS larger by 0.05 where both pass, a k-hat smaller by 0.1
+# where neither does (on rats' draws the four k-hats were 0.47, 0.46,
+# 0.67, 0.82). The random stream is put back after, so that what follows
+# draws as it would from the first law alone.
+best_variant <- function(laws, potential, beta, n) {
   rs <- random_state()  # R/streams.R
   score <- vapply(laws, function(q) {
     r <- tryCatch(pmc_round(q, potential, beta, n, 0.1), error = function(e) NULL)  # R/pmc.R
@@ -77,17 +111,11 @@ conditional_pair <- function(potential, beta, centre, step, j, drop = 12, most =
     if (r$pass && (isTRUE(k < pair_khat) || bounded)) r$score else if (is.finite(k)) k else Inf
   }, 0)
   restore_random_state(rs)
-  # the first (the law before these corrections) unless another is
-  # better by more than noise: passing where it does not, an ESS larger by
-  # 0.05 where both pass, a k-hat smaller by 0.1 where neither does (on
-  # rats' draws the four k-hats were 0.47, 0.46, 0.67, 0.82)
   b <- which.min(score)
   margin <- if (score[b] < -10 && score[1L] < -10) 0.05 else 0.1
   if (!(score[b] < -10 && !(score[1L] < -10)) && !(score[1L] - score[b] > margin)) b <- 1L
-  # (their centres and covariances, by quadrature, for the one taken only)
-  pair_law(if (b > 2L) shifted else pts, j, D, step, beta, rates = b %% 2L == 0L, moments = TRUE)
+  b
 }
-
 pair_khat <- 0.4
 
 # conditional_pair()'s lattice points: each the list of conditional_mode()
@@ -137,7 +165,8 @@ pair_lattice <- function(potential, beta, centre, step, j, drop = 12, most = 500
 # coordinate by over `least` of its sd, screened at the centre point
 # pts[["0,0"]] by the diagonal of the Hessian's derivative (2 m + 1
 # gradients: d H_ii / d x_s from second differences of the gradient along
-# each i, d log det ~ sum_i V_ii d H_ii / d x_s), at most `most` of them,
+# each i, d log det ~ sum_i V_ii d H_ii / d x_s; p0, for a law along one
+# coordinate the grid point of largest log marginal), at most `most` of them,
 # then at each point from the Hessian at y_s + its sd against the mode's
 # (one a direction; at a quarter of the points, the rest by their
 # neighbours' mean, radon's fits were no faster and one of three was not
@@ -153,8 +182,7 @@ pair_lattice <- function(potential, beta, centre, step, j, drop = 12, most = 500
 # with the data's scale sigma among the others that is log sigma, whose
 # conditional mode given the hierarchy's scales is the residual sd
 # without the degrees of freedom its effects take (radon: 1.3 sd low).
-pair_shift <- function(pts, potential, beta, j, at, least = 0.1, most = 4L) {
-  p0 <- pts[["0,0"]]
+pair_shift <- function(pts, potential, beta, j, at, least = 0.1, most = 4L, p0 = pts[["0,0"]]) {
   if (is.null(p0)) return(pts)
   m <- length(p0$y)
   oth <- seq_len(m + length(j))[-j]

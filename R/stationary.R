@@ -127,8 +127,9 @@ stationary_start <- function(potential, prior, beta, n = 4096L, cost_max = condi
 # of the largest group, or along the scales of the two largest (a law
 # along two coordinates, R/conditional_pair.R, its lattice kept to within
 # neck_drop of its top), about the centre of the start q chosen so far,
-# its spacing from neck_steps(), R/neck.R. Taken where its ELBO is the larger; else
-# NULL, the random stream as it was.
+# its spacing from neck_steps(), R/neck.R; along one scale, with the
+# corrections of the law along two (conditional_variants()). Taken where
+# its ELBO is the larger; else NULL, the random stream as it was.
 neck_start <- function(laplace, q, potential, beta, n) {
   if (is.null(laplace) || is.null(laplace$modes$first_not_mode) ||
       !is.numeric(q$mean) || is.null(q$cov)) {
@@ -140,7 +141,10 @@ neck_start <- function(laplace, q, potential, beta, n) {
   j <- vapply(g, `[[`, 1L, "scale")[seq_len(min(2L, length(g)))]
   law <- tryCatch({
     step <- neck_steps(potential, beta, q$mean, j, sqrt(diag(q$cov))[j] / 2)
-    if (length(j) == 1L) conditional_laplace(potential, beta, q$mean, step, j, refine = FALSE)
+    if (length(j) == 1L) {
+      q1 <- conditional_laplace(potential, beta, q$mean, step, j, refine = FALSE)
+      if (!is.null(q1)) conditional_variants(q1, potential, beta, n)  # R/conditional_pair.R
+    }
     else conditional_pair(potential, beta, q$mean, step, j, drop = neck_drop)
   }, error = function(e) NULL)
   if (!is.null(law) && elbo_choice(list(q, law), potential, beta, n) == 2L) return(law)

@@ -174,6 +174,36 @@ test_that("the lattice's log marginal gains what the shift to the mean does", {
   expect_lt(abs(r$log_z), 0.05)
 })
 
+test_that("a law along one coordinate takes the same corrections", {
+  # rates_target() along x1 alone (x2 among the others, at rate 0): one
+  # rate for all, the mean of 10 at -1 and 11 at 0, is off by about 1/2
+  # for each across cells of half-width 1/4, a KL near 21 E u^2 / 4 = 0.11
+  tg <- rates_target()
+  q <- jkoflow:::conditional_laplace(tg, 1, rep(0, 22), 0.5, 1L, refine = FALSE)
+  q2 <- jkoflow:::conditional_law(q$pts, 1L, 22, 1, rates = TRUE)
+  set.seed(10)
+  r <- pair_is(tg, q)
+  r2 <- pair_is(tg, q2)
+  expect_lt(r$ess, 0.9)
+  expect_gt(r2$ess, 0.97)
+  expect_lt(abs(r2$log_z), 0.01)
+  set.seed(10)
+  expect_match(jkoflow:::conditional_variants(q, tg, 1)$label, "at its own rate")
+  # the shift along w of shift_target(), x1 the law's coordinate: E w as
+  # for the law along two (x2, independent, moves nothing)
+  n <- 20
+  S <- 20
+  tg <- shift_target(n, S)
+  q <- jkoflow:::conditional_laplace(tg, 1, rep(0, 4), 0.5, 1L, refine = FALSE)
+  l <- vapply(q$pts, `[[`, 0, "l")
+  sh <- jkoflow:::pair_shift(q$pts, tg, 1, 1L, jkoflow:::grid_point(1L, 4), p0 = q$pts[[which.max(l)]])
+  qs <- jkoflow:::conditional_law(sh, 1L, 4, 1)
+  expect_match(qs$label, "about their corrected means")
+  ew <- (log(S / 2) - digamma(n / 2)) / 2
+  expect_lt(abs(qs$mean[3] - ew), 0.005)
+  expect_gt(abs(q$mean[3] - ew), 0.04)
+})
+
 test_that("the second coordinate is the one that explains the first law's weights", {
   tg <- pair_target()
   q1 <- jkoflow:::conditional_laplace(tg, 1, rep(0, 4), 0.5, 1L, refine = FALSE)
