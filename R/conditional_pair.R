@@ -56,14 +56,17 @@ conditional_pair <- function(potential, beta, centre, step, j, drop = 12, most =
   # its Gaussian moved off the longer tail), and a start that passed no
   # longer did. A k-hat near 1/2 on n draws is noise (rats' shifted law
   # passed on one draw of 4096 and trained 4 steps, 41 s): best_variant().
-  shifted <- pair_shift(pts, potential, beta, j, grid_point(j, D))
-  laws <- list(pair_law(pts, j, D, step, beta, rates = FALSE, moments = FALSE),
-               pair_law(pts, j, D, step, beta, rates = TRUE, moments = FALSE))
-  if (!identical(shifted, pts)) {
-    laws <- c(laws, list(pair_law(shifted, j, D, step, beta, rates = FALSE, moments = FALSE),
-                         pair_law(shifted, j, D, step, beta, rates = TRUE, moments = FALSE)))
+  shifted <- NULL
+  more <- function() {
+    shifted <<- pair_shift(pts, potential, beta, j, grid_point(j, D))
+    c(list(pair_law(pts, j, D, step, beta, rates = TRUE, moments = FALSE)),
+      if (!identical(shifted, pts)) {
+        list(pair_law(shifted, j, D, step, beta, rates = FALSE, moments = FALSE),
+             pair_law(shifted, j, D, step, beta, rates = TRUE, moments = FALSE))
+      })
   }
-  b <- best_variant(laws, potential, beta, n)
+  b <- best_variant(pair_law(pts, j, D, step, beta, rates = FALSE, moments = FALSE), more,
+                    potential, beta, n)
   # (their centres and covariances, by quadrature, for the one taken only)
   pair_law(if (b > 2L) shifted else pts, j, D, step, beta, rates = b %% 2L == 0L, moments = TRUE)
 }
@@ -79,20 +82,26 @@ conditional_variants <- function(q, potential, beta, n = 4096L) {
   j <- q$conditional
   D <- q$dim
   if (is.null(pts) || length(j) != 1L) return(q)
-  l <- vapply(pts, `[[`, 0, "l")
-  shifted <- pair_shift(pts, potential, beta, j, grid_point(j, D), p0 = pts[[which.max(l)]])
-  laws <- list(q, conditional_law(pts, j, D, beta, rates = TRUE, moments = FALSE))  # R/conditional.R
-  if (!identical(shifted, pts)) {
-    laws <- c(laws, list(conditional_law(shifted, j, D, beta, rates = FALSE, moments = FALSE),
-                         conditional_law(shifted, j, D, beta, rates = TRUE, moments = FALSE)))
+  shifted <- NULL
+  more <- function() {
+    l <- vapply(pts, `[[`, 0, "l")
+    shifted <<- pair_shift(pts, potential, beta, j, grid_point(j, D), p0 = pts[[which.max(l)]])
+    c(list(conditional_law(pts, j, D, beta, rates = TRUE, moments = FALSE)),  # R/conditional.R
+      if (!identical(shifted, pts)) {
+        list(conditional_law(shifted, j, D, beta, rates = FALSE, moments = FALSE),
+             conditional_law(shifted, j, D, beta, rates = TRUE, moments = FALSE))
+      })
   }
-  b <- best_variant(laws, potential, beta, n)
+  b <- best_variant(q, more, potential, beta, n)
   if (b == 1L) return(q)
   conditional_law(if (b > 2L) shifted else pts, j, D, beta, rates = b %% 2L == 0L)
 }
 
-# The index of the law to take of `laws`, the first being the law before
-# the corrections (conditional_pair(), conditional_variants()): each judged
+# The index of the law to take of c(list(first), more()), first being the
+# law before the corrections (conditional_pair(), conditional_variants()),
+# more() building the others: first alone where it passes here with an
+# ESS above 0.95 (no other can beat it by the margin below; the funnel's
+# and the banana's laws, ESS 1.00, pay one round of draws). Each judged
 # on n draws of its own as adapt_start() judges a start (pmc_round(),
 # R/pmc.R), passing here only with a k-hat under pair_khat (or weights
 # bounded near their mean, passes_on_draws()), else ranked by its k-hat;
@@ -101,15 +110,22 @@ conditional_variants <- function(q, potential, beta, n = 4096L) {
 # where neither does (on rats' draws the four k-hats were 0.47, 0.46,
 # 0.67, 0.82). The random stream is put back after, so that what follows
 # draws as it would from the first law alone.
-best_variant <- function(laws, potential, beta, n) {
+best_variant <- function(first, more, potential, beta, n) {
   rs <- random_state()  # R/streams.R
-  score <- vapply(laws, function(q) {
+  judge <- function(q) {
     r <- tryCatch(pmc_round(q, potential, beta, n, 0.1), error = function(e) NULL)  # R/pmc.R
     if (is.null(r)) return(Inf)
     k <- r$d$pareto_k
     bounded <- 1 / mean(exp(r$lw - max(r$lw))) <= 1.1
     if (r$pass && (isTRUE(k < pair_khat) || bounded)) r$score else if (is.finite(k)) k else Inf
-  }, 0)
+  }
+  score <- judge(first)
+  if (score < -10.95) {
+    restore_random_state(rs)
+    return(1L)
+  }
+  others <- tryCatch(more(), error = function(e) list())
+  score <- c(score, vapply(others, judge, 0))
   restore_random_state(rs)
   b <- which.min(score)
   margin <- if (score[b] < -10 && score[1L] < -10) 0.05 else 0.1
@@ -168,9 +184,9 @@ pair_lattice <- function(potential, beta, centre, step, j, drop = 12, most = 500
 # each i, d log det ~ sum_i V_ii d H_ii / d x_s; p0, for a law along one
 # coordinate the grid point of largest log marginal), at most `most` of them,
 # then at each point from the Hessian at y_s + its sd against the mode's
-# (one a direction; at a quarter of the points, the rest by their
-# neighbours' mean, radon's fits were no faster and one of three was not
-# reached).
+# (one a direction). (Tried at a quarter of the points, the rest taking
+# their neighbours' mean: radon's fits were no faster, and one of three
+# was not reached.)
 # The log marginal l gains what the shift does: along such a direction
 # the others' log det adds a slope v to the potential, and the integral of
 # exp(-f) then exceeds Laplace's by exp(v' V v / 8) = exp(|R d|^2 / 2), d
