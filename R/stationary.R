@@ -284,7 +284,7 @@ conditional_choice <- function(cands, best, potential, beta, n, pair = FALSE) {
   # too, conditional_variants(), on three centred radon models of D = 88-90
   # against non-centred NUTS references, seeds 1-3: every fit reached at
   # step 0 either way, the errors at the draws' noise both ways, the seconds
-  # from 27% less to 55% more (the varying-intercept model, whose corrected
+  # from 28% less to 55% more (the varying-intercept model, whose corrected
   # law along one coordinate left it building the law along two as well),
   # and the battery's fits 0.05-0.08 s slower for the judging: not taken.)
   if (b2 > length(cands)) all[[b2]] <- conditional_refined(all[[b2]], potential, beta)
