@@ -100,8 +100,8 @@ conditional_variants <- function(q, potential, beta, n = 4096L) {
 # The index of the law to take of c(list(first), more()), first being the
 # law before the corrections (conditional_pair(), conditional_variants()),
 # more() building the others: first alone where it passes here with an
-# ESS above 0.95 (no other can beat it by the margin below; the funnel's
-# and the banana's laws, ESS 1.00, pay one round of draws). Each judged
+# ESS above 0.95 (no other can beat it by the margin below, and the
+# others' building, the mean shift's Hessians included, is spared). Each judged
 # on n draws of its own as adapt_start() judges a start (pmc_round(),
 # R/pmc.R), passing here only with a k-hat under pair_khat (or weights
 # bounded near their mean, passes_on_draws()), else ranked by its k-hat;
