@@ -256,7 +256,7 @@ conditional_law <- function(pts, j, D, beta, rates = FALSE, moments = TRUE) {
   # log H_ii / 2: conditional_variants())
   g <- nb_slope(ldet) / (D - 1)
   G <- if (rates) {
-    lhd <- log(t(vapply(pts, function(q) colSums(q$R^2), numeric(D - 1L)))) / 2
+    lhd <- half_log_precisions(pts)
     (lhd[nb[, 2L], , drop = FALSE] - lhd[nb[, 1L], , drop = FALSE]) / dt
   }
   # the factors of the others' deviations from their line, at u from t_k
@@ -309,12 +309,22 @@ conditional_law <- function(pts, j, D, beta, rates = FALSE, moments = TRUE) {
   structure(list(dim = D, mean = mo$mean, cov = mo$cov, sample = sample,
                  log_density = log_density, conditional = j, pts = pts,
                  label = sprintf(paste0("conditional Laplace approximation along coordinate %d ",
-                                        "(%d grid points; Gaussian given it%s%s), dimension %d"),
-                                 j, K,
-                                 if (rates) ", each coordinate's precision at its own rate" else "",
-                                 if (isTRUE(attr(pts, "shifted"))) ", about their corrected means" else "",
-                                 D)),
+                                        "(%d grid points; Gaussian given it%s), dimension %d"),
+                                 j, K, corrections_text(rates, pts), D)),
             class = "jko_init")
+}
+
+# log H_ii / 2 of the others' precision at each point of pts (a row a
+# point): its slopes are their own rates (conditional_law(), pair_law()).
+half_log_precisions <- function(pts) {
+  log(t(vapply(pts, function(q) colSums(q$R^2), numeric(nrow(pts[[1L]]$R))))) / 2
+}
+
+# The label's words for a law's corrections: own rates, and the means of
+# pair_shift() (R/conditional_pair.R).
+corrections_text <- function(rates, pts) {
+  paste0("", if (rates) ", each coordinate's precision at its own rate",
+         if (isTRUE(attr(pts, "shifted"))) ", about their corrected means")
 }
 
 # The centre and covariance of a law of cells (conditional_law(), and

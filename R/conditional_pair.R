@@ -202,17 +202,10 @@ pair_shift <- function(pts, potential, beta, j, at, least = 0.1, most = 4L, p0 =
   if (is.null(p0)) return(pts)
   m <- length(p0$y)
   oth <- seq_len(m + length(j))[-j]
-  h <- p0$sd / 2
-  x0 <- at(p0$t, p0$y)
-  X <- matrix(x0, 2L * m + 1L, length(x0), byrow = TRUE)
-  X[cbind(seq_len(m) + 1L, oth)] <- X[cbind(seq_len(m) + 1L, oth)] + h
-  X[cbind(seq_len(m) + m + 1L, oth)] <- X[cbind(seq_len(m) + m + 1L, oth)] - h
-  G <- tryCatch(modes_vg(potential, X)$gradient[, oth, drop = FALSE],  # R/descent.R
-                error = function(e) NULL)
-  if (is.null(G) || any(!is.finite(G))) return(pts)
-  i <- seq_len(m)
-  dH <- (G[i + 1L, , drop = FALSE] - 2 * matrix(G[1L, ], m, m, byrow = TRUE) +
-           G[i + m + 1L, , drop = FALSE]) / h^2  # row i: d H_ii / d x_s
+  dH <- tryCatch(gradient_second_differences(potential, at(p0$t, p0$y), oth,  # R/descent.R
+                                             p0$sd / 2)$dH[, oth, drop = FALSE],
+                 error = function(e) NULL)  # row i: d H_ii / d x_s
+  if (is.null(dH) || any(!is.finite(dH))) return(pts)
   v <- beta * colSums(p0$sd^2 * dH)
   score <- abs(v) * p0$sd / 2
   s <- utils::head(order(-score)[score[order(-score)] > least], most)
@@ -270,7 +263,7 @@ pair_law <- function(pts, j, D, step, beta, rates = TRUE, moments = TRUE) {
   a <- cbind(slope(l, e1, step[1L]), slope(l, e2, step[2L]))
   # each coordinate's rate along each axis, and their sums (the log
   # determinant's)
-  lhd <- log(t(vapply(pts, function(q) colSums(q$R^2), numeric(m)))) / 2
+  lhd <- half_log_precisions(pts)  # R/conditional.R
   G1 <- slope(lhd, e1, step[1L])
   G2 <- slope(lhd, e2, step[2L])
   if (!rates) {
@@ -330,11 +323,9 @@ pair_law <- function(pts, j, D, step, beta, rates = TRUE, moments = TRUE) {
   structure(list(dim = D, mean = mo$mean, cov = mo$cov,
                  sample = sample, log_density = log_density, conditional = j,
                  label = sprintf(paste0("conditional Laplace approximation along coordinates %d ",
-                                        "and %d (%d lattice points; Gaussian given them%s%s), ",
+                                        "and %d (%d lattice points; Gaussian given them%s), ",
                                         "dimension %d"), j[1L], j[2L], K,
-                                 if (rates) ", each coordinate's precision at its own rate" else "",
-                                 if (isTRUE(attr(pts, "shifted"))) ", about their corrected means" else "",
-                                 D)),
+                                 corrections_text(rates, pts), D)),  # R/conditional.R
             class = "jko_init")
 }
 

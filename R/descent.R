@@ -128,6 +128,23 @@ modes_hessian <- function(potential, t) {
   (H + t(H)) / 2
 }
 
+# The second differences of Phi's gradient along each coordinate idx of x
+# (steps h, one each), all 2 m + 1 points in one call: dH, row i the
+# derivative of H_ii (i = idx[i]) along every coordinate (a third
+# derivative), and Hd, the central-difference H_ii (neck_groups(),
+# R/neck.R; pair_shift(), R/conditional_pair.R).
+gradient_second_differences <- function(potential, x, idx, h) {
+  m <- length(idx)
+  i <- seq_len(m)
+  X <- matrix(x, 2L * m + 1L, length(x), byrow = TRUE)
+  X[cbind(i + 1L, idx)] <- x[idx] + h
+  X[cbind(i + m + 1L, idx)] <- x[idx] - h
+  G <- modes_vg(potential, X)$gradient
+  list(dH = (G[i + 1L, , drop = FALSE] - 2 * matrix(G[1L, ], m, length(x), byrow = TRUE) +
+               G[i + m + 1L, , drop = FALSE]) / h^2,
+       Hd = (G[cbind(i + 1L, idx)] - G[cbind(i + m + 1L, idx)]) / (2 * h))
+}
+
 # A minimum par of Phi with its value and Hessian H as polish_mode()
 # returns it: list(par, value, H, convergence, pd (is H positive definite),
 # log_det); NULL where H is not finite.

@@ -34,14 +34,8 @@ neck_groups <- function(potential, x, size_min = neck_size, delta = 0.25) {
   D <- length(x)
   H <- modes_hessian(potential, x)  # R/descent.R
   h <- 0.5 / sqrt(pmax(abs(diag(H)), 1e-8))
-  i <- seq_len(D)
-  X <- rbind(x, sweep(diag(h, D), 2L, x, "+"), sweep(diag(-h, D), 2L, x, "+"),
-             deparse.level = 0L)
-  G <- modes_vg(potential, X)$gradient
-  d2 <- (G[i + 1L, , drop = FALSE] - 2 * matrix(G[1L, ], D, D, byrow = TRUE) +
-           G[D + i + 1L, , drop = FALSE]) / h^2  # row j: d H_jj / d x_k
-  Hd <- (G[cbind(i + 1L, i)] - G[cbind(D + i + 1L, i)]) / (2 * h)
-  A <- -d2 / (2 * Hd)
+  sd2 <- gradient_second_differences(potential, x, seq_len(D), h)  # R/descent.R
+  A <- -sd2$dH / (2 * sd2$Hd)  # row j: d H_jj / d x_k
   A[!is.finite(A)] <- 0
   diag(A) <- 0
   hits <- colSums(A > 0.5 & A < 1.5)
