@@ -15,7 +15,8 @@
 # centre c outwards, spacing `step` (doubled where a side has taken 30
 # points without its marginal falling `drop` below the largest), at each
 # the mode y_k of the other coordinates with x_j = t_k and their Hessian
-# H_k (finite differences of the gradient), and the log marginal
+# H_k (finite differences of the gradient; after the first point's, in
+# few gradients where that Hessian is sparse: hessian_plan()), and the log marginal
 # l_k = -beta Phi(t_k, y_k) - log det(beta H_k) / 2; the law of those
 # points is conditional_law()'s, the grid refined where the conditional
 # changes shape (refine_grid(); with refine = FALSE, later by
@@ -27,8 +28,10 @@ conditional_laplace <- function(potential, beta, centre, step, j, drop = 12, kma
   if (D < 2L || !is.finite(step) || step <= 0) return(NULL)
   at <- grid_point(j, D)
   pts <- list()
-  first <- conditional_mode(potential, beta, j, centre[j], centre[-j], at)
+  first <- with_plan(conditional_mode(potential, beta, j, centre[j], centre[-j], at, keep = TRUE))
   if (is.null(first)) return(NULL)
+  plan <- attr(first, "plan")
+  attr(first, "plan") <- NULL
   pts[[1L]] <- first
   top <- first$l
   for (dir in c(-1, 1)) {
@@ -36,7 +39,7 @@ conditional_laplace <- function(potential, beta, centre, step, j, drop = 12, kma
     s <- step
     for (k in seq_len(kmax)) {
       if (k %% 30L == 0L) s <- 2 * s
-      nx <- conditional_mode(potential, beta, j, cur$t + dir * s, cur$y, at, cur$sd)
+      nx <- conditional_mode(potential, beta, j, cur$t + dir * s, cur$y, at, cur$sd, plan)
       if (is.null(nx)) break
       pts[[length(pts) + 1L]] <- nx
       cur <- nx
@@ -47,6 +50,7 @@ conditional_laplace <- function(potential, beta, centre, step, j, drop = 12, kma
   if (length(pts) < 5L) return(NULL)
   pts <- pts[order(vapply(pts, `[[`, 0, "t"))]
   q <- conditional_law(pts, j, D, beta)
+  q$plan <- plan
   if (refine) conditional_refined(q, potential, beta) else q
 }
 
@@ -66,9 +70,12 @@ grid_point <- function(j, D) {
 # refine = FALSE)), and only the one taken is refined (a law along an axis where the target is not Gaussian
 # given it, never taken, refined to 145 points in a funnel's x's).
 conditional_refined <- function(q, potential, beta) {
-  pts <- refine_grid(q$pts, potential, beta, q$conditional, grid_point(q$conditional, q$dim))
+  pts <- refine_grid(q$pts, potential, beta, q$conditional, grid_point(q$conditional, q$dim),
+                     plan = q$plan)
   if (length(pts) == length(q$pts)) return(q)
-  conditional_law(pts, q$conditional, q$dim, beta)
+  out <- conditional_law(pts, q$conditional, q$dim, beta)
+  out$plan <- q$plan
+  out
 }
 
 # The grid pts refined where neighbouring points' Gaussians differ in
@@ -81,13 +88,15 @@ conditional_refined <- function(q, potential, beta) {
 # the centred eight schools' law along log tau, at a spacing of 0.5 (half
 # the sd of the N(0, I) candidate its axis came from), had an ESS of
 # 70-73% (k-hat 0.44-0.56, passing or not with the draws).
-refine_grid <- function(pts, potential, beta, j, at, kl_max = 0.1, passes = 3L, most = 250L) {
+refine_grid <- function(pts, potential, beta, j, at, kl_max = 0.1, passes = 3L, most = 250L,
+                        plan = NULL) {
   for (pass in seq_len(passes)) {
     bad <- which(neighbour_kl(pts) > kl_max)
     if (!length(bad) || length(pts) + length(bad) > most) break
     new <- lapply(bad, function(k) {
       conditional_mode(potential, beta, j, (pts[[k]]$t + pts[[k + 1L]]$t) / 2,
-                       (pts[[k]]$y + pts[[k + 1L]]$y) / 2, at, pmax(pts[[k]]$sd, pts[[k + 1L]]$sd))
+                       (pts[[k]]$y + pts[[k + 1L]]$y) / 2, at, pmax(pts[[k]]$sd, pts[[k + 1L]]$sd),
+                       plan)
     })
     new <- new[!vapply(new, is.null, NA)]
     if (!length(new)) break
@@ -126,12 +135,13 @@ neighbour_kl <- function(pts) {
 # point, kept with its eigenvalues floored, gave a Poisson GP regression's
 # law along log rho (posteriordb's gp_pois_regr) a conditional sd of 100
 # in one direction and log-weights down to -2800 (its gradient 122, its
-# least eigenvalue -16).
-conditional_mode <- function(potential, beta, j, t, y, at, scale = 1) {
+# least eigenvalue -16). `plan`: the Hessians' sparsity (hessian_plan(),
+# from the grid's first point); keep = TRUE: the last Hessian in $H too.
+conditional_mode <- function(potential, beta, j, t, y, at, scale = 1, plan = NULL, keep = FALSE) {
   oth <- seq_len(length(y) + length(j))[-j]
   done <- FALSE
   for (it in seq_len(30L)) {
-    r <- forward_hessian(potential, at(t, y), oth, scale)
+    r <- forward_hessian(potential, at(t, y), oth, scale, plan)
     if (is.null(r) || !is.finite(r$value)) return(NULL)
     nt <- newton_metric(r$H)
     dy <- -nt$solve(r$gradient)
@@ -164,14 +174,27 @@ conditional_mode <- function(potential, beta, j, t, y, at, scale = 1) {
   if (!done || !nt$positive) return(NULL)
   R <- nt$factor(beta)
   if (is.null(R)) return(NULL)
-  list(t = t, y = y, R = R, l = -beta * f - sum(log(diag(R))), sd = sqrt(diag(chol2inv(R))))
+  out <- list(t = t, y = y, R = R, l = -beta * f - sum(log(diag(R))), sd = sqrt(diag(chol2inv(R))))
+  if (keep) out$H <- r$H
+  out
+}
+
+# The first point of a grid or lattice of conditional modes (`first`,
+# from conditional_mode(keep = TRUE)) without its Hessian, and the plan of
+# the Hessians of the points after it (hessian_plan(): NULL where the
+# Hessian is not sparse) as its attribute "plan".
+with_plan <- function(first) {
+  if (is.null(first)) return(NULL)
+  plan <- hessian_plan(first$H)
+  first$H <- NULL
+  structure(first, plan = plan)
 }
 
 # The largest whole Newton step in conditional_mode() after which no other
 # is taken. On rats' lattice of 470 points (D = 65), the first step from
 # the line through the two points behind was under 0.01 sds at 73% of the
 # points (median 0.0065), and the next then under 2e-6; each step costs a
-# Hessian, 64 gradients.
+# Hessian, 64 gradients (8 with the plan of its sparsity: hessian_plan()).
 newton_last <- 0.01
 
 # The metric of a Newton step by the Hessian H: its Cholesky factor where
@@ -400,8 +423,11 @@ conditional_axes <- function(potential, centre, cov, top = 2L, min_score = 1) {
 # curvature is slight, a step of 1e-5 moves a gradient by less than the
 # error of a gradient by differences: a 5-D funnel's x's given v = 10
 # (precision e^-10) had a Hessian 35% short, and none past v = 10.5, so
-# its law along v ended there and missed the tail (k-hat 2.2).
-forward_hessian <- function(potential, x, idx, scale = 1) {
+# its law along v ended there and missed the tail (k-hat 2.2). `plan`: a
+# sparse Hessian's (hessian_plan()), taken in fewer gradients
+# (planned_hessian()).
+forward_hessian <- function(potential, x, idx, scale = 1, plan = NULL) {
+  if (!is.null(plan)) return(planned_hessian(potential, x, idx, scale, plan))
   m <- length(idx)
   eps <- 1e-5 * pmax(1, abs(x[idx]), scale)
   X <- matrix(x, m + 1L, length(x), byrow = TRUE)
@@ -411,6 +437,93 @@ forward_hessian <- function(potential, x, idx, scale = 1) {
   g <- r$gradient[1L, idx]
   H <- (r$gradient[-1L, idx, drop = FALSE] - matrix(g, m, m, byrow = TRUE)) / eps
   list(value = r$value[1L], gradient = g, H = (H + t(H)) / 2)
+}
+
+# A sparse Hessian's finite differences in few gradients (Powell and
+# Toint's substitution for symmetric matrices, 1979). Given the pattern
+# of H's non-zeros, learnt from one whole Hessian (hessian_plan()), the
+# "dense" coordinates (those that touch many others: a hierarchy's group
+# means, the data's scale) are each moved alone, giving their columns and,
+# by symmetry, their rows; the others are moved together in groups of
+# coordinates that share no non-zero row outside the dense ones, so that
+# each row of a group's gradient difference holds one unknown entry. On a
+# centred hierarchy the effects of different groups share no row: radon's
+# 173 coordinates given its two scales need 3 dense moves and 2 groups,
+# 6 gradients a Hessian where forward_hessian() takes 174.
+planned_hessian <- function(potential, x, idx, scale, plan) {
+  m <- length(idx)
+  eps <- 1e-5 * pmax(1, abs(x[idx]), scale)
+  dense <- plan$dense
+  nd <- plan$other
+  nc <- if (length(nd)) max(plan$colour) else 0L
+  X <- matrix(x, 1L + length(dense) + nc, length(x), byrow = TRUE)
+  k <- seq_along(dense)
+  X[cbind(1L + k, idx[dense])] <- X[cbind(1L + k, idx[dense])] + eps[dense]
+  rc <- 1L + length(dense) + plan$colour
+  X[cbind(rc, idx[nd])] <- X[cbind(rc, idx[nd])] + eps[nd]
+  r <- modes_vg(potential, X)  # R/descent.R
+  if (any(!is.finite(r$gradient))) return(NULL)
+  g <- r$gradient[1L, idx]
+  dg <- r$gradient[-1L, idx, drop = FALSE] - matrix(g, nrow(X) - 1L, m, byrow = TRUE)
+  H <- matrix(0, m, m)
+  H[, dense] <- t(dg[k, , drop = FALSE]) / rep(eps[dense], each = m)
+  if (length(nd)) {
+    # column i of the others: its group's difference on the rows of its
+    # pattern outside the dense coordinates
+    V <- t(dg[length(dense) + plan$colour, nd, drop = FALSE]) / rep(eps[nd], each = length(nd))
+    V[!plan$pattern] <- 0
+    H[nd, nd] <- V
+    H[dense, nd] <- t(H[nd, dense])
+  }
+  list(value = r$value[1L], gradient = g, H = (H + t(H)) / 2)
+}
+
+# The plan of planned_hessian() from a whole Hessian H (forward_hessian()):
+# entries within hessian_zero of zero (relative to the geometric mean of
+# their diagonal entries) are zeros; the dense coordinates are those with
+# at least some number of non-zeros, the number that makes the fewest
+# gradients, the others coloured greedily (most neighbours first) so that
+# no two of a colour share a non-zero row outside the dense. NULL where
+# that saves less than half the gradients: the whole Hessian then. (A
+# zero of the pattern that is not one elsewhere, as where an interaction
+# vanishes at the point the plan is learnt at, would be missed there.)
+hessian_plan <- function(H) {
+  if (is.null(H) || nrow(H) < 8L || any(!is.finite(H))) return(NULL)
+  m <- nrow(H)
+  d <- sqrt(abs(diag(H)))
+  S <- abs(H) > hessian_zero * outer(d, d)
+  diag(S) <- TRUE
+  nnz <- colSums(S)
+  best <- NULL
+  for (cut in sort(unique(c(nnz, m + 1L)), decreasing = TRUE)) {
+    dense <- which(nnz >= cut)
+    nd <- which(nnz < cut)
+    colour <- greedy_colours(S[nd, nd, drop = FALSE])
+    cost <- length(dense) + if (length(nd)) max(colour) else 0L
+    if (is.null(best) || cost < best$cost) {
+      best <- list(cost = cost, dense = dense, other = nd, colour = colour,
+                   pattern = S[nd, nd, drop = FALSE])
+    }
+  }
+  if (best$cost + 1L > m / 2) return(NULL)
+  best
+}
+hessian_zero <- 1e-10
+
+# Greedy colours of the columns of the logical pattern S: two columns that
+# share a TRUE row get different colours; the columns with most such
+# neighbours first, each the least colour its neighbours leave.
+greedy_colours <- function(S) {
+  n <- ncol(S)
+  if (!n) return(integer(0))
+  A <- crossprod(S + 0) > 0
+  diag(A) <- FALSE
+  colour <- integer(n)
+  for (i in order(-colSums(A))) {
+    used <- colour[A[, i]]
+    colour[i] <- min(setdiff(seq_len(n), used))
+  }
+  colour
 }
 
 # Nodes and weights of the n-point Gauss-Legendre rule on [-1, 1] (Golub

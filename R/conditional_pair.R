@@ -85,7 +85,8 @@ conditional_variants <- function(q, potential, beta, n = 4096L) {
   shifted <- NULL
   more <- function() {
     l <- vapply(pts, `[[`, 0, "l")
-    shifted <<- pair_shift(pts, potential, beta, j, grid_point(j, D), p0 = pts[[which.max(l)]])
+    shifted <<- pair_shift(pts, potential, beta, j, grid_point(j, D), p0 = pts[[which.max(l)]],
+                           plan = q$plan)
     c(list(conditional_law(pts, j, D, beta, rates = TRUE, moments = FALSE)),  # R/conditional.R
       if (!identical(shifted, pts)) {
         list(conditional_law(shifted, j, D, beta, rates = FALSE, moments = FALSE),
@@ -140,8 +141,10 @@ pair_lattice <- function(potential, beta, centre, step, j, drop = 12, most = 500
   D <- length(centre)
   if (D < 3L || length(j) != 2L || any(!is.finite(step) | step <= 0)) return(NULL)
   at <- grid_point(j, D)  # R/conditional.R
-  first <- conditional_mode(potential, beta, j, centre[j], centre[-j], at)
+  first <- with_plan(conditional_mode(potential, beta, j, centre[j], centre[-j], at, keep = TRUE))
   if (is.null(first)) return(NULL)
+  plan <- attr(first, "plan")
+  attr(first, "plan") <- NULL
   pts <- list(`0,0` = c(first, list(ab = c(0L, 0L))))
   top <- first$l
   queue <- list(c(0L, 0L))
@@ -161,7 +164,7 @@ pair_lattice <- function(potential, beta, centre, step, j, drop = 12, most = 500
       # one behind that, where there is one
       back <- pts[[paste(from$ab - mv, collapse = ",")]]
       y0 <- if (is.null(back)) from$y else 2 * from$y - back$y
-      p <- conditional_mode(potential, beta, j, centre[j] + ab * step, y0, at, from$sd)
+      p <- conditional_mode(potential, beta, j, centre[j] + ab * step, y0, at, from$sd, plan)
       if (is.null(p)) next
       pts[[key]] <- c(p, list(ab = ab))
       top <- max(top, p$l)
@@ -170,7 +173,7 @@ pair_lattice <- function(potential, beta, centre, step, j, drop = 12, most = 500
     }
   }
   if (length(pts) < 9L) return(NULL)
-  pts
+  structure(pts, plan = plan)
 }
 
 # The lattice points pts with their modes y moved to the conditional
@@ -198,7 +201,8 @@ pair_lattice <- function(potential, beta, centre, step, j, drop = 12, most = 500
 # with the data's scale sigma among the others that is log sigma, whose
 # conditional mode given the hierarchy's scales is the residual sd
 # without the degrees of freedom its effects take (radon: 1.3 sd low).
-pair_shift <- function(pts, potential, beta, j, at, least = 0.1, most = 4L, p0 = pts[["0,0"]]) {
+pair_shift <- function(pts, potential, beta, j, at, least = 0.1, most = 4L, p0 = pts[["0,0"]],
+                       plan = attr(pts, "plan")) {
   if (is.null(p0)) return(pts)
   m <- length(p0$y)
   oth <- seq_len(m + length(j))[-j]
@@ -219,7 +223,7 @@ pair_shift <- function(pts, potential, beta, j, at, least = 0.1, most = 4L, p0 =
       e <- p$sd[k]
       y <- p$y
       y[k] <- y[k] + e
-      r <- forward_hessian(potential, at(p$t, y), oth, p$sd)  # R/conditional.R
+      r <- forward_hessian(potential, at(p$t, y), oth, p$sd, plan)  # R/conditional.R
       U <- if (!is.null(r)) tryCatch(chol(r$H), error = function(e) NULL)
       if (!is.null(U)) d <- d - (2 * sum(log(diag(U))) - ld0) / (2 * e) * V[, k]
     }

@@ -101,8 +101,9 @@ neck_steps <- function(potential, beta, centre, j, least) {
   D <- length(centre)
   at <- grid_point(j, D)  # R/conditional.R
   # the conditional mode at the centre, where every walk begins
-  l0 <- conditional_mode(potential, beta, j, centre[j], centre[-j], at)
+  l0 <- with_plan(conditional_mode(potential, beta, j, centre[j], centre[-j], at, keep = TRUE))
   if (is.null(l0)) return(least)
+  plan <- attr(l0, "plan")  # (R/conditional.R)
   vapply(seq_along(j), function(k) {
     span <- 0
     for (dir in c(-1, 1)) {
@@ -111,7 +112,7 @@ neck_steps <- function(potential, beta, centre, j, least) {
       for (i in seq_len(60L)) {
         t <- centre[j]
         t[k] <- t[k] + dir * i / 4
-        p <- conditional_mode(potential, beta, j, t, p$y, at, p$sd)
+        p <- conditional_mode(potential, beta, j, t, p$y, at, p$sd, plan)
         if (is.null(p)) break
         top <- max(top, p$l)
         if (p$l < top - neck_drop) break
