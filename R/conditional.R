@@ -397,15 +397,18 @@ cell_sample <- function(a, u0, u1, v) {
 # gradient) at the centre c moved 2 sds (of cov) either way along each
 # coordinate, their difference whitened by cov's Cholesky factor (a
 # Gaussian's Hessian is the same everywhere: 0); the `top` coordinates of
-# largest difference with one above `min_score`, or none.
+# largest difference with one above `min_score`, or none. (The 2 D
+# Hessians in few gradients where the one at the centre is sparse:
+# hessian_plan(); rats' 65 coordinates, 8 gradients a Hessian for 66.)
 conditional_axes <- function(potential, centre, cov, top = 2L, min_score = 1) {
   D <- length(centre)
   L <- tryCatch(t(chol(cov)), error = function(e) NULL)
   if (is.null(L) || D < 2L) return(integer(0))
   sd <- sqrt(diag(cov))
+  plan <- if (D >= 8L) hessian_plan(forward_hessian(potential, centre, seq_len(D))$H)
   score <- vapply(seq_len(D), function(j) {
-    hp <- forward_hessian(potential, centre + 2 * sd[j] * (seq_len(D) == j), seq_len(D))
-    hm <- forward_hessian(potential, centre - 2 * sd[j] * (seq_len(D) == j), seq_len(D))
+    hp <- forward_hessian(potential, centre + 2 * sd[j] * (seq_len(D) == j), seq_len(D), plan = plan)
+    hm <- forward_hessian(potential, centre - 2 * sd[j] * (seq_len(D) == j), seq_len(D), plan = plan)
     if (is.null(hp) || is.null(hm)) return(NA_real_)
     sqrt(sum((crossprod(L, hp$H - hm$H) %*% L)^2))
   }, 0)
