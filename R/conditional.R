@@ -28,7 +28,8 @@ conditional_laplace <- function(potential, beta, centre, step, j, drop = 12, kma
   if (D < 2L || !is.finite(step) || step <= 0) return(NULL)
   at <- grid_point(j, D)
   pts <- list()
-  first <- with_plan(conditional_mode(potential, beta, j, centre[j], centre[-j], at, keep = TRUE))
+  first <- with_plan(conditional_mode(potential, beta, j, centre[j], centre[-j], at, keep = TRUE),
+                     potential, j, at)
   if (is.null(first)) return(NULL)
   plan <- attr(first, "plan")
   attr(first, "plan") <- NULL
@@ -180,15 +181,24 @@ conditional_mode <- function(potential, beta, j, t, y, at, scale = 1, plan = NUL
 }
 
 # The first point of a grid or lattice of conditional modes (`first`,
-# from conditional_mode(keep = TRUE)) without its Hessian, and the plan of
-# the Hessians of the points after it (hessian_plan(): NULL where the
-# Hessian is not sparse) as its attribute "plan".
-with_plan <- function(first) {
+# from conditional_mode(keep = TRUE), the coordinates j held) without its
+# Hessian, and the plan of the Hessians of the points after it
+# (hessian_plan(): NULL where the Hessian is not sparse) as its attribute
+# "plan", from its Hessian and one at a point near it (plan_point()).
+with_plan <- function(first, potential, j, at) {
   if (is.null(first)) return(NULL)
-  plan <- hessian_plan(first$H)
+  oth <- seq_len(length(first$y) + length(j))[-j]
+  H2 <- forward_hessian(potential, at(first$t, plan_point(first$y, first$sd)), oth)$H
+  plan <- hessian_plan(first$H, H2)
   first$H <- NULL
   structure(first, plan = plan)
 }
+
+# A point near x (sds sd) where no coordinate is where it was: x moved by
+# sd sin(1.618 i) in coordinate i, a fixed pattern (no random draw). An
+# interaction that vanishes where a Hessian's pattern is learnt, as x_i x_k
+# at x = 0 does, shows at one of two such points.
+plan_point <- function(x, sd = 1) x + sd * sin(1.618 * seq_along(x))
 
 # The largest whole Newton step in conditional_mode() after which no other
 # is taken. On rats' lattice of 470 points (D = 65), the first step from
@@ -405,7 +415,10 @@ conditional_axes <- function(potential, centre, cov, top = 2L, min_score = 1) {
   L <- tryCatch(t(chol(cov)), error = function(e) NULL)
   if (is.null(L) || D < 2L) return(integer(0))
   sd <- sqrt(diag(cov))
-  plan <- if (D >= 8L) hessian_plan(forward_hessian(potential, centre, seq_len(D))$H)
+  plan <- if (D >= 8L) {
+    hessian_plan(forward_hessian(potential, centre, seq_len(D))$H,
+                 forward_hessian(potential, plan_point(centre, sd), seq_len(D))$H)
+  }
   score <- vapply(seq_len(D), function(j) {
     hp <- forward_hessian(potential, centre + 2 * sd[j] * (seq_len(D) == j), seq_len(D), plan = plan)
     hm <- forward_hessian(potential, centre - 2 * sd[j] * (seq_len(D) == j), seq_len(D), plan = plan)
@@ -481,20 +494,26 @@ planned_hessian <- function(potential, x, idx, scale, plan) {
   list(value = r$value[1L], gradient = g, H = (H + t(H)) / 2)
 }
 
-# The plan of planned_hessian() from a whole Hessian H (forward_hessian()):
-# entries within hessian_zero of zero (relative to the geometric mean of
-# their diagonal entries) are zeros; the dense coordinates are those with
+# The plan of planned_hessian() from a whole Hessian H (forward_hessian()),
+# and H2, one at another point, where given: entries within hessian_zero
+# of zero (relative to the geometric mean of their diagonal entries) in
+# both are zeros; the dense coordinates are those with
 # at least some number of non-zeros, the number that makes the fewest
 # gradients, the others coloured greedily (most neighbours first) so that
 # no two of a colour share a non-zero row outside the dense. NULL where
 # that saves less than half the gradients: the whole Hessian then. (A
 # zero of the pattern that is not one elsewhere, as where an interaction
-# vanishes at the point the plan is learnt at, would be missed there.)
-hessian_plan <- function(H) {
+# vanishes at both points the plan is learnt at, would be missed.)
+hessian_plan <- function(H, H2 = NULL) {
   if (is.null(H) || nrow(H) < 8L || any(!is.finite(H))) return(NULL)
+  if (!is.null(H2) && (!identical(dim(H2), dim(H)) || any(!is.finite(H2)))) return(NULL)
   m <- nrow(H)
-  d <- sqrt(abs(diag(H)))
-  S <- abs(H) > hessian_zero * outer(d, d)
+  zero <- function(H) {
+    d <- sqrt(abs(diag(H)))
+    abs(H) <= hessian_zero * outer(d, d)
+  }
+  S <- !zero(H)
+  if (!is.null(H2)) S <- S | !zero(H2)
   diag(S) <- TRUE
   nnz <- colSums(S)
   best <- NULL

@@ -101,7 +101,8 @@ neck_steps <- function(potential, beta, centre, j, least) {
   D <- length(centre)
   at <- grid_point(j, D)  # R/conditional.R
   # the conditional mode at the centre, where every walk begins
-  l0 <- with_plan(conditional_mode(potential, beta, j, centre[j], centre[-j], at, keep = TRUE))
+  l0 <- with_plan(conditional_mode(potential, beta, j, centre[j], centre[-j], at, keep = TRUE),
+                  potential, j, at)
   if (is.null(l0)) return(least)
   plan <- attr(l0, "plan")  # (R/conditional.R)
   vapply(seq_along(j), function(k) {

@@ -78,7 +78,7 @@ test_that("conditional modes with a plan are those without, and the laws carry i
   set.seed(3)
   y0 <- stats::rnorm(40, 0, 0.5)
   first <- jkoflow:::conditional_mode(tg, 1, 1L, 0.3, y0, at, keep = TRUE)
-  plan <- attr(jkoflow:::with_plan(first), "plan")
+  plan <- attr(jkoflow:::with_plan(first, tg, 1L, at), "plan")
   expect_identical(plan$cost, 2L)
   full <- jkoflow:::conditional_mode(tg, 1, 1L, 0.8, first$y, at, first$sd)
   sparse <- jkoflow:::conditional_mode(tg, 1, 1L, 0.8, first$y, at, first$sd, plan)
@@ -91,4 +91,40 @@ test_that("conditional modes with a plan are those without, and the laws carry i
   expect_identical(q$plan$cost, 2L)
   pts <- jkoflow:::pair_lattice(tg, 1, rep(0, 41), c(0.3, 0.3), 1:2, most = 40L)
   expect_identical(attr(pts, "plan")$dense, integer(0))
+})
+
+# Eight pairs, each x_a^2 / 2 + x_b^2 / 2 + x_a^2 x_b^2 / 2: its Hessian's
+# off-diagonal entry in a pair, 2 x_a x_b, vanishes at 0.
+vanishing_target <- function() {
+  a <- 2 * (1:8) - 1
+  b <- 2 * (1:8)
+  new_target(function(x) {
+    -(rowSums(x^2) / 2 + rowSums(x[, a, drop = FALSE]^2 * x[, b, drop = FALSE]^2) / 2)
+  }, function(x) {
+    g <- x
+    g[, a] <- x[, a] + x[, a] * x[, b]^2
+    g[, b] <- x[, b] + x[, a]^2 * x[, b]
+    -g
+  }, dim = 16)
+}
+
+test_that("an interaction that vanishes where the pattern is learnt is found at a second point", {
+  tg <- vanishing_target()
+  H0 <- jkoflow:::forward_hessian(tg, rep(0, 16), 1:16)$H
+  H1 <- jkoflow:::forward_hessian(tg, jkoflow:::plan_point(rep(0, 16)), 1:16)$H
+  # at 0 alone the Hessian looks diagonal (one group of all 16)
+  expect_identical(jkoflow:::hessian_plan(H0)$cost, 1L)
+  plan <- jkoflow:::hessian_plan(H0, H1)
+  expect_identical(plan$cost, 2L)
+  expect_true(all(plan$pattern[cbind(2 * (1:8) - 1, 2 * (1:8))]))
+  set.seed(4)
+  y <- stats::rnorm(16)
+  H <- diag(1 + y[c(rbind(2 * (1:8), 2 * (1:8) - 1))]^2)
+  H[cbind(2 * (1:8) - 1, 2 * (1:8))] <- H[cbind(2 * (1:8), 2 * (1:8) - 1)] <- 2 * y[2 * (1:8) - 1] * y[2 * (1:8)]
+  # forward differences' error: steps 1e-5 max(1, |y|), third derivatives
+  # 2 |y| <= 6
+  expect_lt(max(abs(jkoflow:::forward_hessian(tg, y, 1:16, plan = plan)$H - H)), 1e-4)
+  # the plan from 0 alone would have missed the pairs' entries
+  expect_gt(max(abs(jkoflow:::forward_hessian(tg, y, 1:16,
+                                              plan = jkoflow:::hessian_plan(H0))$H - H)), 0.1)
 })
