@@ -28,11 +28,10 @@ conditional_laplace <- function(potential, beta, centre, step, j, drop = 12, kma
   if (D < 2L || !is.finite(step) || step <= 0) return(NULL)
   at <- grid_point(j, D)
   pts <- list()
-  first <- with_plan(conditional_mode(potential, beta, j, centre[j], centre[-j], at, keep = TRUE),
-                     potential, j, at)
-  if (is.null(first)) return(NULL)
-  plan <- attr(first, "plan")
-  attr(first, "plan") <- NULL
+  fp <- planned_first(potential, beta, j, centre, at)
+  if (is.null(fp)) return(NULL)
+  first <- fp$first
+  plan <- fp$plan
   pts[[1L]] <- first
   top <- first$l
   for (dir in c(-1, 1)) {
@@ -180,18 +179,20 @@ conditional_mode <- function(potential, beta, j, t, y, at, scale = 1, plan = NUL
   out
 }
 
-# The first point of a grid or lattice of conditional modes (`first`,
-# from conditional_mode(keep = TRUE), the coordinates j held) without its
-# Hessian, and the plan of the Hessians of the points after it
-# (hessian_plan(): NULL where the Hessian is not sparse) as its attribute
-# "plan", from its Hessian and one at a point near it (plan_point()).
-with_plan <- function(first, potential, j, at) {
+# The first point of a grid or lattice of conditional modes, the mode of
+# the others given x_j = centre[j] from centre[-j] (conditional_mode()),
+# and the plan of the Hessians of the points after it (hessian_plan():
+# NULL where the Hessian is not sparse), from its Hessian and one at a
+# point near it (plan_point()): list(first, plan), or NULL where there is
+# no mode.
+planned_first <- function(potential, beta, j, centre, at) {
+  first <- conditional_mode(potential, beta, j, centre[j], centre[-j], at, keep = TRUE)
   if (is.null(first)) return(NULL)
-  oth <- seq_len(length(first$y) + length(j))[-j]
+  oth <- seq_along(centre)[-j]
   H2 <- forward_hessian(potential, at(first$t, plan_point(first$y, first$sd)), oth)$H
   plan <- hessian_plan(first$H, H2)
   first$H <- NULL
-  structure(first, plan = plan)
+  list(first = first, plan = plan)
 }
 
 # A point near x (sds sd) where no coordinate is where it was: x moved by

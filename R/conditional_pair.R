@@ -141,11 +141,10 @@ pair_lattice <- function(potential, beta, centre, step, j, drop = 12, most = 500
   D <- length(centre)
   if (D < 3L || length(j) != 2L || any(!is.finite(step) | step <= 0)) return(NULL)
   at <- grid_point(j, D)  # R/conditional.R
-  first <- with_plan(conditional_mode(potential, beta, j, centre[j], centre[-j], at, keep = TRUE),
-                     potential, j, at)
-  if (is.null(first)) return(NULL)
-  plan <- attr(first, "plan")
-  attr(first, "plan") <- NULL
+  fp <- planned_first(potential, beta, j, centre, at)  # R/conditional.R
+  if (is.null(fp)) return(NULL)
+  first <- fp$first
+  plan <- fp$plan
   pts <- list(`0,0` = c(first, list(ab = c(0L, 0L))))
   top <- first$l
   queue <- list(c(0L, 0L))

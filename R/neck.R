@@ -101,10 +101,10 @@ neck_steps <- function(potential, beta, centre, j, least) {
   D <- length(centre)
   at <- grid_point(j, D)  # R/conditional.R
   # the conditional mode at the centre, where every walk begins
-  l0 <- with_plan(conditional_mode(potential, beta, j, centre[j], centre[-j], at, keep = TRUE),
-                  potential, j, at)
-  if (is.null(l0)) return(least)
-  plan <- attr(l0, "plan")  # (R/conditional.R)
+  fp <- planned_first(potential, beta, j, centre, at)  # R/conditional.R
+  if (is.null(fp)) return(least)
+  l0 <- fp$first
+  plan <- fp$plan
   vapply(seq_along(j), function(k) {
     span <- 0
     for (dir in c(-1, 1)) {

@@ -77,8 +77,10 @@ test_that("conditional modes with a plan are those without, and the laws carry i
   at <- jkoflow:::grid_point(1L, 41)
   set.seed(3)
   y0 <- stats::rnorm(40, 0, 0.5)
-  first <- jkoflow:::conditional_mode(tg, 1, 1L, 0.3, y0, at, keep = TRUE)
-  plan <- attr(jkoflow:::with_plan(first, tg, 1L, at), "plan")
+  fp <- jkoflow:::planned_first(tg, 1, 1L, c(0.3, y0), at)
+  first <- fp$first
+  plan <- fp$plan
+  expect_null(first$H)
   expect_identical(plan$cost, 2L)
   full <- jkoflow:::conditional_mode(tg, 1, 1L, 0.8, first$y, at, first$sd)
   sparse <- jkoflow:::conditional_mode(tg, 1, 1L, 0.8, first$y, at, first$sd, plan)
