@@ -346,11 +346,11 @@ new_flow <- function(potential, init, h, steps, beta, control, dots, stationary,
 # list(fit, pool, pool_ld), the fit with its verdict where it was run for
 # its stationary law (and a warning where it did not reach it, unless warn
 # is FALSE).
-run_flow <- function(flow, pool = NULL, warn = TRUE) {
+run_flow <- function(flow, pool = NULL, warn = TRUE) with_single_blas({  # R/threads.R
   out <- jko_run(flow$fit, flow$schedule, flow$threads, flow$verbose, pool = pool)
   out$fit <- with_verdict(out$fit, flow$schedule, flow$threads, warn)
   out
-}
+})
 
 # A flow to the stationary law keeps exact draws of it (R/posterior.R) and
 # says whether it reached the target, with a warning when it did not.
@@ -393,7 +393,7 @@ jko_continue <- function(fit, steps = 1, verbose = interactive(), threads = NULL
   schedule <- list(h = if (!isTRUE(fit$stationary)) fit$h, steps = steps)
   t0 <- proc.time()[["elapsed"]]
   on.exit(resident_stop_all(), add = TRUE)
-  out <- with_verdict(jko_run(fit, schedule, threads, verbose)$fit, schedule, threads)
+  out <- run_flow(list(fit = fit, schedule = schedule, threads = threads, verbose = verbose))$fit
   if (!is.null(fit$elapsed)) out$elapsed <- fit$elapsed + proc.time()[["elapsed"]] - t0
   out
 }

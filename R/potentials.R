@@ -238,9 +238,26 @@ new_potential <- function(value, gradient = NULL, dim = NULL, label = "R functio
     abort("`class` must be NULL or a character vector, not %s.", describe(class))
   }
   structure(list(dim = if (is.null(dim)) NA_integer_ else dim, label = label,
-                 value = value, gradient = gradient, value_gradient = value_gradient,
+                 value = users_blas(value), gradient = users_blas(gradient),
+                 value_gradient = users_blas(value_gradient),
                  names = names, variables = variables),
             class = c(class, "jko_potential"))
+}
+
+# A potential's function f run on the user's own BLAS threads where a fit
+# runs OpenBLAS on one (with_single_blas(), R/threads.R): a log-density of large
+# matrix products keeps its threads. NULL for NULL.
+users_blas <- function(f) {
+  if (is.null(f)) return(NULL)
+  force(f)
+  function(x) {
+    u <- the$blas_user
+    if (!is.null(u)) {
+      blas_threads(u)
+      on.exit(blas_threads(1L), add = TRUE)
+    }
+    f(x)
+  }
 }
 
 # Called from C (src/potentials.c) for a potential evaluated in R, on the

@@ -669,6 +669,16 @@ SEXP C_blas_info(void)
     return ans;
 }
 
+/* jkoflow:::blas_threads(n): OpenBLAS's thread count before, set to n
+ * where n >= 1 (n < 1 only asks); 0 for another BLAS, where nothing is
+ * set. */
+SEXP C_blas_threads(SEXP n)
+{
+    int k = Rf_asInteger(n);
+    int old = (k != NA_INTEGER && k >= 1) ? jko_blas_set_threads(k) : jko_blas_get_threads();
+    return Rf_ScalarInteger(old);
+}
+
 /* jkoflow:::kernel_lanes(wide): the lanes of the kernels' widest loops
  * (JKO_CHUNKS, icnn.h: 8 or 4), after setting them where `wide` is TRUE or
  * FALSE (TRUE only where supported; NA leaves them), so that tests can

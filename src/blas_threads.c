@@ -73,6 +73,11 @@ int jko_blas_set_threads(int n)
     return old;
 }
 
+int jko_blas_get_threads(void)
+{
+    return openblas() ? blas_get() : 0;
+}
+
 /* The address space a thread takes when it first runs OpenBLAS in a
  * parallel region: its work buffer (BUFFER_SIZE, 32 << 22 bytes on x86-64),
  * and for a new OpenMP thread its stack and malloc arena. Measured: 139 MB

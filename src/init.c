@@ -17,6 +17,7 @@ SEXP C_energy_eval(SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_flow_push(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_flow_pull(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP C_blas_info(void);
+SEXP C_blas_threads(SEXP n);
 SEXP C_kernel_lanes(SEXP);
 
 static const R_CallMethodDef call_methods[] = {
@@ -33,6 +34,7 @@ static const R_CallMethodDef call_methods[] = {
     {"flow_push", (DL_FUNC) &C_flow_push, 6},
     {"flow_pull", (DL_FUNC) &C_flow_pull, 7},
     {"blas_info", (DL_FUNC) &C_blas_info, 0},
+    {"blas_threads", (DL_FUNC) &C_blas_threads, 1},
     {"kernel_lanes", (DL_FUNC) &C_kernel_lanes, 1},
     {NULL, NULL, 0}
 };

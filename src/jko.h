@@ -41,6 +41,8 @@ void jko_threads_init(void);
  * part, run the BLAS single-threaded inside; returns the previous count, or
  * 0 where the BLAS offers no such control. */
 int jko_blas_set_threads(int n);
+/* OpenBLAS's thread count, 0 for another BLAS. */
+int jko_blas_get_threads(void);
 /* The threads, of nt about to run BLAS in a parallel region, whose BLAS
  * work buffers (OpenBLAS maps one for each thread that needs one, and
  * retries a failed mapping for ever) fit in the address space left: nt

@@ -61,3 +61,37 @@ test_that("no advice where the kernels suit the CPU, or nothing is known", {
   expect_null(jkoflow:::blas_advice(list(core = NA_character_, avx2 = TRUE, avx512f = TRUE)))
   expect_null(jkoflow:::blas_advice(list(core = "Prescott", avx2 = NA, avx512f = NA)))
 })
+
+test_that("a fit runs OpenBLAS on one thread, the target's functions on the user's count", {
+  old <- jkoflow:::blas_threads()
+  skip_if(old < 1L, "the BLAS is not OpenBLAS")
+  jkoflow:::blas_threads(2L)
+  on.exit(jkoflow:::blas_threads(old), add = TRUE)
+  skip_if(jkoflow:::blas_threads() != 2L, "OpenBLAS has one thread here")
+  seen <- integer(0)
+  saved <- integer(0)
+  tg <- new_target(function(x) {
+    seen <<- c(seen, jkoflow:::blas_threads())
+    u <- jkoflow:::the$blas_user
+    saved <<- c(saved, if (is.null(u)) NA_integer_ else u)
+    -rowSums(x^2) / 2
+  }, function(x) -x, dim = 2)
+  set.seed(1)
+  fit <- jko_fit(tg, verbose = FALSE)
+  # the user's count inside the target, the fit's one thread saved as 2
+  # beside it, and the count the user had after
+  expect_true(all(seen == 2L))
+  expect_true(all(saved == 2L))
+  expect_identical(jkoflow:::blas_threads(), 2L)
+  expect_null(jkoflow:::the$blas_user)
+  # and after an error in the target
+  calls <- 0L
+  bad <- new_target(function(x) {
+    calls <<- calls + 1L
+    if (calls > 5L) stop("no more")
+    -rowSums(x^2) / 2
+  }, function(x) -x, dim = 2)
+  expect_error(jko_fit(bad, verbose = FALSE), "no more")
+  expect_identical(jkoflow:::blas_threads(), 2L)
+  expect_null(jkoflow:::the$blas_user)
+})
