@@ -500,7 +500,7 @@ planned_hessian <- function(potential, x, idx, scale, plan) {
 # of zero (relative to the geometric mean of their diagonal entries) in
 # both are zeros; the dense coordinates are those with
 # at least some number of non-zeros, the number that makes the fewest
-# gradients, the others coloured greedily (most neighbours first) so that
+# gradients (tried from the most down), the others coloured greedily (most neighbours first) so that
 # no two of a colour share a non-zero row outside the dense. NULL where
 # that saves less than half the gradients: the whole Hessian then. (A
 # zero of the pattern that is not one elsewhere, as where an interaction
@@ -520,6 +520,8 @@ hessian_plan <- function(H, H2 = NULL) {
   best <- NULL
   for (cut in sort(unique(c(nnz, m + 1L)), decreasing = TRUE)) {
     dense <- which(nnz >= cut)
+    # (a cut lower down makes more dense coordinates, each a gradient)
+    if (!is.null(best) && length(dense) >= best$cost) break
     nd <- which(nnz < cut)
     colour <- greedy_colours(S[nd, nd, drop = FALSE])
     cost <- length(dense) + if (length(nd)) max(colour) else 0L
