@@ -421,8 +421,9 @@ conditional_axes <- function(potential, centre, cov, top = 2L, min_score = 1) {
                  forward_hessian(potential, plan_point(centre, sd), seq_len(D))$H)
   }
   score <- vapply(seq_len(D), function(j) {
-    hp <- forward_hessian(potential, centre + 2 * sd[j] * (seq_len(D) == j), seq_len(D), plan = plan)
-    hm <- forward_hessian(potential, centre - 2 * sd[j] * (seq_len(D) == j), seq_len(D), plan = plan)
+    e <- 2 * sd[j] * (seq_len(D) == j)
+    hp <- forward_hessian(potential, centre + e, seq_len(D), plan = plan)
+    hm <- forward_hessian(potential, centre - e, seq_len(D), plan = plan)
     if (is.null(hp) || is.null(hm)) return(NA_real_)
     sqrt(sum((crossprod(L, hp$H - hm$H) %*% L)^2))
   }, 0)

@@ -56,19 +56,12 @@ conditional_pair <- function(potential, beta, centre, step, j, drop = 12, most =
   # its Gaussian moved off the longer tail), and a start that passed no
   # longer did. A k-hat near 1/2 on n draws is noise (rats' shifted law
   # passed on one draw of 4096 and trained 4 steps, 41 s): best_variant().
-  shifted <- NULL
-  more <- function() {
-    shifted <<- pair_shift(pts, potential, beta, j, grid_point(j, D))
-    c(list(pair_law(pts, j, D, step, beta, rates = TRUE, moments = FALSE)),
-      if (!identical(shifted, pts)) {
-        list(pair_law(shifted, j, D, step, beta, rates = FALSE, moments = FALSE),
-             pair_law(shifted, j, D, step, beta, rates = TRUE, moments = FALSE))
-      })
-  }
-  b <- best_variant(pair_law(pts, j, D, step, beta, rates = FALSE, moments = FALSE), more,
+  build <- function(p, rates, moments = FALSE) pair_law(p, j, D, step, beta, rates, moments)
+  v <- best_variant(build(pts, FALSE), pts, build,
+                    function() pair_shift(pts, potential, beta, j, grid_point(j, D)),
                     potential, beta, n)
   # (their centres and covariances, by quadrature, for the one taken only)
-  pair_law(if (b > 2L) shifted else pts, j, D, step, beta, rates = b %% 2L == 0L, moments = TRUE)
+  build(v$pts, v$rates, moments = TRUE)
 }
 
 # A law along one coordinate q (conditional_laplace(), R/conditional.R),
@@ -82,25 +75,23 @@ conditional_variants <- function(q, potential, beta, n = 4096L) {
   j <- q$conditional
   D <- q$dim
   if (is.null(pts) || length(j) != 1L) return(q)
-  shifted <- NULL
-  more <- function() {
+  # (conditional_law(), R/conditional.R)
+  build <- function(p, rates, moments = FALSE) conditional_law(p, j, D, beta, rates, moments)
+  shift <- function() {
     l <- vapply(pts, `[[`, 0, "l")
-    shifted <<- pair_shift(pts, potential, beta, j, grid_point(j, D), p0 = pts[[which.max(l)]],
-                           plan = q$plan)
-    c(list(conditional_law(pts, j, D, beta, rates = TRUE, moments = FALSE)),  # R/conditional.R
-      if (!identical(shifted, pts)) {
-        list(conditional_law(shifted, j, D, beta, rates = FALSE, moments = FALSE),
-             conditional_law(shifted, j, D, beta, rates = TRUE, moments = FALSE))
-      })
+    pair_shift(pts, potential, beta, j, grid_point(j, D), p0 = pts[[which.max(l)]], plan = q$plan)
   }
-  b <- best_variant(q, more, potential, beta, n)
-  if (b == 1L) return(q)
-  conditional_law(if (b > 2L) shifted else pts, j, D, beta, rates = b %% 2L == 0L)
+  v <- best_variant(q, pts, build, shift, potential, beta, n)
+  if (v$b == 1L) return(q)
+  build(v$pts, v$rates, moments = TRUE)
 }
 
-# The index of the law to take of c(list(first), more()), first being the
-# law before the corrections (conditional_pair(), conditional_variants()),
-# more() building the others: first alone where it passes here with an
+# The law to take of the four that build(pts, rates, moments) makes from
+# the points pts and from shift()'s (pair_shift()): first (built with
+# rates = FALSE, about the modes: the law before the corrections,
+# conditional_pair(), conditional_variants()), own rates, and either
+# about the shifted modes (where shift() moves them): list(b, its index;
+# pts and rates, to build it with). First alone where it passes here with an
 # ESS above 0.95 (no other can beat it by the margin below, and the
 # others' building, the mean shift's Hessians included, is spared). Each judged
 # on n draws of its own as adapt_start() judges a start (pmc_round(),
@@ -111,7 +102,7 @@ conditional_variants <- function(q, potential, beta, n = 4096L) {
 # where neither does (on rats' draws the four k-hats were 0.47, 0.46,
 # 0.67, 0.82). The random stream is put back after, so that what follows
 # draws as it would from the first law alone.
-best_variant <- function(first, more, potential, beta, n) {
+best_variant <- function(first, pts, build, shift, potential, beta, n) {
   rs <- random_state()  # R/streams.R
   judge <- function(q) {
     r <- tryCatch(pmc_round(q, potential, beta, n, 0.1), error = function(e) NULL)  # R/pmc.R
@@ -123,15 +114,20 @@ best_variant <- function(first, more, potential, beta, n) {
   score <- judge(first)
   if (score < -10.95) {
     restore_random_state(rs)
-    return(1L)
+    return(list(b = 1L, pts = pts, rates = FALSE))
   }
-  others <- tryCatch(more(), error = function(e) list())
+  shifted <- pts
+  others <- tryCatch({
+    shifted <- shift()
+    c(list(build(pts, TRUE)),
+      if (!identical(shifted, pts)) list(build(shifted, FALSE), build(shifted, TRUE)))
+  }, error = function(e) list())
   score <- c(score, vapply(others, judge, 0))
   restore_random_state(rs)
   b <- which.min(score)
   margin <- if (score[b] < -10 && score[1L] < -10) 0.05 else 0.1
   if (!(score[b] < -10 && !(score[1L] < -10)) && !(score[1L] - score[b] > margin)) b <- 1L
-  b
+  list(b = b, pts = if (b > 2L) shifted else pts, rates = b %% 2L == 0L)
 }
 pair_khat <- 0.4
 
