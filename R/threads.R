@@ -54,10 +54,11 @@ blas_threads <- function(n = 0L) .Call(C_blas_threads, as.integer(n))
 # core: a 65 x 65 solve() took 6.9 ms on 2 threads with one other process
 # running, against 0.15 ms on one, and posteriordb's rats fit 17.1 s
 # against 6.3 s (6.4-7.7 s either way on the quiet machine). So a flow
-# (run_flow(), R/jko_fit.R: a fit and its continuation) runs OpenBLAS on
-# one thread (with_single_blas(): the count before kept in the$blas_user
-# and put back on exit, error or interrupt), and a target's own R
-# functions on the count the user had (users_blas(), R/potentials.R: a
+# (run_flow(), R/jko_fit.R: a fit and its continuation), and jko_sample(),
+# jko_density(), jko_evidence() and mode_weights() called on their own,
+# run OpenBLAS on one thread (with_single_blas(): the count before kept
+# in the$blas_user and put back on exit, error or interrupt), and a
+# target's own R functions on the count the user had (users_blas(), R/potentials.R: a
 # log-density of large matrix products keeps its threads).
 with_single_blas <- function(expr) {
   old <- blas_threads(1L)

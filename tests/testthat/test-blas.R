@@ -95,3 +95,46 @@ test_that("a fit runs OpenBLAS on one thread, the target's functions on the user
   expect_identical(jkoflow:::blas_threads(), 2L)
   expect_null(jkoflow:::the$blas_user)
 })
+
+test_that("draws, densities and the evidence of a fit run OpenBLAS on one thread too", {
+  old <- jkoflow:::blas_threads()
+  skip_if(old < 1L, "the BLAS is not OpenBLAS")
+  jkoflow:::blas_threads(2L)
+  on.exit(jkoflow:::blas_threads(old), add = TRUE)
+  skip_if(jkoflow:::blas_threads() != 2L, "OpenBLAS has one thread here")
+  seen <- integer(0)
+  tg <- new_target(function(x) {
+    seen <<- c(seen, jkoflow:::blas_threads())
+    -rowSums(x^2) / 2
+  }, function(x) -x, dim = 2)
+  set.seed(1)
+  fit <- jko_fit(tg, verbose = FALSE)
+  # the count inside the package's own code, read where a law draws
+  rec <- new.env()
+  rec$inside <- integer(0)
+  trace(jkoflow:::law_draw,
+        bquote(assign("inside", c(.(rec)$inside, jkoflow:::blas_threads()), envir = .(rec))),
+        print = FALSE, where = asNamespace("jkoflow"))
+  on.exit(untrace(jkoflow:::law_draw, where = asNamespace("jkoflow")), add = TRUE)
+  seen <- integer(0)
+  s <- jko_sample(fit, 200)  # exact draws
+  expect_identical(jkoflow:::blas_threads(), 2L)
+  s <- jko_sample(fit, 200, correct = FALSE)  # the flow's own
+  expect_identical(jkoflow:::blas_threads(), 2L)
+  d <- jko_density(fit, matrix(0, 1, 2))
+  expect_identical(jkoflow:::blas_threads(), 2L)
+  e <- jko_evidence(fit, n = 500)
+  expect_identical(jkoflow:::blas_threads(), 2L)
+  expect_null(jkoflow:::the$blas_user)
+  expect_true(length(rec$inside) >= 2L)
+  expect_true(all(rec$inside == 1L))
+  # the target on the user's count, within all of them
+  expect_true(length(seen) > 0L)
+  expect_true(all(seen == 2L))
+  # N(0, I): the evidence of exp(-|x|^2 / 2) is 2 pi, and the density at 0 is 1 / (2 pi)
+  expect_equal(e$log_z, log(2 * pi), tolerance = 0.05)
+  expect_equal(d$log_density, -log(2 * pi), tolerance = 0.05)
+  # and after an error, the count the user had
+  expect_error(jko_sample(fit, -1), "`n`")
+  expect_identical(jkoflow:::blas_threads(), 2L)
+})
