@@ -261,6 +261,7 @@ conditional_max_dim <- 100L
 # proposal) a law along two coordinates competes too (pair_choice()).
 conditional_choice <- function(cands, best, potential, beta, n, pair = FALSE) {
   if (isTRUE(cands[[best]]$dim > conditional_max_dim)) return(best)
+  if (isTRUE(cands[[best]]$dim == 1L)) return(line_choice(cands, best, potential, beta, n))
   from <- list()
   for (q in cands[c(best, seq_along(cands)[-best])]) {
     if (!is.numeric(q$mean) || is.null(q$cov) || length(q$mean) < 2L) next
@@ -292,6 +293,21 @@ conditional_choice <- function(cands, best, potential, beta, n, pair = FALSE) {
     two <- pair_choice(all, b2, potential, beta, n)
     if (!is.null(two)) return(two)
   }
+  if (b2 > length(cands)) return(structure(b2, cands = all))
+  best
+}
+
+# conditional_choice() for a target of one coordinate: its own density on
+# a grid about the centre of the best candidate (conditional_line(),
+# R/conditional.R), where its ELBO is the larger.
+line_choice <- function(cands, best, potential, beta, n) {
+  q <- cands[[best]]
+  if (!is.numeric(q$mean) || is.null(q$cov)) return(best)
+  lq <- tryCatch(conditional_line(potential, beta, q$mean, sqrt(q$cov[1L, 1L]) / 2),
+                 error = function(e) NULL)
+  if (is.null(lq)) return(best)
+  all <- c(cands, list(line = lq))
+  b2 <- elbo_choice(all, potential, beta, n)
   if (b2 > length(cands)) return(structure(b2, cands = all))
   best
 }
@@ -351,7 +367,7 @@ pair_kl_min <- 0.25
 # explaining 78%), it took the start's k-hat from 0.40-0.55 to 0.12-0.31
 # (8192 draws, 4 seeds), and made its step-0 pass no longer a coin flip.
 skewed_choice <- function(q, potential, beta, n) {
-  if (is.null(q$conditional)) return(q)
+  if (is.null(q$conditional) || isTRUE(q$dim < 2L)) return(q)
   rs <- random_state()  # R/streams.R
   ax <- pair_axis(q, potential, beta)
   if (isTRUE(ax$kl > skew_kl_min)) {
