@@ -60,7 +60,8 @@
 #'   covers too thinly), and (where given) the estimated
 #'   \eqn{KL(\rho_k \| \pi)} below `kl_tol` and the samples' means and sds
 #'   within `moment_tol` of their importance-weighted values (in target sds,
-#'   and relative), with no sample outside the support of \eqn{\pi}; the
+#'   and relative); samples outside the support of \eqn{\pi} count as
+#'   weights of zero in the ESS (the exact correction rejects them); the
 #'   start itself is checked first, and a start that passes is not trained
 #'   at all. Samples that fail by their k-hat alone, below the importance
 #'   sampling bound, are judged again with as many more (a k-hat near 1/2
