@@ -258,14 +258,14 @@ conditional_law <- function(pts, j, D, beta, rates = FALSE, moments = TRUE) {
   K <- length(tt)
   Y <- matrix(unlist(lapply(pts, `[[`, "y")), K, D - 1L, byrow = TRUE)
   l <- vapply(pts, `[[`, 0, "l")
-  mid <- (tt[-1L] + tt[-K]) / 2
-  lo <- c(tt[1L] - (tt[2L] - tt[1L]) / 2, mid)
-  hi <- c(mid, tt[K] + (tt[K] - tt[K - 1L]) / 2)
-  nb <- cbind(pmax(1L, seq_len(K) - 1L), pmin(K, seq_len(K) + 1L))
-  dt <- tt[nb[, 2L]] - tt[nb[, 1L]]
+  cl <- line_cells(tt, l)
+  lo <- cl$lo
+  hi <- cl$hi
+  nb <- cl$nb
+  dt <- cl$dt
+  a <- cl$a
   # a point's slope of v along x_j, from its neighbours
   nb_slope <- function(v) (v[nb[, 2L]] - v[nb[, 1L]]) / dt
-  a <- nb_slope(l)
   # the modes' line through each point, bent by the parabola through it
   # and its neighbours (a banana's x2 given x1 is a parabola; the straight
   # line's error at a cell's edge, b (w / 2)^2, was 0.6 sd at w = 5)
@@ -277,13 +277,10 @@ conditional_law <- function(pts, j, D, beta, rates = FALSE, moments = TRUE) {
   slope <- ifelse(inner, (d1 * h2 + d2 * h1) / (h1 + h2), ifelse(matrix(h1 > 0, K, D - 1L), d1, d2))
   bend <- ifelse(inner, (d2 - d1) / (h1 + h2), 0)
   line <- function(kk, u) sweep(outer(u, slope[kk, ]) + outer(u^2, bend[kk, ]), 2L, Y[kk, ], "+")
-  # the cell's integral of exp(a (t - t_k)): log of (e^{a u1} - e^{a u0}) / a
-  u0 <- lo - tt
-  u1 <- hi - tt
-  lint <- cell_lint(a, u0, u1)
-  lm <- l + lint
-  p <- exp(lm - max(lm))
-  p <- p / sum(p)
+  u0 <- cl$u0
+  u1 <- cl$u1
+  lint <- cl$lint
+  p <- cl$p
   ldet <- vapply(pts, function(q) sum(log(diag(q$R))), 0)
   # the rates at which the others' precision scales along x_j: one for all
   # (the log determinant's slope over D - 1) or each its own (the slope of
@@ -385,6 +382,28 @@ cell_moments <- function(rows, p, pts, j, D) {
   perm <- order(c(j, seq_len(D)[-j]))
   S <- S[perm, perm]
   list(mean = mean[perm], cov = (S + t(S)) / 2)
+}
+
+# The cells of a law along one coordinate at the sorted points tt, of log
+# marginal l (conditional_law(), line_law()): cell k between the midpoints
+# to its neighbours (lo, hi; u0 and u1 from t_k), nb the neighbours and dt
+# their distance, a the slope of l between them, lint the log of the
+# cell's integral of exp(a u) ((e^{a u1} - e^{a u0}) / a), p the cells'
+# masses.
+line_cells <- function(tt, l) {
+  K <- length(tt)
+  mid <- (tt[-1L] + tt[-K]) / 2
+  lo <- c(tt[1L] - (tt[2L] - tt[1L]) / 2, mid)
+  hi <- c(mid, tt[K] + (tt[K] - tt[K - 1L]) / 2)
+  nb <- cbind(pmax(1L, seq_len(K) - 1L), pmin(K, seq_len(K) + 1L))
+  dt <- tt[nb[, 2L]] - tt[nb[, 1L]]
+  a <- (l[nb[, 2L]] - l[nb[, 1L]]) / dt
+  u0 <- lo - tt
+  u1 <- hi - tt
+  lint <- cell_lint(a, u0, u1)
+  lm <- l + lint
+  p <- exp(lm - max(lm))
+  list(lo = lo, hi = hi, nb = nb, dt = dt, a = a, u0 = u0, u1 = u1, lint = lint, p = p / sum(p))
 }
 
 # A cell's law along one coordinate, exp(a u) on [u0, u1] (vectors, one
@@ -652,17 +671,14 @@ conditional_line <- function(potential, beta, centre, step, drop = 20, kmax = 60
 # the neighbours, and the mass of its integral.
 line_law <- function(tt, l) {
   K <- length(tt)
-  mid <- (tt[-1L] + tt[-K]) / 2
-  lo <- c(tt[1L] - (tt[2L] - tt[1L]) / 2, mid)
-  hi <- c(mid, tt[K] + (tt[K] - tt[K - 1L]) / 2)
-  nb <- cbind(pmax(1L, seq_len(K) - 1L), pmin(K, seq_len(K) + 1L))
-  a <- (l[nb[, 2L]] - l[nb[, 1L]]) / (tt[nb[, 2L]] - tt[nb[, 1L]])
-  u0 <- lo - tt
-  u1 <- hi - tt
-  lint <- cell_lint(a, u0, u1)
-  lm <- l + lint
-  p <- exp(lm - max(lm))
-  p <- p / sum(p)
+  cl <- line_cells(tt, l)
+  lo <- cl$lo
+  hi <- cl$hi
+  a <- cl$a
+  u0 <- cl$u0
+  u1 <- cl$u1
+  lint <- cl$lint
+  p <- cl$p
   log_density <- function(x) {
     x <- as.matrix(x)[, 1L]
     k <- findInterval(x, c(lo, hi[K]), rightmost.closed = TRUE)
