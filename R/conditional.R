@@ -588,20 +588,20 @@ gauss_legendre <- function(n) {
 # A target of one coordinate has no "others" to be Gaussian given it: its
 # law is its own density on a grid. From `centre` outwards at spacing
 # `step` (doubled every 30 points, 30 points to a call of the potential),
-# each side until the log-density falls `drop` below the largest so far
-# (a density falling as x^-2 falls 20 at 2 10^4 sds, which 10 doublings
-# reach) or leaves the support (its edge then found by bisection); then, for at most `passes` rounds, each cell's midpoint
-# (all in one call) is added where the log-density there is more than
-# `tol` from the straight line between the cell's ends, up to `most`
-# points. The law holds the log-density linear within each cell
-# (conditional_law()'s marginal, there with the others' Gaussians): its
-# draws and densities are exact, and its weights vary across a cell by
-# about tol. posteriordb's Survey model (a binomial's rate, its count
-# summed out up to 500) has a flat top that ends at a wall on the logit
-# scale: its moved Student t failed as a proposal (the weights grew
-# outwards along its level sets), and the flow trained 3 steps of 45 s
-# each. NULL where the centre is outside the support or fewer than 5
-# points are found.
+# each side until the log-density falls `drop` below the largest so far (a
+# density falling as x^-2 falls 20 at 2 10^4 sds, which 10 doublings
+# reach) or leaves the support (its edge then found by bisection); then,
+# for at most `passes` rounds, each cell's midpoint (all in one call) is
+# added where the log-density there is more than `tol` from the straight
+# line between the cell's ends, up to `most` points. The law holds the
+# log-density linear within each cell (conditional_law()'s marginal, there
+# with the others' Gaussians): its draws and densities are exact, and its
+# weights vary across a cell by about tol. posteriordb's Survey model (a
+# binomial's rate, its count summed out up to 500) has a flat top that
+# ends at a wall on the logit scale: its moved Student t failed as a
+# proposal (the weights grew outwards along its level sets), and the flow
+# trained 3 steps of 45 s each. NULL where the centre is outside the
+# support or fewer than 5 points are found.
 conditional_line <- function(potential, beta, centre, step, drop = 20, kmax = 600L, tol = 0.05,
                              passes = 8L, most = 1000L) {
   if (length(centre) != 1L || !is.finite(centre) || !is.finite(step) || step <= 0) return(NULL)

@@ -56,7 +56,6 @@
 #' ev
 #' log(2 * pi * 0.25)
 #' @export
-# (OpenBLAS on one thread: with_single_blas(), R/threads.R)
 jko_evidence <- function(fit, n = NULL, step = NULL, threads = NULL) with_single_blas({
   check_fit(fit)
   check_not_energy(fit$potential)

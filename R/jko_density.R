@@ -32,7 +32,6 @@
 #' d <- jko_density(fit, seq(-2, 2, by = 0.05))
 #' sum(as.numeric(d)) * 0.05   # about 1
 #' @export
-# (OpenBLAS on one thread: with_single_blas(), R/threads.R)
 jko_density <- function(fit, x, step = NULL, time = NULL, log = FALSE,
                         tol = 1e-10, maxit = 100, threads = NULL,
                         scale = c("constrained", "unconstrained")) with_single_blas({

@@ -53,7 +53,6 @@
 #' mode_weights(fit)
 #' }
 #' @export
-# (OpenBLAS on one thread: with_single_blas(), R/threads.R)
 mode_weights <- function(fit, n = 16384, modes = NULL, threads = NULL) with_single_blas({
   check_fit(fit)
   check_not_energy(fit$potential)
