@@ -56,7 +56,8 @@
 #' ev
 #' log(2 * pi * 0.25)
 #' @export
-jko_evidence <- function(fit, n = NULL, step = NULL, threads = NULL) with_single_blas({
+jko_evidence <- function(fit, n = NULL, step = NULL, threads = NULL) {
+  single_blas()  # (R/threads.R)
   check_fit(fit)
   check_not_energy(fit$potential)
   K <- length(fit$theta)
@@ -92,7 +93,7 @@ jko_evidence <- function(fit, n = NULL, step = NULL, threads = NULL) with_single
     n = m, n_nonfinite = sum(bad) + sum(lw_ok == -Inf),
     step = k, log_weights = lw
   ), class = "jko_evidence")
-})
+}
 
 #' @export
 print.jko_evidence <- function(x, digits = 4, ...) {

@@ -34,7 +34,8 @@
 #' @export
 jko_density <- function(fit, x, step = NULL, time = NULL, log = FALSE,
                         tol = 1e-10, maxit = 100, threads = NULL,
-                        scale = c("constrained", "unconstrained")) with_single_blas({
+                        scale = c("constrained", "unconstrained")) {
+  single_blas()  # (R/threads.R)
   check_fit(fit)
   scale <- choose_arg(scale, c("constrained", "unconstrained"), "scale")
   tr <- fit$potential$transform
@@ -57,7 +58,7 @@ jko_density <- function(fit, x, step = NULL, time = NULL, log = FALSE,
   }
   structure(list(x = x, log_density = ld, log = log, step = k, time = step_time(fit, k),
                  residual = resid, dim = fit$dim), class = "jko_density")
-})
+}
 
 #' @export
 as.double.jko_density <- function(x, ...) {

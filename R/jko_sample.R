@@ -56,7 +56,8 @@
 #' @export
 jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
                        resample = FALSE, scale = c("constrained", "unconstrained"),
-                       correct = NULL, ...) with_single_blas({  # R/threads.R
+                       correct = NULL, ...) {
+  single_blas()  # (R/threads.R)
   check_fit(fit)
   check_dots(...)
   n <- check_count(n, "n")
@@ -109,7 +110,7 @@ jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
                    dim = ncol(x), resampled = resample,
                    scale = if (is.null(tr)) "unconstrained" else scale), extra),
             class = "jko_sample")
-})
+}
 
 #' @export
 as.matrix.jko_sample <- function(x, ...) {

@@ -53,7 +53,8 @@
 #' mode_weights(fit)
 #' }
 #' @export
-mode_weights <- function(fit, n = 16384, modes = NULL, threads = NULL) with_single_blas({
+mode_weights <- function(fit, n = 16384, modes = NULL, threads = NULL) {
+  single_blas()  # (R/threads.R)
   check_fit(fit)
   check_not_energy(fit$potential)
   n <- check_count(n, "n", min = 10)
@@ -66,7 +67,7 @@ mode_weights <- function(fit, n = 16384, modes = NULL, threads = NULL) with_sing
   if (!law_has_density(law)) init_log_density(law$base, matrix(0, 1L, fit$dim))
   d <- with_stream(fit$seed, "modes", law_draw(law, n, threads = threads))
   weigh_modes(fit$potential, d$x, d$log_density, modes, fit$beta)
-})
+}
 
 # The search of a fit: that of its last verdict (the start's search with
 # any modes that the fit's draws found: modes_from_draws()), else its

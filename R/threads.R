@@ -61,13 +61,22 @@ blas_threads <- function(n = 0L) .Call(C_blas_threads, as.integer(n))
 # target's own R functions on the count the user had (users_blas(), R/potentials.R: a
 # log-density of large matrix products keeps its threads).
 with_single_blas <- function(expr) {
+  single_blas()
+  expr
+}
+
+# The same for the function that calls it, from its call on: the count put
+# back when that function exits. (An exported function calls this rather
+# than wrap its body in with_single_blas(), whose call would then stand in
+# its errors for the function's own.)
+single_blas <- function(envir = parent.frame()) {
   old <- blas_threads(1L)
   if (old > 1L) {
     the$blas_user <- old
-    on.exit({
-      blas_threads(old)
+    do.call(on.exit, list(bquote({
+      blas_threads(.(old))
       the$blas_user <- NULL
-    })
+    }), add = TRUE), envir = envir)
   }
-  expr
+  invisible(old)
 }

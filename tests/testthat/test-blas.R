@@ -112,10 +112,12 @@ test_that("draws, densities and the evidence of a fit run OpenBLAS on one thread
   # the count inside the package's own code, read where a law draws
   rec <- new.env()
   rec$inside <- integer(0)
-  trace(jkoflow:::law_draw,
-        bquote(assign("inside", c(.(rec)$inside, jkoflow:::blas_threads()), envir = .(rec))),
-        print = FALSE, where = asNamespace("jkoflow"))
-  on.exit(untrace(jkoflow:::law_draw, where = asNamespace("jkoflow")), add = TRUE)
+  suppressMessages(trace(
+    jkoflow:::law_draw,
+    bquote(assign("inside", c(.(rec)$inside, jkoflow:::blas_threads()), envir = .(rec))),
+    print = FALSE, where = asNamespace("jkoflow")))
+  on.exit(suppressMessages(untrace(jkoflow:::law_draw, where = asNamespace("jkoflow"))),
+          add = TRUE)
   seen <- integer(0)
   s <- jko_sample(fit, 200)  # exact draws
   expect_identical(jkoflow:::blas_threads(), 2L)
@@ -134,7 +136,13 @@ test_that("draws, densities and the evidence of a fit run OpenBLAS on one thread
   # N(0, I): the evidence of exp(-|x|^2 / 2) is 2 pi, and the density at 0 is 1 / (2 pi)
   expect_equal(e$log_z, log(2 * pi), tolerance = 0.05)
   expect_equal(d$log_density, -log(2 * pi), tolerance = 0.05)
-  # and after an error, the count the user had
-  expect_error(jko_sample(fit, -1), "`n`")
+  # and after an error, the count the user had; the error names the
+  # function called, not the one that set the threads
+  e <- tryCatch(jko_sample(fit, -1), error = identity)
+  expect_match(conditionMessage(e), "`n`")
+  expect_identical(conditionCall(e)[[1L]], quote(jko_sample))
+  expect_identical(jkoflow:::blas_threads(), 2L)
+  e <- tryCatch(jko_evidence(fit, n = 1), error = identity)
+  expect_identical(conditionCall(e)[[1L]], quote(jko_evidence))
   expect_identical(jkoflow:::blas_threads(), 2L)
 })
