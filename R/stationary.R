@@ -299,7 +299,7 @@ conditional_choice <- function(cands, best, potential, beta, n, pair = FALSE) {
 
 # conditional_choice() for a target of one coordinate: its own density on
 # a grid about the centre of the best candidate (conditional_line(),
-# R/conditional.R), where its ELBO is the larger.
+# R/line_law.R), where its ELBO is the larger.
 line_choice <- function(cands, best, potential, beta, n) {
   q <- cands[[best]]
   if (!is.numeric(q$mean) || is.null(q$cov)) return(best)

@@ -1,5 +1,5 @@
 # The law of a target of one coordinate: its own density on a grid
-# (conditional_line(), line_law(), R/conditional.R).
+# (conditional_line(), line_law(), R/line_law.R).
 
 # posteriordb's Survey model on the logit of its rate: a binomial's count
 # summed out up to 500 gives a flat top that ends at a wall
