@@ -342,15 +342,15 @@ new_flow <- function(potential, init, h, steps, beta, control, dots, stationary,
   list(fit = fit, schedule = schedule, threads = threads, verbose = verbose)
 }
 
-# Runs a flow from new_flow() (from `pool`, draws of its start, if given):
-# list(fit, pool, pool_ld), the fit with its verdict where it was run for
-# its stationary law (and a warning where it did not reach it, unless warn
-# is FALSE).
-run_flow <- function(flow, pool = NULL, warn = TRUE) with_single_blas({  # R/threads.R
+# Runs a flow from new_flow() (from `pool`, draws of its start, if given), OpenBLAS on one
+# thread (single_blas(), R/threads.R): list(fit, pool, pool_ld), the fit with its verdict where
+# it was run for its stationary law (and a warning where it did not reach it, unless warn FALSE).
+run_flow <- function(flow, pool = NULL, warn = TRUE) {
+  single_blas()
   out <- jko_run(flow$fit, flow$schedule, flow$threads, flow$verbose, pool = pool)
   out$fit <- with_verdict(out$fit, flow$schedule, flow$threads, warn)
   out
-})
+}
 
 # A flow to the stationary law keeps exact draws of it (R/posterior.R) and
 # says whether it reached the target, with a warning when it did not.

@@ -245,7 +245,7 @@ new_potential <- function(value, gradient = NULL, dim = NULL, label = "R functio
 }
 
 # A potential's function f run on the user's own BLAS threads where a fit
-# runs OpenBLAS on one (with_single_blas(), R/threads.R): a log-density of
+# runs OpenBLAS on one (single_blas(), R/threads.R): a log-density of
 # large matrix products keeps its threads. NULL for NULL.
 users_blas <- function(f) {
   if (is.null(f)) return(NULL)

@@ -56,19 +56,13 @@ blas_threads <- function(n = 0L) .Call(C_blas_threads, as.integer(n))
 # against 6.3 s (6.4-7.7 s either way on the quiet machine). So a flow
 # (run_flow(), R/jko_fit.R: a fit and its continuation), and jko_sample(),
 # jko_density(), jko_evidence() and mode_weights() called on their own,
-# run OpenBLAS on one thread (with_single_blas(): the count before kept
-# in the$blas_user and put back on exit, error or interrupt), and a
-# target's own R functions on the count the user had (users_blas(), R/potentials.R: a
-# log-density of large matrix products keeps its threads).
-with_single_blas <- function(expr) {
-  single_blas()
-  expr
-}
-
-# The same for the function that calls it, from its call on: the count put
-# back when that function exits. (An exported function calls this rather
-# than wrap its body in with_single_blas(), whose call would then stand in
-# its errors for the function's own.)
+# run OpenBLAS on one thread from their first line: single_blas() sets
+# it, keeps the count before in the$blas_user, and puts it back when the
+# function that called it exits (returns, fails or is interrupted), by
+# that function's own on.exit, so that its errors still name it. A
+# target's own R functions run on the count the user had (users_blas(),
+# R/potentials.R: a log-density of large matrix products keeps its
+# threads).
 single_blas <- function(envir = parent.frame()) {
   old <- blas_threads(1L)
   if (old > 1L) {

@@ -62,12 +62,18 @@ test_that("no advice where the kernels suit the CPU, or nothing is known", {
   expect_null(jkoflow:::blas_advice(list(core = "Prescott", avx2 = NA, avx512f = NA)))
 })
 
-test_that("a fit runs OpenBLAS on one thread, the target's functions on the user's count", {
+# OpenBLAS on two threads for the calling test, the count before put back
+# when it ends; skipped where the BLAS is not OpenBLAS or keeps one thread
+two_blas_threads <- function(envir = parent.frame()) {
   old <- jkoflow:::blas_threads()
   skip_if(old < 1L, "the BLAS is not OpenBLAS")
   jkoflow:::blas_threads(2L)
-  on.exit(jkoflow:::blas_threads(old), add = TRUE)
+  do.call(on.exit, list(bquote(jkoflow:::blas_threads(.(old))), add = TRUE), envir = envir)
   skip_if(jkoflow:::blas_threads() != 2L, "OpenBLAS has one thread here")
+}
+
+test_that("a fit runs OpenBLAS on one thread, the target's functions on the user's count", {
+  two_blas_threads()
   seen <- integer(0)
   saved <- integer(0)
   tg <- new_target(function(x) {
@@ -97,11 +103,7 @@ test_that("a fit runs OpenBLAS on one thread, the target's functions on the user
 })
 
 test_that("draws, densities and the evidence of a fit run OpenBLAS on one thread too", {
-  old <- jkoflow:::blas_threads()
-  skip_if(old < 1L, "the BLAS is not OpenBLAS")
-  jkoflow:::blas_threads(2L)
-  on.exit(jkoflow:::blas_threads(old), add = TRUE)
-  skip_if(jkoflow:::blas_threads() != 2L, "OpenBLAS has one thread here")
+  two_blas_threads()
   seen <- integer(0)
   tg <- new_target(function(x) {
     seen <<- c(seen, jkoflow:::blas_threads())
