@@ -607,3 +607,60 @@ test_that("init_laplace() does not stop where the value is finite and the gradie
   expect_equal(q$mode, m, tolerance = 1e-6)
   expect_equal(q$cov, diag(1.5^2, 2), tolerance = 1e-4)
 })
+
+test_that("polish_mode() stops BFGS after its budget and finishes by Newton from its best point", {
+  # a correlated Gaussian from far: BFGS alone takes 55 evaluations of the
+  # log-density. Stopped after `budget`, Newton's method goes on from the
+  # best point seen (on a quadratic, one evaluation an iteration, at most
+  # 3 iterations) and finds the mode.
+  A <- matrix(c(4, 1.9, 0, 1.9, 1, 0.3, 0, 0.3, 2), 3)
+  m <- c(1, -2, 3)
+  calls <- 0L
+  tg <- new_target(function(x) {
+    calls <<- calls + nrow(x)
+    -rowSums((sweep(x, 2L, m) %*% A) * sweep(x, 2L, m)) / 2
+  }, function(x) -sweep(x, 2L, m) %*% A, dim = 3)
+  p <- jkoflow:::polish_mode(tg, c(30, 40, -50))
+  expect_gt(calls, 20L)
+  for (budget in c(3L, 6L)) {
+    calls <- 0L
+    p <- jkoflow:::polish_mode(tg, c(30, 40, -50), budget = budget)
+    # the start's own check, the budget, Newton's line searches
+    expect_lte(calls, 1L + budget + 3L)
+    expect_true(jkoflow:::is_polished_mode(p))
+    # Newton's decrement below 1e-6: within 1e-3 of an sd of the mode
+    expect_lt(max(abs(p$par - m) / sqrt(diag(solve(A)))), 1e-3)
+  }
+})
+
+test_that("draws descend in the metric of their nearest mode", {
+  # two modes whose correlations have opposite signs (as a mixture's with
+  # its labels swapped): in the first mode's metric, draws 4 sds from the
+  # second do not converge in 100 iterations; each in its own mode's
+  # metric, all reach their mode in one Newton step
+  S1 <- matrix(c(1, 0.995, 0.995, 1), 2)
+  S2 <- matrix(c(1, -0.995, -0.995, 1), 2)
+  m1 <- c(-20, 0)
+  m2 <- c(20, 0)
+  q <- function(x, m, S) rowSums((sweep(x, 2L, m) %*% solve(S)) * sweep(x, 2L, m))
+  logd <- function(x) {
+    a <- -q(x, m1, S1) / 2
+    b <- -q(x, m2, S2) / 2
+    pmax(a, b) + log1p(exp(-abs(a - b)))
+  }
+  grad <- function(x) {
+    w <- 1 / (1 + exp(q(x, m1, S1) / 2 - q(x, m2, S2) / 2))
+    -(w * sweep(x, 2L, m1) %*% solve(S1) + (1 - w) * sweep(x, 2L, m2) %*% solve(S2))
+  }
+  tg <- new_target(logd, grad, dim = 2)
+  u <- 4 * rbind(diag(2), -diag(2))
+  x <- rbind(sweep(u %*% chol(S1), 2L, m1, "+"), sweep(u %*% chol(S2), 2L, m2, "+"))
+  group <- rep(1:2, each = 4L)
+  one <- jkoflow:::descend(tg, x, S1, maxit = 100L)
+  expect_true(all(one$converged[group == 1L]))
+  expect_false(any(one$converged[group == 2L]))
+  own <- jkoflow:::descend(tg, x, list(S1, S2), maxit = 100L, group = group)
+  expect_true(all(own$converged))
+  # at a mode: the squared Newton decrement below tol = 1e-4
+  expect_lt(max(abs(own$x - rbind(m1, m2)[group, ])), 0.02)
+})
