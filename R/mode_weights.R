@@ -150,7 +150,9 @@ settle_basins <- function(potential, x, ok, search) {
     P <- lapply(search$hessian, function(H) {
       if (all(is.finite(H))) abs_inverse(H) else search$precond
     })
-    s <- descend(potential, x[todo, , drop = FALSE], P, maxit = 100L, group = basin[todo])
+    group <- basin[todo]
+    group[is.na(group)] <- 1L
+    s <- descend(potential, x[todo, , drop = FALSE], P, maxit = 100L, group = group)
     d2s <- matrix(mode_distances(s$x, search$modes, search$hessian), length(todo))
     b <- max.col(-d2s, ties.method = "first")
     basin[todo] <- b
