@@ -153,14 +153,17 @@ gradient_second_differences <- function(potential, x, idx, h) {
        Hd = (G[cbind(i + 1L, idx)] - G[cbind(i + m + 1L, idx)]) / (2 * h))
 }
 
-# The evaluations of Phi after which polish_mode()'s BFGS stops: 200 (D +
+# The evaluations of Phi after which polish_mode()'s BFGS stops: 100 (D +
 # 5). On posteriordb's normal_mixture (D = 3, two labels' modes at mu =
 # +-10) descents from the box of starts ended where the mixture's weight
 # underflows to a denormal (logit theta = -745), and BFGS crawled there,
 # some 30 line-search steps an iteration for its 2000 iterations: 7 to 11 s
 # for each of 5 such starts, 47 of a 49 s search. The polishes of the 39
-# held-out posteriors that converged took at most 391 evaluations (D = 13).
-polish_evals <- function(D) 200L * (D + 5L)
+# held-out posteriors that converged by BFGS took at most 391 evaluations
+# (D = 13); mesquite's one crawl (D = 8, 2409 evaluations in 2000
+# iterations), stopped at 1300, ends at the same mode by Newton's method,
+# and the fit's draws are the same.
+polish_evals <- function(D) 100L * (D + 5L)
 polish_spent <- structure(class = c("polish_spent", "condition"),
                           list(message = "polish_mode(): evaluations spent", call = NULL))
 
