@@ -329,9 +329,9 @@ conditional_law <- function(pts, j, D, beta, rates = FALSE, moments = TRUE) {
   gl <- gauss_legendre(8L)
   mo <- if (moments) {
     rows <- lapply(seq_len(K), function(kk) {
-      u <- u0[kk] + (gl$x + 1) / 2 * (u1[kk] - u0[kk])
-      w <- gl$w * exp(a[kk] * u - max(a[kk] * u))
-      w <- w / sum(w)
+      nd <- cell_nodes(gl, a[kk], u0[kk], u1[kk])
+      u <- nd$u
+      w <- nd$w
       list(z = cbind(tt[kk] + u, line(kk, u)), w = w,
            scale = if (rates) 1 / rate(kk, u) else sum(w * exp(-2 * g[kk] * u)))
     })
@@ -404,6 +404,15 @@ line_cells <- function(tt, l) {
   lm <- l + lint
   p <- exp(lm - max(lm))
   list(lo = lo, hi = hi, nb = nb, dt = dt, a = a, u0 = u0, u1 = u1, lint = lint, p = p / sum(p))
+}
+
+# The nodes u of the n-point Gauss-Legendre rule gl (gauss_legendre()) on
+# a cell's interval [u0, u1], and their weights w against its law exp(a u),
+# normalised (one cell: conditional_law()'s moments, line_law()'s).
+cell_nodes <- function(gl, a, u0, u1) {
+  u <- u0 + (gl$x + 1) / 2 * (u1 - u0)
+  w <- gl$w * exp(a * u - max(a * u))
+  list(u = u, w = w / sum(w))
 }
 
 # A cell's law along one coordinate, exp(a u) on [u0, u1] (vectors, one

@@ -89,11 +89,9 @@ descend <- function(potential, x, P, maxit = 200L, tol = 1e-4, group = NULL) {
   eta <- rep(1, n)
   live <- is.finite(f)
   conv <- rep(FALSE, n)
+  rows <- if (!is.null(group)) split(seq_len(n), group)
   metric <- if (is.null(group)) function(g) g %*% P else function(g) {
-    for (k in unique(group)) {
-      i <- group == k
-      g[i, ] <- g[i, , drop = FALSE] %*% P[[k]]
-    }
+    for (k in names(rows)) g[rows[[k]], ] <- g[rows[[k]], , drop = FALSE] %*% P[[as.integer(k)]]
     g
   }
   for (it in seq_len(maxit)) {

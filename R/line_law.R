@@ -112,10 +112,9 @@ line_law <- function(tt, l) {
   # the moments by 8-point Gauss-Legendre quadrature in each cell
   gl <- gauss_legendre(8L)
   m <- vapply(seq_len(K), function(k) {
-    u <- u0[k] + (gl$x + 1) / 2 * (u1[k] - u0[k])
-    w <- gl$w * exp(a[k] * u - max(a[k] * u))
-    w <- w / sum(w)
-    c(sum(w * (tt[k] + u)), sum(w * (tt[k] + u)^2))
+    nd <- cell_nodes(gl, a[k], u0[k], u1[k])  # R/conditional.R
+    x <- tt[k] + nd$u
+    c(sum(nd$w * x), sum(nd$w * x^2))
   }, numeric(2))
   mean <- sum(p * m[1L, ])
   structure(list(dim = 1L, mean = mean, cov = matrix(max(sum(p * m[2L, ]) - mean^2, 0), 1L, 1L),

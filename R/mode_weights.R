@@ -147,11 +147,14 @@ settle_basins <- function(potential, x, ok, search) {
     # posteriordb's normal_mixture (two modes, the labels swapped) all ran
     # their 100 iterations unconverged, 1.8 s of a 7.7 s fit; in their own
     # modes' metrics all converged, in 0.1 s, to the same basins
-    P <- lapply(search$hessian, function(H) {
-      if (all(is.finite(H))) abs_inverse(H) else search$precond
-    })
     group <- basin[todo]
     group[is.na(group)] <- 1L
+    # (the metrics of the modes that some draw is nearest to)
+    P <- vector("list", nrow(search$modes))
+    for (k in unique(group)) {
+      H <- search$hessian[[k]]
+      P[[k]] <- if (all(is.finite(H))) abs_inverse(H) else search$precond
+    }
     s <- descend(potential, x[todo, , drop = FALSE], P, maxit = 100L, group = group)
     d2s <- matrix(mode_distances(s$x, search$modes, search$hessian), length(todo))
     b <- max.col(-d2s, ties.method = "first")
