@@ -70,6 +70,15 @@
 #'   `max_steps` steps, or after `max_time` seconds (`Inf` by default: a
 #'   cap of the user's, since a seeded fit stopped by the clock depends on
 #'   the machine's load).
+#' @param hmc Where a flow run to its stationary law stops short of its
+#'   target (or its independence chains do not mix) and the target has one
+#'   known mode, are its `draws` Hamiltonian Monte Carlo chains started at
+#'   the flow's draws (`TRUE`, the default), or the flow's independence
+#'   chains (`FALSE`)? Many short chains move together, one call of the
+#'   potential for all of them per leapfrog step, with the metric and step
+#'   size adapted across the chains; the verdict gives their acceptance,
+#'   ESS and drift. Their draws have no density of their own (the flow's is
+#'   not the target's): `fit$draws$log_density` is `NA`.
 #' @param adaptive Adaptive iterations: hold the learning rate at `lr`
 #'   until a step's loss has stopped falling within its batch noise (the
 #'   mean of its last 50 values within two standard errors of the 50
@@ -97,7 +106,7 @@ jko_control <- function(hidden = c(64, 64), rank = 5, batch = 1024, iters = 500,
                         lr = 5e-3, lr_end = lr / 100, pool = NULL, monitor = 2048,
                         activation = "softplus", alpha_min = 1e-4, draws = 4000,
                         ess_min = 0.1, kl_tol = NULL, moment_tol = NULL, max_steps = 50,
-                        max_time = Inf, adaptive = NULL, init_scale = 1) {
+                        max_time = Inf, hmc = TRUE, adaptive = NULL, init_scale = 1) {
   args <- as.list(match.call())[-1L]
   args <- lapply(args, eval, envir = parent.frame())
   hidden <- check_hidden(hidden)
@@ -123,6 +132,7 @@ jko_control <- function(hidden = c(64, 64), rank = 5, batch = 1024, iters = 500,
     abort("`max_time` must be a positive number of seconds (Inf for no limit), not %s.",
           describe(max_time))
   }
+  hmc <- check_flag(hmc, "hmc")
   if (!is.null(adaptive)) adaptive <- check_flag(adaptive, "adaptive")
   init_scale <- check_init_scale(init_scale)
   if (pool < batch) {
@@ -135,7 +145,7 @@ jko_control <- function(hidden = c(64, 64), rank = 5, batch = 1024, iters = 500,
                  activation = activation, alpha_min = alpha_min, draws = draws,
                  ess_min = as.double(ess_min), kl_tol = kl_tol,
                  moment_tol = moment_tol, max_steps = max_steps, max_time = as.double(max_time),
-                 adaptive = adaptive, init_scale = init_scale),
+                 hmc = hmc, adaptive = adaptive, init_scale = init_scale),
             args = args, class = "jko_control")
 }
 

@@ -382,5 +382,12 @@ draws_stat <- function(x, chain, stat) {
   }
   f <- getExportedValue("posterior", stat)
   arr <- draws_array(x, chain)
-  stats::setNames(vapply(seq_len(ncol(x)), function(j) f(arr[, , j]), 0), colnames(x))
+  # (HMC's chains can be antithetic, their ESS above their number: posterior caps it, and
+  # says so)
+  capped <- function(w) {
+    if (grepl("ESS has been capped", conditionMessage(w))) invokeRestart("muffleWarning")
+  }
+  withCallingHandlers(
+    stats::setNames(vapply(seq_len(ncol(x)), function(j) f(arr[, , j]), 0), colnames(x)),
+    warning = capped)
 }

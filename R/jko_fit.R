@@ -116,20 +116,17 @@
 #' of its start widened twice about its centre (the flow of the mixture
 #' \eqn{0.9\rho_0 + 0.1\rho_0^{w}}, whose density stays exact): where the
 #' target's tail is longer than the flow's, those proposals bound the
-#' weights that would otherwise hold a chain in place for hundreds of
-#' proposals. A fit run to its stationary law keeps `draws`
-#' (4000, see [jko_control()]) such draws in 4 chains, each started by
-#' importance resampling and each kept draw the last of as many proposals
-#' as the monitor's importance ESS asks for (one per draw for a flow at the
-#' target, up to 25; where those proposals' evaluations would take over
-#' 10 s, as the target's cost a point measured on the monitor tells, as
-#' many as fit in 10 s or give a bulk ESS of 1000, more only while the
-#' chains' bulk ESS is below 1000 or their R-hat 1.01 or more, and the
-#' verdict says so). That cost is the smaller of the wall and the CPU
-#' seconds, rounded to a power of 2, so that a seeded fit gives the same
-#' draws on a busy machine (unless the cost lies within its timing noise of
-#' a rounding boundary; a parallel target's cost is its wall seconds, and a
-#' target that waits without computing, on a remote service say, counts as
+#' weights that would otherwise hold a chain in place for hundreds of proposals. A fit run to its
+#' stationary law keeps `draws` (4000, see [jko_control()]) such draws in 4 chains, each started by
+#' importance resampling and each kept draw the last of as many proposals as the monitor's
+#' importance ESS asks for (one per draw for a flow at the target, up to 25; where those proposals'
+#' evaluations would take over 10 s, as the target's cost a point measured on the monitor tells, as
+#' many as fit in 10 s or give a bulk ESS of 1000, more only while the chains' bulk ESS is below
+#' 1000 or their R-hat 1.01 or more, and the verdict says so). That cost is the smaller of the wall
+#' and the CPU seconds, rounded to a power of 2, so that a seeded fit gives the same draws on a busy
+#' machine (unless the cost lies within its timing noise of a rounding boundary; a parallel target's
+#' cost is its wall seconds, and a target that waits without computing, on a remote service say,
+#' counts as
 #' cheap). Where a flow that passed as a proposal is thin in a tail, the weights'
 #' ESS overstates what they carry for a sd: the first proposals' effective
 #' sample size for every coordinate's mean and sd (that of self-normalised
@@ -144,9 +141,10 @@
 #' only until it is a good proposal, not until it is the target: the
 #' verdict says the draws are the target's when the flow passed as a
 #' proposal and the chains mixed (R-hat below 1.01, bulk ESS at least 400,
-#' \eqn{\hat k} of the proposals below 1/2: weights of finite variance). A flow that misses a
-#' part of the target altogether (a mode it never saw) cannot be corrected
-#' there, and no diagnostic of its draws can see it.
+#' \eqn{\hat k} of the proposals below 1/2). Where the flow stops short of its target, or its chains
+#' do not mix, a target of one mode gets HMC chains started at the flow's draws instead (`hmc` in
+#' [jko_control()]). A flow that misses a part of the target altogether (a mode it never saw) cannot
+#' be corrected there, and no diagnostic of its draws can see it.
 #'
 #' An error in a user's potential, a divergence or an interrupt stops the fit
 #' with an error of class `"jkoflow_error_fit"` whose `fit` element holds the

@@ -8,8 +8,10 @@
 #' For a fit run to its stationary law (a target's, by default), the draws
 #' at its last step are by default the target's own: the flow's draws
 #' corrected exactly by independence Metropolis-Hastings, 4 chains with the
-#' flow as proposal (see "Exact draws" in [jko_fit()]); `correct = FALSE`
-#' gives the flow's draws themselves.
+#' flow as proposal (see "Exact draws" in [jko_fit()]), or, for a fit whose
+#' own draws are HMC's (a flow that stopped short of its target), HMC
+#' chains started at the flow's draws, whose `log_density` is `NA`;
+#' `correct = FALSE` gives the flow's draws themselves.
 #'
 #' @param fit A `"jko_fit"`.
 #' @param n Number of samples.
@@ -76,7 +78,12 @@ jko_sample <- function(fit, n = 1000, step = NULL, time = NULL, threads = NULL,
   law <- fit_law(fit, k)
   has_ld <- law_has_density(law)
   extra <- list()
-  if (correct) {
+  # (a fit whose own draws are HMC's gives HMC's: R/posterior.R)
+  hmc <- correct && identical(fit$draws$method, "hmc") && n >= 4L
+  d <- if (hmc) hmc_law_draws(law, fit$potential, fit$beta, n, threads)
+  if (!is.null(d)) {
+    extra <- list(chain = d$chain, acceptance = d$acceptance, method = "hmc")
+  } else if (correct) {
     if (!has_ld) init_log_density(law$base, matrix(0, 1L, fit$dim))
     r <- fit$history$ess[k + 1L]
     d <- correct_draws(law, fit$potential, fit$beta, n, min(4L, n), thinning(r), threads,

@@ -17,6 +17,13 @@
 # usual thinning (draws_thinning(), correct_draws(): R/correct.R); the
 # draws' diagnostics say so.
 make_posterior_draws <- function(fit, threads = 1L) {
+  # a flow that stopped short of its target: HMC chains from its draws
+  # (R/hmc.R), where the target has one known mode
+  far <- !identical(stop_reason(fit), "reached")
+  if (far && hmc_applies(fit)) {
+    d <- hmc_posterior_draws(fit, threads)
+    if (!is.null(d)) return(d)
+  }
   last <- fit$history[nrow(fit$history), ]
   th <- draws_thinning(last$ess, fit$settings$draws, fit$phi_cost)
   # the first proposals serve the weights of several modes (fit_modes())
@@ -32,6 +39,51 @@ make_posterior_draws <- function(fit, threads = 1L) {
     d$diagnostics$thin_full <- th$full
     d$diagnostics$phi_cost <- fit$phi_cost
   }
+  # a flow that passed as a proposal, whose independence chains did not mix
+  if (!far && length(draws_failures(d$diagnostics)) && hmc_applies(fit)) {
+    h <- hmc_posterior_draws(fit, threads)
+    if (!is.null(h)) return(h)
+  }
+  d
+}
+
+# HMC draws (R/hmc.R) serve a fit whose law has a density and a single
+# mode (chains in one metric would not cross between modes, and their
+# share in each would be the flow's), unless jko_control(hmc = FALSE).
+hmc_applies <- function(fit) {
+  !isFALSE(fit$settings$hmc) && law_has_density(fit_law(fit)) && NROW(fit$init$base$modes$modes) <= 1L &&
+    !is_mixture_start(fit$init$base)
+}
+
+# The posterior draws of a fit by HMC: hmc_chains() chains, each started at
+# one of 4 times as many draws of the fit's law (the defensive proposals of
+# correct_draws()), resampled by their importance weights, from the fit's
+# "draws" stream; NULL where no weight is positive or HMC could not start.
+# The proposals' weights stay with the draws (the mode table and the
+# k-hat of the diagnostics read them).
+hmc_posterior_draws <- function(fit, threads = 1L) {
+  with_stream(fit$seed, "draws",
+              hmc_law_draws(fit_law(fit), fit$potential, fit$beta, fit$settings$draws, threads))
+}
+
+# n draws of exp(-beta Phi) by HMC chains started at draws of `law`
+# (hmc_posterior_draws()), with their diagnostics; NULL where none can start.
+hmc_law_draws <- function(law, potential, beta, n, threads = 1L) {
+  m <- hmc_chains(n, law$dim)
+  p <- proposal_draw(law, 4L * m, threads)
+  lw <- proposal_log_weights(potential, beta, p$x, p$log_density)
+  if (!any(is.finite(lw))) return(NULL)
+  i <- sample.int(length(lw), m, replace = TRUE, prob = truncated_weights(lw))
+  d <- hmc_draws(potential, beta, p$x[i, , drop = FALSE], n)
+  if (is.null(d)) return(NULL)
+  d$log_density <- rep(NA_real_, n)
+  d$log_weights <- lw
+  d$proposals <- list(x = p$x, log_density = p$log_density, log_weights = lw)
+  d$diagnostics <- draws_diagnostics(d)
+  d$diagnostics$method <- "hmc"
+  d$diagnostics$dim <- law$dim
+  d$diagnostics[c("eps", "steps", "warmup", "converged", "drift", "gradients")] <-
+    d[c("eps", "steps", "warmup", "converged", "drift", "gradients")]
   d
 }
 
@@ -65,10 +117,12 @@ posterior_draws <- function(fit, scale = c("constrained", "unconstrained")) {
   if (is.null(colnames(x))) colnames(x) <- paste0("x", seq_len(ncol(x)))
   n <- nrow(x)
   independent <- d$method == "flow"
+  # (HMC's many short chains: no R-hat, which needs long ones: hmc_drift())
   ess <- if (independent) stats::setNames(rep(n, ncol(x)), colnames(x))
          else draws_ess(x, d$chain)
-  rhat <- if (independent) stats::setNames(rep(NA_real_, ncol(x)), colnames(x))
-          else draws_rhat(x, d$chain)
+  rhat <- if (independent || d$method == "hmc") {
+    stats::setNames(rep(NA_real_, ncol(x)), colnames(x))
+  } else draws_rhat(x, d$chain)
   list(x = x, log_density = d$log_density, chain = d$chain, method = d$method,
        acceptance = d$acceptance, ess = ess, rhat = rhat, n = n)
 }

@@ -217,6 +217,9 @@ draws_text <- function(pd) {
   nchain <- length(unique(pd$chain))
   how <- if (identical(pd$method, "flow")) {
     sprintf("%d independent draws of the fitted flow", pd$n)
+  } else if (identical(pd$method, "hmc")) {
+    sprintf("%d draws in %d chains of Hamiltonian Monte Carlo started at the flow's draws",
+            pd$n, nchain)
   } else if (identical(pd$method, "imh")) {
     sprintf("%d exact draws in %d chain%s of independence Metropolis-Hastings (the flow as proposal)",
             pd$n, nchain, if (nchain == 1L) "" else "s")

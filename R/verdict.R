@@ -15,7 +15,18 @@ verdict_text <- function(v) {
                                           "narrower than the target"),
                                    v$growth, growth_max()) else ""))
   d <- v$draws
-  draws <- if (!is.null(d)) {
+  hmc <- identical(d$method, "hmc")
+  draws <- if (hmc) {
+    sprintf(paste0("%d draws in %d chains of Hamiltonian Monte Carlo started at the flow's ",
+                   "draws (%d warmup iterations%s, %d leapfrog steps of %.2g each): ",
+                   "acceptance %.0f%%, bulk ESS >= %.0f, tail ESS >= %.0f, the chains' means ",
+                   "over their last draws %.1f standard errors at most from those over their ",
+                   "first (%.1f allowed)"),
+            d$n, d$chains, as.integer(d$warmup),
+            if (isTRUE(d$converged)) "" else ", the chains' means still moving",
+            as.integer(d$steps), d$eps, 100 * d$acceptance, d$ess_bulk, d$ess_tail, d$drift,
+            hmc_drift_max(d$dim))
+  } else if (!is.null(d)) {
     sprintf(paste0("%d exact draws in %d chains of independence Metropolis-Hastings with the ",
                    "flow as proposal: acceptance %.0f%%, bulk ESS >= %.0f, tail ESS >= %.0f, ",
                    "R-hat <= %.3f; Pareto k-hat %.2f of %d proposals"),
@@ -45,9 +56,12 @@ verdict_text <- function(v) {
     max_steps = "the step budget (`max_steps`) ran out",
     max_time = "the time budget (`max_time`) ran out",
     "it was stopped")
+  advice <- if (hmc && !length(draws_failures(d))) {
+    paste0("Its draws are the target's as far as their chains' ESS and drift can tell; the ",
+           "flow's density (jko_density(), jko_evidence()) is not the target's.")
+  } else verdict_advice(v$reason)
   paste(sprintf("The flow did NOT reach the target: %s at step %d (%s)%s. %s",
-                why, v$step, flow, if (is.null(draws)) "" else paste0("; ", draws),
-                verdict_advice(v$reason)),
+                why, v$step, flow, if (is.null(draws)) "" else paste0("; ", draws), advice),
         if (!is.null(v$neck)) v$neck$text,  # R/neck.R
         modes_text(v$modes))  # modes: R/modes.R
 }
@@ -82,7 +96,10 @@ verdict_advice <- function(reason) {
 # in summary() and print(fit, training = TRUE)).
 verdict_short <- function(v) {
   d <- v$draws
-  chains <- if (!is.null(d)) {
+  chains <- if (identical(d$method, "hmc")) {
+    sprintf("HMC draws, acceptance %.0f%%, bulk ESS >= %.0f, tail ESS >= %.0f",
+            100 * d$acceptance, d$ess_bulk, d$ess_tail)
+  } else if (!is.null(d)) {
     sprintf("acceptance %.0f%%, R-hat <= %.3f, tail ESS >= %.0f", 100 * d$acceptance, d$rhat,
             d$ess_tail)
   } else "no exact draws"
@@ -112,20 +129,34 @@ verdict_short <- function(v) {
     paste(draws_failures(d), collapse = ", ")
   } else sprintf("k-hat %.2f", v$pareto_k)
   sprintf(paste0("Verdict: the flow did NOT reach the target (%s at step %d, %s; %s; ",
-                 "%s): its draws may not be the target's. See summary(fit)."),
-          why, v$step, what, chains, modes)
+                 "%s): %s. See summary(fit)."),
+          why, v$step, what, chains, modes,
+          if (identical(d$method, "hmc") && !length(draws_failures(d))) {
+            "its draws are the target's as far as their HMC chains can tell, its density is not"
+          } else "its draws may not be the target's")
 }
 
 # The exact draws' checks that failed (none where the draws pass: the
 # verdict's test), each as a phrase: the Pareto k-hat of their proposals'
-# weights, R-hat, bulk ESS.
+# weights and R-hat (for HMC draws, whether their warmup settled and their
+# kept draws drift: hmc_drift(), R/hmc.R), bulk ESS.
 draws_failures <- function(d) {
   out <- character()
-  if (!isTRUE(d$pareto_k < khat_reached(d$proposals))) {
-    out <- c(out, sprintf("k-hat of its %d proposals %.4g (under %g asked)",
-                          as.integer(d$proposals), d$pareto_k, khat_reached(d$proposals)))
+  # (HMC draws: their proposals only chose the chains' starts)
+  if (identical(d$method, "hmc")) {
+    if (!isTRUE(d$converged)) out <- c(out, "the HMC chains' means still moving after warmup")
+    if (!isTRUE(d$drift < hmc_drift_max(d$dim))) {
+      out <- c(out, sprintf(
+        "the HMC chains' means drifting (%.1f standard errors, under %.1f asked)",
+        d$drift, hmc_drift_max(d$dim)))
+    }
+  } else {
+    if (!isTRUE(d$pareto_k < khat_reached(d$proposals))) {
+      out <- c(out, sprintf("k-hat of its %d proposals %.4g (under %g asked)",
+                            as.integer(d$proposals), d$pareto_k, khat_reached(d$proposals)))
+    }
+    if (!isTRUE(d$rhat < 1.01)) out <- c(out, sprintf("R-hat %.3f (under 1.01 asked)", d$rhat))
   }
-  if (!isTRUE(d$rhat < 1.01)) out <- c(out, sprintf("R-hat %.3f (under 1.01 asked)", d$rhat))
   if (!isTRUE(d$ess_bulk >= 400)) {
     out <- c(out, sprintf("bulk ESS %.0f (400 asked)", d$ess_bulk))
   }

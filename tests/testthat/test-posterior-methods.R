@@ -9,9 +9,11 @@ post_fit <- local({
                           function(x) -sweep(x, 2L, c(1, -2)) / rep(c(1, 4), each = nrow(x)),
                           variables = c("alpha", "beta"))
   # from a start the exact correction cannot use as it is (too narrow, off
-  # centre), so that the fit trains its 2 steps
+  # centre), so that the fit trains its 2 steps; its draws the independence
+  # chains' even where the flow stops short (HMC's: test-hmc.R)
   suppressWarnings(jko_fit(tg, init_gaussian(c(0, 0), 0.25), hidden = c(8, 8), iters = 50,
-                           pool = 2^11, monitor = 2^10, max_steps = 2, verbose = FALSE))
+                           pool = 2^11, monitor = 2^10, max_steps = 2, hmc = FALSE,
+                           verbose = FALSE))
 })
 
 test_that("coef, vcov, confint and the draws are the posterior draws' own figures", {

@@ -1,0 +1,92 @@
+# HMC draws from a flow that did not reach its target (R/hmc.R).
+
+gaussian_target <- function(D = 6, seed = 5) {
+  set.seed(seed)
+  A <- matrix(rnorm(D * D), D) %*% diag(10^seq(-1, 1, length.out = D))
+  theta0 <- rnorm(D)
+  y <- drop(A %*% theta0 + rnorm(D))
+  P <- diag(D) + crossprod(A)
+  V <- solve(P)
+  mu <- drop(V %*% crossprod(A, y))
+  logd <- function(x) {
+    r <- sweep(x %*% t(A), 2L, y)
+    -0.5 * rowSums(r^2) - 0.5 * rowSums(x^2)
+  }
+  grad <- function(x) -sweep(x %*% crossprod(A), 2L, drop(crossprod(A, y))) - x
+  list(target = target_logdensity(logd, grad, dim = D), mu = mu, V = V, D = D)
+}
+
+# Means within 5 of their Monte Carlo standard errors (sd / sqrt(ESS)), sds
+# within 5 of theirs (about sd / sqrt(2 ESS) for a Gaussian), ESS the
+# draws' bulk ESS per coordinate.
+expect_moments <- function(d, mu, sd) {
+  ess <- jkoflow:::draws_stat(d$x, d$chain, "ess_bulk")
+  expect_true(all(ess > 200))
+  expect_true(all(abs(colMeans(d$x) - mu) < 5 * sd / sqrt(ess)))
+  expect_true(all(abs(apply(d$x, 2L, stats::sd) / sd - 1) < 5 / sqrt(2 * ess)))
+}
+
+test_that("HMC chains from a biased, narrow start reach a correlated Gaussian", {
+  skip_if_not_installed("posterior")
+  g <- gaussian_target()
+  sd <- sqrt(diag(g$V))
+  set.seed(1)
+  # 256 starts 2 sds off in every coordinate, half as wide as the target
+  L <- t(chol(g$V))
+  x0 <- sweep(matrix(rnorm(256 * g$D), 256) %*% t(L) / 2, 2L, g$mu + 2 * sd, "+")
+  d <- jkoflow:::hmc_draws(g$target, 1, x0, 4000)
+  expect_identical(dim(d$x), c(4000L, as.integer(g$D)))
+  expect_identical(d$chain, rep(seq_len(250L), each = 16L))
+  expect_true(d$converged)
+  expect_gt(d$acceptance, 0.6)
+  expect_moments(d, g$mu, sd)
+  # the starts themselves are far off: the test can fail
+  expect_gt(max(abs(colMeans(x0) - g$mu) / sd), 1.5)
+})
+
+test_that("HMC draws never enter where the potential is undefined", {
+  skip_if_not_installed("posterior")
+  # a half-normal on x > 0: mean sqrt(2 / pi), sd sqrt(1 - 2 / pi)
+  tg <- target_logdensity(function(x) ifelse(x[, 1L] > 0, -x[, 1L]^2 / 2, -Inf),
+                          function(x) -x, dim = 1)
+  set.seed(2)
+  d <- jkoflow:::hmc_draws(tg, 1, matrix(abs(rnorm(256)) + 1, ncol = 1L), 4000)
+  expect_true(all(d$x > 0))
+  expect_moments(d, sqrt(2 / pi), sqrt(1 - 2 / pi))
+})
+
+test_that("HMC gives up where no start has a finite potential", {
+  tg <- target_logdensity(function(x) ifelse(x[, 1L] > 0, -x[, 1L]^2 / 2, -Inf),
+                          function(x) -x, dim = 1)
+  set.seed(3)
+  expect_null(jkoflow:::hmc_draws(tg, 1, matrix(-abs(rnorm(256)) - 1, ncol = 1L), 100))
+})
+
+test_that("a fit stopped short of its target gives HMC draws of it, and says so", {
+  skip_if_not_installed("posterior")
+  g <- gaussian_target()
+  set.seed(3)
+  # a start far too narrow and off the mode, one short step: the flow is
+  # no proposal the independence chains can use (their draws were 1 to 3
+  # sds off here), but a start for HMC chains
+  expect_warning(fit <- jko_fit(g$target, init_gaussian(g$mu + 3 * sqrt(diag(g$V)), 0.01),
+                                steps = 1, verbose = FALSE,
+                                control = jko_control(iters = 100)),
+                 "did NOT reach the target.*chains of Hamiltonian Monte Carlo.*as far as their")
+  expect_false(fit$verdict$reached)
+  expect_identical(fit$draws$method, "hmc")
+  expect_moments(fit$draws, g$mu, sqrt(diag(g$V)))
+  expect_output(print(fit), "chains of Hamiltonian Monte Carlo started at the flow's draws")
+  expect_output(print(fit), "HMC draws")
+  # more draws of the fit are HMC's too, without a density
+  s <- jko_sample(fit, 2000)
+  expect_identical(s$method, "hmc")
+  expect_true(all(is.na(s$log_density)))
+  expect_moments(list(x = s$x, chain = s$chain), g$mu, sqrt(diag(g$V)))
+  # and the independence chains' on request
+  f2 <- suppressWarnings(jko_fit(g$target, init_gaussian(g$mu + 3 * sqrt(diag(g$V)), 0.01),
+                                 steps = 1, verbose = FALSE,
+                                 control = jko_control(iters = 100, hmc = FALSE)))
+  expect_identical(f2$draws$method, "imh")
+  expect_error(jko_control(hmc = NA), "`hmc` must be TRUE or FALSE")
+})
