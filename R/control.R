@@ -71,14 +71,17 @@
 #'   cap of the user's, since a seeded fit stopped by the clock depends on
 #'   the machine's load).
 #' @param hmc Where a flow run to its stationary law stops short of its
-#'   target (or its independence chains do not mix) and the target has one
-#'   known mode, are its `draws` Hamiltonian Monte Carlo chains started at
+#'   target (it did not pass as a proposal) and the target has one known
+#'   mode, are its `draws` Hamiltonian Monte Carlo chains started at
 #'   the flow's draws (`TRUE`, the default), or the flow's independence
 #'   chains (`FALSE`)? Many short chains move together, one call of the
 #'   potential for all of them per leapfrog step, with the metric and step
 #'   size adapted across the chains; the verdict gives their acceptance,
 #'   ESS and drift. Their draws have no density of their own (the flow's is
-#'   not the target's): `fit$draws$log_density` is `NA`.
+#'   not the target's): `fit$draws$log_density` is `NA`. (R-hat, made for a
+#'   few long chains, reads high on many chains of 16 draws whose draws are
+#'   correlated, as the posterior package computes it from
+#'   `as_draws_df(fit)`; the verdict tests the chains' drift instead.)
 #' @param adaptive Adaptive iterations: hold the learning rate at `lr`
 #'   until a step's loss has stopped falling within its batch noise (the
 #'   mean of its last 50 values within two standard errors of the 50

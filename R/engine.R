@@ -33,10 +33,10 @@ jko_run <- function(fit, schedule, threads, verbose, pool = NULL, pool_ld = NULL
   K0 <- length(fit$theta)
   budget <- if (is.null(schedule$steps)) fit$settings$max_steps else schedule$steps
   # a flow to the stationary law whose start is already a good proposal for
-  # its target is not trained
+  # its target is not trained, nor one whose training HMC would beat
   if (is.null(schedule$steps) && K0 == 0L) fit <- second_look(fit, threads)  # R/stationary.R
   done <- budget == 0L ||
-    (is.null(schedule$steps) && K0 == 0L && identical(stop_reason(fit), "reached"))
+    (is.null(schedule$steps) && K0 == 0L && stop_reason(fit) %in% c("reached", "handover"))
   if (done) return(list(fit = fit, pool = pool, pool_ld = pool_ld))
   # (a fit made before jkoflow had streams gets its seed now)
   if (is.null(fit$seed)) fit$seed <- new_seed()

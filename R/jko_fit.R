@@ -141,8 +141,8 @@
 #' only until it is a good proposal, not until it is the target: the
 #' verdict says the draws are the target's when the flow passed as a
 #' proposal and the chains mixed (R-hat below 1.01, bulk ESS at least 400,
-#' \eqn{\hat k} of the proposals below 1/2). Where the flow stops short of its target, or its chains
-#' do not mix, a target of one mode gets HMC chains started at the flow's draws instead (`hmc` in
+#' \eqn{\hat k} of the proposals below 1/2). Where the flow stops short of its target (not a
+#' proposal), a target of one mode gets HMC chains started at the flow's draws instead (`hmc` in
 #' [jko_control()]). A flow that misses a part of the target altogether (a mode it never saw) cannot
 #' be corrected there, and no diagnostic of its draws can see it.
 #'

@@ -8,7 +8,8 @@
 # as many proposals as the importance ESS of the last monitor samples asks
 # for (and more where the proposals' tails ask for them, for a flow that
 # passed as a proposal: functional_ess(), tail_most()), with their
-# diagnostics.
+# diagnostics; for a flow that stopped short of its target, HMC chains
+# started at its draws instead (hmc_posterior_draws()).
 #
 # Where the target is costly (its cost a point, `fit$phi_cost`, measured on
 # the monitor's evaluations), the proposals start from what fits in 10 s or
@@ -19,8 +20,7 @@
 make_posterior_draws <- function(fit, threads = 1L) {
   # a flow that stopped short of its target: HMC chains from its draws
   # (R/hmc.R), where the target has one known mode
-  far <- !identical(stop_reason(fit), "reached")
-  if (far && hmc_applies(fit)) {
+  if (!identical(stop_reason(fit), "reached") && hmc_applies(fit)) {
     d <- hmc_posterior_draws(fit, threads)
     if (!is.null(d)) return(d)
   }
@@ -39,20 +39,7 @@ make_posterior_draws <- function(fit, threads = 1L) {
     d$diagnostics$thin_full <- th$full
     d$diagnostics$phi_cost <- fit$phi_cost
   }
-  # a flow that passed as a proposal, whose independence chains did not mix
-  if (!far && length(draws_failures(d$diagnostics)) && hmc_applies(fit)) {
-    h <- hmc_posterior_draws(fit, threads)
-    if (!is.null(h)) return(h)
-  }
   d
-}
-
-# HMC draws (R/hmc.R) serve a fit whose law has a density and a single
-# mode (chains in one metric would not cross between modes, and their
-# share in each would be the flow's), unless jko_control(hmc = FALSE).
-hmc_applies <- function(fit) {
-  !isFALSE(fit$settings$hmc) && law_has_density(fit_law(fit)) && NROW(fit$init$base$modes$modes) <= 1L &&
-    !is_mixture_start(fit$init$base)
 }
 
 # The posterior draws of a fit by HMC: hmc_chains() chains, each started at

@@ -243,7 +243,8 @@ fit_cost <- function(fit) {
        iterations = iters,
        batch = fit$settings$batch, gradient_evals = iters * fit$settings$batch,
        value_evals = (nrow(hist) + 1L) * fit$settings$monitor,
-       proposals = fit$draws$diagnostics$proposals %||% 0)
+       proposals = fit$draws$diagnostics$proposals %||% 0,
+       hmc_gradients = fit$draws$diagnostics$gradients %||% 0)
 }
 
 cost_text <- function(fit) {
@@ -257,8 +258,11 @@ cost_text <- function(fit) {
           cc$batch, big(cc$gradient_evals),
           if (fd) sprintf(", each by %d calls for finite differences", 2L * fit$dim + 1L)
           else "", big(cc$value_evals),
-          if (cc$proposals > 0) sprintf(", %s at the proposals of the exact draws",
-                                        big(cc$proposals)) else "",
+          if (cc$hmc_gradients > 0) {
+            sprintf(", %s at the HMC chains' candidate starts and %s with gradients in their moves",
+                    big(cc$proposals), big(cc$hmc_gradients))
+          } else if (cc$proposals > 0) sprintf(", %s at the proposals of the exact draws",
+                                               big(cc$proposals)) else "",
           if (is.null(ff <- fit$first_flow)) "" else
             sprintf(paste0(" The seconds include %.1f s of a first flow (%d step%s, %s ",
                            "iterations), run again from all the modes once its draws had ",

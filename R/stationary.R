@@ -442,12 +442,14 @@ next_h <- function(fit) {
 
 # Why a stationary flow stops after its last step (or before its first):
 # "reached" (its law is a good proposal for the exact correction: see
-# target_reached()), "stalled" (no decrease of KL beyond twice its standard
+# target_reached()), "handover" (HMC chains from its draws are due:
+# handover_due()), "stalled" (no decrease of KL beyond twice its standard
 # error over the last three steps), or NA (go on).
 stop_reason <- function(fit) {
   hist <- fit$history
   K <- nrow(hist) - 1L
   if (target_reached(hist[K + 1L, ], fit$settings)) return("reached")
+  if (handover_due(fit)) return("handover")
   hist <- hist[-1L, , drop = FALSE]
   if (K >= 4L && all(is.finite(hist$kl[(K - 3L):K]))) {
     best_before <- min(hist$kl[seq_len(K - 3L)])
@@ -456,6 +458,41 @@ stop_reason <- function(fit) {
   }
   NA_character_
 }
+
+# Is the rest of a flow's training projected to cost more evaluations of
+# the target than HMC chains from its draws (R/hmc.R), which then take
+# over? After a step K >= 1, the KL's rate r = KL_K / KL_{K-1} projects
+# log(kl_pass / KL_K) / log(r) more steps to kl_pass (more than any where r
+# >= 1), each of the last step's iterations times the batch (the
+# network's own cost left out, which favours training); before the first
+# step (a start that did not pass), r = 1/2 and half of `iters`. HMC's
+# cost is hmc_chain_evaluations a chain. Counting evaluations rather than seconds,
+# a seeded fit decides the same on a busy machine. Only for a fit whose
+# draws HMC serves (hmc_applies(), R/hmc.R). (posteriordb's
+# dogs_nonhierarchical starts at KL 0.96: 2.3 steps to 0.2 of 128 000
+# evaluations each (250 iterations of 512), against 250 chains of 500;
+# its flow had trained 5 steps of 17 s and stalled at 0.53.)
+handover_due <- function(fit, kl_pass = 0.2) {
+  hist <- fit$history
+  K <- nrow(hist) - 1L
+  if (!is.finite(hist$kl[K + 1L]) || hist$kl[K + 1L] <= kl_pass || !hmc_applies(fit)) {
+    return(FALSE)
+  }
+  kl <- hist$kl[K + 1L]
+  # before any step: a rate of 1/2, and half the iterations a step may use
+  r <- if (K >= 1L) kl / hist$kl[K] else 0.5
+  steps <- if (is.finite(r) && r < 1) log(kl_pass / kl) / log(r) else Inf
+  iters <- if (K >= 1L) hist$iters[K + 1L] else fit$settings$iters / 2
+  cost <- as.double(iters) * fit$settings$batch
+  hmc <- as.double(hmc_chains(fit$settings$draws, fit$dim)) * hmc_chain_evaluations
+  is.finite(cost) && steps * cost > hmc
+}
+
+# A sampler of many short HMC chains spends a few hundred gradients a
+# chain: warmup of 20-60 iterations and 16-64 kept, of about 5 leapfrog
+# steps (241 on the dogs model, 250 on a 6-D Gaussian); handover_due()
+# counts 500.
+hmc_chain_evaluations <- 500
 
 # A second look at a stationary flow's law at its last step (the start
 # at step 0), where its monitor samples failed as a proposal by their
@@ -510,6 +547,8 @@ target_verdict <- function(fit, schedule) {
   hist <- fit$history
   last <- hist[nrow(hist), ]
   why <- stop_reason(fit)
+  # (steps the user gave ran out: HMC did not stop them)
+  if (identical(why, "handover") && !is.null(schedule$steps)) why <- NA_character_
   if (is.na(why)) {
     why <- if (!is.null(schedule$steps)) "steps" else
            if (nrow(hist) - 1L >= fit$settings$max_steps) "max_steps" else "max_time"

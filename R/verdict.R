@@ -52,6 +52,9 @@ verdict_text <- function(v) {
   why <- switch(v$reason,
     draws = "the flow passed as a proposal, but its exact draws did not mix (see below)",
     stalled = "the KL estimate stopped decreasing",
+    handover = paste0("its training (the KL falling at its last step's rate, or halving a ",
+                      "step before any) was projected to cost more evaluations than HMC chains ",
+                      "from its draws"),
     steps = "the given number of steps ran out",
     max_steps = "the step budget (`max_steps`) ran out",
     max_time = "the time budget (`max_time`) ran out",
@@ -85,6 +88,9 @@ verdict_advice <- function(reason) {
     draws = paste0(
       "Its draws may not be the target's: continue it (jko_continue()) to make it a better ",
       "proposal, or draw more with jko_sample(fit, n)."),
+    handover = paste0(
+      "Its draws may not be the target's: the HMC chains did not settle (see above). Continue ",
+      "the flow (jko_continue()) or check the draws against another sampler's."),
     steps = , max_steps = , max_time = paste0(
       "Its draws may not be the target's: continue it (jko_continue()), or give it more steps ",
       "or time (`max_steps`, `max_time`)."),
@@ -122,6 +128,7 @@ verdict_short <- function(v) {
                           "step %d, k-hat %.2f; %s; %s)."), v$step, v$pareto_k, chains, modes))
   }
   why <- switch(v$reason, draws = "its exact draws did not mix", stalled = "it stalled",
+                handover = "HMC took over",
                 steps = "its steps ran out", max_steps = "max_steps ran out",
                 max_time = "max_time ran out", "it was stopped")
   # (the monitor's k-hat passed where the draws failed: their own figure)

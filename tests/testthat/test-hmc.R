@@ -16,14 +16,17 @@ gaussian_target <- function(D = 6, seed = 5) {
   list(target = target_logdensity(logd, grad, dim = D), mu = mu, V = V, D = D)
 }
 
-# Means within 5 of their Monte Carlo standard errors (sd / sqrt(ESS)), sds
-# within 5 of theirs (about sd / sqrt(2 ESS) for a Gaussian), ESS the
-# draws' bulk ESS per coordinate.
+# Means within 5 of their Monte Carlo standard errors (sd / sqrt(ESS), ESS
+# the draws' bulk ESS), sds within 5 of theirs (sd / sqrt(2 ESS2) for a
+# Gaussian, ESS2 that of the squared deviations: HMC's draws can be
+# antithetic, a mean's ESS above the draws' number where a variance's is
+# not).
 expect_moments <- function(d, mu, sd) {
   ess <- jkoflow:::draws_stat(d$x, d$chain, "ess_bulk")
+  ess2 <- jkoflow:::draws_stat(sweep(d$x, 2L, mu)^2, d$chain, "ess_mean")
   expect_true(all(ess > 200))
   expect_true(all(abs(colMeans(d$x) - mu) < 5 * sd / sqrt(ess)))
-  expect_true(all(abs(apply(d$x, 2L, stats::sd) / sd - 1) < 5 / sqrt(2 * ess)))
+  expect_true(all(abs(apply(d$x, 2L, stats::sd) / sd - 1) < 5 / sqrt(2 * ess2)))
 }
 
 test_that("HMC chains from a biased, narrow start reach a correlated Gaussian", {
@@ -78,6 +81,10 @@ test_that("a fit stopped short of its target gives HMC draws of it, and says so"
   expect_moments(fit$draws, g$mu, sqrt(diag(g$V)))
   expect_output(print(fit), "chains of Hamiltonian Monte Carlo started at the flow's draws")
   expect_output(print(fit), "HMC draws")
+  # the cost counts the chains' gradients
+  expect_match(paste(capture.output(print(fit)), collapse = " "),
+               sprintf("%s with gradients in their moves",
+                       format(fit$draws$diagnostics$gradients, big.mark = ",")))
   # more draws of the fit are HMC's too, without a density
   s <- jko_sample(fit, 2000)
   expect_identical(s$method, "hmc")
@@ -89,4 +96,59 @@ test_that("a fit stopped short of its target gives HMC draws of it, and says so"
                                  control = jko_control(iters = 100, hmc = FALSE)))
   expect_identical(f2$draws$method, "imh")
   expect_error(jko_control(hmc = NA), "`hmc` must be TRUE or FALSE")
+})
+
+test_that("HMC takes over from a flow whose training would cost more than its chains", {
+  skip_if_not_installed("posterior")
+  g <- gaussian_target()
+  set.seed(4)
+  # the same far, narrow start, the steps left to the fit: at a KL of about
+  # 48, halving it a step takes 8 steps to 0.2, of 250 iterations of 512
+  # evaluations, where 250 chains of 500 cost 125 000
+  expect_warning(fit <- jko_fit(g$target, init_gaussian(g$mu + 3 * sqrt(diag(g$V)), 0.01),
+                                verbose = FALSE),
+                 "projected to cost more evaluations than HMC chains from its draws at step 0")
+  h <- fit$history
+  expect_identical(fit$verdict$reason, "handover")
+  expect_identical(nrow(h), 1L)
+  expect_gt(h$kl[1], 0.2 * 2^(125000 / (250 * 512)))
+  expect_identical(fit$draws$method, "hmc")
+  expect_moments(fit$draws, g$mu, sqrt(diag(g$V)))
+  # after a step, the KL's own rate: a step from 1 to 0.5 with 190 iterations
+  # of 512 projects 1.32 steps of 97 280 evaluations (128 000, more than
+  # 125 000); with 180, 122 000 (less)
+  expect_identical(fit$settings$batch, 512L)
+  due <- function(kl, iters) {
+    f <- fit
+    f$history <- rbind(h, h)
+    f$history$kl <- kl
+    f$history$iters[2] <- iters
+    jkoflow:::handover_due(f)
+  }
+  expect_true(due(c(1, 0.5), 190))
+  expect_false(due(c(1, 0.5), 180))
+  expect_true(due(c(0.5, 0.6), 1))     # a KL that rose: no step will do
+  expect_false(due(c(1, 0.19), 500))   # below 0.2: the flow is nearly there
+  f <- fit
+  f$settings$hmc <- FALSE
+  expect_false(jkoflow:::handover_due(f))
+  # a flow that reaches its start is not handed over
+  f0 <- jko_fit(g$target, verbose = FALSE)
+  expect_identical(f0$verdict$reason, "reached")
+  expect_identical(f0$draws$method, "imh")
+})
+
+test_that("HMC moves a minibatch target on its full data", {
+  set.seed(5)
+  d <- data.frame(x = rnorm(60))
+  d$y <- rbinom(60, 1, plogis(0.3 + 0.8 * d$x))
+  tg <- target_glm(y ~ x, data = d, family = binomial())
+  mb <- tg
+  mb$batch <- 7L   # gradients of 7 rows of 60, scaled: noisy
+  x0 <- cbind(rnorm(256, 0.3, 0.2), rnorm(256, 0.8, 0.2))
+  set.seed(6)
+  a <- jkoflow:::hmc_draws(mb, 1, x0, 500)
+  set.seed(6)
+  b <- jkoflow:::hmc_draws(tg, 1, x0, 500)
+  expect_identical(a$x, b$x)
 })
