@@ -86,7 +86,8 @@ hmc_transition <- function(potential, beta, met, state, eps, steps) {
 }
 
 # Draws of pi = exp(-beta Phi) by HMC chains started at the rows of x0
-# (one chain a row): warmup in blocks of `block` iterations, after each
+# (one chain a row), in the first metric `metric` (by default the starts'
+# own: hmc_metric()): warmup in blocks of `block` iterations, after each
 # the metric taken again from the chains' positions, until the chains'
 # means over the last block agree with those over the block half the
 # warmup ago (at least `warmup_min`, at most `warmup_max` iterations);
@@ -104,11 +105,11 @@ hmc_transition <- function(potential, beta, met, state, eps, steps) {
 # potential.
 hmc_draws <- function(potential, beta, x0, n, delta = 0.8, span = 1.5, block = 5L,
                       warmup_min = 20L, warmup_max = 150L, steps_max = 100L, ess_min = n / 2,
-                      thin_max = 8L) {
+                      thin_max = 8L, metric = hmc_metric(x0)) {
   potential <- full_data(potential)  # (a minibatch target's gradients are noisy)
   m <- nrow(x0)
   D <- ncol(x0)
-  met <- hmc_metric(x0)
+  met <- metric
   if (is.null(met)) return(NULL)
   start <- function(x, met) {
     y <- hmc_y(x, met)

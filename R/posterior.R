@@ -54,14 +54,17 @@ hmc_posterior_draws <- function(fit, threads = 1L) {
 }
 
 # n draws of exp(-beta Phi) by HMC chains started at draws of `law`
-# (hmc_posterior_draws()), with their diagnostics; NULL where none can start.
+# resampled by their weights, their first metric the draws' covariance
+# (hmc_posterior_draws()), with their diagnostics; NULL where none can
+# start.
 hmc_law_draws <- function(law, potential, beta, n, threads = 1L) {
   m <- hmc_chains(n, law$dim)
   p <- proposal_draw(law, 4L * m, threads)
   lw <- proposal_log_weights(potential, beta, p$x, p$log_density)
   if (!any(is.finite(lw))) return(NULL)
   i <- sample.int(length(lw), m, replace = TRUE, prob = truncated_weights(lw))
-  d <- hmc_draws(potential, beta, p$x[i, , drop = FALSE], n)
+  # (the first metric the law's: weights far from even resample few points)
+  d <- hmc_draws(potential, beta, p$x[i, , drop = FALSE], n, metric = hmc_metric(p$x))
   if (is.null(d)) return(NULL)
   d$log_density <- rep(NA_real_, n)
   d$log_weights <- lw

@@ -89,8 +89,8 @@ verdict_advice <- function(reason) {
       "Its draws may not be the target's: continue it (jko_continue()) to make it a better ",
       "proposal, or draw more with jko_sample(fit, n)."),
     handover = paste0(
-      "Its draws may not be the target's: the HMC chains did not settle (see above). Continue ",
-      "the flow (jko_continue()) or check the draws against another sampler's."),
+      "Its draws may not be the target's (see above): check them against another sampler's, ",
+      "or continue the flow (jko_continue())."),
     steps = , max_steps = , max_time = paste0(
       "Its draws may not be the target's: continue it (jko_continue()), or give it more steps ",
       "or time (`max_steps`, `max_time`)."),

@@ -152,3 +152,16 @@ test_that("HMC moves a minibatch target on its full data", {
   b <- jkoflow:::hmc_draws(tg, 1, x0, 500)
   expect_identical(a$x, b$x)
 })
+
+test_that("HMC chains all started at one point spread out in a given metric", {
+  skip_if_not_installed("posterior")
+  g <- gaussian_target()
+  set.seed(8)
+  # weights far from even resample one point 256 times: no covariance
+  x0 <- matrix(g$mu + sqrt(diag(g$V)), 256, g$D, byrow = TRUE)
+  expect_null(jkoflow:::hmc_draws(g$target, 1, x0, 4000))
+  wide <- matrix(rnorm(1000 * g$D), 1000) %*% diag(2 * sqrt(diag(g$V)))
+  d <- jkoflow:::hmc_draws(g$target, 1, x0, 4000, metric = jkoflow:::hmc_metric(wide))
+  expect_true(d$converged)
+  expect_moments(d, g$mu, sqrt(diag(g$V)))
+})
