@@ -64,7 +64,10 @@ hmc_energy <- function(potential, beta, met, y) {
 
 # One HMC transition of every chain: momenta drawn afresh, `steps`
 # leapfrog steps of size eps, each chain's move accepted with probability
-# min(1, exp(-dH)). state: list(y, value, gradient) (whitened).
+# min(1, exp(-dH)). state: list(y, value, gradient) (whitened). list(state,
+# accept (each chain's probability), divergent (the chains whose energy
+# error was over 1000 or undefined: a trajectory that left the target's
+# scale, as in a funnel's neck that the step size cannot resolve)).
 hmc_transition <- function(potential, beta, met, state, eps, steps) {
   m <- nrow(state$y)
   p <- matrix(stats::rnorm(length(state$y)), m)
@@ -76,13 +79,15 @@ hmc_transition <- function(potential, beta, met, state, eps, steps) {
     new <- hmc_energy(potential, beta, met, y)
     p <- p - (if (l < steps) eps else eps / 2) * new$gradient
   }
-  a <- exp(pmin(0, h0 - new$value - rowSums(p^2) / 2))
+  err <- new$value + rowSums(p^2) / 2 - h0
+  a <- exp(pmin(0, -err))
   a[!is.finite(a)] <- 0
   take <- stats::runif(m) < a
   state$y[take, ] <- y[take, ]
   state$value[take] <- new$value[take]
   state$gradient[take, ] <- new$gradient[take, , drop = FALSE]
-  list(state = state, accept = a)
+  # divergent: an energy error over 1000, as Stan counts them
+  list(state = state, accept = a, divergent = sum(!is.finite(err) | err > 1000))
 }
 
 # Draws of pi = exp(-beta Phi) by HMC chains started at the rows of x0
@@ -101,7 +106,8 @@ hmc_transition <- function(potential, beta, met, state, eps, steps) {
 # acceptance of `delta`. list(x (draws, chain by chain), chain,
 # acceptance (the mean over the kept transitions), method "hmc", eps,
 # steps, thin, warmup, converged (FALSE where warmup_max ran out first),
-# drift (hmc_drift()), gradients), or NULL where no start has a finite
+# drift (hmc_drift()), divergent (the kept transitions that diverged:
+# hmc_transition()), gradients), or NULL where no start has a finite
 # potential.
 hmc_draws <- function(potential, beta, x0, n, delta = 0.8, span = 1.5, block = 5L,
                       warmup_min = 20L, warmup_max = 150L, steps_max = 100L, ess_min = n / 2,
@@ -118,6 +124,7 @@ hmc_draws <- function(potential, beta, x0, n, delta = 0.8, span = 1.5, block = 5
   state <- start(x0, met)
   if (!any(is.finite(state$value))) return(NULL)
   evals <- m
+  divergent <- 0L
   eps <- min(1, 1.5 / D^0.25)
   move <- function(eps) {
     e <- eps * stats::runif(1L, 0.8, 1.2)
@@ -125,6 +132,7 @@ hmc_draws <- function(potential, beta, x0, n, delta = 0.8, span = 1.5, block = 5
     r <- hmc_transition(potential, beta, met, state, e, steps)
     evals <<- evals + steps * m
     state <<- r$state
+    divergent <<- divergent + r$divergent
     r$accept
   }
   # warmup: the chains' block means, and the test that they stopped moving
@@ -165,6 +173,7 @@ hmc_draws <- function(potential, beta, x0, n, delta = 0.8, span = 1.5, block = 5
   chain <- rep(seq_len(m), each = per)[seq_len(n)]
   thin <- 1L
   repeat {
+    divergent <- 0L
     keep <- array(NA_real_, c(per, m, D))
     acc <- numeric(per * thin)
     for (k in seq_len(per)) {
@@ -179,7 +188,8 @@ hmc_draws <- function(potential, beta, x0, n, delta = 0.8, span = 1.5, block = 5
   }
   list(x = x, chain = chain, acceptance = mean(acc), method = "hmc", eps = eps,
        steps = min(steps_max, max(1L, ceiling(span / eps))), thin = thin, warmup = it,
-       converged = converged, drift = hmc_drift(keep), gradients = evals)
+       converged = converged, drift = hmc_drift(keep), divergent = divergent,
+       gradients = evals)
 }
 
 # Whether an ensemble's kept iterations (per x chains x D) drift: each

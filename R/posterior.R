@@ -72,8 +72,8 @@ hmc_law_draws <- function(law, potential, beta, n, threads = 1L) {
   d$diagnostics <- draws_diagnostics(d)
   d$diagnostics$method <- "hmc"
   d$diagnostics$dim <- law$dim
-  d$diagnostics[c("eps", "steps", "warmup", "converged", "drift", "gradients")] <-
-    d[c("eps", "steps", "warmup", "converged", "drift", "gradients")]
+  keys <- c("eps", "steps", "warmup", "converged", "drift", "divergent", "gradients")
+  d$diagnostics[keys] <- d[keys]
   d
 }
 

@@ -21,11 +21,11 @@ verdict_text <- function(v) {
                    "draws (%d warmup iterations%s, %d leapfrog steps of %.2g each): ",
                    "acceptance %.0f%%, bulk ESS >= %.0f, tail ESS >= %.0f, the chains' means ",
                    "over their last draws %.1f standard errors at most from those over their ",
-                   "first (%.1f allowed)"),
+                   "first (%.1f allowed), %d divergent transitions"),
             d$n, d$chains, as.integer(d$warmup),
             if (isTRUE(d$converged)) "" else ", the chains' means still moving",
             as.integer(d$steps), d$eps, 100 * d$acceptance, d$ess_bulk, d$ess_tail, d$drift,
-            hmc_drift_max(d$dim))
+            hmc_drift_max(d$dim), as.integer(d$divergent %||% 0L))
   } else if (!is.null(d)) {
     sprintf(paste0("%d exact draws in %d chains of independence Metropolis-Hastings with the ",
                    "flow as proposal: acceptance %.0f%%, bulk ESS >= %.0f, tail ESS >= %.0f, ",
@@ -145,8 +145,8 @@ verdict_short <- function(v) {
 
 # The exact draws' checks that failed (none where the draws pass: the
 # verdict's test), each as a phrase: the Pareto k-hat of their proposals'
-# weights and R-hat (for HMC draws, whether their warmup settled and their
-# kept draws drift: hmc_drift(), R/hmc.R), bulk ESS.
+# weights and R-hat (for HMC draws, whether their warmup settled, their
+# kept draws drift (hmc_drift(), R/hmc.R) or diverged), bulk ESS.
 draws_failures <- function(d) {
   out <- character()
   # (HMC draws: their proposals only chose the chains' starts)
@@ -156,6 +156,11 @@ draws_failures <- function(d) {
       out <- c(out, sprintf(
         "the HMC chains' means drifting (%.1f standard errors, under %.1f asked)",
         d$drift, hmc_drift_max(d$dim)))
+    }
+    if (isTRUE(d$divergent > 0)) {
+      out <- c(out, sprintf(paste0(
+        "%d divergent HMC transitions (a funnel's neck or a region too stiff for the step ",
+        "size, which the chains may not enter)"), as.integer(d$divergent)))
     }
   } else {
     if (!isTRUE(d$pareto_k < khat_reached(d$proposals))) {

@@ -155,3 +155,34 @@ test_that("HMC chains all started at one point spread out in a given metric", {
   expect_true(d$converged)
   expect_moments(d, g$mu, sqrt(diag(g$V)))
 })
+
+test_that("HMC counts divergent transitions, and a draw's verdict fails on them", {
+  # Neal's funnel: v ~ N(0, 3^2), x_i | v ~ N(0, e^v); in one metric the
+  # step size that suits the mouth overshoots the neck
+  D <- 10
+  logd <- function(x) {
+    v <- x[, 1]
+    dnorm(v, 0, 3, log = TRUE) + rowSums(dnorm(x[, -1, drop = FALSE], 0, exp(v / 2), log = TRUE))
+  }
+  grad <- function(x) {
+    v <- x[, 1]
+    r <- x[, -1, drop = FALSE]
+    cbind(-v / 9 - (D - 1) / 2 + rowSums(r^2) / (2 * exp(v)), -r / exp(v))
+  }
+  tg <- target_logdensity(logd, grad, dim = D)
+  set.seed(9)
+  x0 <- cbind(rnorm(256, 0, 3), matrix(rnorm(256 * (D - 1)), 256) * exp(rnorm(256, 0, 3) / 2))
+  d <- jkoflow:::hmc_draws(tg, 1, x0, 1000)
+  expect_gt(d$divergent, 0)
+  diag <- list(method = "hmc", converged = TRUE, drift = 0, dim = D, divergent = d$divergent,
+               ess_bulk = 1000)
+  expect_match(jkoflow:::draws_failures(diag), sprintf("^%d divergent HMC transitions",
+                                                       d$divergent))
+  diag$divergent <- 0L
+  expect_identical(jkoflow:::draws_failures(diag), character())
+  # a Gaussian's chains do not diverge
+  g <- correlated_conjugate()
+  L <- t(chol(g$V))
+  x1 <- sweep(matrix(rnorm(256 * g$D), 256) %*% t(L), 2L, g$mu, "+")
+  expect_identical(jkoflow:::hmc_draws(g$target, 1, x1, 1000)$divergent, 0L)
+})
