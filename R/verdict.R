@@ -157,6 +157,10 @@ draws_failures <- function(d) {
         "the HMC chains' means drifting (%.1f standard errors, under %.1f asked)",
         d$drift, hmc_drift_max(d$dim)))
     }
+    if (isTRUE(d$neck)) {
+      out <- c(out, paste0("a neck at the search's first point (below), which the HMC chains ",
+                           "may not enter"))
+    }
     if (isTRUE(d$divergent > 0)) {
       out <- c(out, sprintf(paste0(
         "%d divergent HMC transitions (a funnel's neck or a region too stiff for the step ",

@@ -180,6 +180,9 @@ test_that("HMC counts divergent transitions, and a draw's verdict fails on them"
                                                        d$divergent))
   diag$divergent <- 0L
   expect_identical(jkoflow:::draws_failures(diag), character())
+  # nor do HMC draws pass where the search's first point was a neck
+  diag$neck <- TRUE
+  expect_match(jkoflow:::draws_failures(diag), "^a neck at the search's first point")
   # a Gaussian's chains do not diverge
   g <- correlated_conjugate()
   L <- t(chol(g$V))
