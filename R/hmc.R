@@ -1,8 +1,9 @@
 # Draws of a target that its flow did not reach: Hamiltonian Monte Carlo,
 # many short chains at once, started from the flow's draws.
 #
-# Where a flow stops short of its target ("stalled", or its independence
-# chains did not mix), its draws are near the target but not its: on
+# Where a flow stops short of its target (it stalls, or its training is
+# projected to cost more than these chains: handover_due(),
+# R/stationary.R), its draws are near the target but not its: on
 # posteriordb's non-hierarchical dogs model (D = 65, a bivariate
 # non-centred hierarchy) the flow stalled at KL 0.53 after 5 steps, its
 # exact draws 0.108 sd off in a correlation and 9.7% in an sd. The flow's
@@ -13,14 +14,15 @@
 # whitens the coordinates (an exact change of variables), and the step
 # size follows the ensemble's mean acceptance, which averages out the
 # noise of any one chain. Warmup ends when the ensemble's means stop
-# moving: the chains' means over a block of iterations agree with those of
-# the block before within their standard errors (across chains, so that
-# each chain's autocorrelation is counted). On the dogs model, 256 chains
-# from the law along its two scales (KL 0.96, 0.65 sd off) came within
-# 0.05 sd and 4% of the reference in about 80 iterations of 5 leapfrog
-# steps (130 000 gradients, 12 s), where the flow had trained 5 steps of
-# 17 s and stalled. These draws have no density of their own: they are
-# the target's as far as their chains' R-hat and ESS can tell.
+# moving: the chains' means over a block of iterations agree with those
+# of the block half the warmup ago within their standard errors (across
+# chains, so that each chain's autocorrelation is counted). On the dogs
+# model, 250 chains from its start (KL 0.96-1.3) warm up in 20 iterations
+# of 4-6 leapfrog steps: 27-36 s a fit against NUTS's 12-14 s, with
+# NUTS's errors. These draws have no density of their own: they are the
+# target's as far as their ESS, drift and divergent transitions can
+# tell, which is not far in a funnel's neck (R/verdict.R,
+# draws_failures()).
 
 # HMC draws serve a fit whose law has a density and a single mode (chains
 # in one metric would not cross between modes, and their share in each
@@ -100,10 +102,10 @@ hmc_transition <- function(potential, beta, met, state, eps, steps) {
 # kept, the first n (each the last of `thin` iterations, raised up to
 # thin_max where the draws' smallest bulk ESS is short of ess_min, half
 # the draws: on the dogs model 975-1261 at thin 1, its worst quantile 0.21
-# sd off where NUTS's 4000 draws were 0.12). Each transition integrates for a time of
-# about `span` (in whitened units: a quarter period of a unit Gaussian is
-# pi / 2), its step size eps jittered by 20% and adapted to a mean
-# acceptance of `delta`. list(x (draws, chain by chain), chain,
+# sd off where NUTS's 4000 draws were 0.12). Each transition integrates
+# for a time of about `span` (in whitened units: a quarter period of a
+# unit Gaussian is pi / 2), its step size eps jittered by 20% and adapted
+# to a mean acceptance of `delta`. list(x (draws, chain by chain), chain,
 # acceptance (the mean over the kept transitions), method "hmc", eps,
 # steps, thin, warmup, converged (FALSE where warmup_max ran out first),
 # drift (hmc_drift()), divergent (the kept transitions that diverged:
