@@ -28,7 +28,8 @@
 # in one metric would not cross between modes, and their share in each
 # would be the flow's), unless jko_control(hmc = FALSE).
 hmc_applies <- function(fit) {
-  !isFALSE(fit$settings$hmc) && law_has_density(fit_law(fit)) &&
+  # (the law's density is its start's: the maps keep it)
+  !isFALSE(fit$settings$hmc) && law_has_density(as_law(fit$init)) &&
     NROW(fit$init$base$modes$modes) <= 1L && !is_mixture_start(fit$init$base)
 }
 
@@ -51,6 +52,10 @@ hmc_metric <- function(x) {
   if (is.null(L) || !all(is.finite(L))) return(NULL)
   list(centre = colMeans(x), L = L)
 }
+
+# The leapfrog steps of a transition of step size eps integrating for
+# about `span`: at least 1, at most steps_max.
+hmc_leapfrogs <- function(eps, span, steps_max) min(steps_max, max(1L, ceiling(span / eps)))
 
 # Whitened coordinates y of points x (rows), and back.
 hmc_y <- function(x, met) t(forwardsolve(met$L, t(x) - met$centre))
@@ -130,7 +135,7 @@ hmc_draws <- function(potential, beta, x0, n, delta = 0.8, span = 1.5, block = 5
   eps <- min(1, 1.5 / D^0.25)
   move <- function(eps) {
     e <- eps * stats::runif(1L, 0.8, 1.2)
-    steps <- min(steps_max, max(1L, ceiling(span / e)))
+    steps <- hmc_leapfrogs(e, span, steps_max)
     r <- hmc_transition(potential, beta, met, state, e, steps)
     evals <<- evals + steps * m
     state <<- r$state
@@ -189,7 +194,7 @@ hmc_draws <- function(potential, beta, x0, n, delta = 0.8, span = 1.5, block = 5
     thin <- as.integer(min(thin_max, max(thin + 1L, ceiling(1.15 * thin * ess_min / ess))))
   }
   list(x = x, chain = chain, acceptance = mean(acc), method = "hmc", eps = eps,
-       steps = min(steps_max, max(1L, ceiling(span / eps))), thin = thin, warmup = it,
+       steps = hmc_leapfrogs(eps, span, steps_max), thin = thin, warmup = it,
        converged = converged, drift = hmc_drift(keep), divergent = divergent,
        gradients = evals)
 }

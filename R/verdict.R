@@ -59,7 +59,7 @@ verdict_text <- function(v) {
     max_steps = "the step budget (`max_steps`) ran out",
     max_time = "the time budget (`max_time`) ran out",
     "it was stopped")
-  advice <- if (hmc && !length(draws_failures(d))) {
+  advice <- if (hmc_vouched(d)) {
     paste0("Its draws are the target's as far as their chains' ESS and drift can tell; the ",
            "flow's density (jko_density(), jko_evidence()) is not the target's.")
   } else verdict_advice(v$reason)
@@ -138,10 +138,13 @@ verdict_short <- function(v) {
   sprintf(paste0("Verdict: the flow did NOT reach the target (%s at step %d, %s; %s; ",
                  "%s): %s. See summary(fit)."),
           why, v$step, what, chains, modes,
-          if (identical(d$method, "hmc") && !length(draws_failures(d))) {
+          if (hmc_vouched(d)) {
             "its draws are the target's as far as their HMC chains can tell, its density is not"
           } else "its draws may not be the target's")
 }
+
+# Are draws HMC's (R/hmc.R), and do they pass every check of theirs?
+hmc_vouched <- function(d) identical(d$method, "hmc") && !length(draws_failures(d))
 
 # The exact draws' checks that failed (none where the draws pass: the
 # verdict's test), each as a phrase: the Pareto k-hat of their proposals'
